@@ -1,0 +1,103 @@
+/*
+ * conf.h - halo-milter configuration: parse, validate, look up routing.
+ *
+ * File format: "key = value" lines, '#' starts a comment (whole line or after
+ * whitespace), blank lines ignored. A global part, then one section per Halo
+ * tenant introduced by "[tenant NAME]". Keys, values and the meaning of each
+ * are documented in conf/halo-milter.conf and README.md.
+ *
+ * The parsed configuration is a plain, read-only tree owned by the caller of
+ * conf_load() and released with conf_free(). It is not modified after load, so
+ * any number of threads may read it.
+ */
+#ifndef HALO_CONF_H
+#define HALO_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum conf_mode {
+	CONF_MODE_OFF = 0,      /* matched, but do nothing with the mail */
+	CONF_MODE_THREAD_ONLY,  /* append to an existing thread only */
+	CONF_MODE_INTAKE        /* create or append */
+};
+
+enum conf_spool_error {
+	CONF_SPOOL_TEMPFAIL = 0,
+	CONF_SPOOL_ACCEPT
+};
+
+struct conf_tenant;
+
+/* One routing rule: "route = PATTERN MODE [agent=EMAIL|agent=recipient]". */
+struct conf_route {
+	char *pattern;               /* lower-case "local@domain" or "*@domain" */
+	enum conf_mode mode;
+	char *agent;                 /* lower-case agent email; NULL = recipient */
+	int line;                    /* line number in the file */
+	struct conf_tenant *tenant;  /* back pointer, not owned */
+};
+
+struct conf_tenant {
+	char *name;
+	int line;                    /* line of the "[tenant NAME]" header */
+	char *halo_url;              /* required; resource server base URL */
+	char *auth_url;              /* optional; NULL = halo_url + "/auth" */
+	char *halo_tenant;           /* optional; hosted Halo tenant name */
+	char *client_id;             /* required */
+	char *client_secret;         /* optional; inline or read from file */
+	long ticket_type_id;         /* required, > 0 */
+	char *append_outcome;        /* default "Email Received" */
+	char *create_outcome;        /* default "Email Received" */
+	bool internal_note;          /* default false */
+	bool attachments;            /* default true */
+	char *subject_tag;           /* default "[ID:{n}]"; exactly one "{n}" */
+	char *default_agent;         /* optional; agent for rules with no agent= */
+	char **halo_senders;         /* addresses Halo sends notifications from */
+	size_t n_halo_senders;
+	unsigned loop_max_creates;   /* per sender per window; default 20 */
+	unsigned loop_window;        /* seconds; default 3600 */
+	struct conf_route **routes;
+	size_t n_routes;
+};
+
+struct conf {
+	char *path;
+	char *socket;                /* default "unix:/run/halo-milter/milter.sock" */
+	char *state_dir;             /* default "/var/lib/halo-milter" */
+	char *web_listen;            /* default "127.0.0.1:8025" */
+	char *public_url;            /* optional */
+	char *user;                  /* optional; drop privileges to it */
+	enum conf_spool_error on_spool_error;  /* default tempfail */
+	uint64_t max_message_size;   /* bytes; default 50 MiB; 0 = unlimited */
+	bool add_thread_index;       /* default false */
+	int log_level;               /* syslog priority; default LOG_INFO */
+	struct conf_tenant **tenants;
+	size_t n_tenants;
+};
+
+/*
+ * Load and validate FILE. Every problem is printed to ERRS as
+ * "FILE:LINE: message" (LINE 0 when no line applies), and counted in
+ * *NERRORS. Returns the configuration, or NULL when there was any error (the
+ * caller must not start on a partly valid file).
+ */
+struct conf *conf_load(const char *path, FILE *errs, int *nerrors);
+
+/* Release a configuration; returns NULL. NULL is accepted. */
+struct conf *conf_free(struct conf *conf);
+
+/*
+ * The rule that routes ADDR (an envelope address, with or without <>, any
+ * case), or NULL when none does. An exact address rule beats a "*@domain"
+ * rule. The returned rule may have mode CONF_MODE_OFF.
+ */
+const struct conf_route *conf_route_lookup(const struct conf *conf,
+    const char *addr);
+
+/* Parse a size with optional K/M/G suffix (binary units). 0 on success. */
+int conf_parse_size(const char *text, uint64_t *out);
+
+#endif

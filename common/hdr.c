@@ -1,0 +1,308 @@
+/*
+ * hdr.c - header value helpers (see hdr.h).
+ */
+#include "hdr.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <gmime/gmime.h>
+
+static pthread_once_t hdr_once = PTHREAD_ONCE_INIT;
+
+/* One-time GMime set-up. */
+static void
+hdr_init_once(void)
+{
+	g_mime_init();
+}
+
+/* Initialise GMime once. */
+void
+hdr_init(void)
+{
+	pthread_once(&hdr_once, hdr_init_once);
+}
+
+/* Is NAME an X-Halo-* header? */
+bool
+hdr_is_ours(const char *name)
+{
+	return strncasecmp(name, "X-Halo-", 7) == 0;
+}
+
+/* Append a copy of [S, S+LEN) to the kept list, honouring the cap. */
+static void
+hdr_msgids_keep(char **ids, size_t max, size_t *n,
+    const char *s, size_t len)
+{
+	char *id = malloc(len + 3);
+	size_t slot;
+
+	if (id == NULL)
+		return;
+	id[0] = '<';
+	memcpy(id + 1, s, len);
+	id[len + 1] = '>';
+	id[len + 2] = '\0';
+	if (*n < max) {
+		ids[(*n)++] = id;
+		return;
+	}
+	/* full: keep ids[0] (the root), drop ids[1], shift the rest left */
+	if (max == 1) {
+		free(id);
+		return;
+	}
+	free(ids[1]);
+	for (slot = 1; slot + 1 < max; slot++)
+		ids[slot] = ids[slot + 1];
+	ids[max - 1] = id;
+}
+
+/* Extract Message-IDs from a References/In-Reply-To value. */
+size_t
+hdr_msgids(const char *value, size_t max, char ***out)
+{
+	char **ids;
+	size_t n = 0, len;
+	const char *p, *end;
+	int depth = 0;
+
+	*out = NULL;
+	if (value == NULL || max == 0)
+		return 0;
+	ids = calloc(max, sizeof(*ids));
+	if (ids == NULL)
+		return 0;
+	len = strnlen(value, HDR_VALUE_MAX);
+	for (p = value; p < value + len; p++) {
+		if (*p == '(') {        /* RFC 5322 comments nest */
+			depth++;
+			continue;
+		}
+		if (*p == ')' && depth > 0) {
+			depth--;
+			continue;
+		}
+		if (depth > 0 || *p != '<')
+			continue;
+		end = memchr(p + 1, '>', (size_t)(value + len - p - 1));
+		if (end == NULL)
+			break;
+		{
+			const char *s = p + 1;
+			size_t idlen = (size_t)(end - s);
+			/* trim whitespace some broken mailers put inside */
+			while (idlen > 0 && isspace((unsigned char)*s)) {
+				s++;
+				idlen--;
+			}
+			while (idlen > 0 && isspace((unsigned char)s[idlen - 1]))
+				idlen--;
+			if (idlen > 0 && idlen + 2 <= HDR_MSGID_MAX &&
+			    memchr(s, '<', idlen) == NULL)
+				hdr_msgids_keep(ids, max, &n, s, idlen);
+		}
+		p = end;
+	}
+	if (n == 0) {
+		free(ids);
+		return 0;
+	}
+	*out = ids;
+	return n;
+}
+
+/* Free a list from hdr_msgids(). */
+void
+hdr_msgids_free(char **ids, size_t n)
+{
+	size_t i;
+
+	if (ids == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+/* Normalise a Message-ID header value. */
+bool
+hdr_msgid_one(const char *value, char out[HDR_MSGID_MAX + 1])
+{
+	char **ids = NULL;
+	size_t n, len, i;
+	const char *s;
+
+	if (value == NULL)
+		return false;
+	n = hdr_msgids(value, 1, &ids);
+	if (n == 1) {
+		strcpy(out, ids[0]);        /* bounded by HDR_MSGID_MAX */
+		hdr_msgids_free(ids, n);
+		return true;
+	}
+	/* no brackets: take the trimmed text when it looks like an id */
+	s = value;
+	while (isspace((unsigned char)*s))
+		s++;
+	len = strnlen(s, HDR_VALUE_MAX);
+	while (len > 0 && isspace((unsigned char)s[len - 1]))
+		len--;
+	if (len == 0 || len + 2 > HDR_MSGID_MAX)
+		return false;
+	for (i = 0; i < len; i++)
+		if (isspace((unsigned char)s[i]) || s[i] == '<' || s[i] == '>' ||
+		    (unsigned char)s[i] < 0x21)
+			return false;
+	out[0] = '<';
+	memcpy(out + 1, s, len);
+	out[len + 1] = '>';
+	out[len + 2] = '\0';
+	return true;
+}
+
+/* Build a Message-ID from a digest and a domain. */
+void
+hdr_msgid_generate(const uint8_t digest[32], const char *domain,
+    char out[HDR_MSGID_MAX + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	char h[33];
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		h[2 * i] = hex[digest[i] >> 4];
+		h[2 * i + 1] = hex[digest[i] & 0x0f];
+	}
+	h[32] = '\0';
+	if (domain == NULL || *domain == '\0' || strlen(domain) > 255)
+		domain = "localhost";
+	snprintf(out, HDR_MSGID_MAX + 1, "<%s.hm@%s>", h, domain);
+}
+
+/* Copy and lower-case an addr-spec when it fits and looks like one. */
+static bool
+hdr_addr_copy(const char *s, size_t len, char out[HDR_ADDR_MAX + 1])
+{
+	size_t i;
+
+	if (len == 0 || len > HDR_ADDR_MAX || memchr(s, '@', len) == NULL)
+		return false;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c <= 0x20 || c == 0x7f || c == '<' || c == '>')
+			return false;
+		out[i] = (char)tolower(c);
+	}
+	out[len] = '\0';
+	return true;
+}
+
+/* First mailbox address of a header or envelope value. */
+bool
+hdr_addr_spec(const char *value, char out[HDR_ADDR_MAX + 1])
+{
+	InternetAddressList *list;
+	bool found = false;
+	size_t len;
+	int i, n;
+
+	if (value == NULL)
+		return false;
+	len = strnlen(value, HDR_VALUE_MAX + 1);
+	if (len > HDR_VALUE_MAX)
+		return false;
+	hdr_init();
+	list = internet_address_list_parse(NULL, value);
+	if (list != NULL) {
+		n = internet_address_list_length(list);
+		for (i = 0; i < n && !found; i++) {
+			InternetAddress *ia = internet_address_list_get_address(list, i);
+			const char *addr;
+			if (!INTERNET_ADDRESS_IS_MAILBOX(ia))
+				continue;
+			addr = internet_address_mailbox_get_addr(
+			    INTERNET_ADDRESS_MAILBOX(ia));
+			if (addr != NULL)
+				found = hdr_addr_copy(addr, strlen(addr), out);
+		}
+		g_object_unref(list);
+	}
+	if (!found) {
+		/* envelope form "<a@b>" or a bare address GMime rejected */
+		const char *s = value, *e;
+		while (isspace((unsigned char)*s) || *s == '<')
+			s++;
+		e = s + strnlen(s, HDR_ADDR_MAX + 2);
+		while (e > s && (isspace((unsigned char)e[-1]) || e[-1] == '>'))
+			e--;
+		found = hdr_addr_copy(s, (size_t)(e - s), out);
+	}
+	return found;
+}
+
+/* Is this Content-Type a delivery-status report? */
+bool
+hdr_is_dsn(const char *content_type)
+{
+	GMimeContentType *ct;
+	const char *rt;
+	bool dsn = false;
+
+	if (content_type == NULL ||
+	    strnlen(content_type, HDR_VALUE_MAX + 1) > HDR_VALUE_MAX)
+		return false;
+	hdr_init();
+	ct = g_mime_content_type_parse(NULL, content_type);
+	if (ct == NULL)
+		return false;
+	if (g_mime_content_type_is_type(ct, "multipart", "report")) {
+		rt = g_mime_content_type_get_parameter(ct, "report-type");
+		dsn = rt != NULL && strcasecmp(rt, "delivery-status") == 0;
+	}
+	g_object_unref(ct);
+	return dsn;
+}
+
+/* Decode encoded words into a malloc'd UTF-8 string. */
+char *
+hdr_decode_text(const char *value)
+{
+	char *g, *copy;
+	size_t len;
+
+	if (value == NULL)
+		return strdup("");
+	len = strnlen(value, HDR_VALUE_MAX);
+	copy = strndup(value, len);
+	if (copy == NULL)
+		return NULL;
+	hdr_init();
+	g = g_mime_utils_header_decode_text(NULL, copy);
+	free(copy);
+	if (g == NULL)
+		return strdup("");
+	copy = strdup(g);
+	g_free(g);
+	return copy;
+}
+
+/* Encode text for an unstructured header into a malloc'd string. */
+char *
+hdr_encode_text(const char *text)
+{
+	char *g, *copy;
+
+	hdr_init();
+	g = g_mime_utils_header_encode_text(NULL, text, "utf-8");
+	if (g == NULL)
+		return strdup("");
+	copy = strdup(g);
+	g_free(g);
+	return copy;
+}

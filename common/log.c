@@ -1,0 +1,110 @@
+/*
+ * log.c - syslog or stderr logging with printf-style verbs.
+ */
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+static bool log_foreground = true;
+static int log_level = LOG_INFO;
+static const char *log_ident = "halo-milter";
+
+/* Set up the destination and threshold. */
+void
+log_init(const char *ident, bool foreground, int level)
+{
+	log_ident = ident;
+	log_foreground = foreground;
+	log_level = level;
+	if (!foreground)
+		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+/* Change the threshold (SIGHUP reload). */
+void
+log_set_level(int level)
+{
+	log_level = level;
+}
+
+/* True when debug lines would be written. */
+bool
+log_debug_enabled(void)
+{
+	return log_level >= LOG_DEBUG;
+}
+
+/* Write one line at PRI, with ": strerror" appended when ERRNUM is not 0. */
+static void
+log_vwrite(int pri, int errnum, const char *fmt, va_list ap)
+{
+	char msg[2048];
+	const char *tag;
+
+	if (pri > log_level)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (!log_foreground) {
+		if (errnum)
+			syslog(pri, "%s: %s", msg, strerror(errnum));
+		else
+			syslog(pri, "%s", msg);
+		return;
+	}
+	switch (pri) {
+	case LOG_CRIT: tag = "crit"; break;
+	case LOG_ERR: tag = "error"; break;
+	case LOG_WARNING: tag = "warning"; break;
+	case LOG_NOTICE: tag = "notice"; break;
+	case LOG_DEBUG: tag = "debug"; break;
+	default: tag = "info"; break;
+	}
+	/* one fprintf per line keeps lines from different threads whole */
+	if (errnum)
+		fprintf(stderr, "%s: %s: %s: %s\n", log_ident, tag, msg,
+		    strerror(errnum));
+	else
+		fprintf(stderr, "%s: %s: %s\n", log_ident, tag, msg);
+}
+
+#define LOG_VERB(name, pri, with_errno)					\
+void									\
+name(const char *fmt, ...)						\
+{									\
+	int saved = errno;						\
+	va_list ap;							\
+	va_start(ap, fmt);						\
+	log_vwrite(pri, (with_errno) ? saved : 0, fmt, ap);		\
+	va_end(ap);							\
+	errno = saved;							\
+}
+
+LOG_VERB(log_warn, LOG_WARNING, 1)
+LOG_VERB(log_warnx, LOG_WARNING, 0)
+LOG_VERB(log_info, LOG_INFO, 0)
+LOG_VERB(log_notice, LOG_NOTICE, 0)
+LOG_VERB(log_debug, LOG_DEBUG, 0)
+LOG_VERB(log_crit, LOG_CRIT, 0)
+
+/* Make S printable for a log line (see log.h). */
+const char *
+log_safe(const char *s, char *out, unsigned outsz)
+{
+	unsigned i = 0;
+
+	if (outsz == 0)
+		return out;
+	if (s == NULL)
+		s = "-";
+	for (; s[i] != '\0' && i + 1 < outsz; i++) {
+		unsigned char c = (unsigned char)s[i];
+		out[i] = (c < 0x20 || c >= 0x7f) ? '?' : (char)c;
+	}
+	out[i] = '\0';
+	return out;
+}

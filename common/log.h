@@ -1,0 +1,36 @@
+/*
+ * log.h - logging to syslog, or to stderr in the foreground.
+ *
+ * Paired verbs in the OpenSMTPD manner: log_warn() appends strerror(errno),
+ * log_warnx() does not. Nothing here exits: callers inside milter callbacks
+ * must answer and clean up, and only start-up code may give up.
+ * Never pass a secret (token, password, code) to these functions.
+ */
+#ifndef HALO_LOG_H
+#define HALO_LOG_H
+
+#include <stdbool.h>
+
+#define LOG_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* Start logging as IDENT; FOREGROUND sends lines to stderr; LEVEL is a
+ * syslog priority (LOG_DEBUG..LOG_ERR): lines above it are dropped. */
+void log_init(const char *ident, bool foreground, int level);
+void log_set_level(int level);
+bool log_debug_enabled(void);
+
+void log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
+void log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);
+void log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
+void log_notice(const char *fmt, ...) LOG_PRINTF(1, 2);
+void log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);
+void log_crit(const char *fmt, ...) LOG_PRINTF(1, 2);
+
+/*
+ * Copy S into OUT (size OUTSZ) for a log line: at most OUTSZ-1 bytes, control
+ * characters and non-ASCII bytes replaced by '?', so hostile header values
+ * cannot forge log lines. Returns OUT.
+ */
+const char *log_safe(const char *s, char *out, unsigned outsz);
+
+#endif

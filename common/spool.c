@@ -1,0 +1,312 @@
+/*
+ * spool.c - durable raw-message files (see spool.h).
+ */
+#include "spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+struct spool_file {
+	char *dir;                  /* spool directory */
+	char name[SPOOL_NAME_MAX];
+	int fd;
+	bool committed;
+	uint64_t size;
+	EVP_MD_CTX *sha;
+	unsigned char digest[32];
+	bool digest_done;
+};
+
+/* mkdir that tolerates an existing directory. */
+static int
+spool_mkdir(const char *path)
+{
+	if (mkdir(path, 0700) == 0 || errno == EEXIST)
+		return 0;
+	return -1;
+}
+
+/* Create the spool tree. */
+int
+spool_init(const char *spool_dir)
+{
+	char path[4096];
+
+	if (spool_mkdir(spool_dir) != 0)
+		return -1;
+	if (snprintf(path, sizeof(path), "%s/tmp", spool_dir) >= (int)sizeof(path) ||
+	    spool_mkdir(path) != 0)
+		return -1;
+	if (snprintf(path, sizeof(path), "%s/msg", spool_dir) >= (int)sizeof(path) ||
+	    spool_mkdir(path) != 0)
+		return -1;
+	return 0;
+}
+
+/* Path of NAME in SUB ("tmp" or "msg"). */
+static int
+spool_subpath(const char *dir, const char *sub, const char *name, char *out,
+    size_t outsz)
+{
+	int n = snprintf(out, outsz, "%s/%s/%s", dir, sub, name);
+
+	if (n < 0 || (size_t)n >= outsz) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/* Full path of a committed file. */
+int
+spool_path(const char *spool_dir, const char *name, char *out, size_t outsz)
+{
+	return spool_subpath(spool_dir, "msg", name, out, outsz);
+}
+
+/* Begin a file with a unique, unguessable name. */
+struct spool_file *
+spool_create(const char *spool_dir)
+{
+	struct spool_file *sf;
+	unsigned char rnd[8];
+	char path[4096];
+	struct timespec ts;
+
+	sf = calloc(1, sizeof(*sf));
+	if (sf == NULL)
+		return NULL;
+	sf->fd = -1;
+	sf->dir = strdup(spool_dir);
+	sf->sha = EVP_MD_CTX_new();
+	if (sf->dir == NULL || sf->sha == NULL ||
+	    EVP_DigestInit_ex(sf->sha, EVP_sha256(), NULL) != 1)
+		goto fail;
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		goto fail;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(sf->name, sizeof(sf->name), "%lld.%09ld.%02x%02x%02x%02x%02x%02x%02x%02x",
+	    (long long)ts.tv_sec, ts.tv_nsec, rnd[0], rnd[1], rnd[2], rnd[3],
+	    rnd[4], rnd[5], rnd[6], rnd[7]);
+	if (spool_subpath(spool_dir, "tmp", sf->name, path, sizeof(path)) != 0)
+		goto fail;
+	sf->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	    0600);
+	if (sf->fd < 0)
+		goto fail;
+	return sf;
+fail:
+	{
+		int saved = errno;
+		if (sf->sha)
+			EVP_MD_CTX_free(sf->sha);
+		free(sf->dir);
+		free(sf);
+		errno = saved ? saved : EIO;
+	}
+	return NULL;
+}
+
+/* Append bytes, retrying short writes and EINTR. */
+int
+spool_write(struct spool_file *sf, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	if (sf->committed || sf->fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	if (EVP_DigestUpdate(sf->sha, buf, len) != 1) {
+		errno = EIO;
+		return -1;
+	}
+	while (len > 0) {
+		n = write(sf->fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		sf->size += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* fsync a directory. */
+static int
+spool_sync_dir(const char *dir, const char *sub)
+{
+	char path[4096];
+	int fd, rc;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, sub) >= (int)sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* Durably move the file into msg/. */
+int
+spool_commit(struct spool_file *sf)
+{
+	char from[4096], to[4096];
+	int saved;
+
+	if (sf->committed || sf->fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	if (spool_subpath(sf->dir, "tmp", sf->name, from, sizeof(from)) != 0 ||
+	    spool_subpath(sf->dir, "msg", sf->name, to, sizeof(to)) != 0)
+		goto fail;
+	if (fsync(sf->fd) != 0)
+		goto fail;
+	if (close(sf->fd) != 0) {
+		sf->fd = -1;
+		goto fail;
+	}
+	sf->fd = -1;
+	if (rename(from, to) != 0)
+		goto fail;
+	sf->committed = true;
+	if (spool_sync_dir(sf->dir, "msg") != 0) {
+		saved = errno;
+		unlink(to);
+		sf->committed = false;
+		errno = saved;
+		return -1;
+	}
+	return 0;
+fail:
+	saved = errno;
+	if (sf->fd >= 0) {
+		close(sf->fd);
+		sf->fd = -1;
+	}
+	unlink(from);
+	errno = saved;
+	return -1;
+}
+
+/* Drop an uncommitted file, free the handle. */
+struct spool_file *
+spool_close(struct spool_file *sf)
+{
+	char path[4096];
+
+	if (sf == NULL)
+		return NULL;
+	if (sf->fd >= 0)
+		close(sf->fd);
+	if (!sf->committed &&
+	    spool_subpath(sf->dir, "tmp", sf->name, path, sizeof(path)) == 0)
+		unlink(path);
+	EVP_MD_CTX_free(sf->sha);
+	free(sf->dir);
+	free(sf);
+	return NULL;
+}
+
+/* Remove a committed file. */
+int
+spool_remove(const char *spool_dir, const char *name)
+{
+	char path[4096];
+
+	if (spool_path(spool_dir, name, path, sizeof(path)) != 0)
+		return -1;
+	return unlink(path);
+}
+
+/* Accessors. */
+const char *
+spool_name(const struct spool_file *sf)
+{
+	return sf->name;
+}
+
+uint64_t
+spool_size(const struct spool_file *sf)
+{
+	return sf->size;
+}
+
+/* Hex SHA-256 of what was written (finalised on first call). */
+void
+spool_sha256_hex(struct spool_file *sf, char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned int len = 0;
+	int i;
+
+	if (!sf->digest_done) {
+		if (EVP_DigestFinal_ex(sf->sha, sf->digest, &len) != 1)
+			memset(sf->digest, 0, sizeof(sf->digest));
+		sf->digest_done = true;
+	}
+	for (i = 0; i < 32; i++) {
+		out[2 * i] = hex[sf->digest[i] >> 4];
+		out[2 * i + 1] = hex[sf->digest[i] & 0x0f];
+	}
+	out[64] = '\0';
+}
+
+/* Remove files in SUB for which KEEP is false (KEEP NULL = remove all). */
+static int
+spool_sweep(const char *dir, const char *sub,
+    bool (*keep)(const char *name, void *arg), void *arg, unsigned *removed)
+{
+	char path[4096];
+	struct dirent *de;
+	DIR *d;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, sub) >= (int)sizeof(path))
+		return -1;
+	d = opendir(path);
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (keep != NULL && keep(de->d_name, arg))
+			continue;
+		if (spool_subpath(dir, sub, de->d_name, path, sizeof(path)) == 0 &&
+		    unlink(path) == 0)
+			(*removed)++;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Start-up recovery (see spool.h). */
+int
+spool_recover(const char *spool_dir,
+    bool (*is_used)(const char *name, void *arg), void *arg,
+    unsigned *tmp_removed, unsigned *orphans_removed)
+{
+	*tmp_removed = 0;
+	*orphans_removed = 0;
+	if (spool_sweep(spool_dir, "tmp", NULL, NULL, tmp_removed) != 0)
+		return -1;
+	return spool_sweep(spool_dir, "msg", is_used, arg, orphans_removed);
+}

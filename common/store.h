@@ -1,0 +1,134 @@
+/*
+ * store.h - the durable job store: one narrow interface.
+ *
+ * Today's implementation is SQLite in WAL mode (store_sqlite.c) with
+ * versioned migrations; the interface avoids SQLite-isms (no rowid tricks,
+ * no statements leaking out) so a PostgreSQL implementation can follow.
+ * Every function is safe to call from several threads on one handle.
+ * Strings passed in are copied; strings handed out belong to the caller
+ * and are freed with the matching *_free() function.
+ */
+#ifndef HALO_STORE_H
+#define HALO_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct store;
+
+enum store_status {
+	STORE_OK = 0,
+	STORE_DUPLICATE,       /* (tenant, message_id) already has a job */
+	STORE_NOT_FOUND,
+	STORE_ERROR
+};
+
+/* Job states; stored as their names (store_state_name). */
+enum store_state {
+	STORE_QUEUED = 0,      /* waiting for the worker */
+	STORE_SKIPPED,         /* not to be logged; reason says why */
+	STORE_RUNNING,
+	STORE_DONE,
+	STORE_FAILED,          /* permanent error; reason says why */
+	STORE_WAITING          /* blocked on an operator (re-enroll, ...) */
+};
+
+/* A new job, as intake builds it at end of message. */
+struct store_job_new {
+	const char *tenant;
+	const char *message_id;     /* "<...>", the idempotency key with tenant */
+	enum store_state state;     /* STORE_QUEUED or STORE_SKIPPED */
+	const char *reason;         /* skip reason, or NULL */
+	const char *queue_id;       /* MTA queue id */
+	const char *env_from;
+	const char *from_addr;
+	const char *subject;        /* decoded, UTF-8 */
+	const char *recipients;     /* routed recipients, comma-separated */
+	const char *agent;          /* agent email whose token is used */
+	const char *mode;           /* "intake" or "thread-only" */
+	const char *conv_key;       /* 32 hex */
+	const char *spool;          /* spool file name, or NULL */
+	const char *sha256;         /* hex digest of the spool file */
+	uint64_t size;              /* spool file size in bytes */
+	bool no_create;
+	bool starts_thread;
+};
+
+/* A job as stored. */
+struct store_job {
+	int64_t id;
+	char *tenant, *message_id, *reason, *queue_id, *env_from, *from_addr;
+	char *subject, *recipients, *agent, *mode, *conv_key, *spool, *sha256;
+	enum store_state state;
+	uint64_t size;
+	bool no_create, starts_thread;
+	int attempts;
+	time_t created, updated, next_attempt;
+};
+
+/*
+ * Open (creating when absent) the store at PATH and bring its schema up to
+ * date. On failure returns NULL and a message in ERR.
+ */
+struct store *store_open(const char *path, char *err, size_t errsz);
+
+/* Like store_open, but migrate no further than MAX_VERSION (tests). */
+struct store *store_open_version(const char *path, int max_version,
+    char *err, size_t errsz);
+
+/* Close; returns NULL. */
+struct store *store_close(struct store *st);
+
+/* The schema version in use, and the newest this build knows. */
+int store_schema_version(struct store *st);
+int store_schema_latest(void);
+
+/*
+ * Add jobs atomically (one transaction). RESULTS[i] is STORE_OK with
+ * IDS[i] set, or STORE_DUPLICATE with IDS[i] the existing job's id.
+ * When CONV_MSGID is not NULL, also record CONV_MSGID -> CONV_KEY.
+ * Returns STORE_OK unless the transaction failed (then nothing was added).
+ */
+enum store_status store_jobs_add(struct store *st,
+    const struct store_job_new *jobs, size_t n, enum store_status *results,
+    int64_t *ids, const char *conv_msgid, const char *conv_key);
+
+/* The id of the job for (TENANT, MESSAGE_ID), if any. */
+enum store_status store_job_find(struct store *st, const char *tenant,
+    const char *message_id, int64_t *id);
+
+/* Load one job; free with store_job_free(). */
+enum store_status store_job_get(struct store *st, int64_t id,
+    struct store_job **out);
+struct store_job *store_job_free(struct store_job *job);
+
+/*
+ * Call FN for each job, newest first (at most LIMIT; 0 = all), optionally
+ * only those in STATE (pass -1 for any). FN's job is freed after it returns.
+ */
+typedef void (*store_job_fn)(const struct store_job *job, void *arg);
+enum store_status store_job_list(struct store *st, int state, unsigned limit,
+    store_job_fn fn, void *arg);
+
+/* Count jobs per state into COUNTS (indexed by enum store_state, 6 slots). */
+enum store_status store_job_counts(struct store *st, uint64_t counts[6]);
+
+/* The conversation key recorded for MESSAGE_ID (33 bytes with NUL). */
+enum store_status store_conv_get(struct store *st, const char *message_id,
+    char key[33]);
+
+/* Jobs in TENANT from SENDER that started a thread since SINCE. */
+enum store_status store_sender_creates(struct store *st, const char *tenant,
+    const char *sender, time_t since, unsigned *count);
+
+/* Whether any job refers to the spool file NAME. */
+enum store_status store_spool_used(struct store *st, const char *name,
+    bool *used);
+
+/* Names of the states, for CLI and logs; and back. */
+const char *store_state_name(enum store_state state);
+int store_state_parse(const char *name);
+
+#endif

@@ -1,0 +1,566 @@
+/*
+ * store_sqlite.c - the job store on SQLite (WAL, synchronous=FULL).
+ *
+ * One connection per handle, serialised by a mutex: end-of-message work is a
+ * handful of indexed statements, and a commit must be on disk before the
+ * milter answers, so there is nothing to gain from concurrent writers.
+ */
+#include "store.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+struct store {
+	sqlite3 *db;
+	pthread_mutex_t lock;
+};
+
+/* Schema migrations: index i brings the schema from version i to i + 1. */
+static const char *const store_migrations[] = {
+	/* 1: jobs and the conversation index */
+	"CREATE TABLE jobs ("
+	" id INTEGER PRIMARY KEY,"
+	" tenant TEXT NOT NULL,"
+	" message_id TEXT NOT NULL,"
+	" state TEXT NOT NULL,"
+	" reason TEXT,"
+	" queue_id TEXT, env_from TEXT, from_addr TEXT, subject TEXT,"
+	" recipients TEXT, agent TEXT, mode TEXT, conv_key TEXT,"
+	" spool TEXT, sha256 TEXT, size INTEGER NOT NULL DEFAULT 0,"
+	" no_create INTEGER NOT NULL DEFAULT 0,"
+	" starts_thread INTEGER NOT NULL DEFAULT 0,"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+	" next_attempt INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE (tenant, message_id));"
+	"CREATE INDEX jobs_due ON jobs (state, next_attempt);"
+	"CREATE INDEX jobs_spool ON jobs (spool);"
+	"CREATE TABLE conversations ("
+	" message_id TEXT PRIMARY KEY,"
+	" conv_key TEXT NOT NULL,"
+	" created INTEGER NOT NULL);",
+	/* 2: per-sender creation counting for loop protection */
+	"CREATE INDEX jobs_sender ON jobs (tenant, from_addr, created)"
+	" WHERE starts_thread = 1;",
+};
+#define STORE_NMIGRATIONS ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
+
+static const char *const store_state_names[] = {
+	"queued", "skipped", "running", "done", "failed", "waiting"
+};
+
+/* Name of a state. */
+const char *
+store_state_name(enum store_state state)
+{
+	if ((unsigned)state < sizeof(store_state_names) / sizeof(store_state_names[0]))
+		return store_state_names[state];
+	return "unknown";
+}
+
+/* State for a name, or -1. */
+int
+store_state_parse(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(store_state_names) / sizeof(store_state_names[0]); i++)
+		if (name != NULL && strcmp(name, store_state_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Newest schema version. */
+int
+store_schema_latest(void)
+{
+	return STORE_NMIGRATIONS;
+}
+
+/* Read PRAGMA user_version; -1 on error. */
+static int
+store_version_read(sqlite3 *db)
+{
+	sqlite3_stmt *stmt;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		v = sqlite3_column_int(stmt, 0);
+	sqlite3_finalize(stmt);
+	return v;
+}
+
+/* Apply migrations up to MAX_VERSION, each in its own transaction. */
+static int
+store_migrate(sqlite3 *db, int max_version, char *err, size_t errsz)
+{
+	int v = store_version_read(db);
+	char *msg = NULL;
+	char sql[64];
+
+	if (v < 0) {
+		snprintf(err, errsz, "cannot read schema version: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	if (v > STORE_NMIGRATIONS) {
+		snprintf(err, errsz, "schema version %d is newer than this build (%d)",
+		    v, STORE_NMIGRATIONS);
+		return -1;
+	}
+	for (; v < max_version && v < STORE_NMIGRATIONS; v++) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(db, store_migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+			snprintf(err, errsz, "migration to version %d failed: %s",
+			    v + 1, msg ? msg : sqlite3_errmsg(db));
+			sqlite3_free(msg);
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Open and migrate up to MAX_VERSION. */
+struct store *
+store_open_version(const char *path, int max_version, char *err, size_t errsz)
+{
+	struct store *st;
+	char *msg = NULL;
+
+	st = calloc(1, sizeof(*st));
+	if (st == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errsz, "%s: %s", path,
+		    st->db ? sqlite3_errmsg(st->db) : "cannot open");
+		sqlite3_close(st->db);
+		free(st);
+		return NULL;
+	}
+	sqlite3_busy_timeout(st->db, 5000);
+	if (sqlite3_exec(st->db, "PRAGMA journal_mode = WAL;"
+	    "PRAGMA synchronous = FULL;"
+	    "PRAGMA foreign_keys = ON;", NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errsz, "%s: %s", path, msg ? msg : "pragma failed");
+		sqlite3_free(msg);
+		sqlite3_close(st->db);
+		free(st);
+		return NULL;
+	}
+	if (store_migrate(st->db, max_version, err, errsz) != 0) {
+		sqlite3_close(st->db);
+		free(st);
+		return NULL;
+	}
+	pthread_mutex_init(&st->lock, NULL);
+	return st;
+}
+
+/* Open and migrate to the newest schema. */
+struct store *
+store_open(const char *path, char *err, size_t errsz)
+{
+	return store_open_version(path, STORE_NMIGRATIONS, err, errsz);
+}
+
+/* Close the store. */
+struct store *
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return NULL;
+	sqlite3_close(st->db);
+	pthread_mutex_destroy(&st->lock);
+	free(st);
+	return NULL;
+}
+
+/* Current schema version. */
+int
+store_schema_version(struct store *st)
+{
+	int v;
+
+	pthread_mutex_lock(&st->lock);
+	v = store_version_read(st->db);
+	pthread_mutex_unlock(&st->lock);
+	return v;
+}
+
+/* Bind text or NULL. */
+static int
+store_bind_text(sqlite3_stmt *stmt, int idx, const char *s)
+{
+	if (s == NULL)
+		return sqlite3_bind_null(stmt, idx);
+	return sqlite3_bind_text(stmt, idx, s, -1, SQLITE_TRANSIENT);
+}
+
+/* Look up the job id for (tenant, message_id); lock held by caller. */
+static enum store_status
+store_find_locked(struct store *st, const char *tenant, const char *message_id,
+    int64_t *id)
+{
+	sqlite3_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	int step;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT id FROM jobs WHERE tenant = ?1"
+	    " AND message_id = ?2", -1, &stmt, NULL) != SQLITE_OK)
+		return STORE_ERROR;
+	store_bind_text(stmt, 1, tenant);
+	store_bind_text(stmt, 2, message_id);
+	step = sqlite3_step(stmt);
+	if (step == SQLITE_ROW) {
+		*id = sqlite3_column_int64(stmt, 0);
+		rc = STORE_OK;
+	} else if (step == SQLITE_DONE) {
+		rc = STORE_NOT_FOUND;
+	}
+	sqlite3_finalize(stmt);
+	return rc;
+}
+
+/* Insert one job; lock and transaction held by caller. */
+static enum store_status
+store_insert_locked(struct store *st, const struct store_job_new *j,
+    time_t now, int64_t *id)
+{
+	sqlite3_stmt *stmt;
+	int step;
+
+	if (sqlite3_prepare_v2(st->db, "INSERT OR IGNORE INTO jobs (tenant,"
+	    " message_id, state, reason, queue_id, env_from, from_addr, subject,"
+	    " recipients, agent, mode, conv_key, spool, sha256, size, no_create,"
+	    " starts_thread, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+	    " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?18)",
+	    -1, &stmt, NULL) != SQLITE_OK)
+		return STORE_ERROR;
+	store_bind_text(stmt, 1, j->tenant);
+	store_bind_text(stmt, 2, j->message_id);
+	store_bind_text(stmt, 3, store_state_name(j->state));
+	store_bind_text(stmt, 4, j->reason);
+	store_bind_text(stmt, 5, j->queue_id);
+	store_bind_text(stmt, 6, j->env_from);
+	store_bind_text(stmt, 7, j->from_addr);
+	store_bind_text(stmt, 8, j->subject);
+	store_bind_text(stmt, 9, j->recipients);
+	store_bind_text(stmt, 10, j->agent);
+	store_bind_text(stmt, 11, j->mode);
+	store_bind_text(stmt, 12, j->conv_key);
+	store_bind_text(stmt, 13, j->spool);
+	store_bind_text(stmt, 14, j->sha256);
+	sqlite3_bind_int64(stmt, 15, (sqlite3_int64)j->size);
+	sqlite3_bind_int(stmt, 16, j->no_create);
+	sqlite3_bind_int(stmt, 17, j->starts_thread);
+	sqlite3_bind_int64(stmt, 18, (sqlite3_int64)now);
+	step = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	if (step != SQLITE_DONE)
+		return STORE_ERROR;
+	if (sqlite3_changes(st->db) == 0)
+		return store_find_locked(st, j->tenant, j->message_id, id) == STORE_OK ?
+		    STORE_DUPLICATE : STORE_ERROR;
+	*id = sqlite3_last_insert_rowid(st->db);
+	return STORE_OK;
+}
+
+/* Record a conversation key; lock and transaction held by caller. */
+static int
+store_conv_put_locked(struct store *st, const char *msgid, const char *key,
+    time_t now)
+{
+	sqlite3_stmt *stmt;
+	int step;
+
+	if (sqlite3_prepare_v2(st->db, "INSERT OR IGNORE INTO conversations"
+	    " (message_id, conv_key, created) VALUES (?1, ?2, ?3)", -1, &stmt,
+	    NULL) != SQLITE_OK)
+		return -1;
+	store_bind_text(stmt, 1, msgid);
+	store_bind_text(stmt, 2, key);
+	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)now);
+	step = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	return step == SQLITE_DONE ? 0 : -1;
+}
+
+/* Add jobs in one transaction (see store.h). */
+enum store_status
+store_jobs_add(struct store *st, const struct store_job_new *jobs, size_t n,
+    enum store_status *results, int64_t *ids, const char *conv_msgid,
+    const char *conv_key)
+{
+	time_t now = time(NULL);
+	size_t i;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail_unlock;
+	for (i = 0; i < n; i++) {
+		results[i] = store_insert_locked(st, &jobs[i], now, &ids[i]);
+		if (results[i] == STORE_ERROR)
+			goto fail;
+	}
+	if (conv_msgid != NULL && conv_key != NULL &&
+	    store_conv_put_locked(st, conv_msgid, conv_key, now) != 0)
+		goto fail;
+	if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	pthread_mutex_unlock(&st->lock);
+	return STORE_OK;
+fail:
+	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+fail_unlock:
+	pthread_mutex_unlock(&st->lock);
+	return STORE_ERROR;
+}
+
+/* Find a job by its idempotency key. */
+enum store_status
+store_job_find(struct store *st, const char *tenant, const char *message_id,
+    int64_t *id)
+{
+	enum store_status rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = store_find_locked(st, tenant, message_id, id);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+#define STORE_JOB_COLUMNS "id, tenant, message_id, state, reason, queue_id," \
+	" env_from, from_addr, subject, recipients, agent, mode, conv_key, spool," \
+	" sha256, size, no_create, starts_thread, attempts, created, updated," \
+	" next_attempt"
+
+/* Copy a text column (NULL stays NULL). */
+static char *
+store_col_dup(sqlite3_stmt *stmt, int col)
+{
+	const unsigned char *s = sqlite3_column_text(stmt, col);
+
+	return s ? strdup((const char *)s) : NULL;
+}
+
+/* Build a job from a row selected with STORE_JOB_COLUMNS. */
+static struct store_job *
+store_job_from_row(sqlite3_stmt *stmt)
+{
+	struct store_job *j = calloc(1, sizeof(*j));
+	const unsigned char *state;
+
+	if (j == NULL)
+		return NULL;
+	j->id = sqlite3_column_int64(stmt, 0);
+	j->tenant = store_col_dup(stmt, 1);
+	j->message_id = store_col_dup(stmt, 2);
+	state = sqlite3_column_text(stmt, 3);
+	j->state = (enum store_state)store_state_parse((const char *)state);
+	j->reason = store_col_dup(stmt, 4);
+	j->queue_id = store_col_dup(stmt, 5);
+	j->env_from = store_col_dup(stmt, 6);
+	j->from_addr = store_col_dup(stmt, 7);
+	j->subject = store_col_dup(stmt, 8);
+	j->recipients = store_col_dup(stmt, 9);
+	j->agent = store_col_dup(stmt, 10);
+	j->mode = store_col_dup(stmt, 11);
+	j->conv_key = store_col_dup(stmt, 12);
+	j->spool = store_col_dup(stmt, 13);
+	j->sha256 = store_col_dup(stmt, 14);
+	j->size = (uint64_t)sqlite3_column_int64(stmt, 15);
+	j->no_create = sqlite3_column_int(stmt, 16) != 0;
+	j->starts_thread = sqlite3_column_int(stmt, 17) != 0;
+	j->attempts = sqlite3_column_int(stmt, 18);
+	j->created = (time_t)sqlite3_column_int64(stmt, 19);
+	j->updated = (time_t)sqlite3_column_int64(stmt, 20);
+	j->next_attempt = (time_t)sqlite3_column_int64(stmt, 21);
+	return j;
+}
+
+/* Free a job. */
+struct store_job *
+store_job_free(struct store_job *j)
+{
+	if (j == NULL)
+		return NULL;
+	free(j->tenant); free(j->message_id); free(j->reason); free(j->queue_id);
+	free(j->env_from); free(j->from_addr); free(j->subject);
+	free(j->recipients); free(j->agent); free(j->mode); free(j->conv_key);
+	free(j->spool); free(j->sha256);
+	free(j);
+	return NULL;
+}
+
+/* Load one job by id. */
+enum store_status
+store_job_get(struct store *st, int64_t id, struct store_job **out)
+{
+	sqlite3_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	int step;
+
+	*out = NULL;
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT " STORE_JOB_COLUMNS
+	    " FROM jobs WHERE id = ?1", -1, &stmt, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(stmt, 1, id);
+		step = sqlite3_step(stmt);
+		if (step == SQLITE_ROW) {
+			*out = store_job_from_row(stmt);
+			rc = *out ? STORE_OK : STORE_ERROR;
+		} else if (step == SQLITE_DONE) {
+			rc = STORE_NOT_FOUND;
+		}
+		sqlite3_finalize(stmt);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* Iterate over jobs, newest first. */
+enum store_status
+store_job_list(struct store *st, int state, unsigned limit, store_job_fn fn,
+    void *arg)
+{
+	sqlite3_stmt *stmt;
+	struct store_job *j;
+	int step;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT " STORE_JOB_COLUMNS " FROM jobs"
+	    " WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC"
+	    " LIMIT ?2", -1, &stmt, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&st->lock);
+		return STORE_ERROR;
+	}
+	if (state >= 0)
+		store_bind_text(stmt, 1, store_state_name((enum store_state)state));
+	sqlite3_bind_int64(stmt, 2, limit ? (sqlite3_int64)limit : -1);
+	while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+		j = store_job_from_row(stmt);
+		if (j == NULL)
+			break;
+		fn(j, arg);
+		store_job_free(j);
+	}
+	sqlite3_finalize(stmt);
+	pthread_mutex_unlock(&st->lock);
+	return step == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
+/* Count jobs per state. */
+enum store_status
+store_job_counts(struct store *st, uint64_t counts[6])
+{
+	sqlite3_stmt *stmt;
+	int step, s;
+
+	memset(counts, 0, 6 * sizeof(counts[0]));
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT state, count(*) FROM jobs"
+	    " GROUP BY state", -1, &stmt, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&st->lock);
+		return STORE_ERROR;
+	}
+	while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+		s = store_state_parse((const char *)sqlite3_column_text(stmt, 0));
+		if (s >= 0 && s < 6)
+			counts[s] = (uint64_t)sqlite3_column_int64(stmt, 1);
+	}
+	sqlite3_finalize(stmt);
+	pthread_mutex_unlock(&st->lock);
+	return step == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
+/* Conversation key for a Message-ID. */
+enum store_status
+store_conv_get(struct store *st, const char *message_id, char key[33])
+{
+	sqlite3_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	const unsigned char *k;
+	int step;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT conv_key FROM conversations"
+	    " WHERE message_id = ?1", -1, &stmt, NULL) == SQLITE_OK) {
+		store_bind_text(stmt, 1, message_id);
+		step = sqlite3_step(stmt);
+		if (step == SQLITE_ROW) {
+			k = sqlite3_column_text(stmt, 0);
+			if (k != NULL && strlen((const char *)k) == 32) {
+				memcpy(key, k, 33);
+				rc = STORE_OK;
+			}
+		} else if (step == SQLITE_DONE) {
+			rc = STORE_NOT_FOUND;
+		}
+		sqlite3_finalize(stmt);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* Count a sender's thread-starting jobs since a time. */
+enum store_status
+store_sender_creates(struct store *st, const char *tenant, const char *sender,
+    time_t since, unsigned *count)
+{
+	sqlite3_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+
+	*count = 0;
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM jobs WHERE"
+	    " tenant = ?1 AND from_addr = ?2 AND created >= ?3 AND"
+	    " starts_thread = 1 AND state <> 'skipped'", -1, &stmt,
+	    NULL) == SQLITE_OK) {
+		store_bind_text(stmt, 1, tenant);
+		store_bind_text(stmt, 2, sender);
+		sqlite3_bind_int64(stmt, 3, (sqlite3_int64)since);
+		if (sqlite3_step(stmt) == SQLITE_ROW) {
+			*count = (unsigned)sqlite3_column_int64(stmt, 0);
+			rc = STORE_OK;
+		}
+		sqlite3_finalize(stmt);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* Is a spool file referenced by any job? */
+enum store_status
+store_spool_used(struct store *st, const char *name, bool *used)
+{
+	sqlite3_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	int step;
+
+	*used = false;
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM jobs WHERE spool = ?1"
+	    " LIMIT 1", -1, &stmt, NULL) == SQLITE_OK) {
+		store_bind_text(stmt, 1, name);
+		step = sqlite3_step(stmt);
+		if (step == SQLITE_ROW || step == SQLITE_DONE) {
+			*used = step == SQLITE_ROW;
+			rc = STORE_OK;
+		}
+		sqlite3_finalize(stmt);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}

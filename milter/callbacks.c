@@ -1,0 +1,233 @@
+/*
+ * callbacks.c - libmilter callbacks: per-connection and per-message context,
+ * each a thin adapter to intake.c. Callbacks never exit: on trouble they
+ * answer (continue or tempfail) and clean up.
+ */
+#include "callbacks.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static struct intake *callbacks_intake;
+
+/* Per-connection context. */
+struct connctx {
+	char *conn_host;                 /* client host name, for logs */
+	struct intake_msg *conn_msg;     /* the message in progress, or NULL */
+};
+
+/* Install the shared intake. */
+void
+callbacks_set_intake(struct intake *in)
+{
+	callbacks_intake = in;
+}
+
+/* The connection context, or NULL. */
+static struct connctx *
+cb_conn(SMFICTX *ctx)
+{
+	return (struct connctx *)smfi_getpriv(ctx);
+}
+
+/* Discard the message in progress. */
+static void
+cb_msg_done(struct connctx *cc)
+{
+	if (cc != NULL)
+		cc->conn_msg = intake_msg_free(cc->conn_msg);
+}
+
+/* Pick up the queue id when the MTA has told us. */
+static void
+cb_queue_id(SMFICTX *ctx, struct connctx *cc)
+{
+	const char *qid = smfi_getsymval(ctx, "i");
+
+	if (qid != NULL && cc->conn_msg != NULL)
+		intake_msg_queue_id(cc->conn_msg, qid);
+}
+
+/* New SMTP connection. */
+static sfsistat
+cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
+{
+	struct connctx *cc;
+
+	(void)addr;
+	cc = calloc(1, sizeof(*cc));
+	if (cc == NULL) {
+		log_warnx("connect: out of memory; passing connection untouched");
+		return SMFIS_ACCEPT;       /* mail always flows */
+	}
+	cc->conn_host = strdup(host ? host : "unknown");
+	smfi_setpriv(ctx, cc);
+	return SMFIS_CONTINUE;
+}
+
+/* MAIL FROM: a new message begins. */
+static sfsistat
+cb_envfrom(SMFICTX *ctx, char **argv)
+{
+	struct connctx *cc = cb_conn(ctx);
+
+	if (cc == NULL)
+		return SMFIS_ACCEPT;
+	cb_msg_done(cc);
+	cc->conn_msg = intake_msg_new(callbacks_intake);
+	if (cc->conn_msg == NULL) {
+		log_warnx("envfrom: out of memory; message not inspected");
+		return SMFIS_ACCEPT;
+	}
+	intake_msg_envfrom(cc->conn_msg, argv[0]);
+	cb_queue_id(ctx, cc);
+	return SMFIS_CONTINUE;
+}
+
+/* RCPT TO: route it. */
+static sfsistat
+cb_envrcpt(SMFICTX *ctx, char **argv)
+{
+	struct connctx *cc = cb_conn(ctx);
+
+	if (cc != NULL && cc->conn_msg != NULL)
+		intake_msg_rcpt(cc->conn_msg, argv[0]);
+	return SMFIS_CONTINUE;
+}
+
+/* DATA: unrouted mail leaves us here, costing nothing more. */
+static sfsistat
+cb_data(SMFICTX *ctx)
+{
+	struct connctx *cc = cb_conn(ctx);
+
+	if (cc == NULL || cc->conn_msg == NULL ||
+	    !intake_msg_routed(cc->conn_msg)) {
+		cb_msg_done(cc);
+		return SMFIS_ACCEPT;
+	}
+	cb_queue_id(ctx, cc);
+	return SMFIS_CONTINUE;
+}
+
+/* One header. */
+static sfsistat
+cb_header(SMFICTX *ctx, char *name, char *value)
+{
+	struct connctx *cc = cb_conn(ctx);
+
+	if (cc == NULL || cc->conn_msg == NULL)
+		return SMFIS_ACCEPT;
+	intake_msg_header(cc->conn_msg, name, value);
+	return SMFIS_CONTINUE;
+}
+
+/* End of headers. */
+static sfsistat
+cb_eoh(SMFICTX *ctx)
+{
+	struct connctx *cc = cb_conn(ctx);
+
+	if (cc == NULL || cc->conn_msg == NULL)
+		return SMFIS_ACCEPT;
+	intake_msg_eoh(cc->conn_msg);
+	return SMFIS_CONTINUE;
+}
+
+/* A body chunk: streamed to the spool file. */
+static sfsistat
+cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
+{
+	struct connctx *cc = cb_conn(ctx);
+
+	if (cc == NULL || cc->conn_msg == NULL)
+		return SMFIS_ACCEPT;
+	intake_msg_body(cc->conn_msg, chunk, len);
+	return SMFIS_CONTINUE;
+}
+
+/* End of message: local work only, then apply the edits. */
+static sfsistat
+cb_eom(SMFICTX *ctx)
+{
+	struct connctx *cc = cb_conn(ctx);
+	const struct intake_edit *edits;
+	enum intake_verdict verdict;
+	size_t n, i;
+	int rc;
+
+	if (cc == NULL || cc->conn_msg == NULL)
+		return SMFIS_CONTINUE;
+	cb_queue_id(ctx, cc);
+	verdict = intake_msg_eom(cc->conn_msg);
+	if (verdict == INTAKE_TEMPFAIL) {
+		smfi_setreply(ctx, "451", "4.3.0",
+		    "Temporary local problem, please try again later");
+		cb_msg_done(cc);
+		return SMFIS_TEMPFAIL;
+	}
+	n = intake_msg_edits(cc->conn_msg, &edits);
+	for (i = 0; i < n; i++) {
+		if (edits[i].op == INTAKE_EDIT_DELETE)
+			rc = smfi_chgheader(ctx, edits[i].name, edits[i].index, NULL);
+		else
+			rc = smfi_addheader(ctx, edits[i].name, edits[i].value);
+		if (rc != MI_SUCCESS)
+			log_warnx("eom: cannot %s header %s",
+			    edits[i].op == INTAKE_EDIT_DELETE ? "delete" : "add",
+			    edits[i].name);
+	}
+	cb_msg_done(cc);
+	return SMFIS_CONTINUE;
+}
+
+/* The transaction was aborted: no job, no file. */
+static sfsistat
+cb_abort(SMFICTX *ctx)
+{
+	cb_msg_done(cb_conn(ctx));
+	return SMFIS_CONTINUE;
+}
+
+/* Connection closed. */
+static sfsistat
+cb_close(SMFICTX *ctx)
+{
+	struct connctx *cc = cb_conn(ctx);
+
+	if (cc != NULL) {
+		cb_msg_done(cc);
+		free(cc->conn_host);
+		free(cc);
+		smfi_setpriv(ctx, NULL);
+	}
+	return SMFIS_CONTINUE;
+}
+
+static struct smfiDesc callbacks_table = {
+	.xxfi_name = "halo-milter",
+	.xxfi_version = SMFI_VERSION,
+	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS,
+	.xxfi_connect = cb_connect,
+	.xxfi_helo = NULL,
+	.xxfi_envfrom = cb_envfrom,
+	.xxfi_envrcpt = cb_envrcpt,
+	.xxfi_header = cb_header,
+	.xxfi_eoh = cb_eoh,
+	.xxfi_body = cb_body,
+	.xxfi_eom = cb_eom,
+	.xxfi_abort = cb_abort,
+	.xxfi_close = cb_close,
+	.xxfi_unknown = NULL,
+	.xxfi_data = cb_data,
+	.xxfi_negotiate = NULL,
+};
+
+/* The callback table. */
+struct smfiDesc *
+callbacks_desc(void)
+{
+	return &callbacks_table;
+}

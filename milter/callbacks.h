@@ -1,0 +1,17 @@
+/*
+ * callbacks.h - the libmilter callback table over intake.c.
+ */
+#ifndef HALO_CALLBACKS_H
+#define HALO_CALLBACKS_H
+
+#include <libmilter/mfapi.h>
+
+#include "intake.h"
+
+/* Set the intake every callback uses (before smfi_main). */
+void callbacks_set_intake(struct intake *in);
+
+/* The filter description to hand to smfi_register. */
+struct smfiDesc *callbacks_desc(void);
+
+#endif

@@ -1,0 +1,216 @@
+/*
+ * halo-milter.c - the daemon: configuration, privileges, store, spool
+ * recovery, then libmilter's main loop.
+ *
+ *   halo-milter [-c FILE] [-f] [-d]     run (foreground with -f, debug -d)
+ *   halo-milter [-c FILE] -t            check the configuration and exit
+ */
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <libmilter/mfapi.h>
+
+#include "callbacks.h"
+#include "conf.h"
+#include "intake.h"
+#include "log.h"
+#include "spool.h"
+#include "store.h"
+
+#define DEFAULT_CONF "/etc/halo-milter/halo-milter.conf"
+
+/* Print usage and exit. */
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr, "usage: halo-milter [-c config] [-f] [-d] [-t]\n"
+	    "  -c FILE  configuration (default " DEFAULT_CONF ")\n"
+	    "  -f       stay in the foreground, log to stderr\n"
+	    "  -d       debug logging\n"
+	    "  -t       check the configuration and exit\n");
+	exit(2);
+}
+
+/* Spool recovery callback: keep a file when a job uses it (or on doubt). */
+static bool
+main_spool_used(const char *name, void *arg)
+{
+	bool used = true;
+
+	if (store_spool_used((struct store *)arg, name, &used) != STORE_OK)
+		return true;
+	return used;
+}
+
+/* Create DIR (mode 0750) when missing; chown to UID/GID when given. */
+static int
+main_mkdir(const char *dir, uid_t uid, gid_t gid, bool chown_it)
+{
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+		log_warn("mkdir %s", dir);
+		return -1;
+	}
+	if (chown_it && chown(dir, uid, gid) != 0) {
+		log_warn("chown %s", dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* Drop root privileges to PW. */
+static int
+main_drop_privileges(const struct passwd *pw)
+{
+	if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0) {
+		log_warn("cannot drop privileges to %s", pw->pw_name);
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		log_warnx("privileges could be regained after dropping them");
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *conf_path = DEFAULT_CONF;
+	bool foreground = false, debug = false, test_only = false;
+	struct conf *conf;
+	struct store *store = NULL;
+	struct intake *in = NULL;
+	struct passwd *pw = NULL;
+	char db_path[PATH_MAX], spool_dir[PATH_MAX], err[512];
+	char hostname[256];
+	unsigned tmp_removed = 0, orphans = 0;
+	int ch, nerrors = 0, rc = 1;
+
+	while ((ch = getopt(argc, argv, "c:fdtV")) != -1) {
+		switch (ch) {
+		case 'c': conf_path = optarg; break;
+		case 'f': foreground = true; break;
+		case 'd': debug = true; break;
+		case 't': test_only = true; break;
+		case 'V': puts("halo-milter 0.1"); return 0;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	conf = conf_load(conf_path, stderr, &nerrors);
+	if (conf == NULL) {
+		fprintf(stderr, "%s: %d error%s; %s\n", conf_path, nerrors,
+		    nerrors == 1 ? "" : "s",
+		    test_only ? "configuration is invalid" : "refusing to start");
+		return 1;
+	}
+	if (test_only) {
+		printf("%s: configuration OK (%zu tenant%s)\n", conf_path,
+		    conf->n_tenants, conf->n_tenants == 1 ? "" : "s");
+		conf_free(conf);
+		return 0;
+	}
+
+	log_init("halo-milter", foreground, debug ? LOG_DEBUG : conf->log_level);
+	if (gethostname(hostname, sizeof(hostname)) != 0)
+		strcpy(hostname, "localhost");
+	hostname[sizeof(hostname) - 1] = '\0';
+
+	if (conf->user != NULL) {
+		pw = getpwnam(conf->user);
+		if (pw == NULL) {
+			log_warnx("user %s does not exist", conf->user);
+			goto out;
+		}
+		if (getuid() != 0) {
+			log_warnx("user = %s needs halo-milter started as root",
+			    conf->user);
+			goto out;
+		}
+	}
+	if (snprintf(db_path, sizeof(db_path), "%s/halo-milter.db",
+	    conf->state_dir) >= (int)sizeof(db_path) ||
+	    snprintf(spool_dir, sizeof(spool_dir), "%s/spool",
+	    conf->state_dir) >= (int)sizeof(spool_dir)) {
+		log_warnx("state_dir is too long");
+		goto out;
+	}
+	if (main_mkdir(conf->state_dir, pw ? pw->pw_uid : 0,
+	    pw ? pw->pw_gid : 0, pw != NULL) != 0)
+		goto out;
+
+	if (smfi_setconn(conf->socket) != MI_SUCCESS ||
+	    smfi_register(*callbacks_desc()) != MI_SUCCESS) {
+		log_warnx("cannot set up milter socket %s", conf->socket);
+		goto out;
+	}
+	smfi_settimeout(300);
+	if (smfi_opensocket(1) != MI_SUCCESS) {
+		log_warnx("cannot open milter socket %s", conf->socket);
+		goto out;
+	}
+	if (pw != NULL && (strncmp(conf->socket, "unix:", 5) == 0 ||
+	    strncmp(conf->socket, "local:", 6) == 0)) {
+		const char *path = strchr(conf->socket, ':') + 1;
+		if (chown(path, pw->pw_uid, pw->pw_gid) != 0 ||
+		    chmod(path, 0660) != 0) {
+			log_warn("cannot hand socket %s to %s", path, pw->pw_name);
+			goto out;
+		}
+	}
+	if (pw != NULL && main_drop_privileges(pw) != 0)
+		goto out;
+
+	/* fork before SQLite opens anything: its locks do not survive fork */
+	if (!foreground && daemon(0, 0) != 0) {
+		log_warn("daemon");
+		goto out;
+	}
+	umask(077);
+	store = store_open(db_path, err, sizeof(err));
+	if (store == NULL) {
+		log_warnx("cannot open store: %s", err);
+		goto out;
+	}
+	if (spool_init(spool_dir) != 0) {
+		log_warn("cannot create spool %s", spool_dir);
+		goto out;
+	}
+	if (spool_recover(spool_dir, main_spool_used, store, &tmp_removed,
+	    &orphans) != 0) {
+		log_warn("cannot read spool %s", spool_dir);
+		goto out;
+	}
+	if (tmp_removed || orphans)
+		log_notice("spool recovery: removed %u unfinished and %u orphaned"
+		    " files", tmp_removed, orphans);
+
+	in = intake_new(conf, store, spool_dir, hostname);
+	if (in == NULL) {
+		log_warnx("out of memory");
+		goto out;
+	}
+	callbacks_set_intake(in);
+	log_info("started: socket %s, state %s, %zu tenant%s, schema v%d",
+	    conf->socket, conf->state_dir, conf->n_tenants,
+	    conf->n_tenants == 1 ? "" : "s", store_schema_version(store));
+	rc = smfi_main() == MI_SUCCESS ? 0 : 1;
+	log_info("stopped");
+out:
+	intake_free(in);
+	store_close(store);
+	conf_free(conf);
+	return rc;
+}

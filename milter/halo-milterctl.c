@@ -1,0 +1,253 @@
+/*
+ * halo-milterctl.c - the operator's CLI.
+ *
+ *   halo-milterctl [-c FILE] queue [-s STATE] [-n LIMIT]   list jobs
+ *   halo-milterctl [-c FILE] show ID                      one job + headers
+ *   halo-milterctl [-c FILE] stats                        jobs per state
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "spool.h"
+#include "store.h"
+
+#define DEFAULT_CONF "/etc/halo-milter/halo-milter.conf"
+#define CTL_HEADER_MAX (256 * 1024)   /* header block shown by "show" */
+
+/* Print usage and exit. */
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr, "usage: halo-milterctl [-c config] command [args]\n"
+	    "commands:\n"
+	    "  queue [-s STATE] [-n LIMIT]  list jobs, newest first\n"
+	    "  show ID                      one job and its message headers\n"
+	    "  stats                        number of jobs per state\n"
+	    "states: queued skipped running done failed waiting\n");
+	exit(2);
+}
+
+/* "3m", "2h", "5d": a short age for the queue listing. */
+static void
+ctl_age(time_t since, char *out, size_t outsz)
+{
+	long s = (long)(time(NULL) - since);
+
+	if (s < 0)
+		s = 0;
+	if (s < 120)
+		snprintf(out, outsz, "%lds", s);
+	else if (s < 7200)
+		snprintf(out, outsz, "%ldm", s / 60);
+	else if (s < 172800)
+		snprintf(out, outsz, "%ldh", s / 3600);
+	else
+		snprintf(out, outsz, "%ldd", s / 86400);
+}
+
+/* One row of "queue". */
+static void
+ctl_queue_row(const struct store_job *j, void *arg)
+{
+	char age[24], msgid[61], from[41], reason[33];
+
+	(void)arg;
+	ctl_age(j->created, age, sizeof(age));
+	log_safe(j->message_id, msgid, sizeof(msgid));
+	log_safe(j->from_addr, from, sizeof(from));
+	log_safe(j->reason ? j->reason : "-", reason, sizeof(reason));
+	printf("%-6" PRId64 " %-8s %-5s %-12s %-18s %-40s %s\n", j->id,
+	    store_state_name(j->state), age, j->tenant, reason, from, msgid);
+}
+
+/* "queue": list jobs. */
+static int
+ctl_queue(struct store *st, int argc, char **argv)
+{
+	int ch, state = -1;
+	unsigned limit = 0;
+
+	optind = 1;
+	while ((ch = getopt(argc, argv, "s:n:")) != -1) {
+		switch (ch) {
+		case 's':
+			state = store_state_parse(optarg);
+			if (state < 0) {
+				fprintf(stderr, "unknown state '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'n':
+			limit = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		default:
+			usage();
+		}
+	}
+	printf("%-6s %-8s %-5s %-12s %-18s %-40s %s\n", "ID", "STATE", "AGE",
+	    "TENANT", "REASON", "FROM", "MESSAGE-ID");
+	return store_job_list(st, state, limit, ctl_queue_row, NULL) == STORE_OK ?
+	    0 : 1;
+}
+
+/* Print the header block of a spool file, made safe for a terminal. */
+static void
+ctl_print_headers(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	char line[4096], safe[4096];
+	size_t total = 0, len;
+
+	if (fp == NULL) {
+		printf("  (spool file unreadable: %s)\n", strerror(errno));
+		return;
+	}
+	while (total < CTL_HEADER_MAX && fgets(line, sizeof(line), fp) != NULL) {
+		len = strlen(line);
+		total += len;
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (len == 0)
+			break;
+		/* keep the folding whitespace visible, mask control bytes */
+		for (size_t i = 0; i < len; i++)
+			if (line[i] == '\t')
+				line[i] = ' ';
+		printf("  %s\n", log_safe(line, safe, sizeof(safe)));
+	}
+	if (total >= CTL_HEADER_MAX)
+		printf("  (header block truncated at %d bytes)\n", CTL_HEADER_MAX);
+	fclose(fp);
+}
+
+/* One "label value" line of "show", made safe for a terminal. */
+static void
+ctl_field(const char *label, const char *value)
+{
+	char safe[1024];
+
+	printf("%-14s %s\n", label, log_safe(value ? value : "-", safe,
+	    sizeof(safe)));
+}
+
+/* "show ID". */
+static int
+ctl_show(struct store *st, const struct conf *conf, const char *idtext)
+{
+	struct store_job *j = NULL;
+	char *end, created[64], path[PATH_MAX], spool_dir[PATH_MAX];
+	long long id;
+	struct tm tm;
+	enum store_status rc;
+
+	errno = 0;
+	id = strtoll(idtext, &end, 10);
+	if (errno != 0 || *end != '\0' || id <= 0) {
+		fprintf(stderr, "bad job id '%s'\n", idtext);
+		return 2;
+	}
+	rc = store_job_get(st, id, &j);
+	if (rc == STORE_NOT_FOUND) {
+		fprintf(stderr, "no job %lld\n", id);
+		return 1;
+	}
+	if (rc != STORE_OK)
+		return 1;
+	gmtime_r(&j->created, &tm);
+	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("%-14s %lld\n", "job", id);
+	ctl_field("state", store_state_name(j->state));
+	ctl_field("reason", j->reason);
+	ctl_field("tenant", j->tenant);
+	ctl_field("message-id", j->message_id);
+	ctl_field("queue-id", j->queue_id);
+	ctl_field("created", created);
+	ctl_field("envelope-from", j->env_from);
+	ctl_field("from", j->from_addr);
+	ctl_field("subject", j->subject);
+	ctl_field("recipients", j->recipients);
+	ctl_field("mode", j->mode);
+	ctl_field("agent", j->agent);
+	ctl_field("conversation", j->conv_key);
+	printf("%-14s %s\n", "starts-thread", j->starts_thread ? "yes" : "no");
+	printf("%-14s %s\n", "no-create", j->no_create ? "yes" : "no");
+	printf("%-14s %d\n", "attempts", j->attempts);
+	ctl_field("spool", j->spool);
+	printf("%-14s %" PRIu64 "\n", "size", j->size);
+	if (j->spool != NULL) {
+		snprintf(spool_dir, sizeof(spool_dir), "%s/spool", conf->state_dir);
+		if (spool_path(spool_dir, j->spool, path, sizeof(path)) == 0) {
+			printf("headers:\n");
+			ctl_print_headers(path);
+		}
+	}
+	store_job_free(j);
+	return 0;
+}
+
+/* "stats". */
+static int
+ctl_stats(struct store *st)
+{
+	uint64_t counts[6];
+	int s;
+
+	if (store_job_counts(st, counts) != STORE_OK)
+		return 1;
+	for (s = 0; s < 6; s++)
+		printf("%-8s %" PRIu64 "\n", store_state_name((enum store_state)s),
+		    counts[s]);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *conf_path = DEFAULT_CONF;
+	struct conf *conf;
+	struct store *st;
+	char db_path[PATH_MAX], err[512];
+	int nerrors = 0, rc;
+
+	if (argc >= 3 && strcmp(argv[1], "-c") == 0) {
+		conf_path = argv[2];
+		argc -= 2;
+		argv += 2;
+	}
+	if (argc < 2)
+		usage();
+	conf = conf_load(conf_path, stderr, &nerrors);
+	if (conf == NULL)
+		return 1;
+	snprintf(db_path, sizeof(db_path), "%s/halo-milter.db", conf->state_dir);
+	if (access(db_path, F_OK) != 0) {
+		fprintf(stderr, "no store at %s (has halo-milter run?)\n", db_path);
+		conf_free(conf);
+		return 1;
+	}
+	st = store_open(db_path, err, sizeof(err));
+	if (st == NULL) {
+		fprintf(stderr, "cannot open store: %s\n", err);
+		conf_free(conf);
+		return 1;
+	}
+	if (strcmp(argv[1], "queue") == 0)
+		rc = ctl_queue(st, argc - 1, argv + 1);
+	else if (strcmp(argv[1], "show") == 0 && argc == 3)
+		rc = ctl_show(st, conf, argv[2]);
+	else if (strcmp(argv[1], "stats") == 0)
+		rc = ctl_stats(st);
+	else
+		usage();
+	store_close(st);
+	conf_free(conf);
+	return rc;
+}

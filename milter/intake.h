@@ -1,0 +1,90 @@
+/*
+ * intake.h - what halo-milter does with one message, without libmilter.
+ *
+ * The libmilter callbacks (callbacks.c) are thin adapters over this module,
+ * so the same code runs under the real MTA, the corpus sweep and the fuzzers.
+ * Life of a message: intake_msg_new, envfrom, rcpt..., (stop here when
+ * intake_msg_routed() is false: nothing more is done or stored), header...,
+ * eoh, body..., eom, then the caller applies intake_msg_edits() in order and
+ * frees the message. intake_msg_free() at any point discards unfinished work
+ * (an aborted SMTP transaction leaves no job and no file).
+ *
+ * End of message is local: it reads and writes the store and the spool and
+ * nothing else.
+ */
+#ifndef HALO_INTAKE_H
+#define HALO_INTAKE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf.h"
+#include "store.h"
+
+struct intake;
+struct intake_msg;
+
+enum intake_edit_op {
+	INTAKE_EDIT_DELETE,    /* delete occurrence INDEX (1-based) of NAME */
+	INTAKE_EDIT_ADD        /* append header NAME: VALUE */
+};
+
+struct intake_edit {
+	enum intake_edit_op op;
+	char *name;
+	char *value;
+	int index;
+};
+
+enum intake_verdict {
+	INTAKE_CONTINUE,       /* let the mail go on (with the edits) */
+	INTAKE_TEMPFAIL        /* spool failed and on_spool_error = tempfail */
+};
+
+/*
+ * Shared state: configuration, store, spool directory and the host name
+ * used in generated Message-IDs. CONF and STORE stay owned by the caller
+ * and must outlive the intake.
+ */
+struct intake *intake_new(const struct conf *conf, struct store *store,
+    const char *spool_dir, const char *hostname);
+struct intake *intake_free(struct intake *in);
+
+/* A new message. NULL on allocation failure. */
+struct intake_msg *intake_msg_new(struct intake *in);
+struct intake_msg *intake_msg_free(struct intake_msg *msg);
+
+/* The MTA queue id (for logs and the job); may be called more than once. */
+void intake_msg_queue_id(struct intake_msg *msg, const char *queue_id);
+
+/* Envelope sender (as given by the MTA, "<>" for the null sender). */
+void intake_msg_envfrom(struct intake_msg *msg, const char *addr);
+
+/* One envelope recipient; routes it. */
+void intake_msg_rcpt(struct intake_msg *msg, const char *addr);
+
+/* True when at least one recipient is routed to a tenant. */
+bool intake_msg_routed(const struct intake_msg *msg);
+
+/* One header as the MTA passes it (value without the leading space,
+ * continuation lines joined by "\n" or "\r\n"). */
+void intake_msg_header(struct intake_msg *msg, const char *name,
+    const char *value);
+
+/* End of headers. */
+void intake_msg_eoh(struct intake_msg *msg);
+
+/* A chunk of the body, as the MTA passes it (CRLF line ends). */
+void intake_msg_body(struct intake_msg *msg, const void *data, size_t len);
+
+/* End of message: classify, dedup, spool, store, prepare edits. */
+enum intake_verdict intake_msg_eom(struct intake_msg *msg);
+
+/* The header edits to apply, in order (valid until intake_msg_free). */
+size_t intake_msg_edits(const struct intake_msg *msg,
+    const struct intake_edit **edits);
+
+/* The Message-ID used for the message (after eom), for logs. */
+const char *intake_msg_id(const struct intake_msg *msg);
+
+#endif

@@ -1,0 +1,30 @@
+#!/bin/sh
+# deps.sh - install the Debian packages halo-milter needs to build, test and
+# run its demo. Idempotent and non-interactive: installs only what is missing.
+set -eu
+
+PKGS="build-essential pkg-config clang libclang-rt-14-dev
+libmilter-dev libcurl4-openssl-dev libcjson-dev libgmime-3.0-dev libssl-dev
+libsqlite3-dev sqlite3 libmicrohttpd-dev libcmocka-dev
+miltertest postfix swaks python3 procps"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing:$missing"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null 2>&1 || { echo "deps: need root (or sudo) to install:$missing" >&2; exit 1; }
+	SUDO="sudo"
+fi
+# Postfix asks a debconf question on install: answer "No configuration"; the
+# tests and the demo run their own private instance.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
