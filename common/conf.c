@@ -1,0 +1,1348 @@
+/*
+ * conf.c - halo-milter configuration: parse, validate, look up routing.
+ *
+ * The file is read one bounded line at a time. Every problem is reported as
+ * "FILE:LINE: message" and parsing goes on, so an operator sees all mistakes
+ * at once; conf_load() then returns NULL if there was any. Only libc is used.
+ */
+#include "conf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#define CONF_LINE_MAX        4096   /* bytes per line, without the newline */
+#define CONF_ADDR_MAX        320    /* longest envelope address we route */
+#define CONF_LOOKUP_SCAN_MAX 1024   /* bound on the raw lookup argument */
+#define CONF_SECRET_MAX      4096   /* largest client_secret_file accepted */
+#define CONF_TENANT_NAME_MAX 64
+#define CONF_USER_MAX        32
+
+#define DEFAULT_SOCKET       "unix:/run/halo-milter/milter.sock"
+#define DEFAULT_STATE_DIR    "/var/lib/halo-milter"
+#define DEFAULT_WEB_LISTEN   "127.0.0.1:8025"
+#define DEFAULT_MAX_SIZE     (50ULL * 1024 * 1024)
+#define DEFAULT_OUTCOME      "Email Received"
+#define DEFAULT_SUBJECT_TAG  "[ID:{n}]"
+#define DEFAULT_LOOP_CREATES 20U
+#define DEFAULT_LOOP_WINDOW  3600U
+
+enum key_id {
+	KEY_SOCKET,
+	KEY_STATE_DIR,
+	KEY_WEB_LISTEN,
+	KEY_PUBLIC_URL,
+	KEY_USER,
+	KEY_ON_SPOOL_ERROR,
+	KEY_MAX_MESSAGE_SIZE,
+	KEY_ADD_THREAD_INDEX,
+	KEY_LOG_LEVEL,
+	KEY_HALO_URL,
+	KEY_AUTH_URL,
+	KEY_HALO_TENANT,
+	KEY_CLIENT_ID,
+	KEY_CLIENT_SECRET,
+	KEY_CLIENT_SECRET_FILE,
+	KEY_TICKET_TYPE_ID,
+	KEY_APPEND_OUTCOME,
+	KEY_CREATE_OUTCOME,
+	KEY_INTERNAL_NOTE,
+	KEY_ATTACHMENTS,
+	KEY_SUBJECT_TAG,
+	KEY_DEFAULT_AGENT,
+	KEY_HALO_SENDERS,
+	KEY_LOOP_MAX_CREATES,
+	KEY_LOOP_WINDOW,
+	KEY_ROUTE,
+	KEY_COUNT
+};
+
+enum key_scope {
+	SCOPE_GLOBAL,
+	SCOPE_TENANT
+};
+
+struct key_def {
+	const char *name;
+	enum key_scope scope;
+	bool repeatable;
+};
+
+static const struct key_def key_defs[KEY_COUNT] = {
+	[KEY_SOCKET]             = { "socket", SCOPE_GLOBAL, false },
+	[KEY_STATE_DIR]          = { "state_dir", SCOPE_GLOBAL, false },
+	[KEY_WEB_LISTEN]         = { "web_listen", SCOPE_GLOBAL, false },
+	[KEY_PUBLIC_URL]         = { "public_url", SCOPE_GLOBAL, false },
+	[KEY_USER]               = { "user", SCOPE_GLOBAL, false },
+	[KEY_ON_SPOOL_ERROR]     = { "on_spool_error", SCOPE_GLOBAL, false },
+	[KEY_MAX_MESSAGE_SIZE]   = { "max_message_size", SCOPE_GLOBAL, false },
+	[KEY_ADD_THREAD_INDEX]   = { "add_thread_index", SCOPE_GLOBAL, false },
+	[KEY_LOG_LEVEL]          = { "log_level", SCOPE_GLOBAL, false },
+	[KEY_HALO_URL]           = { "halo_url", SCOPE_TENANT, false },
+	[KEY_AUTH_URL]           = { "auth_url", SCOPE_TENANT, false },
+	[KEY_HALO_TENANT]        = { "halo_tenant", SCOPE_TENANT, false },
+	[KEY_CLIENT_ID]          = { "client_id", SCOPE_TENANT, false },
+	[KEY_CLIENT_SECRET]      = { "client_secret", SCOPE_TENANT, false },
+	[KEY_CLIENT_SECRET_FILE] = { "client_secret_file", SCOPE_TENANT, false },
+	[KEY_TICKET_TYPE_ID]     = { "ticket_type_id", SCOPE_TENANT, false },
+	[KEY_APPEND_OUTCOME]     = { "append_outcome", SCOPE_TENANT, false },
+	[KEY_CREATE_OUTCOME]     = { "create_outcome", SCOPE_TENANT, false },
+	[KEY_INTERNAL_NOTE]      = { "internal_note", SCOPE_TENANT, false },
+	[KEY_ATTACHMENTS]        = { "attachments", SCOPE_TENANT, false },
+	[KEY_SUBJECT_TAG]        = { "subject_tag", SCOPE_TENANT, false },
+	[KEY_DEFAULT_AGENT]      = { "default_agent", SCOPE_TENANT, false },
+	[KEY_HALO_SENDERS]       = { "halo_senders", SCOPE_TENANT, true },
+	[KEY_LOOP_MAX_CREATES]   = { "loop_max_creates", SCOPE_TENANT, false },
+	[KEY_LOOP_WINDOW]        = { "loop_window", SCOPE_TENANT, false },
+	[KEY_ROUTE]              = { "route", SCOPE_TENANT, true },
+};
+
+enum parse_state {
+	STATE_GLOBAL,   /* before the first section */
+	STATE_TENANT,   /* inside a [tenant NAME] section */
+	STATE_SKIP      /* inside a bad section header: ignore its keys */
+};
+
+struct parser {
+	const char *path;
+	FILE *errs;
+	int nerrors;
+	struct conf *conf;
+	enum parse_state state;
+	struct conf_tenant *tenant;        /* current section, owned by conf */
+	int key_line[KEY_COUNT];           /* line a key was set in this scope */
+	struct conf_route **pending;       /* routes of this section with no agent= */
+	size_t n_pending;
+};
+
+/* Report one problem as "FILE:LINE: message" and count it. */
+__attribute__((format(printf, 3, 4)))
+static void conf_error(struct parser *p, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(p->errs, "%s:%d: ", p->path, line);
+	va_start(ap, fmt);
+	vfprintf(p->errs, fmt, ap);
+	va_end(ap);
+	fputc('\n', p->errs);
+	p->nerrors++;
+}
+
+/* ASCII whitespace test, independent of the locale. */
+static bool is_space(int c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' ||
+	    c == '\f';
+}
+
+/* ASCII control character test (C0 controls and DEL). */
+static bool is_control(int c)
+{
+	return (unsigned char)c < 0x20 || c == 0x7f;
+}
+
+/* ASCII digit test. */
+static bool is_digit(int c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* ASCII lower-case, independent of the locale. */
+static char to_lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Lower-case a string in place. */
+static void lower_str(char *s)
+{
+	for (; *s != '\0'; s++)
+		*s = to_lower(*s);
+}
+
+/* Trim whitespace at both ends of S in place; returns the new start. */
+static char *trim(char *s)
+{
+	char *end;
+
+	while (is_space((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && is_space((unsigned char)end[-1]))
+		end--;
+	*end = '\0';
+	return s;
+}
+
+/* True when S has no control characters (free text such as outcome names). */
+static bool text_ok(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (is_control(*s))
+			return false;
+	return true;
+}
+
+/* True when S is non-empty and has no whitespace or control characters. */
+static bool token_ok(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s != '\0'; s++)
+		if (is_space((unsigned char)*s) || is_control(*s))
+			return false;
+	return true;
+}
+
+/* Copy a string, reporting allocation failure at LINE. */
+static char *dup_str(struct parser *p, int line, const char *s)
+{
+	char *copy = strdup(s);
+
+	if (copy == NULL)
+		conf_error(p, line, "out of memory");
+	return copy;
+}
+
+/* Store a copy of VALUE in *FIELD (which must be unset). */
+static void set_str(struct parser *p, int line, char **field,
+    const char *value)
+{
+	*field = dup_str(p, line, value);
+}
+
+/* Parse a decimal port (1-65535) of exactly LEN bytes. */
+static bool port_ok(const char *s, size_t len)
+{
+	unsigned long port = 0;
+	size_t i;
+
+	if (len == 0 || len > 5)
+		return false;
+	for (i = 0; i < len; i++) {
+		if (!is_digit(s[i]))
+			return false;
+		port = port * 10 + (unsigned long)(s[i] - '0');
+	}
+	return port >= 1 && port <= 65535;
+}
+
+/* Parse a decimal unsigned integer in [MIN, MAX]; digits only. */
+static bool parse_ulong_range(const char *s, unsigned long min,
+    unsigned long max, unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (!is_digit(*s))
+		return false;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Parse a boolean word: yes/no, true/false, on/off, 1/0 (any case). */
+static bool parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	size_t i;
+
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return true;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Parse a size with optional K/M/G suffix (binary units). 0 on success. */
+int conf_parse_size(const char *text, uint64_t *out)
+{
+	uint64_t v = 0, mult = 1;
+	const char *s = text;
+
+	if (text == NULL || out == NULL || !is_digit(*s))
+		return -1;
+	for (; is_digit(*s); s++) {
+		uint64_t d = (uint64_t)(*s - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	switch (*s) {
+	case '\0':
+		break;
+	case 'k': case 'K':
+		mult = 1024ULL;
+		s++;
+		break;
+	case 'm': case 'M':
+		mult = 1024ULL * 1024;
+		s++;
+		break;
+	case 'g': case 'G':
+		mult = 1024ULL * 1024 * 1024;
+		s++;
+		break;
+	default:
+		return -1;
+	}
+	if (*s != '\0')
+		return -1;
+	if (v > UINT64_MAX / mult)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
+/* Why a milter socket spec is invalid, or NULL when it is valid. */
+static const char *socket_error(const char *s)
+{
+	struct sockaddr_un addr_un;
+	const char *rest, *at;
+
+	if (strncmp(s, "unix:", 5) == 0 || strncmp(s, "local:", 6) == 0) {
+		rest = strchr(s, ':') + 1;
+		if (rest[0] != '/')
+			return "unix socket path must be absolute";
+		if (!text_ok(rest))
+			return "socket path contains a control character";
+		if (strlen(rest) >= sizeof(addr_un.sun_path))
+			return "unix socket path is too long";
+		return NULL;
+	}
+	if (strncmp(s, "inet:", 5) == 0)
+		rest = s + 5;
+	else if (strncmp(s, "inet6:", 6) == 0)
+		rest = s + 6;
+	else
+		return "expected unix:/PATH, local:/PATH, inet:PORT@HOST or "
+		    "inet6:PORT@HOST";
+	at = strchr(rest, '@');
+	if (at == NULL)
+		return "inet socket must be PORT@HOST";
+	if (!port_ok(rest, (size_t)(at - rest)))
+		return "port must be a number from 1 to 65535";
+	if (!token_ok(at + 1))
+		return "missing or malformed host after '@'";
+	return NULL;
+}
+
+/* Why a web_listen value is invalid, or NULL when it is valid. */
+static const char *listen_error(const char *s)
+{
+	const char *colon, *p;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (close == NULL)
+			return "missing ']' after IPv6 address";
+		if (close == s + 1)
+			return "empty IPv6 address";
+		for (p = s + 1; p < close; p++)
+			if (!(is_digit(*p) || (*p >= 'a' && *p <= 'f') ||
+			    (*p >= 'A' && *p <= 'F') || *p == ':' || *p == '.'))
+				return "malformed IPv6 address";
+		if (close[1] != ':')
+			return "expected [ADDRESS]:PORT";
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return "expected HOST:PORT or [IPV6]:PORT";
+		if (colon == s)
+			return "empty host";
+		for (p = s; p < colon; p++)
+			if (!(is_digit(*p) || (*p >= 'a' && *p <= 'z') ||
+			    (*p >= 'A' && *p <= 'Z') || *p == '.' || *p == '-'))
+				return "malformed host (IPv6 addresses need "
+				    "brackets: [::1]:PORT)";
+	}
+	if (!port_ok(colon + 1, strlen(colon + 1)))
+		return "port must be a number from 1 to 65535";
+	return NULL;
+}
+
+/* Validate an http(s) URL and store it without trailing '/'. */
+static void set_url(struct parser *p, int line, const char *key,
+    char **field, const char *value)
+{
+	const char *rest;
+	size_t len;
+	char *copy;
+
+	if (strncasecmp(value, "https://", 8) == 0)
+		rest = value + 8;
+	else if (strncasecmp(value, "http://", 7) == 0)
+		rest = value + 7;
+	else {
+		conf_error(p, line, "%s: '%s' is not an http:// or https:// URL",
+		    key, value);
+		return;
+	}
+	if (!token_ok(value)) {
+		conf_error(p, line, "%s: URL contains whitespace or a control "
+		    "character", key);
+		return;
+	}
+	if (*rest == '\0' || *rest == '/' || *rest == '?' || *rest == '#') {
+		conf_error(p, line, "%s: URL '%s' has no host", key, value);
+		return;
+	}
+	copy = dup_str(p, line, value);
+	if (copy == NULL)
+		return;
+	len = strlen(copy);
+	while (len > 0 && copy[len - 1] == '/')
+		copy[--len] = '\0';
+	*field = copy;
+}
+
+/* Why an email address is invalid, or NULL when it is valid. */
+static const char *email_error(const char *s)
+{
+	const char *at = strchr(s, '@');
+
+	if (strlen(s) > CONF_ADDR_MAX)
+		return "address is too long";
+	if (!token_ok(s))
+		return "address contains whitespace or a control character";
+	if (at == NULL || strchr(at + 1, '@') != NULL)
+		return "address must contain exactly one '@'";
+	if (at == s || at[1] == '\0')
+		return "address has an empty local part or domain";
+	return NULL;
+}
+
+/* Validate an email address and return a lower-case copy, or NULL. */
+static char *email_dup(struct parser *p, int line, const char *key,
+    const char *value)
+{
+	const char *why = email_error(value);
+	char *copy;
+
+	if (why != NULL) {
+		conf_error(p, line, "%s: invalid email address '%s': %s", key,
+		    value, why);
+		return NULL;
+	}
+	copy = dup_str(p, line, value);
+	if (copy != NULL)
+		lower_str(copy);
+	return copy;
+}
+
+/* Why a (lower-cased) route pattern is invalid, or NULL when it is valid. */
+static const char *pattern_error(const char *pat)
+{
+	const char *at = strchr(pat, '@'), *s;
+
+	if (strlen(pat) > CONF_ADDR_MAX)
+		return "pattern is too long";
+	if (at == NULL || strchr(at + 1, '@') != NULL)
+		return "pattern must contain exactly one '@'";
+	if (at == pat || at[1] == '\0')
+		return "pattern has an empty local part or domain";
+	for (s = pat; *s != '\0'; s++)
+		if (is_space((unsigned char)*s) || is_control(*s))
+			return "pattern contains whitespace or a control "
+			    "character";
+	if (memchr(pat, '*', (size_t)(at - pat)) != NULL &&
+	    !(pat[0] == '*' && at == pat + 1))
+		return "'*' is only allowed as the whole local part (*@domain)";
+	for (s = at + 1; *s != '\0'; s++)
+		if (!(is_digit(*s) || (*s >= 'a' && *s <= 'z') || *s == '.' ||
+		    *s == '-'))
+			return "domain may contain only letters, digits, '.' "
+			    "and '-'";
+	if (at[1] == '.' || s[-1] == '.' || strstr(at + 1, "..") != NULL)
+		return "malformed domain";
+	return NULL;
+}
+
+/* Grow a pointer array by one slot; returns the new array or NULL. */
+static void *grow_ptrs(void *array, size_t n)
+{
+	if (n >= SIZE_MAX / sizeof(void *) - 1)
+		return NULL;
+	return realloc(array, (n + 1) * sizeof(void *));
+}
+
+/* Read client_secret_file into *FIELD: bounded, trailing whitespace stripped. */
+static void read_secret_file(struct parser *p, int line, char **field,
+    const char *path)
+{
+	char buf[CONF_SECRET_MAX + 1];
+	size_t len = 0;
+	ssize_t n;
+	struct stat st;
+	const char *why = NULL;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		conf_error(p, line, "cannot read client_secret_file '%s': %s",
+		    path, strerror(errno));
+		return;
+	}
+	if (fstat(fd, &st) != 0) {
+		why = strerror(errno);
+	} else if (!S_ISREG(st.st_mode)) {
+		why = S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file";
+	} else {
+		while (len < sizeof(buf)) {
+			n = read(fd, buf + len, sizeof(buf) - len);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				why = strerror(errno);
+				break;
+			}
+			if (n == 0)
+				break;
+			len += (size_t)n;
+		}
+		if (why == NULL && len > CONF_SECRET_MAX)
+			why = "file is too large";
+	}
+	close(fd);
+	if (why == NULL) {
+		while (len > 0 && is_space((unsigned char)buf[len - 1]))
+			len--;
+		buf[len] = '\0';
+		if (len == 0)
+			why = "file is empty";
+		else if (memchr(buf, '\0', len) != NULL || !text_ok(buf))
+			why = "file contains a control character";
+	}
+	if (why != NULL)
+		conf_error(p, line, "cannot read client_secret_file '%s': %s",
+		    path, why);
+	else
+		*field = dup_str(p, line, buf);
+	explicit_bzero(buf, sizeof(buf));
+}
+
+/* Free one route. */
+static void route_free(struct conf_route *route)
+{
+	if (route == NULL)
+		return;
+	free(route->pattern);
+	free(route->agent);
+	free(route);
+}
+
+/* Free one tenant and everything it owns; secrets are wiped first. */
+static void tenant_free(struct conf_tenant *t)
+{
+	size_t i;
+
+	if (t == NULL)
+		return;
+	free(t->name);
+	free(t->halo_url);
+	free(t->auth_url);
+	free(t->halo_tenant);
+	free(t->client_id);
+	if (t->client_secret != NULL) {
+		explicit_bzero(t->client_secret, strlen(t->client_secret));
+		free(t->client_secret);
+	}
+	free(t->append_outcome);
+	free(t->create_outcome);
+	free(t->subject_tag);
+	free(t->default_agent);
+	for (i = 0; i < t->n_halo_senders; i++)
+		free(t->halo_senders[i]);
+	free(t->halo_senders);
+	for (i = 0; i < t->n_routes; i++)
+		route_free(t->routes[i]);
+	free(t->routes);
+	free(t);
+}
+
+/* Release a configuration; returns NULL. NULL is accepted. */
+struct conf *conf_free(struct conf *conf)
+{
+	size_t i;
+
+	if (conf == NULL)
+		return NULL;
+	for (i = 0; i < conf->n_tenants; i++)
+		tenant_free(conf->tenants[i]);
+	free(conf->tenants);
+	free(conf->path);
+	free(conf->socket);
+	free(conf->state_dir);
+	free(conf->web_listen);
+	free(conf->public_url);
+	free(conf->user);
+	free(conf);
+	return NULL;
+}
+
+/* Find an earlier route that clashes with PATTERN; report it, return true. */
+static bool route_conflicts(struct parser *p, int line, const char *pattern)
+{
+	const char *domain = strchr(pattern, '@') + 1;
+	bool wild = pattern[0] == '*';
+	size_t i, j;
+
+	for (i = 0; i < p->conf->n_tenants; i++) {
+		const struct conf_tenant *t = p->conf->tenants[i];
+
+		for (j = 0; j < t->n_routes; j++) {
+			const struct conf_route *r = t->routes[j];
+
+			if (strcmp(r->pattern, pattern) != 0)
+				continue;
+			conf_error(p, line, "duplicate route '%s' (first defined "
+			    "at line %d in tenant '%s')", pattern, r->line,
+			    t->name);
+			return true;
+		}
+	}
+	for (i = 0; i < p->conf->n_tenants; i++) {
+		const struct conf_tenant *t = p->conf->tenants[i];
+
+		if (t == p->tenant)
+			continue;
+		for (j = 0; j < t->n_routes; j++) {
+			const struct conf_route *r = t->routes[j];
+
+			if ((r->pattern[0] == '*') == wild)
+				continue;
+			if (strcmp(strchr(r->pattern, '@') + 1, domain) != 0)
+				continue;
+			conf_error(p, line, "route '%s' overlaps '%s' in tenant "
+			    "'%s' at line %d", pattern, r->pattern, t->name,
+			    r->line);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Parse "PATTERN MODE [agent=EMAIL|agent=recipient]" and add the route. */
+static void parse_route(struct parser *p, int line, const char *value)
+{
+	char buf[CONF_LINE_MAX + 1];
+	char *tok[4], *save = NULL, *s, *agent = NULL;
+	const char *why;
+	size_t ntok = 0;
+	bool agent_given = false, bad = false, mode_ok = true;
+	enum conf_mode mode = CONF_MODE_OFF;
+	struct conf_route *route, **routes;
+	struct conf_tenant *t = p->tenant;
+
+	if (strlen(value) >= sizeof(buf)) {
+		conf_error(p, line, "route: value too long");
+		return;
+	}
+	strcpy(buf, value);
+	for (s = strtok_r(buf, " \t", &save); s != NULL && ntok < 4;
+	    s = strtok_r(NULL, " \t", &save))
+		tok[ntok++] = s;
+	if (ntok < 2) {
+		conf_error(p, line, "route: expected PATTERN MODE "
+		    "[agent=EMAIL|agent=recipient]");
+		return;
+	}
+	if (ntok > 3) {
+		conf_error(p, line, "route: unexpected '%s' (expected PATTERN "
+		    "MODE [agent=EMAIL|agent=recipient])", tok[3]);
+		return;
+	}
+	lower_str(tok[0]);
+	why = pattern_error(tok[0]);
+	if (why != NULL) {
+		conf_error(p, line, "route: invalid pattern '%s': %s", tok[0], why);
+		bad = true;
+	}
+	if (strcasecmp(tok[1], "intake") == 0)
+		mode = CONF_MODE_INTAKE;
+	else if (strcasecmp(tok[1], "thread-only") == 0)
+		mode = CONF_MODE_THREAD_ONLY;
+	else if (strcasecmp(tok[1], "off") == 0)
+		mode = CONF_MODE_OFF;
+	else {
+		conf_error(p, line, "route: unknown mode '%s' (expected intake, "
+		    "thread-only or off)", tok[1]);
+		bad = true;
+		mode_ok = false;
+	}
+	if (ntok == 3) {
+		if (strncasecmp(tok[2], "agent=", 6) != 0) {
+			conf_error(p, line, "route: unexpected '%s' (expected "
+			    "agent=EMAIL or agent=recipient)", tok[2]);
+			bad = true;
+		} else if (mode_ok && mode == CONF_MODE_OFF) {
+			conf_error(p, line, "route: mode 'off' takes no agent=");
+			bad = true;
+		} else if (strcasecmp(tok[2] + 6, "recipient") == 0) {
+			agent_given = true;
+		} else {
+			agent = email_dup(p, line, "route agent", tok[2] + 6);
+			agent_given = agent != NULL;
+			bad = bad || agent == NULL;
+		}
+	}
+	if (bad || route_conflicts(p, line, tok[0])) {
+		free(agent);
+		return;
+	}
+	route = calloc(1, sizeof(*route));
+	routes = grow_ptrs(t->routes, t->n_routes);
+	if (route == NULL || routes == NULL ||
+	    (route->pattern = strdup(tok[0])) == NULL) {
+		conf_error(p, line, "out of memory");
+		if (routes != NULL)
+			t->routes = routes;
+		route_free(route);
+		free(agent);
+		return;
+	}
+	t->routes = routes;
+	route->mode = mode;
+	route->agent = agent;
+	route->line = line;
+	route->tenant = t;
+	t->routes[t->n_routes++] = route;
+	if (!agent_given && mode != CONF_MODE_OFF) {
+		routes = grow_ptrs(p->pending, p->n_pending);
+		if (routes == NULL) {
+			conf_error(p, line, "out of memory");
+			return;
+		}
+		p->pending = routes;
+		p->pending[p->n_pending++] = route;
+	}
+}
+
+/* Append the comma-separated addresses of VALUE to halo_senders. */
+static void add_halo_senders(struct parser *p, int line, const char *value)
+{
+	char buf[CONF_LINE_MAX + 1];
+	char *item, *next, *addr;
+	char **senders;
+	struct conf_tenant *t = p->tenant;
+
+	if (strlen(value) >= sizeof(buf)) {
+		conf_error(p, line, "halo_senders: value too long");
+		return;
+	}
+	strcpy(buf, value);
+	for (item = buf; item != NULL; item = next) {
+		next = strchr(item, ',');
+		if (next != NULL)
+			*next++ = '\0';
+		item = trim(item);
+		if (*item == '\0') {
+			conf_error(p, line, "halo_senders: empty address in list");
+			continue;
+		}
+		addr = email_dup(p, line, "halo_senders", item);
+		if (addr == NULL)
+			continue;
+		senders = grow_ptrs(t->halo_senders, t->n_halo_senders);
+		if (senders == NULL) {
+			conf_error(p, line, "out of memory");
+			free(addr);
+			continue;
+		}
+		t->halo_senders = senders;
+		t->halo_senders[t->n_halo_senders++] = addr;
+	}
+}
+
+/* Apply a global key to the configuration. */
+static void apply_global(struct parser *p, int line, enum key_id key,
+    const char *value)
+{
+	struct conf *c = p->conf;
+	const char *name = key_defs[key].name;
+	const char *why;
+	const char *s;
+
+	switch (key) {
+	case KEY_SOCKET:
+		why = socket_error(value);
+		if (why != NULL)
+			conf_error(p, line, "socket: invalid '%s': %s", value, why);
+		else
+			set_str(p, line, &c->socket, value);
+		break;
+	case KEY_STATE_DIR:
+		if (value[0] != '/' || !text_ok(value) ||
+		    strlen(value) >= PATH_MAX)
+			conf_error(p, line, "state_dir: '%s' is not an absolute "
+			    "path", value);
+		else
+			set_str(p, line, &c->state_dir, value);
+		break;
+	case KEY_WEB_LISTEN:
+		why = listen_error(value);
+		if (why != NULL)
+			conf_error(p, line, "web_listen: invalid '%s': %s", value,
+			    why);
+		else
+			set_str(p, line, &c->web_listen, value);
+		break;
+	case KEY_PUBLIC_URL:
+		set_url(p, line, name, &c->public_url, value);
+		break;
+	case KEY_USER:
+		for (s = value; *s != '\0'; s++)
+			if (!((*s >= 'a' && *s <= 'z') || *s == '_' ||
+			    (s > value && (is_digit(*s) || *s == '-'))))
+				break;
+		if (*s != '\0' || strlen(value) > CONF_USER_MAX)
+			conf_error(p, line, "user: invalid user name '%s' "
+			    "(expected [a-z_][a-z0-9_-]*, at most %d characters)",
+			    value, CONF_USER_MAX);
+		else
+			set_str(p, line, &c->user, value);
+		break;
+	case KEY_ON_SPOOL_ERROR:
+		if (strcasecmp(value, "tempfail") == 0)
+			c->on_spool_error = CONF_SPOOL_TEMPFAIL;
+		else if (strcasecmp(value, "accept") == 0)
+			c->on_spool_error = CONF_SPOOL_ACCEPT;
+		else
+			conf_error(p, line, "on_spool_error: invalid '%s' "
+			    "(expected tempfail or accept)", value);
+		break;
+	case KEY_MAX_MESSAGE_SIZE:
+		if (conf_parse_size(value, &c->max_message_size) != 0)
+			conf_error(p, line, "max_message_size: invalid size '%s' "
+			    "(expected digits with optional K, M or G; 0 = "
+			    "unlimited)", value);
+		break;
+	case KEY_ADD_THREAD_INDEX:
+		if (!parse_bool(value, &c->add_thread_index))
+			conf_error(p, line, "add_thread_index: invalid boolean "
+			    "'%s' (expected yes or no)", value);
+		break;
+	case KEY_LOG_LEVEL:
+		if (strcasecmp(value, "debug") == 0)
+			c->log_level = LOG_DEBUG;
+		else if (strcasecmp(value, "info") == 0)
+			c->log_level = LOG_INFO;
+		else if (strcasecmp(value, "notice") == 0)
+			c->log_level = LOG_NOTICE;
+		else if (strcasecmp(value, "warning") == 0)
+			c->log_level = LOG_WARNING;
+		else if (strcasecmp(value, "err") == 0)
+			c->log_level = LOG_ERR;
+		else
+			conf_error(p, line, "log_level: invalid '%s' (expected "
+			    "debug, info, notice, warning or err)", value);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Apply a tenant key to the current tenant. */
+static void apply_tenant(struct parser *p, int line, enum key_id key,
+    const char *value)
+{
+	struct conf_tenant *t = p->tenant;
+	const char *name = key_defs[key].name;
+	unsigned long num;
+	int other;
+
+	switch (key) {
+	case KEY_HALO_URL:
+		set_url(p, line, name, &t->halo_url, value);
+		break;
+	case KEY_AUTH_URL:
+		set_url(p, line, name, &t->auth_url, value);
+		break;
+	case KEY_HALO_TENANT:
+	case KEY_CLIENT_ID:
+		if (!token_ok(value))
+			conf_error(p, line, "%s: '%s' contains whitespace or a "
+			    "control character", name, value);
+		else
+			set_str(p, line, key == KEY_CLIENT_ID ? &t->client_id :
+			    &t->halo_tenant, value);
+		break;
+	case KEY_CLIENT_SECRET:
+	case KEY_CLIENT_SECRET_FILE:
+		other = p->key_line[key == KEY_CLIENT_SECRET ?
+		    KEY_CLIENT_SECRET_FILE : KEY_CLIENT_SECRET];
+		if (other != 0)
+			conf_error(p, line, "give only one of client_secret and "
+			    "client_secret_file (the other is at line %d)", other);
+		else if (key == KEY_CLIENT_SECRET_FILE)
+			read_secret_file(p, line, &t->client_secret, value);
+		else if (!text_ok(value))
+			conf_error(p, line, "client_secret: contains a control "
+			    "character");
+		else
+			set_str(p, line, &t->client_secret, value);
+		break;
+	case KEY_TICKET_TYPE_ID:
+		if (!parse_ulong_range(value, 1, LONG_MAX, &num))
+			conf_error(p, line, "ticket_type_id: invalid '%s' "
+			    "(expected an integer > 0)", value);
+		else
+			t->ticket_type_id = (long)num;
+		break;
+	case KEY_APPEND_OUTCOME:
+	case KEY_CREATE_OUTCOME:
+		if (!text_ok(value))
+			conf_error(p, line, "%s: contains a control character",
+			    name);
+		else
+			set_str(p, line, key == KEY_APPEND_OUTCOME ?
+			    &t->append_outcome : &t->create_outcome, value);
+		break;
+	case KEY_INTERNAL_NOTE:
+		if (!parse_bool(value, &t->internal_note))
+			conf_error(p, line, "internal_note: invalid boolean '%s' "
+			    "(expected yes or no)", value);
+		break;
+	case KEY_ATTACHMENTS:
+		if (!parse_bool(value, &t->attachments))
+			conf_error(p, line, "attachments: invalid boolean '%s' "
+			    "(expected yes or no)", value);
+		break;
+	case KEY_SUBJECT_TAG: {
+		const char *first = strstr(value, "{n}");
+
+		if (first == NULL || strstr(first + 3, "{n}") != NULL ||
+		    first == value || !text_ok(value))
+			conf_error(p, line, "subject_tag: invalid '%s' (must "
+			    "contain exactly one {n} with text before it)", value);
+		else
+			set_str(p, line, &t->subject_tag, value);
+		break;
+	}
+	case KEY_DEFAULT_AGENT:
+		t->default_agent = email_dup(p, line, name, value);
+		break;
+	case KEY_HALO_SENDERS:
+		add_halo_senders(p, line, value);
+		break;
+	case KEY_LOOP_MAX_CREATES:
+		if (!parse_ulong_range(value, 1, 100000, &num))
+			conf_error(p, line, "loop_max_creates: invalid '%s' "
+			    "(expected an integer from 1 to 100000)", value);
+		else
+			t->loop_max_creates = (unsigned)num;
+		break;
+	case KEY_LOOP_WINDOW:
+		if (!parse_ulong_range(value, 60, 604800, &num))
+			conf_error(p, line, "loop_window: invalid '%s' (expected "
+			    "seconds from 60 to 604800)", value);
+		else
+			t->loop_window = (unsigned)num;
+		break;
+	case KEY_ROUTE:
+		parse_route(p, line, value);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Close the current tenant: required keys, defaults, route agents. */
+static void finish_tenant(struct parser *p)
+{
+	struct conf_tenant *t = p->tenant;
+	static const enum key_id required[] = {
+		KEY_HALO_URL, KEY_CLIENT_ID, KEY_TICKET_TYPE_ID
+	};
+	size_t i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++)
+		if (p->key_line[required[i]] == 0)
+			conf_error(p, t->line, "tenant '%s': missing required key "
+			    "'%s'", t->name, key_defs[required[i]].name);
+	if (t->append_outcome == NULL)
+		set_str(p, t->line, &t->append_outcome, DEFAULT_OUTCOME);
+	if (t->create_outcome == NULL)
+		set_str(p, t->line, &t->create_outcome, DEFAULT_OUTCOME);
+	if (t->subject_tag == NULL)
+		set_str(p, t->line, &t->subject_tag, DEFAULT_SUBJECT_TAG);
+	for (i = 0; i < p->n_pending; i++) {
+		struct conf_route *r = p->pending[i];
+
+		if (t->default_agent != NULL)
+			set_str(p, r->line, &r->agent, t->default_agent);
+		else if (p->key_line[KEY_DEFAULT_AGENT] == 0)
+			conf_error(p, r->line, "route '%s' needs agent=EMAIL or "
+			    "agent=recipient (tenant '%s' has no default_agent)",
+			    r->pattern, t->name);
+	}
+	free(p->pending);
+	p->pending = NULL;
+	p->n_pending = 0;
+	p->tenant = NULL;
+}
+
+/* True when NAME is a valid tenant name: [A-Za-z0-9_.-]{1,64}. */
+static bool tenant_name_ok(const char *name)
+{
+	const char *s;
+
+	if (*name == '\0' || strlen(name) > CONF_TENANT_NAME_MAX)
+		return false;
+	for (s = name; *s != '\0'; s++)
+		if (!(is_digit(*s) || (*s >= 'a' && *s <= 'z') ||
+		    (*s >= 'A' && *s <= 'Z') || *s == '_' || *s == '.' ||
+		    *s == '-'))
+			return false;
+	return true;
+}
+
+/* Start a new tenant section named NAME at LINE. */
+static void start_tenant(struct parser *p, int line, const char *name)
+{
+	struct conf *c = p->conf;
+	struct conf_tenant *t, **tenants;
+	size_t i;
+
+	if (!tenant_name_ok(name))
+		conf_error(p, line, "invalid tenant name '%s' (allowed: letters, "
+		    "digits, '_', '.', '-'; 1 to %d characters)", name,
+		    CONF_TENANT_NAME_MAX);
+	for (i = 0; i < c->n_tenants; i++)
+		if (strcmp(c->tenants[i]->name, name) == 0) {
+			conf_error(p, line, "duplicate tenant '%s' (first defined "
+			    "at line %d)", name, c->tenants[i]->line);
+			break;
+		}
+	t = calloc(1, sizeof(*t));
+	tenants = grow_ptrs(c->tenants, c->n_tenants);
+	if (t == NULL || tenants == NULL || (t->name = strdup(name)) == NULL) {
+		conf_error(p, line, "out of memory");
+		if (tenants != NULL)
+			c->tenants = tenants;
+		tenant_free(t);
+		p->state = STATE_SKIP;
+		return;
+	}
+	c->tenants = tenants;
+	c->tenants[c->n_tenants++] = t;
+	t->line = line;
+	t->attachments = true;
+	t->loop_max_creates = DEFAULT_LOOP_CREATES;
+	t->loop_window = DEFAULT_LOOP_WINDOW;
+	p->tenant = t;
+	p->state = STATE_TENANT;
+	memset(p->key_line, 0, sizeof(p->key_line));
+}
+
+/* Handle a "[...]" line (already trimmed, comment removed). */
+static void parse_header(struct parser *p, int line, char *text)
+{
+	char *close = strchr(text, ']');
+	char *inner, *name;
+
+	finish_tenant(p);
+	p->state = STATE_SKIP;
+	if (close == NULL) {
+		conf_error(p, line, "unterminated section header (missing ']')");
+		return;
+	}
+	if (close[1] != '\0') {
+		conf_error(p, line, "unexpected text after section header: '%s'",
+		    close + 1);
+		return;
+	}
+	*close = '\0';
+	inner = trim(text + 1);
+	if (strncmp(inner, "tenant", 6) != 0 ||
+	    (inner[6] != '\0' && !is_space((unsigned char)inner[6]))) {
+		conf_error(p, line, "unknown section '[%s]' (expected "
+		    "[tenant NAME])", inner);
+		return;
+	}
+	name = trim(inner + 6);
+	if (*name == '\0') {
+		conf_error(p, line, "missing tenant name (expected [tenant NAME])");
+		return;
+	}
+	start_tenant(p, line, name);
+}
+
+/* Find a key by name; KEY_COUNT when unknown. */
+static enum key_id find_key(const char *name)
+{
+	int k;
+
+	for (k = 0; k < KEY_COUNT; k++)
+		if (strcmp(key_defs[k].name, name) == 0)
+			return (enum key_id)k;
+	return KEY_COUNT;
+}
+
+/* Handle one "key = value" line. */
+static void parse_assignment(struct parser *p, int line, char *text,
+    char *eq)
+{
+	char *key, *value;
+	enum key_id k;
+
+	*eq = '\0';
+	key = trim(text);
+	value = trim(eq + 1);
+	if (*key == '\0') {
+		conf_error(p, line, "missing key before '='");
+		return;
+	}
+	if (p->state == STATE_SKIP)
+		return;
+	k = find_key(key);
+	if (k == KEY_COUNT) {
+		if (p->state == STATE_GLOBAL)
+			conf_error(p, line, "unknown key '%s'", key);
+		else
+			conf_error(p, line, "unknown key '%s' in tenant '%s'", key,
+			    p->tenant->name);
+		return;
+	}
+	if (p->state == STATE_GLOBAL && key_defs[k].scope != SCOPE_GLOBAL) {
+		conf_error(p, line, "unknown global key '%s' (tenant keys belong "
+		    "in a [tenant NAME] section)", key);
+		return;
+	}
+	if (p->state == STATE_TENANT && key_defs[k].scope != SCOPE_TENANT) {
+		conf_error(p, line, "unknown tenant key '%s' in tenant '%s' "
+		    "(global keys must come before the first [tenant] section)",
+		    key, p->tenant->name);
+		return;
+	}
+	if (!key_defs[k].repeatable && p->key_line[k] != 0) {
+		conf_error(p, line, "duplicate key '%s' (first set at line %d)",
+		    key, p->key_line[k]);
+		return;
+	}
+	if (*value == '\0') {
+		conf_error(p, line, "empty value for '%s'", key);
+		p->key_line[k] = line;
+		return;
+	}
+	if (p->state == STATE_GLOBAL)
+		apply_global(p, line, k, value);
+	else
+		apply_tenant(p, line, k, value);
+	p->key_line[k] = line;
+}
+
+/* Handle one line of the file (NUL-terminated, newline removed). */
+static void parse_line(struct parser *p, int line, char *text)
+{
+	char *s, *eq;
+
+	/* '#' starts a comment at the start of the line or after whitespace */
+	for (s = text; *s != '\0'; s++)
+		if (*s == '#' && (s == text || is_space((unsigned char)s[-1]))) {
+			*s = '\0';
+			break;
+		}
+	text = trim(text);
+	if (*text == '\0')
+		return;
+	if (*text == '[') {
+		parse_header(p, line, text);
+		return;
+	}
+	eq = strchr(text, '=');
+	if (eq == NULL) {
+		conf_error(p, line, "expected 'key = value' or '[tenant NAME]'");
+		return;
+	}
+	parse_assignment(p, line, text, eq);
+}
+
+enum line_status {
+	LINE_OK,
+	LINE_EOF,
+	LINE_TOO_LONG,
+	LINE_NUL
+};
+
+/* Read one line of at most CONF_LINE_MAX bytes into BUF (CONF_LINE_MAX + 1). */
+static enum line_status read_line(FILE *fp, char *buf)
+{
+	size_t len = 0;
+	bool any = false, too_long = false, nul = false;
+	int c;
+
+	while ((c = getc(fp)) != EOF) {
+		any = true;
+		if (c == '\n')
+			break;
+		if (c == '\0')
+			nul = true;
+		if (len < CONF_LINE_MAX)
+			buf[len++] = (char)c;
+		else
+			too_long = true;
+	}
+	buf[len] = '\0';
+	if (!any)
+		return LINE_EOF;
+	if (too_long)
+		return LINE_TOO_LONG;
+	return nul ? LINE_NUL : LINE_OK;
+}
+
+/* Fill in the global defaults that were not set in the file. */
+static void finish_global(struct parser *p)
+{
+	struct conf *c = p->conf;
+
+	if (c->socket == NULL)
+		set_str(p, 0, &c->socket, DEFAULT_SOCKET);
+	if (c->state_dir == NULL)
+		set_str(p, 0, &c->state_dir, DEFAULT_STATE_DIR);
+	if (c->web_listen == NULL)
+		set_str(p, 0, &c->web_listen, DEFAULT_WEB_LISTEN);
+}
+
+/* Load and validate PATH; see conf.h. */
+struct conf *conf_load(const char *path, FILE *errs, int *nerrors)
+{
+	struct parser p;
+	char buf[CONF_LINE_MAX + 1];
+	enum line_status status;
+	struct stat st;
+	FILE *fp;
+	int line = 0;
+
+	memset(&p, 0, sizeof(p));
+	p.path = path != NULL ? path : "(null)";
+	p.errs = errs != NULL ? errs : stderr;
+	p.state = STATE_GLOBAL;
+	p.conf = calloc(1, sizeof(*p.conf));
+	if (p.conf == NULL) {
+		conf_error(&p, 0, "out of memory");
+		goto out;
+	}
+	p.conf->on_spool_error = CONF_SPOOL_TEMPFAIL;
+	p.conf->max_message_size = DEFAULT_MAX_SIZE;
+	p.conf->add_thread_index = false;
+	p.conf->log_level = LOG_INFO;
+	if (path == NULL) {
+		conf_error(&p, 0, "cannot open: %s", strerror(EINVAL));
+		goto out;
+	}
+	set_str(&p, 0, &p.conf->path, path);
+	fp = fopen(path, "re");
+	if (fp == NULL) {
+		conf_error(&p, 0, "cannot open: %s", strerror(errno));
+		goto out;
+	}
+	if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+		conf_error(&p, 0, "cannot open: %s", strerror(EISDIR));
+		fclose(fp);
+		goto out;
+	}
+	while ((status = read_line(fp, buf)) != LINE_EOF) {
+		line++;
+		if (status == LINE_TOO_LONG)
+			conf_error(&p, line, "line too long (more than %d bytes)",
+			    CONF_LINE_MAX);
+		else if (status == LINE_NUL)
+			conf_error(&p, line, "NUL byte in line");
+		else
+			parse_line(&p, line, buf);
+	}
+	if (ferror(fp))
+		conf_error(&p, 0, "read error: %s", strerror(errno));
+	fclose(fp);
+	finish_tenant(&p);
+	finish_global(&p);
+out:
+	explicit_bzero(buf, sizeof(buf));
+	free(p.pending);
+	if (nerrors != NULL)
+		*nerrors = p.nerrors;
+	if (p.nerrors != 0)
+		return conf_free(p.conf);
+	return p.conf;
+}
+
+/* The rule that routes ADDR, or NULL; exact address beats "*@domain". */
+const struct conf_route *conf_route_lookup(const struct conf *conf,
+    const char *addr)
+{
+	char buf[CONF_ADDR_MAX + 1];
+	const struct conf_route *wild = NULL;
+	const char *start, *end, *domain;
+	size_t len, i, j;
+	char *at;
+
+	if (conf == NULL || addr == NULL)
+		return NULL;
+	len = strnlen(addr, CONF_LOOKUP_SCAN_MAX);
+	if (len == CONF_LOOKUP_SCAN_MAX)
+		return NULL;
+	start = addr;
+	end = addr + len;
+	while (start < end && is_space((unsigned char)*start))
+		start++;
+	while (end > start && is_space((unsigned char)end[-1]))
+		end--;
+	if (start < end && *start == '<')
+		start++;
+	if (end > start && end[-1] == '>')
+		end--;
+	while (start < end && is_space((unsigned char)*start))
+		start++;
+	while (end > start && is_space((unsigned char)end[-1]))
+		end--;
+	len = (size_t)(end - start);
+	if (len == 0 || len > CONF_ADDR_MAX)
+		return NULL;
+	for (i = 0; i < len; i++)
+		buf[i] = to_lower(start[i]);
+	buf[len] = '\0';
+	at = strrchr(buf, '@');
+	if (at == NULL || at == buf || at[1] == '\0')
+		return NULL;
+	domain = at + 1;
+	for (i = 0; i < conf->n_tenants; i++) {
+		const struct conf_tenant *t = conf->tenants[i];
+
+		for (j = 0; j < t->n_routes; j++) {
+			const struct conf_route *r = t->routes[j];
+
+			if (r->pattern[0] == '*' && r->pattern[1] == '@') {
+				if (wild == NULL && strcmp(r->pattern + 2, domain) == 0)
+					wild = r;
+			} else if (strcmp(r->pattern, buf) == 0) {
+				return r;
+			}
+		}
+	}
+	return wild;
+}
