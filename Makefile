@@ -83,7 +83,7 @@ $(BUILD)/corpus-intake: tests/corpus/corpus-intake.c $(LIBHALO)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIBHALO) $(LIBS)
 
 check: deps all $(UNIT_BIN) $(BUILD)/corpus-intake
-	@$(MAKE) --no-print-directory check-unit check-milter check-corpus check-e2e
+	@$(MAKE) --no-print-directory check-unit check-milter check-corpus check-e2e check-halosim
 	@echo "make check: all test levels passed"
 
 check-unit: $(UNIT_BIN)
@@ -97,6 +97,9 @@ check-corpus: $(BUILD)/corpus-intake
 
 check-e2e: all
 	@BUILD=$(BUILD) sh tests/e2e/run.sh
+
+check-halosim:
+	@python3 -m unittest discover -s tests/halosim -p 'test_*.py' 2>&1 | tail -3
 
 demo: deps all
 	@BUILD=$(BUILD) sh tests/e2e/demo.sh

@@ -10,6 +10,6 @@ H.eq(mt.getheader(conn, "X-Halo-Status", 0), "queued; tenant=acme; job=1", "stat
 local size = tonumber(H.job_field(1, "size"))
 if size == nil or size < 50 * 1024 * 1024 then H.fail("spooled size " .. tostring(size)) end
 local grown = H.peak_rss_kb() - before
-print("peak RSS grew by " .. grown .. " kB for a 50 MB body")
+io.stderr:write("peak RSS grew by " .. grown .. " kB for a 50 MB body\n")
 if grown > 16 * 1024 then H.fail("peak RSS grew by " .. grown .. " kB") end
 mt.disconnect(conn)
