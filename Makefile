@@ -52,8 +52,8 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all deps check check-unit check-milter check-corpus check-e2e check-halosim \
-        demo fuzz install clean bench soak
+.PHONY: all deps check check-all check-unit check-milter check-corpus check-e2e \
+        check-halosim demo demo-run fuzz install clean
 
 all: $(BUILD)/halo-milter $(BUILD)/halo-milterctl
 
@@ -82,26 +82,45 @@ $(BUILD)/corpus-intake: tests/corpus/corpus-intake.c $(LIBHALO)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIBHALO) $(LIBS)
 
-check: deps all $(UNIT_BIN) $(BUILD)/corpus-intake
-	@$(MAKE) --no-print-directory check-unit check-milter check-corpus check-e2e check-halosim
-	@echo "make check: all test levels passed"
+# deps first, then a fresh make: pkg-config flags are read when make starts
+check: deps
+	@$(MAKE) --no-print-directory check-all
+
+check-all: all $(UNIT_BIN) $(BUILD)/corpus-intake
+	@rm -f $(BUILD)/check.log $(BUILD)/.rc-check-*
+	@status=0; for t in check-unit check-milter check-corpus check-e2e check-halosim; do \
+	  $(MAKE) --no-print-directory $$t 2>&1 | tee -a $(BUILD)/check.log; \
+	  tail -1 $(BUILD)/.rc-$$t 2>/dev/null | grep -qx 0 || status=1; \
+	done; \
+	awk '/^[a-z-]+: [0-9]+ passed, [0-9]+ failed$$/ { p += $$2; f += $$4 } \
+	     END { printf "check: %d passed, %d failed\n", p, f }' $(BUILD)/check.log; \
+	exit $$status
 
 check-unit: $(UNIT_BIN)
-	@sh tests/run-unit.sh $(UNIT_BIN)
+	@sh tests/run-unit.sh $(UNIT_BIN); rc=$$?; echo $$rc > $(BUILD)/.rc-check-unit; exit $$rc
 
 check-milter: all
-	@BUILD=$(BUILD) sh tests/milter/run.sh
+	@BUILD=$(BUILD) sh tests/milter/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-milter; exit $$rc
 
 check-corpus: $(BUILD)/corpus-intake
-	@BUILD=$(BUILD) sh tests/corpus/run.sh
+	@BUILD=$(BUILD) sh tests/corpus/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-corpus; exit $$rc
 
 check-e2e: all
-	@BUILD=$(BUILD) sh tests/e2e/run.sh
+	@BUILD=$(BUILD) sh tests/e2e/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-e2e; exit $$rc
 
 check-halosim:
-	@python3 -m unittest discover -s tests/halosim -p 'test_*.py' 2>&1 | tail -3
+	@mkdir -p $(BUILD)
+	@python3 -m unittest discover -s tests/halosim -p 'test_*.py' > $(BUILD)/halosim-test.log 2>&1; \
+	  rc=$$?; echo $$rc > $(BUILD)/.rc-check-halosim; \
+	  n=$$(sed -n 's/^Ran \([0-9]*\) test.*/\1/p' $(BUILD)/halosim-test.log); \
+	  if [ $$rc -eq 0 ]; then echo "halosim: $${n:-0} passed, 0 failed"; \
+	  else tail -30 $(BUILD)/halosim-test.log; echo "halosim: 0 passed, $${n:-1} failed"; fi; \
+	  exit $$rc
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory demo-run
+
+demo-run: all
 	@BUILD=$(BUILD) sh tests/e2e/demo.sh
 
 # libFuzzer targets: clang, ASan+UBSan, linked against a separately built core.
