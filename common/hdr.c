@@ -189,9 +189,12 @@ hdr_msgid_generate(const uint8_t digest[32], const char *domain,
 static bool
 hdr_addr_copy(const char *s, size_t len, char out[HDR_ADDR_MAX + 1])
 {
+	const char *at;
 	size_t i;
 
-	if (len == 0 || len > HDR_ADDR_MAX || memchr(s, '@', len) == NULL)
+	if (len == 0 || len > HDR_ADDR_MAX || (at = memrchr(s, '@', len)) == NULL)
+		return false;
+	if (at == s || at == s + len - 1)    /* "@x", "x@": no local part or domain */
 		return false;
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -201,6 +204,34 @@ hdr_addr_copy(const char *s, size_t len, char out[HDR_ADDR_MAX + 1])
 	}
 	out[len] = '\0';
 	return true;
+}
+
+/* Copy the address of mailbox IA, or of the first usable member of group IA
+ * (RFC 6854 allows "Team: a@b;" in From:); groups do not nest. */
+static bool
+hdr_addr_first(InternetAddress *ia, char out[HDR_ADDR_MAX + 1])
+{
+	InternetAddressList *members;
+	const char *addr;
+	int i, n;
+
+	if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
+		addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
+		return addr != NULL && hdr_addr_copy(addr, strlen(addr), out);
+	}
+	if (!INTERNET_ADDRESS_IS_GROUP(ia))
+		return false;
+	members = internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia));
+	n = members != NULL ? internet_address_list_length(members) : 0;
+	for (i = 0; i < n; i++) {
+		InternetAddress *m = internet_address_list_get_address(members, i);
+		if (!INTERNET_ADDRESS_IS_MAILBOX(m))
+			continue;
+		addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(m));
+		if (addr != NULL && hdr_addr_copy(addr, strlen(addr), out))
+			return true;
+	}
+	return false;
 }
 
 /* First mailbox address of a header or envelope value. */
@@ -223,13 +254,7 @@ hdr_addr_spec(const char *value, char out[HDR_ADDR_MAX + 1])
 		n = internet_address_list_length(list);
 		for (i = 0; i < n && !found; i++) {
 			InternetAddress *ia = internet_address_list_get_address(list, i);
-			const char *addr;
-			if (!INTERNET_ADDRESS_IS_MAILBOX(ia))
-				continue;
-			addr = internet_address_mailbox_get_addr(
-			    INTERNET_ADDRESS_MAILBOX(ia));
-			if (addr != NULL)
-				found = hdr_addr_copy(addr, strlen(addr), out);
+			found = hdr_addr_first(ia, out);
 		}
 		g_object_unref(list);
 	}

@@ -17,7 +17,7 @@
 #define THREAD_GUID_LEN   16
 #define THREAD_KEY_LEN    32           /* hex characters, without NUL */
 #define THREAD_INDEX_MAX  4096         /* longest header value accepted */
-#define THREAD_INDEX_B64_LEN 32        /* encoded header block (22 bytes) + NUL */
+#define THREAD_INDEX_B64_LEN 33        /* encoded header block (22 bytes) + NUL */
 
 enum thread_index_status {
 	THREAD_INDEX_OK = 0,

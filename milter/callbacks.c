@@ -156,7 +156,7 @@ cb_eom(SMFICTX *ctx)
 	const struct intake_edit *edits;
 	enum intake_verdict verdict;
 	size_t n, i;
-	int rc;
+	int k, failed = 0;
 
 	if (cc == NULL || cc->conn_msg == NULL)
 		return SMFIS_CONTINUE;
@@ -170,15 +170,21 @@ cb_eom(SMFICTX *ctx)
 	}
 	n = intake_msg_edits(cc->conn_msg, &edits);
 	for (i = 0; i < n; i++) {
-		if (edits[i].op == INTAKE_EDIT_DELETE)
-			rc = smfi_chgheader(ctx, edits[i].name, edits[i].index, NULL);
-		else
-			rc = smfi_addheader(ctx, edits[i].name, edits[i].value);
-		if (rc != MI_SUCCESS)
-			log_warnx("eom: cannot %s header %s",
-			    edits[i].op == INTAKE_EDIT_DELETE ? "delete" : "add",
-			    edits[i].name);
+		if (edits[i].op == INTAKE_EDIT_DELETE) {
+			/* last occurrence first, so indexes stay valid */
+			for (k = edits[i].count; k >= 1; k--)
+				if (smfi_chgheader(ctx, edits[i].name, k, NULL) !=
+				    MI_SUCCESS)
+					failed++;
+		} else if (smfi_addheader(ctx, edits[i].name, edits[i].value) !=
+		    MI_SUCCESS) {
+			failed++;
+		}
 	}
+	if (failed > 0)
+		log_warnx("%s: %d header change%s refused by the MTA",
+		    intake_msg_queue_id_get(cc->conn_msg), failed,
+		    failed == 1 ? "" : "s");
 	cb_msg_done(cc);
 	return SMFIS_CONTINUE;
 }

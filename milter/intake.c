@@ -4,6 +4,7 @@
 #include "intake.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,9 @@
 #define INTAKE_MAX_REFS       32     /* References kept: root + nearest 31 */
 #define INTAKE_MAX_OURS       1000   /* distinct X-Halo-* names tracked */
 #define INTAKE_MAX_RCPT_TEXT  8192   /* routed recipients listed per job */
-#define INTAKE_MAX_EDITS      (INTAKE_MAX_OURS + 64)
+/* one delete per distinct name (stamp names are tracked beyond the cap),
+ * plus our own additions: never full, so our stamps always fit */
+#define INTAKE_MAX_EDITS      (INTAKE_MAX_OURS + 3 + 64)
 
 struct intake {
 	const struct conf *conf;
@@ -300,6 +303,15 @@ intake_spool_crlf(struct intake_msg *msg, const char *value)
 	intake_spool(msg, p, strlen(p));
 }
 
+/* Names we stamp: always tracked, whatever the cap on other names. */
+static bool
+intake_is_stamp_name(const char *name)
+{
+	return strcasecmp(name, "X-Halo-Status") == 0 ||
+	    strcasecmp(name, "X-Halo-Conversation-Id") == 0 ||
+	    strcasecmp(name, "X-Halo-Token") == 0;
+}
+
 /* Count an inbound X-Halo-* header so end of message can delete it. */
 static void
 intake_note_ours(struct intake_msg *msg, const char *name)
@@ -309,11 +321,12 @@ intake_note_ours(struct intake_msg *msg, const char *name)
 
 	for (i = 0; i < msg->n_ours; i++) {
 		if (strcasecmp(msg->ours[i].name, name) == 0) {
-			msg->ours[i].count++;
+			if (msg->ours[i].count < INT_MAX)
+				msg->ours[i].count++;
 			return;
 		}
 	}
-	if (msg->n_ours >= INTAKE_MAX_OURS) {
+	if (msg->n_ours >= INTAKE_MAX_OURS && !intake_is_stamp_name(name)) {
 		msg->ours_overflow = true;
 		return;
 	}
@@ -398,7 +411,7 @@ intake_msg_body(struct intake_msg *msg, const void *data, size_t len)
 /* Queue a header edit (values are copied). */
 static void
 intake_edit(struct intake_msg *msg, enum intake_edit_op op, const char *name,
-    int index, const char *value)
+    int count, const char *value)
 {
 	struct intake_edit *grown, *e;
 
@@ -410,7 +423,7 @@ intake_edit(struct intake_msg *msg, enum intake_edit_op op, const char *name,
 	msg->edits = grown;
 	e = &msg->edits[msg->n_edits];
 	e->op = op;
-	e->index = index;
+	e->count = count;
 	e->name = strdup(name);
 	e->value = value ? strdup(value) : NULL;
 	if (e->name == NULL || (value != NULL && e->value == NULL)) {
@@ -560,16 +573,15 @@ intake_stamp_status(struct intake_msg *msg)
 	}
 }
 
-/* Delete every inbound X-Halo-* header, last occurrence first. */
+/* Delete every inbound X-Halo-* header (one edit per distinct name). */
 static void
 intake_strip_ours(struct intake_msg *msg)
 {
 	size_t i;
-	int k;
 
 	for (i = 0; i < msg->n_ours; i++)
-		for (k = msg->ours[i].count; k >= 1; k--)
-			intake_edit(msg, INTAKE_EDIT_DELETE, msg->ours[i].name, k, NULL);
+		intake_edit(msg, INTAKE_EDIT_DELETE, msg->ours[i].name,
+		    msg->ours[i].count, NULL);
 }
 
 /* Add Thread-Index / Thread-Topic where absent (add_thread_index). */
@@ -760,4 +772,11 @@ const char *
 intake_msg_id(const struct intake_msg *msg)
 {
 	return msg->msgid[0] ? msg->msgid : NULL;
+}
+
+/* The queue id for logs. */
+const char *
+intake_msg_queue_id_get(const struct intake_msg *msg)
+{
+	return msg->queue_id ? msg->queue_id : "NOQUEUE";
 }

@@ -25,7 +25,7 @@ struct intake;
 struct intake_msg;
 
 enum intake_edit_op {
-	INTAKE_EDIT_DELETE,    /* delete occurrence INDEX (1-based) of NAME */
+	INTAKE_EDIT_DELETE,    /* delete every occurrence of NAME: COUNT..1 */
 	INTAKE_EDIT_ADD        /* append header NAME: VALUE */
 };
 
@@ -33,7 +33,7 @@ struct intake_edit {
 	enum intake_edit_op op;
 	char *name;
 	char *value;
-	int index;
+	int count;             /* DELETE: how many occurrences NAME has */
 };
 
 enum intake_verdict {
@@ -83,6 +83,9 @@ enum intake_verdict intake_msg_eom(struct intake_msg *msg);
 /* The header edits to apply, in order (valid until intake_msg_free). */
 size_t intake_msg_edits(const struct intake_msg *msg,
     const struct intake_edit **edits);
+
+/* The MTA queue id, or "NOQUEUE", for logs. */
+const char *intake_msg_queue_id_get(const struct intake_msg *msg);
 
 /* The Message-ID used for the message (after eom), for logs. */
 const char *intake_msg_id(const struct intake_msg *msg);

@@ -1,0 +1,614 @@
+/*
+ * test_store.c - unit tests for common/store_sqlite.c: schema migrations,
+ * atomic job insertion with (tenant, message_id) idempotency, job read-back,
+ * listing, counting, conversation keys, per-sender creation counts and spool
+ * references. Each test uses its own mkdtemp directory and removes it.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+struct fixture {
+	char dir[PATH_MAX];
+	char db[PATH_MAX + 16];
+	struct store *st;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	const char *tmp = getenv("TMPDIR");
+
+	if (f == NULL)
+		return -1;
+	if (tmp == NULL || *tmp == '\0')
+		tmp = "/tmp";
+	snprintf(f->dir, sizeof(f->dir), "%s/test_store.XXXXXX", tmp);
+	if (mkdtemp(f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->db, sizeof(f->db), "%s/halo.db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	struct dirent *de;
+	DIR *d;
+
+	f->st = store_close(f->st);
+	d = opendir(f->dir);
+	if (d != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			char path[PATH_MAX * 2];
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", f->dir, de->d_name);
+			unlink(path);
+		}
+		closedir(d);
+	}
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Open the fixture's store at the newest schema. */
+static struct store *
+open_latest(struct fixture *f)
+{
+	char err[256] = "";
+
+	f->st = store_open(f->db, err, sizeof(err));
+	if (f->st == NULL)
+		fail_msg("store_open: %s", err);
+	return f->st;
+}
+
+/* Run SQL on the database file with a separate connection. */
+static void
+exec_sql(const char *db, const char *sql)
+{
+	sqlite3 *h = NULL;
+	char *msg = NULL;
+
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg ? msg : "?");
+	sqlite3_close(h);
+}
+
+/* A queued, thread-starting job from alice in TENANT. */
+static struct store_job_new
+job_new(const char *tenant, const char *msgid)
+{
+	struct store_job_new j;
+
+	memset(&j, 0, sizeof(j));
+	j.tenant = tenant;
+	j.message_id = msgid;
+	j.state = STORE_QUEUED;
+	j.from_addr = "alice@customer.example";
+	j.starts_thread = true;
+	return j;
+}
+
+/* A fresh database reaches the newest schema. */
+static void
+test_fresh_latest(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_true(store_schema_latest() >= 2);
+	open_latest(f);
+	assert_int_equal(store_schema_version(f->st), store_schema_latest());
+	f->st = store_close(f->st);
+	/* reopening changes nothing */
+	open_latest(f);
+	assert_int_equal(store_schema_version(f->st), store_schema_latest());
+}
+
+/* A version-1 database is upgraded on open and keeps its rows. */
+static void
+test_upgrade_keeps_rows(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[2];
+	enum store_status res[2];
+	int64_t ids[2];
+	struct store_job *got;
+	char err[256] = "";
+	char key[33];
+
+	f->st = store_open_version(f->db, 1, err, sizeof(err));
+	assert_non_null(f->st);
+	assert_int_equal(store_schema_version(f->st), 1);
+	j[0] = job_new("acme", "<old-1@x>");
+	j[1] = job_new("acme", "<old-2@x>");
+	j[1].subject = "kept subject";
+	assert_int_equal(store_jobs_add(f->st, j, 2, res, ids, "<old-1@x>",
+	    "0123456789abcdef0123456789abcdef"), STORE_OK);
+	assert_int_equal(res[0], STORE_OK);
+	assert_int_equal(res[1], STORE_OK);
+	f->st = store_close(f->st);
+
+	/* asking for less than what is there migrates nothing back */
+	f->st = store_open_version(f->db, 0, err, sizeof(err));
+	assert_non_null(f->st);
+	assert_int_equal(store_schema_version(f->st), 1);
+	f->st = store_close(f->st);
+
+	open_latest(f);
+	assert_int_equal(store_schema_version(f->st), store_schema_latest());
+	assert_int_equal(store_job_get(f->st, ids[1], &got), STORE_OK);
+	assert_string_equal(got->message_id, "<old-2@x>");
+	assert_string_equal(got->subject, "kept subject");
+	got = store_job_free(got);
+	assert_int_equal(store_conv_get(f->st, "<old-1@x>", key), STORE_OK);
+	assert_string_equal(key, "0123456789abcdef0123456789abcdef");
+}
+
+/* A database from a newer build is refused, with a message. */
+static void
+test_newer_refused(void **state)
+{
+	struct fixture *f = *state;
+	char sql[64], err[256] = "";
+
+	open_latest(f);
+	f->st = store_close(f->st);
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+	    store_schema_latest() + 1);
+	exec_sql(f->db, sql);
+	f->st = store_open(f->db, err, sizeof(err));
+	assert_null(f->st);
+	assert_non_null(strstr(err, "newer than this build"));
+}
+
+/* A path that cannot be opened gives an error message. */
+static void
+test_open_error(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX * 2], err[256] = "";
+
+	snprintf(path, sizeof(path), "%s/missing/dir/halo.db", f->dir);
+	assert_null(store_open(path, err, sizeof(err)));
+	assert_true(strlen(err) > 0);
+}
+
+/* Several jobs in one call; duplicates report the existing id. */
+static void
+test_jobs_add(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[3];
+	enum store_status res[3];
+	int64_t ids[3], first[3], found;
+
+	open_latest(f);
+	j[0] = job_new("acme", "<m1@x>");
+	j[1] = job_new("globex", "<m1@x>");     /* same id, other tenant: fine */
+	j[2] = job_new("acme", "<m2@x>");
+	assert_int_equal(store_jobs_add(f->st, j, 3, res, ids, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(res[0], STORE_OK);
+	assert_int_equal(res[1], STORE_OK);
+	assert_int_equal(res[2], STORE_OK);
+	assert_true(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+	memcpy(first, ids, sizeof(ids));
+
+	/* the same three again, plus ordering: all duplicates, same ids */
+	memset(ids, 0, sizeof(ids));
+	assert_int_equal(store_jobs_add(f->st, j, 3, res, ids, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(res[0], STORE_DUPLICATE);
+	assert_int_equal(res[1], STORE_DUPLICATE);
+	assert_int_equal(res[2], STORE_DUPLICATE);
+	assert_memory_equal(ids, first, sizeof(ids));
+
+	/* a mixed call: one new, one duplicate */
+	j[0] = job_new("acme", "<m3@x>");
+	j[1] = job_new("acme", "<m1@x>");
+	assert_int_equal(store_jobs_add(f->st, j, 2, res, ids, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(res[0], STORE_OK);
+	assert_int_equal(res[1], STORE_DUPLICATE);
+	assert_true(ids[1] == first[0]);
+	assert_true(ids[0] > first[2]);
+
+	assert_int_equal(store_job_find(f->st, "acme", "<m1@x>", &found),
+	    STORE_OK);
+	assert_true(found == first[0]);
+	assert_int_equal(store_job_find(f->st, "globex", "<m1@x>", &found),
+	    STORE_OK);
+	assert_true(found == first[1]);
+	assert_int_equal(store_job_find(f->st, "globex", "<m2@x>", &found),
+	    STORE_NOT_FOUND);
+	assert_int_equal(store_job_find(f->st, "acme", "<M1@x>", &found),
+	    STORE_NOT_FOUND);
+}
+
+/* A failing row rolls back the whole call. */
+static void
+test_jobs_add_atomic(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[2];
+	enum store_status res[2];
+	int64_t ids[2], found;
+	uint64_t counts[6];
+	char key[33];
+
+	open_latest(f);
+	j[0] = job_new("acme", "<ok@x>");
+	j[1] = job_new(NULL, "<bad@x>");         /* tenant is NOT NULL */
+	assert_int_equal(store_jobs_add(f->st, j, 2, res, ids, "<ok@x>",
+	    "0123456789abcdef0123456789abcdef"), STORE_ERROR);
+	assert_int_equal(store_job_find(f->st, "acme", "<ok@x>", &found),
+	    STORE_NOT_FOUND);
+	assert_int_equal(store_conv_get(f->st, "<ok@x>", key), STORE_NOT_FOUND);
+	assert_int_equal(store_job_counts(f->st, counts), STORE_OK);
+	assert_true(counts[STORE_QUEUED] == 0);
+}
+
+/* Every field survives the round trip. */
+static void
+test_job_get_fields(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j;
+	struct store_job *got;
+	enum store_status res;
+	int64_t id;
+	time_t before = time(NULL), after;
+
+	open_latest(f);
+	memset(&j, 0, sizeof(j));
+	j.tenant = "acme";
+	j.message_id = "<full@x.example>";
+	j.state = STORE_SKIPPED;
+	j.reason = "auto-reply";
+	j.queue_id = "4AbC123";
+	j.env_from = "<bounce@x.example>";
+	j.from_addr = "alice@x.example";
+	j.subject = "H\xc3\xa9llo";
+	j.recipients = "support@acme.example,bob@acme.example";
+	j.agent = "agent@msp.example";
+	j.mode = "thread-only";
+	j.conv_key = "00112233445566778899aabbccddeeff";
+	j.spool = "1700000000.000000001.0011223344556677";
+	j.sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+	j.size = 5000000000ULL;                  /* over 32 bits */
+	j.no_create = true;
+	j.starts_thread = false;
+	assert_int_equal(store_jobs_add(f->st, &j, 1, &res, &id, NULL, NULL),
+	    STORE_OK);
+	after = time(NULL);
+
+	assert_int_equal(store_job_get(f->st, id, &got), STORE_OK);
+	assert_true(got->id == id);
+	assert_string_equal(got->tenant, j.tenant);
+	assert_string_equal(got->message_id, j.message_id);
+	assert_int_equal(got->state, STORE_SKIPPED);
+	assert_string_equal(got->reason, j.reason);
+	assert_string_equal(got->queue_id, j.queue_id);
+	assert_string_equal(got->env_from, j.env_from);
+	assert_string_equal(got->from_addr, j.from_addr);
+	assert_string_equal(got->subject, j.subject);
+	assert_string_equal(got->recipients, j.recipients);
+	assert_string_equal(got->agent, j.agent);
+	assert_string_equal(got->mode, j.mode);
+	assert_string_equal(got->conv_key, j.conv_key);
+	assert_string_equal(got->spool, j.spool);
+	assert_string_equal(got->sha256, j.sha256);
+	assert_true(got->size == 5000000000ULL);
+	assert_true(got->no_create);
+	assert_false(got->starts_thread);
+	assert_int_equal(got->attempts, 0);
+	assert_true(got->created >= before && got->created <= after);
+	assert_true(got->updated == got->created);
+	assert_true(got->next_attempt == 0);
+	assert_null(store_job_free(got));
+
+	/* NULL strings stay NULL; the other booleans */
+	memset(&j, 0, sizeof(j));
+	j.tenant = "acme";
+	j.message_id = "<sparse@x>";
+	j.state = STORE_QUEUED;
+	j.starts_thread = true;
+	assert_int_equal(store_jobs_add(f->st, &j, 1, &res, &id, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(store_job_get(f->st, id, &got), STORE_OK);
+	assert_int_equal(got->state, STORE_QUEUED);
+	assert_null(got->reason);
+	assert_null(got->spool);
+	assert_null(got->subject);
+	assert_false(got->no_create);
+	assert_true(got->starts_thread);
+	assert_true(got->size == 0);
+	store_job_free(got);
+
+	assert_int_equal(store_job_get(f->st, id + 100, &got), STORE_NOT_FOUND);
+	assert_null(got);
+	assert_null(store_job_free(NULL));
+}
+
+/* What the list callback saw. */
+struct seen {
+	int64_t ids[16];
+	enum store_state states[16];
+	size_t n;
+};
+
+static void
+collect(const struct store_job *job, void *arg)
+{
+	struct seen *s = arg;
+
+	if (s->n < 16) {
+		s->ids[s->n] = job->id;
+		s->states[s->n] = job->state;
+		s->n++;
+	}
+}
+
+/* Add jobs in STATES (one each) for tenant acme; their ids go to IDS. */
+static void
+add_states(struct store *st, const enum store_state *states, size_t n,
+    int64_t *ids)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct store_job_new j;
+		enum store_status res;
+		char msgid[32];
+
+		snprintf(msgid, sizeof(msgid), "<s%zu@x>", i);
+		j = job_new("acme", msgid);
+		j.state = states[i];
+		assert_int_equal(store_jobs_add(st, &j, 1, &res, &ids[i], NULL, NULL),
+		    STORE_OK);
+		assert_int_equal(res, STORE_OK);
+	}
+}
+
+/* Newest first, state filter, limit; counts per state. */
+static void
+test_list_and_counts(void **state)
+{
+	static const enum store_state states[] = {
+		STORE_QUEUED, STORE_SKIPPED, STORE_QUEUED, STORE_DONE, STORE_QUEUED,
+		STORE_FAILED, STORE_WAITING, STORE_RUNNING
+	};
+	struct fixture *f = *state;
+	int64_t ids[8];
+	uint64_t counts[6];
+	struct seen s;
+	size_t i;
+
+	open_latest(f);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(store_job_list(f->st, -1, 0, collect, &s), STORE_OK);
+	assert_int_equal(s.n, 0);
+	assert_int_equal(store_job_counts(f->st, counts), STORE_OK);
+	for (i = 0; i < 6; i++)
+		assert_true(counts[i] == 0);
+
+	add_states(f->st, states, 8, ids);
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(store_job_list(f->st, -1, 0, collect, &s), STORE_OK);
+	assert_int_equal(s.n, 8);
+	for (i = 0; i < 8; i++) {
+		assert_true(s.ids[i] == ids[7 - i]);
+		assert_int_equal(s.states[i], states[7 - i]);
+	}
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(store_job_list(f->st, -1, 3, collect, &s), STORE_OK);
+	assert_int_equal(s.n, 3);
+	assert_true(s.ids[0] == ids[7] && s.ids[2] == ids[5]);
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(store_job_list(f->st, STORE_QUEUED, 0, collect, &s),
+	    STORE_OK);
+	assert_int_equal(s.n, 3);
+	assert_true(s.ids[0] == ids[4] && s.ids[1] == ids[2] && s.ids[2] == ids[0]);
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(store_job_list(f->st, STORE_QUEUED, 2, collect, &s),
+	    STORE_OK);
+	assert_int_equal(s.n, 2);
+	assert_true(s.ids[0] == ids[4] && s.ids[1] == ids[2]);
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(store_job_list(f->st, STORE_DONE, 0, collect, &s),
+	    STORE_OK);
+	assert_int_equal(s.n, 1);
+	assert_true(s.ids[0] == ids[3]);
+
+	assert_int_equal(store_job_counts(f->st, counts), STORE_OK);
+	assert_true(counts[STORE_QUEUED] == 3);
+	assert_true(counts[STORE_SKIPPED] == 1);
+	assert_true(counts[STORE_RUNNING] == 1);
+	assert_true(counts[STORE_DONE] == 1);
+	assert_true(counts[STORE_FAILED] == 1);
+	assert_true(counts[STORE_WAITING] == 1);
+}
+
+/* Conversation keys: recorded with the jobs, first writer wins. */
+static void
+test_conv(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j;
+	enum store_status res;
+	int64_t id;
+	char key[33];
+
+	open_latest(f);
+	assert_int_equal(store_conv_get(f->st, "<a@x>", key), STORE_NOT_FOUND);
+	j = job_new("acme", "<a@x>");
+	assert_int_equal(store_jobs_add(f->st, &j, 1, &res, &id, "<a@x>",
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), STORE_OK);
+	assert_int_equal(store_conv_get(f->st, "<a@x>", key), STORE_OK);
+	assert_string_equal(key, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+
+	/* a second record for the same Message-ID does not replace the key */
+	j = job_new("globex", "<a@x>");
+	assert_int_equal(store_jobs_add(f->st, &j, 1, &res, &id, "<a@x>",
+	    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"), STORE_OK);
+	assert_int_equal(res, STORE_OK);
+	assert_int_equal(store_conv_get(f->st, "<a@x>", key), STORE_OK);
+	assert_string_equal(key, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+
+	/* zero jobs, just a key */
+	assert_int_equal(store_jobs_add(f->st, NULL, 0, NULL, NULL, "<b@x>",
+	    "0123456789abcdef0123456789abcdef"), STORE_OK);
+	assert_int_equal(store_conv_get(f->st, "<b@x>", key), STORE_OK);
+	assert_string_equal(key, "0123456789abcdef0123456789abcdef");
+	assert_int_equal(store_conv_get(f->st, "<B@x>", key), STORE_NOT_FOUND);
+}
+
+/* Only thread-starting, non-skipped jobs of the tenant within the window. */
+static void
+test_sender_creates(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[7];
+	enum store_status res[7];
+	int64_t ids[7];
+	unsigned count = 99;
+	time_t now = time(NULL);
+	char sql[128];
+
+	open_latest(f);
+	j[0] = job_new("acme", "<c0@x>");                   /* counts */
+	j[1] = job_new("acme", "<c1@x>");                   /* counts */
+	j[2] = job_new("acme", "<c2@x>");
+	j[2].starts_thread = false;                         /* a reply */
+	j[3] = job_new("acme", "<c3@x>");
+	j[3].state = STORE_SKIPPED;                         /* not created */
+	j[3].reason = "loop";
+	j[4] = job_new("globex", "<c4@x>");                 /* other tenant */
+	j[5] = job_new("acme", "<c5@x>");
+	j[5].from_addr = "bob@customer.example";            /* other sender */
+	j[6] = job_new("acme", "<c6@x>");                   /* made old below */
+	assert_int_equal(store_jobs_add(f->st, j, 7, res, ids, NULL, NULL),
+	    STORE_OK);
+	snprintf(sql, sizeof(sql), "UPDATE jobs SET created = created - 7200"
+	    " WHERE id = %lld", (long long)ids[6]);
+	exec_sql(f->db, sql);
+
+	assert_int_equal(store_sender_creates(f->st, "acme",
+	    "alice@customer.example", now - 3600, &count), STORE_OK);
+	assert_int_equal(count, 2);
+	/* a wider window takes in the old one */
+	assert_int_equal(store_sender_creates(f->st, "acme",
+	    "alice@customer.example", now - 10000, &count), STORE_OK);
+	assert_int_equal(count, 3);
+	assert_int_equal(store_sender_creates(f->st, "globex",
+	    "alice@customer.example", now - 3600, &count), STORE_OK);
+	assert_int_equal(count, 1);
+	assert_int_equal(store_sender_creates(f->st, "acme",
+	    "bob@customer.example", now - 3600, &count), STORE_OK);
+	assert_int_equal(count, 1);
+	assert_int_equal(store_sender_creates(f->st, "acme",
+	    "nobody@customer.example", now - 3600, &count), STORE_OK);
+	assert_int_equal(count, 0);
+	/* a window starting in the future is empty */
+	assert_int_equal(store_sender_creates(f->st, "acme",
+	    "alice@customer.example", now + 60, &count), STORE_OK);
+	assert_int_equal(count, 0);
+}
+
+/* Spool references. */
+static void
+test_spool_used(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[2];
+	enum store_status res[2];
+	int64_t ids[2];
+	bool used = true;
+
+	open_latest(f);
+	assert_int_equal(store_spool_used(f->st, "file-a", &used), STORE_OK);
+	assert_false(used);
+	j[0] = job_new("acme", "<u@x>");
+	j[0].spool = "file-a";
+	j[1] = job_new("globex", "<u@x>");
+	j[1].spool = "file-a";                  /* one file, two tenants */
+	assert_int_equal(store_jobs_add(f->st, j, 2, res, ids, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(store_spool_used(f->st, "file-a", &used), STORE_OK);
+	assert_true(used);
+	used = true;
+	assert_int_equal(store_spool_used(f->st, "file-b", &used), STORE_OK);
+	assert_false(used);
+}
+
+/* State names both ways. */
+static void
+test_state_names(void **state)
+{
+	static const char *const names[] = {
+		"queued", "skipped", "running", "done", "failed", "waiting"
+	};
+	int i;
+
+	(void)state;
+	for (i = 0; i < 6; i++) {
+		assert_string_equal(store_state_name((enum store_state)i), names[i]);
+		assert_int_equal(store_state_parse(names[i]), i);
+	}
+	assert_string_equal(store_state_name((enum store_state)6), "unknown");
+	assert_int_equal(store_state_parse("QUEUED"), -1);
+	assert_int_equal(store_state_parse(""), -1);
+	assert_int_equal(store_state_parse(NULL), -1);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_fresh_latest),
+		T(test_upgrade_keeps_rows),
+		T(test_newer_refused),
+		T(test_open_error),
+		T(test_jobs_add),
+		T(test_jobs_add_atomic),
+		T(test_job_get_fields),
+		T(test_list_and_counts),
+		T(test_conv),
+		T(test_sender_creates),
+		T(test_spool_used),
+		T(test_state_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
