@@ -26,7 +26,7 @@ SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover
 endif
 
 CC       ?= cc
-PKGS     := gmime-3.0 libcjson sqlite3 openssl
+PKGS     := gmime-3.0 libcjson sqlite3 openssl libcurl gumbo libytnef
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -143,7 +143,7 @@ install: all
 	install -m 0640 conf/halo-milter.conf $(DESTDIR)/etc/halo-milter/halo-milter.conf.example
 	install -m 0644 systemd/halo-milter.service $(DESTDIR)/lib/systemd/system/
 	install -m 0644 systemd/halo-milter.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/halo-milter.conf
-	cp -R web/. $(DESTDIR)$(PREFIX)/share/halo-milter/web/
+	if [ -d web ] && [ -n "$$(ls -A web)" ]; then cp -R web/. $(DESTDIR)$(PREFIX)/share/halo-milter/web/; fi
 
 clean:
 	rm -rf build
