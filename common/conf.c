@@ -62,6 +62,17 @@ enum key_id {
 	KEY_LOOP_MAX_CREATES,
 	KEY_LOOP_WINDOW,
 	KEY_ROUTE,
+	KEY_WORKERS,
+	KEY_INSECURE_HTTP,
+	KEY_FALLBACK_CLIENT_ID,
+	KEY_CF_CONVERSATION_ID,
+	KEY_CF_MESSAGE_ID,
+	KEY_TRIM_QUOTES,
+	KEY_RATE_LIMIT,
+	KEY_RATE_WINDOW,
+	KEY_MAX_ATTACHMENT_SIZE,
+	KEY_MAX_ATTACHMENTS_TOTAL,
+	KEY_SENDER_CACHE_TTL,
 	KEY_COUNT
 };
 
@@ -102,6 +113,17 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_HALO_SENDERS]       = { "halo_senders", SCOPE_TENANT, true },
 	[KEY_LOOP_MAX_CREATES]   = { "loop_max_creates", SCOPE_TENANT, false },
 	[KEY_LOOP_WINDOW]        = { "loop_window", SCOPE_TENANT, false },
+	[KEY_WORKERS]            = { "workers", SCOPE_GLOBAL, false },
+	[KEY_INSECURE_HTTP]      = { "insecure_http", SCOPE_GLOBAL, false },
+	[KEY_FALLBACK_CLIENT_ID] = { "fallback_client_id", SCOPE_TENANT, false },
+	[KEY_CF_CONVERSATION_ID] = { "cf_conversation_id", SCOPE_TENANT, false },
+	[KEY_CF_MESSAGE_ID]      = { "cf_message_id", SCOPE_TENANT, false },
+	[KEY_TRIM_QUOTES]        = { "trim_quotes", SCOPE_TENANT, false },
+	[KEY_RATE_LIMIT]         = { "rate_limit", SCOPE_TENANT, false },
+	[KEY_RATE_WINDOW]        = { "rate_window", SCOPE_TENANT, false },
+	[KEY_MAX_ATTACHMENT_SIZE] = { "max_attachment_size", SCOPE_TENANT, false },
+	[KEY_MAX_ATTACHMENTS_TOTAL] = { "max_attachments_total", SCOPE_TENANT, false },
+	[KEY_SENDER_CACHE_TTL]   = { "sender_cache_ttl", SCOPE_TENANT, false },
 	[KEY_ROUTE]              = { "route", SCOPE_TENANT, true },
 };
 
@@ -573,6 +595,8 @@ static void tenant_free(struct conf_tenant *t)
 	free(t->create_outcome);
 	free(t->subject_tag);
 	free(t->default_agent);
+	free(t->cf_conversation_id);
+	free(t->cf_message_id);
 	for (i = 0; i < t->n_halo_senders; i++)
 		free(t->halo_senders[i]);
 	free(t->halo_senders);
@@ -784,6 +808,7 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 	const char *name = key_defs[key].name;
 	const char *why;
 	const char *s;
+	unsigned long num;
 
 	switch (key) {
 	case KEY_SOCKET:
@@ -838,6 +863,18 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 			conf_error(p, line, "max_message_size: invalid size '%s' "
 			    "(expected digits with optional K, M or G; 0 = "
 			    "unlimited)", value);
+		break;
+	case KEY_WORKERS:
+		if (!parse_ulong_range(value, 1, 64, &num))
+			conf_error(p, line, "workers: invalid '%s' (expected an "
+			    "integer from 1 to 64)", value);
+		else
+			c->workers = (unsigned)num;
+		break;
+	case KEY_INSECURE_HTTP:
+		if (!parse_bool(value, &c->insecure_http))
+			conf_error(p, line, "insecure_http: invalid boolean '%s' "
+			    "(expected yes or no)", value);
 		break;
 	case KEY_ADD_THREAD_INDEX:
 		if (!parse_bool(value, &c->add_thread_index))
@@ -964,6 +1001,49 @@ static void apply_tenant(struct parser *p, int line, enum key_id key,
 	case KEY_ROUTE:
 		parse_route(p, line, value);
 		break;
+	case KEY_FALLBACK_CLIENT_ID:
+		if (!parse_ulong_range(value, 0, 2147483647UL, &num))
+			conf_error(p, line, "fallback_client_id: invalid '%s' "
+			    "(expected a Halo client id, or 0 for none)", value);
+		else
+			t->fallback_client_id = (long)num;
+		break;
+	case KEY_CF_CONVERSATION_ID:
+	case KEY_CF_MESSAGE_ID:
+		if (!text_ok(value) || strchr(value, ' ') != NULL)
+			conf_error(p, line, "%s: invalid custom field name '%s'",
+			    name, value);
+		else
+			set_str(p, line, key == KEY_CF_CONVERSATION_ID ?
+			    &t->cf_conversation_id : &t->cf_message_id, value);
+		break;
+	case KEY_TRIM_QUOTES:
+		if (!parse_bool(value, &t->trim_quotes))
+			conf_error(p, line, "trim_quotes: invalid boolean '%s' "
+			    "(expected yes or no)", value);
+		break;
+	case KEY_RATE_LIMIT:
+	case KEY_RATE_WINDOW:
+	case KEY_SENDER_CACHE_TTL:
+		if (!parse_ulong_range(value, key == KEY_SENDER_CACHE_TTL ? 0 : 1,
+		    key == KEY_RATE_LIMIT ? 100000 : 604800, &num))
+			conf_error(p, line, "%s: invalid '%s' (expected %s)", name,
+			    value, key == KEY_RATE_LIMIT ? "requests, 1 to 100000" :
+			    "seconds, up to 604800");
+		else if (key == KEY_RATE_LIMIT)
+			t->rate_limit = (unsigned)num;
+		else if (key == KEY_RATE_WINDOW)
+			t->rate_window = (unsigned)num;
+		else
+			t->sender_cache_ttl = (unsigned)num;
+		break;
+	case KEY_MAX_ATTACHMENT_SIZE:
+	case KEY_MAX_ATTACHMENTS_TOTAL:
+		if (conf_parse_size(value, key == KEY_MAX_ATTACHMENT_SIZE ?
+		    &t->max_attachment_size : &t->max_attachments_total) != 0)
+			conf_error(p, line, "%s: invalid size '%s' (expected "
+			    "digits with optional K, M or G)", name, value);
+		break;
 	default:
 		break;
 	}
@@ -990,6 +1070,10 @@ static void finish_tenant(struct parser *p)
 		set_str(p, t->line, &t->create_outcome, DEFAULT_OUTCOME);
 	if (t->subject_tag == NULL)
 		set_str(p, t->line, &t->subject_tag, DEFAULT_SUBJECT_TAG);
+	if (t->cf_conversation_id == NULL)
+		set_str(p, t->line, &t->cf_conversation_id, "CFOutlookConversationId");
+	if (t->cf_message_id == NULL)
+		set_str(p, t->line, &t->cf_message_id, "CFOutlookInternetMessageId");
 	for (i = 0; i < p->n_pending; i++) {
 		struct conf_route *r = p->pending[i];
 
@@ -1054,6 +1138,12 @@ static void start_tenant(struct parser *p, int line, const char *name)
 	t->attachments = true;
 	t->loop_max_creates = DEFAULT_LOOP_CREATES;
 	t->loop_window = DEFAULT_LOOP_WINDOW;
+	t->trim_quotes = true;
+	t->rate_limit = 250;
+	t->rate_window = 300;
+	t->max_attachment_size = 10ULL << 20;
+	t->max_attachments_total = 25ULL << 20;
+	t->sender_cache_ttl = 3600;
 	p->tenant = t;
 	p->state = STATE_TENANT;
 	memset(p->key_line, 0, sizeof(p->key_line));
@@ -1251,6 +1341,7 @@ struct conf *conf_load(const char *path, FILE *errs, int *nerrors)
 	p.conf->max_message_size = DEFAULT_MAX_SIZE;
 	p.conf->add_thread_index = false;
 	p.conf->log_level = LOG_INFO;
+	p.conf->workers = 2;
 	if (path == NULL) {
 		conf_error(&p, 0, "cannot open: %s", strerror(EINVAL));
 		goto out;

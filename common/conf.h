@@ -59,6 +59,15 @@ struct conf_tenant {
 	size_t n_halo_senders;
 	unsigned loop_max_creates;   /* per sender per window; default 20 */
 	unsigned loop_window;        /* seconds; default 3600 */
+	long fallback_client_id;     /* unknown senders' client; 0 = skip them */
+	char *cf_conversation_id;    /* custom field names; "" = not sent */
+	char *cf_message_id;
+	bool trim_quotes;            /* drop quoted history on appends; yes */
+	unsigned rate_limit;         /* Halo requests per rate_window; 250 */
+	unsigned rate_window;        /* seconds; 300 */
+	uint64_t max_attachment_size;    /* per file; 10 MiB */
+	uint64_t max_attachments_total;  /* per message; 25 MiB */
+	unsigned sender_cache_ttl;   /* seconds; 3600 */
 	struct conf_route **routes;
 	size_t n_routes;
 };
@@ -74,6 +83,8 @@ struct conf {
 	uint64_t max_message_size;   /* bytes; default 50 MiB; 0 = unlimited */
 	bool add_thread_index;       /* default false */
 	int log_level;               /* syslog priority; default LOG_INFO */
+	unsigned workers;            /* worker threads; default 2 */
+	bool insecure_http;          /* tests only: allow http:// to loopback */
 	struct conf_tenant **tenants;
 	size_t n_tenants;
 };

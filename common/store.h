@@ -66,6 +66,37 @@ struct store_job {
 	bool no_create, starts_thread;
 	int attempts;
 	time_t created, updated, next_attempt;
+	/* the worker's outcome (schema v3) */
+	int64_t ticket_id, action_id;  /* 0 when none */
+	char *result;               /* "created", "appended", or NULL */
+	char *contact;              /* matched contact name, or NULL */
+	char *client;               /* matched client name, or NULL */
+	bool post_started;          /* a create/append request was sent */
+};
+
+/* What the worker records when a job is done. */
+struct store_result {
+	int64_t ticket_id;
+	int64_t action_id;
+	const char *result;         /* "created" or "appended" */
+	const char *contact;        /* may be NULL */
+	const char *client;         /* may be NULL */
+};
+
+/* An agent's sealed refresh token and its standing. */
+struct store_token {
+	char *tenant, *agent;
+	char *sealed;               /* crypto_seal() output; NULL when revoked */
+	char *state;                /* "ok" or "reenroll" */
+	time_t last_refresh, updated;
+};
+
+/* A cached sender resolution. */
+struct store_sender {
+	int kind;                   /* caller's enum: contact, client, none, ... */
+	int64_t user_id, site_id, client_id;
+	char *name, *client_name;
+	time_t expires;
 };
 
 /*
@@ -126,6 +157,62 @@ enum store_status store_sender_creates(struct store *st, const char *tenant,
 /* Whether any job refers to the spool file NAME. */
 enum store_status store_spool_used(struct store *st, const char *name,
     bool *used);
+
+/*
+ * The worker's side. store_job_claim() takes the oldest due job (queued with
+ * next_attempt <= NOW, or running with an expired lease after a crash),
+ * marks it running until NOW + LEASE and counts an attempt; NOT_FOUND when
+ * nothing is due.
+ */
+enum store_status store_job_claim(struct store *st, time_t now, int lease,
+    struct store_job **out);
+
+/* Record, durably, that a create/append request is about to be sent: a
+ * later attempt must first ask Halo whether it arrived. */
+enum store_status store_job_mark_posting(struct store *st, int64_t id);
+
+/* Finish: done with a result; back to queued at NEXT_ATTEMPT with REASON;
+ * or end in STATE (failed, skipped, waiting) with REASON. */
+enum store_status store_job_done(struct store *st, int64_t id,
+    const struct store_result *r);
+enum store_status store_job_retry(struct store *st, int64_t id,
+    time_t next_attempt, const char *reason);
+enum store_status store_job_finish(struct store *st, int64_t id,
+    enum store_state state, const char *reason);
+
+/* Operator re-queue ("halo-milterctl retry"): queued, due now. */
+enum store_status store_job_requeue(struct store *st, int64_t id);
+
+/* Jobs of TENANT/AGENT in "waiting" go back to the queue (token fixed). */
+enum store_status store_jobs_wake_agent(struct store *st, const char *tenant,
+    const char *agent, unsigned *woken);
+
+/* Our index: the ticket a logged Message-ID / conversation went to. */
+enum store_status store_ticket_by_msgid(struct store *st, const char *tenant,
+    const char *message_id, int64_t *ticket_id);
+enum store_status store_ticket_by_conv(struct store *st, const char *tenant,
+    const char *conv_key, int64_t *ticket_id);
+
+/* Tokens: one sealed refresh token per (tenant, agent). */
+enum store_status store_token_get(struct store *st, const char *tenant,
+    const char *agent, struct store_token **out);
+enum store_status store_token_put(struct store *st, const char *tenant,
+    const char *agent, const char *sealed, const char *state);
+enum store_status store_token_set_state(struct store *st, const char *tenant,
+    const char *agent, const char *state);
+struct store_token *store_token_free(struct store_token *t);
+
+/* Sender cache, keyed by (tenant, address or domain). */
+enum store_status store_sender_get(struct store *st, const char *tenant,
+    const char *key, time_t now, struct store_sender *out);
+enum store_status store_sender_put(struct store *st, const char *tenant,
+    const char *key, const struct store_sender *s);
+void store_sender_clear(struct store_sender *s);
+
+/* Whether a job that still needs the spool file NAME exists (queued,
+ * running, waiting or failed: "retry" must find the message). */
+enum store_status store_spool_pending(struct store *st, const char *name,
+    bool *pending);
 
 /* Names of the states, for CLI and logs; and back. */
 const char *store_state_name(enum store_state state);

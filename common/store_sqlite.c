@@ -8,6 +8,7 @@
 #include "store.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,25 @@ static const char *const store_migrations[] = {
 	/* 2: per-sender creation counting for loop protection */
 	"CREATE INDEX jobs_sender ON jobs (tenant, from_addr, created)"
 	" WHERE starts_thread = 1;",
+	/* 3: the worker: results, leases, posting marker, tokens, sender cache */
+	"ALTER TABLE jobs ADD COLUMN ticket_id INTEGER;"
+	"ALTER TABLE jobs ADD COLUMN action_id INTEGER;"
+	"ALTER TABLE jobs ADD COLUMN result TEXT;"
+	"ALTER TABLE jobs ADD COLUMN contact TEXT;"
+	"ALTER TABLE jobs ADD COLUMN client TEXT;"
+	"ALTER TABLE jobs ADD COLUMN post_started INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX jobs_conv ON jobs (tenant, conv_key) WHERE ticket_id IS NOT NULL;"
+	"CREATE TABLE tokens ("
+	" tenant TEXT NOT NULL, agent TEXT NOT NULL,"
+	" sealed TEXT, state TEXT NOT NULL,"
+	" last_refresh INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL,"
+	" PRIMARY KEY (tenant, agent));"
+	"CREATE TABLE senders ("
+	" tenant TEXT NOT NULL, key TEXT NOT NULL, kind INTEGER NOT NULL,"
+	" user_id INTEGER, site_id INTEGER, client_id INTEGER,"
+	" name TEXT, client_name TEXT, expires INTEGER NOT NULL,"
+	" PRIMARY KEY (tenant, key));",
 };
 #define STORE_NMIGRATIONS ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
@@ -344,7 +364,7 @@ store_job_find(struct store *st, const char *tenant, const char *message_id,
 #define STORE_JOB_COLUMNS "id, tenant, message_id, state, reason, queue_id," \
 	" env_from, from_addr, subject, recipients, agent, mode, conv_key, spool," \
 	" sha256, size, no_create, starts_thread, attempts, created, updated," \
-	" next_attempt"
+	" next_attempt, ticket_id, action_id, result, contact, client, post_started"
 
 /* Copy a text column (NULL stays NULL). */
 static char *
@@ -387,6 +407,12 @@ store_job_from_row(sqlite3_stmt *stmt)
 	j->created = (time_t)sqlite3_column_int64(stmt, 19);
 	j->updated = (time_t)sqlite3_column_int64(stmt, 20);
 	j->next_attempt = (time_t)sqlite3_column_int64(stmt, 21);
+	j->ticket_id = sqlite3_column_int64(stmt, 22);
+	j->action_id = sqlite3_column_int64(stmt, 23);
+	j->result = store_col_dup(stmt, 24);
+	j->contact = store_col_dup(stmt, 25);
+	j->client = store_col_dup(stmt, 26);
+	j->post_started = sqlite3_column_int(stmt, 27) != 0;
 	return j;
 }
 
@@ -400,6 +426,7 @@ store_job_free(struct store_job *j)
 	free(j->env_from); free(j->from_addr); free(j->subject);
 	free(j->recipients); free(j->agent); free(j->mode); free(j->conv_key);
 	free(j->spool); free(j->sha256);
+	free(j->result); free(j->contact); free(j->client);
 	free(j);
 	return NULL;
 }
@@ -563,4 +590,365 @@ store_spool_used(struct store *st, const char *name, bool *used)
 	}
 	pthread_mutex_unlock(&st->lock);
 	return rc;
+}
+
+/* Run one write statement with bound arguments under the lock.
+ * FMT letters: 's' text, 'i' int64, 'n' NULL. Sets *CHANGES when not NULL. */
+static enum store_status
+store_exec(struct store *st, const char *sql, const char *fmt, int *changes, ...)
+{
+	sqlite3_stmt *stmt;
+	va_list ap;
+	int step, i;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&st->lock);
+		return STORE_ERROR;
+	}
+	va_start(ap, changes);
+	for (i = 0; fmt[i] != '\0'; i++) {
+		switch (fmt[i]) {
+		case 's': store_bind_text(stmt, i + 1, va_arg(ap, const char *)); break;
+		case 'i': sqlite3_bind_int64(stmt, i + 1, va_arg(ap, int64_t)); break;
+		default: sqlite3_bind_null(stmt, i + 1); break;
+		}
+	}
+	va_end(ap);
+	step = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	if (changes != NULL)
+		*changes = sqlite3_changes(st->db);
+	pthread_mutex_unlock(&st->lock);
+	return step == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
+/* Claim the oldest due job. */
+enum store_status
+store_job_claim(struct store *st, time_t now, int lease, struct store_job **out)
+{
+	sqlite3_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	int64_t id = 0;
+	int step;
+
+	*out = NULL;
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto unlock;
+	if (sqlite3_prepare_v2(st->db, "SELECT id FROM jobs WHERE"
+	    " (state = 'queued' AND next_attempt <= ?1) OR"
+	    " (state = 'running' AND lease_until <= ?1)"
+	    " ORDER BY next_attempt, id LIMIT 1", -1, &stmt, NULL) != SQLITE_OK)
+		goto rollback;
+	sqlite3_bind_int64(stmt, 1, (sqlite3_int64)now);
+	step = sqlite3_step(stmt);
+	if (step == SQLITE_ROW)
+		id = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	if (step == SQLITE_DONE) {
+		rc = STORE_NOT_FOUND;
+		goto rollback;
+	}
+	if (step != SQLITE_ROW)
+		goto rollback;
+	if (sqlite3_prepare_v2(st->db, "UPDATE jobs SET state = 'running',"
+	    " lease_until = ?2, attempts = attempts + 1, updated = ?3"
+	    " WHERE id = ?1", -1, &stmt, NULL) != SQLITE_OK)
+		goto rollback;
+	sqlite3_bind_int64(stmt, 1, id);
+	sqlite3_bind_int64(stmt, 2, (sqlite3_int64)(now + lease));
+	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)now);
+	step = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	if (step != SQLITE_DONE)
+		goto rollback;
+	if (sqlite3_prepare_v2(st->db, "SELECT " STORE_JOB_COLUMNS
+	    " FROM jobs WHERE id = ?1", -1, &stmt, NULL) != SQLITE_OK)
+		goto rollback;
+	sqlite3_bind_int64(stmt, 1, id);
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		*out = store_job_from_row(stmt);
+	sqlite3_finalize(stmt);
+	if (*out == NULL ||
+	    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		*out = store_job_free(*out);
+		goto rollback;
+	}
+	rc = STORE_OK;
+	goto unlock;
+rollback:
+	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+unlock:
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* Durably note that a create/append request is going out. */
+enum store_status
+store_job_mark_posting(struct store *st, int64_t id)
+{
+	return store_exec(st, "UPDATE jobs SET post_started = 1, updated = ?2"
+	    " WHERE id = ?1", "ii", NULL, id, (int64_t)time(NULL));
+}
+
+/* Job done. */
+enum store_status
+store_job_done(struct store *st, int64_t id, const struct store_result *r)
+{
+	return store_exec(st, "UPDATE jobs SET state = 'done', reason = NULL,"
+	    " ticket_id = ?2, action_id = ?3, result = ?4, contact = ?5,"
+	    " client = ?6, updated = ?7, lease_until = 0 WHERE id = ?1",
+	    "iiisssi", NULL, id, r->ticket_id, r->action_id, r->result,
+	    r->contact, r->client, (int64_t)time(NULL));
+}
+
+/* Back to the queue for a later attempt. */
+enum store_status
+store_job_retry(struct store *st, int64_t id, time_t next_attempt,
+    const char *reason)
+{
+	return store_exec(st, "UPDATE jobs SET state = 'queued', reason = ?2,"
+	    " next_attempt = ?3, lease_until = 0, updated = ?4 WHERE id = ?1",
+	    "isii", NULL, id, reason, (int64_t)next_attempt, (int64_t)time(NULL));
+}
+
+/* End in a final (or operator-blocked) state. */
+enum store_status
+store_job_finish(struct store *st, int64_t id, enum store_state state,
+    const char *reason)
+{
+	return store_exec(st, "UPDATE jobs SET state = ?2, reason = ?3,"
+	    " lease_until = 0, updated = ?4 WHERE id = ?1", "issi", NULL, id,
+	    store_state_name(state), reason, (int64_t)time(NULL));
+}
+
+/* Operator re-queue. */
+enum store_status
+store_job_requeue(struct store *st, int64_t id)
+{
+	int changes = 0;
+	enum store_status rc;
+
+	rc = store_exec(st, "UPDATE jobs SET state = 'queued', reason = NULL,"
+	    " next_attempt = 0, lease_until = 0, updated = ?2 WHERE id = ?1"
+	    " AND state <> 'running'", "ii", &changes, id, (int64_t)time(NULL));
+	if (rc == STORE_OK && changes == 0)
+		return STORE_NOT_FOUND;
+	return rc;
+}
+
+/* Waiting jobs of an agent go back to the queue. */
+enum store_status
+store_jobs_wake_agent(struct store *st, const char *tenant, const char *agent,
+    unsigned *woken)
+{
+	int changes = 0;
+	enum store_status rc;
+
+	rc = store_exec(st, "UPDATE jobs SET state = 'queued', reason = NULL,"
+	    " next_attempt = 0, updated = ?3 WHERE state = 'waiting' AND"
+	    " tenant = ?1 AND agent = ?2", "ssi", &changes, tenant, agent,
+	    (int64_t)time(NULL));
+	if (woken != NULL)
+		*woken = (unsigned)changes;
+	return rc;
+}
+
+/* One int64 from a query with text arguments; NOT_FOUND when no row. */
+static enum store_status
+store_query_id(struct store *st, const char *sql, const char *a,
+    const char *b, int64_t *out)
+{
+	sqlite3_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	int step;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) == SQLITE_OK) {
+		store_bind_text(stmt, 1, a);
+		store_bind_text(stmt, 2, b);
+		step = sqlite3_step(stmt);
+		if (step == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL) {
+			*out = sqlite3_column_int64(stmt, 0);
+			rc = STORE_OK;
+		} else if (step == SQLITE_ROW || step == SQLITE_DONE) {
+			rc = STORE_NOT_FOUND;
+		}
+		sqlite3_finalize(stmt);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* The ticket a logged Message-ID went to. */
+enum store_status
+store_ticket_by_msgid(struct store *st, const char *tenant,
+    const char *message_id, int64_t *ticket_id)
+{
+	return store_query_id(st, "SELECT ticket_id FROM jobs WHERE tenant = ?1"
+	    " AND message_id = ?2 AND ticket_id IS NOT NULL", tenant, message_id,
+	    ticket_id);
+}
+
+/* The newest ticket of a conversation. */
+enum store_status
+store_ticket_by_conv(struct store *st, const char *tenant, const char *conv_key,
+    int64_t *ticket_id)
+{
+	return store_query_id(st, "SELECT ticket_id FROM jobs WHERE tenant = ?1"
+	    " AND conv_key = ?2 AND ticket_id IS NOT NULL ORDER BY id DESC"
+	    " LIMIT 1", tenant, conv_key, ticket_id);
+}
+
+/* Load an agent's token row. */
+enum store_status
+store_token_get(struct store *st, const char *tenant, const char *agent,
+    struct store_token **out)
+{
+	sqlite3_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	struct store_token *t;
+	int step;
+
+	*out = NULL;
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT tenant, agent, sealed, state,"
+	    " last_refresh, updated FROM tokens WHERE tenant = ?1 AND agent = ?2",
+	    -1, &stmt, NULL) == SQLITE_OK) {
+		store_bind_text(stmt, 1, tenant);
+		store_bind_text(stmt, 2, agent);
+		step = sqlite3_step(stmt);
+		if (step == SQLITE_ROW && (t = calloc(1, sizeof(*t))) != NULL) {
+			t->tenant = store_col_dup(stmt, 0);
+			t->agent = store_col_dup(stmt, 1);
+			t->sealed = store_col_dup(stmt, 2);
+			t->state = store_col_dup(stmt, 3);
+			t->last_refresh = (time_t)sqlite3_column_int64(stmt, 4);
+			t->updated = (time_t)sqlite3_column_int64(stmt, 5);
+			*out = t;
+			rc = STORE_OK;
+		} else if (step == SQLITE_DONE) {
+			rc = STORE_NOT_FOUND;
+		}
+		sqlite3_finalize(stmt);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* Store (insert or replace) an agent's sealed token. */
+enum store_status
+store_token_put(struct store *st, const char *tenant, const char *agent,
+    const char *sealed, const char *state)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	return store_exec(st, "INSERT INTO tokens (tenant, agent, sealed, state,"
+	    " last_refresh, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?5)"
+	    " ON CONFLICT (tenant, agent) DO UPDATE SET sealed = ?3, state = ?4,"
+	    " last_refresh = ?5, updated = ?5", "ssssi", NULL, tenant, agent,
+	    sealed, state, now);
+}
+
+/* Change an agent's standing ("ok", "reenroll"). */
+enum store_status
+store_token_set_state(struct store *st, const char *tenant, const char *agent,
+    const char *state)
+{
+	int changes = 0;
+	enum store_status rc;
+
+	rc = store_exec(st, "UPDATE tokens SET state = ?3, updated = ?4 WHERE"
+	    " tenant = ?1 AND agent = ?2", "sssi", &changes, tenant, agent, state,
+	    (int64_t)time(NULL));
+	if (rc == STORE_OK && changes == 0)
+		return STORE_NOT_FOUND;
+	return rc;
+}
+
+/* Free a token row (the sealed text is not secret, but wipe anyway). */
+struct store_token *
+store_token_free(struct store_token *t)
+{
+	if (t == NULL)
+		return NULL;
+	free(t->tenant);
+	free(t->agent);
+	if (t->sealed != NULL)
+		memset(t->sealed, 0, strlen(t->sealed));
+	free(t->sealed);
+	free(t->state);
+	free(t);
+	return NULL;
+}
+
+/* A cached sender resolution that has not expired. */
+enum store_status
+store_sender_get(struct store *st, const char *tenant, const char *key,
+    time_t now, struct store_sender *out)
+{
+	sqlite3_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	int step;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT kind, user_id, site_id, client_id,"
+	    " name, client_name, expires FROM senders WHERE tenant = ?1 AND"
+	    " key = ?2 AND expires > ?3", -1, &stmt, NULL) == SQLITE_OK) {
+		store_bind_text(stmt, 1, tenant);
+		store_bind_text(stmt, 2, key);
+		sqlite3_bind_int64(stmt, 3, (sqlite3_int64)now);
+		step = sqlite3_step(stmt);
+		if (step == SQLITE_ROW) {
+			out->kind = sqlite3_column_int(stmt, 0);
+			out->user_id = sqlite3_column_int64(stmt, 1);
+			out->site_id = sqlite3_column_int64(stmt, 2);
+			out->client_id = sqlite3_column_int64(stmt, 3);
+			out->name = store_col_dup(stmt, 4);
+			out->client_name = store_col_dup(stmt, 5);
+			out->expires = (time_t)sqlite3_column_int64(stmt, 6);
+			rc = STORE_OK;
+		} else if (step == SQLITE_DONE) {
+			rc = STORE_NOT_FOUND;
+		}
+		sqlite3_finalize(stmt);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* Cache a sender resolution. */
+enum store_status
+store_sender_put(struct store *st, const char *tenant, const char *key,
+    const struct store_sender *s)
+{
+	return store_exec(st, "INSERT OR REPLACE INTO senders (tenant, key, kind,"
+	    " user_id, site_id, client_id, name, client_name, expires) VALUES"
+	    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", "ssiiiissi", NULL, tenant,
+	    key, (int64_t)s->kind, s->user_id, s->site_id, s->client_id, s->name,
+	    s->client_name, (int64_t)s->expires);
+}
+
+/* Release a sender's strings. */
+void
+store_sender_clear(struct store_sender *s)
+{
+	free(s->name);
+	free(s->client_name);
+	s->name = s->client_name = NULL;
+}
+
+/* Does an unfinished job still need this spool file? */
+enum store_status
+store_spool_pending(struct store *st, const char *name, bool *pending)
+{
+	int64_t one = 0;
+	enum store_status rc;
+
+	rc = store_query_id(st, "SELECT 1 FROM jobs WHERE spool = ?1 AND state"
+	    " NOT IN ('done', 'skipped') LIMIT 1", name, NULL, &one);
+	*pending = rc != STORE_NOT_FOUND;
+	return rc == STORE_ERROR ? STORE_ERROR : STORE_OK;
 }
