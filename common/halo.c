@@ -1,0 +1,1656 @@
+/*
+ * halo.c - typed HaloPSA REST calls (see halo.h and /work/shared/halo-api.md).
+ */
+#include "halo.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "log.h"
+
+#define HALO_PAGE_SIZE      100
+#define HALO_MAX_PAGES      10      /* contact search: at most 1000 hits read */
+#define HALO_MAX_CANDIDATES 50      /* client-by-domain: clients verified */
+#define HALO_EMAIL_MAX      254
+#define HALO_DOMAIN_MAX     253
+#define HALO_MSGID_MAX      998
+#define HALO_JSON_INT_MAX   9007199254740992.0      /* 2^53 */
+
+/* Reset *ERR to "no error". */
+static void
+halo_err_clear(struct halo_err *err)
+{
+	if (err == NULL)
+		return;
+	memset(err, 0, sizeof(*err));
+	err->kind = HTTP_OK;
+	err->retry_after = -1;
+}
+
+/* Copy LEN bytes of S into OUT as one printable ASCII line (whitespace runs
+ * collapsed, ends trimmed), at most OUTSZ-1 bytes. */
+static void
+halo_printable(char *out, size_t outsz, const char *s, size_t len)
+{
+	size_t i, o = 0;
+	bool space = false;
+
+	if (outsz == 0)
+		return;
+	for (i = 0; s != NULL && i < len && s[i] != '\0' && o + 1 < outsz; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') {
+			space = o > 0;
+			continue;
+		}
+		if (space) {
+			out[o++] = ' ';
+			space = false;
+			if (o + 1 >= outsz)
+				break;
+		}
+		out[o++] = (ch > 0x20 && ch < 0x7f) ? (char)ch : '?';
+	}
+	out[o] = '\0';
+}
+
+/* Fill *ERR with KIND, STATUS and a printf-formatted message. */
+static void halo_err_set(struct halo_err *err, enum http_result kind, long status,
+    const char *fmt, ...) LOG_PRINTF(4, 5);
+static void
+halo_err_set(struct halo_err *err, enum http_result kind, long status,
+    const char *fmt, ...)
+{
+	char tmp[sizeof(err->message)];
+	va_list ap;
+
+	if (err == NULL)
+		return;
+	err->kind = kind;
+	err->status = status;
+	va_start(ap, fmt);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	halo_printable(err->message, sizeof(err->message), tmp, strlen(tmp));
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+/* Member KEY of OBJ (case-insensitive), or NULL. */
+static const cJSON *
+halo_json_get(const cJSON *obj, const char *key)
+{
+	if (!cJSON_IsObject(obj))
+		return NULL;
+	return cJSON_GetObjectItem(obj, key);
+}
+
+/* String member KEY of OBJ, or NULL. */
+static const char *
+halo_json_str(const cJSON *obj, const char *key)
+{
+	const cJSON *v = halo_json_get(obj, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Integer member KEY of OBJ: a JSON integer or a string of digits. */
+static bool
+halo_json_int(const cJSON *obj, const char *key, int64_t *out)
+{
+	const cJSON *v = halo_json_get(obj, key);
+	const char *s;
+	int64_t n = 0;
+	bool neg = false;
+
+	if (cJSON_IsNumber(v)) {
+		double d = v->valuedouble;
+		if (d != d || d > HALO_JSON_INT_MAX || d < -HALO_JSON_INT_MAX ||
+		    d != (double)(int64_t)d)
+			return false;
+		*out = (int64_t)d;
+		return true;
+	}
+	if (!cJSON_IsString(v))
+		return false;
+	s = v->valuestring;
+	if (*s == '-') {
+		neg = true;
+		s++;
+	}
+	if (*s == '\0' || strlen(s) > 15)
+		return false;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		n = n * 10 + (*s - '0');
+	}
+	*out = neg ? -n : n;
+	return true;
+}
+
+/* Boolean member KEY of OBJ: true/false, a number, or "true"/"false". */
+static bool
+halo_json_bool(const cJSON *obj, const char *key, bool dflt)
+{
+	const cJSON *v = halo_json_get(obj, key);
+
+	if (cJSON_IsBool(v))
+		return cJSON_IsTrue(v);
+	if (cJSON_IsNumber(v))
+		return v->valuedouble != 0;
+	if (cJSON_IsString(v)) {
+		if (strcasecmp(v->valuestring, "true") == 0 || strcmp(v->valuestring, "1") == 0)
+			return true;
+		if (strcasecmp(v->valuestring, "false") == 0 || strcmp(v->valuestring, "0") == 0)
+			return false;
+	}
+	return dflt;
+}
+
+/* strdup of string member KEY ("" when absent); NULL only when out of memory. */
+static char *
+halo_json_dup(const cJSON *obj, const char *key)
+{
+	const char *s = halo_json_str(obj, key);
+
+	return strdup(s != NULL ? s : "");
+}
+
+/* The item array of a list response: a bare array, OBJ[KEY], or the first
+ * array member of a wrapping object. NULL when there is none. */
+static const cJSON *
+halo_json_list(const cJSON *root, const char *key)
+{
+	const cJSON *v;
+
+	if (cJSON_IsArray(root))
+		return root;
+	if (!cJSON_IsObject(root))
+		return NULL;
+	v = cJSON_GetObjectItem(root, key);
+	if (cJSON_IsArray(v))
+		return v;
+	cJSON_ArrayForEach(v, root) {
+		if (cJSON_IsArray(v))
+			return v;
+	}
+	return NULL;
+}
+
+/* The single object of a response: the object itself or a one-element array's. */
+static const cJSON *
+halo_json_object(const cJSON *root)
+{
+	if (cJSON_IsObject(root))
+		return root;
+	if (cJSON_IsArray(root) && cJSON_GetArraySize(root) >= 1 &&
+	    cJSON_IsObject(cJSON_GetArrayItem(root, 0)))
+		return cJSON_GetArrayItem(root, 0);
+	return NULL;
+}
+
+/* ASCII case-insensitive equality (locale-free). */
+static bool
+halo_ascii_caseeq(const char *a, size_t alen, const char *b, size_t blen)
+{
+	size_t i;
+
+	if (alen != blen)
+		return false;
+	for (i = 0; i < alen; i++) {
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+		if (x >= 'A' && x <= 'Z')
+			x = (unsigned char)(x - 'A' + 'a');
+		if (y >= 'A' && y <= 'Z')
+			y = (unsigned char)(y - 'A' + 'a');
+		if (x != y)
+			return false;
+	}
+	return true;
+}
+
+/* Length of a valid UTF-8 sequence at S (at most AVAIL bytes), 0 if invalid. */
+static size_t
+halo_utf8_seq(const unsigned char *s, size_t avail)
+{
+	unsigned int cp;
+	size_t n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (avail < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/*
+ * Valid UTF-8 copy of untrusted S: invalid bytes become U+FFFD, control
+ * characters a space (SINGLE_LINE: also tab and line ends; then the ends are
+ * trimmed), at most MAX_CHARS code points (0 = no limit). malloc'd.
+ */
+static char *
+halo_utf8_clean(const char *s, size_t max_chars, bool single_line)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len = strlen(s), i = 0, o = 0, chars = 0;
+	char *out;
+
+	if (len > (SIZE_MAX - 1) / 3)
+		return NULL;
+	out = malloc(len * 3 + 1);
+	if (out == NULL)
+		return NULL;
+	while (i < len && (max_chars == 0 || chars < max_chars)) {
+		size_t n = halo_utf8_seq(p + i, len - i);
+		if (n == 0) {
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		} else if (n == 1 && (p[i] < 0x20 || p[i] == 0x7f)) {
+			bool keep = !single_line &&
+			    (p[i] == '\t' || p[i] == '\n' || p[i] == '\r');
+			out[o++] = keep ? (char)p[i] : ' ';
+			i++;
+		} else {
+			memcpy(out + o, p + i, n);
+			o += n;
+			i += n;
+		}
+		chars++;
+	}
+	out[o] = '\0';
+	if (single_line) {
+		size_t start = 0;
+		while (o > 0 && out[o - 1] == ' ')
+			out[--o] = '\0';
+		while (out[start] == ' ')
+			start++;
+		if (start > 0)
+			memmove(out, out + start, o - start + 1);
+	}
+	return out;
+}
+
+/* Add string KEY = cleaned S to OBJ; false when out of memory. */
+static bool
+halo_json_add_str(cJSON *obj, const char *key, const char *s, size_t max_chars,
+    bool single_line)
+{
+	char *clean = halo_utf8_clean(s, max_chars, single_line);
+	bool ok;
+
+	if (clean == NULL)
+		return false;
+	ok = cJSON_AddStringToObject(obj, key, clean) != NULL;
+	free(clean);
+	return ok;
+}
+
+/* ---------------------------------------------------------------- errors */
+
+/* One short message out of a JSON error value, or false. */
+static bool
+halo_error_from_json(const cJSON *v, char *out, size_t outsz)
+{
+	const cJSON *m, *first;
+	const char *s, *d;
+
+	if (cJSON_IsString(v)) {
+		halo_printable(out, outsz, v->valuestring, strlen(v->valuestring));
+		return out[0] != '\0';
+	}
+	if (cJSON_IsArray(v))
+		return halo_error_from_json(cJSON_GetArrayItem(v, 0), out, outsz);
+	if (!cJSON_IsObject(v))
+		return false;
+	/* OAuth2: {"error","error_description"} */
+	if ((s = halo_json_str(v, "error")) != NULL && *s != '\0') {
+		char tmp[512];
+		d = halo_json_str(v, "error_description");
+		snprintf(tmp, sizeof(tmp), "%s%s%s", s, d && *d ? ": " : "", d && *d ? d : "");
+		halo_printable(out, outsz, tmp, strlen(tmp));
+		return true;
+	}
+	/* {"ClassName","Message"} and {"Message"} */
+	if ((s = halo_json_str(v, "Message")) != NULL && *s != '\0') {
+		halo_printable(out, outsz, s, strlen(s));
+		return true;
+	}
+	/* model binding: {"title", "errors": {"path": ["msg"]}} or {"path": ["msg"]} */
+	m = halo_json_get(v, "errors");
+	if (!cJSON_IsObject(m))
+		m = v;
+	cJSON_ArrayForEach(first, m) {
+		const cJSON *msg = cJSON_IsArray(first) ? cJSON_GetArrayItem(first, 0) : NULL;
+		if (cJSON_IsString(msg) && first->string != NULL) {
+			char tmp[512];
+			snprintf(tmp, sizeof(tmp), "%s: %s", first->string, msg->valuestring);
+			halo_printable(out, outsz, tmp, strlen(tmp));
+			return true;
+		}
+	}
+	if ((s = halo_json_str(v, "title")) != NULL || (s = halo_json_str(v, "detail")) != NULL ||
+	    (s = halo_json_str(v, "error_description")) != NULL) {
+		halo_printable(out, outsz, s, strlen(s));
+		return out[0] != '\0';
+	}
+	return false;
+}
+
+/* One short printable message from an error BODY of LEN bytes (plain text,
+ * any of the JSON shapes, or HTML); "HTTP <status>" when it says nothing. */
+void
+halo_error_message(long status, const char *body, size_t len, char *out, size_t outsz)
+{
+	cJSON *root;
+
+	if (outsz == 0)
+		return;
+	out[0] = '\0';
+	while (body != NULL && len > 0 &&
+	    (*body == ' ' || *body == '\t' || *body == '\r' || *body == '\n')) {
+		body++;
+		len--;
+	}
+	if (body != NULL && len > 0 && len <= HALO_MAX_RESPONSE &&
+	    (root = cJSON_ParseWithLength(body, len)) != NULL) {
+		(void)halo_error_from_json(root, out, outsz);
+		cJSON_Delete(root);
+	} else if (body != NULL && len > 0 && *body == '<') {
+		snprintf(out, outsz, "HTTP %ld (HTML body)", status);
+	} else if (body != NULL && len > 0) {
+		halo_printable(out, outsz, body, len);
+	}
+	if (out[0] == '\0')
+		snprintf(out, outsz, "HTTP %ld", status);
+}
+
+/* Turn a failed response into *ERR (message from the body when it has one). */
+static void
+halo_err_from_response(struct halo_err *err, enum http_result kind,
+    const struct http_response *resp)
+{
+	if (err == NULL)
+		return;
+	err->kind = kind;
+	err->status = resp->status;
+	err->retry_after = resp->retry_after;
+	err->message[0] = '\0';
+	if (resp->status > 0 && kind != HTTP_TOO_LARGE)
+		halo_error_message(resp->status, resp->body, resp->body_len,
+		    err->message, sizeof(err->message));
+	else
+		halo_printable(err->message, sizeof(err->message), resp->error,
+		    strlen(resp->error));
+	if (err->message[0] == '\0')
+		snprintf(err->message, sizeof(err->message), "%s", http_result_name(kind));
+}
+
+/* ---------------------------------------------------------------- transport */
+
+/* BASE without trailing slashes, as a malloc'd string. */
+static char *
+halo_trim_base(const char *base)
+{
+	size_t n;
+	char *out;
+
+	if (base == NULL)
+		return NULL;
+	n = strlen(base);
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	out = malloc(n + 1);
+	if (out == NULL)
+		return NULL;
+	memcpy(out, base, n);
+	out[n] = '\0';
+	return out;
+}
+
+/* Authorisation server base URL; malloc'd. */
+static char *
+halo_auth_base(const struct halo_conf *c)
+{
+	char *base, *out;
+
+	if (c->auth_url != NULL && *c->auth_url != '\0')
+		return halo_trim_base(c->auth_url);
+	base = halo_trim_base(c->halo_url);
+	if (base == NULL || asprintf(&out, "%s/auth", base) < 0)
+		out = NULL;
+	free(base);
+	return out;
+}
+
+/*
+ * One request; on 2xx parse the body into *JSON (when JSON is not NULL).
+ * WHAT names the route for log lines (never a query string).
+ * WIPE: the response holds secrets (tokens); clear it before freeing.
+ */
+static int
+halo_call(const struct halo_conf *c, const char *what, const char *method,
+    const char *url, const char *bearer, const char *ctype, const char *body,
+    bool wipe, cJSON **json, struct halo_err *err)
+{
+	struct http_request req = {
+		.method = method, .url = url, .content_type = ctype, .body = body,
+		.body_len = body != NULL ? strlen(body) : 0, .bearer = bearer,
+		.total_timeout_ms = c->timeout_ms, .max_response = HALO_MAX_RESPONSE,
+	};
+	struct http_response resp;
+	enum http_result res;
+	const cJSON *obj;
+	const char *warn;
+	int rc = -1;
+
+	if (json != NULL)
+		*json = NULL;
+	res = http_do(&req, &resp);
+	if (res != HTTP_OK) {
+		halo_err_from_response(err, res, &resp);
+		goto out;
+	}
+	if (json == NULL) {
+		rc = 0;
+		goto out;
+	}
+	if (resp.body == NULL || resp.body_len == 0 || resp.body_len > HALO_MAX_RESPONSE ||
+	    (*json = cJSON_ParseWithLength(resp.body, resp.body_len)) == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, resp.status,
+		    "%s: HTTP %ld with an empty or invalid JSON body", what, resp.status);
+		goto out;
+	}
+	obj = halo_json_object(*json);
+	if ((warn = halo_json_str(obj, "_warning")) != NULL) {
+		char safe[200];
+		log_warnx("halo: %s: warning: %s", what, log_safe(warn, safe, sizeof(safe)));
+	}
+	rc = 0;
+out:
+	if (wipe && resp.body != NULL)
+		OPENSSL_cleanse(resp.body, resp.body_len);
+	http_response_free(&resp);
+	return rc;
+}
+
+/* GET halo_url + PATH (with its escaped query) as JSON. */
+static int
+halo_api_get(const struct halo_conf *c, const char *token, const char *what,
+    const char *path, cJSON **json, struct halo_err *err)
+{
+	char *base = halo_trim_base(c->halo_url), *url = NULL;
+	int rc;
+
+	if (base == NULL || asprintf(&url, "%s%s", base, path) < 0) {
+		free(base);
+		halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+		return -1;
+	}
+	free(base);
+	rc = halo_call(c, what, "GET", url, token, NULL, NULL, false, json, err);
+	free(url);
+	return rc;
+}
+
+/* POST BODY (a JSON value) to halo_url + PATH; parse the answer into *JSON. */
+static int
+halo_api_post(const struct halo_conf *c, const char *token, const char *what,
+    const char *path, const cJSON *body, cJSON **json, struct halo_err *err)
+{
+	char *base = halo_trim_base(c->halo_url), *url = NULL, *text;
+	int rc;
+
+	text = cJSON_PrintUnformatted(body);
+	if (text == NULL || base == NULL || asprintf(&url, "%s%s", base, path) < 0) {
+		free(base);
+		cJSON_free(text);
+		halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+		return -1;
+	}
+	free(base);
+	rc = halo_call(c, what, "POST", url, token, "application/json", text, false,
+	    json, err);
+	free(url);
+	cJSON_free(text);
+	return rc;
+}
+
+/* Check the common arguments of a resource call. */
+static bool
+halo_args_ok(const struct halo_conf *c, const char *token, struct halo_err *err)
+{
+	halo_err_clear(err);
+	if (c == NULL || c->halo_url == NULL || *c->halo_url == '\0') {
+		halo_err_set(err, HTTP_INTERNAL, 0, "halo_url not configured");
+		return false;
+	}
+	if (token == NULL || *token == '\0') {
+		halo_err_set(err, HTTP_INTERNAL, 0, "no access token");
+		return false;
+	}
+	return true;
+}
+
+/* ---------------------------------------------------------------- OAuth2 */
+
+/* Wipe and free the tokens, reset *T. */
+void
+halo_tokens_free(struct halo_tokens *t)
+{
+	if (t == NULL)
+		return;
+	if (t->access_token != NULL)
+		OPENSSL_cleanse(t->access_token, strlen(t->access_token));
+	if (t->refresh_token != NULL)
+		OPENSSL_cleanse(t->refresh_token, strlen(t->refresh_token));
+	free(t->access_token);
+	free(t->refresh_token);
+	free(t->scope);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Token endpoint URL: auth base + "/token" [+ "?tenant="]; malloc'd. */
+static char *
+halo_token_url(const struct halo_conf *c)
+{
+	char *base = halo_auth_base(c), *ten = NULL, *url = NULL;
+	int n;
+
+	if (base == NULL)
+		return NULL;
+	if (c->tenant != NULL && *c->tenant != '\0') {
+		ten = http_url_escape(c->tenant);
+		n = ten != NULL ? asprintf(&url, "%s/token?tenant=%s", base, ten) : -1;
+	} else {
+		n = asprintf(&url, "%s/token", base);
+	}
+	if (n < 0)
+		url = NULL;
+	free(base);
+	free(ten);
+	return url;
+}
+
+/* POST the form PAIRS to the token endpoint and parse the tokens. */
+static int
+halo_token_post(const struct halo_conf *c, const char *const *pairs,
+    struct halo_tokens *out, struct halo_err *err)
+{
+	char *url = NULL, *form = NULL;
+	const char *at, *rt, *tt, *sc;
+	cJSON *root = NULL;
+	int64_t exp;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	url = halo_token_url(c);
+	form = http_form_encode(pairs);
+	if (url == NULL || form == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+		goto out;
+	}
+	if (halo_call(c, "POST /token", "POST", url, NULL,
+	    "application/x-www-form-urlencoded", form, true, &root, err) != 0) {
+		/* OAuth2 errors are 400 (sometimes 401) with {"error": ...} */
+		if (err != NULL && strncmp(err->message, "invalid_grant", 13) == 0 &&
+		    (err->message[13] == '\0' || err->message[13] == ':')) {
+			err->kind = HTTP_CLIENT_ERROR;
+			err->invalid_grant = true;
+		}
+		goto out;
+	}
+	if (!cJSON_IsObject(root) || (at = halo_json_str(root, "access_token")) == NULL ||
+	    *at == '\0') {
+		halo_err_set(err, HTTP_INTERNAL, 200, "token response without access_token");
+		goto out;
+	}
+	tt = halo_json_str(root, "token_type");
+	if (tt != NULL && strcasecmp(tt, "bearer") != 0) {
+		halo_err_set(err, HTTP_INTERNAL, 200, "token response: unsupported token_type");
+		goto out;
+	}
+	rt = halo_json_str(root, "refresh_token");
+	sc = halo_json_str(root, "scope");
+	out->access_token = strdup(at);
+	out->refresh_token = (rt != NULL && *rt != '\0') ? strdup(rt) : NULL;
+	out->scope = sc != NULL ? strdup(sc) : NULL;
+	if (halo_json_int(root, "expires_in", &exp) && exp > 0 && exp < LONG_MAX)
+		out->expires_in = (long)exp;
+	if (out->access_token == NULL || (rt != NULL && *rt != '\0' && out->refresh_token == NULL) ||
+	    (sc != NULL && out->scope == NULL)) {
+		halo_tokens_free(out);
+		halo_err_set(err, HTTP_INTERNAL, 200, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (form != NULL) {
+		OPENSSL_cleanse(form, strlen(form));
+		free(form);
+	}
+	free(url);
+	if (root != NULL) {
+		/* wipe the token strings inside the parsed tree too */
+		const cJSON *v;
+		cJSON_ArrayForEach(v, root) {
+			if (cJSON_IsString(v))
+				OPENSSL_cleanse(v->valuestring, strlen(v->valuestring));
+		}
+		cJSON_Delete(root);
+	}
+	return rc;
+}
+
+/* Check the arguments common to both grants. */
+static bool
+halo_token_args_ok(const struct halo_conf *c, struct halo_err *err)
+{
+	halo_err_clear(err);
+	if (c == NULL || c->client_id == NULL || *c->client_id == '\0' ||
+	    ((c->auth_url == NULL || *c->auth_url == '\0') &&
+	    (c->halo_url == NULL || *c->halo_url == '\0'))) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "OAuth client not configured");
+		return false;
+	}
+	return true;
+}
+
+/* grant_type=refresh_token. */
+int
+halo_token_refresh(const struct halo_conf *c, const char *refresh_token,
+    struct halo_tokens *out, struct halo_err *err)
+{
+	const char *pairs[9];
+	size_t n = 0;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (!halo_token_args_ok(c, err))
+		return -1;
+	if (out == NULL || refresh_token == NULL || *refresh_token == '\0') {
+		halo_err_set(err, HTTP_INTERNAL, 0, "no refresh token");
+		return -1;
+	}
+	pairs[n++] = "grant_type";
+	pairs[n++] = "refresh_token";
+	pairs[n++] = "refresh_token";
+	pairs[n++] = refresh_token;
+	pairs[n++] = "client_id";
+	pairs[n++] = c->client_id;
+	if (c->client_secret != NULL && *c->client_secret != '\0') {
+		pairs[n++] = "client_secret";
+		pairs[n++] = c->client_secret;
+	}
+	pairs[n] = NULL;
+	return halo_token_post(c, pairs, out, err);
+}
+
+/* grant_type=authorization_code with a PKCE verifier. */
+int
+halo_token_from_code(const struct halo_conf *c, const char *code,
+    const char *verifier, const char *redirect_uri, struct halo_tokens *out,
+    struct halo_err *err)
+{
+	const char *pairs[13];
+	size_t n = 0;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (!halo_token_args_ok(c, err))
+		return -1;
+	if (out == NULL || code == NULL || *code == '\0' || verifier == NULL ||
+	    *verifier == '\0' || redirect_uri == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "missing code, verifier or redirect_uri");
+		return -1;
+	}
+	pairs[n++] = "grant_type";
+	pairs[n++] = "authorization_code";
+	pairs[n++] = "code";
+	pairs[n++] = code;
+	pairs[n++] = "code_verifier";
+	pairs[n++] = verifier;
+	pairs[n++] = "redirect_uri";
+	pairs[n++] = redirect_uri;
+	pairs[n++] = "client_id";
+	pairs[n++] = c->client_id;
+	if (c->client_secret != NULL && *c->client_secret != '\0') {
+		pairs[n++] = "client_secret";
+		pairs[n++] = c->client_secret;
+	}
+	pairs[n] = NULL;
+	return halo_token_post(c, pairs, out, err);
+}
+
+/* The browser URL for an authorization-code + PKCE login; malloc'd. */
+char *
+halo_authorize_url(const struct halo_conf *c, const char *redirect_uri,
+    const char *scope, const char *state, const char *code_challenge)
+{
+	const char *pairs[17];
+	char *base, *query, *url = NULL;
+	size_t n = 0;
+
+	if (c == NULL || c->client_id == NULL || redirect_uri == NULL || scope == NULL ||
+	    state == NULL || code_challenge == NULL)
+		return NULL;
+	pairs[n++] = "response_type";
+	pairs[n++] = "code";
+	pairs[n++] = "client_id";
+	pairs[n++] = c->client_id;
+	pairs[n++] = "redirect_uri";
+	pairs[n++] = redirect_uri;
+	pairs[n++] = "scope";
+	pairs[n++] = scope;
+	pairs[n++] = "state";
+	pairs[n++] = state;
+	pairs[n++] = "code_challenge";
+	pairs[n++] = code_challenge;
+	pairs[n++] = "code_challenge_method";
+	pairs[n++] = "S256";
+	if (c->tenant != NULL && *c->tenant != '\0') {
+		pairs[n++] = "tenant";
+		pairs[n++] = c->tenant;
+	}
+	pairs[n] = NULL;
+	base = halo_auth_base(c);
+	query = http_form_encode(pairs);
+	if (base != NULL && query != NULL &&
+	    asprintf(&url, "%s/authorize?%s", base, query) < 0)
+		url = NULL;
+	free(base);
+	free(query);
+	return url;
+}
+
+/* True when ERR is the token endpoint's invalid_grant. */
+bool
+halo_err_is_invalid_grant(const struct halo_err *err)
+{
+	return err != NULL && err->invalid_grant && err->kind == HTTP_CLIENT_ERROR;
+}
+
+/* ---------------------------------------------------------------- agent */
+
+/* GET /api/Agent/me. */
+int
+halo_agent_me(const struct halo_conf *c, const char *token,
+    struct halo_agent *out, struct halo_err *err)
+{
+	cJSON *root = NULL;
+	const cJSON *obj;
+	int rc = -1;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (!halo_args_ok(c, token, err))
+		return -1;
+	if (out == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "bad arguments");
+		return -1;
+	}
+	if (halo_api_get(c, token, "GET /api/Agent/me", "/api/Agent/me", &root, err) != 0)
+		return -1;
+	obj = halo_json_object(root);
+	if (obj == NULL || !halo_json_int(obj, "id", &out->id)) {
+		halo_err_set(err, HTTP_INTERNAL, 200, "Agent/me: no agent id in response");
+		goto out;
+	}
+	out->name = halo_json_dup(obj, "name");
+	out->email = halo_json_dup(obj, "email");
+	out->disabled = halo_json_bool(obj, "isdisabled", false);
+	if (out->name == NULL || out->email == NULL) {
+		halo_agent_free(out);
+		halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	return rc;
+}
+
+/* Free an agent, reset *A. */
+void
+halo_agent_free(struct halo_agent *a)
+{
+	if (a == NULL)
+		return;
+	free(a->name);
+	free(a->email);
+	memset(a, 0, sizeof(*a));
+}
+
+/* ---------------------------------------------------------------- contacts */
+
+/* True when S is a plausible bare address: bounded, one '@', no controls or spaces. */
+static bool
+halo_email_ok(const char *s)
+{
+	size_t n = 0, at = 0;
+
+	for (; s[n] != '\0'; n++) {
+		unsigned char ch = (unsigned char)s[n];
+		if (ch <= 0x20 || ch == 0x7f || ch == '<' || ch == '>')
+			return false;
+		if (ch == '@')
+			at++;
+		if (n >= HALO_EMAIL_MAX)
+			return false;
+	}
+	return n >= 3 && at >= 1;
+}
+
+/* Whether address field KEY of USER equals EMAIL (trimmed, ASCII case-insensitive). */
+static bool
+halo_user_has_email(const cJSON *user, const char *key, const char *email)
+{
+	const char *v = halo_json_str(user, key);
+	size_t n;
+
+	if (v == NULL)
+		return false;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	n = strlen(v);
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	return halo_ascii_caseeq(v, n, email, strlen(email));
+}
+
+/* Exact, case-insensitive contact lookup by e-mail address. */
+int
+halo_contact_by_email(const struct halo_conf *c, const char *token,
+    const char *email, enum halo_match *match, struct halo_contact *out,
+    struct halo_err *err)
+{
+	char *esc = NULL, *path = NULL;
+	int64_t first_id = 0, total = -1, seen = 0;
+	int page, found = 0, rc = -1;
+	cJSON *root = NULL;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (match != NULL)
+		*match = HALO_MATCH_NONE;
+	if (!halo_args_ok(c, token, err))
+		return -1;
+	if (match == NULL || out == NULL || email == NULL || !halo_email_ok(email)) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "contact lookup: unusable e-mail address");
+		return -1;
+	}
+	if ((esc = http_url_escape(email)) == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+		return -1;
+	}
+	for (page = 1; page <= HALO_MAX_PAGES; page++) {
+		const cJSON *list, *u;
+		int64_t rcount;
+
+		free(path);
+		path = NULL;
+		if (asprintf(&path, "/api/Users?search=%s&pageinate=true&page_size=%d&page_no=%d",
+		    esc, HALO_PAGE_SIZE, page) < 0) {
+			path = NULL;
+			halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+			goto out;
+		}
+		if (halo_api_get(c, token, "GET /api/Users", path, &root, err) != 0)
+			goto out;
+		if ((list = halo_json_list(root, "users")) == NULL) {
+			halo_err_set(err, HTTP_INTERNAL, 200, "Users: unexpected response shape");
+			goto out;
+		}
+		if (halo_json_int(root, "record_count", &rcount))
+			total = rcount;
+		cJSON_ArrayForEach(u, list) {
+			int64_t id;
+
+			seen++;
+			if (!halo_json_int(u, "id", &id) || id <= 0 ||
+			    halo_json_bool(u, "inactive", false))
+				continue;
+			if (!halo_user_has_email(u, "emailaddress", email) &&
+			    !halo_user_has_email(u, "email2", email) &&
+			    !halo_user_has_email(u, "email3", email))
+				continue;
+			if (found > 0 && id == first_id)
+				continue;
+			if (++found > 1)
+				break;
+			first_id = id;
+			out->user_id = id;
+			(void)halo_json_int(u, "site_id", &out->site_id);
+			(void)halo_json_int(u, "client_id", &out->client_id);
+			out->name = halo_json_dup(u, "name");
+			out->client_name = halo_json_dup(u, "client_name");
+			if (out->name == NULL || out->client_name == NULL) {
+				halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+				goto out;
+			}
+		}
+		if (found > 1 || cJSON_GetArraySize(list) == 0 || total < 0 || seen >= total)
+			break;
+		cJSON_Delete(root);
+		root = NULL;
+	}
+	if (page > HALO_MAX_PAGES && found <= 1) {
+		halo_err_set(err, HTTP_INTERNAL, 200,
+		    "Users: more than %d results for one address", HALO_MAX_PAGES * HALO_PAGE_SIZE);
+		goto out;
+	}
+	if (found == 1) {
+		*match = HALO_MATCH_ONE;
+	} else {
+		*match = found > 1 ? HALO_MATCH_AMBIGUOUS : HALO_MATCH_NONE;
+		halo_contact_free(out);
+	}
+	rc = 0;
+out:
+	if (rc != 0)
+		halo_contact_free(out);
+	cJSON_Delete(root);
+	free(path);
+	free(esc);
+	return rc;
+}
+
+/* Free a contact, reset *CT. */
+void
+halo_contact_free(struct halo_contact *ct)
+{
+	if (ct == NULL)
+		return;
+	free(ct->name);
+	free(ct->client_name);
+	memset(ct, 0, sizeof(*ct));
+}
+
+/* ---------------------------------------------------------------- clients */
+
+/* Normalise DOMAIN into OUT (lower case, no leading '@'); false if unusable. */
+static bool
+halo_domain_norm(const char *domain, char *out, size_t outsz)
+{
+	size_t i, n;
+
+	while (*domain == '@')
+		domain++;
+	n = strlen(domain);
+	if (n == 0 || n > HALO_DOMAIN_MAX || n >= outsz)
+		return false;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)domain[i];
+		if (ch <= 0x20 || ch == 0x7f || strchr("@/?#&=%,;:\\\"'<>", ch) != NULL)
+			return false;
+		out[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : (char)ch;
+	}
+	out[n] = '\0';
+	return true;
+}
+
+/* Whether the domain list in field KEY of OBJ (separated by , ; or blanks,
+ * entries may start with '@') contains DOMAIN. */
+static bool
+halo_domain_field_has(const cJSON *obj, const char *key, const char *domain)
+{
+	const char *v = halo_json_str(obj, key), *end;
+	size_t dl = strlen(domain);
+
+	if (v == NULL)
+		return false;
+	while (*v != '\0') {
+		while (*v != '\0' && strchr(",; \t@", *v) != NULL)
+			v++;
+		end = v;
+		while (*end != '\0' && strchr(",; \t", *end) == NULL)
+			end++;
+		if (end > v && halo_ascii_caseeq(v, (size_t)(end - v), domain, dl))
+			return true;
+		v = end;
+	}
+	return false;
+}
+
+/* Verify candidate client CID for DOMAIN; *SITE_ID gets the one matching site. */
+static int
+halo_client_verify(const struct halo_conf *c, const char *token, const cJSON *client,
+    int64_t cid, const char *domain, bool *matches, int64_t *site_id, struct halo_err *err)
+{
+	char path[64];
+	cJSON *root = NULL;
+	const cJSON *list, *s;
+	int nsites = 0;
+
+	*matches = halo_domain_field_has(client, "domain", domain) ||
+	    halo_domain_field_has(client, "emaildomain", domain);
+	*site_id = 0;
+	snprintf(path, sizeof(path), "/api/Site?client_id=%" PRId64, cid);
+	if (halo_api_get(c, token, "GET /api/Site", path, &root, err) != 0)
+		return -1;
+	if ((list = halo_json_list(root, "sites")) == NULL) {
+		cJSON_Delete(root);
+		halo_err_set(err, HTTP_INTERNAL, 200, "Site: unexpected response shape");
+		return -1;
+	}
+	cJSON_ArrayForEach(s, list) {
+		int64_t sid, scid;
+		if (!halo_json_int(s, "id", &sid) || sid <= 0 ||
+		    halo_json_bool(s, "inactive", false))
+			continue;
+		/* a server ignoring client_id must not lend us other clients' sites */
+		if (halo_json_int(s, "client_id", &scid) && scid != cid)
+			continue;
+		if (!halo_domain_field_has(s, "emaildomain", domain))
+			continue;
+		*matches = true;
+		if (nsites++ == 0)
+			*site_id = sid;
+		else
+			*site_id = 0;
+	}
+	cJSON_Delete(root);
+	return 0;
+}
+
+/* The client owning DOMAIN, verified candidate by candidate. */
+int
+halo_client_by_domain(const struct halo_conf *c, const char *token,
+    const char *domain, enum halo_match *match, struct halo_org *out,
+    struct halo_err *err)
+{
+	char norm[HALO_DOMAIN_MAX + 1], *esc = NULL, *path = NULL;
+	const cJSON *list, *cl;
+	cJSON *root = NULL;
+	int found = 0, rc = -1, n;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (match != NULL)
+		*match = HALO_MATCH_NONE;
+	if (!halo_args_ok(c, token, err))
+		return -1;
+	if (match == NULL || out == NULL || domain == NULL ||
+	    !halo_domain_norm(domain, norm, sizeof(norm))) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "client lookup: unusable domain");
+		return -1;
+	}
+	if ((esc = http_url_escape(norm)) == NULL ||
+	    asprintf(&path, "/api/Client?domain=%s", esc) < 0) {
+		path = NULL;
+		halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+		goto out;
+	}
+	if (halo_api_get(c, token, "GET /api/Client", path, &root, err) != 0)
+		goto out;
+	if ((list = halo_json_list(root, "clients")) == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, 200, "Client: unexpected response shape");
+		goto out;
+	}
+	n = cJSON_GetArraySize(list);
+	if (n > HALO_MAX_CANDIDATES) {
+		halo_err_set(err, HTTP_INTERNAL, 200,
+		    "Client: domain filter gave %d candidates, too many to verify", n);
+		goto out;
+	}
+	cJSON_ArrayForEach(cl, list) {
+		int64_t cid, sid;
+		bool ok;
+
+		if (!halo_json_int(cl, "id", &cid) || cid <= 0 ||
+		    halo_json_bool(cl, "inactive", false))
+			continue;
+		if (found > 0 && cid == out->client_id)
+			continue;
+		if (halo_client_verify(c, token, cl, cid, norm, &ok, &sid, err) != 0)
+			goto out;
+		if (!ok)
+			continue;
+		if (++found > 1)
+			break;
+		out->client_id = cid;
+		out->site_id = sid;
+		out->client_name = halo_json_dup(cl, "name");
+		if (out->client_name == NULL) {
+			halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+			goto out;
+		}
+	}
+	if (found == 1) {
+		*match = HALO_MATCH_ONE;
+	} else {
+		*match = found > 1 ? HALO_MATCH_AMBIGUOUS : HALO_MATCH_NONE;
+		halo_org_free(out);
+	}
+	rc = 0;
+out:
+	if (rc != 0)
+		halo_org_free(out);
+	cJSON_Delete(root);
+	free(path);
+	free(esc);
+	return rc;
+}
+
+/* Free an org, reset *O. */
+void
+halo_org_free(struct halo_org *o)
+{
+	if (o == NULL)
+		return;
+	free(o->client_name);
+	memset(o, 0, sizeof(*o));
+}
+
+/* ---------------------------------------------------------------- tickets */
+
+/* GET /api/Tickets/ID. */
+int
+halo_ticket_get(const struct halo_conf *c, const char *token, int64_t id,
+    struct halo_ticket *out, struct halo_err *err)
+{
+	char path[64];
+	cJSON *root = NULL;
+	const cJSON *obj;
+	int64_t got;
+	size_t i;
+	int rc = -1;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (!halo_args_ok(c, token, err))
+		return -1;
+	if (out == NULL || id <= 0) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "bad ticket id");
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/api/Tickets/%" PRId64, id);
+	if (halo_api_get(c, token, "GET /api/Tickets/{id}", path, &root, err) != 0)
+		return -1;
+	obj = halo_json_object(root);
+	if (obj == NULL || !halo_json_int(obj, "id", &got) || got != id) {
+		halo_err_set(err, HTTP_INTERNAL, 200, "Tickets: response is not ticket %" PRId64, id);
+		goto out;
+	}
+	out->id = id;
+	(void)halo_json_int(obj, "client_id", &out->client_id);
+	(void)halo_json_int(obj, "site_id", &out->site_id);
+	(void)halo_json_int(obj, "user_id", &out->user_id);
+	(void)halo_json_int(obj, "status_id", &out->status_id);
+	for (i = 0; c->closed_status_ids != NULL && i < c->n_closed_status_ids; i++)
+		if (c->closed_status_ids[i] == out->status_id)
+			out->closed = true;
+	if ((out->summary = halo_json_dup(obj, "summary")) == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	return rc;
+}
+
+/* Free a ticket, reset *T. */
+void
+halo_ticket_free(struct halo_ticket *t)
+{
+	if (t == NULL)
+		return;
+	free(t->summary);
+	memset(t, 0, sizeof(*t));
+}
+
+/* S without one pair of surrounding angle brackets: start and length. */
+static const char *
+halo_msgid_bare(const char *s, size_t *len)
+{
+	size_t n = strlen(s);
+
+	if (n >= 2 && s[0] == '<' && s[n - 1] == '>') {
+		*len = n - 2;
+		return s + 1;
+	}
+	*len = n;
+	return s;
+}
+
+/* Look MSGID (one spelling) up; 0 found, 1 not, -1 error. BARE is the
+ * bracket-less form every returned action must carry (when it says). */
+static int
+halo_find_one(const struct halo_conf *c, const char *token, const char *msgid,
+    const char *bare, size_t bare_len, int64_t *ticket_id, int64_t *action_id,
+    struct halo_err *err)
+{
+	char *esc = http_url_escape(msgid), *path = NULL;
+	const cJSON *list, *a;
+	cJSON *root = NULL;
+	int rc = -1;
+
+	if (esc == NULL || asprintf(&path, "/api/Actions?internetmessageid=%s", esc) < 0) {
+		free(esc);
+		halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+		return -1;
+	}
+	free(esc);
+	if (halo_api_get(c, token, "GET /api/Actions", path, &root, err) != 0)
+		goto out;
+	if ((list = halo_json_list(root, "actions")) == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, 200, "Actions: unexpected response shape");
+		goto out;
+	}
+	rc = 1;
+	cJSON_ArrayForEach(a, list) {
+		const char *have = halo_json_str(a, "internet_message_id");
+		int64_t tid, aid = 0;
+
+		if (have != NULL) {
+			size_t hl;
+			const char *hb = halo_msgid_bare(have, &hl);
+			if (hl != bare_len || memcmp(hb, bare, hl) != 0)
+				continue;
+		}
+		if (!halo_json_int(a, "ticket_id", &tid) || tid <= 0)
+			continue;
+		(void)halo_json_int(a, "id", &aid);
+		/* several tickets with one Message-ID: the oldest is the original */
+		if (rc == 1 || tid < *ticket_id) {
+			*ticket_id = tid;
+			*action_id = aid;
+		}
+		rc = 0;
+	}
+out:
+	cJSON_Delete(root);
+	free(path);
+	return rc;
+}
+
+/* The ticket (and action) carrying MSGID. */
+int
+halo_find_by_message_id(const struct halo_conf *c, const char *token,
+    const char *msgid, int64_t *ticket_id, int64_t *action_id,
+    struct halo_err *err)
+{
+	char *spelled = NULL, *bare_copy = NULL;
+	const char *bare;
+	size_t bare_len, i;
+	int rc;
+
+	if (ticket_id != NULL)
+		*ticket_id = 0;
+	if (action_id != NULL)
+		*action_id = 0;
+	if (!halo_args_ok(c, token, err))
+		return -1;
+	if (msgid == NULL || ticket_id == NULL || action_id == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "bad arguments");
+		return -1;
+	}
+	bare = halo_msgid_bare(msgid, &bare_len);
+	if (bare_len == 0 || bare_len > HALO_MSGID_MAX) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "unusable Message-ID");
+		return -1;
+	}
+	for (i = 0; i < bare_len; i++) {
+		unsigned char ch = (unsigned char)bare[i];
+		if (ch <= 0x20 || ch == 0x7f || ch == '<' || ch == '>') {
+			halo_err_set(err, HTTP_INTERNAL, 0, "unusable Message-ID");
+			return -1;
+		}
+	}
+	if ((bare_copy = strndup(bare, bare_len)) == NULL ||
+	    asprintf(&spelled, "<%s>", bare_copy) < 0) {
+		free(bare_copy);
+		halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+		return -1;
+	}
+	rc = halo_find_one(c, token, spelled, bare_copy, bare_len, ticket_id, action_id, err);
+	if (rc == 1)
+		rc = halo_find_one(c, token, bare_copy, bare_copy, bare_len, ticket_id,
+		    action_id, err);
+	if (rc != 0) {
+		*ticket_id = 0;
+		*action_id = 0;
+	}
+	free(spelled);
+	free(bare_copy);
+	return rc;
+}
+
+/* base64 of DATA without line breaks; malloc'd. */
+static char *
+halo_base64(const unsigned char *data, size_t len)
+{
+	const size_t chunk = 3 * 4096;
+	size_t olen, i, o = 0;
+	char *out;
+
+	if (len > (SIZE_MAX / 4 - 1) * 3)
+		return NULL;
+	olen = (len + 2) / 3 * 4;
+	if ((out = malloc(olen + 1)) == NULL)
+		return NULL;
+	for (i = 0; i < len; i += chunk) {
+		size_t n = len - i < chunk ? len - i : chunk;
+		int w = EVP_EncodeBlock((unsigned char *)out + o, data + i, (int)n);
+		if (w < 0) {
+			free(out);
+			return NULL;
+		}
+		o += (size_t)w;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* Add "attachments":[{filename, data_base64, isimage, content_type?}] to OBJ. */
+static bool
+halo_add_attachments(cJSON *obj, const struct halo_attachment *att, size_t n)
+{
+	cJSON *arr;
+	size_t i;
+
+	if (n == 0)
+		return true;
+	if (att == NULL || (arr = cJSON_AddArrayToObject(obj, "attachments")) == NULL)
+		return false;
+	for (i = 0; i < n; i++) {
+		cJSON *item = cJSON_CreateObject();
+		char *b64;
+		bool ok;
+
+		if (item == NULL || !cJSON_AddItemToArray(arr, item))
+			return false;
+		if (att[i].data == NULL && att[i].len > 0)
+			return false;
+		b64 = halo_base64(att[i].data != NULL ? att[i].data : (const unsigned char *)"",
+		    att[i].len);
+		ok = b64 != NULL &&
+		    halo_json_add_str(item, "filename",
+		    att[i].filename != NULL && *att[i].filename != '\0' ? att[i].filename :
+		    "attachment", 255, true) &&
+		    cJSON_AddStringToObject(item, "data_base64", b64) != NULL &&
+		    cJSON_AddBoolToObject(item, "isimage", att[i].is_image) != NULL &&
+		    (att[i].content_type == NULL ||
+		    halo_json_add_str(item, "content_type", att[i].content_type, 255, true));
+		free(b64);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* Add string KEY to OBJ when S is set; false when out of memory. */
+static bool
+halo_add_opt(cJSON *obj, const char *key, const char *s, bool single_line)
+{
+	if (s == NULL)
+		return true;
+	return halo_json_add_str(obj, key, s, 0, single_line);
+}
+
+/* The id of a created object (an object, or an array's first element). */
+static int
+halo_created_id(const cJSON *root, const char *what, int64_t *id, struct halo_err *err)
+{
+	const cJSON *obj = halo_json_object(root);
+
+	if (obj == NULL || !halo_json_int(obj, "id", id) || *id <= 0) {
+		*id = 0;
+		/* applied, but we cannot say what it is: not retryable as such */
+		halo_err_set(err, HTTP_INTERNAL, 200, "%s: created, but the response has no id",
+		    what);
+		return -1;
+	}
+	return 0;
+}
+
+/* POST /api/Actions with one action. */
+int
+halo_action_create(const struct halo_conf *c, const char *token,
+    const struct halo_action_new *a, int64_t *action_id, struct halo_err *err)
+{
+	cJSON *arr = NULL, *obj, *root = NULL;
+	bool ok, email;
+	int rc = -1;
+
+	if (action_id != NULL)
+		*action_id = 0;
+	if (!halo_args_ok(c, token, err))
+		return -1;
+	if (a == NULL || action_id == NULL || a->ticket_id <= 0) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "action: bad ticket id");
+		return -1;
+	}
+	email = a->email_from != NULL || a->email_to != NULL || a->email_cc != NULL ||
+	    a->email_subject != NULL;
+	arr = cJSON_CreateArray();
+	obj = cJSON_CreateObject();
+	ok = arr != NULL && obj != NULL && cJSON_AddItemToArray(arr, obj);
+	if (!ok)
+		cJSON_Delete(obj);
+	ok = ok &&
+	    cJSON_AddNumberToObject(obj, "ticket_id", (double)a->ticket_id) != NULL &&
+	    halo_add_opt(obj, "outcome", a->outcome, true) &&
+	    halo_add_opt(obj, "note_html", a->note_html, false) &&
+	    cJSON_AddBoolToObject(obj, "hiddenfromuser", a->hidden) != NULL &&
+	    cJSON_AddFalseToObject(obj, "sendemail") != NULL &&
+	    halo_add_opt(obj, "emailfrom", a->email_from, true) &&
+	    halo_add_opt(obj, "emailto", a->email_to, true) &&
+	    halo_add_opt(obj, "emailcc", a->email_cc, true) &&
+	    halo_add_opt(obj, "emailsubject", a->email_subject, true) &&
+	    (!email || cJSON_AddStringToObject(obj, "emaildirection",
+	    a->outgoing ? "O" : "I") != NULL) &&
+	    halo_add_opt(obj, "actionarrivaldate", a->arrival_date, true) &&
+	    halo_add_opt(obj, "internet_message_id", a->internet_message_id, true) &&
+	    halo_add_attachments(obj, a->attachments, a->n_attachments);
+	if (!ok) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "action: cannot build request");
+		goto out;
+	}
+	if (halo_api_post(c, token, "POST /api/Actions", "/api/Actions", arr, &root, err) != 0)
+		goto out;
+	rc = halo_created_id(root, "POST /api/Actions", action_id, err);
+out:
+	cJSON_Delete(arr);
+	cJSON_Delete(root);
+	return rc;
+}
+
+/* POST /api/Tickets with one ticket. */
+int
+halo_ticket_create(const struct halo_conf *c, const char *token,
+    const struct halo_ticket_new *t, int64_t *ticket_id, struct halo_err *err)
+{
+	cJSON *arr = NULL, *obj, *root = NULL, *cfs;
+	char *summary = NULL;
+	size_t i;
+	bool ok;
+	int rc = -1;
+
+	if (ticket_id != NULL)
+		*ticket_id = 0;
+	if (!halo_args_ok(c, token, err))
+		return -1;
+	if (t == NULL || ticket_id == NULL || (t->n_customfields > 0 && t->customfields == NULL)) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "ticket: bad arguments");
+		return -1;
+	}
+	summary = halo_utf8_clean(t->summary != NULL ? t->summary : "", HALO_SUMMARY_MAX, true);
+	if (summary != NULL && summary[0] == '\0') {
+		free(summary);
+		summary = strdup("(no subject)");
+	}
+	arr = cJSON_CreateArray();
+	obj = cJSON_CreateObject();
+	ok = summary != NULL && arr != NULL && obj != NULL && cJSON_AddItemToArray(arr, obj);
+	if (!ok)
+		cJSON_Delete(obj);
+	ok = ok &&
+	    cJSON_AddStringToObject(obj, "summary", summary) != NULL &&
+	    halo_add_opt(obj, "details_html", t->details_html, false) &&
+	    (t->tickettype_id <= 0 ||
+	    cJSON_AddNumberToObject(obj, "tickettype_id", (double)t->tickettype_id) != NULL) &&
+	    (t->client_id <= 0 ||
+	    cJSON_AddNumberToObject(obj, "client_id", (double)t->client_id) != NULL) &&
+	    (t->site_id <= 0 ||
+	    cJSON_AddNumberToObject(obj, "site_id", (double)t->site_id) != NULL) &&
+	    /* Halo requires a user's site with the user */
+	    (t->user_id <= 0 || t->site_id <= 0 ||
+	    cJSON_AddNumberToObject(obj, "user_id", (double)t->user_id) != NULL) &&
+	    halo_add_opt(obj, "internet_message_id", t->internet_message_id, true) &&
+	    cJSON_AddTrueToObject(obj, "dont_do_rules") != NULL &&
+	    halo_add_attachments(obj, t->attachments, t->n_attachments);
+	if (ok && t->n_customfields > 0) {
+		ok = (cfs = cJSON_AddArrayToObject(obj, "customfields")) != NULL;
+		for (i = 0; ok && i < t->n_customfields; i++) {
+			cJSON *cf = cJSON_CreateObject();
+			ok = cf != NULL && cJSON_AddItemToArray(cfs, cf) &&
+			    t->customfields[i].name != NULL &&
+			    halo_json_add_str(cf, "name", t->customfields[i].name, 0, true) &&
+			    halo_json_add_str(cf, "value", t->customfields[i].value != NULL ?
+			    t->customfields[i].value : "", 0, false);
+		}
+	}
+	if (!ok) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "ticket: cannot build request");
+		goto out;
+	}
+	if (halo_api_post(c, token, "POST /api/Tickets", "/api/Tickets", arr, &root, err) != 0)
+		goto out;
+	rc = halo_created_id(root, "POST /api/Tickets", ticket_id, err);
+out:
+	free(summary);
+	cJSON_Delete(arr);
+	cJSON_Delete(root);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- lookups */
+
+/* GET PATH as a list of {id, NAMEKEY} (wrapped under WRAPKEY or bare). */
+static int
+halo_list_named(const struct halo_conf *c, const char *token, const char *what,
+    const char *path, const char *wrapkey, const char *namekey,
+    struct halo_named **out, size_t *count, struct halo_err *err)
+{
+	const cJSON *list, *it;
+	cJSON *root = NULL;
+	struct halo_named *arr = NULL;
+	size_t n = 0;
+	int total, rc = -1;
+
+	if (out != NULL)
+		*out = NULL;
+	if (count != NULL)
+		*count = 0;
+	if (!halo_args_ok(c, token, err))
+		return -1;
+	if (out == NULL || count == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "bad arguments");
+		return -1;
+	}
+	if (halo_api_get(c, token, what, path, &root, err) != 0)
+		return -1;
+	if ((list = halo_json_list(root, wrapkey)) == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, 200, "%s: unexpected response shape", what);
+		goto out;
+	}
+	total = cJSON_GetArraySize(list);
+	arr = calloc(total > 0 ? (size_t)total : 1, sizeof(*arr));
+	if (arr == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+		goto out;
+	}
+	cJSON_ArrayForEach(it, list) {
+		const char *name = halo_json_str(it, namekey);
+		int64_t id;
+
+		if (n >= (size_t)total)
+			break;
+		if (!halo_json_int(it, "id", &id))
+			continue;
+		if (name == NULL)
+			name = halo_json_str(it, "name");
+		arr[n].id = id;
+		arr[n].closed = halo_json_bool(it, "isclosed", false);
+		arr[n].name = strdup(name != NULL ? name : "");
+		if (arr[n++].name == NULL) {
+			halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+			goto out;
+		}
+	}
+	*out = arr;
+	*count = n;
+	arr = NULL;
+	rc = 0;
+out:
+	halo_named_free(arr, n);
+	cJSON_Delete(root);
+	return rc;
+}
+
+/* GET /api/Outcome. */
+int
+halo_list_outcomes(const struct halo_conf *c, const char *token,
+    struct halo_named **out, size_t *count, struct halo_err *err)
+{
+	return halo_list_named(c, token, "GET /api/Outcome", "/api/Outcome", "outcomes",
+	    "outcome", out, count, err);
+}
+
+/* GET /api/TicketType?showall=true. */
+int
+halo_list_ticket_types(const struct halo_conf *c, const char *token,
+    struct halo_named **out, size_t *count, struct halo_err *err)
+{
+	return halo_list_named(c, token, "GET /api/TicketType", "/api/TicketType?showall=true",
+	    "tickettypes", "name", out, count, err);
+}
+
+/* GET /api/Status. */
+int
+halo_list_statuses(const struct halo_conf *c, const char *token,
+    struct halo_named **out, size_t *count, struct halo_err *err)
+{
+	return halo_list_named(c, token, "GET /api/Status", "/api/Status", "statuses",
+	    "name", out, count, err);
+}
+
+/* Free a list from halo_list_*(). */
+void
+halo_named_free(struct halo_named *list, size_t count)
+{
+	size_t i;
+
+	if (list == NULL)
+		return;
+	for (i = 0; i < count; i++)
+		free(list[i].name);
+	free(list);
+}

@@ -1,0 +1,208 @@
+/*
+ * halo.h - typed HaloPSA REST calls (OAuth2 token endpoint and resource API)
+ * on top of http.h, with JSON through cJSON.
+ *
+ * Tolerant of the documented variants (/work/shared/halo-api.md): bare or
+ * wrapped lists, 200 or 201 on create, "_warning" fields, integers as
+ * numbers or digit strings, and the several 400 error body shapes, which
+ * become one short printable message in struct halo_err.
+ *
+ * Every call returns 0 on success and -1 on failure (halo_find_by_message_id
+ * also 1 for "not found") and fills *ERR on failure. Strings in the output
+ * structs are malloc'd and owned by the struct; free with the matching
+ * *_free() function (which also resets the struct). Name and e-mail strings
+ * are never NULL in a successful result ("" when Halo omitted them).
+ * Tokens, codes and secrets are never logged nor copied into ERR.
+ */
+#ifndef HALO_HALO_H
+#define HALO_HALO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+
+#define HALO_SUMMARY_MAX 250            /* characters (code points) */
+#define HALO_MAX_RESPONSE ((size_t)4 << 20)
+
+struct halo_conf {
+	const char *halo_url;       /* resource base, e.g. https://x.halopsa.com */
+	const char *auth_url;       /* NULL = halo_url + "/auth" */
+	const char *tenant;         /* NULL or name, ?tenant= on /token and /authorize */
+	const char *client_id;
+	const char *client_secret;  /* may be NULL */
+	long timeout_ms;            /* total per request; 0 = http default */
+	/* statuses that count as closed (from halo_list_statuses); may be NULL */
+	const int64_t *closed_status_ids;
+	size_t n_closed_status_ids;
+};
+
+struct halo_err {
+	enum http_result kind;
+	long status;                /* HTTP status, 0 when none arrived */
+	long retry_after;           /* seconds, -1 when absent */
+	bool invalid_grant;         /* token endpoint said invalid_grant */
+	char message[256];          /* printable ASCII */
+};
+
+struct halo_tokens {
+	char *access_token;
+	char *refresh_token;        /* NULL when the response omitted it */
+	long expires_in;            /* seconds, 0 when omitted */
+	char *scope;                /* NULL when omitted */
+};
+
+/* Wipe and free the tokens, reset *T. */
+void halo_tokens_free(struct halo_tokens *t);
+
+/* grant_type=refresh_token. On rotation OUT->refresh_token is the new one;
+ * NULL means "keep the old one". */
+int halo_token_refresh(const struct halo_conf *c, const char *refresh_token,
+    struct halo_tokens *out, struct halo_err *err);
+
+/* grant_type=authorization_code with PKCE VERIFIER. */
+int halo_token_from_code(const struct halo_conf *c, const char *code,
+    const char *verifier, const char *redirect_uri, struct halo_tokens *out,
+    struct halo_err *err);
+
+/* The browser URL for an authorization-code + PKCE (S256) login; malloc'd. */
+char *halo_authorize_url(const struct halo_conf *c, const char *redirect_uri,
+    const char *scope, const char *state, const char *code_challenge);
+
+/* "invalid_grant" from the token endpoint: kind HTTP_CLIENT_ERROR, message
+ * starting "invalid_grant", and this returns true. */
+bool halo_err_is_invalid_grant(const struct halo_err *err);
+
+/* One short printable message (into OUT, OUTSZ bytes) from an error body of
+ * LEN bytes: plain text, {"ClassName","Message"}, {"Message"},
+ * {"error","error_description"}, model-binding {"errors":{"path":["msg"]}}
+ * or {"path":["msg"]}, HTML; "HTTP STATUS" when the body says nothing. */
+void halo_error_message(long status, const char *body, size_t len, char *out,
+    size_t outsz);
+
+struct halo_agent {
+	int64_t id;
+	char *name;
+	char *email;
+	bool disabled;
+};
+
+/* GET /api/Agent/me: who TOKEN belongs to. */
+int halo_agent_me(const struct halo_conf *c, const char *token,
+    struct halo_agent *out, struct halo_err *err);
+void halo_agent_free(struct halo_agent *a);
+
+enum halo_match { HALO_MATCH_NONE = 0, HALO_MATCH_ONE, HALO_MATCH_AMBIGUOUS };
+
+struct halo_contact {
+	int64_t user_id, site_id, client_id;
+	char *name;
+	char *client_name;
+};
+
+/* Exact, case-insensitive match of EMAIL against emailaddress/email2/email3
+ * over GET /api/Users?search=EMAIL (inactive excluded). OUT is filled only
+ * for HALO_MATCH_ONE. */
+int halo_contact_by_email(const struct halo_conf *c, const char *token,
+    const char *email, enum halo_match *match, struct halo_contact *out,
+    struct halo_err *err);
+void halo_contact_free(struct halo_contact *ct);
+
+struct halo_org {
+	int64_t client_id, site_id;     /* site_id 0 when unknown */
+	char *client_name;
+};
+
+/* The client owning DOMAIN: candidates from GET /api/Client?domain=, each
+ * verified (client-level domain equal, or one of its sites' emaildomain via
+ * GET /api/Site?client_id=). More than one client is AMBIGUOUS. OUT is
+ * filled only for HALO_MATCH_ONE. */
+int halo_client_by_domain(const struct halo_conf *c, const char *token,
+    const char *domain, enum halo_match *match, struct halo_org *out,
+    struct halo_err *err);
+void halo_org_free(struct halo_org *o);
+
+struct halo_ticket {
+	int64_t id, client_id, site_id, user_id, status_id;
+	char *summary;
+	bool closed;        /* status_id in conf->closed_status_ids */
+};
+
+/* GET /api/Tickets/ID; 404 gives kind HTTP_NOT_FOUND. */
+int halo_ticket_get(const struct halo_conf *c, const char *token, int64_t id,
+    struct halo_ticket *out, struct halo_err *err);
+void halo_ticket_free(struct halo_ticket *t);
+
+/* GET /api/Actions?internetmessageid=: the ticket (and action; 0 for a
+ * ticket's own Message-ID) carrying MSGID, tried with and without angle
+ * brackets. Returns 0 found, 1 not found, -1 error. */
+int halo_find_by_message_id(const struct halo_conf *c, const char *token,
+    const char *msgid, int64_t *ticket_id, int64_t *action_id,
+    struct halo_err *err);
+
+struct halo_attachment {
+	const char *filename;
+	const char *content_type;   /* may be NULL */
+	const unsigned char *data;
+	size_t len;
+	bool is_image;
+};
+
+struct halo_action_new {
+	int64_t ticket_id;
+	const char *outcome;
+	const char *note_html;
+	bool hidden;
+	const char *email_from, *email_to, *email_cc, *email_subject;
+	const char *internet_message_id;
+	bool outgoing;              /* emaildirection "O", else "I" */
+	const char *arrival_date;   /* ISO 8601 or NULL */
+	const struct halo_attachment *attachments;
+	size_t n_attachments;
+};
+
+/* POST /api/Actions with a one-element array; sendemail=false always. */
+int halo_action_create(const struct halo_conf *c, const char *token,
+    const struct halo_action_new *a, int64_t *action_id, struct halo_err *err);
+
+struct halo_customfield {
+	const char *name;
+	const char *value;
+};
+
+struct halo_ticket_new {
+	const char *summary;        /* cut to HALO_SUMMARY_MAX characters */
+	const char *details_html;
+	int64_t tickettype_id, client_id, site_id, user_id;     /* 0 = not sent */
+	const char *internet_message_id;
+	const struct halo_customfield *customfields;
+	size_t n_customfields;
+	const struct halo_attachment *attachments;
+	size_t n_attachments;
+};
+
+/* POST /api/Tickets; user_id only sent together with its site_id;
+ * dont_do_rules true. */
+int halo_ticket_create(const struct halo_conf *c, const char *token,
+    const struct halo_ticket_new *t, int64_t *ticket_id, struct halo_err *err);
+
+struct halo_named {
+	int64_t id;
+	char *name;
+	bool closed;                /* statuses: "isclosed"; false elsewhere */
+};
+
+/* GET /api/Outcome (name from "outcome"). *OUT is a malloc'd array. */
+int halo_list_outcomes(const struct halo_conf *c, const char *token,
+    struct halo_named **out, size_t *count, struct halo_err *err);
+/* GET /api/TicketType?showall=true. */
+int halo_list_ticket_types(const struct halo_conf *c, const char *token,
+    struct halo_named **out, size_t *count, struct halo_err *err);
+/* GET /api/Status. */
+int halo_list_statuses(const struct halo_conf *c, const char *token,
+    struct halo_named **out, size_t *count, struct halo_err *err);
+/* Free a list from halo_list_*(). */
+void halo_named_free(struct halo_named *list, size_t count);
+
+#endif

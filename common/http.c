@@ -1,0 +1,616 @@
+/*
+ * http.c - libcurl wrapper with bounded responses and failure classes (see http.h).
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#define HTTP_RETRY_AFTER_MAX 86400L     /* clamp absurd Retry-After values */
+
+static atomic_bool http_loopback_ok;
+static pthread_once_t http_once = PTHREAD_ONCE_INIT;
+static bool http_init_failed;
+
+/* Growing response buffer with a hard cap. */
+struct http_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+	size_t max;
+	bool too_large;
+	bool oom;
+};
+
+/* What the header callback collects. */
+struct http_hdrs {
+	long retry_after;
+};
+
+/* pthread_once body: curl_global_init. */
+static void
+http_init_once(void)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		http_init_failed = true;
+}
+
+/* Initialise libcurl once per process. */
+void
+http_global_init(void)
+{
+	(void)pthread_once(&http_once, http_init_once);
+}
+
+/* Permit plain http:// to loopback hosts (tests only). */
+void
+http_allow_loopback_http(bool allow)
+{
+	atomic_store(&http_loopback_ok, allow);
+}
+
+/* Copy S into OUT as printable ASCII, at most OUTSZ-1 bytes. */
+static void
+http_set_error(char *out, size_t outsz, const char *s)
+{
+	size_t i;
+
+	if (outsz == 0)
+		return;
+	for (i = 0; s != NULL && s[i] != '\0' && i + 1 < outsz; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '\n' || ch == '\r' || ch == '\t')
+			out[i] = ' ';
+		else
+			out[i] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+	}
+	while (i > 0 && out[i - 1] == ' ')
+		i--;
+	out[i] = '\0';
+}
+
+/* True when S holds only visible ASCII and spaces (header-safe). */
+static bool
+http_header_safe(const char *s, bool allow_space)
+{
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == ' ' && allow_space)
+			continue;
+		if (ch <= 0x20 || ch >= 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* True when HOST (as CURLU reports it) is a loopback name or address. */
+static bool
+http_host_is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	char buf[64];
+	size_t n;
+
+	if (strcmp(host, "localhost") == 0 || strcmp(host, "localhost.") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	n = strlen(host);
+	if (n >= 3 && n < sizeof(buf) + 2 && host[0] == '[' && host[n - 1] == ']') {
+		memcpy(buf, host + 1, n - 2);
+		buf[n - 2] = '\0';
+		if (inet_pton(AF_INET6, buf, &a6) == 1)
+			return IN6_IS_ADDR_LOOPBACK(&a6);
+	}
+	return false;
+}
+
+/* Apply the scheme policy to URL; returns the parsed handle or NULL. */
+static CURLU *
+http_check_url(const char *url, enum http_result *why, char *err, size_t errsz)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL;
+	bool ok = false;
+
+	*why = HTTP_INTERNAL;
+	if (u == NULL) {
+		http_set_error(err, errsz, "out of memory");
+		return NULL;
+	}
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		*why = HTTP_REFUSED;
+		http_set_error(err, errsz, "malformed URL");
+		goto out;
+	}
+	if (strcmp(scheme, "https") == 0)
+		ok = true;
+	else if (strcmp(scheme, "http") == 0 && atomic_load(&http_loopback_ok) &&
+	    http_host_is_loopback(host))
+		ok = true;
+	if (!ok) {
+		*why = HTTP_REFUSED;
+		http_set_error(err, errsz, "refused: only https:// URLs are allowed");
+	}
+out:
+	curl_free(scheme);
+	curl_free(host);
+	if (!ok) {
+		curl_url_cleanup(u);
+		return NULL;
+	}
+	return u;
+}
+
+/* CURLOPT_WRITEFUNCTION: append to the buffer, abort past the cap. */
+static size_t
+http_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct http_buf *b = userdata;
+	size_t n = size * nmemb;
+	size_t want;
+	char *p;
+
+	if (n == 0)
+		return 0;
+	if (n > b->max || b->len > b->max - n) {
+		b->too_large = true;
+		return 0;
+	}
+	if (b->len + n + 1 > b->cap) {
+		want = b->cap ? b->cap : 4096;
+		while (want < b->len + n + 1)
+			want *= 2;
+		if (want > b->max + 1)
+			want = b->max + 1;
+		p = realloc(b->data, want);
+		if (p == NULL) {
+			b->oom = true;
+			return 0;
+		}
+		b->data = p;
+		b->cap = want;
+	}
+	memcpy(b->data + b->len, ptr, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+/* Parse a Retry-After value: delta-seconds or HTTP-date; -1 if unusable. */
+static long
+http_parse_retry_after(const char *v, size_t len)
+{
+	char tmp[128];
+	size_t i;
+	long secs = 0;
+	time_t when, now;
+
+	while (len > 0 && (*v == ' ' || *v == '\t')) {
+		v++;
+		len--;
+	}
+	while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t' ||
+	    v[len - 1] == '\r' || v[len - 1] == '\n'))
+		len--;
+	if (len == 0 || len >= sizeof(tmp))
+		return -1;
+	for (i = 0; i < len && v[i] >= '0' && v[i] <= '9'; i++) {
+		if (secs < HTTP_RETRY_AFTER_MAX)
+			secs = secs * 10 + (v[i] - '0');
+	}
+	if (i == len)
+		return secs > HTTP_RETRY_AFTER_MAX ? HTTP_RETRY_AFTER_MAX : secs;
+	memcpy(tmp, v, len);
+	tmp[len] = '\0';
+	when = curl_getdate(tmp, NULL);
+	if (when == (time_t)-1)
+		return -1;
+	now = time(NULL);
+	if (when <= now)
+		return 0;
+	if (when - now > HTTP_RETRY_AFTER_MAX)
+		return HTTP_RETRY_AFTER_MAX;
+	return (long)(when - now);
+}
+
+/* Parse a Retry-After header value (delta-seconds or HTTP-date). */
+long
+http_retry_after_parse(const char *value)
+{
+	return value != NULL ? http_parse_retry_after(value, strlen(value)) : -1;
+}
+
+/* CURLOPT_HEADERFUNCTION: pick up Retry-After of the final response. */
+static size_t
+http_header_cb(char *buf, size_t size, size_t nitems, void *userdata)
+{
+	struct http_hdrs *h = userdata;
+	size_t n = size * nitems;
+	static const char name[] = "retry-after:";
+	size_t nl = sizeof(name) - 1;
+
+	if (n >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
+		h->retry_after = -1;        /* a new (possibly interim) response */
+		return n;
+	}
+	if (n > nl && strncasecmp(buf, name, nl) == 0)
+		h->retry_after = http_parse_retry_after(buf + nl, n - nl);
+	return n;
+}
+
+/* Map an HTTP status code to a result. */
+enum http_result
+http_status_result(long status)
+{
+	if (status >= 200 && status < 300)
+		return HTTP_OK;
+	switch (status) {
+	case 401:
+		return HTTP_UNAUTHORIZED;
+	case 403:
+		return HTTP_FORBIDDEN;
+	case 404:
+		return HTTP_NOT_FOUND;
+	case 429:
+		return HTTP_RATE_LIMITED;
+	default:
+		break;
+	}
+	if (status >= 500 && status < 600)
+		return HTTP_SERVER_ERROR;
+	return HTTP_CLIENT_ERROR;
+}
+
+/* Classify a transfer that ended with RC, given whether the request went out. */
+static enum http_result
+http_classify_curl(CURLcode rc, bool sent)
+{
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+		return HTTP_NETWORK;
+	case CURLE_OPERATION_TIMEDOUT:
+		return sent ? HTTP_UNCERTAIN : HTTP_TIMEOUT;
+	case CURLE_FILESIZE_EXCEEDED:
+		return HTTP_TOO_LARGE;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+		return HTTP_REFUSED;
+	case CURLE_OUT_OF_MEMORY:
+	case CURLE_BAD_FUNCTION_ARGUMENT:
+	case CURLE_UNKNOWN_OPTION:
+	case CURLE_NOT_BUILT_IN:
+	case CURLE_FAILED_INIT:
+		return HTTP_INTERNAL;
+	default:
+		/* GOT_NOTHING, RECV_ERROR, PARTIAL_FILE, SEND_ERROR, TLS errors... */
+		return sent ? HTTP_UNCERTAIN : HTTP_NETWORK;
+	}
+}
+
+/* Set one libcurl option, remembering the first failure. */
+#define HTTP_SETOPT(h, opt, val, rcp) do { \
+	CURLcode setopt_rc_ = curl_easy_setopt((h), (opt), (val)); \
+	if (setopt_rc_ != CURLE_OK && *(rcp) == CURLE_OK) \
+		*(rcp) = setopt_rc_; \
+} while (0)
+
+/* Perform one request on a fresh easy handle. */
+enum http_result
+http_do(const struct http_request *req, struct http_response *resp)
+{
+	char errbuf[CURL_ERROR_SIZE];
+	struct http_buf buf = { 0 };
+	struct http_hdrs hdrs = { .retry_after = -1 };
+	struct curl_slist *headers = NULL, *tmp;
+	char ctbuf[256];
+	enum http_result res = HTTP_INTERNAL;
+	const char *method;
+	CURLcode rc = CURLE_OK, prc;
+	CURLU *u = NULL;
+	CURL *h = NULL;
+	long connect_ms, total_ms, status = 0;
+	long req_size = 0, req_size_long = 0;
+
+	memset(resp, 0, sizeof(*resp));
+	resp->retry_after = -1;
+	if (req == NULL || req->url == NULL) {
+		http_set_error(resp->error, sizeof(resp->error), "bad request arguments");
+		return HTTP_INTERNAL;
+	}
+	http_global_init();
+	if (http_init_failed) {
+		http_set_error(resp->error, sizeof(resp->error), "curl_global_init failed");
+		return HTTP_INTERNAL;
+	}
+	method = req->method;
+	if (method == NULL)
+		method = req->body != NULL ? "POST" : "GET";
+	if (!http_header_safe(method, false) ||
+	    (req->bearer != NULL && !http_header_safe(req->bearer, false)) ||
+	    (req->content_type != NULL && !http_header_safe(req->content_type, true)) ||
+	    (strcmp(method, "GET") == 0 && req->body != NULL)) {
+		http_set_error(resp->error, sizeof(resp->error), "bad request arguments");
+		return HTTP_INTERNAL;
+	}
+	u = http_check_url(req->url, &res, resp->error, sizeof(resp->error));
+	if (u == NULL)
+		return res;
+
+	connect_ms = req->connect_timeout_ms > 0 ? req->connect_timeout_ms : HTTP_DEFAULT_CONNECT_MS;
+	total_ms = req->total_timeout_ms > 0 ? req->total_timeout_ms : HTTP_DEFAULT_TOTAL_MS;
+	if (connect_ms > total_ms)
+		connect_ms = total_ms;
+	buf.max = req->max_response > 0 ? req->max_response : HTTP_DEFAULT_MAX_RESPONSE;
+	if (buf.max > (size_t)INT64_MAX - 1)
+		buf.max = (size_t)INT64_MAX - 1;
+
+	h = curl_easy_init();
+	if (h == NULL) {
+		http_set_error(resp->error, sizeof(resp->error), "curl_easy_init failed");
+		res = HTTP_INTERNAL;
+		goto out;
+	}
+	errbuf[0] = '\0';
+
+	tmp = curl_slist_append(headers, "Accept: application/json");
+	if (tmp != NULL)
+		headers = tmp;
+	/* no 100-continue round trip: it only adds latency for our small bodies */
+	tmp = tmp ? curl_slist_append(headers, "Expect:") : NULL;
+	if (tmp != NULL)
+		headers = tmp;
+	if (tmp != NULL && req->content_type != NULL) {
+		int n = snprintf(ctbuf, sizeof(ctbuf), "Content-Type: %s", req->content_type);
+		tmp = (n > 0 && (size_t)n < sizeof(ctbuf)) ? curl_slist_append(headers, ctbuf) : NULL;
+		if (tmp != NULL)
+			headers = tmp;
+	}
+	if (tmp == NULL) {
+		http_set_error(resp->error, sizeof(resp->error), "cannot build headers");
+		res = HTTP_INTERNAL;
+		goto out;
+	}
+
+	HTTP_SETOPT(h, CURLOPT_ERRORBUFFER, errbuf, &rc);
+	HTTP_SETOPT(h, CURLOPT_CURLU, u, &rc);
+	HTTP_SETOPT(h, CURLOPT_NOSIGNAL, 1L, &rc);
+	HTTP_SETOPT(h, CURLOPT_FOLLOWLOCATION, 0L, &rc);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	HTTP_SETOPT(h, CURLOPT_PROTOCOLS_STR, "http,https", &rc);
+	HTTP_SETOPT(h, CURLOPT_REDIR_PROTOCOLS_STR, "https", &rc);
+#else
+	HTTP_SETOPT(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS), &rc);
+	HTTP_SETOPT(h, CURLOPT_REDIR_PROTOCOLS, (long)CURLPROTO_HTTPS, &rc);
+#endif
+	HTTP_SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms, &rc);
+	HTTP_SETOPT(h, CURLOPT_TIMEOUT_MS, total_ms, &rc);
+	HTTP_SETOPT(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)buf.max, &rc);
+	HTTP_SETOPT(h, CURLOPT_SSL_VERIFYPEER, 1L, &rc);
+	HTTP_SETOPT(h, CURLOPT_SSL_VERIFYHOST, 2L, &rc);
+	HTTP_SETOPT(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2, &rc);
+	HTTP_SETOPT(h, CURLOPT_USERAGENT, "halo-milter", &rc);
+	HTTP_SETOPT(h, CURLOPT_ACCEPT_ENCODING, "", &rc);
+	HTTP_SETOPT(h, CURLOPT_HTTPHEADER, headers, &rc);
+	HTTP_SETOPT(h, CURLOPT_WRITEFUNCTION, http_write_cb, &rc);
+	HTTP_SETOPT(h, CURLOPT_WRITEDATA, &buf, &rc);
+	HTTP_SETOPT(h, CURLOPT_HEADERFUNCTION, http_header_cb, &rc);
+	HTTP_SETOPT(h, CURLOPT_HEADERDATA, &hdrs, &rc);
+	if (req->bearer != NULL) {
+		HTTP_SETOPT(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER, &rc);
+		HTTP_SETOPT(h, CURLOPT_XOAUTH2_BEARER, req->bearer, &rc);
+	}
+	if (strcmp(method, "GET") == 0) {
+		HTTP_SETOPT(h, CURLOPT_HTTPGET, 1L, &rc);
+	} else {
+		if (strcmp(method, "POST") != 0)
+			HTTP_SETOPT(h, CURLOPT_CUSTOMREQUEST, method, &rc);
+		if (req->body != NULL || strcmp(method, "POST") == 0) {
+			HTTP_SETOPT(h, CURLOPT_POSTFIELDSIZE_LARGE,
+			    (curl_off_t)(req->body != NULL ? req->body_len : 0), &rc);
+			HTTP_SETOPT(h, CURLOPT_POSTFIELDS, req->body != NULL ? req->body : "", &rc);
+		}
+	}
+	if (rc != CURLE_OK) {
+		http_set_error(resp->error, sizeof(resp->error), curl_easy_strerror(rc));
+		res = HTTP_INTERNAL;
+		goto out;
+	}
+
+	prc = curl_easy_perform(h);
+
+	if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+		status = 0;
+	if (curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &req_size_long) == CURLE_OK)
+		req_size = req_size_long;
+	resp->status = status;
+	resp->retry_after = hdrs.retry_after;
+
+	if (prc == CURLE_OK) {
+		res = http_status_result(status);
+		if (res == HTTP_CLIENT_ERROR && status >= 300 && status < 400)
+			snprintf(resp->error, sizeof(resp->error),
+			    "unexpected redirect (HTTP %ld), not followed", status);
+		else if (res != HTTP_OK)
+			snprintf(resp->error, sizeof(resp->error), "HTTP %ld", status);
+	} else if (buf.too_large || prc == CURLE_FILESIZE_EXCEEDED) {
+		res = HTTP_TOO_LARGE;
+		snprintf(resp->error, sizeof(resp->error),
+		    "response larger than %zu bytes", buf.max);
+	} else if (buf.oom) {
+		res = HTTP_INTERNAL;
+		http_set_error(resp->error, sizeof(resp->error), "out of memory");
+	} else {
+		res = http_classify_curl(prc, req_size > 0);
+		http_set_error(resp->error, sizeof(resp->error),
+		    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(prc));
+	}
+
+	if (res != HTTP_TOO_LARGE && (buf.data != NULL || status > 0)) {
+		if (buf.data == NULL)
+			buf.data = calloc(1, 1);
+		resp->body = buf.data;
+		resp->body_len = buf.len;
+		buf.data = NULL;
+	}
+out:
+	free(buf.data);
+	curl_slist_free_all(headers);
+	if (h != NULL)
+		curl_easy_cleanup(h);
+	curl_url_cleanup(u);
+	return res;
+}
+
+/* Free the response body and reset RESP. */
+void
+http_response_free(struct http_response *resp)
+{
+	if (resp == NULL)
+		return;
+	free(resp->body);
+	resp->body = NULL;
+	resp->body_len = 0;
+}
+
+/* Short constant name of R. */
+const char *
+http_result_name(enum http_result r)
+{
+	switch (r) {
+	case HTTP_OK: return "ok";
+	case HTTP_NETWORK: return "network";
+	case HTTP_UNCERTAIN: return "uncertain";
+	case HTTP_TIMEOUT: return "timeout";
+	case HTTP_UNAUTHORIZED: return "unauthorized";
+	case HTTP_FORBIDDEN: return "forbidden";
+	case HTTP_NOT_FOUND: return "not-found";
+	case HTTP_RATE_LIMITED: return "rate-limited";
+	case HTTP_CLIENT_ERROR: return "client-error";
+	case HTTP_SERVER_ERROR: return "server-error";
+	case HTTP_TOO_LARGE: return "too-large";
+	case HTTP_REFUSED: return "refused";
+	case HTTP_INTERNAL: return "internal";
+	}
+	return "unknown";
+}
+
+/* Whether a later retry of the same request can succeed. */
+bool
+http_result_retryable(enum http_result r)
+{
+	switch (r) {
+	case HTTP_NETWORK:
+	case HTTP_TIMEOUT:
+	case HTTP_UNCERTAIN:
+	case HTTP_RATE_LIMITED:
+	case HTTP_SERVER_ERROR:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* True for the RFC 3986 unreserved characters. */
+static bool
+http_unreserved(unsigned char ch)
+{
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+	    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~';
+}
+
+/* Encoded length of S, or SIZE_MAX on overflow. */
+static size_t
+http_escaped_len(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++) {
+		size_t add = http_unreserved((unsigned char)*s) ? 1 : 3;
+		if (n > SIZE_MAX - add - 1)
+			return SIZE_MAX;
+		n += add;
+	}
+	return n;
+}
+
+/* Append the escaped form of S at OUT; returns the new end. */
+static char *
+http_escape_into(char *out, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (http_unreserved(ch)) {
+			*out++ = (char)ch;
+		} else {
+			*out++ = '%';
+			*out++ = hex[ch >> 4];
+			*out++ = hex[ch & 15];
+		}
+	}
+	return out;
+}
+
+/* Percent-encode S; malloc'd. */
+char *
+http_url_escape(const char *s)
+{
+	size_t n;
+	char *out, *end;
+
+	if (s == NULL)
+		return NULL;
+	n = http_escaped_len(s);
+	if (n == SIZE_MAX || (out = malloc(n + 1)) == NULL)
+		return NULL;
+	end = http_escape_into(out, s);
+	*end = '\0';
+	return out;
+}
+
+/* Build "k=v&k=v" from a NULL-terminated k, v list; malloc'd. */
+char *
+http_form_encode(const char *const *pairs)
+{
+	size_t total = 0, i, kl, vl;
+	char *out, *p;
+
+	if (pairs == NULL)
+		return NULL;
+	for (i = 0; pairs[i] != NULL && pairs[i + 1] != NULL; i += 2) {
+		kl = http_escaped_len(pairs[i]);
+		vl = http_escaped_len(pairs[i + 1]);
+		if (kl == SIZE_MAX || vl == SIZE_MAX || total > SIZE_MAX / 2 - kl - vl - 2)
+			return NULL;
+		total += kl + vl + 2;
+	}
+	out = malloc(total + 1);
+	if (out == NULL)
+		return NULL;
+	p = out;
+	for (i = 0; pairs[i] != NULL && pairs[i + 1] != NULL; i += 2) {
+		if (i > 0)
+			*p++ = '&';
+		p = http_escape_into(p, pairs[i]);
+		*p++ = '=';
+		p = http_escape_into(p, pairs[i + 1]);
+	}
+	*p = '\0';
+	return out;
+}

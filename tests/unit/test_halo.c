@@ -1,0 +1,1315 @@
+/*
+ * test_halo.c - unit tests for common/halo.c against the halosim simulator
+ * (started once as a subprocess on free ports, reset before every test):
+ * OAuth2 refresh in each rotation mode, code exchange, invalid_grant,
+ * Agent/me, exact contact match, client by domain in every domain-filter
+ * mode, tickets, Message-ID lookup, action and ticket creation (checked in
+ * /_sim/state), wrapped and bare lists, 200/201 creates, error messages.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "halo.h"
+#include "http.h"
+
+/* ---------------------------------------------------------- simulator */
+
+struct sim {
+	pid_t pid;
+	char dir[PATH_MAX];
+	char ready[PATH_MAX + 16];
+	char log[PATH_MAX + 16];
+	char fixture[PATH_MAX];
+	int port, auth_port;
+	char base[64];          /* http://127.0.0.1:PORT */
+	char auth[64];          /* http://127.0.0.1:AUTHPORT */
+};
+
+static struct sim sim;
+
+/* Per-test state: a configuration and alice's tokens. */
+struct fx {
+	struct halo_conf conf;
+	char *access;
+	char *refresh;
+};
+
+/* Read FILE into a malloc'd string, or NULL. */
+static char *
+slurp(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	char *buf;
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	buf = calloc(1, 1 << 20);
+	if (buf != NULL) {
+		n = fread(buf, 1, (1 << 20) - 1, f);
+		buf[n] = '\0';
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Start halosim on free ports; wait for its ready file. */
+static int
+sim_start(struct sim *s)
+{
+	const char *src = getenv("HALO_SRCDIR"), *tmp = getenv("TMPDIR");
+	char script[PATH_MAX];
+	struct timespec pause = { 0, 20 * 1000 * 1000 };
+	int i;
+
+	if (src == NULL || *src == '\0')
+		src = ".";
+	if (tmp == NULL || *tmp == '\0')
+		tmp = "/tmp";
+	snprintf(script, sizeof(script), "%s/tests/halosim/halosim.py", src);
+	snprintf(s->fixture, sizeof(s->fixture), "%s/tests/halosim/fixture.json", src);
+	snprintf(s->dir, sizeof(s->dir), "%s/test_halo.XXXXXX", tmp);
+	if (mkdtemp(s->dir) == NULL)
+		return -1;
+	snprintf(s->ready, sizeof(s->ready), "%s/ready.json", s->dir);
+	snprintf(s->log, sizeof(s->log), "%s/halosim.log", s->dir);
+	s->pid = fork();
+	if (s->pid < 0)
+		return -1;
+	if (s->pid == 0) {
+		int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int nul = open("/dev/null", O_RDONLY);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		if (nul >= 0)
+			dup2(nul, 0);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		execlp("python3", "python3", script, "--port", "0", "--auth-port", "0",
+		    "--fixture", s->fixture, "--ready-file", s->ready, "--quiet", (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 1500; i++) {        /* 30 s */
+		int status;
+		char *txt;
+		cJSON *j;
+
+		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+			s->pid = 0;
+			txt = slurp(s->log);
+			fprintf(stderr, "halosim exited early:\n%s\n", txt ? txt : "");
+			free(txt);
+			return -1;
+		}
+		if (access(s->ready, R_OK) == 0 && (txt = slurp(s->ready)) != NULL) {
+			j = cJSON_Parse(txt);
+			free(txt);
+			if (j != NULL) {
+				const cJSON *p = cJSON_GetObjectItem(j, "port");
+				const cJSON *a = cJSON_GetObjectItem(j, "auth_port");
+				if (cJSON_IsNumber(p) && cJSON_IsNumber(a)) {
+					s->port = p->valueint;
+					s->auth_port = a->valueint;
+					cJSON_Delete(j);
+					snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
+					snprintf(s->auth, sizeof(s->auth), "http://127.0.0.1:%d",
+					    s->auth_port);
+					return 0;
+				}
+				cJSON_Delete(j);
+			}
+		}
+		nanosleep(&pause, NULL);
+	}
+	return -1;
+}
+
+/* Stop the simulator and remove its directory. */
+static void
+sim_stop(struct sim *s)
+{
+	if (s->pid > 0) {
+		kill(s->pid, SIGTERM);
+		waitpid(s->pid, NULL, 0);
+		s->pid = 0;
+	}
+	unlink(s->ready);
+	unlink(s->log);
+	rmdir(s->dir);
+}
+
+/* METHOD PATH on the resource port with a JSON BODY (or NULL); parsed 2xx answer. */
+static cJSON *
+sim_json(const char *method, const char *path, const char *body)
+{
+	char url[512];
+	struct http_request req = { 0 };
+	struct http_response resp;
+	enum http_result r;
+	cJSON *j;
+
+	snprintf(url, sizeof(url), "%s%s", sim.base, path);
+	req.method = method;
+	req.url = url;
+	req.body = body;
+	req.body_len = body ? strlen(body) : 0;
+	req.content_type = body ? "application/json" : NULL;
+	req.total_timeout_ms = 10000;
+	req.max_response = 16 << 20;
+	r = http_do(&req, &resp);
+	if (r != HTTP_OK)
+		fail_msg("%s %s: %s %s", method, path, http_result_name(r), resp.error);
+	j = cJSON_ParseWithLength(resp.body, resp.body_len);
+	http_response_free(&resp);
+	assert_non_null(j);
+	return j;
+}
+
+/* POST /_sim/faults (or another control route) with JSON. */
+static void
+sim_control(const char *path, const char *json)
+{
+	cJSON_Delete(sim_json("POST", path, json ? json : "{}"));
+}
+
+/* Tokens for AGENT with SCOPE straight from the simulator. */
+static void
+sim_tokens(const char *agent, const char *scope, char **access, char **refresh)
+{
+	char body[256];
+	cJSON *j;
+	const cJSON *a, *r;
+
+	snprintf(body, sizeof(body), "{\"agent_email\":\"%s\",\"scope\":\"%s\"}", agent, scope);
+	j = sim_json("POST", "/_sim/token", body);
+	a = cJSON_GetObjectItem(j, "access_token");
+	r = cJSON_GetObjectItem(j, "refresh_token");
+	assert_true(cJSON_IsString(a));
+	*access = strdup(a->valuestring);
+	if (refresh != NULL)
+		*refresh = cJSON_IsString(r) ? strdup(r->valuestring) : NULL;
+	cJSON_Delete(j);
+}
+
+/* The object with "id" == ID in array KEY of the simulator state (borrowed from ST). */
+static const cJSON *
+state_find(const cJSON *st, const char *key, int64_t id)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(st, key)) {
+		const cJSON *v = cJSON_GetObjectItem(it, "id");
+		if (cJSON_IsNumber(v) && (int64_t)v->valuedouble == id)
+			return it;
+	}
+	return NULL;
+}
+
+/* String member of a state object, "" when absent. */
+static const char *
+jstr(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItem(o, key);
+
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* Number member of a state object, -1 when absent. */
+static double
+jnum(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItem(o, key);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+static int
+group_setup(void **state)
+{
+	(void)state;
+	http_global_init();
+	http_allow_loopback_http(true);
+	return sim_start(&sim);
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	sim_stop(&sim);
+	return 0;
+}
+
+/* Reset the simulator; fresh tokens for alice; a configuration for it. */
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	sim_control("/_sim/reset", "{}");
+	f->conf.halo_url = sim.base;
+	f->conf.auth_url = sim.auth;
+	f->conf.client_id = "halo-milter-native";
+	f->conf.timeout_ms = 10000;
+	sim_tokens("alice@msp.example", "all offline_access", &f->access, &f->refresh);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	free(f->access);
+	free(f->refresh);
+	free(f);
+	return 0;
+}
+
+/* ---------------------------------------------------------- OAuth2 */
+
+/* Refresh once in MODE; returns the tokens. */
+static void
+refresh_in_mode(struct fx *f, const char *mode, struct halo_tokens *t)
+{
+	struct halo_err err;
+	char faults[64];
+
+	snprintf(faults, sizeof(faults), "{\"rotation\": \"%s\"}", mode);
+	sim_control("/_sim/faults", faults);
+	if (halo_token_refresh(&f->conf, f->refresh, t, &err) != 0)
+		fail_msg("refresh (%s): %s %s", mode, http_result_name(err.kind), err.message);
+	assert_non_null(t->access_token);
+	assert_true(t->expires_in > 0);
+	assert_non_null(t->scope);
+}
+
+static void
+test_refresh_rotate(void **state)
+{
+	struct fx *f = *state;
+	struct halo_tokens t, t2;
+	struct halo_agent me;
+	struct halo_err err;
+
+	refresh_in_mode(f, "rotate", &t);
+	assert_non_null(t.refresh_token);
+	assert_string_not_equal(t.refresh_token, f->refresh);
+	/* the new access token works */
+	assert_int_equal(halo_agent_me(&f->conf, t.access_token, &me, &err), 0);
+	assert_int_equal(me.id, 1);
+	halo_agent_free(&me);
+	/* the old refresh token died */
+	assert_int_equal(halo_token_refresh(&f->conf, f->refresh, &t2, &err), -1);
+	assert_true(halo_err_is_invalid_grant(&err));
+	assert_null(t2.access_token);
+	/* the rotated one works */
+	assert_int_equal(halo_token_refresh(&f->conf, t.refresh_token, &t2, &err), 0);
+	halo_tokens_free(&t2);
+	halo_tokens_free(&t);
+	assert_null(t.access_token);
+}
+
+static void
+test_refresh_reuse(void **state)
+{
+	struct fx *f = *state;
+	struct halo_tokens t;
+
+	refresh_in_mode(f, "reuse", &t);
+	assert_non_null(t.refresh_token);
+	assert_string_equal(t.refresh_token, f->refresh);
+	halo_tokens_free(&t);
+	refresh_in_mode(f, "reuse", &t);        /* still valid */
+	halo_tokens_free(&t);
+}
+
+static void
+test_refresh_omit(void **state)
+{
+	struct fx *f = *state;
+	struct halo_tokens t;
+
+	refresh_in_mode(f, "omit", &t);
+	assert_null(t.refresh_token);           /* keep the old one */
+	halo_tokens_free(&t);
+	refresh_in_mode(f, "omit", &t);         /* and it still works */
+	assert_null(t.refresh_token);
+	halo_tokens_free(&t);
+}
+
+static void
+test_invalid_grant(void **state)
+{
+	struct fx *f = *state;
+	struct halo_tokens t;
+	struct halo_err err;
+
+	assert_int_equal(halo_token_refresh(&f->conf, "not-a-token", &t, &err), -1);
+	assert_int_equal(err.kind, HTTP_CLIENT_ERROR);
+	assert_int_equal(err.status, 400);
+	assert_true(halo_err_is_invalid_grant(&err));
+	assert_int_equal(strncmp(err.message, "invalid_grant", 13), 0);
+	assert_null(strstr(err.message, "not-a-token"));
+
+	sim_control("/_sim/faults", "{\"revoke_refresh_tokens\": true}");
+	assert_int_equal(halo_token_refresh(&f->conf, f->refresh, &t, &err), -1);
+	assert_true(halo_err_is_invalid_grant(&err));
+
+	/* other token errors are not invalid_grant */
+	f->conf.client_id = "no-such-client";
+	assert_int_equal(halo_token_refresh(&f->conf, f->refresh, &t, &err), -1);
+	assert_false(halo_err_is_invalid_grant(&err));
+	assert_non_null(strstr(err.message, "invalid_client"));
+
+	/* the auth server down: retryable, not invalid_grant */
+	f->conf.client_id = "halo-milter-native";
+	sim_control("/_sim/faults", "{\"auth_down\": true}");
+	assert_int_equal(halo_token_refresh(&f->conf, f->refresh, &t, &err), -1);
+	assert_int_equal(err.kind, HTTP_SERVER_ERROR);
+	assert_false(halo_err_is_invalid_grant(&err));
+	sim_control("/_sim/faults", "{\"auth_down\": \"close\"}");
+	assert_int_equal(halo_token_refresh(&f->conf, f->refresh, &t, &err), -1);
+	assert_true(err.kind == HTTP_UNCERTAIN || err.kind == HTTP_NETWORK);
+	assert_true(http_result_retryable(err.kind));
+}
+
+static void
+test_tenant_and_auth_base(void **state)
+{
+	struct fx *f = *state;
+	struct halo_tokens t;
+	struct halo_err err;
+	char auth[128];
+
+	sim_control("/_sim/faults", "{\"tenant_required\": true, \"rotation\": \"reuse\"}");
+	assert_int_equal(halo_token_refresh(&f->conf, f->refresh, &t, &err), -1);
+	assert_int_equal(err.kind, HTTP_CLIENT_ERROR);
+	assert_false(halo_err_is_invalid_grant(&err));
+	assert_non_null(strstr(err.message, "tenant"));
+	f->conf.tenant = "wrong-tenant";
+	assert_int_equal(halo_token_refresh(&f->conf, f->refresh, &t, &err), -1);
+	assert_false(halo_err_is_invalid_grant(&err));
+	f->conf.tenant = "halosim";
+	assert_int_equal(halo_token_refresh(&f->conf, f->refresh, &t, &err), 0);
+	halo_tokens_free(&t);
+	f->conf.tenant = NULL;
+	sim_control("/_sim/faults", "{\"tenant_required\": false}");
+	/* an auth base with a path and a trailing slash (as /api/authinfo gives) */
+	snprintf(auth, sizeof(auth), "%s/auth/", sim.auth);
+	f->conf.auth_url = auth;
+	assert_int_equal(halo_token_refresh(&f->conf, f->refresh, &t, &err), 0);
+	halo_tokens_free(&t);
+}
+
+/* base64url without padding. */
+static void
+b64url(const unsigned char *in, size_t len, char *out)
+{
+	int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (out[i] == '+')
+			out[i] = '-';
+		else if (out[i] == '/')
+			out[i] = '_';
+	}
+	while (n > 0 && out[n - 1] == '=')
+		n--;
+	out[n] = '\0';
+}
+
+/* Log in through the simulator's /authorize form; the code from the redirect. */
+static char *
+login_for_code(const char *authorize_url)
+{
+	const char *q = strchr(authorize_url, '?');
+	char url[256], *form = NULL, *redirect = NULL, *code = NULL, *p;
+	CURL *h = curl_easy_init();
+	long status = 0;
+
+	assert_non_null(q);
+	assert_non_null(h);
+	snprintf(url, sizeof(url), "%.*s", (int)(q - authorize_url), authorize_url);
+	assert_true(asprintf(&form, "%s&username=alice%%40msp.example&password=alice-pass-1"
+	    "&action=login", q + 1) > 0);
+	assert_int_equal(curl_easy_setopt(h, CURLOPT_URL, url), CURLE_OK);
+	assert_int_equal(curl_easy_setopt(h, CURLOPT_POSTFIELDS, form), CURLE_OK);
+	assert_int_equal(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L), CURLE_OK);
+	assert_int_equal(curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L), CURLE_OK);
+	assert_int_equal(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fwrite), CURLE_OK);
+	assert_int_equal(curl_easy_setopt(h, CURLOPT_WRITEDATA, stderr), CURLE_OK);
+	assert_int_equal(curl_easy_perform(h), CURLE_OK);
+	assert_int_equal(curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status), CURLE_OK);
+	assert_int_equal(status, 302);
+	assert_int_equal(curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &redirect), CURLE_OK);
+	assert_non_null(redirect);
+	p = strstr(redirect, "code=");
+	assert_non_null(p);
+	code = strndup(p + 5, strcspn(p + 5, "&"));
+	assert_non_null(strstr(redirect, "state=st4te"));
+	curl_easy_cleanup(h);
+	free(form);
+	return code;
+}
+
+static void
+test_code_exchange(void **state)
+{
+	struct fx *f = *state;
+	static const char verifier[] =
+	    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXkdBjftJeZ4CVP";
+	static const char redirect_uri[] = "http://127.0.0.1:8025/enroll/callback";
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	char challenge[64];
+	struct halo_tokens t;
+	struct halo_err err;
+	char *url, *code;
+
+	assert_int_equal(EVP_Digest(verifier, strlen(verifier), digest, NULL, EVP_sha256(),
+	    NULL), 1);
+	b64url(digest, sizeof(digest), challenge);
+	f->conf.tenant = "halosim";
+	url = halo_authorize_url(&f->conf, redirect_uri, "all offline_access", "st4te",
+	    challenge);
+	assert_non_null(url);
+	assert_int_equal(strncmp(url, sim.auth, strlen(sim.auth)), 0);
+	assert_non_null(strstr(url, "/authorize?response_type=code&"));
+	assert_non_null(strstr(url, "code_challenge_method=S256"));
+	assert_non_null(strstr(url, "scope=all%20offline_access"));
+	assert_non_null(strstr(url, "&tenant=halosim"));
+	code = login_for_code(url);
+
+	/* an unknown code is invalid_grant */
+	assert_int_equal(halo_token_from_code(&f->conf, "bogus-code", verifier, redirect_uri,
+	    &t, &err), -1);
+	assert_true(halo_err_is_invalid_grant(&err));
+
+	assert_int_equal(halo_token_from_code(&f->conf, code, verifier, redirect_uri, &t, &err), 0);
+	assert_non_null(t.access_token);
+	assert_non_null(t.refresh_token);
+	/* single use */
+	{
+		struct halo_tokens t2;
+		assert_int_equal(halo_token_from_code(&f->conf, code, verifier, redirect_uri,
+		    &t2, &err), -1);
+		assert_true(halo_err_is_invalid_grant(&err));
+	}
+	halo_tokens_free(&t);
+	free(code);
+	free(url);
+}
+
+/* ---------------------------------------------------------- resource API */
+
+static void
+test_agent_me(void **state)
+{
+	struct fx *f = *state;
+	struct halo_agent me;
+	struct halo_err err;
+	char *bob;
+
+	assert_int_equal(halo_agent_me(&f->conf, f->access, &me, &err), 0);
+	assert_int_equal(me.id, 1);
+	assert_string_equal(me.name, "Alice Agent");
+	assert_string_equal(me.email, "alice@msp.example");
+	assert_false(me.disabled);
+	halo_agent_free(&me);
+
+	sim_tokens("bob@msp.example", "read:tickets", &bob, NULL);
+	assert_int_equal(halo_agent_me(&f->conf, bob, &me, &err), 0);
+	assert_int_equal(me.id, 2);
+	halo_agent_free(&me);
+	free(bob);
+
+	assert_int_equal(halo_agent_me(&f->conf, "expired-or-bogus", &me, &err), -1);
+	assert_int_equal(err.kind, HTTP_UNAUTHORIZED);
+	assert_int_equal(err.status, 401);
+	assert_true(err.message[0] != '\0');
+	sim_control("/_sim/faults", "{\"unauthorized_next\": 1}");
+	assert_int_equal(halo_agent_me(&f->conf, f->access, &me, &err), -1);
+	assert_int_equal(err.kind, HTTP_UNAUTHORIZED);
+	assert_int_equal(halo_agent_me(&f->conf, f->access, &me, &err), 0);
+	halo_agent_free(&me);
+}
+
+/* Contact lookup expecting MATCH (and USER_ID for ONE). */
+static void
+expect_contact(struct fx *f, const char *email, enum halo_match want, int64_t user_id)
+{
+	struct halo_contact ct;
+	struct halo_err err;
+	enum halo_match m;
+
+	if (halo_contact_by_email(&f->conf, f->access, email, &m, &ct, &err) != 0)
+		fail_msg("%s: %s", email, err.message);
+	if (m != want)
+		fail_msg("%s: match %d, want %d", email, (int)m, (int)want);
+	if (want == HALO_MATCH_ONE) {
+		assert_int_equal(ct.user_id, user_id);
+		assert_non_null(ct.name);
+		assert_non_null(ct.client_name);
+	} else {
+		assert_int_equal(ct.user_id, 0);
+		assert_null(ct.name);
+	}
+	halo_contact_free(&ct);
+}
+
+static void
+test_contact_exact(void **state)
+{
+	struct fx *f = *state;
+	struct halo_contact ct;
+	struct halo_err err;
+	enum halo_match m;
+
+	/* search returns jo@ and bojo@: only the exact one counts */
+	assert_int_equal(halo_contact_by_email(&f->conf, f->access, "jo@acme.example", &m, &ct,
+	    &err), 0);
+	assert_int_equal(m, HALO_MATCH_ONE);
+	assert_int_equal(ct.user_id, 1001);
+	assert_int_equal(ct.site_id, 100);
+	assert_int_equal(ct.client_id, 10);
+	assert_string_equal(ct.name, "Jo Smith");
+	assert_string_equal(ct.client_name, "Acme Corp");
+	halo_contact_free(&ct);
+
+	expect_contact(f, "JO@Acme.Example", HALO_MATCH_ONE, 1001);
+	expect_contact(f, "bojo@acme.example", HALO_MATCH_ONE, 1002);
+	expect_contact(f, "carl.home@mail.example", HALO_MATCH_ONE, 1003);      /* email2 */
+	expect_contact(f, "c.globex@globex-legacy.example", HALO_MATCH_ONE, 1003);
+	expect_contact(f, "o@acme.example", HALO_MATCH_NONE, 0);                /* substring */
+	expect_contact(f, "ida@acme.example", HALO_MATCH_NONE, 0);              /* inactive */
+	expect_contact(f, "nobody@nowhere.example", HALO_MATCH_NONE, 0);
+
+	/* bad input never reaches Halo */
+	assert_int_equal(halo_contact_by_email(&f->conf, f->access, "a b@x", &m, &ct, &err), -1);
+	assert_int_equal(err.kind, HTTP_INTERNAL);
+	assert_int_equal(halo_contact_by_email(&f->conf, f->access, "no-at-sign", &m, &ct,
+	    &err), -1);
+}
+
+/* Reset with the seed fixture changed: a second user owning ann@acme.example. */
+static void
+load_fixture_with_duplicate(void)
+{
+	char *txt = slurp(sim.fixture), *out, *body;
+	cJSON *fix, *users, *u;
+
+	assert_non_null(txt);
+	fix = cJSON_Parse(txt);
+	free(txt);
+	assert_non_null(fix);
+	users = cJSON_GetObjectItem(fix, "users");
+	cJSON_ArrayForEach(u, users) {
+		if ((int)cJSON_GetObjectItem(u, "id")->valuedouble == 1005)
+			cJSON_ReplaceItemInObject(u, "email3", cJSON_CreateString("Ann@Acme.Example"));
+	}
+	out = cJSON_PrintUnformatted(fix);
+	assert_true(asprintf(&body, "{\"fixture\": %s, \"keep_tokens\": true}", out) > 0);
+	sim_control("/_sim/reset", body);
+	free(body);
+	cJSON_free(out);
+	cJSON_Delete(fix);
+}
+
+static void
+test_contact_ambiguous(void **state)
+{
+	struct fx *f = *state;
+
+	load_fixture_with_duplicate();
+	expect_contact(f, "ann@acme.example", HALO_MATCH_AMBIGUOUS, 0);
+	expect_contact(f, "jo@acme.example", HALO_MATCH_ONE, 1001);
+}
+
+/* Reset with 130 users whose addresses contain "x@acme.example" and the
+ * exact owner last, so that it is only on the second page of results. */
+static void
+load_fixture_many_users(void)
+{
+	char *txt = slurp(sim.fixture), *out, *body, addr[64];
+	cJSON *fix, *users, *u;
+	int i;
+
+	assert_non_null(txt);
+	fix = cJSON_Parse(txt);
+	free(txt);
+	assert_non_null(fix);
+	users = cJSON_GetObjectItem(fix, "users");
+	for (i = 0; i <= 130; i++) {
+		u = cJSON_CreateObject();
+		if (i < 130)
+			snprintf(addr, sizeof(addr), "u%dx@acme.example", i);
+		else
+			snprintf(addr, sizeof(addr), "X@ACME.example");
+		cJSON_AddNumberToObject(u, "id", 2000 + i);
+		cJSON_AddStringToObject(u, "name", "Many");
+		cJSON_AddStringToObject(u, "emailaddress", addr);
+		cJSON_AddStringToObject(u, "email2", "");
+		cJSON_AddStringToObject(u, "email3", "");
+		cJSON_AddNumberToObject(u, "site_id", 100);
+		cJSON_AddNumberToObject(u, "client_id", 10);
+		cJSON_AddFalseToObject(u, "inactive");
+		cJSON_AddItemToArray(users, u);
+	}
+	out = cJSON_PrintUnformatted(fix);
+	assert_true(asprintf(&body, "{\"fixture\": %s, \"keep_tokens\": true}", out) > 0);
+	sim_control("/_sim/reset", body);
+	free(body);
+	cJSON_free(out);
+	cJSON_Delete(fix);
+}
+
+static void
+test_contact_paged(void **state)
+{
+	struct fx *f = *state;
+	cJSON *st;
+	const cJSON *n;
+
+	load_fixture_many_users();
+	expect_contact(f, "x@acme.example", HALO_MATCH_ONE, 2130);
+	st = sim_json("GET", "/_sim/state", NULL);
+	n = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "requests"),
+	    "by_route"), "GET /api/Users");
+	assert_true(cJSON_IsNumber(n));
+	assert_int_equal(n->valueint, 2);
+	cJSON_Delete(st);
+}
+
+/* Domain lookup expecting MATCH (and CLIENT/SITE for ONE). */
+static void
+expect_domain(struct fx *f, const char *domain, enum halo_match want, int64_t client_id,
+    int64_t site_id)
+{
+	struct halo_org org;
+	struct halo_err err;
+	enum halo_match m;
+
+	if (halo_client_by_domain(&f->conf, f->access, domain, &m, &org, &err) != 0)
+		fail_msg("%s: %s", domain, err.message);
+	if (m != want)
+		fail_msg("%s: match %d, want %d", domain, (int)m, (int)want);
+	if (want == HALO_MATCH_ONE) {
+		assert_int_equal(org.client_id, client_id);
+		assert_int_equal(org.site_id, site_id);
+		assert_non_null(org.client_name);
+	} else {
+		assert_int_equal(org.client_id, 0);
+		assert_null(org.client_name);
+	}
+	halo_org_free(&org);
+}
+
+static void
+test_client_by_domain(void **state)
+{
+	struct fx *f = *state;
+	static const char *const modes[] = { "both", "site", "substring", "ignore", "client" };
+	char faults[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		bool client_only = strcmp(modes[i], "client") == 0;
+
+		snprintf(faults, sizeof(faults), "{\"client_domain\": \"%s\"}", modes[i]);
+		sim_control("/_sim/faults", faults);
+		expect_domain(f, "acme.example", HALO_MATCH_ONE, 10, 100);
+		expect_domain(f, "@ACME.example", HALO_MATCH_ONE, 10, 100);
+		expect_domain(f, "globex.example", HALO_MATCH_ONE, 11, 110);
+		expect_domain(f, "cme.example", HALO_MATCH_NONE, 0, 0);
+		expect_domain(f, "nowhere.example", HALO_MATCH_NONE, 0, 0);
+		expect_domain(f, "defunct.example", HALO_MATCH_NONE, 0, 0);     /* inactive */
+		/* a filter on the client-level field alone cannot see site domains */
+		expect_domain(f, "shared.example",
+		    client_only ? HALO_MATCH_NONE : HALO_MATCH_AMBIGUOUS, 0, 0);
+		expect_domain(f, "acme-branch.example",
+		    client_only ? HALO_MATCH_NONE : HALO_MATCH_ONE, 10, 101);
+	}
+}
+
+static void
+test_ticket_get(void **state)
+{
+	struct fx *f = *state;
+	struct halo_named *st;
+	struct halo_ticket t;
+	struct halo_err err;
+	int64_t closed[8];
+	size_t n, i, nc = 0;
+
+	assert_int_equal(halo_ticket_get(&f->conf, f->access, 501, &t, &err), 0);
+	assert_int_equal(t.id, 501);
+	assert_int_equal(t.client_id, 10);
+	assert_int_equal(t.site_id, 100);
+	assert_int_equal(t.user_id, 1000);
+	assert_int_equal(t.status_id, 2);
+	assert_string_equal(t.summary, "Printer on fire");
+	assert_false(t.closed);
+	halo_ticket_free(&t);
+
+	/* closed statuses unknown: 502 is not reported closed */
+	assert_int_equal(halo_ticket_get(&f->conf, f->access, 502, &t, &err), 0);
+	assert_false(t.closed);
+	halo_ticket_free(&t);
+
+	assert_int_equal(halo_list_statuses(&f->conf, f->access, &st, &n, &err), 0);
+	for (i = 0; i < n && nc < 8; i++)
+		if (st[i].closed)
+			closed[nc++] = st[i].id;
+	halo_named_free(st, n);
+	assert_true(nc >= 1);
+	f->conf.closed_status_ids = closed;
+	f->conf.n_closed_status_ids = nc;
+	assert_int_equal(halo_ticket_get(&f->conf, f->access, 502, &t, &err), 0);
+	assert_true(t.closed);
+	assert_string_equal(t.summary, "VPN broken [ID:502]");
+	halo_ticket_free(&t);
+	assert_int_equal(halo_ticket_get(&f->conf, f->access, 501, &t, &err), 0);
+	assert_false(t.closed);
+	halo_ticket_free(&t);
+
+	assert_int_equal(halo_ticket_get(&f->conf, f->access, 424242, &t, &err), -1);
+	assert_int_equal(err.kind, HTTP_NOT_FOUND);
+	assert_int_equal(err.status, 404);
+	assert_non_null(strstr(err.message, "not found"));
+	assert_null(t.summary);
+}
+
+static void
+test_find_by_message_id(void **state)
+{
+	struct fx *f = *state;
+	struct halo_err err;
+	int64_t tid, aid;
+
+	assert_int_equal(halo_find_by_message_id(&f->conf, f->access,
+	    "<printer-2@acme.example>", &tid, &aid, &err), 0);
+	assert_int_equal(tid, 501);
+	assert_int_equal(aid, 9002);
+	assert_int_equal(halo_find_by_message_id(&f->conf, f->access,
+	    "printer-1@acme.example", &tid, &aid, &err), 0);
+	assert_int_equal(tid, 501);
+	assert_int_equal(aid, 9001);
+	/* only on the ticket (Halo's own mail intake) */
+	assert_int_equal(halo_find_by_message_id(&f->conf, f->access,
+	    "<halo-intake-502@globex.example>", &tid, &aid, &err), 0);
+	assert_int_equal(tid, 502);
+	assert_int_equal(aid, 0);
+	/* case matters in the local part; unknown ids */
+	assert_int_equal(halo_find_by_message_id(&f->conf, f->access,
+	    "<PRINTER-2@acme.example>", &tid, &aid, &err), 1);
+	assert_int_equal(tid, 0);
+	assert_int_equal(halo_find_by_message_id(&f->conf, f->access,
+	    "<nope@nowhere.example>", &tid, &aid, &err), 1);
+	/* odd characters are escaped, not injected */
+	assert_int_equal(halo_find_by_message_id(&f->conf, f->access,
+	    "<a&ticket_id=501@x>", &tid, &aid, &err), 1);
+	assert_int_equal(halo_find_by_message_id(&f->conf, f->access,
+	    "<bad\r\nid@x>", &tid, &aid, &err), -1);
+	assert_int_equal(halo_find_by_message_id(&f->conf, f->access, "<>", &tid, &aid, &err), -1);
+}
+
+/* Hex SHA-256 of DATA. */
+static void
+sha256_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char d[32];
+	int i;
+
+	assert_int_equal(EVP_Digest(data, len, d, NULL, EVP_sha256(), NULL), 1);
+	for (i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void
+test_action_create(void **state)
+{
+	struct fx *f = *state;
+	static const unsigned char bin[] = { 0x00, 0xff, 0x10, 0x80, 0x7f };
+	unsigned char *big = malloc(100000);
+	struct halo_attachment att[] = {
+		{ "hello.txt", "text/plain", (const unsigned char *)"hi", 2, false },
+		{ "blob.bin", NULL, bin, sizeof(bin), false },
+		{ "pic.png", "image/png", NULL, 0, true },
+		{ "big.bin", "application/octet-stream", NULL, 100000, false },
+	};
+	struct halo_action_new a = {
+		.ticket_id = 501, .outcome = "Email Received",
+		.note_html = "<p>Still \"burning\" &amp; <b>smoking</b></p>\n",
+		.hidden = false, .email_from = "ann@acme.example",
+		.email_to = "support@msp.example", .email_cc = "boss@acme.example",
+		.email_subject = "RE: Printer on fire\r\nBcc: evil@x",
+		.internet_message_id = "<printer-3@acme.example>", .outgoing = false,
+		.arrival_date = "2024-05-02T08:00:00Z",
+		.attachments = att, .n_attachments = 4,
+	};
+	struct halo_err err;
+	int64_t id, tid, aid;
+	const cJSON *act, *at;
+	char hex[65];
+	cJSON *st;
+	size_t i;
+	int seen = 0;
+
+	assert_non_null(big);
+	for (i = 0; i < 100000; i++)
+		big[i] = (unsigned char)(i * 7 + 3);
+	att[3].data = big;
+	if (halo_action_create(&f->conf, f->access, &a, &id, &err) != 0)
+		fail_msg("create: %s", err.message);
+	assert_true(id > 0);
+
+	st = sim_json("GET", "/_sim/state", NULL);
+	act = state_find(st, "actions", id);
+	assert_non_null(act);
+	assert_int_equal(jnum(act, "ticket_id"), 501);
+	assert_string_equal(jstr(act, "outcome"), "Email Received");
+	assert_string_equal(jstr(act, "note_html"), a.note_html);
+	assert_string_equal(jstr(act, "emailfrom"), "ann@acme.example");
+	assert_string_equal(jstr(act, "emailcc"), "boss@acme.example");
+	assert_string_equal(jstr(act, "emailsubject"), "RE: Printer on fire  Bcc: evil@x");
+	assert_string_equal(jstr(act, "emaildirection"), "I");
+	assert_string_equal(jstr(act, "internet_message_id"), "<printer-3@acme.example>");
+	assert_string_equal(jstr(act, "actionarrivaldate"), "2024-05-02T08:00:00Z");
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(act, "sendemail")));
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(act, "hiddenfromuser")));
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(
+	    cJSON_GetObjectItem(act, "_sim"), "ignored_fields")), 0);
+	cJSON_ArrayForEach(at, cJSON_GetObjectItem(st, "attachments")) {
+		if (jnum(at, "action_id") != (double)id)
+			continue;
+		for (i = 0; i < 4; i++) {
+			if (strcmp(jstr(at, "filename"), att[i].filename) != 0)
+				continue;
+			sha256_hex(att[i].data ? (const void *)att[i].data : "", att[i].len, hex);
+			assert_string_equal(jstr(at, "sha256"), hex);
+			assert_int_equal(jnum(at, "size"), att[i].len);
+			assert_int_equal(cJSON_IsTrue(cJSON_GetObjectItem(at, "isimage")),
+			    att[i].is_image);
+			seen++;
+		}
+	}
+	assert_int_equal(seen, 4);
+	cJSON_Delete(st);
+	free(big);
+
+	/* and it can now be found by its Message-ID */
+	assert_int_equal(halo_find_by_message_id(&f->conf, f->access,
+	    "printer-3@acme.example", &tid, &aid, &err), 0);
+	assert_int_equal(tid, 501);
+	assert_int_equal(aid, id);
+}
+
+static void
+test_action_note_and_status(void **state)
+{
+	struct fx *f = *state;
+	struct halo_action_new a = {
+		.ticket_id = 503, .outcome = "private note", .note_html = "<p>internal</p>",
+		.hidden = true,
+	};
+	struct halo_err err;
+	const cJSON *act;
+	int64_t id;
+	cJSON *st;
+
+	/* 200 instead of 201, with a _warning: both fine */
+	sim_control("/_sim/faults", "{\"create_status\": 200, \"warning\": true}");
+	assert_int_equal(halo_action_create(&f->conf, f->access, &a, &id, &err), 0);
+	st = sim_json("GET", "/_sim/state", NULL);
+	act = state_find(st, "actions", id);
+	assert_non_null(act);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(act, "hiddenfromuser")));
+	assert_string_equal(jstr(act, "outcome"), "Private Note");
+	assert_null(cJSON_GetObjectItem(act, "emaildirection"));
+	cJSON_Delete(st);
+
+	/* unknown ticket: 404 */
+	a.ticket_id = 999999;
+	assert_int_equal(halo_action_create(&f->conf, f->access, &a, &id, &err), -1);
+	assert_int_equal(err.kind, HTTP_NOT_FOUND);
+	assert_int_equal(id, 0);
+}
+
+static void
+test_action_outcome_required(void **state)
+{
+	struct fx *f = *state;
+	struct halo_action_new a = { .ticket_id = 501, .note_html = "<p>x</p>" };
+	struct halo_err err;
+	int64_t id;
+
+	assert_int_equal(halo_action_create(&f->conf, f->access, &a, &id, &err), -1);
+	assert_int_equal(err.kind, HTTP_CLIENT_ERROR);
+	assert_int_equal(err.status, 400);
+	assert_string_equal(err.message, "An Outcome must be entered for this Action");
+	sim_control("/_sim/faults", "{\"outcome_error\": \"json\"}");
+	a.outcome = "No Such Outcome";
+	assert_int_equal(halo_action_create(&f->conf, f->access, &a, &id, &err), -1);
+	assert_string_equal(err.message, "An Outcome must be entered for this Action");
+	assert_false(http_result_retryable(err.kind));
+}
+
+static void
+test_action_uncertain(void **state)
+{
+	struct fx *f = *state;
+	struct halo_action_new a = {
+		.ticket_id = 501, .outcome = "Note", .note_html = "<p>x</p>",
+		.internet_message_id = "<uncertain-1@acme.example>",
+	};
+	struct halo_err err;
+	int64_t id, tid, aid;
+
+	sim_control("/_sim/faults", "{\"drop_after_request\": 1}");
+	assert_int_equal(halo_action_create(&f->conf, f->access, &a, &id, &err), -1);
+	assert_int_equal(err.kind, HTTP_UNCERTAIN);
+	/* the caller checks Halo before retrying: it was applied */
+	assert_int_equal(halo_find_by_message_id(&f->conf, f->access,
+	    a.internet_message_id, &tid, &aid, &err), 0);
+	assert_int_equal(tid, 501);
+	assert_true(aid > 0);
+}
+
+static void
+test_ticket_create(void **state)
+{
+	struct fx *f = *state;
+	static const struct halo_customfield cf[] = {
+		{ "CFMilterKey", "key-123" },
+		{ "CFOutlookConversationId", "00112233445566778899aabbccddeeff" },
+	};
+	static const struct halo_attachment att[] = {
+		{ "note.txt", "text/plain", (const unsigned char *)"abc", 3, false },
+	};
+	char summary[1200];
+	struct halo_ticket_new t = {
+		.details_html = "<p>Hello</p>", .tickettype_id = 1, .client_id = 10,
+		.site_id = 100, .user_id = 1000,
+		.internet_message_id = "<new-ticket-1@acme.example>",
+		.customfields = cf, .n_customfields = 2, .attachments = att, .n_attachments = 1,
+	};
+	struct halo_err err;
+	const cJSON *tk, *c;
+	int64_t id, tid, aid;
+	size_t i, o = 0;
+	cJSON *st;
+	int ncf = 0;
+
+	/* 300 characters of 2-byte UTF-8 with a stray invalid byte and a newline */
+	for (i = 0; i < 300; i++) {
+		if (i == 5) {
+			summary[o++] = '\xff';
+		} else if (i == 6) {
+			summary[o++] = '\n';
+		} else {
+			summary[o++] = '\xc3';
+			summary[o++] = '\xa9';
+		}
+	}
+	summary[o] = '\0';
+	t.summary = summary;
+	if (halo_ticket_create(&f->conf, f->access, &t, &id, &err) != 0)
+		fail_msg("create: %s", err.message);
+	assert_true(id >= 1000);
+
+	st = sim_json("GET", "/_sim/state", NULL);
+	tk = state_find(st, "tickets", id);
+	assert_non_null(tk);
+	assert_int_equal(jnum(tk, "user_id"), 1000);
+	assert_int_equal(jnum(tk, "site_id"), 100);
+	assert_int_equal(jnum(tk, "client_id"), 10);
+	assert_int_equal(jnum(tk, "tickettype_id"), 1);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(tk, "dont_do_rules")));
+	assert_string_equal(jstr(tk, "details_html"), "<p>Hello</p>");
+	assert_string_equal(jstr(tk, "internet_message_id"), "<new-ticket-1@acme.example>");
+	{
+		/* 250 code points: 248 x U+00E9, U+FFFD, a space */
+		const char *s = jstr(tk, "summary");
+		size_t cps = 0;
+		for (; *s != '\0'; s++)
+			if (((unsigned char)*s & 0xc0) != 0x80)
+				cps++;
+		assert_int_equal(cps, 250);
+		assert_non_null(strstr(jstr(tk, "summary"), "\xef\xbf\xbd "));
+	}
+	cJSON_ArrayForEach(c, cJSON_GetObjectItem(tk, "customfields")) {
+		if (strcmp(jstr(c, "name"), "CFMilterKey") == 0) {
+			assert_string_equal(jstr(c, "value"), "key-123");
+			ncf++;
+		}
+		if (strcmp(jstr(c, "name"), "CFOutlookConversationId") == 0)
+			ncf++;
+	}
+	assert_int_equal(ncf, 2);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(st, "attachments")), 1);
+	cJSON_Delete(st);
+
+	/* the first action carries the Message-ID */
+	assert_int_equal(halo_find_by_message_id(&f->conf, f->access,
+	    "<new-ticket-1@acme.example>", &tid, &aid, &err), 0);
+	assert_int_equal(tid, id);
+
+	/* a user without its site is not sent (Halo would refuse it) */
+	t.site_id = 0;
+	t.user_id = 1000;
+	t.summary = "no site";
+	t.internet_message_id = NULL;
+	t.n_customfields = 0;
+	t.n_attachments = 0;
+	sim_control("/_sim/faults", "{\"create_status\": 200, \"warning\": true}");
+	assert_int_equal(halo_ticket_create(&f->conf, f->access, &t, &id, &err), 0);
+	st = sim_json("GET", "/_sim/state", NULL);
+	tk = state_find(st, "tickets", id);
+	assert_non_null(tk);
+	assert_true(jnum(tk, "user_id") <= 0);
+	assert_int_equal(jnum(tk, "client_id"), 10);
+	cJSON_Delete(st);
+
+	/* empty summary gets a placeholder */
+	t.summary = " \r\n ";
+	assert_int_equal(halo_ticket_create(&f->conf, f->access, &t, &id, &err), 0);
+}
+
+static void
+test_ticket_create_errors(void **state)
+{
+	struct fx *f = *state;
+	static const struct halo_customfield bad_cf[] = { { "CFNoSuchField", "x" } };
+	struct halo_ticket_new t = { .summary = "x", .tickettype_id = 3, .client_id = 10 };
+	struct halo_err err;
+	int64_t id;
+
+	/* type 3 requires a category */
+	assert_int_equal(halo_ticket_create(&f->conf, f->access, &t, &id, &err), -1);
+	assert_int_equal(err.kind, HTTP_CLIENT_ERROR);
+	assert_true(strlen(err.message) > 0);
+	assert_null(strchr(err.message, '{'));
+	/* unknown custom field: {"Message": ...} */
+	t.tickettype_id = 1;
+	t.customfields = bad_cf;
+	t.n_customfields = 1;
+	assert_int_equal(halo_ticket_create(&f->conf, f->access, &t, &id, &err), -1);
+	assert_int_equal(err.status, 400);
+	assert_non_null(strstr(err.message, "CFNoSuchField"));
+	assert_null(strchr(err.message, '{'));
+	/* a site of another client */
+	t.n_customfields = 0;
+	t.site_id = 110;
+	assert_int_equal(halo_ticket_create(&f->conf, f->access, &t, &id, &err), -1);
+	assert_int_equal(err.kind, HTTP_CLIENT_ERROR);
+}
+
+/* List with FN and check the names contain WANT_NAME with WANT_ID. */
+static void
+check_list(struct fx *f, int (*fn)(const struct halo_conf *, const char *,
+    struct halo_named **, size_t *, struct halo_err *), size_t min, int64_t want_id,
+    const char *want_name)
+{
+	struct halo_named *l;
+	struct halo_err err;
+	size_t n, i;
+	bool seen = false;
+
+	if (fn(&f->conf, f->access, &l, &n, &err) != 0)
+		fail_msg("list: %s", err.message);
+	assert_true(n >= min);
+	for (i = 0; i < n; i++)
+		if (l[i].id == want_id && strcmp(l[i].name, want_name) == 0)
+			seen = true;
+	assert_true(seen);
+	halo_named_free(l, n);
+}
+
+static void
+test_lists_bare_and_wrapped(void **state)
+{
+	struct fx *f = *state;
+	int round;
+
+	for (round = 0; round < 2; round++) {
+		if (round == 1)
+			sim_control("/_sim/faults", "{\"wrap_lists\": true}");
+		check_list(f, halo_list_outcomes, 4, 2, "Email Received");
+		check_list(f, halo_list_ticket_types, 4, 4, "Internal (hidden)");     /* showall */
+		check_list(f, halo_list_statuses, 4, 9, "Closed");
+	}
+}
+
+static void
+test_rate_limited_and_server_errors(void **state)
+{
+	struct fx *f = *state;
+	struct halo_agent me;
+	struct halo_err err;
+	struct halo_named *l;
+	size_t n;
+
+	sim_control("/_sim/faults", "{\"rate_limit\": {\"limit\": 1, \"window\": 60}}");
+	assert_int_equal(halo_agent_me(&f->conf, f->access, &me, &err), 0);
+	halo_agent_free(&me);
+	assert_int_equal(halo_agent_me(&f->conf, f->access, &me, &err), -1);
+	assert_int_equal(err.kind, HTTP_RATE_LIMITED);
+	assert_true(err.retry_after >= 0);
+	assert_non_null(strstr(err.message, "Rate Limit Reached"));
+	sim_control("/_sim/reset", "{\"keep_tokens\": true}");
+	sim_control("/_sim/faults", "{\"crash_next\": 1}");
+	assert_int_equal(halo_list_outcomes(&f->conf, f->access, &l, &n, &err), -1);
+	assert_int_equal(err.kind, HTTP_SERVER_ERROR);
+	assert_null(l);
+	assert_int_equal(n, 0);
+	/* scope too narrow for customers */
+	{
+		char *ro;
+		struct halo_contact ct;
+		enum halo_match m;
+
+		sim_tokens("alice@msp.example", "read:tickets", &ro, NULL);
+		assert_int_equal(halo_contact_by_email(&f->conf, ro, "jo@acme.example", &m, &ct,
+		    &err), -1);
+		assert_int_equal(err.kind, HTTP_FORBIDDEN);
+		free(ro);
+	}
+}
+
+static void
+test_https_required(void **state)
+{
+	struct fx *f = *state;
+	struct halo_agent me;
+	struct halo_err err;
+
+	http_allow_loopback_http(false);
+	assert_int_equal(halo_agent_me(&f->conf, f->access, &me, &err), -1);
+	assert_int_equal(err.kind, HTTP_REFUSED);
+	http_allow_loopback_http(true);
+	f->conf.halo_url = "http://halo.example.com";
+	assert_int_equal(halo_agent_me(&f->conf, f->access, &me, &err), -1);
+	assert_int_equal(err.kind, HTTP_REFUSED);
+}
+
+static void
+test_error_messages(void **state)
+{
+	static const struct { const char *body; const char *want; } t[] = {
+		{ "An Outcome must be entered for this Action",
+		  "An Outcome must be entered for this Action" },
+		{ "{\"ClassName\":\"System.Exception\",\"Message\":\"Please enter a Summary\"}",
+		  "Please enter a Summary" },
+		{ "{\"Message\":\"Ticket 9 not found\"}", "Ticket 9 not found" },
+		{ "{\"message\":\"lower case\"}", "lower case" },
+		{ "{\"error\":\"invalid_grant\",\"error_description\":\"expired\"}",
+		  "invalid_grant: expired" },
+		{ "{\"error\":\"invalid_scope\"}", "invalid_scope" },
+		{ "{\"type\":\"x\",\"title\":\"One or more validation errors occurred.\","
+		  "\"status\":400,\"errors\":{\"$[0].ticket_id\":[\"Bad int\"]}}",
+		  "$[0].ticket_id: Bad int" },
+		{ "{\"$.summary\":[\"Too long\",\"other\"]}", "$.summary: Too long" },
+		{ "{\"title\":\"Only a title\"}", "Only a title" },
+		{ "[{\"Message\":\"in an array\"}]", "in an array" },
+		{ "\"a json string\"", "a json string" },
+		{ "  Rate Limit Reached -\r\n 300 Requests  ", "Rate Limit Reached - 300 Requests" },
+		{ "<html><body>Bad</body></html>", "HTTP 400 (HTML body)" },
+		{ "", "HTTP 400" },
+		{ "{}", "HTTP 400" },
+		{ "line\x01with\x7f" "ctl \xc3\xa9", "line?with?ctl ??" },
+	};
+	char out[256], small[8];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		halo_error_message(400, t[i].body, strlen(t[i].body), out, sizeof(out));
+		assert_string_equal(out, t[i].want);
+	}
+	halo_error_message(400, NULL, 0, out, sizeof(out));
+	assert_string_equal(out, "HTTP 400");
+	halo_error_message(400, "{\"Message\":\"a long message\"}", 28, small, sizeof(small));
+	assert_string_equal(small, "a long ");
+}
+
+static void
+test_bad_arguments(void **state)
+{
+	struct fx *f = *state;
+	struct halo_err err;
+	struct halo_ticket tk;
+	struct halo_org org;
+	enum halo_match m;
+	int64_t id;
+	struct halo_action_new a = { .ticket_id = 0 };
+
+	assert_int_equal(halo_ticket_get(&f->conf, NULL, 501, &tk, &err), -1);
+	assert_int_equal(err.kind, HTTP_INTERNAL);
+	assert_int_equal(halo_ticket_get(&f->conf, f->access, -1, &tk, &err), -1);
+	assert_int_equal(halo_action_create(&f->conf, f->access, &a, &id, &err), -1);
+	assert_int_equal(halo_client_by_domain(&f->conf, f->access, "a/b", &m, &org, &err), -1);
+	assert_int_equal(halo_client_by_domain(&f->conf, f->access, "", &m, &org, &err), -1);
+	assert_null(halo_authorize_url(&f->conf, NULL, "all", "s", "c"));
+	assert_false(halo_err_is_invalid_grant(NULL));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_refresh_rotate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refresh_reuse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refresh_omit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_grant, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tenant_and_auth_base, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_code_exchange, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agent_me, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_contact_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_contact_ambiguous, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_contact_paged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_by_domain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ticket_get, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_find_by_message_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_action_create, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_action_note_and_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_action_outcome_required, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_action_uncertain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ticket_create, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ticket_create_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lists_bare_and_wrapped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rate_limited_and_server_errors, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_https_required, setup, teardown),
+		cmocka_unit_test(test_error_messages),
+		cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

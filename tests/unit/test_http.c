@@ -1,0 +1,657 @@
+/*
+ * test_http.c - unit tests for common/http.c against the halosim simulator
+ * (started once as a subprocess on free ports): every http_result class,
+ * Retry-After, the response cap, the https-only policy, and the encoders.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "http.h"
+
+/* ---------------------------------------------------------- simulator */
+
+struct sim {
+	pid_t pid;
+	char dir[PATH_MAX];
+	char ready[PATH_MAX + 16];
+	char log[PATH_MAX + 16];
+	int port, auth_port;
+	char base[64];          /* http://127.0.0.1:PORT */
+	char auth[64];          /* http://127.0.0.1:AUTHPORT */
+};
+
+static struct sim sim;
+
+/* Read FILE (small) into a malloc'd string, or NULL. */
+static char *
+slurp(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	char *buf;
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	buf = calloc(1, 65536);
+	if (buf != NULL) {
+		n = fread(buf, 1, 65535, f);
+		buf[n] = '\0';
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Start halosim on free ports; wait for its ready file. */
+static int
+sim_start(struct sim *s)
+{
+	const char *src = getenv("HALO_SRCDIR"), *tmp = getenv("TMPDIR");
+	char script[PATH_MAX], fixture[PATH_MAX];
+	struct timespec pause = { 0, 20 * 1000 * 1000 };
+	int i;
+
+	if (src == NULL || *src == '\0')
+		src = ".";
+	if (tmp == NULL || *tmp == '\0')
+		tmp = "/tmp";
+	snprintf(script, sizeof(script), "%s/tests/halosim/halosim.py", src);
+	snprintf(fixture, sizeof(fixture), "%s/tests/halosim/fixture.json", src);
+	snprintf(s->dir, sizeof(s->dir), "%s/test_http.XXXXXX", tmp);
+	if (mkdtemp(s->dir) == NULL)
+		return -1;
+	snprintf(s->ready, sizeof(s->ready), "%s/ready.json", s->dir);
+	snprintf(s->log, sizeof(s->log), "%s/halosim.log", s->dir);
+	s->pid = fork();
+	if (s->pid < 0)
+		return -1;
+	if (s->pid == 0) {
+		int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int nul = open("/dev/null", O_RDONLY);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		if (nul >= 0)
+			dup2(nul, 0);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		execlp("python3", "python3", script, "--port", "0", "--auth-port", "0",
+		    "--fixture", fixture, "--ready-file", s->ready, "--quiet", (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 1500; i++) {        /* 30 s */
+		int status;
+		char *txt;
+		cJSON *j;
+
+		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+			s->pid = 0;
+			txt = slurp(s->log);
+			fprintf(stderr, "halosim exited early:\n%s\n", txt ? txt : "");
+			free(txt);
+			return -1;
+		}
+		if (access(s->ready, R_OK) == 0 && (txt = slurp(s->ready)) != NULL) {
+			j = cJSON_Parse(txt);
+			free(txt);
+			if (j != NULL) {
+				const cJSON *p = cJSON_GetObjectItem(j, "port");
+				const cJSON *a = cJSON_GetObjectItem(j, "auth_port");
+				if (cJSON_IsNumber(p) && cJSON_IsNumber(a)) {
+					s->port = p->valueint;
+					s->auth_port = a->valueint;
+					cJSON_Delete(j);
+					snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
+					snprintf(s->auth, sizeof(s->auth), "http://127.0.0.1:%d",
+					    s->auth_port);
+					return 0;
+				}
+				cJSON_Delete(j);
+			}
+		}
+		nanosleep(&pause, NULL);
+	}
+	return -1;
+}
+
+/* Stop the simulator and remove its directory. */
+static void
+sim_stop(struct sim *s)
+{
+	if (s->pid > 0) {
+		kill(s->pid, SIGTERM);
+		waitpid(s->pid, NULL, 0);
+		s->pid = 0;
+	}
+	unlink(s->ready);
+	unlink(s->log);
+	rmdir(s->dir);
+}
+
+/* Request METHOD PATH on the resource port with a JSON BODY (or NULL). */
+static enum http_result
+sim_req(const char *method, const char *path, const char *body, const char *bearer,
+    long timeout_ms, struct http_response *resp)
+{
+	char url[512];
+	struct http_request req = { 0 };
+
+	snprintf(url, sizeof(url), "%s%s", sim.base, path);
+	req.method = method;
+	req.url = url;
+	req.body = body;
+	req.body_len = body ? strlen(body) : 0;
+	req.content_type = body ? "application/json" : NULL;
+	req.bearer = bearer;
+	req.total_timeout_ms = timeout_ms;
+	return http_do(&req, resp);
+}
+
+/* POST a control request; fail the test unless it answers 2xx. */
+static void
+sim_control(const char *path, const char *json)
+{
+	struct http_response resp;
+	enum http_result r = sim_req("POST", path, json ? json : "{}", NULL, 10000, &resp);
+
+	if (r != HTTP_OK)
+		fail_msg("control %s: %s %s", path, http_result_name(r), resp.error);
+	http_response_free(&resp);
+}
+
+/* GET /_sim/state parsed. */
+static cJSON *
+sim_state(void)
+{
+	struct http_response resp;
+	cJSON *j;
+
+	assert_int_equal(sim_req("GET", "/_sim/state", NULL, NULL, 10000, &resp), HTTP_OK);
+	j = cJSON_ParseWithLength(resp.body, resp.body_len);
+	http_response_free(&resp);
+	assert_non_null(j);
+	return j;
+}
+
+/* A fresh access token for alice with SCOPE; malloc'd. */
+static char *
+sim_token(const char *scope)
+{
+	struct http_response resp;
+	char body[256];
+	cJSON *j;
+	char *tok;
+
+	snprintf(body, sizeof(body), "{\"agent_email\":\"alice@msp.example\",\"scope\":\"%s\"}",
+	    scope);
+	assert_int_equal(sim_req("POST", "/_sim/token", body, NULL, 10000, &resp), HTTP_OK);
+	j = cJSON_ParseWithLength(resp.body, resp.body_len);
+	http_response_free(&resp);
+	assert_non_null(j);
+	assert_true(cJSON_IsString(cJSON_GetObjectItem(j, "access_token")));
+	tok = strdup(cJSON_GetObjectItem(j, "access_token")->valuestring);
+	cJSON_Delete(j);
+	assert_non_null(tok);
+	return tok;
+}
+
+static int
+group_setup(void **state)
+{
+	(void)state;
+	http_global_init();
+	http_allow_loopback_http(true);
+	return sim_start(&sim);
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	sim_stop(&sim);
+	return 0;
+}
+
+/* Reset the simulator's data and faults before every test. */
+static int
+setup(void **state)
+{
+	(void)state;
+	http_allow_loopback_http(true);
+	sim_control("/_sim/reset", "{}");
+	return 0;
+}
+
+/* A minimal valid action body for ticket 501. */
+static const char action_body[] =
+    "[{\"ticket_id\":501,\"outcome\":\"Note\",\"note\":\"x\",\"sendemail\":false}]";
+
+/* Number of created actions in the simulator. */
+static int
+sim_actions_created(void)
+{
+	cJSON *st = sim_state();
+	int n = cJSON_GetArraySize(cJSON_GetObjectItem(st, "actions"));
+
+	cJSON_Delete(st);
+	return n;
+}
+
+/* ---------------------------------------------------------- tests */
+
+static void
+test_ok_get(void **state)
+{
+	struct http_response resp;
+
+	(void)state;
+	assert_int_equal(sim_req("GET", "/api/authinfo", NULL, NULL, 0, &resp), HTTP_OK);
+	assert_int_equal(resp.status, 200);
+	assert_non_null(resp.body);
+	assert_int_equal(strlen(resp.body), resp.body_len);
+	assert_non_null(strstr(resp.body, "auth_url"));
+	assert_int_equal(resp.retry_after, -1);
+	http_response_free(&resp);
+	assert_null(resp.body);
+}
+
+static void
+test_status_classes(void **state)
+{
+	struct http_response resp;
+	char *tok = sim_token("all");
+	char *ro = sim_token("read:tickets");
+
+	(void)state;
+	/* 401: no token */
+	assert_int_equal(sim_req("GET", "/api/Agent/me", NULL, NULL, 0, &resp), HTTP_UNAUTHORIZED);
+	assert_int_equal(resp.status, 401);
+	assert_non_null(resp.body);             /* error bodies are kept */
+	http_response_free(&resp);
+	/* 200 with the token */
+	assert_int_equal(sim_req("GET", "/api/Agent/me", NULL, tok, 0, &resp), HTTP_OK);
+	http_response_free(&resp);
+	/* 403: scope does not cover customers */
+	assert_int_equal(sim_req("GET", "/api/Users?search=ann", NULL, ro, 0, &resp),
+	    HTTP_FORBIDDEN);
+	assert_int_equal(resp.status, 403);
+	http_response_free(&resp);
+	/* 404 */
+	assert_int_equal(sim_req("GET", "/api/Tickets/999999", NULL, tok, 0, &resp),
+	    HTTP_NOT_FOUND);
+	http_response_free(&resp);
+	/* 405 -> other 4xx */
+	assert_int_equal(sim_req("DELETE", "/api/Outcome", NULL, tok, 0, &resp),
+	    HTTP_CLIENT_ERROR);
+	assert_int_equal(resp.status, 405);
+	http_response_free(&resp);
+	/* 400 */
+	assert_int_equal(sim_req("POST", "/api/Actions", "[{\"ticket_id\":501}]", tok, 0, &resp),
+	    HTTP_CLIENT_ERROR);
+	assert_int_equal(resp.status, 400);
+	assert_non_null(strstr(resp.body, "Outcome"));
+	http_response_free(&resp);
+	/* 500 */
+	sim_control("/_sim/faults", "{\"crash_next\": 1}");
+	assert_int_equal(sim_req("GET", "/api/Outcome", NULL, tok, 0, &resp), HTTP_SERVER_ERROR);
+	assert_int_equal(resp.status, 500);
+	http_response_free(&resp);
+	free(tok);
+	free(ro);
+}
+
+static void
+test_status_burst(void **state)
+{
+	struct http_response resp;
+	char *tok = sim_token("all");
+	int i;
+
+	(void)state;
+	sim_control("/_sim/faults", "{\"status_burst\": {\"status\": 503, \"count\": 2}}");
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(sim_req("GET", "/api/Outcome", NULL, tok, 0, &resp),
+		    HTTP_SERVER_ERROR);
+		assert_int_equal(resp.status, 503);
+		assert_true(http_result_retryable(HTTP_SERVER_ERROR));
+		http_response_free(&resp);
+	}
+	assert_int_equal(sim_req("GET", "/api/Outcome", NULL, tok, 0, &resp), HTTP_OK);
+	http_response_free(&resp);
+	free(tok);
+}
+
+static void
+test_rate_limit(void **state)
+{
+	struct http_response resp;
+	char *tok = sim_token("all");
+
+	(void)state;
+	sim_control("/_sim/faults", "{\"rate_limit\": {\"limit\": 1, \"window\": 60}}");
+	assert_int_equal(sim_req("GET", "/api/Outcome", NULL, tok, 0, &resp), HTTP_OK);
+	http_response_free(&resp);
+	assert_int_equal(sim_req("GET", "/api/Outcome", NULL, tok, 0, &resp), HTTP_RATE_LIMITED);
+	assert_int_equal(resp.status, 429);
+	assert_true(resp.retry_after >= 0 && resp.retry_after <= 60);
+	assert_non_null(strstr(resp.body, "Rate Limit"));
+	http_response_free(&resp);
+
+	sim_control("/_sim/faults", "{\"retry_after\": false}");
+	assert_int_equal(sim_req("GET", "/api/Outcome", NULL, tok, 0, &resp), HTTP_RATE_LIMITED);
+	assert_int_equal(resp.retry_after, -1);
+	http_response_free(&resp);
+	free(tok);
+}
+
+static void
+test_drop_after_request(void **state)
+{
+	struct http_response resp;
+	char *tok = sim_token("all");
+
+	(void)state;
+	sim_control("/_sim/faults", "{\"drop_after_request\": 1}");
+	assert_int_equal(sim_req("POST", "/api/Actions", action_body, tok, 0, &resp),
+	    HTTP_UNCERTAIN);
+	assert_int_equal(resp.status, 0);
+	assert_true(resp.error[0] != '\0');
+	http_response_free(&resp);
+	assert_int_equal(sim_actions_created(), 1);     /* it was applied */
+	free(tok);
+}
+
+static void
+test_drop_before_apply(void **state)
+{
+	struct http_response resp;
+	char *tok = sim_token("all");
+
+	(void)state;
+	sim_control("/_sim/faults", "{\"drop_before_apply\": 1}");
+	/* the client cannot tell this from drop_after_request */
+	assert_int_equal(sim_req("POST", "/api/Actions", action_body, tok, 0, &resp),
+	    HTTP_UNCERTAIN);
+	http_response_free(&resp);
+	assert_int_equal(sim_actions_created(), 0);
+	/* the retry goes through */
+	assert_int_equal(sim_req("POST", "/api/Actions", action_body, tok, 0, &resp), HTTP_OK);
+	http_response_free(&resp);
+	assert_int_equal(sim_actions_created(), 1);
+	free(tok);
+}
+
+static void
+test_latency_uncertain(void **state)
+{
+	struct http_response resp;
+	char *tok = sim_token("all");
+
+	(void)state;
+	sim_control("/_sim/faults", "{\"latency_ms\": 1500}");
+	assert_int_equal(sim_req("GET", "/api/Outcome", NULL, tok, 300, &resp), HTTP_UNCERTAIN);
+	assert_int_equal(resp.status, 0);
+	assert_non_null(strstr(resp.error, "imed out"));
+	http_response_free(&resp);
+	sim_control("/_sim/faults", "{\"latency_ms\": 0}");
+	free(tok);
+}
+
+/* A listening socket that never accepts: TCP connects, TLS never answers. */
+static void
+test_timeout_before_send(void **state)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	struct http_request req = { 0 };
+	struct http_response resp;
+	char url[64];
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)state;
+	assert_true(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/api/Outcome", ntohs(sa.sin_port));
+	req.url = url;
+	req.total_timeout_ms = 300;
+	assert_int_equal(http_do(&req, &resp), HTTP_TIMEOUT);
+	assert_int_equal(resp.status, 0);
+	assert_true(http_result_retryable(HTTP_TIMEOUT));
+	http_response_free(&resp);
+	close(fd);
+}
+
+static void
+test_closed_port_network(void **state)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	struct http_request req = { 0 };
+	struct http_response resp;
+	char url[64];
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)state;
+	assert_true(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	close(fd);              /* bound, never listened: the port is closed */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/Outcome", ntohs(sa.sin_port));
+	req.url = url;
+	req.method = "POST";
+	req.body = "[]";
+	req.body_len = 2;
+	assert_int_equal(http_do(&req, &resp), HTTP_NETWORK);
+	assert_true(http_result_retryable(HTTP_NETWORK));
+	http_response_free(&resp);
+}
+
+static void
+test_https_only(void **state)
+{
+	struct http_request req = { 0 };
+	struct http_response resp;
+	char url[128];
+	static const char *const bad[] = {
+		"http://example.com/api/Outcome", "ftp://127.0.0.1/x", "file:///etc/passwd",
+		"http://10.0.0.1/", "http://127.0.0.1.example.com/", "not a url", "",
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		req.url = bad[i];
+		assert_int_equal(http_do(&req, &resp), HTTP_REFUSED);
+		assert_int_equal(resp.status, 0);
+		assert_null(resp.body);
+		http_response_free(&resp);
+	}
+	/* loopback http is refused unless a test allows it */
+	snprintf(url, sizeof(url), "%s/api/authinfo", sim.base);
+	req.url = url;
+	http_allow_loopback_http(false);
+	assert_int_equal(http_do(&req, &resp), HTTP_REFUSED);
+	http_response_free(&resp);
+	http_allow_loopback_http(true);
+	assert_int_equal(http_do(&req, &resp), HTTP_OK);
+	http_response_free(&resp);
+	snprintf(url, sizeof(url), "http://localhost:%d/api/authinfo", sim.port);
+	assert_int_equal(http_do(&req, &resp), HTTP_OK);
+	http_response_free(&resp);
+}
+
+static void
+test_too_large(void **state)
+{
+	struct http_request req = { 0 };
+	struct http_response resp;
+	char url[128];
+	char *tok = sim_token("all");
+
+	(void)state;
+	snprintf(url, sizeof(url), "%s/api/Tickets", sim.base);
+	req.url = url;
+	req.bearer = tok;
+	req.max_response = 64;
+	assert_int_equal(http_do(&req, &resp), HTTP_TOO_LARGE);
+	assert_null(resp.body);
+	assert_false(http_result_retryable(HTTP_TOO_LARGE));
+	http_response_free(&resp);
+	req.max_response = 0;           /* default cap: fine */
+	assert_int_equal(http_do(&req, &resp), HTTP_OK);
+	assert_true(resp.body_len > 64);
+	http_response_free(&resp);
+	free(tok);
+}
+
+static void
+test_bad_arguments(void **state)
+{
+	struct http_request req = { 0 };
+	struct http_response resp;
+	char url[128];
+
+	(void)state;
+	snprintf(url, sizeof(url), "%s/api/Agent/me", sim.base);
+	req.url = url;
+	req.bearer = "abc\r\nX-Injected: 1";
+	assert_int_equal(http_do(&req, &resp), HTTP_INTERNAL);
+	assert_null(strstr(resp.error, "abc"));
+	http_response_free(&resp);
+	req.bearer = NULL;
+	req.content_type = "text/plain\nX: y";
+	req.body = "x";
+	req.body_len = 1;
+	assert_int_equal(http_do(&req, &resp), HTTP_INTERNAL);
+	http_response_free(&resp);
+	req.content_type = NULL;
+	req.method = "GET";             /* GET with a body */
+	assert_int_equal(http_do(&req, &resp), HTTP_INTERNAL);
+	http_response_free(&resp);
+	assert_int_equal(http_do(NULL, &resp), HTTP_INTERNAL);
+	http_response_free(&resp);
+}
+
+static void
+test_retry_after_parse(void **state)
+{
+	char date[64];
+	time_t now = time(NULL) + 120;
+	struct tm tm;
+	long v;
+
+	(void)state;
+	assert_int_equal(http_retry_after_parse("0"), 0);
+	assert_int_equal(http_retry_after_parse(" 42 "), 42);
+	assert_int_equal(http_retry_after_parse("99999999999999999999"), 86400);
+	assert_int_equal(http_retry_after_parse(""), -1);
+	assert_int_equal(http_retry_after_parse("soon"), -1);
+	assert_int_equal(http_retry_after_parse("-5"), -1);
+	assert_int_equal(http_retry_after_parse(NULL), -1);
+	assert_int_equal(http_retry_after_parse("Wed, 21 Oct 2015 07:28:00 GMT"), 0);
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	v = http_retry_after_parse(date);
+	assert_true(v >= 115 && v <= 120);
+}
+
+static void
+test_encoders(void **state)
+{
+	static const char *const pairs[] = {
+		"grant_type", "refresh_token", "refresh_token", "a+b/c=d&e f~_.-",
+		"ünï", "\x01", NULL,
+	};
+	static const char *const empty[] = { NULL };
+	char *s;
+
+	(void)state;
+	s = http_form_encode(pairs);
+	assert_string_equal(s,
+	    "grant_type=refresh_token&refresh_token=a%2Bb%2Fc%3Dd%26e%20f~_.-"
+	    "&%C3%BCn%C3%AF=%01");
+	free(s);
+	s = http_form_encode(empty);
+	assert_string_equal(s, "");
+	free(s);
+	s = http_url_escape("<a@b.example>");
+	assert_string_equal(s, "%3Ca%40b.example%3E");
+	free(s);
+	assert_null(http_url_escape(NULL));
+}
+
+static void
+test_names_and_retryable(void **state)
+{
+	static const struct { enum http_result r; const char *name; bool retry; } t[] = {
+		{ HTTP_OK, "ok", false }, { HTTP_NETWORK, "network", true },
+		{ HTTP_UNCERTAIN, "uncertain", true }, { HTTP_TIMEOUT, "timeout", true },
+		{ HTTP_UNAUTHORIZED, "unauthorized", false },
+		{ HTTP_FORBIDDEN, "forbidden", false }, { HTTP_NOT_FOUND, "not-found", false },
+		{ HTTP_RATE_LIMITED, "rate-limited", true },
+		{ HTTP_CLIENT_ERROR, "client-error", false },
+		{ HTTP_SERVER_ERROR, "server-error", true },
+		{ HTTP_TOO_LARGE, "too-large", false }, { HTTP_REFUSED, "refused", false },
+		{ HTTP_INTERNAL, "internal", false },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		assert_string_equal(http_result_name(t[i].r), t[i].name);
+		assert_int_equal(http_result_retryable(t[i].r), t[i].retry);
+	}
+	assert_int_equal(http_status_result(201), HTTP_OK);
+	assert_int_equal(http_status_result(302), HTTP_CLIENT_ERROR);
+	assert_int_equal(http_status_result(418), HTTP_CLIENT_ERROR);
+	assert_int_equal(http_status_result(502), HTTP_SERVER_ERROR);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_ok_get, setup),
+		cmocka_unit_test_setup(test_status_classes, setup),
+		cmocka_unit_test_setup(test_status_burst, setup),
+		cmocka_unit_test_setup(test_rate_limit, setup),
+		cmocka_unit_test_setup(test_drop_after_request, setup),
+		cmocka_unit_test_setup(test_drop_before_apply, setup),
+		cmocka_unit_test_setup(test_latency_uncertain, setup),
+		cmocka_unit_test(test_timeout_before_send),
+		cmocka_unit_test(test_closed_port_network),
+		cmocka_unit_test_setup(test_https_only, setup),
+		cmocka_unit_test_setup(test_too_large, setup),
+		cmocka_unit_test(test_bad_arguments),
+		cmocka_unit_test(test_retry_after_parse),
+		cmocka_unit_test(test_encoders),
+		cmocka_unit_test(test_names_and_retryable),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
