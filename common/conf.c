@@ -63,6 +63,7 @@ enum key_id {
 	KEY_LOOP_WINDOW,
 	KEY_ROUTE,
 	KEY_WORKERS,
+	KEY_RETRY_BASE,
 	KEY_INSECURE_HTTP,
 	KEY_FALLBACK_CLIENT_ID,
 	KEY_CF_CONVERSATION_ID,
@@ -114,6 +115,7 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_LOOP_MAX_CREATES]   = { "loop_max_creates", SCOPE_TENANT, false },
 	[KEY_LOOP_WINDOW]        = { "loop_window", SCOPE_TENANT, false },
 	[KEY_WORKERS]            = { "workers", SCOPE_GLOBAL, false },
+	[KEY_RETRY_BASE]         = { "retry_base", SCOPE_GLOBAL, false },
 	[KEY_INSECURE_HTTP]      = { "insecure_http", SCOPE_GLOBAL, false },
 	[KEY_FALLBACK_CLIENT_ID] = { "fallback_client_id", SCOPE_TENANT, false },
 	[KEY_CF_CONVERSATION_ID] = { "cf_conversation_id", SCOPE_TENANT, false },
@@ -865,11 +867,18 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 			    "unlimited)", value);
 		break;
 	case KEY_WORKERS:
-		if (!parse_ulong_range(value, 1, 64, &num))
+		if (!parse_ulong_range(value, 0, 64, &num))
 			conf_error(p, line, "workers: invalid '%s' (expected an "
-			    "integer from 1 to 64)", value);
+			    "integer from 0 (intake only) to 64)", value);
 		else
 			c->workers = (unsigned)num;
+		break;
+	case KEY_RETRY_BASE:
+		if (!parse_ulong_range(value, 1, 3600, &num))
+			conf_error(p, line, "retry_base: invalid '%s' (expected "
+			    "seconds from 1 to 3600)", value);
+		else
+			c->retry_base = (unsigned)num;
 		break;
 	case KEY_INSECURE_HTTP:
 		if (!parse_bool(value, &c->insecure_http))
@@ -1013,6 +1022,9 @@ static void apply_tenant(struct parser *p, int line, enum key_id key,
 		if (!text_ok(value) || strchr(value, ' ') != NULL)
 			conf_error(p, line, "%s: invalid custom field name '%s'",
 			    name, value);
+		else if (strcasecmp(value, "none") == 0)
+			set_str(p, line, key == KEY_CF_CONVERSATION_ID ?
+			    &t->cf_conversation_id : &t->cf_message_id, "");
 		else
 			set_str(p, line, key == KEY_CF_CONVERSATION_ID ?
 			    &t->cf_conversation_id : &t->cf_message_id, value);
@@ -1342,6 +1354,7 @@ struct conf *conf_load(const char *path, FILE *errs, int *nerrors)
 	p.conf->add_thread_index = false;
 	p.conf->log_level = LOG_INFO;
 	p.conf->workers = 2;
+	p.conf->retry_base = 15;
 	if (path == NULL) {
 		conf_error(&p, 0, "cannot open: %s", strerror(EINVAL));
 		goto out;

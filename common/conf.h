@@ -83,7 +83,9 @@ struct conf {
 	uint64_t max_message_size;   /* bytes; default 50 MiB; 0 = unlimited */
 	bool add_thread_index;       /* default false */
 	int log_level;               /* syslog priority; default LOG_INFO */
-	unsigned workers;            /* worker threads; default 2 */
+	unsigned workers;            /* worker threads; default 2; 0 = intake
+	                                only (another node's workers log) */
+	unsigned retry_base;         /* first retry delay, seconds; default 15 */
 	bool insecure_http;          /* tests only: allow http:// to loopback */
 	struct conf_tenant **tenants;
 	size_t n_tenants;

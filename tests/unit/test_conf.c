@@ -524,6 +524,64 @@ static void test_tenant_defaults(void **state)
 	assert_int_equal(t->loop_max_creates, 20);
 	assert_int_equal(t->loop_window, 3600);
 	assert_int_equal(t->n_routes, 0);
+	/* the worker's keys */
+	assert_int_equal(t->fallback_client_id, 0);
+	assert_string_equal(t->cf_conversation_id, "CFOutlookConversationId");
+	assert_string_equal(t->cf_message_id, "CFOutlookInternetMessageId");
+	assert_true(t->trim_quotes);
+	assert_int_equal(t->rate_limit, 250);
+	assert_int_equal(t->rate_window, 300);
+	assert_int_equal(t->max_attachment_size, 10 << 20);
+	assert_int_equal(t->max_attachments_total, 25 << 20);
+	assert_int_equal(t->sender_cache_ttl, 3600);
+	assert_int_equal(l.conf->workers, 2);
+	assert_int_equal(l.conf->retry_base, 15);
+	assert_false(l.conf->insecure_http);
+	unload(&l);
+}
+
+/* The worker's keys with non-default values, and their errors. */
+static void test_worker_keys(void **state)
+{
+	struct conf_tenant *t;
+	struct loaded l;
+
+	(void)state;
+	load_text(&l, "workers = 0\nretry_base = 2\ninsecure_http = yes\n"
+	    TENANT_ACME "fallback_client_id = 15\ncf_conversation_id = CFConv\n"
+	    "cf_message_id = none\ntrim_quotes = no\nrate_limit = 8\n"
+	    "rate_window = 5\nmax_attachment_size = 1K\n"
+	    "max_attachments_total = 2M\nsender_cache_ttl = 0\n");
+	expect_ok(&l);
+	t = l.conf->tenants[0];
+	assert_int_equal(l.conf->workers, 0);
+	assert_int_equal(l.conf->retry_base, 2);
+	assert_true(l.conf->insecure_http);
+	assert_int_equal(t->fallback_client_id, 15);
+	assert_string_equal(t->cf_conversation_id, "CFConv");
+	assert_string_equal(t->cf_message_id, "");
+	assert_false(t->trim_quotes);
+	assert_int_equal(t->rate_limit, 8);
+	assert_int_equal(t->rate_window, 5);
+	assert_int_equal(t->max_attachment_size, 1024);
+	assert_int_equal(t->max_attachments_total, 2 << 20);
+	assert_int_equal(t->sender_cache_ttl, 0);
+	unload(&l);
+
+	load_text(&l, "workers = 65\n");
+	expect_error(&l, 1, "workers: invalid '65'", 1);
+	unload(&l);
+	load_text(&l, "retry_base = 0\n");
+	expect_error(&l, 1, "retry_base: invalid '0'", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "rate_limit = 0\n");
+	expect_error(&l, 5, "rate_limit: invalid '0'", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "cf_message_id = two words\n");
+	expect_error(&l, 5, "cf_message_id: invalid custom field name", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "fallback_client_id = -1\n");
+	expect_error(&l, 5, "fallback_client_id: invalid '-1'", 1);
 	unload(&l);
 }
 
@@ -1026,6 +1084,7 @@ int main(void)
 		cmocka_unit_test(test_socket_and_log_level_forms),
 		cmocka_unit_test(test_booleans),
 		cmocka_unit_test(test_tenant_defaults),
+		cmocka_unit_test(test_worker_keys),
 		cmocka_unit_test(test_tenant_values),
 		cmocka_unit_test(test_comments_and_whitespace),
 		cmocka_unit_test(test_parse_size),
