@@ -40,7 +40,7 @@ LIBS     := $(PKG_LIBS)
 
 COMMON_SRC := $(sort $(wildcard common/*.c))
 # milter/ sources that do not use libmilter (shared with tests and fuzzers)
-CORE_SRC   := milter/intake.c
+CORE_SRC   := milter/intake.c milter/worker.c
 DAEMON_SRC := milter/halo-milter.c milter/callbacks.c
 CTL_SRC    := milter/halo-milterctl.c
 
@@ -106,7 +106,8 @@ check-corpus: $(BUILD)/corpus-intake
 	@BUILD=$(BUILD) sh tests/corpus/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-corpus; exit $$rc
 
 check-e2e: all
-	@BUILD=$(BUILD) sh tests/e2e/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-e2e; exit $$rc
+	@rc=0; for t in selftest run halo; do BUILD=$(BUILD) sh tests/e2e/$$t.sh || rc=1; done; \
+	  echo $$rc > $(BUILD)/.rc-check-e2e; exit $$rc
 
 check-halosim:
 	@mkdir -p $(BUILD)

@@ -167,6 +167,10 @@ enum store_status store_spool_used(struct store *st, const char *name,
 enum store_status store_job_claim(struct store *st, time_t now, int lease,
     struct store_job **out);
 
+/* At start-up on a single node: jobs left "running" by a crash go back to
+ * the queue at once (their lease would otherwise hold them). */
+enum store_status store_jobs_reset_running(struct store *st, unsigned *n);
+
 /* Record, durably, that a create/append request is about to be sent: a
  * later attempt must first ask Halo whether it arrived. */
 enum store_status store_job_mark_posting(struct store *st, int64_t id);

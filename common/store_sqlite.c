@@ -952,3 +952,16 @@ store_spool_pending(struct store *st, const char *name, bool *pending)
 	*pending = rc != STORE_NOT_FOUND;
 	return rc == STORE_ERROR ? STORE_ERROR : STORE_OK;
 }
+
+/* Jobs a crashed process left running go back to the queue. */
+enum store_status
+store_jobs_reset_running(struct store *st, unsigned *n)
+{
+	int changes = 0;
+	enum store_status rc;
+
+	rc = store_exec(st, "UPDATE jobs SET state = 'queued', lease_until = 0,"
+	    " next_attempt = 0 WHERE state = 'running'", "", &changes);
+	*n = (unsigned)changes;
+	return rc;
+}

@@ -11,6 +11,7 @@
 #include "log.h"
 
 static struct intake *callbacks_intake;
+static struct worker *callbacks_worker;
 
 /* Per-connection context. */
 struct connctx {
@@ -20,9 +21,10 @@ struct connctx {
 
 /* Install the shared intake. */
 void
-callbacks_set_intake(struct intake *in)
+callbacks_set_intake(struct intake *in, struct worker *worker)
 {
 	callbacks_intake = in;
+	callbacks_worker = worker;
 }
 
 /* The connection context, or NULL. */
@@ -186,6 +188,7 @@ cb_eom(SMFICTX *ctx)
 		    intake_msg_queue_id_get(cc->conn_msg), failed,
 		    failed == 1 ? "" : "s");
 	cb_msg_done(cc);
+	worker_kick(callbacks_worker);
 	return SMFIS_CONTINUE;
 }
 

@@ -15,16 +15,20 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include <libmilter/mfapi.h>
 
 #include "callbacks.h"
 #include "conf.h"
+#include "crypto.h"
 #include "intake.h"
 #include "log.h"
+#include "oauth.h"
 #include "spool.h"
 #include "store.h"
+#include "worker.h"
 
 #define DEFAULT_CONF "/etc/halo-milter/halo-milter.conf"
 
@@ -90,8 +94,11 @@ main(int argc, char **argv)
 	struct conf *conf;
 	struct store *store = NULL;
 	struct intake *in = NULL;
+	struct oauth *oauth = NULL;
+	struct worker *worker = NULL;
 	struct passwd *pw = NULL;
-	char db_path[PATH_MAX], spool_dir[PATH_MAX], err[512];
+	uint8_t key[CRYPTO_KEY_LEN];
+	char db_path[PATH_MAX], spool_dir[PATH_MAX], key_path[PATH_MAX], err[512];
 	char hostname[256];
 	unsigned tmp_removed = 0, orphans = 0;
 	int ch, nerrors = 0, rc = 1;
@@ -142,6 +149,8 @@ main(int argc, char **argv)
 	}
 	if (snprintf(db_path, sizeof(db_path), "%s/halo-milter.db",
 	    conf->state_dir) >= (int)sizeof(db_path) ||
+	    snprintf(key_path, sizeof(key_path), "%s/seal.key",
+	    conf->state_dir) >= (int)sizeof(key_path) ||
 	    snprintf(spool_dir, sizeof(spool_dir), "%s/spool",
 	    conf->state_dir) >= (int)sizeof(spool_dir)) {
 		log_warnx("state_dir is too long");
@@ -196,19 +205,38 @@ main(int argc, char **argv)
 	if (tmp_removed || orphans)
 		log_notice("spool recovery: removed %u unfinished and %u orphaned"
 		    " files", tmp_removed, orphans);
+	if (store_jobs_reset_running(store, &tmp_removed) == STORE_OK &&
+	    tmp_removed > 0)
+		log_notice("recovery: %u job%s interrupted by a stop queued again",
+		    tmp_removed, tmp_removed == 1 ? "" : "s");
 
+	/* the sealing key: created on first start, 0600, only ours */
+	if (crypto_key_load_or_create(key_path, key, err, sizeof(err)) != 0) {
+		log_warnx("sealing key %s: %s", key_path, err);
+		goto out;
+	}
+	oauth = oauth_new(store, key);
+	crypto_wipe(key, sizeof(key));
 	in = intake_new(conf, store, spool_dir, hostname);
-	if (in == NULL) {
+	if (oauth == NULL || in == NULL) {
 		log_warnx("out of memory");
 		goto out;
 	}
-	callbacks_set_intake(in);
-	log_info("started: socket %s, state %s, %zu tenant%s, schema v%d",
-	    conf->socket, conf->state_dir, conf->n_tenants,
-	    conf->n_tenants == 1 ? "" : "s", store_schema_version(store));
+	if (conf->workers > 0 &&
+	    (worker = worker_start(conf, store, oauth, spool_dir, 0)) == NULL) {
+		log_warnx("cannot start worker threads");
+		goto out;
+	}
+	callbacks_set_intake(in, worker);
+	log_info("started: socket %s, state %s, %zu tenant%s, %u worker%s,"
+	    " schema v%d", conf->socket, conf->state_dir, conf->n_tenants,
+	    conf->n_tenants == 1 ? "" : "s", conf->workers,
+	    conf->workers == 1 ? "" : "s", store_schema_version(store));
 	rc = smfi_main() == MI_SUCCESS ? 0 : 1;
-	log_info("stopped");
+	log_info("stopping");
 out:
+	worker = worker_stop(worker);
+	oauth = oauth_free(oauth);
 	intake_free(in);
 	store_close(store);
 	conf_free(conf);

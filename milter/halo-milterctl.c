@@ -4,8 +4,11 @@
  *   halo-milterctl [-c FILE] queue [-s STATE] [-n LIMIT]   list jobs
  *   halo-milterctl [-c FILE] show ID                      one job + headers
  *   halo-milterctl [-c FILE] stats                        jobs per state
+ *   halo-milterctl [-c FILE] retry ID                     re-queue a job
+ *   halo-milterctl [-c FILE] token import AGENT [TENANT]  refresh token on stdin
  */
 #include <errno.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -15,7 +18,9 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "crypto.h"
 #include "log.h"
+#include "oauth.h"
 #include "spool.h"
 #include "store.h"
 
@@ -31,6 +36,9 @@ usage(void)
 	    "  queue [-s STATE] [-n LIMIT]  list jobs, newest first\n"
 	    "  show ID                      one job and its message headers\n"
 	    "  stats                        number of jobs per state\n"
+	    "  retry ID                     queue a failed, skipped or waiting job again\n"
+	    "  token import AGENT [TENANT]  store AGENT's Halo refresh token, read\n"
+	    "                               from standard input (sealed at rest)\n"
 	    "states: queued skipped running done failed waiting\n");
 	exit(2);
 }
@@ -107,7 +115,8 @@ ctl_print_headers(const char *path)
 	size_t total = 0, len;
 
 	if (fp == NULL) {
-		printf("  (spool file unreadable: %s)\n", strerror(errno));
+		printf("  (%s)\n", errno == ENOENT ? "message removed from the"
+		    " spool once logged" : strerror(errno));
 		return;
 	}
 	while (total < CTL_HEADER_MAX && fgets(line, sizeof(line), fp) != NULL) {
@@ -180,6 +189,13 @@ ctl_show(struct store *st, const struct conf *conf, const char *idtext)
 	printf("%-14s %s\n", "starts-thread", j->starts_thread ? "yes" : "no");
 	printf("%-14s %s\n", "no-create", j->no_create ? "yes" : "no");
 	printf("%-14s %d\n", "attempts", j->attempts);
+	if (j->ticket_id > 0)
+		printf("%-14s %" PRId64 "\n", "ticket", j->ticket_id);
+	if (j->action_id > 0)
+		printf("%-14s %" PRId64 "\n", "action", j->action_id);
+	ctl_field("result", j->result);
+	ctl_field("contact", j->contact);
+	ctl_field("client", j->client);
 	ctl_field("spool", j->spool);
 	printf("%-14s %" PRIu64 "\n", "size", j->size);
 	if (j->spool != NULL) {
@@ -191,6 +207,102 @@ ctl_show(struct store *st, const struct conf *conf, const char *idtext)
 	}
 	store_job_free(j);
 	return 0;
+}
+
+/* "retry ID". */
+static int
+ctl_retry(struct store *st, const char *idtext)
+{
+	char *end;
+	long long id;
+	enum store_status rc;
+
+	errno = 0;
+	id = strtoll(idtext, &end, 10);
+	if (errno != 0 || *end != '\0' || id <= 0) {
+		fprintf(stderr, "bad job id '%s'\n", idtext);
+		return 2;
+	}
+	rc = store_job_requeue(st, id);
+	if (rc == STORE_NOT_FOUND) {
+		fprintf(stderr, "no job %lld, or it is running now\n", id);
+		return 1;
+	}
+	if (rc != STORE_OK)
+		return 1;
+	printf("job %lld queued\n", id);
+	return 0;
+}
+
+/* "token import AGENT [TENANT]": seal a refresh token read from stdin. */
+static int
+ctl_token_import(struct store *st, const struct conf *conf, const char *agent,
+    const char *tenant)
+{
+	char key_path[PATH_MAX], err[256], line[8192], lower[321];
+	uint8_t key[CRYPTO_KEY_LEN];
+	struct oauth *oa;
+	struct stat sb;
+	size_t len, i;
+	int rc = 1;
+
+	if (tenant == NULL) {
+		if (conf->n_tenants != 1) {
+			fprintf(stderr, "several tenants: name one\n");
+			return 2;
+		}
+		tenant = conf->tenants[0]->name;
+	}
+	for (i = 0; i < conf->n_tenants; i++)
+		if (strcmp(conf->tenants[i]->name, tenant) == 0)
+			break;
+	if (i == conf->n_tenants) {
+		fprintf(stderr, "no tenant '%s' in %s\n", tenant, conf->path);
+		return 2;
+	}
+	for (i = 0; agent[i] != '\0' && i < sizeof(lower) - 1; i++)
+		lower[i] = (char)((agent[i] >= 'A' && agent[i] <= 'Z') ?
+		    agent[i] + 32 : agent[i]);
+	lower[i] = '\0';
+	if (strchr(lower, '@') == NULL) {
+		fprintf(stderr, "AGENT must be the agent's email address\n");
+		return 2;
+	}
+	if (isatty(STDIN_FILENO))
+		fprintf(stderr, "paste the refresh token, then Enter:\n");
+	if (fgets(line, sizeof(line), stdin) == NULL) {
+		fprintf(stderr, "no token on standard input\n");
+		return 1;
+	}
+	len = strlen(line);
+	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
+	    line[len - 1] == ' '))
+		line[--len] = '\0';
+	if (len == 0) {
+		fprintf(stderr, "empty token\n");
+		return 1;
+	}
+	snprintf(key_path, sizeof(key_path), "%s/seal.key", conf->state_dir);
+	if (crypto_key_load_or_create(key_path, key, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s\n", key_path, err);
+		crypto_wipe(line, sizeof(line));
+		return 1;
+	}
+	/* a key made here must stay readable by the daemon's user */
+	if (stat(conf->state_dir, &sb) == 0 &&
+	    chown(key_path, sb.st_uid, sb.st_gid) != 0 && errno != EPERM)
+		fprintf(stderr, "warning: cannot chown %s\n", key_path);
+	oa = oauth_new(st, key);
+	crypto_wipe(key, sizeof(key));
+	if (oa != NULL && oauth_import(oa, tenant, lower, line) == 0) {
+		printf("token stored for %s in tenant %s\n", lower, tenant);
+		rc = 0;
+	} else {
+		fprintf(stderr, "cannot store the token\n");
+	}
+	crypto_wipe(line, sizeof(line));
+	oauth_free(oa);
+	return rc;
 }
 
 /* "stats". */
@@ -245,6 +357,11 @@ main(int argc, char **argv)
 		rc = ctl_show(st, conf, argv[2]);
 	else if (strcmp(argv[1], "stats") == 0)
 		rc = ctl_stats(st);
+	else if (strcmp(argv[1], "retry") == 0 && argc == 3)
+		rc = ctl_retry(st, argv[2]);
+	else if (strcmp(argv[1], "token") == 0 && argc >= 4 && argc <= 5 &&
+	    strcmp(argv[2], "import") == 0)
+		rc = ctl_token_import(st, conf, argv[3], argc == 5 ? argv[4] : NULL);
 	else
 		usage();
 	store_close(st);

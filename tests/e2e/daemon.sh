@@ -22,10 +22,11 @@ ${DAEMON_EXTRA_CONF:-}
 
 [tenant acme]
 halo_url = ${HALO_URL:-http://127.0.0.1:9}
-client_id = halo-milter-e2e
+client_id = ${DAEMON_CLIENT_ID:-halo-milter-e2e}
 ticket_type_id = 1
 halo_senders = notify@acme.halopsa.example
-route = support@acme.example intake agent=dispatch@msp.example
+${DAEMON_EXTRA_TENANT:-}
+route = support@acme.example intake agent=alice@msp.example
 route = *@acme.example thread-only agent=recipient
 
 [tenant globex]

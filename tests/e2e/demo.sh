@@ -1,10 +1,12 @@
 #!/bin/sh
-# demo.sh - the main job: halo-milter behind a private Postfix on loopback.
-# Sends the sample mail in tests/e2e/mail (new mail, a reply, an Outlook
-# thread, an auto-reply, a bounce, mail without Message-ID, a forged
-# header, a duplicate) and prints for each what the gateway stamped and
-# the job it queued. Everything runs in a temporary directory and stops at
-# the end; set KEEP=1 to keep the directory for a look around.
+# demo.sh - the main job: halo-milter behind a private Postfix on loopback,
+# logging into the Halo simulator (HaloPSA cannot run here). Sends the
+# sample mail in tests/e2e/mail (new mail, a reply, an Outlook thread, an
+# auto-reply, a bounce, mail without Message-ID, a forged header, a
+# duplicate), prints for each what the gateway stamped and the job it
+# queued, then the tickets and actions the worker made in Halo.
+# Everything runs in a temporary directory and stops at the end; set
+# KEEP=1 to keep the directory for a look around.
 set -u
 BUILD=${BUILD:-build}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -12,13 +14,27 @@ TOP=$(cd "$HERE/../.." && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/halo-demo.XXXXXX")
 . "$HERE/lib.sh"
 . "$HERE/daemon.sh"
-trap 'daemon_stop; harness_cleanup' EXIT
-trap 'daemon_stop; harness_cleanup; trap - EXIT; exit 130' INT TERM
+. "$HERE/sim.sh"
+trap 'daemon_stop; sim_stop; harness_cleanup' EXIT
+trap 'daemon_stop; sim_stop; harness_cleanup; trap - EXIT; exit 130' INT TERM
 MAIL="$HERE/mail"
 
 echo "== halo-milter demo (state in $T)"
 sink_start "$T/sink" || exit 1
+sim_start || exit 1
+# The demo's senders are not Halo contacts: unknown senders go to the
+# simulator's catch-all client (15), as an operator may configure.
+HALO_URL=$SIM
+DAEMON_EXTRA_CONF="insecure_http = yes
+retry_base = 1"
+DAEMON_EXTRA_TENANT="auth_url = http://127.0.0.1:$SIM_AUTH/auth
+fallback_client_id = 15
+cf_message_id = CFMilterKey"
+DAEMON_CLIENT_ID=halo-milter-native
+daemon_conf
 daemon_start || exit 1
+# the agent whose token the intake mailbox uses (enrollment stands in here)
+token_for alice@msp.example | ctl token import alice@msp.example acme > /dev/null
 pf_start "inet:$MILTER_PORT@127.0.0.1" tempfail || exit 1
 echo "   Postfix on 127.0.0.1:$PF_PORT -> halo-milter on 127.0.0.1:$MILTER_PORT -> sink on :$SINK_PORT"
 echo
@@ -52,6 +68,28 @@ demo_send "Forged X-Halo-* headers: replaced" "$MAIL/09-forged.eml" mallory@clie
 demo_send "The first mail again: duplicate, no second job" "$MAIL/01-new.eml" alice@client.example support@acme.example
 demo_send "Mail to an unrouted address: untouched" "$MAIL/08-unrouted.eml" alice@client.example someone@elsewhere.example
 
+# let the worker finish, then show what it made in Halo
+i=0
+while [ $i -lt 100 ] && ctl queue | awk '$2 == "queued" || $2 == "running"' | grep -q .; do
+	sleep 0.1
+	i=$((i + 1))
+done
+echo "== In Halo (the simulator): tickets and actions the worker made"
+sim GET /_sim/state | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+acts = [a for a in s["actions"] if (a.get("_sim") or {}).get("via") == "POST /api/Actions"]
+for t in s["tickets"]:
+    print("   ticket %d  %-40s client %s  from %s" % (t["id"], repr(t.get("summary"))[:40],
+          t.get("client_id"), t.get("internet_message_id")))
+    for a in acts:
+        if a["ticket_id"] == t["id"]:
+            print("      action %d  %-14s from %-24s %s" % (a["id"], a.get("outcome"),
+                  a.get("emailfrom"), a.get("internet_message_id")))
+print("   %d Halo requests in all (%s)" % (s["requests"]["api"],
+      ", ".join("%s: %d" % kv for kv in sorted(s["requests"]["by_route"].items()))))
+'
+echo
 echo "== halo-milterctl queue"
 ctl queue
 echo
@@ -59,6 +97,6 @@ echo "== halo-milterctl show 1"
 ctl show 1
 if [ "${KEEP:-0}" = 1 ]; then
 	trap - EXIT
-	daemon_stop; harness_cleanup
+	daemon_stop; sim_stop; harness_cleanup
 	echo "kept $T"
 fi

@@ -26,6 +26,9 @@ jobs_with_state() { ctl queue -s "$1" | grep -c '^[0-9]'; }
 job_count() { ctl queue | grep -c '^[0-9]'; }
 job_of() { ctl queue | awk -v id="$1" '$NF == id { print $1; exit }'; }
 
+# intake only: this level checks the milter in the mail path; halo.sh
+# checks the worker against the Halo simulator
+DAEMON_EXTRA_CONF="workers = 0"
 sink_start "$T/sink" || exit 1
 daemon_start || exit 1
 pf_start "inet:$MILTER_PORT@127.0.0.1" tempfail || exit 1

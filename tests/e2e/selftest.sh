@@ -126,5 +126,5 @@ check "smtp-sink gone (pid $sinkpid)" eval "! alive $sinkpid"
 check "postfix reports instance stopped" sh -c "! postfix -c '$PF_CONF' status >/dev/null 2>&1"
 : "$queue"
 
-echo "$PASS passed, $FAIL failed"
+echo "harness: $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -1,0 +1,1610 @@
+/*
+ * mime.c - body and attachments of a raw message (see mime.h).
+ *
+ * GMime parses the structure; part contents are decoded through filter
+ * streams in fixed-size chunks, so no part is held beyond its cap. A
+ * winmail.dat is first re-framed (only whole attributes with good
+ * checksums are passed on) and then read by libytnef, which is not
+ * robust against hostile lengths on its own.
+ */
+#include "mime.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <iconv.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <gmime/gmime.h>
+#include <ytnef.h>
+
+#include "hdr.h"
+
+#define MIME_CHUNK          8192    /* bytes read from a filter stream */
+#define MIME_CID_MAX        998     /* longest Content-ID kept */
+#define MIME_CTYPE_MAX      127     /* longest "type/subtype" kept */
+#define MIME_TNEF_DEPTH     3       /* winmail.dat inside winmail.dat */
+#define MIME_TNEF_RETRIES   16      /* attributes dropped after errors */
+#define MIME_TNEF_SIGNATURE 0x223E9F78u
+#define MIME_TNEF_TAIL_OK   16      /* trailing junk ignored silently */
+
+/* One parse: the limits, the message being built and the running totals. */
+struct mime_ctx {
+	struct mime_limits lim;
+	struct mime_message *msg;
+	size_t att_slots;       /* allocated entries of msg->attachments */
+	size_t parts;           /* MIME parts looked at */
+	size_t total;           /* attachment bytes kept */
+	bool oom;
+};
+
+/* How a part may be used: as the body, or only as an attachment. */
+enum mime_role {
+	MIME_ROLE_BODY,
+	MIME_ROLE_ATTACH
+};
+
+/* What unpacking a winmail.dat gave. */
+enum mime_tnef_result {
+	MIME_TNEF_NONE,         /* nothing usable: keep the winmail.dat */
+	MIME_TNEF_PARTIAL,      /* some content, some lost: keep it too */
+	MIME_TNEF_FULL          /* everything: the winmail.dat goes */
+};
+
+static void mime_walk(struct mime_ctx *ctx, GMimeObject *obj, size_t depth,
+    enum mime_role role);
+
+/* Default limits. */
+void
+mime_limits_default(struct mime_limits *limits)
+{
+	limits->max_attachment = MIME_DEFAULT_MAX_ATTACHMENT;
+	limits->max_total = MIME_DEFAULT_MAX_TOTAL;
+	limits->max_parts = MIME_DEFAULT_MAX_PARTS;
+	limits->max_depth = MIME_DEFAULT_MAX_DEPTH;
+	limits->max_text = MIME_DEFAULT_MAX_TEXT;
+}
+
+/* Free one attachment's members. */
+static void
+mime_attachment_clear(struct mime_attachment *att)
+{
+	free(att->filename);
+	free(att->content_type);
+	free(att->content_id);
+	free(att->data);
+	memset(att, 0, sizeof(*att));
+}
+
+/* Free a message and everything it owns. */
+struct mime_message *
+mime_message_free(struct mime_message *m)
+{
+	size_t i;
+
+	if (m == NULL)
+		return NULL;
+	for (i = 0; i < m->n_attachments; i++)
+		mime_attachment_clear(&m->attachments[i]);
+	free(m->attachments);
+	free(m->html);
+	free(m->text);
+	free(m);
+	return NULL;
+}
+
+/* Little-endian 32-bit value at P. */
+static uint32_t
+mime_le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+/* Length of the UTF-8 sequence starting with byte C (0: invalid lead). */
+static size_t
+mime_utf8_seqlen(unsigned char c)
+{
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		return 2;
+	if (c >= 0xe0 && c <= 0xef)
+		return 3;
+	if (c >= 0xf0 && c <= 0xf4)
+		return 4;
+	return 0;
+}
+
+/* Cut S (length *LEN) to at most MAX bytes without splitting a character. */
+static void
+mime_utf8_cut(char *s, size_t *len, size_t max)
+{
+	size_t n = *len;
+
+	if (n <= max)
+		return;
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	s[n] = '\0';
+	*len = n;
+}
+
+/*
+ * Valid UTF-8 copy of [IN, IN+LEN) into malloc'd memory: NUL bytes are
+ * dropped and invalid sequences become U+FFFD (GLib's rules).
+ */
+static char *
+mime_utf8_clean(const char *in, size_t len, size_t *outlen)
+{
+	char *tmp, *valid, *out;
+	size_t i, n = 0;
+
+	tmp = malloc(len + 1);
+	if (tmp == NULL)
+		return NULL;
+	for (i = 0; i < len; i++)
+		if (in[i] != '\0')
+			tmp[n++] = in[i];
+	tmp[n] = '\0';
+	if (g_utf8_validate(tmp, (gssize)n, NULL)) {
+		*outlen = n;
+		return tmp;
+	}
+	valid = g_utf8_make_valid(tmp, (gssize)n);
+	free(tmp);
+	n = strlen(valid);
+	out = malloc(n + 1);
+	if (out != NULL) {
+		memcpy(out, valid, n + 1);
+		*outlen = n;
+	}
+	g_free(valid);
+	return out;
+}
+
+/* Is CHARSET (any spelling) UTF-8? */
+static bool
+mime_charset_is_utf8(const char *charset)
+{
+	const char *name = g_mime_charset_iconv_name(charset);
+
+	return strcasecmp(name, "UTF-8") == 0 || strcasecmp(name, "utf8") == 0;
+}
+
+/* Is CHARSET absent or ASCII, the labels 8-bit text often hides behind? */
+static bool
+mime_charset_is_vague(const char *charset)
+{
+	const char *name;
+
+	if (charset == NULL || *charset == '\0')
+		return true;
+	name = g_mime_charset_iconv_name(charset);
+	return strcasecmp(charset, "us-ascii") == 0 ||
+	    strcasecmp(name, "US-ASCII") == 0 || strcasecmp(name, "ASCII") == 0 ||
+	    strcasecmp(name, "ANSI_X3.4-1968") == 0;
+}
+
+/*
+ * Convert LEN bytes in CHARSET to UTF-8 with iconv; undecodable input
+ * becomes U+FFFD. At most MAX output bytes. NULL when iconv does not know
+ * the charset (or on ENOMEM, with *OOM set).
+ */
+static char *
+mime_iconv(const unsigned char *in, size_t len, const char *charset,
+    size_t max, size_t *outlen, bool *oom)
+{
+	static const char replacement[] = "\xef\xbf\xbd";
+	iconv_t cd;
+	char *out, *grown, *inp = (char *)(uintptr_t)in, *outp;
+	size_t inleft = len, outleft, cap, used;
+	bool flushed = false;
+
+	cd = iconv_open("UTF-8", g_mime_charset_iconv_name(charset));
+	if (cd == (iconv_t)-1)
+		return NULL;
+	cap = len + 64;
+	if (cap > max + 64)
+		cap = max + 64;
+	out = malloc(cap + 1);
+	if (out == NULL) {
+		iconv_close(cd);
+		*oom = true;
+		return NULL;
+	}
+	outp = out;
+	outleft = cap;
+	for (;;) {
+		size_t rc;
+		int error;
+
+		used = (size_t)(outp - out);
+		if (used >= max || (inleft == 0 && flushed))
+			break;
+		if (inleft == 0) {
+			rc = iconv(cd, NULL, NULL, &outp, &outleft);
+			error = errno;
+			if (rc != (size_t)-1 || error != E2BIG)
+				flushed = true;
+		} else {
+			rc = iconv(cd, &inp, &inleft, &outp, &outleft);
+			error = errno;
+		}
+		if (rc != (size_t)-1)
+			continue;
+		if (error == E2BIG || outleft < sizeof(replacement)) {
+			/* grow, up to max + 64: room for the last character */
+			used = (size_t)(outp - out);
+			cap = cap * 2 > max + 64 ? max + 64 : cap * 2;
+			if (cap < used + sizeof(replacement))
+				break;
+			grown = realloc(out, cap + 1);
+			if (grown == NULL) {
+				free(out);
+				iconv_close(cd);
+				*oom = true;
+				return NULL;
+			}
+			out = grown;
+			outp = out + used;
+			outleft = cap - used;
+			if (error == E2BIG)
+				continue;
+		}
+		if (inleft == 0)
+			continue;       /* a failed flush: nothing to replace */
+		/* EILSEQ, or EINVAL (cut short): one replacement, skip a byte */
+		memcpy(outp, replacement, sizeof(replacement) - 1);
+		outp += sizeof(replacement) - 1;
+		outleft -= sizeof(replacement) - 1;
+		if (error == EINVAL) {
+			inleft = 0;
+			continue;
+		}
+		inp++;
+		inleft--;
+	}
+	iconv_close(cd);
+	used = (size_t)(outp - out);
+	out[used] = '\0';
+	mime_utf8_cut(out, &used, max);
+	*outlen = used;
+	return out;
+}
+
+/*
+ * Text of LEN bytes in CHARSET (NULL: undeclared) as clean UTF-8 of at most
+ * MAX bytes, malloc'd. As mail clients do, undeclared or "ASCII" text that
+ * is not UTF-8 is read as Windows-1252, and so is ISO-8859-1.
+ */
+static char *
+mime_to_utf8(const unsigned char *in, size_t len, const char *charset,
+    size_t max, bool *oom)
+{
+	char *conv = NULL, *out;
+	size_t convlen = 0, outlen = 0;
+	bool vague = mime_charset_is_vague(charset);
+
+	if (!vague && !mime_charset_is_utf8(charset)) {
+		const char *name = g_mime_charset_iconv_name(charset);
+
+		if (strcasecmp(name, "iso-8859-1") == 0 ||
+		    strcasecmp(name, "latin1") == 0)
+			charset = "windows-1252";
+		conv = mime_iconv(in, len, charset, max, &convlen, oom);
+		if (conv == NULL && !*oom)
+			vague = true;   /* a charset iconv does not know */
+	}
+	if (vague && !g_utf8_validate((const char *)in, (gssize)len, NULL))
+		conv = mime_iconv(in, len, "windows-1252", max, &convlen, oom);
+	if (*oom)
+		return NULL;
+	if (conv != NULL) {
+		out = mime_utf8_clean(conv, convlen, &outlen);
+		free(conv);
+	} else
+		out = mime_utf8_clean((const char *)in, len, &outlen);
+	if (out == NULL) {
+		*oom = true;
+		return NULL;
+	}
+	mime_utf8_cut(out, &outlen, max);
+	return out;
+}
+
+/* Remove the CR of each CRLF in S, in place. */
+static void
+mime_crlf_to_lf(char *s)
+{
+	char *w = s;
+
+	for (; *s != '\0'; s++) {
+		if (s[0] == '\r' && s[1] == '\n')
+			continue;
+		*w++ = *s;
+	}
+	*w = '\0';
+}
+
+/*
+ * Decode PART's content. Without PREFIX: *DATA gets all of it when it is at
+ * most KEEP bytes, else NULL, and *TOTAL is the whole decoded size. With
+ * PREFIX: *DATA gets at most the first KEEP bytes, reading stops there,
+ * and *TOTAL > KEEP says that more followed. *DATA is malloc'd and
+ * NUL-terminated, also when empty. False on ENOMEM.
+ */
+static bool
+mime_part_read(GMimePart *part, size_t keep, bool prefix,
+    unsigned char **data, size_t *total)
+{
+	GMimeDataWrapper *content;
+	GMimeStream *source = NULL, *filtered;
+	GMimeContentEncoding encoding;
+	unsigned char *buf = NULL, *grown;
+	char chunk[MIME_CHUNK];
+	size_t cap = 0, kept = 0;
+	gssize n;
+	bool keeping = true;
+
+	*data = NULL;
+	*total = 0;
+	content = g_mime_part_get_content(part);
+	if (content != NULL)
+		source = g_mime_data_wrapper_get_stream(content);
+	if (source != NULL) {
+		filtered = g_mime_stream_filter_new(source);
+		encoding = g_mime_data_wrapper_get_encoding(content);
+		if (encoding == GMIME_CONTENT_ENCODING_BASE64 ||
+		    encoding == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
+		    encoding == GMIME_CONTENT_ENCODING_UUENCODE) {
+			GMimeFilter *decoder = g_mime_filter_basic_new(encoding,
+			    FALSE);
+
+			g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered),
+			    decoder);
+			g_object_unref(decoder);
+		}
+		g_mime_stream_reset(filtered);
+		while ((n = g_mime_stream_read(filtered, chunk,
+		    sizeof(chunk))) > 0) {
+			size_t got = (size_t)n, take = 0;
+
+			if (keeping) {
+				take = got <= keep - kept ? got :
+				    prefix ? keep - kept : 0;
+				if (!prefix && got > keep - kept) {
+					free(buf);
+					buf = NULL;
+					keeping = false;
+				}
+			}
+			if (take > 0 && kept + take > cap) {
+				size_t want = cap == 0 ? MIME_CHUNK * 2 : cap * 2;
+
+				if (want > keep)
+					want = keep;
+				if (want < kept + take)
+					want = kept + take;
+				grown = realloc(buf, want + 1);
+				if (grown == NULL) {
+					free(buf);
+					g_object_unref(filtered);
+					return false;
+				}
+				buf = grown;
+				cap = want;
+			}
+			if (take > 0) {
+				memcpy(buf + kept, chunk, take);
+				kept += take;
+			}
+			*total += got;
+			if (prefix && *total > keep)
+				break;
+		}
+		g_object_unref(filtered);
+	}
+	if (!keeping)
+		return true;
+	if (buf == NULL && (buf = malloc(1)) == NULL)
+		return false;
+	buf[kept] = '\0';
+	*data = buf;
+	return true;
+}
+
+/* Append an empty attachment slot; NULL on ENOMEM. */
+static struct mime_attachment *
+mime_att_new(struct mime_ctx *ctx)
+{
+	struct mime_message *m = ctx->msg;
+	struct mime_attachment *grown, *att;
+
+	if (m->n_attachments == ctx->att_slots) {
+		size_t slots = ctx->att_slots == 0 ? 8 : ctx->att_slots * 2;
+
+		grown = realloc(m->attachments, slots * sizeof(*grown));
+		if (grown == NULL) {
+			ctx->oom = true;
+			return NULL;
+		}
+		m->attachments = grown;
+		ctx->att_slots = slots;
+	}
+	att = &m->attachments[m->n_attachments++];
+	memset(att, 0, sizeof(*att));
+	return att;
+}
+
+/* Bytes an attachment may still keep under both caps. */
+static size_t
+mime_att_room(const struct mime_ctx *ctx)
+{
+	size_t left = ctx->lim.max_total > ctx->total ?
+	    ctx->lim.max_total - ctx->total : 0;
+
+	return left < ctx->lim.max_attachment ? left : ctx->lim.max_attachment;
+}
+
+/* Give ATT the decoded bytes DATA (owned; NULL when over a cap) of size
+ * ORIGINAL, and account for them. */
+static void
+mime_att_set_data(struct mime_ctx *ctx, struct mime_attachment *att,
+    unsigned char *data, size_t original)
+{
+	att->original_len = original;
+	if (data == NULL || original > mime_att_room(ctx)) {
+		free(data);
+		att->data = NULL;
+		att->len = 0;
+		att->over_cap = true;
+		ctx->msg->truncated = true;
+		return;
+	}
+	att->data = data;
+	att->len = original;
+	ctx->total += original;
+}
+
+/* Copy LEN bytes at DATA into ATT when the caps allow. */
+static void
+mime_att_copy_data(struct mime_ctx *ctx, struct mime_attachment *att,
+    const unsigned char *data, size_t len)
+{
+	unsigned char *copy = NULL;
+
+	if (len <= mime_att_room(ctx)) {
+		copy = malloc(len + 1);
+		if (copy == NULL) {
+			ctx->oom = true;
+			return;
+		}
+		memcpy(copy, data, len);
+		copy[len] = '\0';
+	}
+	mime_att_set_data(ctx, att, copy, len);
+}
+
+/* Is the code point at S (length N) one never kept in a file name:
+ * C0/C1 controls, DEL, bidirectional overrides? */
+static bool
+mime_filename_bad_char(const unsigned char *s, size_t n)
+{
+	uint32_t cp;
+
+	if (n == 1)
+		return s[0] < 0x20 || s[0] == 0x7f || s[0] == '/' || s[0] == '\\';
+	cp = g_utf8_get_char((const char *)s);
+	return (cp >= 0x80 && cp <= 0x9f) || cp == 0x200e || cp == 0x200f ||
+	    (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/*
+ * Sanitised file name from NAME (may be NULL): the last path component,
+ * valid UTF-8, no control characters, at most MAX bytes (the extension is
+ * kept when cutting). NULL when nothing is left (or ENOMEM, *OOM set).
+ */
+static char *
+mime_filename_clean(const char *name, size_t max, bool *oom)
+{
+	const char *base, *p;
+	char *valid, *out, *dot;
+	size_t n, len, vlen, i, ext;
+
+	if (name == NULL)
+		return NULL;
+	base = name;
+	for (p = name; *p != '\0'; p++)
+		if (*p == '/' || *p == '\\')
+			base = p + 1;
+	valid = mime_utf8_clean(base, strlen(base), &vlen);
+	if (valid == NULL) {
+		*oom = true;
+		return NULL;
+	}
+	out = malloc(vlen + 1);
+	if (out == NULL) {
+		free(valid);
+		*oom = true;
+		return NULL;
+	}
+	for (i = 0, len = 0; i < vlen; i += n) {
+		n = mime_utf8_seqlen((unsigned char)valid[i]);
+		if (n == 0 || i + n > vlen)
+			break;
+		if (mime_filename_bad_char((const unsigned char *)valid + i, n))
+			continue;
+		memcpy(out + len, valid + i, n);
+		len += n;
+	}
+	free(valid);
+	out[len] = '\0';
+	/* trim blanks at both ends */
+	while (len > 0 && (out[len - 1] == ' ' || out[len - 1] == '\t'))
+		out[--len] = '\0';
+	for (i = 0; out[i] == ' ' || out[i] == '\t'; i++)
+		;
+	memmove(out, out + i, len - i + 1);
+	len -= i;
+	if (len == 0 || strcmp(out, ".") == 0 || strcmp(out, "..") == 0) {
+		free(out);
+		return NULL;
+	}
+	if (len > max) {
+		dot = strrchr(out, '.');
+		ext = dot != NULL ? len - (size_t)(dot - out) : 0;
+		if (ext > 0 && ext <= 16 && ext < max) {
+			size_t keep = max - ext;
+
+			while (keep > 0 && ((unsigned char)out[keep] & 0xc0) == 0x80)
+				keep--;
+			memmove(out + keep, dot, ext + 1);
+			len = keep + ext;
+		} else
+			mime_utf8_cut(out, &len, max);
+	}
+	return out;
+}
+
+/* "attachment-N" + SUFFIX for the next attachment; NULL on ENOMEM. */
+static char *
+mime_filename_default(const struct mime_ctx *ctx, const char *suffix)
+{
+	char buf[64];
+
+	snprintf(buf, sizeof(buf), "attachment-%zu%s",
+	    ctx->msg->n_attachments, suffix);
+	return strdup(buf);
+}
+
+/* Give ATT its file name from NAME, or the default; sets ctx->oom. */
+static void
+mime_att_name(struct mime_ctx *ctx, struct mime_attachment *att,
+    const char *name, const char *suffix)
+{
+	char *clean;
+
+	clean = mime_filename_clean(name, MIME_FILENAME_MAX, &ctx->oom);
+	if (clean == NULL && !ctx->oom)
+		clean = mime_filename_default(ctx, suffix);
+	if (clean == NULL)
+		ctx->oom = true;
+	att->filename = clean;
+}
+
+/*
+ * A Content-Type value S of LEN bytes as lower-case "type/subtype", or
+ * "application/octet-stream" when it is not one; malloc'd.
+ */
+static char *
+mime_ctype_clean(const char *s, size_t len)
+{
+	char buf[MIME_CTYPE_MAX + 1];
+	size_t i, slash = 0;
+
+	while (len > 0 && (s[len - 1] == '\0' || s[len - 1] == ' '))
+		len--;
+	if (len == 0 || len > MIME_CTYPE_MAX)
+		return strdup("application/octet-stream");
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '/' && slash == 0 && i > 0)
+			slash = i;
+		else if (!(g_ascii_isalnum(c) || strchr("!#$&^_.+-", c) != NULL) ||
+		    c == '\0')
+			return strdup("application/octet-stream");
+		buf[i] = (char)g_ascii_tolower(c);
+	}
+	buf[len] = '\0';
+	if (slash == 0 || slash == len - 1)
+		return strdup("application/octet-stream");
+	return strdup(buf);
+}
+
+/* Content-ID S (LEN bytes) without <>, blanks or controls; NULL if empty. */
+static char *
+mime_cid_clean(const char *s, size_t len)
+{
+	char *out;
+	size_t i, n = 0;
+
+	out = malloc(len + 1);
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i < len && n < MIME_CID_MAX; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= 0x20 || c == 0x7f || c == '<' || c == '>')
+			continue;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	if (n == 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* Lower-case "type/subtype" of OBJ, malloc'd. */
+static char *
+mime_object_ctype(GMimeObject *obj)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(obj);
+	char *type, *out;
+
+	if (ct == NULL)
+		return strdup("application/octet-stream");
+	type = g_mime_content_type_get_mime_type(ct);
+	if (type == NULL)
+		return strdup("application/octet-stream");
+	out = mime_ctype_clean(type, strlen(type));
+	g_free(type);
+	return out;
+}
+
+/* Is OBJ's Content-Type TYPE/SUBTYPE (case-insensitive, "*" matches)? */
+static bool
+mime_is_type(GMimeObject *obj, const char *type, const char *subtype)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(obj);
+
+	return ct != NULL && g_mime_content_type_is_type(ct, type, subtype);
+}
+
+/* Read PART as a body: UTF-8, CRLF -> LF, cut at max_text. */
+static char *
+mime_body_text(struct mime_ctx *ctx, GMimePart *part)
+{
+	unsigned char *raw;
+	const char *charset;
+	char *text;
+	size_t total;
+
+	if (!mime_part_read(part, ctx->lim.max_text, true, &raw, &total)) {
+		ctx->oom = true;
+		return NULL;
+	}
+	if (total > ctx->lim.max_text) {
+		ctx->msg->truncated = true;
+		total = ctx->lim.max_text;
+	}
+	charset = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part),
+	    "charset");
+	text = mime_to_utf8(raw, total, charset, ctx->lim.max_text, &ctx->oom);
+	free(raw);
+	if (text != NULL)
+		mime_crlf_to_lf(text);
+	return text;
+}
+
+/* Add PART as an attachment. */
+static void
+mime_add_part(struct mime_ctx *ctx, GMimePart *part)
+{
+	GMimeObject *obj = GMIME_OBJECT(part);
+	struct mime_attachment *att;
+	unsigned char *data;
+	const char *cid, *disposition;
+	size_t total;
+
+	att = mime_att_new(ctx);
+	if (att == NULL)
+		return;
+	mime_att_name(ctx, att, g_mime_part_get_filename(part), "");
+	att->content_type = mime_object_ctype(obj);
+	if (att->content_type == NULL)
+		ctx->oom = true;
+	cid = g_mime_object_get_content_id(obj);
+	if (cid != NULL)
+		att->content_id = mime_cid_clean(cid, strlen(cid));
+	disposition = g_mime_object_get_disposition(obj);
+	if (disposition != NULL && strcasecmp(disposition, "inline") == 0 &&
+	    mime_is_type(obj, "image", "*"))
+		att->is_inline = true;
+	if (!mime_part_read(part, mime_att_room(ctx), false, &data, &total)) {
+		ctx->oom = true;
+		return;
+	}
+	mime_att_set_data(ctx, att, data, total);
+}
+
+/* Add a message/rfc822 part as an .eml attachment. */
+static void
+mime_add_message(struct mime_ctx *ctx, GMimeMessagePart *part)
+{
+	GMimeObject *obj = GMIME_OBJECT(part);
+	GMimeMessage *inner = g_mime_message_part_get_message(part);
+	GMimeFormatOptions *format;
+	GMimeStream *counter, *mem;
+	struct mime_attachment *att;
+	const char *name;
+	char *subject = NULL;
+	size_t size;
+
+	att = mime_att_new(ctx);
+	if (att == NULL)
+		return;
+	name = g_mime_object_get_content_disposition_parameter(obj, "filename");
+	if (name == NULL)
+		name = g_mime_object_get_content_type_parameter(obj, "name");
+	if (name != NULL)
+		mime_att_name(ctx, att, name, ".eml");
+	else if (inner != NULL && g_mime_message_get_subject(inner) != NULL) {
+		subject = mime_filename_clean(g_mime_message_get_subject(inner),
+		    MIME_FILENAME_MAX - 4, &ctx->oom);
+		if (subject != NULL) {
+			att->filename = malloc(strlen(subject) + 5);
+			if (att->filename != NULL)
+				sprintf(att->filename, "%s.eml", subject);
+			else
+				ctx->oom = true;
+			free(subject);
+		}
+	}
+	if (att->filename == NULL && !ctx->oom)
+		mime_att_name(ctx, att, NULL, ".eml");
+	att->content_type = strdup("message/rfc822");
+	if (att->content_type == NULL)
+		ctx->oom = true;
+	if (inner == NULL || ctx->oom) {
+		mime_att_set_data(ctx, att, malloc(1), 0);
+		return;
+	}
+	/* measure first, so an oversized message is never held in memory */
+	format = g_mime_format_options_new();
+	g_mime_format_options_set_newline_format(format, GMIME_NEWLINE_FORMAT_DOS);
+	counter = g_mime_stream_null_new();
+	g_mime_object_write_to_stream(GMIME_OBJECT(inner), format, counter);
+	size = GMIME_STREAM_NULL(counter)->written;
+	g_object_unref(counter);
+	if (size > mime_att_room(ctx)) {
+		mime_att_set_data(ctx, att, NULL, size);
+	} else {
+		GByteArray *bytes;
+
+		mem = g_mime_stream_mem_new();
+		g_mime_object_write_to_stream(GMIME_OBJECT(inner), format, mem);
+		bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+		mime_att_copy_data(ctx, att, bytes->data, bytes->len);
+		g_object_unref(mem);
+	}
+	g_mime_format_options_free(format);
+}
+
+/* --- winmail.dat (TNEF) ------------------------------------------------ */
+
+/* Reading state handed to libytnef through its IO hooks. */
+struct mime_tnef_io {
+	const unsigned char *data;
+	size_t len;
+	size_t pos;
+};
+
+/* libytnef IO: start at the beginning. */
+static int
+mime_tnef_io_init(TNEFIOStruct *io)
+{
+	((struct mime_tnef_io *)io->data)->pos = 0;
+	return 0;
+}
+
+/* libytnef IO: COUNT items of SIZE bytes, all or nothing. */
+static int
+mime_tnef_io_read(TNEFIOStruct *io, int size, int count, void *dest)
+{
+	struct mime_tnef_io *in = io->data;
+	size_t want;
+
+	if (size < 0 || count < 0)
+		return -1;
+	want = (size_t)size * (size_t)count;
+	if (want > in->len - in->pos)
+		return -1;
+	memcpy(dest, in->data + in->pos, want);
+	in->pos += want;
+	return count;
+}
+
+/* libytnef IO: nothing to release. */
+static int
+mime_tnef_io_close(TNEFIOStruct *io)
+{
+	(void)io;
+	return 0;
+}
+
+/* TNEF attribute ids (level-independent, as libytnef dispatches them). */
+#define MIME_ATT_FROM           0x00008000u
+#define MIME_ATT_BODY           0x0002800cu
+#define MIME_ATT_MAPIPROPS      0x00069003u
+#define MIME_ATT_OEMCODEPAGE    0x00069007u
+#define MIME_ATT_ORIGCLASS      0x00070006u
+#define MIME_ATT_RENDDATA       0x00069002u
+#define MIME_ATT_TITLE          0x00018010u
+#define MIME_ATT_DATA           0x0006800fu
+#define MIME_ATT_METAFILE       0x00068011u
+#define MIME_ATT_ATTACHMENT     0x00069005u
+#define MIME_TNEF_MAX_ATT       1024    /* attachments tracked for empties */
+
+/* A re-framed TNEF stream and which attachments have empty data. */
+struct mime_tnef_frame {
+	unsigned char *buf;
+	size_t len;
+	unsigned char empty[MIME_TNEF_MAX_ATT / 8];
+	bool lossy;             /* something other than empties was left out */
+};
+
+/* Bit for attribute ID among those libytnef stores (and would leak when
+ * repeated); 0 for the others. */
+static unsigned
+mime_tnef_once_bit(uint32_t id)
+{
+	static const uint32_t ids[] = { MIME_ATT_FROM, MIME_ATT_BODY,
+	    MIME_ATT_MAPIPROPS, MIME_ATT_OEMCODEPAGE, MIME_ATT_ORIGCLASS,
+	    MIME_ATT_TITLE, MIME_ATT_DATA, MIME_ATT_METAFILE,
+	    MIME_ATT_ATTACHMENT };
+	size_t i;
+
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+		if (ids[i] == id)
+			return 1u << i;
+	return 0;
+}
+
+/* Is ID an attribute libytnef files under the current attachment? */
+static bool
+mime_tnef_is_att_attr(uint32_t id)
+{
+	return id == MIME_ATT_TITLE || id == MIME_ATT_DATA ||
+	    id == MIME_ATT_METAFILE || id == MIME_ATT_ATTACHMENT;
+}
+
+/*
+ * Re-frame the TNEF stream IN into F: the signature and key, then only
+ * whole attributes that libytnef handles safely: level 1 or 2, length
+ * within the data, checksum right, non-empty, attachment attributes only
+ * after an attachment has started, and each stored attribute once per
+ * message or attachment. False when IN is not TNEF (or on ENOMEM).
+ */
+static bool
+mime_tnef_reframe(const unsigned char *in, size_t len,
+    struct mime_tnef_frame *f)
+{
+	size_t off = 6, n = 6, attachments = 0;
+	unsigned seen_msg = 0, seen_att = 0;
+
+	memset(f, 0, sizeof(*f));
+	if (len < 6 || mime_le32(in) != MIME_TNEF_SIGNATURE)
+		return false;
+	f->buf = malloc(len);
+	if (f->buf == NULL)
+		return false;
+	memcpy(f->buf, in, 6);
+	while (len - off >= 9) {
+		unsigned char level = in[off];
+		uint32_t id = mime_le32(in + off + 1);
+		size_t size = mime_le32(in + off + 5), i, whole;
+		unsigned sum = 0, bit;
+		bool keep = true;
+
+		if ((level != 1 && level != 2) || size > len - off - 9 ||
+		    len - off - 9 - size < 2)
+			break;          /* junk or cut short: the rest is lost */
+		whole = 9 + size + 2;
+		for (i = 0; i < size; i++)
+			sum += in[off + 9 + i];
+		bit = mime_tnef_once_bit(id);
+		if (id == MIME_ATT_RENDDATA) {
+			attachments++;
+			seen_att = 0;
+		}
+		if ((sum & 0xffff) != ((unsigned)in[off + 9 + size] |
+		    (unsigned)in[off + 10 + size] << 8)) {
+			keep = false;
+			f->lossy = true;
+		} else if (size == 0) {
+			keep = false;
+			if (id == MIME_ATT_DATA && attachments > 0 &&
+			    attachments <= MIME_TNEF_MAX_ATT)
+				f->empty[(attachments - 1) / 8] |=
+				    (unsigned char)(1u << ((attachments - 1) % 8));
+		} else if (mime_tnef_is_att_attr(id)) {
+			if (attachments == 0 || (seen_att & bit) != 0) {
+				keep = false;
+				f->lossy = true;
+			}
+			seen_att |= bit;
+		} else if (bit != 0) {
+			if ((seen_msg & bit) != 0) {
+				keep = false;
+				f->lossy = true;
+			}
+			seen_msg |= bit;
+		}
+		if (keep) {
+			memcpy(f->buf + n, in + off, whole);
+			n += whole;
+		}
+		off += whole;
+	}
+	if (len - off >= MIME_TNEF_TAIL_OK)
+		f->lossy = true;
+	f->len = n;
+	return true;
+}
+
+/* Did the attachment at INDEX (0-based) carry empty data? */
+static bool
+mime_tnef_empty(const struct mime_tnef_frame *f, size_t index)
+{
+	return index < MIME_TNEF_MAX_ATT &&
+	    (f->empty[index / 8] & (1u << (index % 8))) != 0;
+}
+
+/* Remove from the re-framed stream BUF (length *LEN) the attribute that
+ * holds offset POS. False when POS is in no attribute. */
+static bool
+mime_tnef_drop_at(unsigned char *buf, size_t *len, size_t pos)
+{
+	size_t off = 6, end;
+
+	while (*len - off >= 9) {
+		end = off + 9 + mime_le32(buf + off + 5) + 2;
+		if (pos > off && pos <= end) {
+			memmove(buf + off, buf + end, *len - end);
+			*len -= end - off;
+			return true;
+		}
+		off = end;
+	}
+	return false;
+}
+
+/* The variableLength V when it holds data, else NULL. */
+static const variableLength *
+mime_tnef_value(const variableLength *v)
+{
+	if (v == MAPI_UNDEFINED || v == NULL || v->data == NULL || v->size <= 0)
+		return NULL;
+	return v;
+}
+
+/* Property ID of type TYPE in PROPS, when present with data. */
+static const variableLength *
+mime_tnef_prop(MAPIProps *props, unsigned type, unsigned id)
+{
+	return mime_tnef_value(MAPIFindProperty(props, PROP_TAG(type, id)));
+}
+
+/* iconv name for a Windows code page number. */
+static void
+mime_tnef_cpname(unsigned cp, char *buf, size_t bufsz)
+{
+	static const struct { unsigned cp; const char *name; } map[] = {
+		{ 65001, "UTF-8" }, { 20127, "US-ASCII" }, { 1200, "UTF-16LE" },
+		{ 1201, "UTF-16BE" }, { 28591, "ISO-8859-1" },
+		{ 28592, "ISO-8859-2" }, { 28593, "ISO-8859-3" },
+		{ 28594, "ISO-8859-4" }, { 28595, "ISO-8859-5" },
+		{ 28596, "ISO-8859-6" }, { 28597, "ISO-8859-7" },
+		{ 28598, "ISO-8859-8" }, { 28599, "ISO-8859-9" },
+		{ 28603, "ISO-8859-13" }, { 28605, "ISO-8859-15" },
+		{ 50220, "ISO-2022-JP" }, { 50221, "ISO-2022-JP" },
+		{ 50222, "ISO-2022-JP" }, { 51932, "EUC-JP" }, { 932, "CP932" },
+		{ 936, "GBK" }, { 54936, "GB18030" }, { 949, "CP949" },
+		{ 51949, "EUC-KR" }, { 950, "BIG5" }, { 20866, "KOI8-R" },
+		{ 21866, "KOI8-U" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (map[i].cp == cp) {
+			snprintf(buf, bufsz, "%s", map[i].name);
+			return;
+		}
+	if (cp == 0)
+		snprintf(buf, bufsz, "windows-1252");
+	else
+		snprintf(buf, bufsz, "CP%u", cp);
+}
+
+/* The message's code page: PR_INTERNET_CPID, else the OEM code page. */
+static unsigned
+mime_tnef_codepage(TNEFStruct *tnef)
+{
+	const variableLength *v;
+
+	v = mime_tnef_prop(&tnef->MapiProperties, PT_LONG, PR_INTERNET_CPID);
+	if (v != NULL && v->size >= 4)
+		return mime_le32(v->data);
+	if (tnef->CodePage.data != NULL && tnef->CodePage.size >= 4)
+		return mime_le32(tnef->CodePage.data);
+	return 0;
+}
+
+/*
+ * A string property as UTF-8 (malloc'd): PT_UNICODE values libytnef has
+ * already converted; PT_STRING8 ones are in code page CP. NULL if absent.
+ */
+static char *
+mime_tnef_string(struct mime_ctx *ctx, MAPIProps *props, unsigned id,
+    unsigned cp, size_t max)
+{
+	const variableLength *v;
+	char cpname[32];
+	size_t len;
+
+	v = mime_tnef_prop(props, PT_UNICODE, id);
+	if (v != NULL) {
+		/* libytnef's UTF-8 buffer: 3 * size / 2 + 1 bytes, NUL-ended */
+		len = strnlen((const char *)v->data, (size_t)v->size / 2 * 3 + 1);
+		return mime_to_utf8(v->data, len, "UTF-8", max, &ctx->oom);
+	}
+	v = mime_tnef_prop(props, PT_STRING8, id);
+	if (v == NULL)
+		return NULL;
+	len = strnlen((const char *)v->data, (size_t)v->size);
+	mime_tnef_cpname(cp, cpname, sizeof(cpname));
+	return mime_to_utf8(v->data, len, cpname, max, &ctx->oom);
+}
+
+/* Take the HTML and plain bodies of TNEF where the mail has none yet.
+ * True when one was taken. */
+static bool
+mime_tnef_bodies(struct mime_ctx *ctx, TNEFStruct *tnef, unsigned cp)
+{
+	const variableLength *v;
+	char cpname[32];
+	bool took = false;
+	size_t len;
+
+	mime_tnef_cpname(cp, cpname, sizeof(cpname));
+	if (ctx->msg->html == NULL) {
+		v = mime_tnef_prop(&tnef->MapiProperties, PT_BINARY, PR_BODY_HTML);
+		if (v == NULL)
+			v = mime_tnef_prop(&tnef->MapiProperties, PT_STRING8,
+			    PR_BODY_HTML);
+		if (v != NULL) {
+			len = strnlen((const char *)v->data, (size_t)v->size);
+			if (len > ctx->lim.max_text) {
+				len = ctx->lim.max_text;
+				ctx->msg->truncated = true;
+			}
+			ctx->msg->html = mime_to_utf8(v->data, len, cpname,
+			    ctx->lim.max_text, &ctx->oom);
+			took = ctx->msg->html != NULL;
+		}
+	}
+	if (ctx->msg->text == NULL) {
+		ctx->msg->text = mime_tnef_string(ctx, &tnef->MapiProperties,
+		    PR_BODY, cp, ctx->lim.max_text);
+		if (ctx->msg->text == NULL && !ctx->oom &&
+		    tnef->body.data != NULL && tnef->body.size > 0) {
+			len = strnlen((const char *)tnef->body.data,
+			    (size_t)tnef->body.size);
+			ctx->msg->text = mime_to_utf8(tnef->body.data, len, cpname,
+			    ctx->lim.max_text, &ctx->oom);
+		}
+		if (ctx->msg->text != NULL) {
+			mime_crlf_to_lf(ctx->msg->text);
+			took = true;
+		}
+	}
+	return took;
+}
+
+static enum mime_tnef_result mime_tnef_unpack(struct mime_ctx *ctx,
+    const unsigned char *data, size_t len, size_t depth);
+
+/* Name of TNEF attachment P: long file name, title, short file name,
+ * display name, in that order; malloc'd or NULL. */
+static char *
+mime_tnef_att_name(struct mime_ctx *ctx, Attachment *p, unsigned cp)
+{
+	static const unsigned ids[] = { PR_ATTACH_LONG_FILENAME, 0,
+	    PR_ATTACH_FILENAME, PR_DISPLAY_NAME };
+	char *name = NULL, cpname[32];
+	size_t i, len;
+
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]) && name == NULL; i++) {
+		if (ids[i] != 0) {
+			name = mime_tnef_string(ctx, &p->MAPI, ids[i], cp, 1024);
+		} else if (p->Title.data != NULL && p->Title.size > 0) {
+			len = strnlen((const char *)p->Title.data,
+			    (size_t)p->Title.size);
+			mime_tnef_cpname(cp, cpname, sizeof(cpname));
+			name = mime_to_utf8(p->Title.data, len, cpname, 1024,
+			    &ctx->oom);
+		}
+		if (name != NULL && name[0] == '\0') {
+			free(name);
+			name = NULL;
+		}
+	}
+	return name;
+}
+
+/* Add the attachments of a parsed TNEF (framed as F); returns how many
+ * were added, including those of embedded TNEF streams. */
+static size_t
+mime_tnef_attachments(struct mime_ctx *ctx, TNEFStruct *tnef,
+    const struct mime_tnef_frame *f, unsigned cp, size_t depth)
+{
+	static const unsigned char nothing[1];
+	struct mime_attachment *att;
+	const variableLength *v;
+	const unsigned char *data;
+	Attachment *p;
+	char *name, *value;
+	size_t added = 0, len, index = 0;
+
+	for (p = tnef->starting_attach.next; p != NULL && !ctx->oom;
+	    p = p->next, index++) {
+		data = NULL;
+		len = 0;
+		if ((v = mime_tnef_prop(&p->MAPI, PT_OBJECT,
+		    PR_ATTACH_DATA_OBJ)) != NULL) {
+			/* an object: a 16-byte interface id, then the data */
+			if (v->size > 16) {
+				data = v->data + 16;
+				len = (size_t)v->size - 16;
+			}
+		} else if ((v = mime_tnef_prop(&p->MAPI, PT_BINARY,
+		    PR_ATTACH_DATA_OBJ)) != NULL) {
+			data = v->data;
+			len = (size_t)v->size;
+		} else if (p->FileData.data != NULL && p->FileData.size > 0) {
+			data = p->FileData.data;
+			len = (size_t)p->FileData.size;
+		}
+		if ((data == NULL || len == 0) && mime_tnef_empty(f, index))
+			data = nothing;     /* an empty file is still a file */
+		else if (data == NULL || len == 0)
+			continue;
+		if (len >= 4 && mime_le32(data) == MIME_TNEF_SIGNATURE &&
+		    depth < MIME_TNEF_DEPTH) {
+			size_t before = ctx->msg->n_attachments;
+
+			if (mime_tnef_unpack(ctx, data, len, depth + 1) !=
+			    MIME_TNEF_NONE) {
+				added += ctx->msg->n_attachments - before;
+				continue;
+			}
+		}
+		if (++ctx->parts > ctx->lim.max_parts) {
+			ctx->msg->truncated = true;
+			break;
+		}
+		att = mime_att_new(ctx);
+		if (att == NULL)
+			break;
+		att->from_tnef = true;
+		name = mime_tnef_att_name(ctx, p, cp);
+		mime_att_name(ctx, att, name, "");
+		free(name);
+		value = mime_tnef_string(ctx, &p->MAPI, PR_ATTACH_MIME_TAG, cp,
+		    MIME_CTYPE_MAX + 1);
+		att->content_type = value != NULL ?
+		    mime_ctype_clean(value, strlen(value)) :
+		    strdup("application/octet-stream");
+		free(value);
+		if (att->content_type == NULL)
+			ctx->oom = true;
+		value = mime_tnef_string(ctx, &p->MAPI, PR_ATTACH_CONTENT_ID, cp,
+		    MIME_CID_MAX);
+		if (value != NULL)
+			att->content_id = mime_cid_clean(value, strlen(value));
+		free(value);
+		mime_att_copy_data(ctx, att, data, len);
+		added++;
+	}
+	return added;
+}
+
+/*
+ * Parse the TNEF stream DATA with libytnef and take its bodies and
+ * attachments. Attributes libytnef rejects are dropped one at a time and
+ * the parse retried, so one bad attribute does not lose the rest.
+ */
+static enum mime_tnef_result
+mime_tnef_unpack(struct mime_ctx *ctx, const unsigned char *data, size_t len,
+    size_t depth)
+{
+	struct mime_tnef_frame frame;
+	struct mime_tnef_io io;
+	TNEFStruct tnef;
+	size_t added;
+	unsigned cp, tries;
+	bool took;
+	int rc;
+
+	if (len > INT_MAX / 2)
+		return MIME_TNEF_NONE;
+	if (!mime_tnef_reframe(data, len, &frame)) {
+		free(frame.buf);
+		return MIME_TNEF_NONE;
+	}
+	for (tries = 0;; tries++) {
+		memset(&io, 0, sizeof(io));
+		io.data = frame.buf;
+		io.len = frame.len;
+		memset(&tnef, 0, sizeof(tnef));
+		TNEFInitialize(&tnef);
+		tnef.Debug = 0;         /* TNEFInitialize leaves it unset */
+		tnef.IO.data = &io;
+		tnef.IO.InitProc = mime_tnef_io_init;
+		tnef.IO.ReadProc = mime_tnef_io_read;
+		tnef.IO.CloseProc = mime_tnef_io_close;
+		rc = TNEFParse(&tnef);
+		if (rc >= 0)
+			break;
+		TNEFFree(&tnef);
+		frame.lossy = true;
+		if (tries >= MIME_TNEF_RETRIES ||
+		    !mime_tnef_drop_at(frame.buf, &frame.len, io.pos)) {
+			free(frame.buf);
+			return MIME_TNEF_NONE;
+		}
+	}
+	cp = mime_tnef_codepage(&tnef);
+	took = mime_tnef_bodies(ctx, &tnef, cp);
+	added = mime_tnef_attachments(ctx, &tnef, &frame, cp, depth);
+	TNEFFree(&tnef);
+	free(frame.buf);
+	if (!took && added == 0)
+		return MIME_TNEF_NONE;
+	return frame.lossy ? MIME_TNEF_PARTIAL : MIME_TNEF_FULL;
+}
+
+/* Is PART a winmail.dat? */
+static bool
+mime_is_tnef(GMimePart *part)
+{
+	GMimeObject *obj = GMIME_OBJECT(part);
+	const char *name;
+
+	if (mime_is_type(obj, "application", "ms-tnef") ||
+	    mime_is_type(obj, "application", "vnd.ms-tnef"))
+		return true;
+	name = g_mime_part_get_filename(part);
+	return name != NULL && strcasecmp(name, "winmail.dat") == 0 &&
+	    mime_is_type(obj, "application", "octet-stream");
+}
+
+/* Unpack a winmail.dat part; keep it as an attachment unless it was
+ * unpacked whole. */
+static void
+mime_add_tnef(struct mime_ctx *ctx, GMimePart *part)
+{
+	enum mime_tnef_result result = MIME_TNEF_NONE;
+	unsigned char *data;
+	size_t total;
+
+	if (!mime_part_read(part, ctx->lim.max_attachment, true, &data,
+	    &total)) {
+		ctx->oom = true;
+		return;
+	}
+	if (data != NULL) {
+		result = mime_tnef_unpack(ctx, data, total, 0);
+		free(data);
+	}
+	if (result != MIME_TNEF_FULL && !ctx->oom)
+		mime_add_part(ctx, part);
+}
+
+/* --- the MIME tree ---------------------------------------------------- */
+
+/* Does the message have a body yet? */
+static bool
+mime_has_body(const struct mime_ctx *ctx)
+{
+	return ctx->msg->html != NULL || ctx->msg->text != NULL;
+}
+
+/* Is OBJ a leaf text/SUBTYPE part not marked as an attachment? */
+static bool
+mime_is_body_part(GMimeObject *obj, const char *subtype)
+{
+	return GMIME_IS_PART(obj) && mime_is_type(obj, "text", subtype) &&
+	    !g_mime_part_is_attachment(GMIME_PART(obj));
+}
+
+/* A leaf part: body, winmail.dat or attachment. */
+static void
+mime_leaf(struct mime_ctx *ctx, GMimePart *part, enum mime_role role)
+{
+	GMimeObject *obj = GMIME_OBJECT(part);
+
+	if (mime_is_tnef(part)) {
+		mime_add_tnef(ctx, part);
+		return;
+	}
+	if (role == MIME_ROLE_BODY) {
+		if (ctx->msg->html == NULL && mime_is_body_part(obj, "html")) {
+			ctx->msg->html = mime_body_text(ctx, part);
+			return;
+		}
+		if (ctx->msg->text == NULL && mime_is_body_part(obj, "plain")) {
+			ctx->msg->text = mime_body_text(ctx, part);
+			return;
+		}
+	}
+	mime_add_part(ctx, part);
+}
+
+/*
+ * multipart/alternative: as a body, the HTML and the plain text (and what a
+ * nested multipart gives); other renderings are left out. As an
+ * attachment, only the best rendering.
+ */
+static void
+mime_walk_alternative(struct mime_ctx *ctx, GMimeMultipart *mp, size_t depth,
+    enum mime_role role)
+{
+	GMimeObject *child, *best = NULL;
+	int i, n = g_mime_multipart_get_count(mp);
+
+	for (i = 0; i < n; i++) {
+		child = g_mime_multipart_get_part(mp, i);
+		if (role == MIME_ROLE_ATTACH) {
+			if (mime_is_body_part(child, "html") || best == NULL ||
+			    (mime_is_body_part(child, "plain") &&
+			    !mime_is_body_part(best, "html")))
+				best = child;
+			continue;
+		}
+		if (GMIME_IS_MULTIPART(child) || GMIME_IS_MESSAGE_PART(child) ||
+		    (GMIME_IS_PART(child) && mime_is_tnef(GMIME_PART(child))))
+			mime_walk(ctx, child, depth + 1, MIME_ROLE_BODY);
+		else if ((ctx->msg->html == NULL &&
+		    mime_is_body_part(child, "html")) ||
+		    (ctx->msg->text == NULL && mime_is_body_part(child, "plain")))
+			mime_walk(ctx, child, depth + 1, MIME_ROLE_BODY);
+		else
+			ctx->parts++;   /* another rendering: looked at, left out */
+	}
+	if (best != NULL)
+		mime_walk(ctx, best, depth + 1, MIME_ROLE_ATTACH);
+}
+
+/*
+ * Index of the root of multipart/related MP: the part named by "start",
+ * else the first of the "type" parameter's type, else the first part.
+ */
+static int
+mime_related_root(GMimeMultipart *mp)
+{
+	GMimeObject *obj = GMIME_OBJECT(mp), *child;
+	const char *start, *type, *cid;
+	char *want, *ctype;
+	int i, n = g_mime_multipart_get_count(mp), root = -1;
+
+	start = g_mime_object_get_content_type_parameter(obj, "start");
+	want = start != NULL ? mime_cid_clean(start, strlen(start)) : NULL;
+	for (i = 0; want != NULL && i < n && root < 0; i++) {
+		cid = g_mime_object_get_content_id(g_mime_multipart_get_part(mp, i));
+		if (cid != NULL && strcmp(cid, want) == 0)
+			root = i;
+	}
+	free(want);
+	type = g_mime_object_get_content_type_parameter(obj, "type");
+	for (i = 0; type != NULL && i < n && root < 0; i++) {
+		child = g_mime_multipart_get_part(mp, i);
+		ctype = mime_object_ctype(child);
+		if (ctype != NULL && strcasecmp(ctype, type) == 0)
+			root = i;
+		free(ctype);
+	}
+	return root < 0 ? 0 : root;
+}
+
+/* Walk OBJ at nesting DEPTH in ROLE. */
+static void
+mime_walk(struct mime_ctx *ctx, GMimeObject *obj, size_t depth,
+    enum mime_role role)
+{
+	GMimeMultipart *mp;
+	int i, n, root;
+
+	if (ctx->oom || obj == NULL)
+		return;
+	if (++ctx->parts > ctx->lim.max_parts || depth > ctx->lim.max_depth) {
+		ctx->msg->truncated = true;
+		return;
+	}
+	if (GMIME_IS_MESSAGE_PART(obj)) {
+		mime_add_message(ctx, GMIME_MESSAGE_PART(obj));
+		return;
+	}
+	if (GMIME_IS_PART(obj)) {
+		mime_leaf(ctx, GMIME_PART(obj), role);
+		return;
+	}
+	if (!GMIME_IS_MULTIPART(obj))
+		return;
+	mp = GMIME_MULTIPART(obj);
+	n = g_mime_multipart_get_count(mp);
+	if (mime_is_type(obj, "multipart", "alternative")) {
+		mime_walk_alternative(ctx, mp, depth, role);
+		return;
+	}
+	if (GMIME_IS_MULTIPART_SIGNED(obj) ||
+	    mime_is_type(obj, "multipart", "signed")) {
+		/* the content; the signature is no use in a ticket */
+		if (n > 0)
+			mime_walk(ctx, g_mime_multipart_get_part(mp, 0), depth + 1,
+			    role);
+		return;
+	}
+	if (mime_is_type(obj, "multipart", "related")) {
+		root = mime_related_root(mp);
+		mime_walk(ctx, g_mime_multipart_get_part(mp, root), depth + 1,
+		    role);
+		for (i = 0; i < n && !ctx->oom; i++)
+			if (i != root)
+				mime_walk(ctx, g_mime_multipart_get_part(mp, i),
+				    depth + 1, MIME_ROLE_ATTACH);
+		return;
+	}
+	/* mixed, report, digest, unknown: the first text is the body */
+	for (i = 0; i < n && !ctx->oom; i++)
+		mime_walk(ctx, g_mime_multipart_get_part(mp, i), depth + 1,
+		    role == MIME_ROLE_BODY && !mime_has_body(ctx) ?
+		    MIME_ROLE_BODY : MIME_ROLE_ATTACH);
+}
+
+/* Mark attachments whose Content-ID the HTML body references. */
+static void
+mime_mark_inline(struct mime_message *m)
+{
+	char *needle;
+	size_t i, len;
+
+	if (m->html == NULL)
+		return;
+	for (i = 0; i < m->n_attachments; i++) {
+		struct mime_attachment *att = &m->attachments[i];
+
+		if (att->content_id == NULL || att->is_inline)
+			continue;
+		len = strlen(att->content_id) + 5;
+		needle = malloc(len);
+		if (needle == NULL)
+			return;
+		snprintf(needle, len, "cid:%s", att->content_id);
+		if (strcasestr(m->html, needle) != NULL)
+			att->is_inline = true;
+		free(needle);
+	}
+}
+
+/* Copy LIMITS (NULL: defaults; zero fields: defaults) into OUT. */
+static void
+mime_limits_resolve(const struct mime_limits *limits, struct mime_limits *out)
+{
+	mime_limits_default(out);
+	if (limits == NULL)
+		return;
+	if (limits->max_attachment != 0)
+		out->max_attachment = limits->max_attachment;
+	if (limits->max_total != 0)
+		out->max_total = limits->max_total;
+	if (limits->max_parts != 0)
+		out->max_parts = limits->max_parts;
+	if (limits->max_depth != 0)
+		out->max_depth = limits->max_depth;
+	if (limits->max_text != 0)
+		out->max_text = limits->max_text;
+}
+
+/* Parse STREAM and build *OUT (see mime_extract). */
+static int
+mime_extract_stream(GMimeStream *stream, const struct mime_limits *limits,
+    struct mime_message **out, char *err, size_t errsz)
+{
+	struct mime_ctx ctx;
+	GMimeParser *parser;
+	GMimeParserOptions *options;
+	GMimeMessage *message;
+
+	memset(&ctx, 0, sizeof(ctx));
+	mime_limits_resolve(limits, &ctx.lim);
+	parser = g_mime_parser_new_with_stream(stream);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	options = g_mime_parser_options_new();
+	message = g_mime_parser_construct_message(parser, options);
+	g_mime_parser_options_free(options);
+	g_object_unref(parser);
+	if (message == NULL) {
+		snprintf(err, errsz, "not a MIME message");
+		return -1;
+	}
+	ctx.msg = calloc(1, sizeof(*ctx.msg));
+	if (ctx.msg == NULL) {
+		g_object_unref(message);
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	mime_walk(&ctx, g_mime_message_get_mime_part(message), 0,
+	    MIME_ROLE_BODY);
+	g_object_unref(message);
+	if (ctx.oom) {
+		mime_message_free(ctx.msg);
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	mime_mark_inline(ctx.msg);
+	*out = ctx.msg;
+	return 0;
+}
+
+/* Parse the message file at PATH. */
+int
+mime_extract(const char *path, const struct mime_limits *limits,
+    struct mime_message **out, char *err, size_t errsz)
+{
+	GMimeStream *stream;
+	int fd, rc;
+
+	*out = NULL;
+	hdr_init();
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errsz, "open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	stream = g_mime_stream_fs_new(fd);     /* owns fd from here */
+	rc = mime_extract_stream(stream, limits, out, err, errsz);
+	g_object_unref(stream);
+	return rc;
+}
+
+/* Parse a message held in memory. */
+int
+mime_extract_mem(const void *data, size_t len,
+    const struct mime_limits *limits, struct mime_message **out,
+    char *err, size_t errsz)
+{
+	GMimeStream *stream;
+	int rc;
+
+	*out = NULL;
+	hdr_init();
+	if (len > (size_t)G_MAXSSIZE) {
+		snprintf(err, errsz, "message too large");
+		return -1;
+	}
+	stream = g_mime_stream_mem_new_with_buffer(data, len);
+	rc = mime_extract_stream(stream, limits, out, err, errsz);
+	g_object_unref(stream);
+	return rc;
+}

@@ -1,0 +1,88 @@
+/*
+ * mime.h - what Halo needs from a raw RFC 5322 message: the body (HTML and
+ * plain text, UTF-8) and the attachments, within size limits.
+ *
+ * Parsing is GMime's (from a file stream: part contents stay on disk until
+ * decoded); application/ms-tnef (winmail.dat) is opened with libytnef.
+ * Mail is hostile input: every size is bounded by struct mime_limits, and
+ * anything beyond a limit is recorded (name, type, decoded size) without
+ * its bytes. hdr_init() is called here, so no set-up is needed.
+ */
+#ifndef HALO_MIME_H
+#define HALO_MIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define MIME_DEFAULT_MAX_ATTACHMENT (10u << 20)    /* 10 MiB per file */
+#define MIME_DEFAULT_MAX_TOTAL      (25u << 20)    /* 25 MiB in all */
+#define MIME_DEFAULT_MAX_PARTS      200
+#define MIME_DEFAULT_MAX_DEPTH      20
+#define MIME_DEFAULT_MAX_TEXT       (2u << 20)     /* 2 MiB per body */
+#define MIME_FILENAME_MAX           200            /* bytes, UTF-8 */
+
+/* Limits for mime_extract(); a field left 0 takes its default. */
+struct mime_limits {
+	size_t max_attachment;  /* decoded bytes kept per attachment */
+	size_t max_total;       /* decoded bytes kept over all attachments */
+	size_t max_parts;       /* MIME parts looked at */
+	size_t max_depth;       /* multipart / message nesting */
+	size_t max_text;        /* bytes of each body (html, text) kept */
+};
+
+struct mime_attachment {
+	char *filename;         /* sanitised UTF-8: no path separators or
+	                         * control characters, at most
+	                         * MIME_FILENAME_MAX bytes; "attachment-N"
+	                         * when the mail gives none */
+	char *content_type;     /* "type/subtype", lower case */
+	char *content_id;       /* without <>, NULL when none */
+	bool is_inline;         /* referenced as cid: from the HTML body, or
+	                         * an image with Content-Disposition inline */
+	unsigned char *data;    /* decoded bytes; NULL when over a cap */
+	size_t len;             /* bytes at data (0 when data is NULL) */
+	bool over_cap;          /* too big for max_attachment / max_total */
+	size_t original_len;    /* decoded size, also when over the cap */
+	bool from_tnef;         /* unpacked from a winmail.dat */
+};
+
+struct mime_message {
+	char *html;             /* text/html body, UTF-8, NULL when none */
+	char *text;             /* text/plain body, UTF-8, NULL when none */
+	struct mime_attachment *attachments;
+	size_t n_attachments;
+	bool truncated;         /* some limit was hit: a body cut short, an
+	                         * attachment over a cap, parts or nesting
+	                         * left out */
+};
+
+/* Fill LIMITS with the defaults. */
+void mime_limits_default(struct mime_limits *limits);
+
+/*
+ * Parse the message file at PATH (CRLF or LF line ends) under LIMITS
+ * (NULL: defaults). Body choice follows mail clients: multipart/alternative
+ * prefers the HTML and keeps the text too; multipart/related gives the HTML
+ * root and its cid: parts as inline attachments; multipart/mixed takes the
+ * first text part as the body and the rest as attachments; message/rfc822
+ * parts become .eml attachments; a winmail.dat is unpacked into its
+ * attachments and body (one that cannot be unpacked is kept as it is, and
+ * one only partly unpacked is kept as well). Bodies are converted to
+ * UTF-8; undecodable bytes become U+FFFD.
+ *
+ * On success returns 0 and *OUT is a new message the caller frees with
+ * mime_message_free(). On failure (file unreadable, not a message, out of
+ * memory) returns -1, *OUT is NULL and ERR (ERRSZ bytes) says why.
+ */
+int mime_extract(const char *path, const struct mime_limits *limits,
+    struct mime_message **out, char *err, size_t errsz);
+
+/* As mime_extract(), from LEN bytes at DATA (tests and fuzzers). */
+int mime_extract_mem(const void *data, size_t len,
+    const struct mime_limits *limits, struct mime_message **out,
+    char *err, size_t errsz);
+
+/* Free M and everything it owns; NULL is fine. Returns NULL. */
+struct mime_message *mime_message_free(struct mime_message *m);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * worker.h - turn queued jobs into Halo ticket history, exactly once.
+ *
+ * Worker threads claim due jobs from the store and, for each: resolve the
+ * sender (contact, else client by domain, else the tenant's fallback),
+ * find the ticket (our Message-ID index, Halo's internetmessageid, the
+ * conversation key, a subject tag from the ticket's own contact or client),
+ * then append an action or, in intake mode, create a ticket. Failures of
+ * Halo delay a job (backoff, Retry-After); they never drop it. A job whose
+ * create/append may have reached Halo is checked against Halo before any
+ * second request, so retries and crashes make no duplicates.
+ */
+#ifndef HALO_WORKER_H
+#define HALO_WORKER_H
+
+#include <stdint.h>
+
+#include "conf.h"
+#include "oauth.h"
+#include "store.h"
+
+struct worker;
+
+/* Start NTHREADS workers (conf->workers when 0). NULL on failure. */
+struct worker *worker_start(const struct conf *conf, struct store *store,
+    struct oauth *oauth, const char *spool_dir, unsigned nthreads);
+
+/* Stop the threads (each finishes the job it holds) and free; NULL. */
+struct worker *worker_stop(struct worker *w);
+
+/* Wake an idle worker now (a job was just queued). */
+void worker_kick(struct worker *w);
+
+/* Process one due job in the calling thread (tests, "halo-milterctl run");
+ * returns 1 when a job was processed, 0 when none was due. */
+int worker_run_once(struct worker *w);
+
+/* Requests sent to Halo, by outcome, for /metrics and tests. */
+struct worker_stats {
+	uint64_t requests;          /* Halo requests sent */
+	uint64_t retried;           /* jobs put back for a later attempt */
+	uint64_t jobs_done, jobs_failed;
+};
+void worker_stats(struct worker *w, struct worker_stats *out);
+
+#endif

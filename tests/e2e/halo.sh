@@ -1,0 +1,239 @@
+#!/bin/sh
+# halo.sh - end to end into Halo: swaks -> private Postfix -> halo-milter
+# (milter + worker) -> the Halo simulator (tests/halosim). Checks that the
+# mail becomes ticket history exactly once, whatever Halo does.
+set -u
+BUILD=${BUILD:-build}
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/../.." && pwd)
+T=$(mktemp -d "${TMPDIR:-/tmp}/halo-e2e-halo.XXXXXX")
+. "$HERE/lib.sh"
+. "$HERE/daemon.sh"
+trap 'daemon_stop; sim_stop; harness_cleanup' EXIT
+trap 'daemon_stop; sim_stop; harness_cleanup; trap - EXIT; exit 130' INT TERM
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   halo: $1"; }
+not_ok() { fail=$((fail + 1)); echo "FAIL halo: $1"; }
+check() { _c_d=$1; shift; if "$@"; then ok "$_c_d"; else not_ok "$_c_d"; fi; }
+eq() { [ "$1" = "$2" ] || { echo "    got '$1', want '$2'" >&2; return 1; }; }
+
+# --- the simulator --------------------------------------------------------
+. "$HERE/sim.sh"
+sim_start || exit 1
+
+# --- halo-milter: two intake mailboxes and an agent's own mailbox --------
+MILTER_PORT=$(pf_free_port)
+MILTER_CONF=$T/halo-milter.conf
+MILTER_STATE=$T/state
+cat > "$MILTER_CONF" <<EOC
+socket = inet:$MILTER_PORT@127.0.0.1
+state_dir = $MILTER_STATE
+insecure_http = yes
+retry_base = 1
+workers = 2
+
+[tenant sim]
+halo_url = $SIM
+auth_url = http://127.0.0.1:$SIM_AUTH/auth
+client_id = halo-milter-native
+ticket_type_id = 1
+cf_message_id = CFMilterKey
+halo_senders = notify@msp.example
+rate_limit = 40
+rate_window = 10
+route = support@msp.example intake agent=alice@msp.example
+route = helpdesk@msp.example intake agent=alice@msp.example
+route = bob@msp.example thread-only agent=recipient
+EOC
+sink_start "$T/sink" || exit 1
+daemon_start || exit 1
+pf_start "inet:$MILTER_PORT@127.0.0.1" tempfail || exit 1
+token_for alice@msp.example | ctl token import alice@msp.example sim > /dev/null
+token_for bob@msp.example | ctl token import bob@msp.example sim > /dev/null
+
+# wait_jobs N: until N jobs are in a final state (done/skipped/failed)
+wait_jobs() {
+	_w_i=0
+	while [ $_w_i -lt 600 ]; do
+		_w_n=$(ctl queue | awk '$2 == "done" || $2 == "skipped" || $2 == "failed"' | wc -l)
+		[ "$_w_n" -ge "$1" ] && return 0
+		sleep 0.1
+		_w_i=$((_w_i + 1))
+	done
+	echo "    only $_w_n of $1 jobs finished:" >&2
+	ctl queue | sed 's/^/    /' >&2
+	return 1
+}
+job_field() { ctl queue | awk -v id="$1" '$NF == id { print $1; exit }' | xargs -r "$CTL" -c "$MILTER_CONF" show | awk -v f="$2" '$1 == f { $1 = ""; sub(/^ /, ""); print; exit }'; }
+mail() {  # mail FROM TO SUBJECT MSGID [extra header lines...]
+	_m_f=$T/m.eml
+	_m_from=$(echo "$1" | sed 's/.*<//; s/>.*//')
+	_m_to=$(echo "$2" | sed 's/.*<//; s/>.*//')
+	{
+		echo "From: $1"; echo "To: $2"; echo "Subject: $3"
+		echo "Date: Tue, 24 Nov 2026 10:00:00 +0000"; echo "Message-ID: $4"
+		shift 4
+		for h in "$@"; do echo "$h"; done
+		echo "MIME-Version: 1.0"; echo "Content-Type: text/html; charset=utf-8"; echo
+		echo "<p>Body of the mail <b>bold</b></p><script>alert(1)</script>"
+	} > "$_m_f"
+	send_mail "$_m_f" "$_m_from" "$_m_to"
+}
+
+# --- 1. new mail from a contact creates a ticket --------------------------
+mail "Ann <ann@acme.example>" support@msp.example "Laptop will not boot" "<n1@acme.example>"
+wait_jobs 1
+t1=$(job_field "<n1@acme.example>" ticket)
+check "new mail from a contact: job done" eq "$(job_field "<n1@acme.example>" result)" created
+check "ticket created for contact 1000 of client 10" \
+    eq "$(simq "[(t['user_id'], t['client_id'], t['site_id']) for t in s['tickets'] if t['id'] == $t1]")" "[(1000, 10, 100)]"
+check "ticket carries the conversation custom field" \
+    eq "$(simq "any(c.get('name') == 'CFOutlookConversationId' for t in s['tickets'] if t['id'] == $t1 for c in t.get('customfields', []))")" True
+check "ticket HTML sanitised (no script)" \
+    eq "$(simq "[('<script' in (t.get('details_html') or '').lower(), 'bold' in (t.get('details_html') or '')) for t in s['tickets'] if t['id'] == $t1]")" "[(False, True)]"
+
+# --- 2. a reply (In-Reply-To) appends; costs one request -------------------
+before=$(simq "s['requests']['total']")
+mail "Ann <ann@acme.example>" support@msp.example "Re: Laptop will not boot" "<n2@acme.example>" \
+    "In-Reply-To: <n1@acme.example>" "References: <n1@acme.example>"
+wait_jobs 2
+check "reply appended to the same ticket" eq "$(job_field "<n2@acme.example>" ticket)" "$t1"
+check "reply: action exists in Halo" eq "$(simq "len([a for a in mine if a.get('internet_message_id') == '<n2@acme.example>' and a['ticket_id'] == $t1])")" 1
+check "reply with sender cached and thread known: exactly one Halo request" \
+    eq "$(( $(simq "s['requests']['total']") - before ))" 1
+
+# --- 3. Outlook: a reply carrying only Thread-Index appends ----------------
+mail "Jo <jo@acme.example>" support@msp.example "Mouse broken" "<o1@acme.example>" \
+    "Thread-Index: AdxeEjRWWh0sO05fYHGCk6S1xtfo+Q=="
+wait_jobs 3
+t3=$(job_field "<o1@acme.example>" ticket)
+mail "Jo <jo@acme.example>" support@msp.example "RE: Mouse broken" "<o2@acme.example>" \
+    "Thread-Index: AdxeEjRWWh0sO05fYHGCk6S1xtfo+QAAEjRW"
+wait_jobs 4
+check "Outlook reply (Thread-Index only) appended" eq "$(job_field "<o2@acme.example>" ticket)" "$t3"
+
+# --- 4. subject tag: the ticket's contact may use it, a stranger may not ---
+mail "Carl <carl@globex.example>" support@msp.example "Re: VPN broken [ID:502]" "<tag1@globex.example>"
+wait_jobs 5
+check "subject tag from the ticket's contact appends to 502" eq "$(job_field "<tag1@globex.example>" ticket)" 502
+mail "Ann <ann@acme.example>" support@msp.example "Re: VPN broken [ID:502]" "<tag2@acme.example>"
+wait_jobs 6
+check "the same tag from a stranger does not append to 502" \
+    sh -c "[ \"$(job_field "<tag2@acme.example>" ticket)\" != 502 ]"
+check "the stranger's mail made its own ticket" eq "$(job_field "<tag2@acme.example>" result)" created
+
+# --- 5. unknown sender of a known domain goes to that client -------------
+mail "Nobody <nobody@initech.example>" support@msp.example "Server room hot" "<u1@initech.example>"
+wait_jobs 7
+t5=$(job_field "<u1@initech.example>" ticket)
+check "unknown sender of a known domain: ticket for client 12" \
+    eq "$(simq "[t['client_id'] for t in s['tickets'] if t['id'] == ${t5:-0}]")" "[12]"
+
+# --- 6. auto-reply and bounce make nothing in Halo ------------------------
+n_before=$(simq "len(s['tickets']) + len(mine)")
+mail "Ann <ann@acme.example>" support@msp.example "Automatic reply: Laptop" "<oof@acme.example>" \
+    "Auto-Submitted: auto-replied"
+send_mail "$TOP/tests/e2e/mail/06-bounce.eml" "<>" support@msp.example
+wait_jobs 9
+check "auto-reply and bounce: nothing created in Halo" eq "$(simq "len(s['tickets']) + len(mine)")" "$n_before"
+
+# --- 7. one mail to two intake mailboxes is logged once -------------------
+_m=$T/two.eml
+printf 'From: Ann <ann@acme.example>\nTo: support@msp.example, helpdesk@msp.example\nSubject: Both mailboxes\nMessage-ID: <both@acme.example>\n\nhello\n' > "$_m"
+send_mail "$_m" ann@acme.example support@msp.example helpdesk@msp.example
+wait_jobs 10
+check "two intake mailboxes: one ticket" eq "$(simq "len([t for t in s['tickets'] if t.get('summary') == 'Both mailboxes'])")" 1
+
+# --- 8. Halo down for a while, then back: everything logged once ---------
+sim POST /_sim/faults '{"status_burst": {"status": 503, "count": 6}}' > /dev/null
+mail "Ann <ann@acme.example>" support@msp.example "During outage 1" "<down1@acme.example>"
+mail "Jo <jo@acme.example>" support@msp.example "During outage 2" "<down2@acme.example>"
+wait_jobs 12
+check "outage: both logged after Halo came back" \
+    eq "$(simq "len([t for t in s['tickets'] if t.get('summary', '').startswith('During outage')])")" 2
+
+# --- 9. connection dropped after Halo applied the request: no duplicate ---
+sim POST /_sim/faults '{"drop_after_request": 1}' > /dev/null
+mail "Ann <ann@acme.example>" support@msp.example "Uncertain create" "<unc@acme.example>"
+wait_jobs 13
+check "uncertain create: exactly one ticket" \
+    eq "$(simq "len([t for t in s['tickets'] if t.get('summary') == 'Uncertain create'])")" 1
+check "uncertain create: job done" eq "$(job_field "<unc@acme.example>" result)" created
+
+# --- 10. 401 mid-session and refresh-token rotation -----------------------
+sim POST /_sim/faults '{"unauthorized_next": 1, "revoke_access_tokens": true, "rotation": "rotate"}' > /dev/null
+mail "Ann <ann@acme.example>" support@msp.example "Re: Laptop will not boot" "<n3@acme.example>" \
+    "In-Reply-To: <n2@acme.example>"
+wait_jobs 14
+check "401 mid-session: refreshed and appended" eq "$(job_field "<n3@acme.example>" ticket)" "$t1"
+
+# --- 11. thread-only mailbox never creates --------------------------------
+mail "Ann <ann@acme.example>" bob@msp.example "Direct to Bob" "<bob1@acme.example>"
+wait_jobs 15
+check "thread-only mailbox: new thread skipped, not created" \
+    sh -c "ctl() { \"$CTL\" -c \"$MILTER_CONF\" \"\$@\"; }; ctl queue -s skipped | grep -q 'bob1@acme.example'"
+
+# --- 12. SIGKILL while posting: no duplicate -------------------------------
+sim POST /_sim/faults '{"latency_ms": 1500}' > /dev/null
+mail "Ann <ann@acme.example>" support@msp.example "Killed while posting" "<kill@acme.example>"
+sleep 1.2
+daemon_stop KILL
+sim POST /_sim/faults '{"latency_ms": 0}' > /dev/null
+sleep 1.5
+daemon_start || exit 1
+wait_jobs 16
+check "SIGKILL while posting: exactly one ticket" \
+    eq "$(simq "len([t for t in s['tickets'] if t.get('summary') == 'Killed while posting'])")" 1
+check "no duplicate action or ticket for any Message-ID" \
+    eq "$(simq "max([ids.count(m) for m in set(ids)] or [1])")" 1
+check "nothing failed" eq "$(ctl queue -s failed | grep -c '^[0-9]')" 0
+check "no request over Halo's rate window" eq "$(simq "s['requests']['rate_limited']")" 0
+
+# --- 13. attachments reach Halo with the action ---------------------------
+att=$T/att.eml
+{
+	printf 'From: Ann <ann@acme.example>\nTo: support@msp.example\nSubject: Re: Laptop will not boot\n'
+	printf 'Message-ID: <att@acme.example>\nIn-Reply-To: <n1@acme.example>\nMIME-Version: 1.0\n'
+	printf 'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nlog attached\n'
+	printf -- '--b\nContent-Type: text/plain; name="boot.log"\nContent-Disposition: attachment; filename="boot.log"\n'
+	printf 'Content-Transfer-Encoding: base64\n\n'
+	printf 'kernel panic at boot\n' | base64
+	printf -- '--b--\n'
+} > "$att"
+send_mail "$att" ann@acme.example support@msp.example
+wait_jobs 17
+check "attachment uploaded with the action" \
+    eq "$(simq "[a.get('filename') for a in s['attachments'] if a.get('ticket_id') == $t1]")" "['boot.log']"
+
+# --- 14. 429 storm: Halo's window smaller than our budget -----------------
+sim POST /_sim/faults '{"rate_limit": {"limit": 4, "window": 3}, "retry_after": true}' > /dev/null
+i=0
+while [ $i -lt 6 ]; do
+	i=$((i + 1))
+	mail "Jo <jo@acme.example>" support@msp.example "Storm $i" "<storm$i@acme.example>"
+done
+wait_jobs 23
+check "429 storm: all six logged" \
+    eq "$(simq "len([t for t in s['tickets'] if t.get('summary', '').startswith('Storm ')])")" 6
+check "429 storm: Halo did say 429 (the test is real)" \
+    sh -c "[ $(simq "s['requests']['rate_limited']") -gt 0 ]"
+check "429 storm: still no duplicate" eq "$(simq "max([ids.count(m) for m in set(ids)] or [1])")" 1
+
+if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" "$T/daemon.log"; then
+	not_ok "sanitizer report in daemon log"
+	grep -A20 "Sanitizer\|runtime error" "$T/daemon.log" | head -40
+fi
+if grep -qi "bearer\|refresh_token=\|access_token" "$T/daemon.log"; then
+	not_ok "a token appears in the daemon log"
+fi
+echo "halo: $pass passed, $fail failed"
+if [ $fail -ne 0 ]; then
+	echo "    (kept $T; daemon log tail:)"
+	tail -30 "$T/daemon.log" | sed 's/^/    /'
+	trap - EXIT
+	daemon_stop; sim_stop; harness_cleanup
+	exit 1
+fi
+daemon_stop; sim_stop; harness_cleanup; trap - EXIT
+rm -rf "$T"
