@@ -710,26 +710,34 @@ ctx_post(struct job_ctx *ctx, const struct mime_message *m, bool create,
 	return step;
 }
 
-/* When to try again: Halo's Retry-After when it gave one (plus up to a
- * second of jitter), else exponential from BASE seconds, +-20%. */
-static time_t
-worker_backoff(unsigned base, int attempts, long retry_after)
+/* Seconds until the next attempt (see worker.h). */
+long
+worker_retry_delay(unsigned base, int attempts, long retry_after,
+    unsigned char jitter)
 {
 	long delay = (long)base;
-	unsigned char r = 0;
 	int i;
 
-	if (crypto_random(&r, 1) != 0)
-		r = 128;
 	if (retry_after >= 0)
-		return time(NULL) + (retry_after < WORKER_BACKOFF_MAX ?
-		    retry_after : WORKER_BACKOFF_MAX) + (r & 1);
+		return (retry_after < WORKER_BACKOFF_MAX ? retry_after :
+		    WORKER_BACKOFF_MAX) + (jitter & 1);
 	for (i = 1; i < attempts && delay < WORKER_BACKOFF_MAX; i++)
 		delay *= 2;
 	if (delay > WORKER_BACKOFF_MAX)
 		delay = WORKER_BACKOFF_MAX;
-	delay = delay * 4 / 5 + (delay * 2 / 5) * r / 255;
-	return time(NULL) + (delay > 0 ? delay : 1);
+	delay = delay * 4 / 5 + (delay * 2 / 5) * jitter / 255;
+	return delay > 0 ? delay : 1;
+}
+
+/* When to try again, with random jitter. */
+static time_t
+worker_backoff(unsigned base, int attempts, long retry_after)
+{
+	unsigned char r = 128;
+
+	if (crypto_random(&r, 1) != 0)
+		r = 128;
+	return time(NULL) + worker_retry_delay(base, attempts, retry_after, r);
 }
 
 /* Remove the spool file once no job needs it any more. */

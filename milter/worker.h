@@ -35,6 +35,15 @@ void worker_kick(struct worker *w);
  * returns 1 when a job was processed, 0 when none was due. */
 int worker_run_once(struct worker *w);
 
+/*
+ * Seconds to wait before attempt ATTEMPTS + 1: Halo's RETRY_AFTER when it
+ * gave one (>= 0; capped at an hour, plus JITTER's low bit), else BASE
+ * doubled per attempt up to an hour, scaled by JITTER (0..255) into
+ * 80%..120%. Never less than a second.
+ */
+long worker_retry_delay(unsigned base, int attempts, long retry_after,
+    unsigned char jitter);
+
 /* Requests sent to Halo, by outcome, for /metrics and tests. */
 struct worker_stats {
 	uint64_t requests;          /* Halo requests sent */
