@@ -206,6 +206,11 @@ enum store_status store_token_set_state(struct store *st, const char *tenant,
     const char *agent, const char *state);
 struct store_token *store_token_free(struct store_token *t);
 
+/* Call FN for each token row of TENANT (NULL: every tenant). */
+typedef void (*store_token_fn)(const struct store_token *t, void *arg);
+enum store_status store_token_list(struct store *st, const char *tenant,
+    store_token_fn fn, void *arg);
+
 /* Sender cache, keyed by (tenant, address or domain). */
 enum store_status store_sender_get(struct store *st, const char *tenant,
     const char *key, time_t now, struct store_sender *out);

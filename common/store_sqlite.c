@@ -965,3 +965,34 @@ store_jobs_reset_running(struct store *st, unsigned *n)
 	*n = (unsigned)changes;
 	return rc;
 }
+
+/* Iterate over token rows. */
+enum store_status
+store_token_list(struct store *st, const char *tenant, store_token_fn fn,
+    void *arg)
+{
+	sqlite3_stmt *stmt;
+	struct store_token t;
+	int step;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT tenant, agent, sealed, state,"
+	    " last_refresh, updated FROM tokens WHERE ?1 IS NULL OR tenant = ?1"
+	    " ORDER BY tenant, agent", -1, &stmt, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&st->lock);
+		return STORE_ERROR;
+	}
+	store_bind_text(stmt, 1, tenant);
+	while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+		t.tenant = (char *)sqlite3_column_text(stmt, 0);
+		t.agent = (char *)sqlite3_column_text(stmt, 1);
+		t.sealed = (char *)sqlite3_column_text(stmt, 2);
+		t.state = (char *)sqlite3_column_text(stmt, 3);
+		t.last_refresh = (time_t)sqlite3_column_int64(stmt, 4);
+		t.updated = (time_t)sqlite3_column_int64(stmt, 5);
+		fn(&t, arg);
+	}
+	sqlite3_finalize(stmt);
+	pthread_mutex_unlock(&st->lock);
+	return step == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}

@@ -6,8 +6,11 @@
  *   halo-milterctl [-c FILE] stats                        jobs per state
  *   halo-milterctl [-c FILE] retry ID                     re-queue a job
  *   halo-milterctl [-c FILE] token import AGENT [TENANT]  refresh token on stdin
+ *   halo-milterctl [-c FILE] doctor [TENANT]              check Halo set-up
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -19,6 +22,8 @@
 
 #include "conf.h"
 #include "crypto.h"
+#include "halo.h"
+#include "http.h"
 #include "log.h"
 #include "oauth.h"
 #include "spool.h"
@@ -39,6 +44,8 @@ usage(void)
 	    "  retry ID                     queue a failed, skipped or waiting job again\n"
 	    "  token import AGENT [TENANT]  store AGENT's Halo refresh token, read\n"
 	    "                               from standard input (sealed at rest)\n"
+	    "  doctor [TENANT]              check each tenant's Halo set-up: agents'\n"
+	    "                               tokens, ticket type, outcomes, budget\n"
 	    "states: queued skipped running done failed waiting\n");
 	exit(2);
 }
@@ -305,6 +312,217 @@ ctl_token_import(struct store *st, const struct conf *conf, const char *agent,
 	return rc;
 }
 
+/* A growing list of agent addresses (doctor). */
+struct ctl_agents {
+	char **v;
+	size_t n;
+};
+
+/* Add AGENT unless present. */
+static void
+ctl_agents_add(struct ctl_agents *a, const char *agent)
+{
+	char **grown;
+	size_t i;
+
+	if (agent == NULL)
+		return;
+	for (i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], agent) == 0)
+			return;
+	grown = realloc(a->v, (a->n + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return;
+	a->v = grown;
+	if ((a->v[a->n] = strdup(agent)) != NULL)
+		a->n++;
+}
+
+/* store_token_list callback: collect agents with a token row. */
+static void
+ctl_collect_agent(const struct store_token *t, void *arg)
+{
+	ctl_agents_add(arg, t->agent);
+}
+
+/* One doctor line; counts problems. */
+static void
+ctl_diag(int *problems, bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("  %s ", ok ? "ok  " : "FIX ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	if (!ok)
+		(*problems)++;
+}
+
+/* Is NAME one of LIST's names (case-insensitive)? */
+static bool
+ctl_named_has(const struct halo_named *list, size_t n, const char *name,
+    int64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if ((name != NULL && list[i].name != NULL &&
+		    strcasecmp(list[i].name, name) == 0) ||
+		    (name == NULL && list[i].id == id))
+			return true;
+	return false;
+}
+
+/* Check one tenant as configured. */
+static void
+ctl_doctor_tenant(struct store *st, struct oauth *oa,
+    const struct conf_tenant *t, int *problems)
+{
+	struct ctl_agents agents = { NULL, 0 };
+	struct halo_conf hc;
+	struct halo_err err;
+	struct halo_named *list = NULL;
+	char *token = NULL, *working = NULL;
+	size_t i, n = 0;
+
+	memset(&hc, 0, sizeof(hc));
+	hc.halo_url = t->halo_url;
+	hc.auth_url = t->auth_url;
+	hc.tenant = t->halo_tenant;
+	hc.client_id = t->client_id;
+	hc.client_secret = t->client_secret;
+	printf("tenant %s: %s (auth %s%s)\n", t->name, t->halo_url,
+	    t->auth_url ? t->auth_url : t->halo_url, t->auth_url ? "" : "/auth");
+	ctl_agents_add(&agents, t->default_agent);
+	for (i = 0; i < t->n_routes; i++)
+		if (t->routes[i]->mode != CONF_MODE_OFF)
+			ctl_agents_add(&agents, t->routes[i]->agent);
+	store_token_list(st, t->name, ctl_collect_agent, &agents);
+	if (agents.n == 0)
+		ctl_diag(problems, false, "no agent: routes name none and no token"
+		    " is stored (halo-milterctl token import AGENT %s)", t->name);
+	for (i = 0; i < agents.n; i++) {
+		struct halo_agent me;
+		enum oauth_status os = oauth_access_token(oa, &hc, t->name,
+		    agents.v[i], true, &token, &err);
+		if (os == OAUTH_NO_TOKEN) {
+			ctl_diag(problems, false, "agent %s: no token; enroll it"
+			    " (halo-milterctl token import %s %s)", agents.v[i],
+			    agents.v[i], t->name);
+			continue;
+		}
+		if (os == OAUTH_REENROLL) {
+			ctl_diag(problems, false, "agent %s: Halo refused its refresh"
+			    " token; it must enroll again", agents.v[i]);
+			continue;
+		}
+		if (os != OAUTH_OK) {
+			ctl_diag(problems, false, "agent %s: cannot reach the auth"
+			    " server: %s: %s", agents.v[i],
+			    http_result_name(err.kind), err.message);
+			continue;
+		}
+		memset(&me, 0, sizeof(me));
+		if (halo_agent_me(&hc, token, &me, &err) != 0)
+			ctl_diag(problems, false, "agent %s: token works at the auth"
+			    " server but Agent/me failed: %s", agents.v[i], err.message);
+		else if (me.email == NULL || strcasecmp(me.email, agents.v[i]) != 0)
+			ctl_diag(problems, false, "agent %s: the token belongs to %s",
+			    agents.v[i], me.email ? me.email : "someone else");
+		else
+			ctl_diag(problems, true, "agent %s: token refreshed, signed in"
+			    " as %s%s", agents.v[i], me.name ? me.name : me.email,
+			    me.disabled ? " (DISABLED in Halo)" : "");
+		if (me.disabled)
+			(*problems)++;
+		halo_agent_free(&me);
+		if (working == NULL) {
+			working = token;
+			token = NULL;
+		}
+		oauth_token_free(token);
+		token = NULL;
+	}
+	if (working != NULL) {
+		if (halo_list_ticket_types(&hc, working, &list, &n, &err) == 0) {
+			ctl_diag(problems, ctl_named_has(list, n, NULL,
+			    t->ticket_type_id), "ticket type %ld %s", t->ticket_type_id,
+			    ctl_named_has(list, n, NULL, t->ticket_type_id) ?
+			    "exists" : "does not exist in Halo");
+			halo_named_free(list, n);
+		} else {
+			ctl_diag(problems, false, "cannot list ticket types: %s",
+			    err.message);
+		}
+		if (halo_list_outcomes(&hc, working, &list, &n, &err) == 0) {
+			bool a = ctl_named_has(list, n, t->append_outcome, 0);
+			bool c = ctl_named_has(list, n, t->create_outcome, 0);
+			ctl_diag(problems, a, "append outcome '%s' %s", t->append_outcome,
+			    a ? "exists" : "is not an outcome in Halo");
+			ctl_diag(problems, c, "create outcome '%s' %s", t->create_outcome,
+			    c ? "exists" : "is not an outcome in Halo");
+			halo_named_free(list, n);
+		} else {
+			ctl_diag(problems, false, "cannot list outcomes: %s", err.message);
+		}
+		oauth_token_free(working);
+	}
+	/* self-hosted Halo may allow more: a warning, not a problem */
+	printf("  %s request budget %u per %us%s\n",
+	    (double)t->rate_limit / t->rate_window <= 1.0 ? "ok  " : "warn",
+	    t->rate_limit, t->rate_window,
+	    (double)t->rate_limit / t->rate_window <= 1.0 ? " (under hosted"
+	    " Halo's 300 per 5 minutes)" : ": above hosted Halo's 300 per 5"
+	    " minutes; expect 429s there");
+	if (t->cf_conversation_id[0] != '\0' || t->cf_message_id[0] != '\0')
+		printf("  note custom fields %s%s%s must exist in Halo, or ticket"
+		    " creation fails (set 'none' to leave one out)\n",
+		    t->cf_conversation_id, t->cf_conversation_id[0] &&
+		    t->cf_message_id[0] ? " and " : "", t->cf_message_id);
+	for (i = 0; i < agents.n; i++)
+		free(agents.v[i]);
+	free(agents.v);
+}
+
+/* "doctor [TENANT]". */
+static int
+ctl_doctor(struct store *st, const struct conf *conf, const char *tenant)
+{
+	char key_path[PATH_MAX], err[256];
+	uint8_t key[CRYPTO_KEY_LEN];
+	struct oauth *oa;
+	int problems = 0;
+	size_t i, checked = 0;
+
+	snprintf(key_path, sizeof(key_path), "%s/seal.key", conf->state_dir);
+	if (crypto_key_load_or_create(key_path, key, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s\n", key_path, err);
+		return 1;
+	}
+	oa = oauth_new(st, key);
+	crypto_wipe(key, sizeof(key));
+	if (oa == NULL)
+		return 1;
+	http_global_init();
+	if (conf->insecure_http)
+		http_allow_loopback_http(true);
+	for (i = 0; i < conf->n_tenants; i++) {
+		if (tenant != NULL && strcmp(conf->tenants[i]->name, tenant) != 0)
+			continue;
+		ctl_doctor_tenant(st, oa, conf->tenants[i], &problems);
+		checked++;
+	}
+	oauth_free(oa);
+	if (checked == 0) {
+		fprintf(stderr, "no tenant %s\n", tenant ? tenant : "configured");
+		return 2;
+	}
+	printf("%d problem%s found\n", problems, problems == 1 ? "" : "s");
+	return problems == 0 ? 0 : 1;
+}
+
 /* "stats". */
 static int
 ctl_stats(struct store *st)
@@ -357,6 +575,8 @@ main(int argc, char **argv)
 		rc = ctl_show(st, conf, argv[2]);
 	else if (strcmp(argv[1], "stats") == 0)
 		rc = ctl_stats(st);
+	else if (strcmp(argv[1], "doctor") == 0 && argc <= 3)
+		rc = ctl_doctor(st, conf, argc == 3 ? argv[2] : NULL);
 	else if (strcmp(argv[1], "retry") == 0 && argc == 3)
 		rc = ctl_retry(st, argv[2]);
 	else if (strcmp(argv[1], "token") == 0 && argc >= 4 && argc <= 5 &&

@@ -52,6 +52,19 @@ pf_start "inet:$MILTER_PORT@127.0.0.1" tempfail || exit 1
 token_for alice@msp.example | ctl token import alice@msp.example sim > /dev/null
 token_for bob@msp.example | ctl token import bob@msp.example sim > /dev/null
 
+# --- 0. doctor: what an operator runs after set-up ------------------------
+ctl doctor sim > "$T/doctor.out" 2>&1
+check "doctor: a good set-up passes" eq "$?" 0
+check "doctor: agent token checked against Agent/me" \
+    grep -q "ok   agent alice@msp.example: token refreshed, signed in as Alice Agent" "$T/doctor.out"
+sed 's/^ticket_type_id = 1$/ticket_type_id = 99/; s/^cf_message_id = CFMilterKey$/cf_message_id = CFMilterKey\nappend_outcome = No Such Outcome\nroute = carol@msp.example intake agent=carol@msp.example/' \
+    "$MILTER_CONF" > "$T/bad.conf"
+"$CTL" -c "$T/bad.conf" doctor sim > "$T/doctor-bad.out" 2>&1
+check "doctor: a broken set-up fails" eq "$?" 1
+check "doctor: names the missing ticket type" grep -q "FIX  ticket type 99 does not exist" "$T/doctor-bad.out"
+check "doctor: names the missing outcome" grep -q "FIX  append outcome 'No Such Outcome'" "$T/doctor-bad.out"
+check "doctor: names the agent without a token" grep -q "FIX  agent carol@msp.example: no token" "$T/doctor-bad.out"
+
 # wait_jobs N: until N jobs are in a final state (done/skipped/failed)
 wait_jobs() {
 	_w_i=0
