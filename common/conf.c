@@ -74,6 +74,7 @@ enum key_id {
 	KEY_MAX_ATTACHMENT_SIZE,
 	KEY_MAX_ATTACHMENTS_TOTAL,
 	KEY_SENDER_CACHE_TTL,
+	KEY_OVERRIDE,
 	KEY_COUNT
 };
 
@@ -126,6 +127,7 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_MAX_ATTACHMENT_SIZE] = { "max_attachment_size", SCOPE_TENANT, false },
 	[KEY_MAX_ATTACHMENTS_TOTAL] = { "max_attachments_total", SCOPE_TENANT, false },
 	[KEY_SENDER_CACHE_TTL]   = { "sender_cache_ttl", SCOPE_TENANT, false },
+	[KEY_OVERRIDE]           = { "override", SCOPE_TENANT, true },
 	[KEY_ROUTE]              = { "route", SCOPE_TENANT, true },
 };
 
@@ -599,6 +601,11 @@ static void tenant_free(struct conf_tenant *t)
 	free(t->default_agent);
 	free(t->cf_conversation_id);
 	free(t->cf_message_id);
+	for (i = 0; i < t->n_overrides; i++) {
+		free(t->overrides[i]->pattern);
+		free(t->overrides[i]);
+	}
+	free(t->overrides);
 	for (i = 0; i < t->n_halo_senders; i++)
 		free(t->halo_senders[i]);
 	free(t->halo_senders);
@@ -671,6 +678,86 @@ static bool route_conflicts(struct parser *p, int line, const char *pattern)
 }
 
 /* Parse "PATTERN MODE [agent=EMAIL|agent=recipient]" and add the route. */
+/* "override = PATTERN client=ID [site=ID]" or
+ * "override = PATTERN contact=ID site=ID client=ID". */
+static void parse_override(struct parser *p, int line, const char *value)
+{
+	char buf[CONF_LINE_MAX + 1];
+	char *tok[5], *save = NULL, *s;
+	const char *why;
+	size_t ntok = 0, i;
+	long ids[3] = { 0, 0, 0 };    /* contact, site, client */
+	static const char *const names[3] = { "contact=", "site=", "client=" };
+	struct conf_override *o, **grown;
+	struct conf_tenant *t = p->tenant;
+	unsigned long num;
+
+	if (strlen(value) >= sizeof(buf)) {
+		conf_error(p, line, "override: value too long");
+		return;
+	}
+	strcpy(buf, value);
+	for (s = strtok_r(buf, " \t", &save); s != NULL && ntok < 5;
+	    s = strtok_r(NULL, " \t", &save))
+		tok[ntok++] = s;
+	if (ntok < 2 || s != NULL) {
+		conf_error(p, line, "override: expected PATTERN client=ID [site=ID]"
+		    " or PATTERN contact=ID site=ID client=ID");
+		return;
+	}
+	lower_str(tok[0]);
+	why = pattern_error(tok[0]);
+	if (why != NULL) {
+		conf_error(p, line, "override: invalid pattern '%s': %s", tok[0],
+		    why);
+		return;
+	}
+	for (i = 1; i < ntok; i++) {
+		size_t k;
+		for (k = 0; k < 3; k++)
+			if (strncasecmp(tok[i], names[k], strlen(names[k])) == 0)
+				break;
+		if (k == 3 || ids[k] != 0 || !parse_ulong_range(tok[i] +
+		    strlen(names[k]), 1, 2147483647UL, &num)) {
+			conf_error(p, line, "override: invalid '%s' (expected"
+			    " contact=ID, site=ID or client=ID, each once)", tok[i]);
+			return;
+		}
+		ids[k] = (long)num;
+	}
+	if (ids[2] == 0) {
+		conf_error(p, line, "override: client=ID is required");
+		return;
+	}
+	if (ids[0] != 0 && ids[1] == 0) {
+		conf_error(p, line, "override: contact=ID needs its site=ID (Halo"
+		    " requires a contact's site)");
+		return;
+	}
+	for (i = 0; i < t->n_overrides; i++) {
+		if (strcmp(t->overrides[i]->pattern, tok[0]) == 0) {
+			conf_error(p, line, "override: '%s' already overridden at"
+			    " line %d", tok[0], t->overrides[i]->line);
+			return;
+		}
+	}
+	o = calloc(1, sizeof(*o));
+	grown = realloc(t->overrides, (t->n_overrides + 1) * sizeof(*grown));
+	if (o == NULL || grown == NULL || (o->pattern = strdup(tok[0])) == NULL) {
+		free(o);
+		if (grown != NULL)
+			t->overrides = grown;
+		conf_error(p, line, "out of memory");
+		return;
+	}
+	t->overrides = grown;
+	o->contact_id = ids[0];
+	o->site_id = ids[1];
+	o->client_id = ids[2];
+	o->line = line;
+	t->overrides[t->n_overrides++] = o;
+}
+
 static void parse_route(struct parser *p, int line, const char *value)
 {
 	char buf[CONF_LINE_MAX + 1];
@@ -1009,6 +1096,9 @@ static void apply_tenant(struct parser *p, int line, enum key_id key,
 		break;
 	case KEY_ROUTE:
 		parse_route(p, line, value);
+		break;
+	case KEY_OVERRIDE:
+		parse_override(p, line, value);
 		break;
 	case KEY_FALLBACK_CLIENT_ID:
 		if (!parse_ulong_range(value, 0, 2147483647UL, &num))
@@ -1449,4 +1539,27 @@ const struct conf_route *conf_route_lookup(const struct conf *conf,
 		}
 	}
 	return wild;
+}
+
+/* The override for a sender address (exact, then "*@domain"). */
+const struct conf_override *
+conf_override_lookup(const struct conf_tenant *t, const char *addr)
+{
+	const char *at;
+	size_t i, len;
+
+	if (addr == NULL || (at = strrchr(addr, '@')) == NULL)
+		return NULL;
+	len = strlen(addr);
+	for (i = 0; i < t->n_overrides; i++)
+		if (strlen(t->overrides[i]->pattern) == len &&
+		    strcasecmp(t->overrides[i]->pattern, addr) == 0)
+			return t->overrides[i];
+	for (i = 0; i < t->n_overrides; i++) {
+		const char *pat = t->overrides[i]->pattern;
+		if (pat[0] == '*' && pat[1] == '@' &&
+		    strcasecmp(pat + 2, at + 1) == 0)
+			return t->overrides[i];
+	}
+	return NULL;
 }

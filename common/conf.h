@@ -40,6 +40,16 @@ struct conf_route {
 	struct conf_tenant *tenant;  /* back pointer, not owned */
 };
 
+/* An operator override: "override = PATTERN client=ID [site=ID]" or
+ * "override = PATTERN contact=ID site=ID client=ID". Wins over lookups. */
+struct conf_override {
+	char *pattern;               /* lower-case "local@domain" or "*@domain" */
+	long contact_id;             /* 0 when the override names a client */
+	long site_id;                /* 0 when not given */
+	long client_id;
+	int line;
+};
+
 struct conf_tenant {
 	char *name;
 	int line;                    /* line of the "[tenant NAME]" header */
@@ -68,6 +78,8 @@ struct conf_tenant {
 	uint64_t max_attachment_size;    /* per file; 10 MiB */
 	uint64_t max_attachments_total;  /* per message; 25 MiB */
 	unsigned sender_cache_ttl;   /* seconds; 3600 */
+	struct conf_override **overrides;
+	size_t n_overrides;
 	struct conf_route **routes;
 	size_t n_routes;
 };
@@ -108,6 +120,11 @@ struct conf *conf_free(struct conf *conf);
  * rule. The returned rule may have mode CONF_MODE_OFF.
  */
 const struct conf_route *conf_route_lookup(const struct conf *conf,
+    const char *addr);
+
+/* The override for sender ADDR in tenant T (exact beats "*@domain"), or
+ * NULL. */
+const struct conf_override *conf_override_lookup(const struct conf_tenant *t,
     const char *addr);
 
 /* Parse a size with optional K/M/G suffix (binary units). 0 on success. */

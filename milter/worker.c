@@ -342,6 +342,14 @@ ctx_resolve_sender(struct job_ctx *ctx)
 		return STEP_OK;
 	}
 	domain++;
+	/* the operator's word wins over anything Halo says */
+	const struct conf_override *ov = conf_override_lookup(ctx->t, addr);
+	if (ov != NULL) {
+		ctx_set_sender(ctx, NULL, ov->contact_id ? SENDER_CONTACT :
+		    SENDER_CLIENT, ov->contact_id, ov->site_id, ov->client_id, NULL,
+		    NULL);
+		return STEP_OK;
+	}
 	snprintf(key, sizeof(key), "addr:%s", addr);
 	snprintf(dkey, sizeof(dkey), "domain:%s", domain);
 	if (ctx_cached_sender(ctx, key)) {

@@ -42,6 +42,8 @@ cf_message_id = CFMilterKey
 halo_senders = notify@msp.example
 rate_limit = 40
 rate_window = 10
+override = *@partner.example client=12 site=120
+override = vip@partner.example contact=1005 site=120 client=12
 route = support@msp.example intake agent=alice@msp.example
 route = helpdesk@msp.example intake agent=alice@msp.example
 route = bob@msp.example thread-only agent=recipient
@@ -143,33 +145,43 @@ t5=$(job_field "<u1@initech.example>" ticket)
 check "unknown sender of a known domain: ticket for client 12" \
     eq "$(simq "[t['client_id'] for t in s['tickets'] if t['id'] == ${t5:-0}]")" "[12]"
 
+# --- 5b. operator overrides win over lookups -------------------------------
+# (these do not count as jobs of the scenario numbering below: 2 more)
+mail "VIP <vip@partner.example>" support@msp.example "Override contact" "<ov1@partner.example>"
+mail "Other <other@partner.example>" support@msp.example "Override domain" "<ov2@partner.example>"
+wait_jobs 9
+check "override: a named contact gets the ticket as its user" \
+    eq "$(simq "[(t['user_id'], t['client_id'], t['site_id']) for t in s['tickets'] if t.get('summary') == 'Override contact']")" "[(1005, 12, 120)]"
+check "override: a domain goes to its client" \
+    eq "$(simq "[(t.get('user_id') or 0, t['client_id']) for t in s['tickets'] if t.get('summary') == 'Override domain']")" "[(0, 12)]"
+
 # --- 6. auto-reply and bounce make nothing in Halo ------------------------
 n_before=$(simq "len(s['tickets']) + len(mine)")
 mail "Ann <ann@acme.example>" support@msp.example "Automatic reply: Laptop" "<oof@acme.example>" \
     "Auto-Submitted: auto-replied"
 send_mail "$TOP/tests/e2e/mail/06-bounce.eml" "<>" support@msp.example
-wait_jobs 9
+wait_jobs 11
 check "auto-reply and bounce: nothing created in Halo" eq "$(simq "len(s['tickets']) + len(mine)")" "$n_before"
 
 # --- 7. one mail to two intake mailboxes is logged once -------------------
 _m=$T/two.eml
 printf 'From: Ann <ann@acme.example>\nTo: support@msp.example, helpdesk@msp.example\nSubject: Both mailboxes\nMessage-ID: <both@acme.example>\n\nhello\n' > "$_m"
 send_mail "$_m" ann@acme.example support@msp.example helpdesk@msp.example
-wait_jobs 10
+wait_jobs 12
 check "two intake mailboxes: one ticket" eq "$(simq "len([t for t in s['tickets'] if t.get('summary') == 'Both mailboxes'])")" 1
 
 # --- 8. Halo down for a while, then back: everything logged once ---------
 sim POST /_sim/faults '{"status_burst": {"status": 503, "count": 6}}' > /dev/null
 mail "Ann <ann@acme.example>" support@msp.example "During outage 1" "<down1@acme.example>"
 mail "Jo <jo@acme.example>" support@msp.example "During outage 2" "<down2@acme.example>"
-wait_jobs 12
+wait_jobs 14
 check "outage: both logged after Halo came back" \
     eq "$(simq "len([t for t in s['tickets'] if t.get('summary', '').startswith('During outage')])")" 2
 
 # --- 9. connection dropped after Halo applied the request: no duplicate ---
 sim POST /_sim/faults '{"drop_after_request": 1}' > /dev/null
 mail "Ann <ann@acme.example>" support@msp.example "Uncertain create" "<unc@acme.example>"
-wait_jobs 13
+wait_jobs 15
 check "uncertain create: exactly one ticket" \
     eq "$(simq "len([t for t in s['tickets'] if t.get('summary') == 'Uncertain create'])")" 1
 check "uncertain create: job done" eq "$(job_field "<unc@acme.example>" result)" created
@@ -178,12 +190,12 @@ check "uncertain create: job done" eq "$(job_field "<unc@acme.example>" result)"
 sim POST /_sim/faults '{"unauthorized_next": 1, "revoke_access_tokens": true, "rotation": "rotate"}' > /dev/null
 mail "Ann <ann@acme.example>" support@msp.example "Re: Laptop will not boot" "<n3@acme.example>" \
     "In-Reply-To: <n2@acme.example>"
-wait_jobs 14
+wait_jobs 16
 check "401 mid-session: refreshed and appended" eq "$(job_field "<n3@acme.example>" ticket)" "$t1"
 
 # --- 11. thread-only mailbox never creates --------------------------------
 mail "Ann <ann@acme.example>" bob@msp.example "Direct to Bob" "<bob1@acme.example>"
-wait_jobs 15
+wait_jobs 17
 check "thread-only mailbox: new thread skipped, not created" \
     sh -c "ctl() { \"$CTL\" -c \"$MILTER_CONF\" \"\$@\"; }; ctl queue -s skipped | grep -q 'bob1@acme.example'"
 
@@ -195,7 +207,7 @@ daemon_stop KILL
 sim POST /_sim/faults '{"latency_ms": 0}' > /dev/null
 sleep 1.5
 daemon_start || exit 1
-wait_jobs 16
+wait_jobs 18
 check "SIGKILL while posting: exactly one ticket" \
     eq "$(simq "len([t for t in s['tickets'] if t.get('summary') == 'Killed while posting'])")" 1
 check "no duplicate action or ticket for any Message-ID" \
@@ -215,7 +227,7 @@ att=$T/att.eml
 	printf -- '--b--\n'
 } > "$att"
 send_mail "$att" ann@acme.example support@msp.example
-wait_jobs 17
+wait_jobs 19
 check "attachment uploaded with the action" \
     eq "$(simq "[a.get('filename') for a in s['attachments'] if a.get('ticket_id') == $t1]")" "['boot.log']"
 
@@ -226,7 +238,7 @@ while [ $i -lt 6 ]; do
 	i=$((i + 1))
 	mail "Jo <jo@acme.example>" support@msp.example "Storm $i" "<storm$i@acme.example>"
 done
-wait_jobs 23
+wait_jobs 25
 check "429 storm: all six logged" \
     eq "$(simq "len([t for t in s['tickets'] if t.get('summary', '').startswith('Storm ')])")" 6
 check "429 storm: Halo did say 429 (the test is real)" \

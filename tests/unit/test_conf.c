@@ -585,6 +585,57 @@ static void test_worker_keys(void **state)
 	unload(&l);
 }
 
+/* Operator overrides: parse, look up (exact beats domain), errors. */
+static void test_overrides(void **state)
+{
+	const struct conf_override *o;
+	struct conf_tenant *t;
+	struct loaded l;
+
+	(void)state;
+	load_text(&l, TENANT_ACME
+	    "override = *@Partner.example client=12 site=120\n"
+	    "override = vip@partner.example contact=1005 site=120 client=12\n");
+	expect_ok(&l);
+	t = l.conf->tenants[0];
+	assert_int_equal(t->n_overrides, 2);
+	o = conf_override_lookup(t, "VIP@partner.example");
+	assert_non_null(o);
+	assert_int_equal(o->contact_id, 1005);
+	assert_int_equal(o->site_id, 120);
+	assert_int_equal(o->client_id, 12);
+	o = conf_override_lookup(t, "other@partner.example");
+	assert_non_null(o);
+	assert_int_equal(o->contact_id, 0);
+	assert_int_equal(o->client_id, 12);
+	assert_null(conf_override_lookup(t, "x@elsewhere.example"));
+	assert_null(conf_override_lookup(t, "no-at-sign"));
+	unload(&l);
+
+	load_text(&l, TENANT_ACME "override = a@b.example contact=5 client=1\n");
+	expect_error(&l, 5, "contact=ID needs its site=ID", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "override = a@b.example site=5\n");
+	expect_error(&l, 5, "client=ID is required", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "override = a@b.example client=x\n");
+	expect_error(&l, 5, "override: invalid 'client=x'", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "override = a@b.example client=1 client=2\n");
+	expect_error(&l, 5, "override: invalid 'client=2'", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "override = a@b.example client=1\n"
+	    "override = A@b.example client=2\n");
+	expect_error(&l, 6, "already overridden at line 5", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "override = nope client=1\n");
+	expect_error(&l, 5, "override: invalid pattern 'nope'", 1);
+	unload(&l);
+	load_text(&l, "override = a@b.example client=1\n");
+	expect_error(&l, 1, "override", 1);
+	unload(&l);
+}
+
 /* Every tenant key with a non-default value; two tenants. */
 static void test_tenant_values(void **state)
 {
@@ -1085,6 +1136,7 @@ int main(void)
 		cmocka_unit_test(test_booleans),
 		cmocka_unit_test(test_tenant_defaults),
 		cmocka_unit_test(test_worker_keys),
+		cmocka_unit_test(test_overrides),
 		cmocka_unit_test(test_tenant_values),
 		cmocka_unit_test(test_comments_and_whitespace),
 		cmocka_unit_test(test_parse_size),
