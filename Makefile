@@ -74,7 +74,7 @@ $(BUILD)/halo-milter: $(DAEMON_SRC:%.c=$(BUILD)/obj/%.o) $(LIBHALO)
 $(BUILD)/halo-milterctl: $(CTL_SRC:%.c=$(BUILD)/obj/%.o) $(LIBHALO)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIBHALO)
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIBHALO)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(ALL_LDFLAGS) -o $@ $< $(LIBHALO) -lcmocka $(LIBS)
 

@@ -29,125 +29,11 @@
 #include <cjson/cJSON.h>
 
 #include "http.h"
+#include "simhelper.h"
 
 /* ---------------------------------------------------------- simulator */
 
-struct sim {
-	pid_t pid;
-	char dir[PATH_MAX];
-	char ready[PATH_MAX + 16];
-	char log[PATH_MAX + 16];
-	int port, auth_port;
-	char base[64];          /* http://127.0.0.1:PORT */
-	char auth[64];          /* http://127.0.0.1:AUTHPORT */
-};
-
 static struct sim sim;
-
-/* Read FILE (small) into a malloc'd string, or NULL. */
-static char *
-slurp(const char *file)
-{
-	FILE *f = fopen(file, "r");
-	char *buf;
-	size_t n;
-
-	if (f == NULL)
-		return NULL;
-	buf = calloc(1, 65536);
-	if (buf != NULL) {
-		n = fread(buf, 1, 65535, f);
-		buf[n] = '\0';
-	}
-	fclose(f);
-	return buf;
-}
-
-/* Start halosim on free ports; wait for its ready file. */
-static int
-sim_start(struct sim *s)
-{
-	const char *src = getenv("HALO_SRCDIR"), *tmp = getenv("TMPDIR");
-	char script[PATH_MAX], fixture[PATH_MAX];
-	struct timespec pause = { 0, 20 * 1000 * 1000 };
-	int i;
-
-	if (src == NULL || *src == '\0')
-		src = ".";
-	if (tmp == NULL || *tmp == '\0')
-		tmp = "/tmp";
-	snprintf(script, sizeof(script), "%s/tests/halosim/halosim.py", src);
-	snprintf(fixture, sizeof(fixture), "%s/tests/halosim/fixture.json", src);
-	snprintf(s->dir, sizeof(s->dir), "%s/test_http.XXXXXX", tmp);
-	if (mkdtemp(s->dir) == NULL)
-		return -1;
-	snprintf(s->ready, sizeof(s->ready), "%s/ready.json", s->dir);
-	snprintf(s->log, sizeof(s->log), "%s/halosim.log", s->dir);
-	s->pid = fork();
-	if (s->pid < 0)
-		return -1;
-	if (s->pid == 0) {
-		int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int nul = open("/dev/null", O_RDONLY);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		if (nul >= 0)
-			dup2(nul, 0);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		execlp("python3", "python3", script, "--port", "0", "--auth-port", "0",
-		    "--fixture", fixture, "--ready-file", s->ready, "--quiet", (char *)NULL);
-		_exit(127);
-	}
-	for (i = 0; i < 1500; i++) {        /* 30 s */
-		int status;
-		char *txt;
-		cJSON *j;
-
-		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-			s->pid = 0;
-			txt = slurp(s->log);
-			fprintf(stderr, "halosim exited early:\n%s\n", txt ? txt : "");
-			free(txt);
-			return -1;
-		}
-		if (access(s->ready, R_OK) == 0 && (txt = slurp(s->ready)) != NULL) {
-			j = cJSON_Parse(txt);
-			free(txt);
-			if (j != NULL) {
-				const cJSON *p = cJSON_GetObjectItem(j, "port");
-				const cJSON *a = cJSON_GetObjectItem(j, "auth_port");
-				if (cJSON_IsNumber(p) && cJSON_IsNumber(a)) {
-					s->port = p->valueint;
-					s->auth_port = a->valueint;
-					cJSON_Delete(j);
-					snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
-					snprintf(s->auth, sizeof(s->auth), "http://127.0.0.1:%d",
-					    s->auth_port);
-					return 0;
-				}
-				cJSON_Delete(j);
-			}
-		}
-		nanosleep(&pause, NULL);
-	}
-	return -1;
-}
-
-/* Stop the simulator and remove its directory. */
-static void
-sim_stop(struct sim *s)
-{
-	if (s->pid > 0) {
-		kill(s->pid, SIGTERM);
-		waitpid(s->pid, NULL, 0);
-		s->pid = 0;
-	}
-	unlink(s->ready);
-	unlink(s->log);
-	rmdir(s->dir);
-}
 
 /* Request METHOD PATH on the resource port with a JSON BODY (or NULL). */
 static enum http_result
@@ -222,7 +108,7 @@ group_setup(void **state)
 	(void)state;
 	http_global_init();
 	http_allow_loopback_http(true);
-	return sim_start(&sim);
+	return sim_start(&sim, "test_http");
 }
 
 static int

@@ -27,14 +27,14 @@
 #include "log.h"
 #include "oauth.h"
 #include "store.h"
+#include "simhelper.h"
 
 #define TENANT "sim"
 #define AGENT  "alice@msp.example"
 
 struct fixture {
 	char dir[PATH_MAX];
-	pid_t sim;
-	int port, auth_port;
+	struct sim sim;
 	char url[64], auth_url[80];
 	struct store *st;
 	struct oauth *oa;
@@ -133,44 +133,14 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char ready[PATH_MAX + 16], db[PATH_MAX + 16], buf[256];
-	FILE *fp;
-	int i;
+	char db[PATH_MAX + 16], buf[256];
 
 	assert_non_null(f);
 	strcpy(f->dir, "/tmp/test_oauth.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
-	snprintf(ready, sizeof(ready), "%s/ready.json", f->dir);
-	f->sim = fork();
-	assert_true(f->sim >= 0);
-	if (f->sim == 0) {
-		FILE *null = fopen("/dev/null", "w");
-		if (null != NULL) {
-			dup2(fileno(null), STDOUT_FILENO);
-			dup2(fileno(null), STDERR_FILENO);
-		}
-		execlp("python3", "python3", "tests/halosim/halosim.py", "--port",
-		    "0", "--auth-port", "0", "--fixture",
-		    "tests/halosim/fixture.json", "--ready-file", ready, "--quiet",
-		    (char *)NULL);
-		_exit(127);
-	}
-	for (i = 0; i < 200; i++) {
-		if ((fp = fopen(ready, "r")) != NULL) {
-			size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
-			fclose(fp);
-			buf[n] = '\0';
-			if (n > 0 && strchr(buf, '}') != NULL)
-				break;
-		}
-		usleep(50000);
-	}
-	assert_true(i < 200);
-	f->port = (int)json_int(buf, "port");
-	f->auth_port = (int)json_int(buf, "auth_port");
-	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d", f->port);
-	snprintf(f->auth_url, sizeof(f->auth_url), "http://127.0.0.1:%d/auth",
-	    f->auth_port);
+	assert_int_equal(sim_start(&f->sim, "test_oauth"), 0);
+	snprintf(f->url, sizeof(f->url), "%s", f->sim.base);
+	snprintf(f->auth_url, sizeof(f->auth_url), "%s/auth", f->sim.auth);
 	f->hc.halo_url = f->url;
 	f->hc.auth_url = f->auth_url;
 	f->hc.client_id = "halo-milter-native";
@@ -192,8 +162,7 @@ teardown(void **state)
 
 	oauth_free(f->oa);
 	store_close(f->st);
-	kill(f->sim, SIGTERM);
-	waitpid(f->sim, NULL, 0);
+	sim_stop(&f->sim);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "cannot remove %s\n", f->dir);
