@@ -26,7 +26,7 @@ SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover
 endif
 
 CC       ?= cc
-PKGS     := gmime-3.0 libcjson sqlite3 openssl libcurl gumbo libytnef
+PKGS     := gmime-3.0 libcjson sqlite3 openssl libcurl gumbo libytnef libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -40,7 +40,7 @@ LIBS     := $(PKG_LIBS)
 
 COMMON_SRC := $(sort $(wildcard common/*.c))
 # milter/ sources that do not use libmilter (shared with tests and fuzzers)
-CORE_SRC   := milter/intake.c milter/worker.c
+CORE_SRC   := milter/intake.c milter/worker.c milter/web.c
 DAEMON_SRC := milter/halo-milter.c milter/callbacks.c
 CTL_SRC    := milter/halo-milterctl.c
 
@@ -106,7 +106,7 @@ check-corpus: $(BUILD)/corpus-intake
 	@BUILD=$(BUILD) sh tests/corpus/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-corpus; exit $$rc
 
 check-e2e: all
-	@rc=0; for t in selftest run halo; do BUILD=$(BUILD) sh tests/e2e/$$t.sh || rc=1; done; \
+	@rc=0; for t in selftest run halo enroll; do BUILD=$(BUILD) sh tests/e2e/$$t.sh || rc=1; done; \
 	  echo $$rc > $(BUILD)/.rc-check-e2e; exit $$rc
 
 check-halosim:

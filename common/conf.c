@@ -75,6 +75,8 @@ enum key_id {
 	KEY_MAX_ATTACHMENTS_TOTAL,
 	KEY_SENDER_CACHE_TTL,
 	KEY_OVERRIDE,
+	KEY_TLS_CERT,
+	KEY_TLS_KEY,
 	KEY_COUNT
 };
 
@@ -129,6 +131,8 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_SENDER_CACHE_TTL]   = { "sender_cache_ttl", SCOPE_TENANT, false },
 	[KEY_OVERRIDE]           = { "override", SCOPE_TENANT, true },
 	[KEY_ROUTE]              = { "route", SCOPE_TENANT, true },
+	[KEY_TLS_CERT]           = { "tls_cert", SCOPE_GLOBAL, false },
+	[KEY_TLS_KEY]            = { "tls_key", SCOPE_GLOBAL, false },
 };
 
 enum parse_state {
@@ -147,6 +151,9 @@ struct parser {
 	int key_line[KEY_COUNT];           /* line a key was set in this scope */
 	struct conf_route **pending;       /* routes of this section with no agent= */
 	size_t n_pending;
+	bool web_off;                      /* web_listen = off */
+	int tls_line;                      /* line of tls_cert or tls_key */
+	bool tls_bad;                      /* one of them was invalid */
 };
 
 /* Report one problem as "FILE:LINE: message" and count it. */
@@ -630,6 +637,8 @@ struct conf *conf_free(struct conf *conf)
 	free(conf->state_dir);
 	free(conf->web_listen);
 	free(conf->public_url);
+	free(conf->tls_cert);
+	free(conf->tls_key);
 	free(conf->user);
 	free(conf);
 	return NULL;
@@ -916,6 +925,10 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 			set_str(p, line, &c->state_dir, value);
 		break;
 	case KEY_WEB_LISTEN:
+		if (strcasecmp(value, "off") == 0) {
+			p->web_off = true;
+			break;
+		}
 		why = listen_error(value);
 		if (why != NULL)
 			conf_error(p, line, "web_listen: invalid '%s': %s", value,
@@ -925,6 +938,19 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 		break;
 	case KEY_PUBLIC_URL:
 		set_url(p, line, name, &c->public_url, value);
+		break;
+	case KEY_TLS_CERT:
+	case KEY_TLS_KEY:
+		/* read by the web server at start (as the daemon's user) */
+		if (value[0] != '/' || !text_ok(value) ||
+		    strlen(value) >= PATH_MAX) {
+			conf_error(p, line, "%s: '%s' is not an absolute path",
+			    name, value);
+			p->tls_bad = true;
+		} else
+			set_str(p, line, key == KEY_TLS_CERT ? &c->tls_cert :
+			    &c->tls_key, value);
+		p->tls_line = line;
 		break;
 	case KEY_USER:
 		for (s = value; *s != '\0'; s++)
@@ -1416,8 +1442,12 @@ static void finish_global(struct parser *p)
 		set_str(p, 0, &c->socket, DEFAULT_SOCKET);
 	if (c->state_dir == NULL)
 		set_str(p, 0, &c->state_dir, DEFAULT_STATE_DIR);
-	if (c->web_listen == NULL)
+	if (c->web_listen == NULL && !p->web_off)
 		set_str(p, 0, &c->web_listen, DEFAULT_WEB_LISTEN);
+	if ((c->tls_cert == NULL) != (c->tls_key == NULL) && p->tls_line != 0 &&
+	    !p->tls_bad)
+		conf_error(p, p->tls_line, "tls_cert and tls_key must be set "
+		    "together (or neither)");
 }
 
 /* Load and validate PATH; see conf.h. */

@@ -88,8 +88,11 @@ struct conf {
 	char *path;
 	char *socket;                /* default "unix:/run/halo-milter/milter.sock" */
 	char *state_dir;             /* default "/var/lib/halo-milter" */
-	char *web_listen;            /* default "127.0.0.1:8025" */
+	char *web_listen;            /* default "127.0.0.1:8025"; NULL when
+	                                "web_listen = off" (no web server) */
 	char *public_url;            /* optional */
+	char *tls_cert, *tls_key;    /* optional PEM files, both or neither:
+	                                the web server then speaks HTTPS */
 	char *user;                  /* optional; drop privileges to it */
 	enum conf_spool_error on_spool_error;  /* default tempfail */
 	uint64_t max_message_size;   /* bytes; default 50 MiB; 0 = unlimited */

@@ -224,6 +224,25 @@ out:
 	return rc;
 }
 
+/* A cached token is only as good as the agent's standing in the store:
+ * a revoke or re-enroll mark (from another process) ends it at once. */
+static enum oauth_status
+oauth_check_standing(struct oauth *oa, struct oauth_agent *a)
+{
+	struct store_token *row = NULL;
+	enum store_status ss;
+	enum oauth_status rc = OAUTH_OK;
+
+	ss = store_token_get(oa->store, a->tenant, a->agent, &row);
+	if (ss == STORE_NOT_FOUND || (ss == STORE_OK && row->sealed == NULL))
+		rc = OAUTH_NO_TOKEN;
+	else if (ss == STORE_OK && strcmp(row->state, "ok") != 0)
+		rc = OAUTH_REENROLL;
+	/* a store hiccup does not invalidate a token Halo still accepts */
+	store_token_free(row);
+	return rc;
+}
+
 /* A valid access token (see oauth.h). */
 enum oauth_status
 oauth_access_token(struct oauth *oa, const struct halo_conf *hc,
@@ -243,7 +262,10 @@ oauth_access_token(struct oauth *oa, const struct halo_conf *hc,
 		return OAUTH_RETRY;
 	}
 	pthread_mutex_lock(&a->lock);
-	if (force || a->access == NULL || a->expires - OAUTH_EARLY <= now)
+	if (!force && a->access != NULL && a->expires - OAUTH_EARLY > now)
+		rc = oauth_check_standing(oa, a);
+	if (rc == OAUTH_OK && (force || a->access == NULL ||
+	    a->expires - OAUTH_EARLY <= now))
 		rc = oauth_refresh_locked(oa, a, hc, err);
 	if (rc == OAUTH_OK && (*token = strdup(a->access)) == NULL)
 		rc = OAUTH_RETRY;

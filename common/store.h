@@ -223,6 +223,69 @@ void store_sender_clear(struct store_sender *s);
 enum store_status store_spool_pending(struct store *st, const char *name,
     bool *pending);
 
+/* Delete an agent's token row ("halo-milterctl revoke"); NOT_FOUND when
+ * there was none. The agent's jobs then wait for a new enrollment. */
+enum store_status store_token_delete(struct store *st, const char *tenant,
+    const char *agent);
+
+/*
+ * Enrollments (schema v4): a one-time code for TENANT/AGENT. Only keyed
+ * hashes of the code and of the OAuth state are kept, never the values;
+ * the PKCE verifier is kept (sealed) only from the start of the sign-in
+ * until its callback takes it.
+ */
+struct store_enroll {
+	int64_t id;
+	char *tenant, *agent;
+	time_t created, expires;        /* the code's life */
+	bool used;                      /* the code started a sign-in */
+	char *verifier_sealed;          /* NULL before the start, once taken */
+	time_t state_expires;           /* the sign-in's life; 0 before start */
+	char *result;                   /* NULL while pending; "ok", "denied",
+	                                   "mismatch", "failed" */
+	time_t finished;
+};
+
+/* A new code (its hash) for TENANT/AGENT valid until EXPIRES. */
+enum store_status store_enroll_add(struct store *st, const char *tenant,
+    const char *agent, const char *code_hash, time_t created, time_t expires,
+    int64_t *id);
+
+/* The enrollment whose code hash (or state hash) is HASH, whatever its
+ * standing (the caller tells expired from used); free with
+ * store_enroll_free(). */
+enum store_status store_enroll_by_code(struct store *st, const char *hash,
+    struct store_enroll **out);
+enum store_status store_enroll_by_state(struct store *st, const char *hash,
+    struct store_enroll **out);
+
+/* Consume code ID at NOW: mark it used and bind the sign-in (state hash,
+ * sealed verifier, STATE_EXPIRES). NOT_FOUND when the code was used or
+ * had expired by NOW (so two starts cannot both win). */
+enum store_status store_enroll_start(struct store *st, int64_t id, time_t now,
+    const char *state_hash, const char *verifier_sealed, time_t state_expires);
+
+/* Take the sealed verifier of enrollment ID once, clearing it in the row:
+ * *OUT malloc'd; NOT_FOUND when already taken or the sign-in expired by
+ * NOW. */
+enum store_status store_enroll_take(struct store *st, int64_t id, time_t now,
+    char **verifier_sealed);
+
+/* Record how enrollment ID ended (and clear any verifier left). */
+enum store_status store_enroll_finish(struct store *st, int64_t id,
+    const char *result);
+
+/* Call FN for each enrollment of TENANT (NULL: all), newest first. */
+typedef void (*store_enroll_fn)(const struct store_enroll *e, void *arg);
+enum store_status store_enroll_list(struct store *st, const char *tenant,
+    store_enroll_fn fn, void *arg);
+
+/* Delete enrollments created before BEFORE (housekeeping). */
+enum store_status store_enroll_purge(struct store *st, time_t before,
+    unsigned *n);
+
+struct store_enroll *store_enroll_free(struct store_enroll *e);
+
 /* Names of the states, for CLI and logs; and back. */
 const char *store_state_name(enum store_state state);
 int store_state_parse(const char *name);

@@ -66,6 +66,17 @@ static const char *const store_migrations[] = {
 	" user_id INTEGER, site_id INTEGER, client_id INTEGER,"
 	" name TEXT, client_name TEXT, expires INTEGER NOT NULL,"
 	" PRIMARY KEY (tenant, key));",
+	/* 4: enrollments (one-time codes; hashes only, never the code) */
+	"CREATE TABLE enrollments ("
+	" id INTEGER PRIMARY KEY,"
+	" tenant TEXT NOT NULL, agent TEXT NOT NULL,"
+	" code_hash TEXT NOT NULL UNIQUE,"
+	" created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+	" used INTEGER NOT NULL DEFAULT 0,"
+	" state_hash TEXT UNIQUE, verifier_sealed TEXT,"
+	" state_expires INTEGER NOT NULL DEFAULT 0,"
+	" result TEXT, finished INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX enrollments_agent ON enrollments (tenant, agent);",
 };
 #define STORE_NMIGRATIONS ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
@@ -995,4 +1006,261 @@ store_token_list(struct store *st, const char *tenant, store_token_fn fn,
 	sqlite3_finalize(stmt);
 	pthread_mutex_unlock(&st->lock);
 	return step == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
+/* Delete an agent's token row. */
+enum store_status
+store_token_delete(struct store *st, const char *tenant, const char *agent)
+{
+	int changes = 0;
+	enum store_status rc;
+
+	rc = store_exec(st, "DELETE FROM tokens WHERE tenant = ?1 AND agent = ?2",
+	    "ss", &changes, tenant, agent);
+	if (rc == STORE_OK && changes == 0)
+		return STORE_NOT_FOUND;
+	return rc;
+}
+
+#define STORE_ENROLL_COLUMNS "id, tenant, agent, created, expires, used," \
+	" verifier_sealed, state_expires, result, finished"
+
+/* Build an enrollment from a row selected with STORE_ENROLL_COLUMNS. */
+static struct store_enroll *
+store_enroll_from_row(sqlite3_stmt *stmt)
+{
+	struct store_enroll *e = calloc(1, sizeof(*e));
+
+	if (e == NULL)
+		return NULL;
+	e->id = sqlite3_column_int64(stmt, 0);
+	e->tenant = store_col_dup(stmt, 1);
+	e->agent = store_col_dup(stmt, 2);
+	e->created = (time_t)sqlite3_column_int64(stmt, 3);
+	e->expires = (time_t)sqlite3_column_int64(stmt, 4);
+	e->used = sqlite3_column_int(stmt, 5) != 0;
+	e->verifier_sealed = store_col_dup(stmt, 6);
+	e->state_expires = (time_t)sqlite3_column_int64(stmt, 7);
+	e->result = store_col_dup(stmt, 8);
+	e->finished = (time_t)sqlite3_column_int64(stmt, 9);
+	if (e->tenant == NULL || e->agent == NULL)
+		return store_enroll_free(e);
+	return e;
+}
+
+/* Free an enrollment (the sealed verifier is wiped). */
+struct store_enroll *
+store_enroll_free(struct store_enroll *e)
+{
+	if (e == NULL)
+		return NULL;
+	free(e->tenant);
+	free(e->agent);
+	if (e->verifier_sealed != NULL)
+		memset(e->verifier_sealed, 0, strlen(e->verifier_sealed));
+	free(e->verifier_sealed);
+	free(e->result);
+	free(e);
+	return NULL;
+}
+
+/* A new enrollment code (its hash). */
+enum store_status
+store_enroll_add(struct store *st, const char *tenant, const char *agent,
+    const char *code_hash, time_t created, time_t expires, int64_t *id)
+{
+	sqlite3_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	int step;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "INSERT INTO enrollments (tenant, agent,"
+	    " code_hash, created, expires) VALUES (?1, ?2, ?3, ?4, ?5)", -1,
+	    &stmt, NULL) == SQLITE_OK) {
+		store_bind_text(stmt, 1, tenant);
+		store_bind_text(stmt, 2, agent);
+		store_bind_text(stmt, 3, code_hash);
+		sqlite3_bind_int64(stmt, 4, (sqlite3_int64)created);
+		sqlite3_bind_int64(stmt, 5, (sqlite3_int64)expires);
+		step = sqlite3_step(stmt);
+		if (step == SQLITE_DONE) {
+			if (id != NULL)
+				*id = sqlite3_last_insert_rowid(st->db);
+			rc = STORE_OK;
+		} else if (sqlite3_extended_errcode(st->db) ==
+		    SQLITE_CONSTRAINT_UNIQUE) {
+			rc = STORE_DUPLICATE;
+		}
+		sqlite3_finalize(stmt);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* One enrollment by SQL selecting on a hash (?1). */
+static enum store_status
+store_enroll_by(struct store *st, const char *sql, const char *hash,
+    struct store_enroll **out)
+{
+	sqlite3_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	int step;
+
+	*out = NULL;
+	if (hash == NULL)
+		return STORE_NOT_FOUND;
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) == SQLITE_OK) {
+		store_bind_text(stmt, 1, hash);
+		step = sqlite3_step(stmt);
+		if (step == SQLITE_ROW) {
+			*out = store_enroll_from_row(stmt);
+			rc = *out != NULL ? STORE_OK : STORE_ERROR;
+		} else if (step == SQLITE_DONE) {
+			rc = STORE_NOT_FOUND;
+		}
+		sqlite3_finalize(stmt);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* The enrollment of a code hash. */
+enum store_status
+store_enroll_by_code(struct store *st, const char *hash,
+    struct store_enroll **out)
+{
+	return store_enroll_by(st, "SELECT " STORE_ENROLL_COLUMNS
+	    " FROM enrollments WHERE code_hash = ?1", hash, out);
+}
+
+/* The enrollment of a state hash. */
+enum store_status
+store_enroll_by_state(struct store *st, const char *hash,
+    struct store_enroll **out)
+{
+	return store_enroll_by(st, "SELECT " STORE_ENROLL_COLUMNS
+	    " FROM enrollments WHERE state_hash = ?1", hash, out);
+}
+
+/* Consume a code and bind its sign-in. */
+enum store_status
+store_enroll_start(struct store *st, int64_t id, time_t now,
+    const char *state_hash, const char *verifier_sealed, time_t state_expires)
+{
+	int changes = 0;
+	enum store_status rc;
+
+	rc = store_exec(st, "UPDATE enrollments SET used = 1, state_hash = ?3,"
+	    " verifier_sealed = ?4, state_expires = ?5 WHERE id = ?1 AND"
+	    " used = 0 AND expires > ?2", "iissi", &changes, id, (int64_t)now,
+	    state_hash, verifier_sealed, (int64_t)state_expires);
+	if (rc == STORE_OK && changes == 0)
+		return STORE_NOT_FOUND;
+	return rc;
+}
+
+/* Take the sealed verifier once (one transaction: read, then clear). */
+enum store_status
+store_enroll_take(struct store *st, int64_t id, time_t now,
+    char **verifier_sealed)
+{
+	sqlite3_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	int step;
+
+	*verifier_sealed = NULL;
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto unlock;
+	if (sqlite3_prepare_v2(st->db, "SELECT verifier_sealed FROM enrollments"
+	    " WHERE id = ?1 AND verifier_sealed IS NOT NULL AND"
+	    " state_expires > ?2 AND result IS NULL", -1, &stmt,
+	    NULL) != SQLITE_OK)
+		goto rollback;
+	sqlite3_bind_int64(stmt, 1, id);
+	sqlite3_bind_int64(stmt, 2, (sqlite3_int64)now);
+	step = sqlite3_step(stmt);
+	if (step == SQLITE_ROW)
+		*verifier_sealed = store_col_dup(stmt, 0);
+	sqlite3_finalize(stmt);
+	if (step == SQLITE_DONE) {
+		rc = STORE_NOT_FOUND;
+		goto rollback;
+	}
+	if (step != SQLITE_ROW || *verifier_sealed == NULL)
+		goto rollback;
+	if (sqlite3_prepare_v2(st->db, "UPDATE enrollments SET verifier_sealed ="
+	    " NULL WHERE id = ?1", -1, &stmt, NULL) != SQLITE_OK)
+		goto rollback;
+	sqlite3_bind_int64(stmt, 1, id);
+	step = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	if (step != SQLITE_DONE ||
+	    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto rollback;
+	rc = STORE_OK;
+	goto unlock;
+rollback:
+	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	if (rc != STORE_OK && *verifier_sealed != NULL) {
+		memset(*verifier_sealed, 0, strlen(*verifier_sealed));
+		free(*verifier_sealed);
+		*verifier_sealed = NULL;
+	}
+unlock:
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* Record how an enrollment ended. */
+enum store_status
+store_enroll_finish(struct store *st, int64_t id, const char *result)
+{
+	return store_exec(st, "UPDATE enrollments SET result = ?2, finished = ?3,"
+	    " used = 1, verifier_sealed = NULL WHERE id = ?1", "isi", NULL, id,
+	    result, (int64_t)time(NULL));
+}
+
+/* Iterate over enrollments, newest first. */
+enum store_status
+store_enroll_list(struct store *st, const char *tenant, store_enroll_fn fn,
+    void *arg)
+{
+	sqlite3_stmt *stmt;
+	struct store_enroll *e;
+	int step;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT " STORE_ENROLL_COLUMNS
+	    " FROM enrollments WHERE ?1 IS NULL OR tenant = ?1 ORDER BY id DESC",
+	    -1, &stmt, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&st->lock);
+		return STORE_ERROR;
+	}
+	store_bind_text(stmt, 1, tenant);
+	while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+		e = store_enroll_from_row(stmt);
+		if (e == NULL)
+			break;
+		fn(e, arg);
+		store_enroll_free(e);
+	}
+	sqlite3_finalize(stmt);
+	pthread_mutex_unlock(&st->lock);
+	return step == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
+/* Delete old enrollments. */
+enum store_status
+store_enroll_purge(struct store *st, time_t before, unsigned *n)
+{
+	int changes = 0;
+	enum store_status rc;
+
+	rc = store_exec(st, "DELETE FROM enrollments WHERE created < ?1", "i",
+	    &changes, (int64_t)before);
+	if (n != NULL)
+		*n = (unsigned)changes;
+	return rc;
 }

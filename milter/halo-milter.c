@@ -28,6 +28,7 @@
 #include "oauth.h"
 #include "spool.h"
 #include "store.h"
+#include "web.h"
 #include "worker.h"
 
 #define DEFAULT_CONF "/etc/halo-milter/halo-milter.conf"
@@ -96,6 +97,7 @@ main(int argc, char **argv)
 	struct intake *in = NULL;
 	struct oauth *oauth = NULL;
 	struct worker *worker = NULL;
+	struct web *web = NULL;
 	struct passwd *pw = NULL;
 	uint8_t key[CRYPTO_KEY_LEN];
 	char db_path[PATH_MAX], spool_dir[PATH_MAX], key_path[PATH_MAX], err[512];
@@ -227,14 +229,22 @@ main(int argc, char **argv)
 		log_warnx("cannot start worker threads");
 		goto out;
 	}
+	if (conf->web_listen != NULL &&
+	    (web = web_start(conf, store, oauth, err, sizeof(err))) == NULL) {
+		log_warnx("cannot start the web server: %s", err);
+		goto out;
+	}
 	callbacks_set_intake(in, worker);
 	log_info("started: socket %s, state %s, %zu tenant%s, %u worker%s,"
-	    " schema v%d", conf->socket, conf->state_dir, conf->n_tenants,
-	    conf->n_tenants == 1 ? "" : "s", conf->workers,
-	    conf->workers == 1 ? "" : "s", store_schema_version(store));
+	    " web %s, schema v%d", conf->socket, conf->state_dir,
+	    conf->n_tenants, conf->n_tenants == 1 ? "" : "s", conf->workers,
+	    conf->workers == 1 ? "" : "s",
+	    conf->web_listen != NULL ? conf->web_listen : "off",
+	    store_schema_version(store));
 	rc = smfi_main() == MI_SUCCESS ? 0 : 1;
 	log_info("stopping");
 out:
+	web = web_stop(web);
 	worker = worker_stop(worker);
 	oauth = oauth_free(oauth);
 	intake_free(in);

@@ -7,6 +7,9 @@
  *   halo-milterctl [-c FILE] retry ID                     re-queue a job
  *   halo-milterctl [-c FILE] token import AGENT [TENANT]  refresh token on stdin
  *   halo-milterctl [-c FILE] doctor [TENANT]              check Halo set-up
+ *   halo-milterctl [-c FILE] enroll AGENT [TENANT]        one-time code + link
+ *   halo-milterctl [-c FILE] agents                       agents and standing
+ *   halo-milterctl [-c FILE] revoke AGENT [TENANT]        delete a token
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -28,6 +31,7 @@
 #include "oauth.h"
 #include "spool.h"
 #include "store.h"
+#include "web.h"
 
 #define DEFAULT_CONF "/etc/halo-milter/halo-milter.conf"
 #define CTL_HEADER_MAX (256 * 1024)   /* header block shown by "show" */
@@ -46,6 +50,11 @@ usage(void)
 	    "                               from standard input (sealed at rest)\n"
 	    "  doctor [TENANT]              check each tenant's Halo set-up: agents'\n"
 	    "                               tokens, ticket type, outcomes, budget\n"
+	    "  enroll AGENT [TENANT]        a one-time code (10 minutes) and the link\n"
+	    "                               AGENT opens to connect their Halo account\n"
+	    "  agents                       agents and their standing (enrolled,\n"
+	    "                               re-enroll needed, pending code, ...)\n"
+	    "  revoke AGENT [TENANT]        delete AGENT's token; their jobs wait\n"
 	    "states: queued skipped running done failed waiting\n");
 	exit(2);
 }
@@ -523,6 +532,314 @@ ctl_doctor(struct store *st, const struct conf *conf, const char *tenant)
 	return problems == 0 ? 0 : 1;
 }
 
+/* TENANT, or the only tenant when NULL; NULL (message printed) when none. */
+static const char *
+ctl_pick_tenant(const struct conf *conf, const char *tenant)
+{
+	size_t i;
+
+	if (tenant == NULL) {
+		if (conf->n_tenants != 1) {
+			fprintf(stderr, "%s: name one\n", conf->n_tenants == 0 ?
+			    "no tenant configured" : "several tenants");
+			return NULL;
+		}
+		return conf->tenants[0]->name;
+	}
+	for (i = 0; i < conf->n_tenants; i++)
+		if (strcmp(conf->tenants[i]->name, tenant) == 0)
+			return tenant;
+	fprintf(stderr, "no tenant '%s' in %s\n", tenant, conf->path);
+	return NULL;
+}
+
+/* AGENT lower-cased into OUT (321 bytes); false unless it looks like an
+ * address (one '@', no space or control character, not too long). */
+static bool
+ctl_agent_address(const char *agent, char out[321])
+{
+	const char *at = strchr(agent, '@');
+	size_t i;
+
+	if (at == NULL || at == agent || at[1] == '\0' ||
+	    strchr(at + 1, '@') != NULL || strlen(agent) > 320) {
+		fprintf(stderr, "AGENT must be the agent's email address\n");
+		return false;
+	}
+	for (i = 0; agent[i] != '\0'; i++) {
+		if ((unsigned char)agent[i] <= ' ' || agent[i] == 0x7f) {
+			fprintf(stderr, "AGENT must be the agent's email address\n");
+			return false;
+		}
+		out[i] = (char)((agent[i] >= 'A' && agent[i] <= 'Z') ?
+		    agent[i] + 32 : agent[i]);
+	}
+	out[i] = '\0';
+	return true;
+}
+
+/* "enroll AGENT [TENANT]": a one-time code and the link to open. */
+static int
+ctl_enroll(struct store *st, const struct conf *conf, const char *agent_arg,
+    const char *tenant_arg)
+{
+	char key_path[PATH_MAX], err[256], agent[321], hash_key[65], hash[65];
+	char code[9], shown[10], until[32];
+	uint8_t key[CRYPTO_KEY_LEN];
+	const char *tenant, *ttl_env;
+	long ttl = WEB_CODE_TTL;
+	time_t now = time(NULL);
+	struct stat sb;
+	struct tm tm;
+	enum store_status ss;
+	int tries;
+
+	if ((tenant = ctl_pick_tenant(conf, tenant_arg)) == NULL)
+		return 2;
+	if (!ctl_agent_address(agent_arg, agent))
+		return 2;
+	if (conf->public_url == NULL) {
+		fprintf(stderr, "public_url is not set in %s: agents could not"
+		    " open the enrollment page\n", conf->path);
+		return 2;
+	}
+	/* tests only: codes that expire sooner (0 = already expired) */
+	ttl_env = getenv("HALO_MILTER_TEST_CODE_TTL");
+	if (ttl_env != NULL && *ttl_env != '\0') {
+		char *end;
+
+		errno = 0;
+		ttl = strtol(ttl_env, &end, 10);
+		if (errno != 0 || *end != '\0' || ttl < 0 || ttl > WEB_CODE_TTL) {
+			fprintf(stderr, "HALO_MILTER_TEST_CODE_TTL: 0 to %d\n",
+			    WEB_CODE_TTL);
+			return 2;
+		}
+	}
+	snprintf(key_path, sizeof(key_path), "%s/seal.key", conf->state_dir);
+	if (crypto_key_load_or_create(key_path, key, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s\n", key_path, err);
+		return 1;
+	}
+	if (stat(conf->state_dir, &sb) == 0 &&
+	    chown(key_path, sb.st_uid, sb.st_gid) != 0 && errno != EPERM)
+		fprintf(stderr, "warning: cannot chown %s\n", key_path);
+	if (web_hash_key(key, hash_key) != 0) {
+		crypto_wipe(key, sizeof(key));
+		return 1;
+	}
+	crypto_wipe(key, sizeof(key));
+	/* old enrollments are history only: keep a month of it */
+	store_enroll_purge(st, now - 30 * 86400, NULL);
+	for (tries = 0, ss = STORE_DUPLICATE; tries < 5 && ss == STORE_DUPLICATE;
+	    tries++) {
+		if (crypto_user_code(code) != 0 ||
+		    web_code_hash(hash_key, code, hash) != 0) {
+			ss = STORE_ERROR;
+			break;
+		}
+		ss = store_enroll_add(st, tenant, agent, hash, now, now + ttl, NULL);
+	}
+	crypto_wipe(hash_key, sizeof(hash_key));
+	if (ss != STORE_OK) {
+		fprintf(stderr, "cannot store the enrollment\n");
+		crypto_wipe(code, sizeof(code));
+		return 1;
+	}
+	web_code_format(code, shown);
+	gmtime_r(&(time_t){ now + ttl }, &tm);
+	strftime(until, sizeof(until), "%H:%M UTC", &tm);
+	printf("enrollment for %s in tenant %s\n", agent, tenant);
+	printf("code: %s (valid until %s, once)\n", shown, until);
+	printf("the agent opens %s/enroll and types the code,\n", conf->public_url);
+	printf("or opens %s/enroll?code=%s\n", conf->public_url, shown);
+	if (conf->web_listen == NULL)
+		printf("note: web_listen is off here: another node must serve"
+		    " %s\n", conf->public_url);
+	crypto_wipe(code, sizeof(code));
+	crypto_wipe(shown, sizeof(shown));
+	return 0;
+}
+
+/* One agent's standing, gathered for "agents". */
+struct ctl_agent_row {
+	char *tenant, *agent;
+	const char *token;          /* NULL, "ok", "reenroll" */
+	time_t last_refresh;
+	time_t pending_until;       /* an unused code valid until, or 0 */
+	time_t signin_until;        /* a sign-in under way until, or 0 */
+	char last[16];              /* newest finished enrollment's result */
+};
+
+struct ctl_agent_rows {
+	struct ctl_agent_row *v;
+	size_t n;
+	time_t now;
+};
+
+/* The row of TENANT/AGENT, added when new; NULL on allocation failure. */
+static struct ctl_agent_row *
+ctl_row(struct ctl_agent_rows *rows, const char *tenant, const char *agent)
+{
+	struct ctl_agent_row *grown, *r;
+	size_t i;
+
+	for (i = 0; i < rows->n; i++)
+		if (strcmp(rows->v[i].tenant, tenant) == 0 &&
+		    strcmp(rows->v[i].agent, agent) == 0)
+			return &rows->v[i];
+	grown = realloc(rows->v, (rows->n + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return NULL;
+	rows->v = grown;
+	r = &rows->v[rows->n];
+	memset(r, 0, sizeof(*r));
+	r->tenant = strdup(tenant);
+	r->agent = strdup(agent);
+	if (r->tenant == NULL || r->agent == NULL) {
+		free(r->tenant);
+		free(r->agent);
+		return NULL;
+	}
+	rows->n++;
+	return r;
+}
+
+/* store_token_list callback for "agents". */
+static void
+ctl_agents_token(const struct store_token *t, void *arg)
+{
+	struct ctl_agent_row *r = ctl_row(arg, t->tenant, t->agent);
+
+	if (r == NULL)
+		return;
+	r->token = t->sealed == NULL ? NULL : strcmp(t->state, "ok") == 0 ?
+	    "ok" : "reenroll";
+	r->last_refresh = t->last_refresh;
+}
+
+/* store_enroll_list callback for "agents" (newest first). */
+static void
+ctl_agents_enroll(const struct store_enroll *e, void *arg)
+{
+	struct ctl_agent_rows *rows = arg;
+	struct ctl_agent_row *r = ctl_row(rows, e->tenant, e->agent);
+
+	if (r == NULL)
+		return;
+	if (e->result != NULL) {
+		if (r->last[0] == '\0')
+			snprintf(r->last, sizeof(r->last), "%s", e->result);
+	} else if (!e->used && e->expires > rows->now) {
+		if (e->expires > r->pending_until)
+			r->pending_until = e->expires;
+	} else if (e->used && e->verifier_sealed != NULL &&
+	    e->state_expires > rows->now) {
+		if (e->state_expires > r->signin_until)
+			r->signin_until = e->state_expires;
+	}
+}
+
+/* Order rows by tenant, then agent. */
+static int
+ctl_row_cmp(const void *a, const void *b)
+{
+	const struct ctl_agent_row *x = a, *y = b;
+	int c = strcmp(x->tenant, y->tenant);
+
+	return c != 0 ? c : strcmp(x->agent, y->agent);
+}
+
+/* "agents": every agent the configuration names or the store knows. */
+static int
+ctl_agents(struct store *st, const struct conf *conf)
+{
+	struct ctl_agent_rows rows = { NULL, 0, time(NULL) };
+	char status[160], age[24], safe[96];
+	size_t i, j;
+	int rc = 0;
+
+	for (i = 0; i < conf->n_tenants; i++) {
+		const struct conf_tenant *t = conf->tenants[i];
+
+		if (t->default_agent != NULL)
+			ctl_row(&rows, t->name, t->default_agent);
+		for (j = 0; j < t->n_routes; j++)
+			if (t->routes[j]->mode != CONF_MODE_OFF &&
+			    t->routes[j]->agent != NULL)
+				ctl_row(&rows, t->name, t->routes[j]->agent);
+	}
+	if (store_token_list(st, NULL, ctl_agents_token, &rows) != STORE_OK ||
+	    store_enroll_list(st, NULL, ctl_agents_enroll, &rows) != STORE_OK)
+		rc = 1;
+	if (rows.n > 0)
+		qsort(rows.v, rows.n, sizeof(rows.v[0]), ctl_row_cmp);
+	printf("%-12s %-36s %s\n", "TENANT", "AGENT", "STATUS");
+	for (i = 0; i < rows.n; i++) {
+		struct ctl_agent_row *r = &rows.v[i];
+		size_t len;
+
+		if (r->token != NULL && strcmp(r->token, "ok") == 0) {
+			ctl_age(r->last_refresh, age, sizeof(age));
+			snprintf(status, sizeof(status), "enrolled (token refreshed"
+			    " or stored %s ago)", age);
+		} else if (r->token != NULL) {
+			snprintf(status, sizeof(status), "re-enroll needed (Halo"
+			    " refused its token)");
+		} else {
+			snprintf(status, sizeof(status), "not enrolled");
+		}
+		len = strlen(status);
+		if (r->signin_until > rows.now)
+			snprintf(status + len, sizeof(status) - len, "; signing in"
+			    " now");
+		else if (r->pending_until > rows.now)
+			snprintf(status + len, sizeof(status) - len, "; pending code"
+			    " (expires in %ldm)", (long)(r->pending_until -
+			    rows.now + 59) / 60);
+		else if (r->last[0] != '\0' && strcmp(r->last, "ok") != 0 &&
+		    r->token == NULL)
+			snprintf(status + len, sizeof(status) - len, "; last"
+			    " enrollment %s", r->last);
+		printf("%-12s %-36s %s\n", r->tenant, log_safe(r->agent, safe,
+		    sizeof(safe)), status);
+		free(r->tenant);
+		free(r->agent);
+	}
+	free(rows.v);
+	return rc;
+}
+
+/* "revoke AGENT [TENANT]": delete the agent's token. */
+static int
+ctl_revoke(struct store *st, const struct conf *conf, const char *agent_arg,
+    const char *tenant_arg)
+{
+	char agent[321];
+	const char *tenant;
+	enum store_status ss;
+
+	if ((tenant = ctl_pick_tenant(conf, tenant_arg)) == NULL)
+		return 2;
+	if (!ctl_agent_address(agent_arg, agent))
+		return 2;
+	ss = store_token_delete(st, tenant, agent);
+	if (ss == STORE_NOT_FOUND) {
+		fprintf(stderr, "%s has no token in tenant %s\n", agent, tenant);
+		return 1;
+	}
+	if (ss != STORE_OK) {
+		fprintf(stderr, "cannot delete the token\n");
+		return 1;
+	}
+	printf("token of %s in tenant %s deleted; their jobs wait until they"
+	    " enroll again (halo-milterctl enroll %s %s)\n", agent, tenant,
+	    agent, tenant);
+	printf("note: a running daemon may use the access token it holds until"
+	    " it expires (at most an hour); Halo itself still knows the grant\n");
+	return 0;
+}
+
 /* "stats". */
 static int
 ctl_stats(struct store *st)
@@ -579,6 +896,12 @@ main(int argc, char **argv)
 		rc = ctl_doctor(st, conf, argc == 3 ? argv[2] : NULL);
 	else if (strcmp(argv[1], "retry") == 0 && argc == 3)
 		rc = ctl_retry(st, argv[2]);
+	else if (strcmp(argv[1], "enroll") == 0 && argc >= 3 && argc <= 4)
+		rc = ctl_enroll(st, conf, argv[2], argc == 4 ? argv[3] : NULL);
+	else if (strcmp(argv[1], "agents") == 0 && argc == 2)
+		rc = ctl_agents(st, conf);
+	else if (strcmp(argv[1], "revoke") == 0 && argc >= 3 && argc <= 4)
+		rc = ctl_revoke(st, conf, argv[2], argc == 4 ? argv[3] : NULL);
 	else if (strcmp(argv[1], "token") == 0 && argc >= 4 && argc <= 5 &&
 	    strcmp(argv[2], "import") == 0)
 		rc = ctl_token_import(st, conf, argv[3], argc == 5 ? argv[4] : NULL);

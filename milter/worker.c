@@ -28,6 +28,7 @@
 #define WORKER_MAX_REFS     32
 #define WORKER_HALO_LOOKUPS 3       /* Message-IDs asked of Halo per job */
 #define WORKER_BUDGET_WAIT  5       /* seconds a job may wait for budget */
+#define WORKER_429_INPLACE  4       /* 429s a call may wait out in place */
 
 enum sender_kind {
 	SENDER_UNKNOWN = 0,
@@ -196,6 +197,11 @@ ctx_again(struct job_ctx *ctx, int attempt, enum step *step)
 		if (ctx->rate->paused_until < time(NULL) + wait)
 			ctx->rate->paused_until = time(NULL) + wait;
 		pthread_mutex_unlock(&ctx->rate->lock);
+		/* a short wait is served in place (worker_budget sleeps through
+		 * the pause), so the job keeps its turn instead of re-queueing
+		 * behind newer mail and starving in a long 429 storm */
+		if (wait <= WORKER_BUDGET_WAIT && attempt < WORKER_429_INPLACE)
+			return true;
 	}
 	if (http_result_retryable(ctx->err.kind) ||
 	    ctx->err.kind == HTTP_UNAUTHORIZED) {

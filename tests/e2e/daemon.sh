@@ -18,6 +18,7 @@ daemon_conf() {
 socket = inet:$MILTER_PORT@127.0.0.1
 state_dir = $MILTER_STATE
 max_message_size = 60M
+web_listen = ${DAEMON_WEB_LISTEN:-off}
 ${DAEMON_EXTRA_CONF:-}
 
 [tenant acme]

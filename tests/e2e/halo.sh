@@ -32,6 +32,7 @@ state_dir = $MILTER_STATE
 insecure_http = yes
 retry_base = 1
 workers = 2
+web_listen = off
 
 [tenant sim]
 halo_url = $SIM

@@ -22,6 +22,8 @@ run_one() {
 		echo "socket = unix:$T/milter.sock"
 		echo "state_dir = $T/state"
 		echo "workers = 0     # the protocol tests look at intake alone"
+		grep -q '^-- conf: web_listen' "$script" ||
+			echo "web_listen = off"
 		grep -q '^-- conf: max_message_size' "$script" ||
 			echo "max_message_size = 60M"
 		sed -n 's/^-- conf: //p' "$script"

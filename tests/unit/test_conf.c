@@ -216,6 +216,12 @@ static const struct error_case error_cases[] = {
 	  "public_url: 'ftp://x.example' is not an http:// or https:// URL", 1 },
 	{ "public_url_no_host", "public_url = https:///x\n", 1, "has no host",
 	  1 },
+	{ "tls_cert_alone", "tls_cert = /etc/ssl/c.pem\n", 1,
+	  "tls_cert and tls_key must be set together (or neither)", 1 },
+	{ "tls_key_alone", "log_level = info\ntls_key = /etc/ssl/k.pem\n", 2,
+	  "tls_cert and tls_key must be set together", 1 },
+	{ "tls_cert_relative", "tls_cert = c.pem\ntls_key = /k.pem\n", 1,
+	  "tls_cert: 'c.pem' is not an absolute path", 1 },
 	{ "user_upper", "user = Root\n", 1, "user: invalid user name 'Root'",
 	  1 },
 	{ "user_digit_first", "user = 1abc\n", 1, "invalid user name", 1 },
@@ -404,6 +410,27 @@ static void test_empty_file_defaults(void **state)
 	assert_int_equal(l.conf->log_level, LOG_INFO);
 	assert_int_equal(l.conf->n_tenants, 0);
 	assert_null(conf_route_lookup(l.conf, "anyone@example.com"));
+	unload(&l);
+}
+
+/* web_listen = off turns the web server off; TLS files come as a pair. */
+static void test_web_keys(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load_text(&l, "web_listen = off\n");
+	expect_ok(&l);
+	assert_null(l.conf->web_listen);
+	assert_null(l.conf->tls_cert);
+	assert_null(l.conf->tls_key);
+	unload(&l);
+	load_text(&l, "web_listen = OFF\ntls_cert = /etc/halo/cert.pem\n"
+	    "tls_key = /etc/halo/key.pem\n");
+	expect_ok(&l);
+	assert_null(l.conf->web_listen);
+	assert_string_equal(l.conf->tls_cert, "/etc/halo/cert.pem");
+	assert_string_equal(l.conf->tls_key, "/etc/halo/key.pem");
 	unload(&l);
 }
 
@@ -1132,6 +1159,7 @@ int main(void)
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_empty_file_defaults),
 		cmocka_unit_test(test_globals),
+		cmocka_unit_test(test_web_keys),
 		cmocka_unit_test(test_socket_and_log_level_forms),
 		cmocka_unit_test(test_booleans),
 		cmocka_unit_test(test_tenant_defaults),

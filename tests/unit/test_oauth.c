@@ -287,6 +287,38 @@ test_auth_down(void **state)
 	free(rt);
 }
 
+/* A revoke or re-enroll mark ends a cached access token at once, without
+ * waiting for it to expire. */
+static void
+test_revoke_ends_cached_token(void **state)
+{
+	struct fixture *f = *state;
+	struct halo_err err;
+	char *rt = sim_refresh_token(f, AGENT), *at = NULL;
+	long before;
+
+	assert_int_equal(oauth_import(f->oa, TENANT, AGENT, rt), 0);
+	assert_int_equal(oauth_access_token(f->oa, &f->hc, TENANT, AGENT, false,
+	    &at, &err), OAUTH_OK);
+	oauth_token_free(at);
+	before = sim_refreshed(f);
+	/* cached: no refresh on the next call */
+	assert_int_equal(oauth_access_token(f->oa, &f->hc, TENANT, AGENT, false,
+	    &at, &err), OAUTH_OK);
+	oauth_token_free(at);
+	assert_int_equal(sim_refreshed(f), before);
+	assert_int_equal(store_token_set_state(f->st, TENANT, AGENT, "reenroll"),
+	    STORE_OK);
+	assert_int_equal(oauth_access_token(f->oa, &f->hc, TENANT, AGENT, false,
+	    &at, &err), OAUTH_REENROLL);
+	assert_null(at);
+	assert_int_equal(store_token_delete(f->st, TENANT, AGENT), STORE_OK);
+	assert_int_equal(oauth_access_token(f->oa, &f->hc, TENANT, AGENT, false,
+	    &at, &err), OAUTH_NO_TOKEN);
+	assert_null(at);
+	free(rt);
+}
+
 /* No token stored: NO_TOKEN, no request. */
 static void
 test_no_token(void **state)
@@ -394,6 +426,7 @@ main(void)
 		T(test_invalid_grant),
 		T(test_auth_down),
 		T(test_no_token),
+		T(test_revoke_ends_cached_token),
 		T(test_single_flight),
 		T(test_import_wakes_jobs),
 	};

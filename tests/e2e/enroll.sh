@@ -1,0 +1,115 @@
+#!/bin/sh
+# enroll.sh - end to end: an agent enrolls through halo-milter's web server
+# against the Halo simulator (tests/halosim), and the failures that must
+# store nothing (wrong agent, consent denied, forged state, missing cookie,
+# used or expired codes, oversized posts, brute force) do. No Postfix: a
+# miltertest script queues one message for the agent's mailbox first; it
+# waits for the token and is logged once the agent has enrolled.
+# The browser is tests/e2e/enroll.py (Python standard library).
+set -u
+BUILD=${BUILD:-build}
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/../.." && pwd)
+T=$(mktemp -d "${TMPDIR:-/tmp}/halo-e2e-enroll.XXXXXX")
+. "$HERE/lib.sh"
+. "$HERE/daemon.sh"
+. "$HERE/sim.sh"
+trap 'daemon_stop; sim_stop' EXIT
+trap 'daemon_stop; sim_stop; trap - EXIT; exit 130' INT TERM
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   enroll: $1"; }
+not_ok() { fail=$((fail + 1)); echo "FAIL enroll: $1"; }
+check() { _c_d=$1; shift; if "$@"; then ok "$_c_d"; else not_ok "$_c_d"; fi; }
+
+sim_start || exit 1
+MILTER_PORT=$(pf_free_port)
+WEB_PORT=$(pf_free_port)
+while [ "$WEB_PORT" = "$MILTER_PORT" ]; do WEB_PORT=$(pf_free_port); done
+WEB=http://127.0.0.1:$WEB_PORT
+MILTER_CONF=$T/halo-milter.conf
+MILTER_STATE=$T/state
+cat > "$MILTER_CONF" <<EOC
+socket = inet:$MILTER_PORT@127.0.0.1
+state_dir = $MILTER_STATE
+web_listen = 127.0.0.1:$WEB_PORT
+public_url = $WEB
+insecure_http = yes
+retry_base = 1
+workers = 1
+
+[tenant sim]
+halo_url = $SIM
+auth_url = http://127.0.0.1:$SIM_AUTH/auth
+client_id = halo-milter-native
+ticket_type_id = 1
+cf_message_id = none
+route = support@msp.example intake agent=alice@msp.example
+EOC
+daemon_start || exit 1
+_i=0
+while ! _h_listening "$WEB_PORT" && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+check "web server listens on web_listen" _h_listening "$WEB_PORT"
+
+# one message for alice's mailbox, before she has a token
+MSGID="<enroll-e2e-1@acme.example>"
+cat > "$T/mail.lua" <<EOL
+dofile(os.getenv("MT_DIR") .. "/common.lua")
+local conn = H.connect()
+local r = H.send(conn, { from = "<ann@acme.example>",
+    rcpts = { "<support@msp.example>" },
+    headers = { { "From", "Ann <ann@acme.example>" },
+        { "To", "support@msp.example" }, { "Subject", "Scanner offline" },
+        { "Date", "Tue, 24 Nov 2026 10:00:00 +0000" },
+        { "Message-ID", "$MSGID" } },
+    body = "The scanner on floor 3 is offline.\r\n" })
+H.eq(r, SMFIR_CONTINUE, "eom reply")
+mt.disconnect(conn)
+EOL
+MILTER_SOCK="inet:$MILTER_PORT@127.0.0.1" MT_DIR="$TOP/tests/milter" \
+    miltertest -s "$T/mail.lua" > "$T/miltertest.log" 2>&1
+mt_rc=$?
+check "a message for alice's mailbox is queued" [ "$mt_rc" -eq 0 ]
+waiting=no
+_i=0
+while [ $_i -lt 300 ]; do
+	if ctl queue -s waiting | grep -qF "$MSGID"; then waiting=yes; break; fi
+	sleep 0.1
+	_i=$((_i + 1))
+done
+check "without a token its job waits" [ "$waiting" = yes ]
+
+python3 "$HERE/enroll.py" --web "$WEB" --sim "$SIM" \
+    --auth "http://127.0.0.1:$SIM_AUTH" --ctl "$CTL" --conf "$MILTER_CONF" \
+    --db "$MILTER_STATE/halo-milter.db" --fixture "$TOP/tests/halosim/fixture.json" \
+    --secrets "$T/secrets.txt" --msgid "$MSGID" > "$T/py.out" 2>&1
+py_rc=$?
+grep -E "^(ok  |FAIL) enroll: |^    " "$T/py.out"
+pass=$((pass + $(grep -c "^ok   enroll: " "$T/py.out")))
+fail=$((fail + $(grep -c "^FAIL enroll: " "$T/py.out")))
+if [ $py_rc -ne 0 ] && ! grep -q "^FAIL enroll: " "$T/py.out"; then
+	not_ok "enroll.py ended early (exit $py_rc)"
+	tail -20 "$T/py.out" | sed 's/^/    /'
+fi
+
+# nothing secret in the daemon's log
+daemon_stop
+nsecrets=$(grep -c . "$T/secrets.txt" 2>/dev/null || echo 0)
+check "the browser saw codes, states and Halo codes to look for ($nsecrets)" \
+    [ "$nsecrets" -ge 10 ]
+check "no code, state or Halo code in the daemon log" \
+    sh -c '! grep -F -f "$1" "$2"' - "$T/secrets.txt" "$T/daemon.log"
+check "no token or verifier in the daemon log" \
+    sh -c '! grep -Eqi "bearer|refresh_token|access_token|code_verifier|verifier=" "$1"' - "$T/daemon.log"
+check "no sanitizer report" sh -c '! grep -q "Sanitizer\|runtime error" "$1"' - "$T/daemon.log"
+
+echo "enroll: $pass passed, $fail failed"
+if [ $fail -ne 0 ]; then
+	echo "    (kept $T; daemon log tail:)"
+	tail -30 "$T/daemon.log" | sed 's/^/    /'
+	trap - EXIT
+	daemon_stop; sim_stop
+	exit 1
+fi
+sim_stop; trap - EXIT
+rm -rf "$T"
