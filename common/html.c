@@ -505,8 +505,8 @@ static char *
 html_style_clean(const char *v)
 {
 	static const char *const doubt[] = { "\\", "/*", "*/", "<", ">", "&",
-	    "@", "`", "url", "expression", "javascript", "vbscript", "script",
-	    "behavior", "binding", "import", "image", "src", NULL };
+	    "@", "`", "url(", "expression", "javascript", "vbscript",
+	    "behavior", "binding", NULL };
 	size_t len = strlen(v), i, n, pn, vn;
 	const char *decl, *end, *colon, *prop, *val;
 	char *lower, *out;
@@ -1506,6 +1506,7 @@ html_element(struct html_ctx *c, const GumboNode *node)
 	    !(attrs & HTML_A_VOID))
 		action = HTML_UNWRAP;
 	if (action == HTML_UNWRAP) {
+		free(href);
 		html_push(c, node, NULL);
 		return;
 	}
@@ -1674,21 +1675,24 @@ html_line_blank(const char *l, size_t n)
 	return true;
 }
 
-/* Does line L end an attribution ("On ..., X wrote:" and translations)? */
+/* Is line L (N bytes) an attribution: ending in ':' and saying "wrote"
+ * (or a translation)? */
 static bool
 html_line_attribution(const char *l, size_t n)
 {
-	static const char *const ends[] = { "wrote:", "schrieb:", "a écrit :",
-	    "a écrit:", "escribió:", "ha scritto:", "schreef:", "skrev:",
-	    "napisał:", NULL };
-	size_t i, k;
+	static const char *const verbs[] = { "wrote", "schrieb", "crit",
+	    "escribi", "scritto", "schreef", "skrev", "napisa", NULL };
+	size_t i, k, j;
 
 	while (n > 0 && strchr(" \t\r", l[n - 1]) != NULL)
 		n--;
-	for (i = 0; ends[i] != NULL; i++) {
-		k = strlen(ends[i]);
-		if (n >= k && strncasecmp(l + n - k, ends[i], k) == 0)
-			return true;
+	if (n == 0 || l[n - 1] != ':')
+		return false;
+	for (i = 0; verbs[i] != NULL; i++) {
+		k = strlen(verbs[i]);
+		for (j = 0; j + k <= n; j++)
+			if (strncasecmp(l + j, verbs[i], k) == 0)
+				return true;
 	}
 	return false;
 }

@@ -507,12 +507,13 @@ mime_filename_bad_char(const unsigned char *s, size_t n)
 }
 
 /*
- * Sanitised file name from NAME (may be NULL): the last path component,
- * valid UTF-8, no control characters, at most MAX bytes (the extension is
- * kept when cutting). NULL when nothing is left (or ENOMEM, *OOM set).
+ * Sanitised file name from NAME (may be NULL): the last path component
+ * (with SUBJECT, NAME is a subject line: its slashes become '_'), valid
+ * UTF-8, no control characters, at most MAX bytes (the extension is kept
+ * when cutting). NULL when nothing is left (or ENOMEM, *OOM set).
  */
 static char *
-mime_filename_clean(const char *name, size_t max, bool *oom)
+mime_filename_clean(const char *name, size_t max, bool subject, bool *oom)
 {
 	const char *base, *p;
 	char *valid, *out, *dot;
@@ -521,7 +522,7 @@ mime_filename_clean(const char *name, size_t max, bool *oom)
 	if (name == NULL)
 		return NULL;
 	base = name;
-	for (p = name; *p != '\0'; p++)
+	for (p = name; *p != '\0' && !subject; p++)
 		if (*p == '/' || *p == '\\')
 			base = p + 1;
 	valid = mime_utf8_clean(base, strlen(base), &vlen);
@@ -529,6 +530,9 @@ mime_filename_clean(const char *name, size_t max, bool *oom)
 		*oom = true;
 		return NULL;
 	}
+	for (i = 0; subject && i < vlen; i++)
+		if (valid[i] == '/' || valid[i] == '\\')
+			valid[i] = '_';
 	out = malloc(vlen + 1);
 	if (out == NULL) {
 		free(valid);
@@ -591,7 +595,7 @@ mime_att_name(struct mime_ctx *ctx, struct mime_attachment *att,
 {
 	char *clean;
 
-	clean = mime_filename_clean(name, MIME_FILENAME_MAX, &ctx->oom);
+	clean = mime_filename_clean(name, MIME_FILENAME_MAX, false, &ctx->oom);
 	if (clean == NULL && !ctx->oom)
 		clean = mime_filename_default(ctx, suffix);
 	if (clean == NULL)
@@ -760,7 +764,7 @@ mime_add_message(struct mime_ctx *ctx, GMimeMessagePart *part)
 		mime_att_name(ctx, att, name, ".eml");
 	else if (inner != NULL && g_mime_message_get_subject(inner) != NULL) {
 		subject = mime_filename_clean(g_mime_message_get_subject(inner),
-		    MIME_FILENAME_MAX - 4, &ctx->oom);
+		    MIME_FILENAME_MAX - 4, true, &ctx->oom);
 		if (subject != NULL) {
 			att->filename = malloc(strlen(subject) + 5);
 			if (att->filename != NULL)
@@ -916,21 +920,24 @@ mime_tnef_reframe(const unsigned char *in, size_t len,
 		unsigned sum = 0, bit;
 		bool keep = true;
 
-		if ((level != 1 && level != 2) || size > len - off - 9 ||
-		    len - off - 9 - size < 2)
-			break;          /* junk or cut short: the rest is lost */
+		if (level != 1 && level != 2)
+			break;          /* junk: lost only if there is much of it */
+		if (size > len - off - 9 || len - off - 9 - size < 2) {
+			f->lossy = true;        /* cut short */
+			off = len;
+			break;
+		}
 		whole = 9 + size + 2;
 		for (i = 0; i < size; i++)
 			sum += in[off + 9 + i];
 		bit = mime_tnef_once_bit(id);
-		if (id == MIME_ATT_RENDDATA) {
-			attachments++;
-			seen_att = 0;
-		}
 		if ((sum & 0xffff) != ((unsigned)in[off + 9 + size] |
 		    (unsigned)in[off + 10 + size] << 8)) {
 			keep = false;
 			f->lossy = true;
+		} else if (id == MIME_ATT_RENDDATA && size > 0) {
+			attachments++;      /* libytnef starts an attachment */
+			seen_att = 0;
 		} else if (size == 0) {
 			keep = false;
 			if (id == MIME_ATT_DATA && attachments > 0 &&
@@ -1299,24 +1306,29 @@ mime_is_tnef(GMimePart *part)
 	    mime_is_type(obj, "application", "octet-stream");
 }
 
-/* Unpack a winmail.dat part; keep it as an attachment unless it was
+/* Unpack a winmail.dat part; keep it as an attachment too unless it was
  * unpacked whole. */
 static void
 mime_add_tnef(struct mime_ctx *ctx, GMimePart *part)
 {
-	enum mime_tnef_result result = MIME_TNEF_NONE;
+	enum mime_tnef_result result;
 	unsigned char *data;
 	size_t total;
+	bool cut;
 
+	/* at most max_attachment bytes: a longer one is unpacked as far as
+	 * that goes, and kept (over the cap) as well */
 	if (!mime_part_read(part, ctx->lim.max_attachment, true, &data,
 	    &total)) {
 		ctx->oom = true;
 		return;
 	}
-	if (data != NULL) {
-		result = mime_tnef_unpack(ctx, data, total, 0);
-		free(data);
-	}
+	cut = total > ctx->lim.max_attachment;
+	result = mime_tnef_unpack(ctx, data, cut ? ctx->lim.max_attachment :
+	    total, 0);
+	free(data);
+	if (cut && result == MIME_TNEF_FULL)
+		result = MIME_TNEF_PARTIAL;
 	if (result != MIME_TNEF_FULL && !ctx->oom)
 		mime_add_part(ctx, part);
 }

@@ -5,8 +5,9 @@
 #   FUZZ_SECONDS  seconds per target (default 60)
 #
 # Target fuzz_NAME keeps its corpus in $FUZZ_BUILD/corpus-NAME, seeded from
-# tests/fuzz/seeds/NAME/ and, for the headers target, from the header blocks
-# of ../shared/corpus/**/*.eml and *.txt when that directory exists. Crash
+# tests/fuzz/seeds/NAME/ and, when ../shared/corpus exists, for the headers
+# target from the header blocks of its *.eml and *.txt files, for the mime
+# target from those files whole and its *.tnef files. Crash
 # inputs are written as $FUZZ_BUILD/NAME-crash-*, logs as $FUZZ_BUILD/NAME.log.
 # Prints one summary line per target; exits 1 when any target failed.
 
@@ -65,6 +66,18 @@ seed_headers_from_mail() {
 	}'
 }
 
+# Seed DIR with the messages and winmail.dat payloads of the shared corpus.
+seed_mail_files() {
+	dir=$1
+	[ -d "$SHARED_CORPUS" ] || return 0
+	find "$SHARED_CORPUS" -type f \( -name '*.eml' -o -name '*.txt' \
+	    -o -name '*.tnef' \) ! -name 'LICENSE*' -size -1024k | sort |
+	    awk '{ printf "%04d %s\n", NR, $0 }' |
+	    while read -r n path; do
+		cp "$path" "$dir/shared-$n"
+	    done
+}
+
 failed=0
 found=0
 for bin in "$FUZZ_BUILD"/fuzz_*; do
@@ -81,6 +94,7 @@ for bin in "$FUZZ_BUILD"/fuzz_*; do
 		done
 	fi
 	[ "$name" = headers ] && seed_headers_from_mail "$corpus"
+	[ "$name" = mime ] && seed_mail_files "$corpus"
 	inputs=$(find "$corpus" -type f | wc -l | tr -d ' ')
 
 	"$bin" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \

@@ -1,0 +1,980 @@
+/*
+ * test_mime.c - unit tests for common/mime.c: body choice
+ * (multipart/alternative, related with cid: images, mixed), message/rfc822
+ * as .eml, charsets (Latin-1, ISO-2022-JP, broken UTF-8), the caps, file
+ * name sanitising, winmail.dat (a TNEF built here, and every TNEF of
+ * ../shared/corpus/tnef checked against its .list), and a sweep of
+ * ../shared/corpus/eml and ../shared/corpus/mimekit.
+ *
+ * Run from the repository root (or set HALO_SRCDIR to it); the corpus
+ * tests skip when ../shared/corpus is absent.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "html.h"
+#include "mime.h"
+
+#define CORPUS_REL "../shared/corpus"
+
+/* A copy of S with every "\n" turned into "\r\n" (spool files are CRLF). */
+static char *
+crlf(const char *s)
+{
+	size_t n = 0, i;
+	char *out;
+
+	for (i = 0; s[i] != '\0'; i++)
+		n += s[i] == '\n' ? 2 : 1;
+	out = malloc(n + 1);
+	assert_non_null(out);
+	for (i = 0, n = 0; s[i] != '\0'; i++) {
+		if (s[i] == '\n')
+			out[n++] = '\r';
+		out[n++] = s[i];
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* Write LEN bytes to a new temporary file; its path is returned
+ * (g_free'd by the caller after unlink). */
+static char *
+write_temp(const void *data, size_t len)
+{
+	char *path = g_build_filename(g_get_tmp_dir(), "test_mime.XXXXXX", NULL);
+	int fd = g_mkstemp(path);
+	FILE *f;
+
+	assert_true(fd >= 0);
+	f = fdopen(fd, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+	return path;
+}
+
+/* Extract the message TEMPLATE ("\n" line ends, sent as CRLF) through a
+ * file, under LIMITS; fails the test on error. */
+static struct mime_message *
+extract(const char *template, const struct mime_limits *limits)
+{
+	struct mime_message *m = NULL;
+	char err[256] = "";
+	char *msg = crlf(template), *path;
+	int rc;
+
+	path = write_temp(msg, strlen(msg));
+	rc = mime_extract(path, limits, &m, err, sizeof(err));
+	unlink(path);
+	g_free(path);
+	free(msg);
+	if (rc != 0)
+		fail_msg("mime_extract: %s", err);
+	assert_non_null(m);
+	return m;
+}
+
+/* The attachment named NAME, or NULL. */
+static const struct mime_attachment *
+find_att(const struct mime_message *m, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < m->n_attachments; i++)
+		if (strcmp(m->attachments[i].filename, name) == 0)
+			return &m->attachments[i];
+	return NULL;
+}
+
+/* multipart/alternative: the HTML preferred, the text kept too. */
+static void
+test_alternative(void **state)
+{
+	struct mime_message *m;
+
+	(void)state;
+	m = extract(
+	    "From: a@example.com\n"
+	    "To: b@example.com\n"
+	    "Subject: alt\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: multipart/alternative; boundary=\"ALT\"\n"
+	    "\n"
+	    "--ALT\n"
+	    "Content-Type: text/plain; charset=utf-8\n"
+	    "\n"
+	    "Hello plain\n"
+	    "second line\n"
+	    "--ALT\n"
+	    "Content-Type: text/html; charset=utf-8\n"
+	    "Content-Transfer-Encoding: quoted-printable\n"
+	    "\n"
+	    "<p>Hello <b>html</b> =E2=82=AC</p>\n"
+	    "--ALT\n"
+	    "Content-Type: text/calendar; method=REQUEST\n"
+	    "\n"
+	    "BEGIN:VCALENDAR\n"
+	    "--ALT--\n", NULL);
+	assert_non_null(m->html);
+	assert_non_null(strstr(m->html, "<p>Hello <b>html</b> \xe2\x82\xac</p>"));
+	assert_non_null(m->text);
+	assert_string_equal(m->text, "Hello plain\nsecond line");
+	assert_int_equal(m->n_attachments, 0);  /* other renderings left out */
+	assert_false(m->truncated);
+	mime_message_free(m);
+}
+
+/* multipart/related: the HTML root, cid: parts as inline attachments. */
+static void
+test_related_cid(void **state)
+{
+	const struct mime_attachment *logo, *spare;
+	struct mime_message *m;
+
+	(void)state;
+	m = extract(
+	    "From: a@example.com\n"
+	    "Subject: related\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: multipart/related; boundary=\"REL\"; type=\"text/html\"\n"
+	    "\n"
+	    "--REL\n"
+	    "Content-Type: text/html; charset=us-ascii\n"
+	    "\n"
+	    "<p>Logo: <img src=\"cid:logo@example.com\"></p>\n"
+	    "--REL\n"
+	    "Content-Type: image/png; name=\"logo.png\"\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "Content-ID: <logo@example.com>\n"
+	    "\n"
+	    "iVBORw0KGgo=\n"
+	    "--REL\n"
+	    "Content-Type: image/gif\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "Content-ID: <spare@example.com>\n"
+	    "\n"
+	    "R0lGODlh\n"
+	    "--REL--\n", NULL);
+	assert_non_null(m->html);
+	assert_null(m->text);
+	assert_int_equal(m->n_attachments, 2);
+	logo = find_att(m, "logo.png");
+	assert_non_null(logo);
+	assert_string_equal(logo->content_type, "image/png");
+	assert_string_equal(logo->content_id, "logo@example.com");
+	assert_true(logo->is_inline);
+	assert_int_equal(logo->len, 8);
+	assert_memory_equal(logo->data, "\x89PNG\r\n\x1a\n", 8);
+	assert_false(logo->over_cap);
+	assert_int_equal(logo->original_len, 8);
+	spare = find_att(m, "attachment-2");
+	assert_non_null(spare);
+	assert_false(spare->is_inline);         /* not referenced */
+	assert_string_equal(spare->content_id, "spare@example.com");
+	mime_message_free(m);
+}
+
+/* multipart/mixed: the first text is the body, the rest attachments. */
+static void
+test_mixed_attachments(void **state)
+{
+	const struct mime_attachment *a;
+	struct mime_message *m;
+
+	(void)state;
+	m = extract(
+	    "From: a@example.com\n"
+	    "Subject: mixed\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: multipart/mixed; boundary=\"MIX\"\n"
+	    "\n"
+	    "preamble\n"
+	    "--MIX\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "The body.\n"
+	    "--MIX\n"
+	    "Content-Type: application/pdf; name=\"report.pdf\"\n"
+	    "Content-Disposition: attachment; filename=\"report.pdf\"\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "\n"
+	    "JVBERi0xLjQK\n"
+	    "--MIX\n"
+	    "Content-Type: text/plain; name=\"notes.txt\"\n"
+	    "Content-Disposition: attachment\n"
+	    "\n"
+	    "notes\n"
+	    "--MIX\n"
+	    "Content-Type: text/html\n"
+	    "\n"
+	    "<p>second text part</p>\n"
+	    "--MIX\n"
+	    "Content-Type: image/jpeg\n"
+	    "Content-Disposition: inline; filename=\"photo.jpg\"\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "\n"
+	    "/9j/4AAQ\n"
+	    "--MIX--\n"
+	    "epilogue\n", NULL);
+	assert_non_null(m->text);
+	assert_string_equal(m->text, "The body.");
+	assert_null(m->html);
+	assert_int_equal(m->n_attachments, 4);
+	a = find_att(m, "report.pdf");
+	assert_non_null(a);
+	assert_string_equal(a->content_type, "application/pdf");
+	assert_int_equal(a->len, 9);
+	assert_memory_equal(a->data, "%PDF-1.4\n", 9);
+	assert_false(a->is_inline);
+	assert_null(a->content_id);
+	a = find_att(m, "notes.txt");
+	assert_non_null(a);
+	assert_int_equal(a->len, 5);
+	assert_memory_equal(a->data, "notes", 5);
+	a = find_att(m, "attachment-3");
+	assert_non_null(a);
+	assert_string_equal(a->content_type, "text/html");
+	a = find_att(m, "photo.jpg");
+	assert_non_null(a);
+	assert_true(a->is_inline);              /* inline image */
+	mime_message_free(m);
+}
+
+/* message/rfc822 parts become .eml attachments. */
+static void
+test_nested_message(void **state)
+{
+	const struct mime_attachment *a;
+	struct mime_message *m;
+
+	(void)state;
+	m = extract(
+	    "From: a@example.com\n"
+	    "Subject: fwd\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: multipart/mixed; boundary=\"OUT\"\n"
+	    "\n"
+	    "--OUT\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "See attached.\n"
+	    "--OUT\n"
+	    "Content-Type: message/rfc822\n"
+	    "\n"
+	    "From: c@example.com\n"
+	    "Subject: =?utf-8?q?Inner_caf=C3=A9_/_report?=\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: multipart/alternative; boundary=\"IN\"\n"
+	    "\n"
+	    "--IN\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "inner body\n"
+	    "--IN--\n"
+	    "--OUT\n"
+	    "Content-Type: message/rfc822; name=\"given.eml\"\n"
+	    "\n"
+	    "Subject: second\n"
+	    "\n"
+	    "x\n"
+	    "--OUT--\n", NULL);
+	assert_string_equal(m->text, "See attached.");
+	assert_int_equal(m->n_attachments, 2);
+	a = &m->attachments[0];
+	/* the subject, decoded, its '/' no path separator */
+	assert_string_equal(a->filename, "Inner caf\xc3\xa9 _ report.eml");
+	assert_string_equal(a->content_type, "message/rfc822");
+	assert_non_null(a->data);
+	assert_true(a->len > 0);
+	assert_int_equal(a->len, a->original_len);
+	assert_non_null(g_strstr_len((const char *)a->data, (gssize)a->len,
+	    "inner body"));
+	assert_non_null(g_strstr_len((const char *)a->data, (gssize)a->len,
+	    "From: c@example.com"));
+	assert_string_equal(m->attachments[1].filename, "given.eml");
+	mime_message_free(m);
+}
+
+/* Latin-1 (read as Windows-1252), undeclared 8-bit, broken UTF-8. */
+static void
+test_latin1_charsets(void **state)
+{
+	struct mime_message *m;
+
+	(void)state;
+	m = extract(
+	    "Subject: latin\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: text/plain; charset=\"ISO-8859-1\"\n"
+	    "Content-Transfer-Encoding: quoted-printable\n"
+	    "\n"
+	    "caf=E9 na=EFve =80 10\n", NULL);
+	assert_string_equal(m->text, "caf\xc3\xa9 na\xc3\xafve \xe2\x82\xac 10\n");
+	mime_message_free(m);
+
+	m = extract(
+	    "Subject: undeclared\n"
+	    "\n"
+	    "d\xe9j\xe0 vu\n", NULL);
+	assert_string_equal(m->text, "d\xc3\xa9j\xc3\xa0 vu\n");
+	mime_message_free(m);
+
+	m = extract(
+	    "Subject: broken utf-8\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: text/html; charset=utf-8\n"
+	    "\n"
+	    "<p>ok \xc3\xa9 bad \xff\xfe \xc3 end</p>\n", NULL);
+	assert_non_null(m->html);
+	assert_true(g_utf8_validate(m->html, -1, NULL));
+	assert_non_null(strstr(m->html, "ok \xc3\xa9 bad "));
+	assert_non_null(strstr(m->html, "\xef\xbf\xbd"));
+	mime_message_free(m);
+
+	m = extract(
+	    "Subject: unknown charset\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: text/plain; charset=x-no-such-charset\n"
+	    "\n"
+	    "plain ascii\n", NULL);
+	assert_string_equal(m->text, "plain ascii\n");
+	mime_message_free(m);
+}
+
+/* ISO-2022-JP (stateful) and Shift_JIS in base64. */
+static void
+test_japanese_charsets(void **state)
+{
+	struct mime_message *m;
+
+	(void)state;
+	m = extract(
+	    "Subject: jp\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: text/plain; charset=ISO-2022-JP\n"
+	    "Content-Transfer-Encoding: 7bit\n"
+	    "\n"
+	    "\x1b$B$3$s$K$A$O\x1b(B world\n", NULL);
+	assert_string_equal(m->text,
+	    "\xe3\x81\x93\xe3\x82\x93\xe3\x81\xab\xe3\x81\xa1\xe3\x81\xaf world\n");
+	mime_message_free(m);
+
+	/* "日本" in Shift_JIS is 93 FA 96 7B: base64 k/qWew== */
+	m = extract(
+	    "Subject: sjis\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: text/plain; charset=Shift_JIS\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "\n"
+	    "k/qWew==\n", NULL);
+	assert_string_equal(m->text, "\xe6\x97\xa5\xe6\x9c\xac");
+	mime_message_free(m);
+}
+
+/* A base64 attachment over max_attachment: no bytes, the size kept. */
+static void
+test_over_cap(void **state)
+{
+	struct mime_limits limits = { .max_attachment = 1000, .max_total = 1500 };
+	const struct mime_attachment *a;
+	struct mime_message *m;
+	unsigned char raw[3000];
+	gchar *b64, *msg;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(raw); i++)
+		raw[i] = (unsigned char)(i * 7);
+	b64 = g_base64_encode(raw, sizeof(raw));
+	msg = g_strdup_printf(
+	    "Subject: big\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: multipart/mixed; boundary=\"B\"\n"
+	    "\n"
+	    "--B\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "body\n"
+	    "--B\n"
+	    "Content-Type: application/octet-stream; name=\"big.bin\"\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "\n"
+	    "%s\n"
+	    "--B\n"
+	    "Content-Type: application/octet-stream; name=\"small1.bin\"\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "\n"
+	    "%.1064s\n"       /* 798 bytes */
+	    "--B\n"
+	    "Content-Type: application/octet-stream; name=\"small2.bin\"\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "\n"
+	    "%.1064s\n"       /* 798 more: over max_total */
+	    "--B--\n", b64, b64, b64);
+	m = extract(msg, &limits);
+	assert_true(m->truncated);
+	a = find_att(m, "big.bin");
+	assert_non_null(a);
+	assert_true(a->over_cap);
+	assert_null(a->data);
+	assert_int_equal(a->len, 0);
+	assert_int_equal(a->original_len, sizeof(raw));
+	a = find_att(m, "small1.bin");
+	assert_non_null(a);
+	assert_false(a->over_cap);
+	assert_int_equal(a->len, 798);
+	assert_memory_equal(a->data, raw, 798);
+	a = find_att(m, "small2.bin");
+	assert_non_null(a);
+	assert_true(a->over_cap);
+	assert_null(a->data);
+	assert_int_equal(a->original_len, 798);
+	mime_message_free(m);
+	g_free(msg);
+	g_free(b64);
+}
+
+/* Bodies are cut at max_text, between characters. */
+static void
+test_text_cap(void **state)
+{
+	struct mime_limits limits = { .max_text = 10 };
+	struct mime_message *m;
+
+	(void)state;
+	m = extract(
+	    "Subject: long\n"
+	    "Content-Type: text/plain; charset=utf-8\n"
+	    "\n"
+	    "abcdefgh\xc3\xa9\xc3\xa9\xc3\xa9 and more\n", &limits);
+	assert_true(m->truncated);
+	assert_string_equal(m->text, "abcdefgh\xc3\xa9");
+	mime_message_free(m);
+}
+
+/* Too many parts or too deep: what fits is kept, truncated is set. */
+static void
+test_parts_and_depth(void **state)
+{
+	struct mime_limits limits = { .max_parts = 4, .max_depth = 3 };
+	GString *msg = g_string_new("Subject: many\nMIME-Version: 1.0\n"
+	    "Content-Type: multipart/mixed; boundary=\"P\"\n\n");
+	struct mime_message *m;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 10; i++)
+		g_string_append_printf(msg, "--P\nContent-Type: text/plain; "
+		    "name=\"f%d.txt\"\nContent-Disposition: attachment\n\n%d\n", i, i);
+	g_string_append(msg, "--P--\n");
+	m = extract(msg->str, &limits);
+	assert_true(m->truncated);
+	assert_int_equal(m->n_attachments, 3);  /* 1 multipart + 3 parts */
+	mime_message_free(m);
+	g_string_free(msg, TRUE);
+
+	msg = g_string_new("Subject: deep\nMIME-Version: 1.0\n");
+	for (i = 0; i < 30; i++)
+		g_string_append_printf(msg, "Content-Type: multipart/mixed; "
+		    "boundary=\"D%d\"\n\n--D%d\n", i, i);
+	g_string_append(msg, "Content-Type: text/plain\n\ndeep body\n");
+	for (i = 29; i >= 0; i--)
+		g_string_append_printf(msg, "--D%d--\n", i);
+	m = extract(msg->str, &limits);
+	assert_true(m->truncated);
+	assert_null(m->text);
+	mime_message_free(m);
+	g_string_free(msg, TRUE);
+}
+
+/* File names: last path component, no controls, bounded, defaults. */
+static void
+test_filenames(void **state)
+{
+	static const struct {
+		const char *param;
+		const char *want;
+	} cases[] = {
+		{ "filename=\"../../etc/passwd\"", "passwd" },
+		{ "filename=\"C:\\\\Users\\\\x\\\\evil.exe\"", "evil.exe" },
+		{ "filename*=utf-8''%E2%80%AEgnp.exe", "gnp.exe" },
+		{ "filename=\"=?utf-8?q?a=01b=0A.txt?=\"", "ab.txt" },
+		{ "filename=\"  spaced name.doc  \"", "spaced name.doc" },
+		{ "filename=\"..\"", "attachment-1" },
+		{ "filename=\"dir/\"", "attachment-1" },
+		{ "filename*=iso-8859-1''r%E9sum%E9.pdf", "r\xc3\xa9sum\xc3\xa9.pdf" },
+		{ "", "attachment-1" },
+	};
+	struct mime_message *m;
+	GString *longname;
+	size_t i;
+	char *msg;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		msg = g_strdup_printf(
+		    "Subject: names\n"
+		    "MIME-Version: 1.0\n"
+		    "Content-Type: application/octet-stream\n"
+		    "Content-Disposition: attachment; %s\n"
+		    "\n"
+		    "data\n", cases[i].param);
+		m = extract(msg, NULL);
+		assert_int_equal(m->n_attachments, 1);
+		if (strcmp(m->attachments[0].filename, cases[i].want) != 0)
+			fail_msg("%s: got \"%s\", want \"%s\"", cases[i].param,
+			    m->attachments[0].filename, cases[i].want);
+		mime_message_free(m);
+		g_free(msg);
+	}
+
+	longname = g_string_new("");
+	for (i = 0; i < 150; i++)
+		g_string_append(longname, "\xc3\xa9");        /* 300 bytes */
+	msg = g_strdup_printf("Subject: long\nMIME-Version: 1.0\n"
+	    "Content-Type: application/pdf\n"
+	    "Content-Disposition: attachment; filename*=utf-8''%s.pdf\n\nx\n",
+	    longname->str);
+	m = extract(msg, NULL);
+	assert_true(strlen(m->attachments[0].filename) <= MIME_FILENAME_MAX);
+	assert_true(g_str_has_suffix(m->attachments[0].filename, ".pdf"));
+	assert_true(g_utf8_validate(m->attachments[0].filename, -1, NULL));
+	mime_message_free(m);
+	g_free(msg);
+	g_string_free(longname, TRUE);
+}
+
+/* multipart/signed: the content, not the signature. */
+static void
+test_signed(void **state)
+{
+	struct mime_message *m;
+
+	(void)state;
+	m = extract(
+	    "Subject: signed\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: multipart/signed; protocol=\"application/pgp-signature\";"
+	    " micalg=pgp-sha256; boundary=\"S\"\n"
+	    "\n"
+	    "--S\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "signed text\n"
+	    "--S\n"
+	    "Content-Type: application/pgp-signature; name=\"signature.asc\"\n"
+	    "\n"
+	    "-----BEGIN PGP SIGNATURE-----\n"
+	    "--S--\n", NULL);
+	assert_string_equal(m->text, "signed text");
+	assert_int_equal(m->n_attachments, 0);
+	mime_message_free(m);
+}
+
+/* Errors: a missing file; a message from memory matches the file. */
+static void
+test_errors_and_mem(void **state)
+{
+	static const char msg[] = "Subject: mem\r\n\r\nfrom memory\r\n";
+	struct mime_message *m = (struct mime_message *)&m;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(mime_extract("/nonexistent/dir/msg.eml", NULL, &m, err,
+	    sizeof(err)), -1);
+	assert_null(m);
+	assert_non_null(strstr(err, "/nonexistent/dir/msg.eml"));
+	assert_int_equal(mime_extract_mem(msg, sizeof(msg) - 1, NULL, &m, err,
+	    sizeof(err)), 0);
+	assert_string_equal(m->text, "from memory\n");     /* CRLF -> LF */
+	m = mime_message_free(m);
+	assert_null(m);
+	assert_null(mime_message_free(NULL));
+}
+
+/* --- TNEF --------------------------------------------------------------- */
+
+/* Append a TNEF attribute (LEVEL, ID, DATA of LEN bytes) to BUF. */
+static void
+tnef_attr(GByteArray *buf, uint8_t level, uint32_t id, const void *data,
+    uint32_t len)
+{
+	uint8_t head[9], tail[2];
+	const uint8_t *p = data;
+	unsigned sum = 0;
+	uint32_t i;
+
+	head[0] = level;
+	for (i = 0; i < 4; i++) {
+		head[1 + i] = (uint8_t)(id >> (8 * i));
+		head[5 + i] = (uint8_t)(len >> (8 * i));
+	}
+	for (i = 0; i < len; i++)
+		sum += p[i];
+	tail[0] = (uint8_t)sum;
+	tail[1] = (uint8_t)(sum >> 8);
+	g_byte_array_append(buf, head, 9);
+	g_byte_array_append(buf, data, len);
+	g_byte_array_append(buf, tail, 2);
+}
+
+/* A message: a text body and a winmail.dat of LEN bytes at TNEF, read
+ * under LIMITS. */
+static struct mime_message *
+extract_with_tnef(const uint8_t *tnef, size_t len,
+    const struct mime_limits *limits)
+{
+	struct mime_message *m;
+	gchar *b64 = g_base64_encode(tnef, len), *msg;
+
+	msg = g_strdup_printf(
+	    "From: outlook@example.com\n"
+	    "Subject: winmail\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: multipart/mixed; boundary=\"TNEF\"\n"
+	    "\n"
+	    "--TNEF\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "plain body\n"
+	    "--TNEF\n"
+	    "Content-Type: application/ms-tnef; name=\"winmail.dat\"\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "Content-Disposition: attachment; filename=\"winmail.dat\"\n"
+	    "\n"
+	    "%s\n"
+	    "--TNEF--\n", b64);
+	m = extract(msg, limits);
+	g_free(msg);
+	g_free(b64);
+	return m;
+}
+
+/* A TNEF built here: two files come out, the winmail.dat goes; broken
+ * ones stay as winmail.dat. */
+static void
+test_tnef_built(void **state)
+{
+	static const uint8_t head[] = { 0x78, 0x9f, 0x3e, 0x22, 0x01, 0x00 };
+	static const uint8_t version[] = { 0x00, 0x00, 0x01, 0x00 };
+	uint8_t rend[14] = { 0x01, 0x00, 0xff, 0xff, 0xff, 0xff };
+	struct mime_limits limits = { .max_attachment = 100 };
+	const struct mime_attachment *a;
+	struct mime_message *m;
+	GByteArray *t = g_byte_array_new();
+
+	(void)state;
+	g_byte_array_append(t, head, sizeof(head));
+	tnef_attr(t, 1, 0x00089006, version, sizeof(version));
+	tnef_attr(t, 2, 0x00069002, rend, sizeof(rend));
+	tnef_attr(t, 2, 0x00018010, "hello.txt", 10);
+	tnef_attr(t, 2, 0x0006800f, "Hello, TNEF", 11);
+	tnef_attr(t, 2, 0x00069002, rend, sizeof(rend));
+	tnef_attr(t, 2, 0x00018010, "../empty.dat", 13);
+	tnef_attr(t, 2, 0x0006800f, "", 0);
+	m = extract_with_tnef(t->data, t->len, NULL);
+	assert_string_equal(m->text, "plain body");
+	assert_int_equal(m->n_attachments, 2);
+	a = find_att(m, "hello.txt");
+	assert_non_null(a);
+	assert_true(a->from_tnef);
+	assert_int_equal(a->len, 11);
+	assert_memory_equal(a->data, "Hello, TNEF", 11);
+	a = find_att(m, "empty.dat");
+	assert_non_null(a);
+	assert_true(a->from_tnef);
+	assert_int_equal(a->len, 0);
+	assert_null(find_att(m, "winmail.dat"));
+	mime_message_free(m);
+
+	/* a bad checksum on the first file's data (at 6 + 15 + 25 + 21, after
+	 * its 9-byte header): that file is lost, so winmail.dat stays */
+	assert_int_equal(t->len, 149);
+	t->data[67 + 9] ^= 0x01;
+	m = extract_with_tnef(t->data, t->len, NULL);
+	a = find_att(m, "winmail.dat");
+	assert_non_null(a);
+	assert_false(a->from_tnef);
+	assert_string_equal(a->content_type, "application/ms-tnef");
+	mime_message_free(m);
+
+	/* not TNEF at all */
+	m = extract_with_tnef((const uint8_t *)"not a tnef stream", 17, NULL);
+	assert_int_equal(m->n_attachments, 1);
+	assert_string_equal(m->attachments[0].filename, "winmail.dat");
+	assert_int_equal(m->attachments[0].len, 17);
+	mime_message_free(m);
+
+	/* cut short inside the first file's data */
+	m = extract_with_tnef(t->data, 67 + 15, NULL);
+	assert_non_null(find_att(m, "winmail.dat"));
+	mime_message_free(m);
+
+	/* over max_attachment: unpacked as far as the cap, kept over the cap */
+	t->data[67 + 9] ^= 0x01;        /* the checksum is right again */
+	m = extract_with_tnef(t->data, t->len, &limits);
+	assert_true(m->truncated);
+	a = find_att(m, "hello.txt");
+	assert_non_null(a);
+	assert_int_equal(a->len, 11);
+	assert_null(find_att(m, "empty.dat"));
+	a = find_att(m, "winmail.dat");
+	assert_non_null(a);
+	assert_true(a->over_cap);
+	assert_int_equal(a->original_len, 149);
+	mime_message_free(m);
+	g_byte_array_free(t, TRUE);
+}
+
+/* Path of the shared corpus directory SUB, or NULL when absent. */
+static char *
+corpus_dir(const char *sub)
+{
+	const char *top = getenv("HALO_SRCDIR");
+	char *path = g_build_filename(top != NULL ? top : ".", CORPUS_REL, sub,
+	    NULL);
+
+	if (!g_file_test(path, G_FILE_TEST_IS_DIR)) {
+		g_free(path);
+		return NULL;
+	}
+	return path;
+}
+
+/* g_ptr_array_sort hands pointers to the elements. */
+static gint
+cmp_names(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names of the regular files in DIR ending in SUFFIX (NULL: all);
+ * a NULL-terminated g_strfreev list. */
+static char **
+list_dir(const char *dir, const char *suffix)
+{
+	GPtrArray *names = g_ptr_array_new();
+	const gchar *name;
+	GDir *d = g_dir_open(dir, 0, NULL);
+
+	assert_non_null(d);
+	while ((name = g_dir_read_name(d)) != NULL)
+		if (suffix == NULL || g_str_has_suffix(name, suffix))
+			g_ptr_array_add(names, g_strdup(name));
+	g_dir_close(d);
+	g_ptr_array_sort(names, cmp_names);
+	g_ptr_array_add(names, NULL);
+	return (char **)g_ptr_array_free(names, FALSE);
+}
+
+/* Every corpus TNEF, sent as winmail.dat, against its .list: each listed
+ * name comes out (body.html means an HTML body; body.rtf is left out, as
+ * RTF bodies are). Where libytnef rejects part of a file, the winmail.dat
+ * must be kept. */
+static void
+test_tnef_corpus(void **state)
+{
+	char *dir = corpus_dir("tnef"), **files, *path, *list, **lines;
+	size_t i, j, k, full = 0, partial = 0, names_ok = 0, names_missing = 0;
+	gsize len;
+	struct mime_message *m;
+
+	(void)state;
+	if (dir == NULL) {
+		print_message("skipped: " CORPUS_REL "/tnef not found\n");
+		skip();
+	}
+	files = list_dir(dir, ".tnef");
+	for (i = 0; files[i] != NULL; i++) {
+		gchar *data;
+		bool kept, html_wanted = false;
+
+		path = g_build_filename(dir, files[i], NULL);
+		assert_true(g_file_get_contents(path, &data, &len, NULL));
+		g_free(path);
+		m = extract_with_tnef((const uint8_t *)data, len, NULL);
+		g_free(data);
+		kept = find_att(m, "winmail.dat") != NULL;
+		if (kept)
+			partial++;
+		else
+			full++;
+
+		path = g_build_filename(dir, files[i], NULL);
+		strcpy(path + strlen(path) - 5, ".list");
+		list = NULL;
+		if (!g_file_get_contents(path, &list, &len, NULL))
+			list = g_strdup("");
+		g_free(path);
+		lines = g_strsplit(list, "\n", -1);
+		for (j = 0; lines[j] != NULL; j++) {
+			char *name = g_strstrip(lines[j]);
+			bool found = false;
+
+			if (*name == '\0' || strcmp(name, "body.rtf") == 0)
+				continue;
+			if (strcmp(name, "body.html") == 0) {
+				html_wanted = true;
+				continue;
+			}
+			for (k = 0; k < m->n_attachments; k++)
+				if (m->attachments[k].from_tnef &&
+				    strcmp(m->attachments[k].filename, name) == 0)
+					found = true;
+			if (found)
+				names_ok++;
+			else {
+				names_missing++;
+				print_message("note: %s: \"%s\" not unpacked (%s)\n",
+				    files[i], name, kept ? "winmail.dat kept" :
+				    "NOT KEPT");
+				if (!kept)
+					fail_msg("%s: \"%s\" lost", files[i], name);
+			}
+		}
+		if (html_wanted && m->html == NULL && !kept)
+			fail_msg("%s: no HTML body", files[i]);
+		for (k = 0; k < m->n_attachments; k++)
+			assert_true(strlen(m->attachments[k].filename) <=
+			    MIME_FILENAME_MAX);
+		g_strfreev(lines);
+		g_free(list);
+		mime_message_free(m);
+	}
+	print_message("tnef corpus: %zu files, %zu unpacked whole, %zu with "
+	    "winmail.dat kept; %zu listed names found, %zu not\n",
+	    full + partial, full, partial, names_ok, names_missing);
+	assert_true(full > 0);
+	g_strfreev(files);
+	g_free(dir);
+}
+
+/* Check what mime.h promises about M. */
+static void
+check_message(const char *name, const struct mime_message *m)
+{
+	size_t i;
+	char *html;
+
+	if (m->html != NULL && !g_utf8_validate(m->html, -1, NULL))
+		fail_msg("%s: html not UTF-8", name);
+	if (m->text != NULL && !g_utf8_validate(m->text, -1, NULL))
+		fail_msg("%s: text not UTF-8", name);
+	for (i = 0; i < m->n_attachments; i++) {
+		const struct mime_attachment *a = &m->attachments[i];
+		const char *p;
+
+		if (a->filename == NULL || *a->filename == '\0' ||
+		    strlen(a->filename) > MIME_FILENAME_MAX ||
+		    !g_utf8_validate(a->filename, -1, NULL))
+			fail_msg("%s: bad file name", name);
+		for (p = a->filename; *p != '\0'; p++)
+			if ((unsigned char)*p < 0x20 || *p == '/' || *p == '\\')
+				fail_msg("%s: bad file name %s", name, a->filename);
+		if (a->content_type == NULL || strchr(a->content_type, '/') == NULL)
+			fail_msg("%s: bad content type", name);
+		if (a->over_cap != (a->data == NULL))
+			fail_msg("%s: over_cap and data disagree", name);
+		if (!a->over_cap && a->len != a->original_len)
+			fail_msg("%s: len != original_len", name);
+	}
+	if (m->html != NULL) {
+		html = html_sanitize(m->html, strlen(m->html), NULL);
+		assert_non_null(html);
+		free(html);
+	}
+	if (m->text != NULL) {
+		html = html_from_text(m->text, strlen(m->text), true);
+		assert_non_null(html);
+		free(html);
+	}
+}
+
+/* Every file of the shared mail corpus: no crash, 0 or a clean error. */
+static void
+test_corpus_sweep(void **state)
+{
+	static const char *const subs[] = { "eml/malformed", "eml/rfc",
+	    "eml/thirdparty", "mimekit", NULL };
+	size_t i, j, ok = 0, failed = 0;
+	char *dir, **files, *path;
+	struct mime_message *m;
+	char err[256];
+	bool any = false;
+
+	(void)state;
+	for (i = 0; subs[i] != NULL; i++) {
+		dir = corpus_dir(subs[i]);
+		if (dir == NULL)
+			continue;
+		any = true;
+		files = list_dir(dir, NULL);
+		for (j = 0; files[j] != NULL; j++) {
+			if (strcmp(files[j], "COPYING") == 0 ||
+			    g_str_has_prefix(files[j], "LICENSE"))
+				continue;
+			path = g_build_filename(dir, files[j], NULL);
+			err[0] = '\0';
+			m = NULL;
+			if (mime_extract(path, NULL, &m, err, sizeof(err)) == 0) {
+				check_message(path, m);
+				mime_message_free(m);
+				ok++;
+			} else {
+				if (m != NULL || err[0] == '\0')
+					fail_msg("%s: unclean error", path);
+				print_message("note: %s: %s\n", path, err);
+				failed++;
+			}
+			g_free(path);
+		}
+		g_strfreev(files);
+		g_free(dir);
+	}
+	if (!any) {
+		print_message("skipped: " CORPUS_REL " not found\n");
+		skip();
+	}
+	print_message("corpus sweep: %zu parsed, %zu refused cleanly\n", ok,
+	    failed);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_alternative),
+		cmocka_unit_test(test_related_cid),
+		cmocka_unit_test(test_mixed_attachments),
+		cmocka_unit_test(test_nested_message),
+		cmocka_unit_test(test_latin1_charsets),
+		cmocka_unit_test(test_japanese_charsets),
+		cmocka_unit_test(test_over_cap),
+		cmocka_unit_test(test_text_cap),
+		cmocka_unit_test(test_parts_and_depth),
+		cmocka_unit_test(test_filenames),
+		cmocka_unit_test(test_signed),
+		cmocka_unit_test(test_errors_and_mem),
+		cmocka_unit_test(test_tnef_built),
+		cmocka_unit_test(test_tnef_corpus),
+		cmocka_unit_test(test_corpus_sweep),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
