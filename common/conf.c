@@ -77,6 +77,8 @@ enum key_id {
 	KEY_OVERRIDE,
 	KEY_TLS_CERT,
 	KEY_TLS_KEY,
+	KEY_LOG_OUTBOUND,
+	KEY_OUTBOUND_OUTCOME,
 	KEY_COUNT
 };
 
@@ -130,6 +132,8 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_MAX_ATTACHMENTS_TOTAL] = { "max_attachments_total", SCOPE_TENANT, false },
 	[KEY_SENDER_CACHE_TTL]   = { "sender_cache_ttl", SCOPE_TENANT, false },
 	[KEY_OVERRIDE]           = { "override", SCOPE_TENANT, true },
+	[KEY_LOG_OUTBOUND]       = { "log_outbound", SCOPE_TENANT, false },
+	[KEY_OUTBOUND_OUTCOME]   = { "outbound_outcome", SCOPE_TENANT, false },
 	[KEY_ROUTE]              = { "route", SCOPE_TENANT, true },
 	[KEY_TLS_CERT]           = { "tls_cert", SCOPE_GLOBAL, false },
 	[KEY_TLS_KEY]            = { "tls_key", SCOPE_GLOBAL, false },
@@ -608,6 +612,7 @@ static void tenant_free(struct conf_tenant *t)
 	free(t->default_agent);
 	free(t->cf_conversation_id);
 	free(t->cf_message_id);
+	free(t->outbound_outcome);
 	for (i = 0; i < t->n_overrides; i++) {
 		free(t->overrides[i]->pattern);
 		free(t->overrides[i]);
@@ -1126,6 +1131,18 @@ static void apply_tenant(struct parser *p, int line, enum key_id key,
 	case KEY_OVERRIDE:
 		parse_override(p, line, value);
 		break;
+	case KEY_LOG_OUTBOUND:
+		if (!parse_bool(value, &t->log_outbound))
+			conf_error(p, line, "log_outbound: invalid boolean '%s' "
+			    "(expected yes or no)", value);
+		break;
+	case KEY_OUTBOUND_OUTCOME:
+		if (!text_ok(value))
+			conf_error(p, line, "%s: contains a control character",
+			    name);
+		else
+			set_str(p, line, &t->outbound_outcome, value);
+		break;
 	case KEY_FALLBACK_CLIENT_ID:
 		if (!parse_ulong_range(value, 0, 2147483647UL, &num))
 			conf_error(p, line, "fallback_client_id: invalid '%s' "
@@ -1198,6 +1215,8 @@ static void finish_tenant(struct parser *p)
 		set_str(p, t->line, &t->create_outcome, DEFAULT_OUTCOME);
 	if (t->subject_tag == NULL)
 		set_str(p, t->line, &t->subject_tag, DEFAULT_SUBJECT_TAG);
+	if (t->outbound_outcome == NULL)
+		set_str(p, t->line, &t->outbound_outcome, "Email Sent");
 	if (t->cf_conversation_id == NULL)
 		set_str(p, t->line, &t->cf_conversation_id, "CFOutlookConversationId");
 	if (t->cf_message_id == NULL)
@@ -1267,6 +1286,7 @@ static void start_tenant(struct parser *p, int line, const char *name)
 	t->loop_max_creates = DEFAULT_LOOP_CREATES;
 	t->loop_window = DEFAULT_LOOP_WINDOW;
 	t->trim_quotes = true;
+	t->log_outbound = true;
 	t->rate_limit = 250;
 	t->rate_window = 300;
 	t->max_attachment_size = 10ULL << 20;

@@ -78,6 +78,8 @@ struct conf_tenant {
 	uint64_t max_attachment_size;    /* per file; 10 MiB */
 	uint64_t max_attachments_total;  /* per message; 25 MiB */
 	unsigned sender_cache_ttl;   /* seconds; 3600 */
+	bool log_outbound;           /* log enrolled agents' outgoing mail; yes */
+	char *outbound_outcome;      /* default "Email Sent" */
 	struct conf_override **overrides;
 	size_t n_overrides;
 	struct conf_route **routes;

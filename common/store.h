@@ -206,6 +206,10 @@ enum store_status store_token_set_state(struct store *st, const char *tenant,
     const char *agent, const char *state);
 struct store_token *store_token_free(struct store_token *t);
 
+/* Whether AGENT holds a usable token in TENANT (outbound mail). */
+enum store_status store_agent_enrolled(struct store *st, const char *tenant,
+    const char *agent, bool *enrolled);
+
 /* Call FN for each token row of TENANT (NULL: every tenant). */
 typedef void (*store_token_fn)(const struct store_token *t, void *arg);
 enum store_status store_token_list(struct store *st, const char *tenant,

@@ -1264,3 +1264,18 @@ store_enroll_purge(struct store *st, time_t before, unsigned *n)
 		*n = (unsigned)changes;
 	return rc;
 }
+
+/* Does AGENT hold a usable token in TENANT? */
+enum store_status
+store_agent_enrolled(struct store *st, const char *tenant, const char *agent,
+    bool *enrolled)
+{
+	int64_t one = 0;
+	enum store_status rc;
+
+	rc = store_query_id(st, "SELECT 1 FROM tokens WHERE tenant = ?1 AND"
+	    " agent = ?2 AND state = 'ok' AND sealed IS NOT NULL", tenant, agent,
+	    &one);
+	*enrolled = rc == STORE_OK;
+	return rc == STORE_ERROR ? STORE_ERROR : STORE_OK;
+}

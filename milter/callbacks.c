@@ -106,7 +106,8 @@ cb_data(SMFICTX *ctx)
 	struct connctx *cc = cb_conn(ctx);
 
 	if (cc == NULL || cc->conn_msg == NULL ||
-	    !intake_msg_routed(cc->conn_msg)) {
+	    (!intake_msg_routed(cc->conn_msg) &&
+	    !intake_msg_outbound(cc->conn_msg))) {
 		cb_msg_done(cc);
 		return SMFIS_ACCEPT;
 	}

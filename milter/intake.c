@@ -61,6 +61,7 @@ struct intake_job {
 	const char *reason;
 	bool no_create;
 	bool duplicate;
+	bool outbound;              /* an enrolled agent's outgoing mail */
 	int64_t job_id;
 };
 
@@ -248,6 +249,38 @@ intake_msg_rcpt(struct intake_msg *msg, const char *addr)
 		job->agent = strdup(agent);
 	}
 	intake_job_add_rcpt(job, lower);
+}
+
+/* Outbound mail of an enrolled agent (see intake.h). */
+bool
+intake_msg_outbound(struct intake_msg *msg)
+{
+	const struct conf *conf = msg->in->conf;
+	struct intake_job *grown, *job;
+	char sender[HDR_ADDR_MAX + 1];
+	bool enrolled;
+	size_t i;
+
+	if (msg->n_jobs > 0 || msg->env_from == NULL ||
+	    !hdr_addr_spec(msg->env_from, sender))
+		return false;
+	for (i = 0; i < conf->n_tenants; i++) {
+		const struct conf_tenant *t = conf->tenants[i];
+		if (!t->log_outbound || store_agent_enrolled(msg->in->store,
+		    t->name, sender, &enrolled) != STORE_OK || !enrolled)
+			continue;
+		grown = realloc(msg->jobs, (msg->n_jobs + 1) * sizeof(*grown));
+		if (grown == NULL)
+			break;
+		msg->jobs = grown;
+		job = &msg->jobs[msg->n_jobs++];
+		memset(job, 0, sizeof(*job));
+		job->tenant = t;
+		job->mode = CONF_MODE_THREAD_ONLY;
+		job->outbound = true;
+		job->agent = strdup(sender);
+	}
+	return msg->n_jobs > 0;
 }
 
 /* Any routed recipient? */
@@ -558,6 +591,8 @@ intake_stamp_status(struct intake_msg *msg)
 
 	for (i = 0; i < msg->n_jobs; i++) {
 		struct intake_job *job = &msg->jobs[i];
+		if (job->outbound)
+			continue;       /* this mail leaves for customers */
 		if (job->duplicate)
 			snprintf(value, sizeof(value),
 			    "skipped; reason=duplicate; tenant=%s; job=%lld",
@@ -693,7 +728,8 @@ intake_msg_eom(struct intake_msg *msg)
 		r->subject = subject;
 		r->recipients = job->recipients;
 		r->agent = job->agent;
-		r->mode = job->mode == CONF_MODE_INTAKE ? "intake" : "thread-only";
+		r->mode = job->outbound ? "outbound" : job->mode == CONF_MODE_INTAKE ?
+		    "intake" : "thread-only";
 		r->conv_key = key;
 		r->spool = spooled ? spool_name(msg->spool) : NULL;
 		r->sha256 = spooled ? sha : NULL;
@@ -720,9 +756,12 @@ intake_msg_eom(struct intake_msg *msg)
 	intake_strip_ours(msg);
 	if (add_msgid)
 		intake_edit(msg, INTAKE_EDIT_ADD, "Message-ID", 0, msg->msgid);
-	intake_edit(msg, INTAKE_EDIT_ADD, "X-Halo-Conversation-Id", 0, key);
-	if (conf->add_thread_index)
-		intake_add_thread_index(msg, key, subject);
+	if (!msg->jobs[0].outbound) {
+		/* routed mail only: outbound jobs never mix with routed ones */
+		intake_edit(msg, INTAKE_EDIT_ADD, "X-Halo-Conversation-Id", 0, key);
+		if (conf->add_thread_index)
+			intake_add_thread_index(msg, key, subject);
+	}
 	intake_stamp_status(msg);
 	for (i = 0; i < msg->n_jobs; i++) {
 		struct intake_job *job = &msg->jobs[i];

@@ -63,6 +63,14 @@ void intake_msg_envfrom(struct intake_msg *msg, const char *addr);
 /* One envelope recipient; routes it. */
 void intake_msg_rcpt(struct intake_msg *msg, const char *addr);
 
+/*
+ * For mail with no routed recipient: when its envelope sender is an agent
+ * enrolled in a tenant that logs outbound mail, make an outbound job there
+ * (thread match only, never a new ticket, no X-Halo-* stamps on mail that
+ * leaves for customers). One local store read. True when a job was made.
+ */
+bool intake_msg_outbound(struct intake_msg *msg);
+
 /* True when at least one recipient is routed to a tenant. */
 bool intake_msg_routed(const struct intake_msg *msg);
 

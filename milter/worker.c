@@ -89,6 +89,7 @@ struct job_ctx {
 	int64_t user_id, site_id, client_id;
 	char *contact_name, *client_name;
 	/* the thread */
+	bool outbound;                  /* an enrolled agent's outgoing mail */
 	int64_t ticket_id;
 	const char *matched_by;
 };
@@ -512,7 +513,7 @@ ctx_find_ticket(struct job_ctx *ctx)
 	/* 4. a subject tag, only from that ticket's own contact or client */
 	tagged = ctx_subject_tag(ctx->t->subject_tag, ctx->job->subject);
 	if (tagged > 0 && (ctx->sender_kind == SENDER_CONTACT ||
-	    ctx->sender_kind == SENDER_CLIENT)) {
+	    ctx->sender_kind == SENDER_CLIENT || ctx->outbound)) {
 		for (attempt = 0;; attempt++) {
 			memset(&tk, 0, sizeof(tk));
 			ctx_clear_err(ctx);
@@ -526,7 +527,8 @@ ctx_find_ticket(struct job_ctx *ctx)
 			if (!ctx_again(ctx, attempt, &step))
 				return step;
 		}
-		if ((ctx->sender_kind == SENDER_CONTACT && tk.user_id == ctx->user_id) ||
+		if (ctx->outbound ||
+		    (ctx->sender_kind == SENDER_CONTACT && tk.user_id == ctx->user_id) ||
 		    (ctx->client_id > 0 && tk.client_id == ctx->client_id)) {
 			ctx->ticket_id = tk.id;
 			ctx->matched_by = "subject-tag";
@@ -700,7 +702,9 @@ ctx_post(struct job_ctx *ctx, const struct mime_message *m, bool create,
 		} else {
 			memset(&act, 0, sizeof(act));
 			act.ticket_id = ctx->ticket_id;
-			act.outcome = ctx->t->append_outcome;
+			act.outcome = ctx->outbound ? ctx->t->outbound_outcome :
+			    ctx->t->append_outcome;
+			act.outgoing = ctx->outbound;
 			act.note_html = html;
 			act.hidden = ctx->t->internal_note;
 			act.email_from = ctx->job->from_addr;
@@ -807,7 +811,7 @@ worker_process(struct worker *w, struct store_job *job)
 	int64_t ticket = 0, action = 0;
 	enum oauth_status os;
 	enum step step = STEP_OK;
-	bool create = false;
+	bool create = false, outbound = false;
 	const char *outcome = NULL;
 
 	memset(&ctx, 0, sizeof(ctx));
@@ -848,11 +852,18 @@ worker_process(struct worker *w, struct store_job *job)
 		step = STEP_FAIL;
 		goto record;
 	}
-	if ((step = ctx_resolve_sender(&ctx)) != STEP_OK)
+	outbound = ctx.outbound = strcmp(job->mode, "outbound") == 0;
+	if (!outbound && (step = ctx_resolve_sender(&ctx)) != STEP_OK)
 		goto record;
 	if ((step = ctx_find_ticket(&ctx)) != STEP_OK)
 		goto record;
 	create = ctx.ticket_id == 0;
+	if (create && outbound) {
+		step = STEP_SKIP;
+		snprintf(ctx.reason, sizeof(ctx.reason), "no-thread (an agent's"
+		    " outgoing mail never opens a ticket)");
+		goto record;
+	}
 	if (create && (strcmp(job->mode, "intake") != 0 || job->no_create)) {
 		step = STEP_SKIP;
 		snprintf(ctx.reason, sizeof(ctx.reason), job->no_create ?

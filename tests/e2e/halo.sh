@@ -245,6 +245,19 @@ check "429 storm: all six logged" \
 check "429 storm: Halo did say 429 (the test is real)" \
     sh -c "[ $(simq "s['requests']['rate_limited']") -gt 0 ]"
 check "429 storm: still no duplicate" eq "$(simq "max([ids.count(m) for m in set(ids)] or [1])")" 1
+sim POST /_sim/faults '{"rate_limit": {"limit": 300, "window": 300}}' > /dev/null
+
+# --- 15. an enrolled agent's outgoing mail: appended, never a new ticket ---
+mail "Alice Agent <alice@msp.example>" "Ann <ann@acme.example>" "Re: Laptop will not boot" \
+    "<agent-out1@msp.example>" "In-Reply-To: <n3@acme.example>" "References: <n1@acme.example> <n3@acme.example>"
+mail "Alice Agent <alice@msp.example>" "Someone <someone@elsewhere.example>" "Lunch" "<agent-out2@msp.example>"
+wait_jobs 27
+check "agent's reply to a ticket thread appended as an outgoing email" \
+    eq "$(simq "[(a['ticket_id'], a.get('emaildirection'), a.get('outcome')) for a in mine if a.get('internet_message_id') == '<agent-out1@msp.example>']")" "[($t1, 'O', 'Email Sent')]"
+check "agent's new outgoing mail opens no ticket" \
+    eq "$(simq "len([t for t in s['tickets'] if t.get('summary') == 'Lunch'])")" 0
+check "outgoing mail carries no X-Halo-* header to the customer" \
+    sh -c "! grep -l 'agent-out1@msp.example' '$T/sink'/* | xargs grep -qi '^X-Halo-'"
 
 if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" "$T/daemon.log"; then
 	not_ok "sanitizer report in daemon log"

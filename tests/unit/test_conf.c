@@ -561,6 +561,8 @@ static void test_tenant_defaults(void **state)
 	assert_int_equal(t->max_attachment_size, 10 << 20);
 	assert_int_equal(t->max_attachments_total, 25 << 20);
 	assert_int_equal(t->sender_cache_ttl, 3600);
+	assert_true(t->log_outbound);
+	assert_string_equal(t->outbound_outcome, "Email Sent");
 	assert_int_equal(l.conf->workers, 2);
 	assert_int_equal(l.conf->retry_base, 15);
 	assert_false(l.conf->insecure_http);
@@ -578,7 +580,8 @@ static void test_worker_keys(void **state)
 	    TENANT_ACME "fallback_client_id = 15\ncf_conversation_id = CFConv\n"
 	    "cf_message_id = none\ntrim_quotes = no\nrate_limit = 8\n"
 	    "rate_window = 5\nmax_attachment_size = 1K\n"
-	    "max_attachments_total = 2M\nsender_cache_ttl = 0\n");
+	    "max_attachments_total = 2M\nsender_cache_ttl = 0\n"
+	    "log_outbound = no\noutbound_outcome = Email User\n");
 	expect_ok(&l);
 	t = l.conf->tenants[0];
 	assert_int_equal(l.conf->workers, 0);
@@ -593,6 +596,8 @@ static void test_worker_keys(void **state)
 	assert_int_equal(t->max_attachment_size, 1024);
 	assert_int_equal(t->max_attachments_total, 2 << 20);
 	assert_int_equal(t->sender_cache_ttl, 0);
+	assert_false(t->log_outbound);
+	assert_string_equal(t->outbound_outcome, "Email User");
 	unload(&l);
 
 	load_text(&l, "workers = 65\n");
