@@ -5,6 +5,8 @@
 #   make demo         the main job (private Postfix + halo-milter + sample mail)
 #   make deps         install missing Debian packages (idempotent)
 #   make fuzz         run each libFuzzer target for FUZZ_SECONDS (default 60)
+#   make bench        benchmarks: a table and bench/results.json (BENCH_RUNS=3,
+#                     BENCH_QUICK=1 for a short run); not part of make check
 #   make SANITIZE=address,undefined check   the suite under ASan/UBSan
 #   make install PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -53,7 +55,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: all deps check check-all check-unit check-milter check-corpus check-e2e \
-        check-halosim demo demo-run fuzz install clean
+        check-halosim demo demo-run fuzz bench bench-run install clean
 
 all: $(BUILD)/halo-milter $(BUILD)/halo-milterctl
 
@@ -123,6 +125,13 @@ demo: deps
 
 demo-run: all
 	@BUILD=$(BUILD) sh tests/e2e/demo.sh
+
+# Benchmarks: figures, not tests (tests/bench/run.sh, README "Benchmarks").
+bench: deps
+	@$(MAKE) --no-print-directory bench-run
+
+bench-run: all
+	@BUILD=$(BUILD) sh tests/bench/run.sh
 
 # libFuzzer targets: clang, ASan+UBSan, linked against a separately built core.
 FUZZ_BUILD := build/fuzz

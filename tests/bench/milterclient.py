@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""milterclient.py - a minimal MTA side of the milter protocol (version 6),
+Python 3 standard library only, for the benchmarks.
+
+It plays what Postfix does for one SMTP transaction: OPTNEG, CONNECT, MAIL,
+RCPT, DATA, headers, EOH, body chunks (at most 65535 bytes each, as
+libmilter expects by default), EOB, then QUIT.  It honours the protocol flags
+the milter answers with (SMFIP_NO* = do not send that step, SMFIP_NR_* = no
+reply to wait for).  The end of message is timed from just before the EOB
+packet is written to the moment the final reply (continue, accept, reject,
+tempfail, discard or a reply code) has been read, with CLOCK_MONOTONIC;
+header changes the milter sends on the way ('h', 'm', 'i', ...) are part of
+that time, as they are for Postfix.
+
+Sub-commands (JSON on stdout):
+  eom  SOCKET SIZE COUNT     sequential messages of SIZE bytes: EOM latencies
+  rss  SOCKET PID SIZE N     N concurrent sessions with SIZE-byte bodies;
+                             VmHWM/VmRSS of PID before and after
+"""
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+
+# commands (MTA -> milter)
+SMFIC_ABORT, SMFIC_BODY, SMFIC_CONNECT, SMFIC_MACRO = b"A", b"B", b"C", b"D"
+SMFIC_BODYEOB, SMFIC_HELO, SMFIC_QUIT_NC, SMFIC_HEADER = b"E", b"H", b"K", b"L"
+SMFIC_MAIL, SMFIC_EOH, SMFIC_OPTNEG, SMFIC_QUIT = b"M", b"N", b"O", b"Q"
+SMFIC_RCPT, SMFIC_DATA = b"R", b"T"
+
+# protocol flags (what the milter does not want / will not answer)
+SMFIP_NOCONNECT, SMFIP_NOHELO, SMFIP_NOMAIL, SMFIP_NORCPT = 0x1, 0x2, 0x4, 0x8
+SMFIP_NOBODY, SMFIP_NOHDRS, SMFIP_NOEOH, SMFIP_NR_HDR = 0x10, 0x20, 0x40, 0x80
+SMFIP_NOUNKNOWN, SMFIP_NODATA, SMFIP_SKIP, SMFIP_RCPT_REJ = 0x100, 0x200, 0x400, 0x800
+SMFIP_NR_CONN, SMFIP_NR_HELO, SMFIP_NR_MAIL, SMFIP_NR_RCPT = 0x1000, 0x2000, 0x4000, 0x8000
+SMFIP_NR_DATA, SMFIP_NR_UNKN, SMFIP_NR_EOH, SMFIP_NR_BODY = 0x10000, 0x20000, 0x40000, 0x80000
+SMFIP_HDR_LEADSPC = 0x100000
+# what we offer: every "no" and "no reply" flag, like Postfix 3.x does
+OFFER_PROTO = 0x1FFFFF
+OFFER_ACTIONS = 0x1FF
+
+# replies that end a command
+FINAL = set(b"acdrtyf")        # accept continue discard reject tempfail replycode connfail
+SKIP = ord("s")                # skip the rest of the body
+PROGRESS = ord("p")
+CHUNK = 65535
+
+
+class MilterError(Exception):
+    pass
+
+
+class Milter:
+    """One milter connection (one SMTP session)."""
+
+    def __init__(self, spec, timeout=120):
+        if spec.startswith(("unix:", "local:")):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            addr = spec.split(":", 1)[1]
+        elif spec.startswith("inet:"):
+            port, host = spec[5:].split("@", 1)
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            addr = (host, int(port))
+        else:
+            raise ValueError("socket must be unix:PATH or inet:PORT@HOST")
+        self.sock.settimeout(timeout)
+        self.sock.connect(addr)
+        self.proto = 0
+        self.mods = []
+
+    # -- wire
+    def send(self, cmd, data=b""):
+        self.sock.sendall(struct.pack(">I", len(data) + 1) + cmd + data)
+
+    def _recvn(self, n):
+        buf = bytearray()
+        while len(buf) < n:
+            part = self.sock.recv(n - len(buf))
+            if not part:
+                raise MilterError("milter closed the connection")
+            buf += part
+        return bytes(buf)
+
+    def recv(self):
+        (n,) = struct.unpack(">I", self._recvn(4))
+        pkt = self._recvn(n)
+        return pkt[0], pkt[1:]
+
+    def reply(self):
+        """Read until a final reply; header changes are kept in self.mods."""
+        while True:
+            code, data = self.recv()
+            if code in FINAL or code == SKIP:
+                return chr(code), data
+            if code == PROGRESS:
+                continue
+            self.mods.append((chr(code), data))
+
+    def command(self, cmd, data, no_flag, nr_flag):
+        """Send a step unless the milter opted out; wait for its reply unless
+        it said it sends none.  Returns the reply code, '' when none."""
+        if self.proto & no_flag:
+            return ""
+        self.send(cmd, data)
+        if self.proto & nr_flag:
+            return ""
+        code, _ = self.reply()
+        return code
+
+    # -- protocol steps
+    def negotiate(self):
+        self.send(SMFIC_OPTNEG, struct.pack(">III", 6, OFFER_ACTIONS, OFFER_PROTO))
+        code, data = self.recv()
+        if code != ord("O") or len(data) < 12:
+            raise MilterError("bad OPTNEG reply %r" % chr(code))
+        _ver, _act, self.proto = struct.unpack(">III", data[:12])
+
+    def macro(self, for_cmd, pairs):
+        data = for_cmd + b"".join(k.encode() + b"\0" + v.encode() + b"\0"
+                                  for k, v in pairs)
+        self.send(SMFIC_MACRO, data)
+
+    def transaction(self, sender, rcpt, headers, body, queue_id="BENCH"):
+        """Everything up to (not including) the end of body.  Returns False
+        when the milter already ended the transaction (accept/reject...)."""
+        self.mods = []
+        self.macro(SMFIC_MAIL, [("i", queue_id)])
+        if self.command(SMFIC_MAIL, b"<" + sender.encode() + b">\0",
+                        SMFIP_NOMAIL, SMFIP_NR_MAIL) not in ("", "c"):
+            return False
+        if self.command(SMFIC_RCPT, b"<" + rcpt.encode() + b">\0",
+                        SMFIP_NORCPT, SMFIP_NR_RCPT) not in ("", "c"):
+            return False
+        self.macro(SMFIC_DATA, [("i", queue_id)])
+        if self.command(SMFIC_DATA, b"", SMFIP_NODATA, SMFIP_NR_DATA) not in ("", "c"):
+            return False
+        for name, value in headers:
+            if self.command(SMFIC_HEADER, name.encode() + b"\0" + value.encode() + b"\0",
+                            SMFIP_NOHDRS, SMFIP_NR_HDR) not in ("", "c"):
+                return False
+        if self.command(SMFIC_EOH, b"", SMFIP_NOEOH, SMFIP_NR_EOH) not in ("", "c"):
+            return False
+        return True
+
+    def body_chunks(self, chunks):
+        """Send body chunks (an iterable of bytes, each <= CHUNK)."""
+        for c in chunks:
+            r = self.command(SMFIC_BODY, c, SMFIP_NOBODY, SMFIP_NR_BODY)
+            if r == "s":
+                break
+            if r not in ("", "c"):
+                return False
+        return True
+
+    def eom(self):
+        """End of body; returns (final reply code, seconds)."""
+        self.macro(SMFIC_BODYEOB, [("i", "BENCH")])
+        t0 = time.clock_gettime(time.CLOCK_MONOTONIC)
+        self.send(SMFIC_BODYEOB)
+        code, _ = self.reply()
+        t1 = time.clock_gettime(time.CLOCK_MONOTONIC)
+        return code, t1 - t0
+
+    def connect(self, host="client.bench.test", addr="127.0.0.1", port=25):
+        data = host.encode() + b"\0" + b"4" + struct.pack(">H", port) + addr.encode() + b"\0"
+        return self.command(SMFIC_CONNECT, data, SMFIP_NOCONNECT, SMFIP_NR_CONN)
+
+    def quit(self):
+        try:
+            self.send(SMFIC_QUIT)
+        finally:
+            self.sock.close()
+
+
+# --------------------------------------------------------------- messages
+
+RCPT = "support@acme.example"          # an intake route in tests/e2e/daemon.sh
+
+
+def headers_for(i, tag):
+    return [
+        ("From", "Sender %d <s%d-%s@client%d.example>" % (i, i, tag, i % 40)),
+        ("To", "Support <%s>" % RCPT),
+        ("Subject", "Benchmark message %d (%s)" % (i, tag)),
+        ("Date", "Tue, 24 Nov 2026 10:00:00 +0000"),
+        # unique per message: the dedup path is not what is measured
+        ("Message-ID", "<bench-%s-%d-%d@client.example>" % (tag, os.getpid(), i)),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", "text/plain; charset=utf-8"),
+    ]
+
+
+_LINE = (b"The quick brown fox jumps over the lazy dog; printer on floor 2 "
+         b"is jammed again.\r\n")
+
+
+def body_of(size):
+    """SIZE bytes of CRLF text, as chunks of at most CHUNK bytes."""
+    blob = (_LINE * (CHUNK // len(_LINE) + 1))[:CHUNK]
+    full, rest = divmod(size, CHUNK)
+    return [blob] * full + ([blob[:rest]] if rest else [])
+
+
+def one_message(spec, i, size, tag):
+    m = Milter(spec)
+    try:
+        m.negotiate()
+        if m.connect() not in ("", "c"):
+            raise MilterError("connect refused")
+        sender = "s%d-%s@client%d.example" % (i, tag, i % 40)
+        if not m.transaction(sender, RCPT, headers_for(i, tag), None):
+            raise MilterError("transaction ended early (not routed?)")
+        if not m.body_chunks(body_of(size)):
+            raise MilterError("body refused")
+        code, secs = m.eom()
+        if code not in ("c", "a"):
+            raise MilterError("end of message answered %r" % code)
+        stamped = any(d.startswith(b"X-Halo-Status\0queued")
+                      for c, d in m.mods if c == "h")
+        return secs, stamped
+    finally:
+        m.quit()
+
+
+def pct(sorted_vals, p):
+    """Nearest-rank percentile of a sorted list."""
+    if not sorted_vals:
+        return None
+    k = max(0, min(len(sorted_vals) - 1, int(-(-p * len(sorted_vals) // 100)) - 1))
+    return sorted_vals[k]
+
+
+def cmd_eom(spec, size, count):
+    lat = []
+    stamped = 0
+    for i in range(count):
+        secs, ok = one_message(spec, i, size, "eom%d" % size)
+        lat.append(secs * 1000.0)
+        stamped += ok
+    s = sorted(lat)
+    return {"size": size, "count": count, "queued": stamped,
+            "p50": pct(s, 50), "p99": pct(s, 99), "max": s[-1],
+            "mean": sum(s) / len(s)}
+
+
+def vm(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0     # kB -> MiB
+    return None
+
+
+def cmd_rss(spec, pid, size, n):
+    """N sessions at once: all connect and send their headers, then all
+    stream their bodies in parallel (a barrier between), then all end."""
+    before_hwm, before_rss = vm(pid, "VmHWM"), vm(pid, "VmRSS")
+    barrier = threading.Barrier(n)
+    errors = []
+    lat = []
+    sample = {"rss_max": before_rss}
+    done = threading.Event()
+
+    def sampler():
+        while not done.is_set():
+            try:
+                r = vm(pid, "VmRSS")
+                if r and r > sample["rss_max"]:
+                    sample["rss_max"] = r
+            except OSError:
+                return
+            time.sleep(0.05)
+
+    def session(i):
+        try:
+            m = Milter(spec, timeout=600)
+            m.negotiate()
+            m.connect()
+            sender = "s%d-rss@client%d.example" % (i, i % 40)
+            ok = m.transaction(sender, RCPT, headers_for(i, "rss%d" % size), None)
+            barrier.wait(timeout=120)
+            if not ok or not m.body_chunks(body_of(size)):
+                raise MilterError("refused")
+            code, secs = m.eom()
+            if code not in ("c", "a"):
+                raise MilterError("end of message answered %r" % code)
+            lat.append(secs * 1000.0)
+            m.quit()
+        except Exception as exc:       # reported, counted as a failure
+            errors.append("%s: %s" % (i, exc))
+            try:
+                barrier.abort()
+            except Exception:
+                pass
+
+    st = threading.Thread(target=sampler, daemon=True)
+    st.start()
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0
+    done.set()
+    st.join()
+    after_hwm = vm(pid, "VmHWM")
+    return {"size": size, "sessions": n, "ok": len(lat), "errors": errors[:5],
+            "seconds": wall, "before_hwm_mb": before_hwm, "before_rss_mb": before_rss,
+            "after_hwm_mb": after_hwm, "rss_sampled_max_mb": sample["rss_max"],
+            "growth_mb": after_hwm - before_hwm,
+            "eom_max_ms": max(lat) if lat else None}
+
+
+def main(argv):
+    if len(argv) >= 4 and argv[0] == "eom":
+        out = cmd_eom(argv[1], int(argv[2]), int(argv[3]))
+    elif len(argv) >= 5 and argv[0] == "rss":
+        out = cmd_rss(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))
+    else:
+        sys.stderr.write(__doc__)
+        return 2
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,342 @@
+#!/bin/sh
+# run.sh - "make bench": halo-milter's benchmarks. Prints a table and writes
+# bench/results.json. Not a test: nothing here passes or fails on a figure
+# (the exit status is non-zero only when a benchmark could not run).
+#
+#   1. throughput   smtpload.py -> private Postfix -> smtp-sink, 20
+#                   connections (then 1), mailgen.py's mixed mail, in the
+#                   same run: Postfix alone, + nullmilter.c (a do-nothing
+#                   milter: what any milter costs), + halo-milter (workers =
+#                   0) on a unix socket, + halo-milter on a TCP socket
+#   2. eom          end-of-message latency inside the milter (milterclient.py,
+#                   unix socket): 10 KB, 100 KB, 10 MB; 100 KB over TCP too
+#   3. rss          daemon peak RSS (VmHWM), 50 concurrent sessions of 20 MB,
+#                   then of 5 MB (fresh daemon each)
+#   4. requests     Halo requests per logged message over a realistic mix
+#                   (mix.py: Postfix -> milter, workers = 2 -> Halo simulator)
+#   5. end-to-action  end of message to the action in Halo, simulator adding
+#                   50 ms per request: steady 5 msg/s (the goal), and a burst
+#
+# Environment: BENCH_RUNS (default 3; 1 with BENCH_QUICK=1), BENCH_QUICK=1
+# (one run, smaller counts, under 3 minutes), BENCH_OUT (default bench/results.json),
+# BUILD. Needs root (it runs a private Postfix, like tests/e2e).
+# shellcheck disable=SC2119  # daemon_stop takes an optional signal
+PYTHONDONTWRITEBYTECODE=1          # no __pycache__ in tests/bench
+export PYTHONDONTWRITEBYTECODE
+set -u
+BUILD=${BUILD:-build}
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/../.." && pwd)
+QUICK=${BENCH_QUICK:-0}
+[ "$QUICK" = 1 ] || QUICK=0
+if [ "$QUICK" = 1 ]; then
+	RUNS=${BENCH_RUNS:-1}
+	TP_N=500 TP1_N=100 MIX_N=100 MIX_WAVES=4 LAT_M=50 EOM_TCP_COUNT=100
+else
+	RUNS=${BENCH_RUNS:-3}
+	TP_N=2000 TP1_N=200 MIX_N=200 MIX_WAVES=5 LAT_M=100 EOM_TCP_COUNT=200
+fi
+TP_CONC=20
+EOM_SIZES="10240:200 102400:200 10485760:20"
+RSS_SESSIONS=50
+RSS_SIZES="20971520 5242880"
+LAT_RATE=5           # messages/s in the end-to-action run
+SIM_LATENCY_MS=50
+OUT=${BENCH_OUT:-$TOP/bench/results.json}
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "bench: needs root (runs a private Postfix, like the e2e tests)" >&2
+	exit 1
+fi
+for f in "$TOP/$BUILD/halo-milter" "$TOP/$BUILD/halo-milterctl"; do
+	[ -x "$f" ] || { echo "bench: $f missing (make all)" >&2; exit 1; }
+done
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/halo-bench.XXXXXX")
+# shellcheck source=tests/e2e/lib.sh
+. "$TOP/tests/e2e/lib.sh"
+# shellcheck source=tests/e2e/daemon.sh
+. "$TOP/tests/e2e/daemon.sh"
+# shellcheck source=tests/e2e/sim.sh
+. "$TOP/tests/e2e/sim.sh"
+RES=$T/results.jsonl
+: > "$RES"
+
+NULL_PID=
+null_stop() {
+	[ -n "$NULL_PID" ] || return 0
+	kill "$NULL_PID" 2>/dev/null
+	wait "$NULL_PID" 2>/dev/null
+	NULL_PID=
+}
+cleanup() {
+	null_stop
+	daemon_stop
+	sim_stop
+	harness_cleanup
+}
+trap 'cleanup' EXIT
+trap 'cleanup; trap - EXIT; exit 130' INT TERM
+
+say() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
+die() { say "ERROR: $*"; say "kept $T"; cleanup; trap - EXIT; exit 1; }
+# record BENCH RUN JSON: one result line
+record() { printf '{"bench": "%s", "run": %s, "data": %s}\n' "$1" "$2" "$3" >> "$RES"; }
+
+# bench_sink_start: smtp-sink that accepts and forgets (no -d: 2000 x 170 KB
+# written a second time to disk would be measured too). Sets SINK_PORT/PID.
+bench_sink_start() {
+	_h_init || return 1
+	SINK_PORT=$(pf_free_port) || return 1
+	smtp-sink -u nobody -c "127.0.0.1:$SINK_PORT" 256 > "$T/sink.log" 2>&1 &
+	SINK_PID=$!
+	_b_i=0
+	while [ $_b_i -lt 100 ]; do
+		_h_listening "$SINK_PORT" && return 0
+		sleep 0.1
+		_b_i=$((_b_i + 1))
+	done
+	return 1
+}
+
+# fresh_daemon [unix]: (re)start halo-milter on an empty state directory,
+# on its TCP socket (daemon.sh) or, with "unix", on $USOCK (a copy of the
+# configuration with the socket line changed). Sets MSPEC (milter client
+# syntax) and PSPEC (Postfix syntax).
+USOCK=$T/msock/milter.sock
+fresh_daemon() {
+	daemon_stop
+	rm -rf "$MILTER_STATE"
+	if [ "${1:-}" = unix ]; then
+		mkdir -p "$T/msock" && chmod 755 "$T/msock"
+		rm -f "$USOCK"
+		sed "s|^socket = .*|socket = unix:$USOCK|" "$MILTER_CONF" > "$T/unix.conf"
+		"$DAEMON" -c "$T/unix.conf" -f 2>> "$T/daemon.log" &
+		MILTER_PID=$!
+		_b_i=0
+		while [ ! -S "$USOCK" ] && [ $_b_i -lt 100 ]; do
+			kill -0 "$MILTER_PID" 2>/dev/null || break
+			sleep 0.1
+			_b_i=$((_b_i + 1))
+		done
+		[ -S "$USOCK" ] || die "halo-milter did not start (see $T/daemon.log)"
+		chmod 666 "$USOCK"         # smtpd runs as postfix
+		MSPEC=unix:$USOCK PSPEC=unix:$USOCK
+	else
+		daemon_start || die "halo-milter did not start (see $T/daemon.log)"
+		MSPEC=inet:$MILTER_PORT@127.0.0.1 PSPEC=inet:$MILTER_PORT@127.0.0.1
+	fi
+}
+
+# throughput_pass MODE MAILDIR CONCURRENCY NAME: one pass through Postfix,
+# MODE none|null|unix|inet; records NAME.
+throughput_pass() {
+	null_stop
+	if [ "$1" = none ]; then
+		daemon_stop
+		pf_start "" tempfail || die "postfix"
+	elif [ "$1" = null ]; then
+		daemon_stop
+		mkdir -p "$T/nsock" && chmod 755 "$T/nsock"
+		rm -f "$T/nsock/null.sock"
+		"$T/nullmilter" "unix:$T/nsock/null.sock" 2>> "$T/null.log" &
+		NULL_PID=$!
+		_b_i=0
+		while [ ! -S "$T/nsock/null.sock" ] && [ $_b_i -lt 100 ]; do
+			sleep 0.1
+			_b_i=$((_b_i + 1))
+		done
+		pf_start "unix:$T/nsock/null.sock" tempfail || die "postfix"
+	else
+		fresh_daemon "$1"
+		pf_start "$PSPEC" tempfail || die "postfix"
+	fi
+	_t_sent0=$(grep -c 'status=sent' "$PF_DIR/maillog")
+	say "throughput, milter: $1, $3 connection(s), $(find "$2" -name '*.wire' | wc -l) messages"
+	_t_pid=$MILTER_PID
+	[ "$1" = null ] && _t_pid=$NULL_PID
+	MILTER_PID=$_t_pid SINK_PID=$SINK_PID python3 "$HERE/smtpload.py" 127.0.0.1 "$PF_PORT" \
+	    "$2" "$3" "$PF_QUEUE" > "$T/tp.json" ||
+		die "smtpload failed: $(cat "$T/tp.json")"
+	sleep 1            # postlogd writes the maillog asynchronously
+	_t_sent=$(( $(grep -c 'status=sent' "$PF_DIR/maillog") - _t_sent0 ))
+	_t_jobs=0
+	if [ "$1" = unix ] || [ "$1" = inet ]; then
+		_t_jobs=$(ctl stats | awk '$1 == "queued" { print $2 }')
+	fi
+	record "$4" $run "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["delivered"]=int(sys.argv[2]); d["jobs"]=int(sys.argv[3]); print(json.dumps(d))' \
+	    "$T/tp.json" "$_t_sent" "${_t_jobs:-0}")"
+}
+
+# ------------------------------------------------------------------ machine
+say "scratch directory $T"
+busy=$(python3 - <<'EOP'
+import time
+def s():
+    v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(v[:8]) - v[3] - v[4], sum(v[:8])
+b0, t0 = s(); time.sleep(2); b1, t1 = s()
+print(round(100.0 * (b1 - b0) / max(1, t1 - t0), 1))
+EOP
+)
+say "machine busy before start: $busy % (other work on the machine skews the figures)"
+fs=$(df -PT "$T" | awk 'NR == 2 { print $2 }')
+python3 - "$T/machine.json" "$busy" "$fs" "$RUNS" "$QUICK" "$TOP" <<'EOP'
+import json, os, platform, subprocess, sys
+out, busy, fs, runs, quick, top = sys.argv[1:]
+model = "unknown"
+for line in open("/proc/cpuinfo"):
+    if line.startswith("model name"):
+        model = line.split(":", 1)[1].strip()
+        break
+mem = 0
+for line in open("/proc/meminfo"):
+    if line.startswith("MemTotal:"):
+        mem = int(line.split()[1]) / 1048576.0
+def run(*a):
+    try:
+        return subprocess.run(a, capture_output=True, text=True, cwd=top).stdout.strip()
+    except OSError:
+        return ""
+json.dump({"nproc": os.cpu_count(), "cpu_model": model, "ram_gib": round(mem, 1),
+           "kernel": platform.release(), "scratch_fs": fs,
+           "postfix": run("postconf", "-h", "mail_version"),
+           "python": platform.python_version(),
+           "commit": run("git", "rev-parse", "--short", "HEAD") +
+                     ("+dirty" if run("git", "status", "--porcelain", "--untracked-files=no") else ""),
+           "busy_before_start_pct": float(busy), "runs": int(runs), "quick": quick == "1"},
+          open(out, "w"))
+EOP
+
+say "generating $TP_N messages (seeded)"
+python3 "$HERE/mailgen.py" "$T/mail" "$TP_N" > "$T/mailgen.json" || die "mailgen failed"
+record mailgen 0 "$(cat "$T/mailgen.json")"
+python3 "$HERE/mailgen.py" "$T/mail1" "$TP1_N" 7 > "$T/mailgen1.json" || die "mailgen failed"
+record mailgen1 0 "$(cat "$T/mailgen1.json")"
+
+cc -O2 -Wall -o "$T/nullmilter" "$HERE/nullmilter.c" -lmilter -pthread ||
+	die "cannot build tests/bench/nullmilter.c"
+bench_sink_start || die "smtp-sink did not start"
+
+run=0
+while [ $run -lt "$RUNS" ]; do
+	run=$((run + 1))
+	say "run $run of $RUNS"
+
+	# -------------------------------------------- 1. throughput
+	MILTER_CONF='' MILTER_PORT=''
+	DAEMON_EXTRA_CONF="workers = 0"     # read by daemon_conf (tests/e2e/daemon.sh)
+	export DAEMON_EXTRA_CONF
+	daemon_conf
+	# rotate the order per run, so no set-up always goes first
+	case $((run % 4)) in
+		1) order="none null unix inet" ;;
+		2) order="inet none null unix" ;;
+		3) order="unix inet none null" ;;
+		*) order="null unix inet none" ;;
+	esac
+	for mode in $order; do
+		throughput_pass "$mode" "$T/mail" "$TP_CONC" "tp_$mode"
+	done
+	# one connection: each message's own latency through Postfix shows
+	for mode in $order; do
+		throughput_pass "$mode" "$T/mail1" 1 "tp1_$mode"
+	done
+	daemon_stop
+	pf_stop
+	rm -rf "$MILTER_STATE"
+
+	# -------------------------------------------- 2. end-of-message latency
+	fresh_daemon unix
+	for sc in $EOM_SIZES; do
+		size=${sc%%:*} count=${sc#*:}
+		say "eom latency (unix socket): $count x $size bytes"
+		python3 "$HERE/milterclient.py" eom "$MSPEC" "$size" "$count" \
+		    > "$T/eom.json" || die "eom client failed"
+		record "eom_$size" $run "$(cat "$T/eom.json")"
+	done
+	fresh_daemon inet
+	say "eom latency (TCP socket): $EOM_TCP_COUNT x 102400 bytes"
+	python3 "$HERE/milterclient.py" eom "$MSPEC" 102400 "$EOM_TCP_COUNT" \
+	    > "$T/eom.json" || die "eom client failed"
+	record "eom_tcp_102400" $run "$(cat "$T/eom.json")"
+	daemon_stop
+	rm -rf "$MILTER_STATE"
+
+	# -------------------------------------------- 3. peak RSS
+	for size in $RSS_SIZES; do
+		fresh_daemon unix
+		sleep 0.5
+		say "peak rss: $RSS_SESSIONS concurrent sessions x $size bytes"
+		python3 "$HERE/milterclient.py" rss "$MSPEC" "$MILTER_PID" \
+		    "$size" "$RSS_SESSIONS" > "$T/rss.json" || die "rss client failed"
+		record "rss_$size" $run "$(cat "$T/rss.json")"
+		daemon_stop
+		rm -rf "$MILTER_STATE"
+	done
+
+	# -------------------------------------------- 4 + 5. into the simulator
+	rm -f "$T/sim.json"          # sim_start waits for a fresh one
+	sim_start || die "simulator"
+	# counting, not pacing: Halo's and our own rate budgets are out of the way
+	sim POST /_sim/faults '{"rate_limit": {"limit": 0, "window": 300}}' > /dev/null
+	MILTER_PORT=$(pf_free_port)
+	MILTER_CONF=$T/halo-milter-sim.conf
+	MILTER_STATE=$T/state-sim
+	rm -rf "$MILTER_STATE"
+	cat > "$MILTER_CONF" <<EOC
+# generated by tests/bench/run.sh
+socket = inet:$MILTER_PORT@127.0.0.1
+state_dir = $MILTER_STATE
+insecure_http = yes
+retry_base = 1
+workers = 2
+web_listen = 127.0.0.1:$(pf_free_port)
+
+[tenant sim]
+halo_url = $SIM
+auth_url = http://127.0.0.1:$SIM_AUTH/auth
+client_id = halo-milter-native
+ticket_type_id = 1
+cf_message_id = CFMilterKey
+halo_senders = notify@msp.example
+rate_limit = 100000
+rate_window = 300
+loop_max_creates = 1000
+route = support@msp.example intake agent=alice@msp.example
+EOC
+	fresh_daemon unix
+	pf_start "$PSPEC" tempfail || die "postfix"
+	token_for alice@msp.example | ctl token import alice@msp.example sim > /dev/null ||
+		die "token import"
+	say "requests per message: $MIX_N messages in $MIX_WAVES waves"
+	python3 "$HERE/mix.py" count "$PF_PORT" "$SIM" "$CTL -c $MILTER_CONF" \
+	    "$MIX_N" "$MIX_WAVES" "$run" "$T/threads.json" > "$T/mix.json" ||
+		die "mix count failed"
+	record requests $run "$(cat "$T/mix.json")"
+	sim POST /_sim/faults "{\"latency_ms\": $SIM_LATENCY_MS}" > /dev/null
+	say "end to action: $LAT_M messages at $LAT_RATE/s, Halo +${SIM_LATENCY_MS} ms per request"
+	python3 "$HERE/mix.py" latency "$PF_PORT" "$SIM" "$CTL -c $MILTER_CONF" \
+	    "$LAT_M" "$LAT_RATE" "$run" "$T/threads.json" > "$T/lat.json" ||
+		die "mix latency failed"
+	record end_to_action $run "$(cat "$T/lat.json")"
+	say "end to action, burst: $LAT_M messages at once"
+	python3 "$HERE/mix.py" latency "$PF_PORT" "$SIM" "$CTL -c $MILTER_CONF" \
+	    "$LAT_M" 0 "$run" "$T/threads.json" > "$T/lat.json" ||
+		die "mix burst failed"
+	record end_to_action_burst $run "$(cat "$T/lat.json")"
+	failed=$(ctl queue -s failed | grep -c '^[0-9]')
+	[ "$failed" -eq 0 ] || say "warning: $failed failed job(s): $(ctl queue -s failed | head -3)"
+	daemon_stop
+	pf_stop
+	sim_stop
+	rm -rf "$MILTER_STATE"
+	# the throughput set-up uses daemon.sh's configuration again
+	MILTER_STATE=$T/state
+done
+
+mkdir -p "$(dirname "$OUT")"
+python3 "$HERE/report.py" "$T/machine.json" "$RES" "$OUT" || die "report failed"
+cleanup
+trap - EXIT
+rm -rf "$T"
