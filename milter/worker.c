@@ -401,8 +401,10 @@ ctx_resolve_sender(struct job_ctx *ctx)
 		ctx_set_sender(ctx, dkey, SENDER_CLIENT, 0, org.site_id,
 		    org.client_id, NULL, org.client_name);
 	else if (match == HALO_MATCH_AMBIGUOUS) {
+		char safe[128];
 		log_warnx("worker: job %" PRId64 ": domain %s belongs to more"
-		    " than one Halo client; not guessing", ctx->job->id, domain);
+		    " than one Halo client; not guessing", ctx->job->id,
+		    log_safe(domain, safe, sizeof(safe)));
 		ctx_set_sender(ctx, dkey, SENDER_AMBIGUOUS, 0, 0, 0, NULL, NULL);
 	} else
 		ctx_set_sender(ctx, dkey, SENDER_NONE, 0, 0, 0, NULL, NULL);
@@ -807,7 +809,7 @@ worker_process(struct worker *w, struct store_job *job)
 	struct mime_message *m = NULL;
 	struct mime_limits lim;
 	struct store_result res;
-	char path[PATH_MAX], err[256];
+	char path[PATH_MAX], err[256], safe_id[128];
 	int64_t ticket = 0, action = 0;
 	enum oauth_status os;
 	enum step step = STEP_OK;
@@ -914,9 +916,11 @@ done:
 	res.client = ctx.client_name;
 	if (store_job_done(w->store, job->id, &res) != STORE_OK)
 		log_warnx("worker: job %" PRId64 ": cannot record result", job->id);
+	/* the Message-ID comes from mail: printable only, like intake's lines */
 	log_info("worker: job %" PRId64 " %s: tenant=%s msgid=%s ticket=%" PRId64
 	    " action=%" PRId64 "%s%s", job->id, outcome, job->tenant,
-	    job->message_id, ticket, action, ctx.matched_by ? " matched-by=" : "",
+	    log_safe(job->message_id, safe_id, sizeof(safe_id)), ticket, action,
+	    ctx.matched_by ? " matched-by=" : "",
 	    ctx.matched_by ? ctx.matched_by : "");
 	worker_count(w, &w->stats.jobs_done);
 	worker_release_spool(w, job->spool);
