@@ -87,6 +87,7 @@ struct intake_msg {
 	bool too_large;
 	uint64_t size;
 	EVP_MD_CTX *content;        /* digest for a generated Message-ID */
+	bool content_unneeded;      /* the mail has a usable Message-ID */
 	char msgid[HDR_MSGID_MAX + 1];
 	struct intake_edit *edits;
 	size_t n_edits;
@@ -429,6 +430,12 @@ intake_msg_eoh(struct intake_msg *msg)
 		return;
 	EVP_DigestUpdate(msg->content, "\n", 1);
 	intake_spool(msg, "\r\n", 2);
+	/* a usable Message-ID of its own: no ID will be generated, so the body
+	 * need not be hashed (most mail; keeps end of message cheap) */
+	if (msg->hdr[H_MESSAGE_ID] != NULL) {
+		char id[HDR_MSGID_MAX + 1];
+		msg->content_unneeded = hdr_msgid_one(msg->hdr[H_MESSAGE_ID], id);
+	}
 }
 
 /* A body chunk: straight to disk, and into the content digest. */
@@ -437,7 +444,8 @@ intake_msg_body(struct intake_msg *msg, const void *data, size_t len)
 {
 	if (msg->n_jobs == 0)
 		return;
-	EVP_DigestUpdate(msg->content, data, len);
+	if (!msg->content_unneeded)
+		EVP_DigestUpdate(msg->content, data, len);
 	intake_spool(msg, data, len);
 }
 
