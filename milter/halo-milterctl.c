@@ -250,6 +250,31 @@ ctl_retry(struct store *st, const char *idtext)
 	return 0;
 }
 
+/* AGENT lower-cased into OUT (321 bytes); false unless it looks like an
+ * address (one '@', no space or control character, not too long). */
+static bool
+ctl_agent_address(const char *agent, char out[321])
+{
+	const char *at = strchr(agent, '@');
+	size_t i;
+
+	if (at == NULL || at == agent || at[1] == '\0' ||
+	    strchr(at + 1, '@') != NULL || strlen(agent) > 320) {
+		fprintf(stderr, "AGENT must be the agent's email address\n");
+		return false;
+	}
+	for (i = 0; agent[i] != '\0'; i++) {
+		if ((unsigned char)agent[i] <= ' ' || agent[i] == 0x7f) {
+			fprintf(stderr, "AGENT must be the agent's email address\n");
+			return false;
+		}
+		out[i] = (char)((agent[i] >= 'A' && agent[i] <= 'Z') ?
+		    agent[i] + 32 : agent[i]);
+	}
+	out[i] = '\0';
+	return true;
+}
+
 /* "token import AGENT [TENANT]": seal a refresh token read from stdin. */
 static int
 ctl_token_import(struct store *st, const struct conf *conf, const char *agent,
@@ -276,14 +301,8 @@ ctl_token_import(struct store *st, const struct conf *conf, const char *agent,
 		fprintf(stderr, "no tenant '%s' in %s\n", tenant, conf->path);
 		return 2;
 	}
-	for (i = 0; agent[i] != '\0' && i < sizeof(lower) - 1; i++)
-		lower[i] = (char)((agent[i] >= 'A' && agent[i] <= 'Z') ?
-		    agent[i] + 32 : agent[i]);
-	lower[i] = '\0';
-	if (strchr(lower, '@') == NULL) {
-		fprintf(stderr, "AGENT must be the agent's email address\n");
+	if (!ctl_agent_address(agent, lower))
 		return 2;
-	}
 	if (isatty(STDIN_FILENO))
 		fprintf(stderr, "paste the refresh token, then Enter:\n");
 	if (fgets(line, sizeof(line), stdin) == NULL) {
@@ -551,31 +570,6 @@ ctl_pick_tenant(const struct conf *conf, const char *tenant)
 			return tenant;
 	fprintf(stderr, "no tenant '%s' in %s\n", tenant, conf->path);
 	return NULL;
-}
-
-/* AGENT lower-cased into OUT (321 bytes); false unless it looks like an
- * address (one '@', no space or control character, not too long). */
-static bool
-ctl_agent_address(const char *agent, char out[321])
-{
-	const char *at = strchr(agent, '@');
-	size_t i;
-
-	if (at == NULL || at == agent || at[1] == '\0' ||
-	    strchr(at + 1, '@') != NULL || strlen(agent) > 320) {
-		fprintf(stderr, "AGENT must be the agent's email address\n");
-		return false;
-	}
-	for (i = 0; agent[i] != '\0'; i++) {
-		if ((unsigned char)agent[i] <= ' ' || agent[i] == 0x7f) {
-			fprintf(stderr, "AGENT must be the agent's email address\n");
-			return false;
-		}
-		out[i] = (char)((agent[i] >= 'A' && agent[i] <= 'Z') ?
-		    agent[i] + 32 : agent[i]);
-	}
-	out[i] = '\0';
-	return true;
 }
 
 /* "enroll AGENT [TENANT]": a one-time code and the link to open. */
