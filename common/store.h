@@ -72,6 +72,7 @@ struct store_job {
 	char *contact;              /* matched contact name, or NULL */
 	char *client;               /* matched client name, or NULL */
 	bool post_started;          /* a create/append request was sent */
+	time_t lease_until;         /* the claim's lease (its fencing token) */
 };
 
 /* What the worker records when a job is done. */
@@ -171,9 +172,15 @@ enum store_status store_job_claim(struct store *st, time_t now, int lease,
  * the queue at once (their lease would otherwise hold them). */
 enum store_status store_jobs_reset_running(struct store *st, unsigned *n);
 
-/* Record, durably, that a create/append request is about to be sent: a
- * later attempt must first ask Halo whether it arrived. */
-enum store_status store_job_mark_posting(struct store *st, int64_t id);
+/*
+ * Record, durably, that a create/append request is about to be sent: a
+ * later attempt must first ask Halo whether it arrived. Fenced: it succeeds
+ * only while the job still holds the lease LEASE it was claimed with (no
+ * other worker took it over after a lapse), and renews it to NEW_LEASE.
+ * STORE_NOT_FOUND when the job is no longer ours: do not post.
+ */
+enum store_status store_job_mark_posting(struct store *st, int64_t id,
+    time_t lease, time_t new_lease);
 
 /* Finish: done with a result; back to queued at NEXT_ATTEMPT with REASON;
  * or end in STATE (failed, skipped, waiting) with REASON. */

@@ -375,7 +375,8 @@ store_job_find(struct store *st, const char *tenant, const char *message_id,
 #define STORE_JOB_COLUMNS "id, tenant, message_id, state, reason, queue_id," \
 	" env_from, from_addr, subject, recipients, agent, mode, conv_key, spool," \
 	" sha256, size, no_create, starts_thread, attempts, created, updated," \
-	" next_attempt, ticket_id, action_id, result, contact, client, post_started"
+	" next_attempt, ticket_id, action_id, result, contact, client, post_started," \
+	" lease_until"
 
 /* Copy a text column (NULL stays NULL). */
 static char *
@@ -424,6 +425,7 @@ store_job_from_row(sqlite3_stmt *stmt)
 	j->contact = store_col_dup(stmt, 25);
 	j->client = store_col_dup(stmt, 26);
 	j->post_started = sqlite3_column_int(stmt, 27) != 0;
+	j->lease_until = (time_t)sqlite3_column_int64(stmt, 28);
 	return j;
 }
 
@@ -697,10 +699,19 @@ unlock:
 
 /* Durably note that a create/append request is going out. */
 enum store_status
-store_job_mark_posting(struct store *st, int64_t id)
+store_job_mark_posting(struct store *st, int64_t id, time_t lease,
+    time_t new_lease)
 {
-	return store_exec(st, "UPDATE jobs SET post_started = 1, updated = ?2"
-	    " WHERE id = ?1", "ii", NULL, id, (int64_t)time(NULL));
+	int changes = 0;
+	enum store_status rc;
+
+	rc = store_exec(st, "UPDATE jobs SET post_started = 1, lease_until = ?3,"
+	    " updated = ?4 WHERE id = ?1 AND state = 'running' AND"
+	    " lease_until = ?2", "iiii", &changes, id, (int64_t)lease,
+	    (int64_t)new_lease, (int64_t)time(NULL));
+	if (rc == STORE_OK && changes == 0)
+		return STORE_NOT_FOUND;
+	return rc;
 }
 
 /* Job done. */

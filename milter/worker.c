@@ -67,7 +67,8 @@ enum step {
 	STEP_RETRY,                     /* transient: backoff */
 	STEP_FAIL,                      /* permanent: reason */
 	STEP_WAIT,                      /* agent token needed */
-	STEP_SKIP                       /* not logged: reason */
+	STEP_SKIP,                      /* not logged: reason */
+	STEP_LOST                       /* another worker owns the job now */
 };
 
 /* Everything about the job being processed. */
@@ -661,7 +662,17 @@ ctx_post(struct job_ctx *ctx, const struct mime_message *m, bool create,
 		return STEP_RETRY;
 	}
 	att = ctx_attachments(ctx, m, &n_att);
-	if (store_job_mark_posting(ctx->w->store, ctx->job->id) != STORE_OK) {
+	switch (store_job_mark_posting(ctx->w->store, ctx->job->id,
+	    ctx->job->lease_until, time(NULL) + WORKER_LEASE)) {
+	case STORE_OK:
+		break;
+	case STORE_NOT_FOUND:
+		/* our lease lapsed and another worker owns the job now: posting
+		 * too could make a second action */
+		free(html);
+		free(att);
+		return STEP_LOST;
+	default:
 		free(html);
 		free(att);
 		snprintf(ctx->reason, sizeof(ctx->reason), "store unavailable");
@@ -927,6 +938,10 @@ done:
 	goto out;
 record:
 	switch (step) {
+	case STEP_LOST:
+		log_warnx("worker: job %" PRId64 ": lease lapsed, another worker"
+		    " has it; not posting", job->id);
+		break;
 	case STEP_RETRY:
 		if (ctx.reason[0] == '\0')
 			snprintf(ctx.reason, sizeof(ctx.reason), "%s: %s",

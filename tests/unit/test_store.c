@@ -570,6 +570,45 @@ test_spool_used(void **state)
 	assert_false(used);
 }
 
+/* Claims and the fenced posting mark: the worker whose lease lapsed
+ * and whose job another worker reclaimed may not post. */
+static void
+test_claim_and_fenced_posting(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j = job_new("acme", "<lease@x>");
+	struct store_job *first = NULL, *second = NULL, *again = NULL;
+	enum store_status res;
+	int64_t id = 0;
+	time_t t0 = 1000000;
+
+	open_latest(f);
+	assert_int_equal(store_jobs_add(f->st, &j, 1, &res, &id, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(store_job_claim(f->st, t0, 300, &first), STORE_OK);
+	assert_int_equal(first->id, id);
+	assert_int_equal(first->lease_until, t0 + 300);
+	assert_int_equal(first->attempts, 1);
+	/* held: nobody else can claim it before the lease runs out */
+	assert_int_equal(store_job_claim(f->st, t0 + 299, 300, &second),
+	    STORE_NOT_FOUND);
+	/* lapsed: another worker reclaims it */
+	assert_int_equal(store_job_claim(f->st, t0 + 300, 300, &second), STORE_OK);
+	assert_int_equal(second->lease_until, t0 + 600);
+	assert_int_equal(second->attempts, 2);
+	/* the first worker's mark is refused; the owner's succeeds and renews */
+	assert_int_equal(store_job_mark_posting(f->st, id, first->lease_until,
+	    t0 + 900), STORE_NOT_FOUND);
+	assert_int_equal(store_job_mark_posting(f->st, id, second->lease_until,
+	    t0 + 900), STORE_OK);
+	assert_int_equal(store_job_get(f->st, id, &again), STORE_OK);
+	assert_true(again->post_started);
+	assert_int_equal(again->lease_until, t0 + 900);
+	store_job_free(again);
+	store_job_free(first);
+	store_job_free(second);
+}
+
 /* State names both ways. */
 static void
 test_state_names(void **state)
@@ -607,6 +646,7 @@ main(void)
 		T(test_conv),
 		T(test_sender_creates),
 		T(test_spool_used),
+		T(test_claim_and_fenced_posting),
 		T(test_state_names),
 	};
 
