@@ -7,7 +7,7 @@
  * most WEB_POST_MAX bytes. Every response carries a strict CSP (no inline
  * script or style) and no-store, nosniff and no-referrer headers.
  */
-#include "web.h"
+#include "web_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,9 +40,6 @@
 #define WEB_LIMITER_SLOTS   1024
 #define WEB_TYPED_CODE_MAX  64          /* what we read of a typed code */
 
-#define WEB_CT_HTML "text/html; charset=utf-8"
-#define WEB_CT_TEXT "text/plain; charset=utf-8"
-
 /* The stylesheet (inline styles are blocked by our own CSP). */
 static const char web_css[] =
 	"body{font-family:system-ui,-apple-system,\"Segoe UI\",sans-serif;"
@@ -61,48 +58,9 @@ static const char web_css[] =
 	"background:#2457c5;color:#fff;cursor:pointer}\n"
 	"code{font-size:1.1rem}\n";
 
-/* Enrollment outcomes counted for /metrics. */
-enum web_result {
-	WEB_R_STARTED = 0,      /* a sign-in went to Halo */
-	WEB_R_OK,               /* a token was stored */
-	WEB_R_DENIED,           /* the agent declined at Halo */
-	WEB_R_MISMATCH,         /* someone else signed in */
-	WEB_R_FAILED,           /* Halo or local error */
-	WEB_R_BAD_CODE,         /* unknown, malformed, expired or used code */
-	WEB_R_BAD_STATE,        /* callback without a matching cookie/state */
-	WEB_R_RATE_LIMITED,
-	WEB_R_COUNT
-};
-
 static const char *const web_result_names[WEB_R_COUNT] = {
 	"started", "ok", "denied", "mismatch", "failed", "bad_code",
 	"bad_state", "rate_limited"
-};
-
-struct web {
-	const struct conf *conf;
-	struct store *store;
-	struct oauth *oauth;
-	struct MHD_Daemon *mhd;
-	uint8_t seal_key[CRYPTO_KEY_LEN];
-	char hash_key[65];
-	char *csp;
-	char *redirect_uri;         /* public_url + /enroll/callback; NULL: off */
-	const char *cookie_name;
-	bool https_public;          /* public_url is https: Secure cookie */
-	bool tls;                   /* we serve HTTPS ourselves */
-	char *tls_cert, *tls_key;   /* PEM text */
-	struct web_limiter *limiter;
-	pthread_mutex_t lock;       /* guards counts */
-	uint64_t counts[WEB_R_COUNT];
-};
-
-/* Per-request state (MHD's con_cls). */
-struct web_req {
-	bool is_post;
-	bool too_large;
-	size_t len;
-	char body[WEB_POST_MAX + 1];
 };
 
 /* ---------------------------------------------------------------- pure */
@@ -618,7 +576,7 @@ web_origin(const char *url)
 /* ---------------------------------------------------------------- server */
 
 /* Count an enrollment outcome. */
-static void
+void
 web_count(struct web *w, enum web_result r)
 {
 	pthread_mutex_lock(&w->lock);
@@ -644,15 +602,12 @@ web_client_ip(struct MHD_Connection *c, char *out, size_t outsz)
 		snprintf(out, outsz, "?");
 }
 
-/* Queue a response with our headers. BODY (malloc'd) is taken over; NULL
- * gives an empty body. LOCATION and COOKIE may be NULL. */
-static enum MHD_Result
-web_respond(struct web *w, struct MHD_Connection *c, unsigned status,
-    const char *ctype, char *body, size_t len, const char *location,
-    const char *cookie, bool cacheable)
+/* A response with our headers (web_int.h). */
+struct MHD_Response *
+web_response(struct web *w, const char *ctype, char *body, size_t len,
+    const char *csp, bool cacheable)
 {
 	struct MHD_Response *r;
-	enum MHD_Result rc;
 
 	if (body == NULL)
 		len = 0;
@@ -660,22 +615,31 @@ web_respond(struct web *w, struct MHD_Connection *c, unsigned status,
 	    body != NULL ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
 	if (r == NULL) {
 		free(body);
-		return MHD_NO;
+		return NULL;
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	MHD_add_response_header(r, "Content-Security-Policy", w->csp);
+	MHD_add_response_header(r, "Content-Security-Policy",
+	    csp != NULL ? csp : w->csp);
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	if (csp == NULL)
+		MHD_add_response_header(r, "X-Frame-Options", "DENY");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, cacheable ?
 	    "public, max-age=3600" : "no-store");
 	if (w->tls)
 		MHD_add_response_header(r, "Strict-Transport-Security",
 		    "max-age=31536000");
-	if (location != NULL)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, location);
-	if (cookie != NULL)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+	return r;
+}
+
+/* Queue and release. */
+enum MHD_Result
+web_queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r)
+{
+	enum MHD_Result rc;
+
+	if (r == NULL)
+		return MHD_NO;
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST");
 	rc = MHD_queue_response(c, status, r);
@@ -683,10 +647,28 @@ web_respond(struct web *w, struct MHD_Connection *c, unsigned status,
 	return rc;
 }
 
+/* Queue a response with our headers, LOCATION and COOKIE. */
+enum MHD_Result
+web_respond(struct web *w, struct MHD_Connection *c, unsigned status,
+    const char *ctype, char *body, size_t len, const char *location,
+    const char *cookie, bool cacheable)
+{
+	struct MHD_Response *r;
+
+	r = web_response(w, ctype, body, len, NULL, cacheable);
+	if (r == NULL)
+		return MHD_NO;
+	if (location != NULL)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, location);
+	if (cookie != NULL)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+	return web_queue(c, status, r);
+}
+
 /* A whole page: TITLE and BODY (HTML, escaped by the caller; taken over).
  * ROOT leads back to the site root from the page's URL ("" or "../"), so
  * the pages work under a path prefix behind a proxy. */
-static enum MHD_Result
+enum MHD_Result
 web_page(struct web *w, struct MHD_Connection *c, unsigned status,
     const char *root, const char *title, struct web_buf *body,
     const char *cookie)
@@ -718,7 +700,7 @@ web_page(struct web *w, struct MHD_Connection *c, unsigned status,
 }
 
 /* A page with one message paragraph of class CLASS and a way back. */
-static enum MHD_Result
+enum MHD_Result
 web_message(struct web *w, struct MHD_Connection *c, unsigned status,
     const char *root, const char *title, const char *class,
     const char *message, bool offer_restart, const char *cookie)
@@ -928,7 +910,7 @@ web_enroll_get(struct web *w, struct MHD_Connection *c, const char *client)
 }
 
 /* A cross-site POST (a browser's Origin not ours) is refused. */
-static bool
+bool
 web_origin_ok(struct web *w, struct MHD_Connection *c)
 {
 	const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -1412,6 +1394,13 @@ web_handler(void *cls, struct MHD_Connection *c, const char *url,
 	    strcmp(url, "/static/enroll.css") == 0)
 		return web_respond(w, c, MHD_HTTP_METHOD_NOT_ALLOWED, WEB_CT_TEXT,
 		    NULL, 0, NULL, NULL, false);
+	{
+		struct web_call call = { w, c, url, get, post, ip, client, rq };
+		enum MHD_Result hrc;
+
+		if (web_admin_route(&call, &hrc) || web_pane_route(&call, &hrc))
+			return hrc;
+	}
 	return web_message(w, c, MHD_HTTP_NOT_FOUND, "", "Not found", "error",
 	    "There is no such page here.", false, NULL);
 }

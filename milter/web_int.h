@@ -1,0 +1,120 @@
+/*
+ * web_int.h - what the parts of the web server share: the server's state,
+ * a request's state and the response helpers. Internal to milter/web*.c.
+ *
+ * web.c owns the server (start, stop, routing, enrollment, /healthz,
+ * /metrics); other pages live in their own web_*.c and are reached from
+ * web_handler() through a route function of theirs that answers "not mine"
+ * by returning false.
+ */
+#ifndef HALO_WEB_INT_H
+#define HALO_WEB_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <microhttpd.h>
+
+#include "web.h"
+
+#define WEB_CT_HTML "text/html; charset=utf-8"
+#define WEB_CT_TEXT "text/plain; charset=utf-8"
+#define WEB_CT_JSON "application/json; charset=utf-8"
+
+/* Enrollment outcomes counted for /metrics. */
+enum web_result {
+	WEB_R_STARTED = 0,      /* a sign-in went to Halo */
+	WEB_R_OK,               /* a token was stored */
+	WEB_R_DENIED,           /* the agent declined at Halo */
+	WEB_R_MISMATCH,         /* someone else signed in */
+	WEB_R_FAILED,           /* Halo or local error */
+	WEB_R_BAD_CODE,         /* unknown, malformed, expired or used code */
+	WEB_R_BAD_STATE,        /* callback without a matching cookie/state */
+	WEB_R_RATE_LIMITED,
+	WEB_R_COUNT
+};
+
+struct web {
+	const struct conf *conf;
+	struct store *store;
+	struct oauth *oauth;
+	struct MHD_Daemon *mhd;
+	uint8_t seal_key[CRYPTO_KEY_LEN];
+	char hash_key[65];
+	char *csp;
+	char *redirect_uri;         /* public_url + /enroll/callback; NULL: off */
+	const char *cookie_name;
+	bool https_public;          /* public_url is https: Secure cookie */
+	bool tls;                   /* we serve HTTPS ourselves */
+	char *tls_cert, *tls_key;   /* PEM text */
+	struct web_limiter *limiter;
+	pthread_mutex_t lock;       /* guards counts */
+	uint64_t counts[WEB_R_COUNT];
+};
+
+/* Per-request state (MHD's con_cls): a POST body of at most WEB_POST_MAX
+ * bytes, NUL-terminated when the route function sees it. */
+struct web_req {
+	bool is_post;
+	bool too_large;
+	size_t len;
+	char body[WEB_POST_MAX + 1];
+};
+
+/* What a route function is given. */
+struct web_call {
+	struct web *w;
+	struct MHD_Connection *c;
+	const char *url;
+	bool get;                   /* GET or HEAD */
+	bool post;
+	const char *ip;             /* the client's address as text */
+	const char *client;         /* its rate-limit key (IPv6 by /64) */
+	struct web_req *rq;
+};
+
+/* Count an enrollment outcome. */
+void web_count(struct web *w, enum web_result r);
+
+/*
+ * A response with our standard headers (CSP = CSP, or the server's own when
+ * NULL; nosniff, no-referrer, X-Frame-Options DENY unless CSP is given,
+ * Cache-Control no-store or an hour's caching, HSTS when we serve TLS).
+ * BODY (malloc'd) is taken over; NULL gives an empty body. The caller may
+ * add headers, then queues it with web_queue(). NULL on failure.
+ */
+struct MHD_Response *web_response(struct web *w, const char *ctype,
+    char *body, size_t len, const char *csp, bool cacheable);
+
+/* Queue R with STATUS and destroy our reference. */
+enum MHD_Result web_queue(struct MHD_Connection *c, unsigned status,
+    struct MHD_Response *r);
+
+/* web_response() + LOCATION and COOKIE (either may be NULL) + queue. */
+enum MHD_Result web_respond(struct web *w, struct MHD_Connection *c,
+    unsigned status, const char *ctype, char *body, size_t len,
+    const char *location, const char *cookie, bool cacheable);
+
+/* A whole page: TITLE and BODY (HTML, escaped by the caller; taken over).
+ * ROOT leads back to the site root from the page's URL ("" or "../"). */
+enum MHD_Result web_page(struct web *w, struct MHD_Connection *c,
+    unsigned status, const char *root, const char *title,
+    struct web_buf *body, const char *cookie);
+
+/* A page with one message paragraph of class CLASS; OFFER_RESTART adds a
+ * link to the code form. */
+enum MHD_Result web_message(struct web *w, struct MHD_Connection *c,
+    unsigned status, const char *root, const char *title, const char *class,
+    const char *message, bool offer_restart, const char *cookie);
+
+/* Whether a POST's Origin (or Referer) is our public_url's origin; true
+ * when the browser sent neither. */
+bool web_origin_ok(struct web *w, struct MHD_Connection *c);
+
+/* Routes of the other parts: true when the URL is theirs (*RC is set). */
+bool web_admin_route(const struct web_call *call, enum MHD_Result *rc);
+bool web_pane_route(const struct web_call *call, enum MHD_Result *rc);
+
+#endif
