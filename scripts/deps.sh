@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libmilter-dev libcurl4-openssl-dev libcjson-dev libgmime-3.0-dev libssl-dev
 libsqlite3-dev sqlite3 libmicrohttpd-dev libcmocka-dev libgumbo-dev libytnef0-dev
-miltertest postfix swaks python3 procps"
+miltertest postfix swaks python3 procps chromium libqrencode-dev"
 
 missing=""
 for p in $PKGS; do
@@ -14,7 +14,12 @@ for p in $PKGS; do
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+if [ -z "$missing" ]; then
+	sh "$(dirname "$0")/deps-npm.sh"
+	exit 0
+fi
 
 echo "deps: installing:$missing"
 SUDO=""
@@ -28,3 +33,4 @@ echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+sh "$(dirname "$0")/deps-npm.sh"
