@@ -56,7 +56,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: all deps check check-all check-unit check-milter check-corpus check-e2e \
-        check-halosim demo demo-run fuzz bench bench-run install clean
+        check-browser check-halosim demo demo-run fuzz bench bench-run install clean
 
 all: $(BUILD)/halo-milter $(BUILD)/halo-milterctl
 
@@ -91,7 +91,7 @@ check: deps
 
 check-all: all $(UNIT_BIN) $(BUILD)/corpus-intake
 	@rm -f $(BUILD)/check.log $(BUILD)/.rc-check-*
-	@status=0; for t in check-unit check-milter check-corpus check-e2e check-halosim; do \
+	@status=0; for t in check-unit check-milter check-corpus check-e2e check-browser check-halosim; do \
 	  $(MAKE) --no-print-directory $$t 2>&1 | tee -a $(BUILD)/check.log; \
 	  tail -1 $(BUILD)/.rc-$$t 2>/dev/null | grep -qx 0 || status=1; \
 	done; \
@@ -111,6 +111,10 @@ check-corpus: $(BUILD)/corpus-intake
 check-e2e: all
 	@rc=0; for t in selftest run halo enroll; do BUILD=$(BUILD) sh tests/e2e/$$t.sh || rc=1; done; \
 	  echo $$rc > $(BUILD)/.rc-check-e2e; exit $$rc
+
+# headless Debian chromium via playwright-core (tests/browser/run.sh)
+check-browser: all
+	@BUILD=$(BUILD) sh tests/browser/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-browser; exit $$rc
 
 check-halosim:
 	@mkdir -p $(BUILD)
