@@ -1169,6 +1169,35 @@ halo_org_free(struct halo_org *o)
 
 /* ---------------------------------------------------------------- tickets */
 
+/* The names of OBJ's custom fields that hold a value (not null, not
+ * ""), into T. Entries of another shape are passed over. 0 or -1 (memory). */
+static int
+halo_ticket_fields(const cJSON *obj, struct halo_ticket *t)
+{
+	const cJSON *list, *cf, *name, *value;
+
+	list = cJSON_GetObjectItemCaseSensitive(obj, "customfields");
+	if (!cJSON_IsArray(list))
+		return 0;
+	cJSON_ArrayForEach(cf, list) {
+		if (t->n_fields >= HALO_TICKET_FIELDS_MAX)
+			break;
+		name = cJSON_GetObjectItemCaseSensitive(cf, "name");
+		value = cJSON_GetObjectItemCaseSensitive(cf, "value");
+		if (!cJSON_IsString(name) || name->valuestring[0] == '\0' ||
+		    value == NULL || cJSON_IsNull(value) ||
+		    (cJSON_IsString(value) && value->valuestring[0] == '\0'))
+			continue;
+		if (t->fields == NULL &&
+		    (t->fields = calloc(HALO_TICKET_FIELDS_MAX, sizeof(char *))) == NULL)
+			return -1;
+		if ((t->fields[t->n_fields] = strdup(name->valuestring)) == NULL)
+			return -1;
+		t->n_fields++;
+	}
+	return 0;
+}
+
 /* GET /api/Tickets/ID. */
 int
 halo_ticket_get(const struct halo_conf *c, const char *token, int64_t id,
@@ -1205,23 +1234,43 @@ halo_ticket_get(const struct halo_conf *c, const char *token, int64_t id,
 	for (i = 0; c->closed_status_ids != NULL && i < c->n_closed_status_ids; i++)
 		if (c->closed_status_ids[i] == out->status_id)
 			out->closed = true;
-	if ((out->summary = halo_json_dup(obj, "summary")) == NULL) {
+	if ((out->summary = halo_json_dup(obj, "summary")) == NULL ||
+	    halo_ticket_fields(obj, out) != 0) {
 		halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
 		goto out;
 	}
 	rc = 0;
 out:
+	if (rc != 0)
+		halo_ticket_free(out);
 	cJSON_Delete(root);
 	return rc;
+}
+
+/* Whether T has a value in the custom field NAME. */
+bool
+halo_ticket_has_field(const struct halo_ticket *t, const char *name)
+{
+	size_t i;
+
+	for (i = 0; t != NULL && name != NULL && i < t->n_fields; i++)
+		if (strcasecmp(t->fields[i], name) == 0)
+			return true;
+	return false;
 }
 
 /* Free a ticket, reset *T. */
 void
 halo_ticket_free(struct halo_ticket *t)
 {
+	size_t i;
+
 	if (t == NULL)
 		return;
 	free(t->summary);
+	for (i = 0; i < t->n_fields; i++)
+		free(t->fields[i]);
+	free(t->fields);
 	memset(t, 0, sizeof(*t));
 }
 

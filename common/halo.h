@@ -127,7 +127,15 @@ struct halo_ticket {
 	int64_t id, client_id, site_id, user_id, status_id;
 	char *summary;
 	bool closed;        /* status_id in conf->closed_status_ids */
+	char **fields;      /* names of the custom fields that hold a value */
+	size_t n_fields;    /* (at most HALO_TICKET_FIELDS_MAX) */
 };
+
+#define HALO_TICKET_FIELDS_MAX 256
+
+/* Whether ticket T has a value in the custom field NAME (case-insensitive,
+ * as Halo compares field names). */
+bool halo_ticket_has_field(const struct halo_ticket *t, const char *name);
 
 /* GET /api/Tickets/ID; 404 gives kind HTTP_NOT_FOUND. */
 int halo_ticket_get(const struct halo_conf *c, const char *token, int64_t id,

@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 struct spool_file {
 	char *dir;                  /* spool directory */
@@ -22,9 +21,6 @@ struct spool_file {
 	int fd;
 	bool committed;
 	uint64_t size;
-	EVP_MD_CTX *sha;
-	unsigned char digest[32];
-	bool digest_done;
 };
 
 /* mkdir that tolerates an existing directory. */
@@ -88,9 +84,7 @@ spool_create(const char *spool_dir)
 		return NULL;
 	sf->fd = -1;
 	sf->dir = strdup(spool_dir);
-	sf->sha = EVP_MD_CTX_new();
-	if (sf->dir == NULL || sf->sha == NULL ||
-	    EVP_DigestInit_ex(sf->sha, EVP_sha256(), NULL) != 1)
+	if (sf->dir == NULL)
 		goto fail;
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		goto fail;
@@ -108,8 +102,6 @@ spool_create(const char *spool_dir)
 fail:
 	{
 		int saved = errno;
-		if (sf->sha)
-			EVP_MD_CTX_free(sf->sha);
 		free(sf->dir);
 		free(sf);
 		errno = saved ? saved : EIO;
@@ -126,10 +118,6 @@ spool_write(struct spool_file *sf, const void *buf, size_t len)
 
 	if (sf->committed || sf->fd < 0) {
 		errno = EBADF;
-		return -1;
-	}
-	if (EVP_DigestUpdate(sf->sha, buf, len) != 1) {
-		errno = EIO;
 		return -1;
 	}
 	while (len > 0) {
@@ -221,7 +209,6 @@ spool_close(struct spool_file *sf)
 	if (!sf->committed &&
 	    spool_subpath(sf->dir, "tmp", sf->name, path, sizeof(path)) == 0)
 		unlink(path);
-	EVP_MD_CTX_free(sf->sha);
 	free(sf->dir);
 	free(sf);
 	return NULL;
@@ -249,26 +236,6 @@ uint64_t
 spool_size(const struct spool_file *sf)
 {
 	return sf->size;
-}
-
-/* Hex SHA-256 of what was written (finalised on first call). */
-void
-spool_sha256_hex(struct spool_file *sf, char out[65])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned int len = 0;
-	int i;
-
-	if (!sf->digest_done) {
-		if (EVP_DigestFinal_ex(sf->sha, sf->digest, &len) != 1)
-			memset(sf->digest, 0, sizeof(sf->digest));
-		sf->digest_done = true;
-	}
-	for (i = 0; i < 32; i++) {
-		out[2 * i] = hex[sf->digest[i] >> 4];
-		out[2 * i + 1] = hex[sf->digest[i] & 0x0f];
-	}
-	out[64] = '\0';
 }
 
 /* Remove files in SUB for which KEEP is false (KEEP NULL = remove all). */

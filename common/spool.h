@@ -39,10 +39,10 @@ struct spool_file *spool_close(struct spool_file *sf);
 /* Remove the committed file NAME (undo after a failed row commit). */
 int spool_remove(const char *spool_dir, const char *name);
 
-/* The file's name (the same in tmp/ and msg/), its size, its SHA-256. */
+/* The file's name (the same in tmp/ and msg/) and its size. The store
+ * keeps the size; the worker checks it before it uses the file. */
 const char *spool_name(const struct spool_file *sf);
 uint64_t spool_size(const struct spool_file *sf);
-void spool_sha256_hex(struct spool_file *sf, char out[65]);
 
 /* Full path of a committed file NAME into OUT. -1 when it does not fit. */
 int spool_path(const char *spool_dir, const char *name, char *out, size_t outsz);

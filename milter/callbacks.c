@@ -17,7 +17,12 @@ static struct worker *callbacks_worker;
 struct connctx {
 	char *conn_host;                 /* client host name, for logs */
 	struct intake_msg *conn_msg;     /* the message in progress, or NULL */
+	unsigned long conn_noreply;      /* SMFIP_NR_* steps the MTA agreed to */
 };
+
+/* Steps whose answer is always "continue": the MTA need not wait for it
+ * (a round trip per header and per body chunk). */
+#define CB_NOREPLY (SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY)
 
 /* Install the shared intake. */
 void
@@ -52,18 +57,54 @@ cb_queue_id(SMFICTX *ctx, struct connctx *cc)
 		intake_msg_queue_id(cc->conn_msg, qid);
 }
 
+/* What a step answers: nothing when the MTA agreed not to wait. */
+static sfsistat
+cb_continue(const struct connctx *cc, unsigned long step)
+{
+	return cc != NULL && (cc->conn_noreply & step) != 0 ? SMFIS_NOREPLY :
+	    SMFIS_CONTINUE;
+}
+
+/*
+ * Option negotiation (milter protocol 6): the header edits we make, no
+ * HELO or unknown-command callbacks, and no replies to the steps that
+ * always continue, where the MTA offers that. Runs before connect.
+ */
+static sfsistat
+cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
+    unsigned long f2, unsigned long f3, unsigned long *pf0,
+    unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+{
+	struct connctx *cc;
+
+	(void)f2;
+	(void)f3;
+	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS);
+	*pf1 = f1 & (SMFIP_NOHELO | SMFIP_NOUNKNOWN | CB_NOREPLY);
+	*pf2 = 0;
+	*pf3 = 0;
+	cc = calloc(1, sizeof(*cc));
+	if (cc == NULL)
+		return SMFIS_ALL_OPTS;     /* libmilter's defaults; connect retries */
+	cc->conn_noreply = *pf1 & CB_NOREPLY;
+	smfi_setpriv(ctx, cc);
+	return SMFIS_CONTINUE;
+}
+
 /* New SMTP connection. */
 static sfsistat
 cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
 {
-	struct connctx *cc;
+	struct connctx *cc = cb_conn(ctx);
 
 	(void)addr;
-	cc = calloc(1, sizeof(*cc));
+	if (cc == NULL)
+		cc = calloc(1, sizeof(*cc));
 	if (cc == NULL) {
 		log_warnx("connect: out of memory; passing connection untouched");
 		return SMFIS_ACCEPT;       /* mail always flows */
 	}
+	free(cc->conn_host);
 	cc->conn_host = strdup(host ? host : "unknown");
 	smfi_setpriv(ctx, cc);
 	return SMFIS_CONTINUE;
@@ -96,7 +137,7 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
 
 	if (cc != NULL && cc->conn_msg != NULL)
 		intake_msg_rcpt(cc->conn_msg, argv[0]);
-	return SMFIS_CONTINUE;
+	return cb_continue(cc, SMFIP_NR_RCPT);
 }
 
 /* DATA: unrouted mail leaves us here, costing nothing more. */
@@ -122,9 +163,10 @@ cb_header(SMFICTX *ctx, char *name, char *value)
 	struct connctx *cc = cb_conn(ctx);
 
 	if (cc == NULL || cc->conn_msg == NULL)
-		return SMFIS_ACCEPT;
+		return (cc != NULL && (cc->conn_noreply & SMFIP_NR_HDR)) ?
+		    SMFIS_NOREPLY : SMFIS_ACCEPT;
 	intake_msg_header(cc->conn_msg, name, value);
-	return SMFIS_CONTINUE;
+	return cb_continue(cc, SMFIP_NR_HDR);
 }
 
 /* End of headers. */
@@ -134,9 +176,10 @@ cb_eoh(SMFICTX *ctx)
 	struct connctx *cc = cb_conn(ctx);
 
 	if (cc == NULL || cc->conn_msg == NULL)
-		return SMFIS_ACCEPT;
+		return (cc != NULL && (cc->conn_noreply & SMFIP_NR_EOH)) ?
+		    SMFIS_NOREPLY : SMFIS_ACCEPT;
 	intake_msg_eoh(cc->conn_msg);
-	return SMFIS_CONTINUE;
+	return cb_continue(cc, SMFIP_NR_EOH);
 }
 
 /* A body chunk: streamed to the spool file. */
@@ -146,9 +189,10 @@ cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 	struct connctx *cc = cb_conn(ctx);
 
 	if (cc == NULL || cc->conn_msg == NULL)
-		return SMFIS_ACCEPT;
+		return (cc != NULL && (cc->conn_noreply & SMFIP_NR_BODY)) ?
+		    SMFIS_NOREPLY : SMFIS_ACCEPT;
 	intake_msg_body(cc->conn_msg, chunk, len);
-	return SMFIS_CONTINUE;
+	return cb_continue(cc, SMFIP_NR_BODY);
 }
 
 /* End of message: local work only, then apply the edits. */
@@ -232,7 +276,7 @@ static struct smfiDesc callbacks_table = {
 	.xxfi_close = cb_close,
 	.xxfi_unknown = NULL,
 	.xxfi_data = cb_data,
-	.xxfi_negotiate = NULL,
+	.xxfi_negotiate = cb_negotiate,
 };
 
 /* The callback table. */

@@ -5,14 +5,18 @@
  *   halo-milter [-c FILE] [-f] [-d]     run (foreground with -f, debug -d)
  *   halo-milter [-c FILE] -t            check the configuration and exit
  */
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <stdint.h>
@@ -85,6 +89,56 @@ main_drop_privileges(const struct passwd *pw)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * libmilter keeps its listening socket to itself and writes each reply
+ * packet with a write() of its own. On TCP, Nagle's algorithm then holds
+ * the second of two packets until the MTA acknowledges the first, and the
+ * MTA delays that ACK: about 40 ms per message. Linux gives each accepted
+ * connection the listener's TCP_NODELAY, so set it on the listener, which
+ * is the only listening TCP socket at this point of start-up.
+ */
+static void
+main_tcp_nodelay(const char *socket_spec)
+{
+	DIR *d;
+	struct dirent *de;
+	int fd, val, n = 0;
+	socklen_t len;
+
+	if (strncmp(socket_spec, "inet:", 5) != 0 &&
+	    strncmp(socket_spec, "inet6:", 6) != 0)
+		return;
+	d = opendir("/proc/self/fd");
+	if (d == NULL) {
+		log_warn("TCP_NODELAY: /proc/self/fd");
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		long l = strtol(de->d_name, &end, 10);
+
+		if (*end != '\0' || end == de->d_name || l < 0 || l > INT_MAX ||
+		    l == dirfd(d))
+			continue;
+		fd = (int)l;
+		len = sizeof(val);
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) != 0 ||
+		    val == 0)
+			continue;
+		len = sizeof(val);
+		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &val, &len) != 0 ||
+		    (val != AF_INET && val != AF_INET6))
+			continue;
+		val = 1;
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &val, sizeof(val)) == 0)
+			n++;
+	}
+	closedir(d);
+	if (n == 0)
+		log_warnx("TCP_NODELAY: no listening socket found for %s; each"
+		    " message may wait ~40 ms for a delayed ACK", socket_spec);
 }
 
 int
@@ -172,6 +226,7 @@ main(int argc, char **argv)
 		log_warnx("cannot open milter socket %s", conf->socket);
 		goto out;
 	}
+	main_tcp_nodelay(conf->socket);
 	if (pw != NULL && (strncmp(conf->socket, "unix:", 5) == 0 ||
 	    strncmp(conf->socket, "local:", 6) == 0)) {
 		const char *path = strchr(conf->socket, ':') + 1;

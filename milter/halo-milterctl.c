@@ -403,6 +403,90 @@ ctl_named_has(const struct halo_named *list, size_t n, const char *name,
 	return false;
 }
 
+/* The newest created and the newest failed job of one tenant. */
+struct ctl_newest {
+	const char *tenant;
+	int64_t ticket_id;          /* of the newest "created" job; 0: none */
+	char *failed_reason;        /* of the newest failed job; NULL: none */
+};
+
+static void
+ctl_newest_created(const struct store_job *j, void *arg)
+{
+	struct ctl_newest *n = arg;
+
+	if (n->ticket_id == 0 && strcmp(j->tenant, n->tenant) == 0 &&
+	    j->result != NULL && strcmp(j->result, "created") == 0 &&
+	    j->ticket_id > 0)
+		n->ticket_id = j->ticket_id;
+}
+
+static void
+ctl_newest_failed(const struct store_job *j, void *arg)
+{
+	struct ctl_newest *n = arg;
+
+	if (n->failed_reason == NULL && strcmp(j->tenant, n->tenant) == 0 &&
+	    j->reason != NULL && strcasestr(j->reason, "custom field") != NULL)
+		n->failed_reason = strdup(j->reason);
+}
+
+/*
+ * Whether Halo takes the custom fields. halo-api.md names no read API for
+ * field definitions, so doctor looks at what happened: the newest failed
+ * job that Halo refused over a custom field, and the newest ticket the
+ * gateway created, read back to see that each configured field holds a
+ * value (Halo may drop a field that is not on the ticket type).
+ */
+static void
+ctl_doctor_fields(struct store *st, const struct conf_tenant *t,
+    const struct halo_conf *hc, const char *token, int *problems)
+{
+	const char *names[2] = { t->cf_conversation_id, t->cf_message_id };
+	struct ctl_newest n = { t->name, 0, NULL };
+	struct halo_ticket tk;
+	struct halo_err err;
+	size_t i;
+
+	if (names[0][0] == '\0' && names[1][0] == '\0')
+		return;
+	(void)store_job_list(st, STORE_FAILED, 500, ctl_newest_failed, &n);
+	if (n.failed_reason != NULL) {
+		ctl_diag(problems, false, "custom fields: Halo refused a ticket: %s"
+		    " (create the field in Halo, or set cf_conversation_id /"
+		    " cf_message_id = none)", n.failed_reason);
+		free(n.failed_reason);
+	}
+	(void)store_job_list(st, STORE_DONE, 500, ctl_newest_created, &n);
+	if (n.ticket_id == 0) {
+		printf("  note custom fields %s%s%s: no ticket created through the"
+		    " gateway yet to check them on; run doctor again after the"
+		    " first one\n", names[0], names[0][0] && names[1][0] ?
+		    " and " : "", names[1]);
+		return;
+	}
+	memset(&err, 0, sizeof(err));
+	if (halo_ticket_get(hc, token, n.ticket_id, &tk, &err) != 0) {
+		ctl_diag(problems, false, "custom fields: cannot read ticket %"
+		    PRId64 " back: %s", n.ticket_id, err.message);
+		return;
+	}
+	for (i = 0; i < 2; i++) {
+		if (names[i][0] == '\0')
+			continue;
+		if (halo_ticket_has_field(&tk, names[i]))
+			ctl_diag(problems, true, "custom field %s holds a value on"
+			    " ticket %" PRId64 " (the newest the gateway created)",
+			    names[i], n.ticket_id);
+		else
+			ctl_diag(problems, false, "custom field %s is empty on ticket"
+			    " %" PRId64 ", which the gateway created with it: is the"
+			    " field on ticket type %ld?", names[i], n.ticket_id,
+			    t->ticket_type_id);
+	}
+	halo_ticket_free(&tk);
+}
+
 /* Check one tenant as configured. */
 static void
 ctl_doctor_tenant(struct store *st, struct oauth *oa,
@@ -495,6 +579,7 @@ ctl_doctor_tenant(struct store *st, struct oauth *oa,
 		} else {
 			ctl_diag(problems, false, "cannot list outcomes: %s", err.message);
 		}
+		ctl_doctor_fields(st, t, &hc, working, problems);
 		oauth_token_free(working);
 	}
 	/* self-hosted Halo may allow more: a warning, not a problem */
@@ -504,11 +589,6 @@ ctl_doctor_tenant(struct store *st, struct oauth *oa,
 	    (double)t->rate_limit / t->rate_window <= 1.0 ? " (under hosted"
 	    " Halo's 300 per 5 minutes)" : ": above hosted Halo's 300 per 5"
 	    " minutes; expect 429s there");
-	if (t->cf_conversation_id[0] != '\0' || t->cf_message_id[0] != '\0')
-		printf("  note custom fields %s%s%s must exist in Halo, or ticket"
-		    " creation fails (set 'none' to leave one out)\n",
-		    t->cf_conversation_id, t->cf_conversation_id[0] &&
-		    t->cf_message_id[0] ? " and " : "", t->cf_message_id);
 	for (i = 0; i < agents.n; i++)
 		free(agents.v[i]);
 	free(agents.v);

@@ -667,7 +667,7 @@ intake_msg_eom(struct intake_msg *msg)
 	enum store_status *results = NULL;
 	int64_t *ids = NULL;
 	size_t *row_job = NULL, n_rows = 0, i;
-	char key[THREAD_KEY_LEN + 1], sha[65], from_addr[HDR_ADDR_MAX + 1];
+	char key[THREAD_KEY_LEN + 1], from_addr[HDR_ADDR_MAX + 1];
 	char env_addr[HDR_ADDR_MAX + 1], safe_id[128];
 	const char *qid = msg->queue_id ? msg->queue_id : "NOQUEUE";
 	bool add_msgid, starts = false, have_from, have_env, any_new = false;
@@ -709,7 +709,6 @@ intake_msg_eom(struct intake_msg *msg)
 			goto spool_error;
 		}
 		spooled = true;
-		spool_sha256_hex(msg->spool, sha);
 	}
 
 	/* one transaction for every tenant's row and the conversation key */
@@ -740,7 +739,7 @@ intake_msg_eom(struct intake_msg *msg)
 		    "intake" : "thread-only";
 		r->conv_key = key;
 		r->spool = spooled ? spool_name(msg->spool) : NULL;
-		r->sha256 = spooled ? sha : NULL;
+		r->sha256 = NULL;       /* no longer computed (spool.h) */
 		r->size = spooled ? spool_size(msg->spool) : 0;
 		r->no_create = job->no_create;
 		r->starts_thread = starts;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <time.h>
 
@@ -848,6 +849,19 @@ worker_process(struct worker *w, struct store_job *job)
 		snprintf(ctx.reason, sizeof(ctx.reason), "no spooled message");
 		step = STEP_FAIL;
 		goto record;
+	}
+	{
+		/* the size EOM recorded: a damaged spool must not become a
+		 * truncated note in Halo */
+		struct stat sb;
+
+		if (stat(path, &sb) != 0 || (uint64_t)sb.st_size != job->size) {
+			snprintf(ctx.reason, sizeof(ctx.reason), "spooled message"
+			    " damaged: %s", stat(path, &sb) != 0 ? strerror(errno) :
+			    "its size differs from what was received");
+			step = STEP_FAIL;
+			goto record;
+		}
 	}
 	os = oauth_access_token(w->oauth, &ctx.hc, ctx.t->name, job->agent,
 	    false, &ctx.token, &ctx.err);

@@ -58,6 +58,8 @@ token_for bob@msp.example | ctl token import bob@msp.example sim > /dev/null
 # --- 0. doctor: what an operator runs after set-up ------------------------
 ctl doctor sim > "$T/doctor.out" 2>&1
 check "doctor: a good set-up passes" eq "$?" 0
+check "doctor: no ticket yet, so the custom fields wait for one" \
+    grep -q "note custom fields CFOutlookConversationId and CFMilterKey: no ticket created" "$T/doctor.out"
 check "doctor: agent token checked against Agent/me" \
     grep -q "ok   agent alice@msp.example: token refreshed, signed in as Alice Agent" "$T/doctor.out"
 sed 's/^ticket_type_id = 1$/ticket_type_id = 99/; s/^cf_message_id = CFMilterKey$/cf_message_id = CFMilterKey\nappend_outcome = No Such Outcome\nroute = carol@msp.example intake agent=carol@msp.example/' \
@@ -258,6 +260,33 @@ check "agent's new outgoing mail opens no ticket" \
     eq "$(simq "len([t for t in s['tickets'] if t.get('summary') == 'Lunch'])")" 0
 check "outgoing mail carries no X-Halo-* header to the customer" \
     sh -c "! grep -l 'agent-out1@msp.example' '$T/sink'/* | xargs grep -qi '^X-Halo-'"
+
+# --- 16. a damaged spool file fails its job, never a truncated ticket ----
+# alice's token is revoked, so her job waits; the file is cut short meanwhile
+ctl revoke alice@msp.example sim > /dev/null
+mail "Ann <ann@acme.example>" support@msp.example "Damaged spool" "<damaged@acme.example>"
+_i=0
+while [ $_i -lt 300 ] && ! ctl queue -s waiting | grep -qF "<damaged@acme.example>"; do
+	sleep 0.1; _i=$((_i + 1))
+done
+check "a job for an agent without a token waits" \
+    sh -c "$CTL -c '$MILTER_CONF' queue -s waiting | grep -qF '<damaged@acme.example>'"
+dmg=$MILTER_STATE/spool/msg/$(job_field "<damaged@acme.example>" spool)
+truncate -s 40 "$dmg"
+token_for alice@msp.example | ctl token import alice@msp.example sim > /dev/null
+ctl retry "$(ctl queue | awk '$NF == "<damaged@acme.example>" { print $1; exit }')" > /dev/null
+wait_jobs 28
+check "damaged spool: the job failed with the reason" \
+    sh -c "$CTL -c '$MILTER_CONF' queue -s failed | grep -F '<damaged@acme.example>' | grep -q 'damaged'"
+check "damaged spool: nothing reached Halo" \
+    eq "$(simq "len([t for t in s['tickets'] if t.get('summary') == 'Damaged spool'])")" 0
+
+# --- 17. doctor after tickets exist: the custom fields read back ----------
+ctl doctor sim > "$T/doctor2.out" 2>&1
+check "doctor: the conversation field holds a value on a created ticket" \
+    grep -q "ok   custom field CFOutlookConversationId holds a value on ticket" "$T/doctor2.out"
+check "doctor: the Message-ID field holds a value on a created ticket" \
+    grep -q "ok   custom field CFMilterKey holds a value on ticket" "$T/doctor2.out"
 
 if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" "$T/daemon.log"; then
 	not_ok "sanitizer report in daemon log"

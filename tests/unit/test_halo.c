@@ -961,6 +961,24 @@ test_ticket_create(void **state)
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(st, "attachments")), 1);
 	cJSON_Delete(st);
 
+	/* read back: the fields with a value, as doctor checks them */
+	{
+		struct halo_ticket back;
+
+		assert_int_equal(halo_ticket_get(&f->conf, f->access, id, &back,
+		    &err), 0);
+		assert_true(halo_ticket_has_field(&back, "CFMilterKey"));
+		assert_true(halo_ticket_has_field(&back, "cfoutlookconversationid"));
+		assert_false(halo_ticket_has_field(&back, "CFNoSuchField"));
+		assert_false(halo_ticket_has_field(&back, NULL));
+		halo_ticket_free(&back);
+		assert_int_equal(back.n_fields, 0);
+		assert_int_equal(halo_ticket_get(&f->conf, f->access, 501, &back,
+		    &err), 0);
+		assert_false(halo_ticket_has_field(&back, "CFMilterKey"));
+		halo_ticket_free(&back);
+	}
+
 	/* the first action carries the Message-ID */
 	assert_int_equal(halo_find_by_message_id(&f->conf, f->access,
 	    "<new-ticket-1@acme.example>", &tid, &aid, &err), 0);

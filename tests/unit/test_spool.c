@@ -20,7 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include "spool.h"
 
@@ -131,21 +130,6 @@ slurp(const char *path, size_t *len)
 	return buf;
 }
 
-/* Hex SHA-256 of DATA, computed independently of spool.c. */
-static void
-sha256_hex(const void *data, size_t len, char out[65])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	unsigned int i;
-
-	assert_int_equal(EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL), 1);
-	assert_int_equal(mdlen, 32);
-	for (i = 0; i < mdlen; i++)
-		sprintf(out + 2 * i, "%02x", md[i]);
-	out[64] = '\0';
-}
-
 /* Create a file in DIR/SUB with some content. */
 static void
 touch(const char *dir, const char *sub, const char *name)
@@ -203,7 +187,6 @@ test_write_commit(void **state)
 	static const char part1[] = "Subject: hello\r\n\r\n";
 	static const char part2[] = "body line 1\r\nbody line 2\r\n";
 	char want[PATH_MAX * 2], path[PATH_MAX * 2], tmp_path[PATH_MAX * 2];
-	char sha[65], want_sha[65];
 	struct spool_file *sf;
 	struct stat st;
 	char *got, name[SPOOL_NAME_MAX];
@@ -245,11 +228,7 @@ test_write_commit(void **state)
 	assert_memory_equal(got, want, len);
 	free(got);
 
-	spool_sha256_hex(sf, sha);
-	sha256_hex(want, strlen(want), want_sha);
-	assert_string_equal(sha, want_sha);
-	spool_sha256_hex(sf, sha);                  /* stable on a second call */
-	assert_string_equal(sha, want_sha);
+	assert_true(spool_size(sf) == strlen(want));
 
 	/* no writes after commit; closing keeps the committed file */
 	assert_int_equal(spool_write(sf, "x", 1), -1);
@@ -270,7 +249,7 @@ static void
 test_sizes(void **state)
 {
 	struct fixture *f = *state;
-	char sha[65], want_sha[65], path[PATH_MAX * 2];
+	char path[PATH_MAX * 2];
 	struct spool_file *sf;
 	unsigned char *big;
 	size_t i, n = 3 * 1024 * 1024 + 7, len;
@@ -281,9 +260,6 @@ test_sizes(void **state)
 	assert_non_null(sf);
 	assert_int_equal(spool_commit(sf), 0);
 	assert_int_equal(spool_size(sf), 0);
-	spool_sha256_hex(sf, sha);
-	assert_string_equal(sha,
-	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 	sf = spool_close(sf);
 
 	big = malloc(n);
@@ -296,9 +272,6 @@ test_sizes(void **state)
 	assert_int_equal(spool_write(sf, big + n / 2, n - n / 2), 0);
 	assert_int_equal(spool_commit(sf), 0);
 	assert_true(spool_size(sf) == n);
-	spool_sha256_hex(sf, sha);
-	sha256_hex(big, n, want_sha);
-	assert_string_equal(sha, want_sha);
 	assert_int_equal(spool_path(f->spool, spool_name(sf), path, sizeof(path)), 0);
 	got = slurp(path, &len);
 	assert_non_null(got);
