@@ -28,7 +28,7 @@ SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover
 endif
 
 CC       ?= cc
-PKGS     := gmime-3.0 libcjson sqlite3 openssl libcurl gumbo libytnef libmicrohttpd
+PKGS     := gmime-3.0 libcjson sqlite3 openssl libcurl gumbo libytnef libmicrohttpd libqrencode
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -36,7 +36,8 @@ WARN     := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Werror
 CFLAGS   ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) -fstack-protector-strong \
-            -fPIE -pthread -Icommon -Imilter $(PKG_CFLAGS) $(SANFLAGS) $(CFLAGS)
+            -fPIE -pthread -Icommon -Imilter $(PKG_CFLAGS) $(SANFLAGS) $(CFLAGS) \
+            -DHALO_WEB_ROOT='"$(PREFIX)/share/halo-milter/web"'
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now -pthread $(SANFLAGS) $(LDFLAGS)
 LIBS     := $(PKG_LIBS)
 

@@ -7,6 +7,10 @@
  */
 #include "conf.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -25,10 +29,15 @@
 #define CONF_SECRET_MAX      4096   /* largest client_secret_file accepted */
 #define CONF_TENANT_NAME_MAX 64
 #define CONF_USER_MAX        32
+#define CONF_NETS_MAX        256    /* admin_networks entries in all */
 
 #define DEFAULT_SOCKET       "unix:/run/halo-milter/milter.sock"
 #define DEFAULT_STATE_DIR    "/var/lib/halo-milter"
 #define DEFAULT_WEB_LISTEN   "127.0.0.1:8025"
+/* where "make install" puts web/ (the Makefile passes its PREFIX) */
+#ifndef HALO_WEB_ROOT
+#define HALO_WEB_ROOT        "/usr/local/share/halo-milter/web"
+#endif
 #define DEFAULT_MAX_SIZE     (50ULL * 1024 * 1024)
 #define DEFAULT_OUTCOME      "Email Received"
 #define DEFAULT_SUBJECT_TAG  "[ID:{n}]"
@@ -79,6 +88,11 @@ enum key_id {
 	KEY_TLS_KEY,
 	KEY_LOG_OUTBOUND,
 	KEY_OUTBOUND_OUTCOME,
+	KEY_CLOSED_TICKETS,
+	KEY_REOPEN_STATUS_ID,
+	KEY_TICKET_STATUS_TTL,
+	KEY_WEB_ROOT,
+	KEY_ADMIN_NETWORKS,
 	KEY_COUNT
 };
 
@@ -134,9 +148,14 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_OVERRIDE]           = { "override", SCOPE_TENANT, true },
 	[KEY_LOG_OUTBOUND]       = { "log_outbound", SCOPE_TENANT, false },
 	[KEY_OUTBOUND_OUTCOME]   = { "outbound_outcome", SCOPE_TENANT, false },
+	[KEY_CLOSED_TICKETS]     = { "closed_tickets", SCOPE_TENANT, false },
+	[KEY_REOPEN_STATUS_ID]   = { "reopen_status_id", SCOPE_TENANT, false },
+	[KEY_TICKET_STATUS_TTL]  = { "ticket_status_ttl", SCOPE_TENANT, false },
 	[KEY_ROUTE]              = { "route", SCOPE_TENANT, true },
 	[KEY_TLS_CERT]           = { "tls_cert", SCOPE_GLOBAL, false },
 	[KEY_TLS_KEY]            = { "tls_key", SCOPE_GLOBAL, false },
+	[KEY_WEB_ROOT]           = { "web_root", SCOPE_GLOBAL, false },
+	[KEY_ADMIN_NETWORKS]     = { "admin_networks", SCOPE_GLOBAL, true },
 };
 
 enum parse_state {
@@ -642,8 +661,10 @@ struct conf *conf_free(struct conf *conf)
 	free(conf->state_dir);
 	free(conf->web_listen);
 	free(conf->public_url);
+	free(conf->web_root);
 	free(conf->tls_cert);
 	free(conf->tls_key);
+	free(conf->admin_networks);
 	free(conf->user);
 	free(conf);
 	return NULL;
@@ -903,6 +924,149 @@ static void add_halo_senders(struct parser *p, int line, const char *value)
 	}
 }
 
+/* Parse "ADDR[/PREFIX]" (IPv4 or IPv6) into OUT. */
+int conf_net_parse(const char *text, struct conf_net *out)
+{
+	char addr[INET6_ADDRSTRLEN + 1];
+	const char *slash;
+	size_t len, i;
+	unsigned long prefix;
+	unsigned max;
+	char *end;
+
+	memset(out, 0, sizeof(*out));
+	if (text == NULL)
+		return -1;
+	slash = strchr(text, '/');
+	len = slash != NULL ? (size_t)(slash - text) : strlen(text);
+	if (len == 0 || len >= sizeof(addr))
+		return -1;
+	memcpy(addr, text, len);
+	addr[len] = '\0';
+	if (inet_pton(AF_INET, addr, out->addr) == 1) {
+		out->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, out->addr) == 1) {
+		out->family = AF_INET6;
+		max = 128;
+	} else {
+		return -1;
+	}
+	out->prefix = max;
+	if (slash != NULL) {
+		if (!is_digit(slash[1]) || strlen(slash + 1) > 3)
+			return -1;
+		prefix = strtoul(slash + 1, &end, 10);
+		if (*end != '\0' || prefix > max)
+			return -1;
+		out->prefix = (unsigned)prefix;
+	}
+	/* host bits set ("10.0.0.1/8") is most likely a typo: refuse it */
+	for (i = 0; i < max / 8; i++) {
+		unsigned keep = out->prefix >= (i + 1) * 8 ? 8 :
+		    out->prefix <= i * 8 ? 0 : out->prefix - (unsigned)i * 8;
+		uint8_t mask = (uint8_t)(keep == 0 ? 0 : 0xff << (8 - keep));
+
+		if ((out->addr[i] & (uint8_t)~mask) != 0)
+			return -2;
+	}
+	return 0;
+}
+
+/* Is IP (text) inside NET? */
+static bool net_contains(const struct conf_net *net, int family,
+    const uint8_t *addr)
+{
+	unsigned full = net->prefix / 8, rest = net->prefix % 8;
+	uint8_t mask;
+
+	if (net->family != family)
+		return false;
+	if (memcmp(net->addr, addr, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	mask = (uint8_t)(0xff << (8 - rest));
+	return (net->addr[full] & mask) == (addr[full] & mask);
+}
+
+/* Does IP (an address as text) fall in one of NETS? */
+bool conf_net_match(const struct conf_net *nets, size_t n, const char *ip)
+{
+	uint8_t addr[16];
+	int family;
+	size_t i;
+
+	if (ip == NULL)
+		return false;
+	if (inet_pton(AF_INET, ip, addr) == 1) {
+		family = AF_INET;
+	} else if (inet_pton(AF_INET6, ip, addr) == 1) {
+		family = AF_INET6;
+		/* an IPv4 client of a dual-stack socket: match it as IPv4 */
+		if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(void *)addr)) {
+			memmove(addr, addr + 12, 4);
+			family = AF_INET;
+		}
+	} else {
+		return false;
+	}
+	for (i = 0; i < n; i++)
+		if (net_contains(&nets[i], family, addr))
+			return true;
+	return false;
+}
+
+/* May a client at IP reach the admin pages? */
+bool conf_admin_allowed(const struct conf *conf, const char *ip)
+{
+	if (conf->n_admin_networks == 0)
+		return true;
+	return conf_net_match(conf->admin_networks, conf->n_admin_networks, ip);
+}
+
+/* "admin_networks = CIDR[, CIDR...]" (repeatable): add each network. */
+static void parse_admin_networks(struct parser *p, int line,
+    const char *value)
+{
+	struct conf *c = p->conf;
+	char buf[CONF_LINE_MAX + 1], *item, *save = NULL;
+	struct conf_net net, *grown;
+	int rc;
+
+	if (strlen(value) > CONF_LINE_MAX)
+		return;
+	strcpy(buf, value);
+	for (item = strtok_r(buf, ", \t", &save); item != NULL;
+	    item = strtok_r(NULL, ", \t", &save)) {
+		rc = conf_net_parse(item, &net);
+		if (rc == -2) {
+			conf_error(p, line, "admin_networks: '%s' has host bits set"
+			    " (write the network address, like 192.0.2.0/24)", item);
+			continue;
+		}
+		if (rc != 0) {
+			conf_error(p, line, "admin_networks: invalid network '%s'"
+			    " (expected ADDRESS or ADDRESS/PREFIX, IPv4 or IPv6)",
+			    item);
+			continue;
+		}
+		if (c->n_admin_networks >= CONF_NETS_MAX) {
+			conf_error(p, line, "admin_networks: more than %d networks",
+			    CONF_NETS_MAX);
+			return;
+		}
+		grown = realloc(c->admin_networks, (c->n_admin_networks + 1) *
+		    sizeof(*grown));
+		if (grown == NULL) {
+			conf_error(p, line, "out of memory");
+			return;
+		}
+		c->admin_networks = grown;
+		c->admin_networks[c->n_admin_networks++] = net;
+	}
+}
+
 /* Apply a global key to the configuration. */
 static void apply_global(struct parser *p, int line, enum key_id key,
     const char *value)
@@ -943,6 +1107,15 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 		break;
 	case KEY_PUBLIC_URL:
 		set_url(p, line, name, &c->public_url, value);
+		break;
+	case KEY_WEB_ROOT:
+		/* the Outlook pane's files (web/ of the source tree) */
+		if (value[0] != '/' || !text_ok(value) ||
+		    strlen(value) >= PATH_MAX)
+			conf_error(p, line, "web_root: '%s' is not an absolute"
+			    " path", value);
+		else
+			set_str(p, line, &c->web_root, value);
 		break;
 	case KEY_TLS_CERT:
 	case KEY_TLS_KEY:
@@ -997,6 +1170,9 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 			    "seconds from 1 to 3600)", value);
 		else
 			c->retry_base = (unsigned)num;
+		break;
+	case KEY_ADMIN_NETWORKS:
+		parse_admin_networks(p, line, value);
 		break;
 	case KEY_INSECURE_HTTP:
 		if (!parse_bool(value, &c->insecure_http))
@@ -1142,6 +1318,32 @@ static void apply_tenant(struct parser *p, int line, enum key_id key,
 			    name);
 		else
 			set_str(p, line, &t->outbound_outcome, value);
+		break;
+	case KEY_CLOSED_TICKETS:
+		if (strcmp(value, "reopen") == 0)
+			t->closed_tickets = CONF_CLOSED_REOPEN;
+		else if (strcmp(value, "new") == 0)
+			t->closed_tickets = CONF_CLOSED_NEW;
+		else if (strcmp(value, "append") == 0)
+			t->closed_tickets = CONF_CLOSED_APPEND;
+		else
+			conf_error(p, line, "closed_tickets: invalid '%s' (expected"
+			    " reopen, new or append)", value);
+		break;
+	case KEY_REOPEN_STATUS_ID:
+		if (!parse_ulong_range(value, 0, 2147483647UL, &num))
+			conf_error(p, line, "reopen_status_id: invalid '%s' (expected"
+			    " a Halo status id, or 0 for Halo's first open status)",
+			    value);
+		else
+			t->reopen_status_id = (long)num;
+		break;
+	case KEY_TICKET_STATUS_TTL:
+		if (!parse_ulong_range(value, 0, 86400, &num))
+			conf_error(p, line, "ticket_status_ttl: invalid '%s' (expected"
+			    " seconds from 0 to 86400)", value);
+		else
+			t->ticket_status_ttl = (unsigned)num;
 		break;
 	case KEY_FALLBACK_CLIENT_ID:
 		if (!parse_ulong_range(value, 0, 2147483647UL, &num))
@@ -1292,6 +1494,8 @@ static void start_tenant(struct parser *p, int line, const char *name)
 	t->max_attachment_size = 10ULL << 20;
 	t->max_attachments_total = 25ULL << 20;
 	t->sender_cache_ttl = 3600;
+	t->closed_tickets = CONF_CLOSED_REOPEN;
+	t->ticket_status_ttl = 300;
 	p->tenant = t;
 	p->state = STATE_TENANT;
 	memset(p->key_line, 0, sizeof(p->key_line));
@@ -1464,6 +1668,8 @@ static void finish_global(struct parser *p)
 		set_str(p, 0, &c->state_dir, DEFAULT_STATE_DIR);
 	if (c->web_listen == NULL && !p->web_off)
 		set_str(p, 0, &c->web_listen, DEFAULT_WEB_LISTEN);
+	if (c->web_root == NULL)
+		set_str(p, 0, &c->web_root, HALO_WEB_ROOT);
 	if ((c->tls_cert == NULL) != (c->tls_key == NULL) && p->tls_line != 0 &&
 	    !p->tls_bad)
 		conf_error(p, p->tls_line, "tls_cert and tls_key must be set "

@@ -50,6 +50,14 @@ struct conf_override {
 	int line;
 };
 
+/* What mail for a closed ticket does (closed_tickets). */
+enum conf_closed {
+	CONF_CLOSED_REOPEN = 0,      /* append, and set the ticket open again */
+	CONF_CLOSED_NEW,             /* a new ticket that names the closed one */
+	CONF_CLOSED_APPEND           /* append and leave the ticket closed */
+};
+
+
 struct conf_tenant {
 	char *name;
 	int line;                    /* line of the "[tenant NAME]" header */
@@ -80,10 +88,22 @@ struct conf_tenant {
 	unsigned sender_cache_ttl;   /* seconds; 3600 */
 	bool log_outbound;           /* log enrolled agents' outgoing mail; yes */
 	char *outbound_outcome;      /* default "Email Sent" */
+	enum conf_closed closed_tickets;  /* mail for a closed ticket; reopen */
+	long reopen_status_id;       /* status a reopened ticket gets; 0 = the
+	                              * first open status Halo lists */
+	unsigned ticket_status_ttl;  /* seconds a ticket's open/closed state is
+	                              * trusted; 300 */
 	struct conf_override **overrides;
 	size_t n_overrides;
 	struct conf_route **routes;
 	size_t n_routes;
+};
+
+/* A network of admin_networks: ADDR/PREFIX, host bits clear. */
+struct conf_net {
+	int family;                  /* AF_INET or AF_INET6 */
+	uint8_t addr[16];            /* network address, 4 or 16 bytes used */
+	unsigned prefix;             /* 0..32 or 0..128 */
 };
 
 struct conf {
@@ -93,6 +113,8 @@ struct conf {
 	char *web_listen;            /* default "127.0.0.1:8025"; NULL when
 	                                "web_listen = off" (no web server) */
 	char *public_url;            /* optional */
+	char *web_root;              /* the pane's files; default
+	                                PREFIX/share/halo-milter/web */
 	char *tls_cert, *tls_key;    /* optional PEM files, both or neither:
 	                                the web server then speaks HTTPS */
 	char *user;                  /* optional; drop privileges to it */
@@ -104,6 +126,8 @@ struct conf {
 	                                only (another node's workers log) */
 	unsigned retry_base;         /* first retry delay, seconds; default 15 */
 	bool insecure_http;          /* tests only: allow http:// to loopback */
+	struct conf_net *admin_networks;   /* who may open /admin; none = any */
+	size_t n_admin_networks;
 	struct conf_tenant **tenants;
 	size_t n_tenants;
 };
@@ -131,6 +155,18 @@ const struct conf_route *conf_route_lookup(const struct conf *conf,
  * NULL. */
 const struct conf_override *conf_override_lookup(const struct conf_tenant *t,
     const char *addr);
+
+/* Parse "ADDRESS[/PREFIX]" (IPv4 or IPv6; no prefix = one host) into OUT:
+ * 0 ok, -1 malformed, -2 host bits set beyond the prefix. */
+int conf_net_parse(const char *text, struct conf_net *out);
+
+/* Whether IP (an address as text; IPv4-mapped IPv6 counts as IPv4) is in
+ * one of the N networks NETS. */
+bool conf_net_match(const struct conf_net *nets, size_t n, const char *ip);
+
+/* Whether a client at IP may reach the admin pages (admin_networks; any
+ * address when the list is empty). */
+bool conf_admin_allowed(const struct conf *conf, const char *ip);
 
 /* Parse a size with optional K/M/G suffix (binary units). 0 on success. */
 int conf_parse_size(const char *text, uint64_t *out);

@@ -604,26 +604,41 @@ crypto_hmac_hex(const uint8_t *key, size_t key_len, const void *data,
     size_t len, char out[65])
 {
 	static const char hex[] = "0123456789abcdef";
-	static const uint8_t empty[1];
-	unsigned char mac[SHA256_LEN];
-	size_t mac_len = 0, i;
+	uint8_t mac[CRYPTO_HMAC_LEN];
+	size_t i;
 
 	if (out == NULL)
 		return -1;
 	out[0] = '\0';
-	if ((key == NULL && key_len > 0) || (data == NULL && len > 0))
+	if (crypto_hmac(key, key_len, data, len, mac) != 0)
 		return -1;
-	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL,
-	    key_len > 0 ? key : empty, key_len,
-	    len > 0 ? data : empty, len, mac, sizeof(mac), &mac_len) == NULL ||
-	    mac_len != SHA256_LEN)
-		return -1;
-	for (i = 0; i < SHA256_LEN; i++) {
+	for (i = 0; i < CRYPTO_HMAC_LEN; i++) {
 		out[2 * i] = hex[mac[i] >> 4];
 		out[2 * i + 1] = hex[mac[i] & 15];
 	}
-	out[2 * SHA256_LEN] = '\0';
+	out[2 * CRYPTO_HMAC_LEN] = '\0';
 	crypto_wipe(mac, sizeof(mac));
+	return 0;
+}
+
+/* HMAC-SHA256 of DATA with KEY, as raw bytes. */
+int
+crypto_hmac(const uint8_t *key, size_t key_len, const void *data, size_t len,
+    uint8_t out[CRYPTO_HMAC_LEN])
+{
+	static const uint8_t empty[1];
+	size_t mac_len = 0;
+
+	if (out == NULL || (key == NULL && key_len > 0) ||
+	    (data == NULL && len > 0))
+		return -1;
+	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL,
+	    key_len > 0 ? key : empty, key_len,
+	    len > 0 ? data : empty, len, out, CRYPTO_HMAC_LEN, &mac_len) ==
+	    NULL || mac_len != CRYPTO_HMAC_LEN) {
+		crypto_wipe(out, CRYPTO_HMAC_LEN);
+		return -1;
+	}
 	return 0;
 }
 
@@ -710,4 +725,113 @@ crypto_user_code_normalize(const char *in, char out[9])
 	}
 	out[got] = '\0';
 	return true;
+}
+
+/* ---- admin password hashes ---- */
+
+#define PW_PREFIX "pbkdf2-sha256$"
+#define PW_SALT_LEN 16
+#define PW_HASH_LEN 32
+
+/* PBKDF2-HMAC-SHA256 of PASSWORD with SALT over ITERATIONS into OUT. */
+static int
+crypto_pbkdf2(const char *password, const uint8_t *salt, size_t salt_len,
+    unsigned long iterations, uint8_t out[PW_HASH_LEN])
+{
+	return PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt,
+	    (int)salt_len, (int)iterations, EVP_sha256(), PW_HASH_LEN,
+	    out) == 1 ? 0 : -1;
+}
+
+/* "pbkdf2-sha256$ITER$SALT$HASH" of PASSWORD. */
+int
+crypto_password_hash(const char *password, unsigned long iterations,
+    char *out, size_t outsz)
+{
+	uint8_t salt[PW_SALT_LEN], hash[PW_HASH_LEN];
+	char salt_text[32], hash_text[48];
+	int n, rc = -1;
+
+	if (outsz > 0)
+		out[0] = '\0';
+	if (iterations == 0)
+		iterations = CRYPTO_PW_ITER;
+	if (password == NULL || *password == '\0' ||
+	    strlen(password) > CRYPTO_PW_MAX || iterations < CRYPTO_PW_ITER_MIN ||
+	    iterations > CRYPTO_PW_ITER_MAX)
+		return -1;
+	if (crypto_random(salt, sizeof(salt)) != 0 ||
+	    crypto_pbkdf2(password, salt, sizeof(salt), iterations, hash) != 0)
+		goto out;
+	b64url_encode_into(salt, sizeof(salt), salt_text);
+	b64url_encode_into(hash, sizeof(hash), hash_text);
+	n = snprintf(out, outsz, PW_PREFIX "%lu$%s$%s", iterations, salt_text,
+	    hash_text);
+	if (n < 0 || (size_t)n >= outsz) {
+		if (outsz > 0)
+			crypto_wipe(out, outsz);
+		goto out;
+	}
+	rc = 0;
+out:
+	crypto_wipe(hash, sizeof(hash));
+	crypto_wipe(hash_text, sizeof(hash_text));
+	return rc;
+}
+
+/* Does PASSWORD match STORED? 1 yes, 0 no, -1 when STORED is malformed. */
+int
+crypto_password_verify(const char *stored, const char *password)
+{
+	char text[CRYPTO_PW_HASH_MAX + 1], *iter_text, *salt_text, *hash_text;
+	char *end;
+	uint8_t *salt = NULL, *want = NULL, got[PW_HASH_LEN];
+	size_t salt_len = 0, want_len = 0, len;
+	unsigned long iterations;
+	int rc = -1;
+
+	if (stored == NULL || password == NULL)
+		return -1;
+	len = strlen(stored);
+	/* one trailing newline is how the file ends */
+	if (len > 0 && stored[len - 1] == '\n')
+		len--;
+	if (len > CRYPTO_PW_HASH_MAX || strncmp(stored, PW_PREFIX,
+	    sizeof(PW_PREFIX) - 1) != 0)
+		return -1;
+	memcpy(text, stored, len);
+	text[len] = '\0';
+	iter_text = text + sizeof(PW_PREFIX) - 1;
+	if ((salt_text = strchr(iter_text, '$')) == NULL)
+		goto out;
+	*salt_text++ = '\0';
+	if ((hash_text = strchr(salt_text, '$')) == NULL)
+		goto out;
+	*hash_text++ = '\0';
+	if (*iter_text < '1' || *iter_text > '9' || strlen(iter_text) > 9)
+		goto out;
+	iterations = strtoul(iter_text, &end, 10);
+	if (*end != '\0' || iterations < CRYPTO_PW_ITER_MIN ||
+	    iterations > CRYPTO_PW_ITER_MAX)
+		goto out;
+	if (crypto_b64url_decode(salt_text, &salt, &salt_len) != 0 ||
+	    salt_len < 8 || salt_len > 64 ||
+	    crypto_b64url_decode(hash_text, &want, &want_len) != 0 ||
+	    want_len != PW_HASH_LEN)
+		goto out;
+	/* the password's length is not secret; its bytes are */
+	if (strlen(password) > CRYPTO_PW_MAX) {
+		rc = 0;
+		goto out;
+	}
+	if (crypto_pbkdf2(password, salt, salt_len, iterations, got) != 0)
+		goto out;
+	rc = CRYPTO_memcmp(got, want, PW_HASH_LEN) == 0 ? 1 : 0;
+out:
+	crypto_wipe(got, sizeof(got));
+	crypto_wipe(text, sizeof(text));
+	free(salt);
+	if (want != NULL)
+		crypto_free_secret(want, want_len);
+	return rc;
 }

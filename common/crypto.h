@@ -100,6 +100,13 @@ int crypto_pkce_verifier(char out[44]);
  * -1 when VERIFIER is not 43..128 characters of [A-Za-z0-9-._~]. */
 int crypto_pkce_challenge(const char *verifier, char out[44]);
 
+#define CRYPTO_HMAC_LEN 32
+
+/* HMAC-SHA256 of DATA (LEN bytes) with KEY (KEY_LEN bytes), raw, into OUT.
+ * 0 ok, -1 on failure. */
+int crypto_hmac(const uint8_t *key, size_t key_len, const void *data,
+    size_t len, uint8_t out[CRYPTO_HMAC_LEN]);
+
 /* HMAC-SHA256 of DATA (LEN bytes) with KEY (KEY_LEN bytes), as 64 lower-case
  * hex characters + NUL in OUT. 0 ok, -1 on failure. */
 int crypto_hmac_hex(const uint8_t *key, size_t key_len, const void *data,
@@ -116,5 +123,27 @@ int crypto_user_code(char out[9]);
 /* Normalise a user-typed code ("bcdf-ghjk" -> "BCDFGHJK"): upper-case, drop
  * '-' and spaces; false (OUT = "") unless exactly 8 alphabet letters remain. */
 bool crypto_user_code_normalize(const char *in, char out[9]);
+
+/*
+ * Admin password hashes: "pbkdf2-sha256$ITERATIONS$SALT$HASH" (PBKDF2-HMAC-
+ * SHA256, 16-byte random salt, 32-byte hash, both base64url), a format that
+ * names its own parameters so they can be raised without breaking old
+ * files. CRYPTO_PW_ITER follows OWASP's 2023 advice for PBKDF2-SHA256.
+ */
+#define CRYPTO_PW_ITER      600000UL    /* iterations of a new hash */
+#define CRYPTO_PW_ITER_MIN  100000UL    /* fewer is refused as malformed */
+#define CRYPTO_PW_ITER_MAX  10000000UL  /* more: a verify would stall */
+#define CRYPTO_PW_MIN       12          /* shortest password accepted (CLI) */
+#define CRYPTO_PW_MAX       1024        /* longest password hashed */
+#define CRYPTO_PW_HASH_MAX  160         /* longest stored hash text */
+
+/* Hash PASSWORD (1..CRYPTO_PW_MAX bytes) with ITERATIONS (0: CRYPTO_PW_ITER)
+ * into OUT (at least CRYPTO_PW_HASH_MAX + 1 bytes). 0 ok, -1 on failure. */
+int crypto_password_hash(const char *password, unsigned long iterations,
+    char *out, size_t outsz);
+
+/* Whether PASSWORD matches STORED (one trailing newline allowed), compared
+ * in constant time: 1 yes, 0 no, -1 when STORED is not a hash we made. */
+int crypto_password_verify(const char *stored, const char *password);
 
 #endif

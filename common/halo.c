@@ -1517,6 +1517,8 @@ halo_action_create(const struct halo_conf *c, const char *token,
 	    a->outgoing ? "O" : "I") != NULL) &&
 	    halo_add_opt(obj, "actionarrivaldate", a->arrival_date, true) &&
 	    halo_add_opt(obj, "internet_message_id", a->internet_message_id, true) &&
+	    (a->new_status <= 0 || cJSON_AddNumberToObject(obj, "new_status",
+	    (double)a->new_status) != NULL) &&
 	    halo_add_attachments(obj, a->attachments, a->n_attachments);
 	if (!ok) {
 		halo_err_set(err, HTTP_INTERNAL, 0, "action: cannot build request");

@@ -166,6 +166,7 @@ struct halo_action_new {
 	const char *internet_message_id;
 	bool outgoing;              /* emaildirection "O", else "I" */
 	const char *arrival_date;   /* ISO 8601 or NULL */
+	int64_t new_status;         /* the ticket's status after it; 0 = same */
 	const struct halo_attachment *attachments;
 	size_t n_attachments;
 };

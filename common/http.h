@@ -74,6 +74,15 @@ void http_allow_loopback_http(bool allow);
 /* Perform REQ; RESP is always initialised (free it with http_response_free). */
 enum http_result http_do(const struct http_request *req, struct http_response *resp);
 
+/*
+ * Fuzzers only: answer every http_do() with FN instead of the network (NULL
+ * restores libcurl). FN must fill RESP (a malloc'd, NUL-terminated body).
+ * Not thread-safe; set it before any request.
+ */
+typedef enum http_result (*http_transport_fn)(const struct http_request *req,
+    struct http_response *resp);
+void http_set_transport(http_transport_fn fn);
+
 /* Free the response body and reset RESP. */
 void http_response_free(struct http_response *resp);
 

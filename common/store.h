@@ -73,6 +73,12 @@ struct store_job {
 	char *client;               /* matched client name, or NULL */
 	bool post_started;          /* a create/append request was sent */
 	time_t lease_until;         /* the claim's lease (its fencing token) */
+	/* for the Outlook pane (schema v5) */
+	char *sender;               /* how the sender matched: "contact",
+	                               "client", "fallback", "none",
+	                               "ambiguous", or NULL (not resolved) */
+	int64_t contact_id, client_id;  /* 0 when none */
+	char *summary;              /* the ticket's summary, or NULL */
 };
 
 /* What the worker records when a job is done. */
@@ -82,6 +88,9 @@ struct store_result {
 	const char *result;         /* "created" or "appended" */
 	const char *contact;        /* may be NULL */
 	const char *client;         /* may be NULL */
+	const char *sender;         /* match kind (struct store_job); NULL */
+	int64_t contact_id, client_id;  /* 0 when none */
+	const char *summary;        /* NULL: keep the ticket's known one */
 };
 
 /* An agent's sealed refresh token and its standing. */
@@ -300,5 +309,29 @@ struct store_enroll *store_enroll_free(struct store_enroll *e);
 /* Names of the states, for CLI and logs; and back. */
 const char *store_state_name(enum store_state state);
 int store_state_parse(const char *name);
+
+/*
+ * Key rotation ("halo-milterctl keys rotate"): every sealed value in the
+ * store, as store_reseal() shows it to its callback.
+ */
+struct store_sealed {
+	const char *table;          /* "tokens" or "enrollments" */
+	const char *tenant, *agent;
+	const char *state_hash;     /* enrollments: the sign-in's state hash
+	                               (part of the verifier's AAD); else NULL */
+	const char *sealed;
+};
+
+/* Make the replacement of V->sealed: malloc'd text, or NULL to abort. */
+typedef char *(*store_reseal_fn)(const struct store_sealed *v, void *arg);
+
+/*
+ * Replace every sealed value (tokens' refresh tokens, pending sign-ins'
+ * verifiers) with what FN makes of it, in one transaction: all of them or,
+ * when FN returns NULL or anything fails, none. *N (when not NULL) counts
+ * the values replaced.
+ */
+enum store_status store_reseal(struct store *st, store_reseal_fn fn,
+    void *arg, unsigned *n);
 
 #endif

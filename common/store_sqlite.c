@@ -77,6 +77,15 @@ static const char *const store_migrations[] = {
 	" state_expires INTEGER NOT NULL DEFAULT 0,"
 	" result TEXT, finished INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX enrollments_agent ON enrollments (tenant, agent);",
+	/* 5: what the Outlook pane shows: how the sender matched (with ids)
+	 * and the ticket's summary, kept locally so the status API never
+	 * calls Halo */
+	"ALTER TABLE jobs ADD COLUMN sender TEXT;"
+	"ALTER TABLE jobs ADD COLUMN contact_id INTEGER;"
+	"ALTER TABLE jobs ADD COLUMN client_id INTEGER;"
+	"ALTER TABLE jobs ADD COLUMN summary TEXT;"
+	"CREATE INDEX jobs_ticket ON jobs (tenant, ticket_id)"
+	" WHERE summary IS NOT NULL;",
 };
 #define STORE_NMIGRATIONS ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
@@ -376,7 +385,7 @@ store_job_find(struct store *st, const char *tenant, const char *message_id,
 	" env_from, from_addr, subject, recipients, agent, mode, conv_key, spool," \
 	" sha256, size, no_create, starts_thread, attempts, created, updated," \
 	" next_attempt, ticket_id, action_id, result, contact, client, post_started," \
-	" lease_until"
+	" lease_until, sender, contact_id, client_id, summary"
 
 /* Copy a text column (NULL stays NULL). */
 static char *
@@ -426,6 +435,10 @@ store_job_from_row(sqlite3_stmt *stmt)
 	j->client = store_col_dup(stmt, 26);
 	j->post_started = sqlite3_column_int(stmt, 27) != 0;
 	j->lease_until = (time_t)sqlite3_column_int64(stmt, 28);
+	j->sender = store_col_dup(stmt, 29);
+	j->contact_id = sqlite3_column_int64(stmt, 30);
+	j->client_id = sqlite3_column_int64(stmt, 31);
+	j->summary = store_col_dup(stmt, 32);
 	return j;
 }
 
@@ -440,6 +453,7 @@ store_job_free(struct store_job *j)
 	free(j->recipients); free(j->agent); free(j->mode); free(j->conv_key);
 	free(j->spool); free(j->sha256);
 	free(j->result); free(j->contact); free(j->client);
+	free(j->sender); free(j->summary);
 	free(j);
 	return NULL;
 }
@@ -714,15 +728,21 @@ store_job_mark_posting(struct store *st, int64_t id, time_t lease,
 	return rc;
 }
 
-/* Job done. */
+/* Job done. Without a summary of its own (an append), the job keeps the
+ * one an earlier job of this tenant recorded for the same ticket. */
 enum store_status
 store_job_done(struct store *st, int64_t id, const struct store_result *r)
 {
 	return store_exec(st, "UPDATE jobs SET state = 'done', reason = NULL,"
 	    " ticket_id = ?2, action_id = ?3, result = ?4, contact = ?5,"
-	    " client = ?6, updated = ?7, lease_until = 0 WHERE id = ?1",
-	    "iiisssi", NULL, id, r->ticket_id, r->action_id, r->result,
-	    r->contact, r->client, (int64_t)time(NULL));
+	    " client = ?6, updated = ?7, lease_until = 0, sender = ?8,"
+	    " contact_id = ?9, client_id = ?10, summary = COALESCE(?11,"
+	    " (SELECT o.summary FROM jobs o WHERE o.tenant = jobs.tenant AND"
+	    " o.ticket_id = ?2 AND o.summary IS NOT NULL ORDER BY o.id LIMIT 1))"
+	    " WHERE id = ?1",
+	    "iiisssisiis", NULL, id, r->ticket_id, r->action_id, r->result,
+	    r->contact, r->client, (int64_t)time(NULL), r->sender,
+	    r->contact_id, r->client_id, r->summary);
 }
 
 /* Back to the queue for a later attempt. */
@@ -1289,4 +1309,151 @@ store_agent_enrolled(struct store *st, const char *tenant, const char *agent,
 	    &one);
 	*enrolled = rc == STORE_OK;
 	return rc == STORE_ERROR ? STORE_ERROR : STORE_OK;
+}
+
+/* One value store_reseal() replaces. */
+struct store_reseal_item {
+	int64_t id;                 /* enrollments.id; tokens: 0 */
+	char *tenant, *agent, *state_hash, *sealed;
+};
+
+/* Free ITEMS (N of them), wiping the sealed texts. */
+static void
+store_reseal_items_free(struct store_reseal_item *items, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(items[i].tenant);
+		free(items[i].agent);
+		free(items[i].state_hash);
+		if (items[i].sealed != NULL) {
+			memset(items[i].sealed, 0, strlen(items[i].sealed));
+			free(items[i].sealed);
+		}
+	}
+	free(items);
+}
+
+/* Read the rows of SQL (lock and transaction held) into *ITEMS. */
+static int
+store_reseal_read(struct store *st, const char *sql, bool enrollments,
+    struct store_reseal_item **items, size_t *n)
+{
+	struct store_reseal_item *grown, *it;
+	sqlite3_stmt *stmt;
+	int step;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+		return -1;
+	while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+		grown = realloc(*items, (*n + 1) * sizeof(*grown));
+		if (grown == NULL)
+			break;
+		*items = grown;
+		it = &grown[*n];
+		memset(it, 0, sizeof(*it));
+		(*n)++;
+		it->id = enrollments ? sqlite3_column_int64(stmt, 0) : 0;
+		it->tenant = store_col_dup(stmt, 1);
+		it->agent = store_col_dup(stmt, 2);
+		it->state_hash = enrollments ? store_col_dup(stmt, 3) : NULL;
+		it->sealed = store_col_dup(stmt, 4);
+		if (it->tenant == NULL || it->agent == NULL || it->sealed == NULL ||
+		    (enrollments && it->state_hash == NULL))
+			break;
+	}
+	sqlite3_finalize(stmt);
+	return step == SQLITE_DONE ? 0 : -1;
+}
+
+/* Write one replaced value (lock and transaction held). */
+static int
+store_reseal_write(struct store *st, const struct store_reseal_item *it,
+    const char *table, const char *sealed)
+{
+	sqlite3_stmt *stmt;
+	int step;
+
+	if (strcmp(table, "tokens") == 0) {
+		if (sqlite3_prepare_v2(st->db, "UPDATE tokens SET sealed = ?3"
+		    " WHERE tenant = ?1 AND agent = ?2", -1, &stmt,
+		    NULL) != SQLITE_OK)
+			return -1;
+		store_bind_text(stmt, 1, it->tenant);
+		store_bind_text(stmt, 2, it->agent);
+		store_bind_text(stmt, 3, sealed);
+	} else {
+		if (sqlite3_prepare_v2(st->db, "UPDATE enrollments SET"
+		    " verifier_sealed = ?2 WHERE id = ?1", -1, &stmt,
+		    NULL) != SQLITE_OK)
+			return -1;
+		sqlite3_bind_int64(stmt, 1, it->id);
+		store_bind_text(stmt, 2, sealed);
+	}
+	step = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	return step == SQLITE_DONE && sqlite3_changes(st->db) == 1 ? 0 : -1;
+}
+
+/* Re-seal every sealed value in one transaction. */
+enum store_status
+store_reseal(struct store *st, store_reseal_fn fn, void *arg, unsigned *n)
+{
+	static const char *const tables[2] = { "tokens", "enrollments" };
+	static const char *const selects[2] = {
+		"SELECT 0, tenant, agent, NULL, sealed FROM tokens"
+		" WHERE sealed IS NOT NULL ORDER BY tenant, agent",
+		"SELECT id, tenant, agent, state_hash, verifier_sealed FROM"
+		" enrollments WHERE verifier_sealed IS NOT NULL ORDER BY id"
+	};
+	struct store_reseal_item *items = NULL;
+	struct store_sealed v;
+	enum store_status rc = STORE_ERROR;
+	size_t count = 0, i;
+	unsigned done = 0;
+	char *sealed;
+	int t, failed;
+
+	if (n != NULL)
+		*n = 0;
+	pthread_mutex_lock(&st->lock);
+	/* IMMEDIATE: no other writer may seal a value under the old key
+	 * between our read and our commit */
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto unlock;
+	for (t = 0; t < 2; t++) {
+		failed = store_reseal_read(st, selects[t], t == 1, &items, &count);
+		for (i = 0; failed == 0 && i < count; i++) {
+			v.table = tables[t];
+			v.tenant = items[i].tenant;
+			v.agent = items[i].agent;
+			v.state_hash = items[i].state_hash;
+			v.sealed = items[i].sealed;
+			if ((sealed = fn(&v, arg)) == NULL) {
+				failed = 1;
+				break;
+			}
+			failed = store_reseal_write(st, &items[i], tables[t], sealed);
+			memset(sealed, 0, strlen(sealed));
+			free(sealed);
+			done++;
+		}
+		store_reseal_items_free(items, count);
+		items = NULL;
+		count = 0;
+		if (failed != 0)
+			goto rollback;
+	}
+	if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto rollback;
+	rc = STORE_OK;
+	if (n != NULL)
+		*n = done;
+	goto unlock;
+rollback:
+	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+unlock:
+	pthread_mutex_unlock(&st->lock);
+	return rc;
 }

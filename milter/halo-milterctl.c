@@ -10,9 +10,18 @@
  *   halo-milterctl [-c FILE] enroll AGENT [TENANT]        one-time code + link
  *   halo-milterctl [-c FILE] agents                       agents and standing
  *   halo-milterctl [-c FILE] revoke AGENT [TENANT]        delete a token
+ *   halo-milterctl [-c FILE] admin-password               set /admin's password
+ *   halo-milterctl [-c FILE] keys rotate [--force]        new sealing key
+ *   halo-milterctl [-c FILE] manifest --format xml|json [--tenant T]
+ *                                                        Outlook add-in manifest
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <stdarg.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <termios.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <inttypes.h>
@@ -27,7 +36,9 @@
 #include "crypto.h"
 #include "halo.h"
 #include "http.h"
+#include "keys.h"
 #include "log.h"
+#include "manifest.h"
 #include "oauth.h"
 #include "spool.h"
 #include "store.h"
@@ -55,6 +66,13 @@ usage(void)
 	    "  agents                       agents and their standing (enrolled,\n"
 	    "                               re-enroll needed, pending code, ...)\n"
 	    "  revoke AGENT [TENANT]        delete AGENT's token; their jobs wait\n"
+	    "  admin-password               set the password of the admin page\n"
+	    "                               (PUBLIC_URL/admin), read from stdin\n"
+	    "  keys rotate [--force]        re-seal every token under a new sealing\n"
+	    "                               key (stop the daemon first)\n"
+	    "  manifest --format xml|json [--tenant T]\n"
+	    "                               the Outlook add-in manifest of this\n"
+	    "                               deployment (URLs from public_url)\n"
 	    "states: queued skipped running done failed waiting\n");
 	exit(2);
 }
@@ -403,6 +421,41 @@ ctl_named_has(const struct halo_named *list, size_t n, const char *name,
 	return false;
 }
 
+/* The status a reopened ticket gets must exist in Halo and be open. */
+static void
+ctl_doctor_reopen(const struct conf_tenant *t, const struct halo_conf *hc,
+    const char *token, int *problems)
+{
+	struct halo_named *list = NULL;
+	struct halo_err err;
+	int64_t open = 0;
+	size_t i, n = 0;
+	int found = -1;
+
+	memset(&err, 0, sizeof(err));
+	if (halo_list_statuses(hc, token, &list, &n, &err) != 0) {
+		ctl_diag(problems, false, "cannot list statuses: %s", err.message);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (!list[i].closed && list[i].id > 0 && (open == 0 ||
+		    list[i].id < open))
+			open = list[i].id;
+		if (list[i].id == t->reopen_status_id)
+			found = (int)i;
+	}
+	if (t->reopen_status_id > 0)
+		ctl_diag(problems, found >= 0 && !list[found].closed,
+		    "reopen_status_id %ld %s", t->reopen_status_id, found < 0 ?
+		    "does not exist in Halo" : list[found].closed ?
+		    "is a closed status in Halo" : "exists and is open");
+	else
+		ctl_diag(problems, open > 0, "closed tickets reopen to %s",
+		    open > 0 ? "Halo's lowest-numbered open status" :
+		    "nothing: Halo lists no open status (set reopen_status_id)");
+	halo_named_free(list, n);
+}
+
 /* The newest created and the newest failed job of one tenant. */
 struct ctl_newest {
 	const char *tenant;
@@ -579,6 +632,8 @@ ctl_doctor_tenant(struct store *st, struct oauth *oa,
 		} else {
 			ctl_diag(problems, false, "cannot list outcomes: %s", err.message);
 		}
+		if (t->closed_tickets == CONF_CLOSED_REOPEN)
+			ctl_doctor_reopen(t, &hc, working, problems);
 		ctl_doctor_fields(st, t, &hc, working, problems);
 		oauth_token_free(working);
 	}
@@ -914,6 +969,273 @@ ctl_revoke(struct store *st, const struct conf *conf, const char *agent_arg,
 	return 0;
 }
 
+/* Read one line of at most CRYPTO_PW_MAX bytes into OUT (the newline
+ * dropped); -1 at end of input or when the line is too long. */
+static int
+ctl_read_secret_line(char out[CRYPTO_PW_MAX + 2])
+{
+	size_t len;
+	int c;
+
+	if (fgets(out, CRYPTO_PW_MAX + 2, stdin) == NULL)
+		return -1;
+	len = strlen(out);
+	if (len > 0 && out[len - 1] == '\n') {
+		out[--len] = '\0';
+	} else if (len > CRYPTO_PW_MAX) {
+		/* no newline within the limit: drain the rest, refuse it */
+		while ((c = getchar()) != EOF && c != '\n')
+			;
+		return -1;
+	}
+	if (len > 0 && out[len - 1] == '\r')
+		out[--len] = '\0';
+	return 0;
+}
+
+/* Prompt on the terminal with echo off and read one line. */
+static int
+ctl_prompt_secret(const char *prompt, char out[CRYPTO_PW_MAX + 2])
+{
+	struct termios old, quiet;
+	bool restore;
+	int rc;
+
+	fprintf(stderr, "%s", prompt);
+	fflush(stderr);
+	restore = tcgetattr(STDIN_FILENO, &old) == 0;
+	if (restore) {
+		quiet = old;
+		quiet.c_lflag &= (tcflag_t)~ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	rc = ctl_read_secret_line(out);
+	if (restore)
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+	fputc('\n', stderr);
+	return rc;
+}
+
+/* Characters (UTF-8 code points) in S. */
+static size_t
+ctl_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+/* Write TEXT to PATH atomically: PATH.tmp (0600, O_EXCL), fsync, owner of
+ * the state directory DIR, rename, fsync DIR. */
+static int
+ctl_write_private(const char *dir, const char *path, const char *text)
+{
+	char tmp[PATH_MAX];
+	struct stat sb;
+	size_t len = strlen(text), off = 0;
+	ssize_t n;
+	int fd, dfd, saved;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -1;
+	/* a temp file a crash left behind holds nothing we need */
+	if (unlink(tmp) != 0 && errno != ENOENT)
+		return -1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (fd < 0)
+		return -1;
+	while (off < len) {
+		n = write(fd, text + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto fail;
+		off += (size_t)n;
+	}
+	/* the daemon's user must read it: give it the state dir's owner */
+	if (stat(dir, &sb) == 0 && fchown(fd, sb.st_uid, sb.st_gid) != 0 &&
+	    errno != EPERM)
+		goto fail;
+	if (fsync(fd) != 0)
+		goto fail;
+	if (close(fd) != 0) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0)
+		goto fail;
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+fail:
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	errno = saved;
+	return -1;
+}
+
+/* "admin-password": read a new password, store its hash. */
+static int
+ctl_admin_password(const struct conf *conf)
+{
+	char first[CRYPTO_PW_MAX + 2], again[CRYPTO_PW_MAX + 2];
+	char hash[CRYPTO_PW_HASH_MAX + 2], path[PATH_MAX];
+	bool tty = isatty(STDIN_FILENO);
+	int rc = 1;
+
+	memset(again, 0, sizeof(again));
+	memset(hash, 0, sizeof(hash));
+	if (snprintf(path, sizeof(path), "%s/admin.pw", conf->state_dir) >=
+	    (int)sizeof(path))
+		return 1;
+	if (access(conf->state_dir, W_OK) != 0) {
+		fprintf(stderr, "%s: %s\n", conf->state_dir, strerror(errno));
+		return 1;
+	}
+	if ((tty ? ctl_prompt_secret("new admin password: ", first) :
+	    ctl_read_secret_line(first)) != 0) {
+		fprintf(stderr, "no password read (one line of at most %d bytes)\n",
+		    CRYPTO_PW_MAX);
+		goto out;
+	}
+	if (ctl_chars(first) < CRYPTO_PW_MIN) {
+		fprintf(stderr, "too short: at least %d characters; nothing"
+		    " changed\n", CRYPTO_PW_MIN);
+		goto out;
+	}
+	if (tty && (ctl_prompt_secret("again: ", again) != 0 ||
+	    !crypto_equal(first, again))) {
+		fprintf(stderr, "the two passwords differ; nothing changed\n");
+		goto out;
+	}
+	if (crypto_password_hash(first, 0, hash, sizeof(hash) - 1) != 0) {
+		fprintf(stderr, "cannot hash the password\n");
+		goto out;
+	}
+	strcat(hash, "\n");
+	if (ctl_write_private(conf->state_dir, path, hash) != 0) {
+		fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	printf("admin password set (%s); sign in at %s/admin\n", path,
+	    conf->public_url != NULL ? conf->public_url : "PUBLIC_URL");
+	printf("sessions signed in with an earlier password have ended\n");
+	rc = 0;
+out:
+	crypto_wipe(first, sizeof(first));
+	crypto_wipe(again, sizeof(again));
+	crypto_wipe(hash, sizeof(hash));
+	return rc;
+}
+
+/* Does something answer on the daemon's milter socket? (There is no pid
+ * file; the socket is what Postfix talks to, so it is what counts.) */
+static bool
+ctl_daemon_running(const struct conf *conf)
+{
+	const char *spec = conf->socket, *colon, *at;
+	struct addrinfo hints, *res = NULL, *ai;
+	struct sockaddr_un sun;
+	char port[16], host[256];
+	bool up = false;
+	int fd;
+
+	if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0) {
+		colon = strchr(spec, ':');
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		if (strlen(colon + 1) >= sizeof(sun.sun_path))
+			return false;
+		memcpy(sun.sun_path, colon + 1, strlen(colon + 1) + 1);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		up = fd >= 0 && connect(fd, (struct sockaddr *)&sun,
+		    sizeof(sun)) == 0;
+		if (fd >= 0)
+			close(fd);
+		return up;
+	}
+	/* inet:PORT@HOST, inet6:PORT@HOST */
+	colon = strchr(spec, ':');
+	at = colon != NULL ? strchr(colon, '@') : NULL;
+	if (at == NULL || (size_t)(at - colon - 1) >= sizeof(port) ||
+	    strlen(at + 1) >= sizeof(host))
+		return false;
+	memcpy(port, colon + 1, (size_t)(at - colon - 1));
+	port[at - colon - 1] = '\0';
+	snprintf(host, sizeof(host), "%s", at[1] == '[' ? at + 2 : at + 1);
+	host[strcspn(host, "]")] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	if (getaddrinfo(host, port, &hints, &res) != 0)
+		return false;
+	for (ai = res; ai != NULL && !up; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		up = fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	freeaddrinfo(res);
+	return up;
+}
+
+/* "keys rotate [--force]": a new sealing key, everything re-sealed (the
+ * order of the steps, and why an interruption loses nothing: keys.h). */
+static int
+ctl_keys_rotate(struct store *st, const struct conf *conf, bool force)
+{
+	struct keys_counts counts;
+	char err[512];
+
+	if (ctl_daemon_running(conf)) {
+		if (!force) {
+			fprintf(stderr, "halo-milter is running (its socket %s"
+			    " answers).\nStop it first (systemctl stop halo-milter),"
+			    " rotate, then start it again:\nit keeps the key it read"
+			    " at start and could not open the re-sealed tokens with"
+			    " it\n(it would mark those agents \"re-enroll needed\")."
+			    "\n", conf->socket);
+			return 1;
+		}
+		fprintf(stderr, "warning: --force: something answers on %s; if it"
+		    " is halo-milter, restart it right after this\n", conf->socket);
+	}
+	if (keys_rotate(conf->state_dir, st, &counts, err, sizeof(err)) != 0) {
+		fprintf(stderr, "keys rotate: %s\n", err);
+		return 1;
+	}
+	if (counts.resumed)
+		printf("finished an interrupted rotation: the store was already"
+		    " re-sealed; %s/seal.key is the new key now\n", conf->state_dir);
+	else
+		printf("sealing key rotated (%s/seal.key): %u refresh token%s and"
+		    " %u pending sign-in verifier%s re-sealed in one transaction\n",
+		    conf->state_dir, counts.tokens, counts.tokens == 1 ? "" : "s",
+		    counts.verifiers, counts.verifiers == 1 ? "" : "s");
+	if (counts.unreadable > 0)
+		printf("note: %u sealed value%s did not open under the old key"
+		    " either and %s left as %s (see \"halo-milterctl agents\":"
+		    " such agents must enroll again)\n", counts.unreadable,
+		    counts.unreadable == 1 ? "" : "s",
+		    counts.unreadable == 1 ? "was" : "were",
+		    counts.unreadable == 1 ? "it was" : "they were");
+	printf("note: enrollment codes not used yet and sign-ins under way no"
+	    " longer work\n(their hashes derive from the key): make new codes"
+	    " for those agents\n");
+	printf("start the daemon again now (systemctl start halo-milter): it"
+	    " reads the key at start\n");
+	return 0;
+}
+
 /* "stats". */
 static int
 ctl_stats(struct store *st)
@@ -927,6 +1249,44 @@ ctl_stats(struct store *st)
 		printf("%-8s %" PRIu64 "\n", store_state_name((enum store_state)s),
 		    counts[s]);
 	return 0;
+}
+
+/* "manifest": the Outlook add-in manifest on standard output (no store
+ * needed: it is made from the configuration alone). */
+static int
+ctl_manifest(const struct conf *conf, int argc, char **argv)
+{
+	enum manifest_format format = MANIFEST_XML;
+	const char *tenant = NULL;
+	bool have_format = false;
+	char err[256], *text;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
+			i++;
+			if (strcmp(argv[i], "xml") == 0)
+				format = MANIFEST_XML;
+			else if (strcmp(argv[i], "json") == 0)
+				format = MANIFEST_JSON;
+			else
+				usage();
+			have_format = true;
+		} else if (strcmp(argv[i], "--tenant") == 0 && i + 1 < argc)
+			tenant = argv[++i];
+		else
+			usage();
+	}
+	if (!have_format)
+		usage();
+	text = manifest_build(conf, format, tenant, err, sizeof(err));
+	if (text == NULL) {
+		fprintf(stderr, "manifest: %s\n", err);
+		return 1;
+	}
+	fputs(text, stdout);
+	free(text);
+	return fflush(stdout) == 0 ? 0 : 1;
 }
 
 int
@@ -948,6 +1308,19 @@ main(int argc, char **argv)
 	conf = conf_load(conf_path, stderr, &nerrors);
 	if (conf == NULL)
 		return 1;
+	/* needs no store: the page may be set up before the first start */
+	if (strcmp(argv[1], "admin-password") == 0) {
+		if (argc != 2)
+			usage();
+		rc = ctl_admin_password(conf);
+		conf_free(conf);
+		return rc;
+	}
+	if (strcmp(argv[1], "manifest") == 0) {
+		rc = ctl_manifest(conf, argc - 1, argv + 1);
+		conf_free(conf);
+		return rc;
+	}
 	snprintf(db_path, sizeof(db_path), "%s/halo-milter.db", conf->state_dir);
 	if (access(db_path, F_OK) != 0) {
 		fprintf(stderr, "no store at %s (has halo-milter run?)\n", db_path);
@@ -976,6 +1349,10 @@ main(int argc, char **argv)
 		rc = ctl_agents(st, conf);
 	else if (strcmp(argv[1], "revoke") == 0 && argc >= 3 && argc <= 4)
 		rc = ctl_revoke(st, conf, argv[2], argc == 4 ? argv[3] : NULL);
+	else if (strcmp(argv[1], "keys") == 0 && argc >= 3 && argc <= 4 &&
+	    strcmp(argv[2], "rotate") == 0 && (argc == 3 ||
+	    strcmp(argv[3], "--force") == 0))
+		rc = ctl_keys_rotate(st, conf, argc == 4);
 	else if (strcmp(argv[1], "token") == 0 && argc >= 4 && argc <= 5 &&
 	    strcmp(argv[2], "import") == 0)
 		rc = ctl_token_import(st, conf, argv[3], argc == 5 ? argv[4] : NULL);

@@ -17,20 +17,23 @@
 #include "hdr.h"
 #include "log.h"
 #include "spool.h"
+#include "status.h"
 #include "thread.h"
 
 #define INTAKE_MAX_REFS       32     /* References kept: root + nearest 31 */
 #define INTAKE_MAX_OURS       1000   /* distinct X-Halo-* names tracked */
 #define INTAKE_MAX_RCPT_TEXT  8192   /* routed recipients listed per job */
 /* one delete per distinct name (stamp names are tracked beyond the cap),
- * plus our own additions: never full, so our stamps always fit */
-#define INTAKE_MAX_EDITS      (INTAKE_MAX_OURS + 3 + 64)
+ * plus our own additions (a status and a token per tenant): never full,
+ * so our stamps always fit */
+#define INTAKE_MAX_EDITS      (INTAKE_MAX_OURS + 4 + 2 * 64)
 
 struct intake {
 	const struct conf *conf;
 	struct store *store;
 	char *spool_dir;
 	char *hostname;
+	uint8_t status_key[CRYPTO_KEY_LEN];     /* X-Halo-Token (status.h) */
 };
 
 /* Headers the decisions read: the first occurrence of each is kept. */
@@ -99,6 +102,7 @@ intake_new(const struct conf *conf, struct store *store, const char *spool_dir,
     const char *hostname)
 {
 	struct intake *in = calloc(1, sizeof(*in));
+	char key_path[PATH_MAX], err[256] = "";
 
 	if (in == NULL)
 		return NULL;
@@ -108,6 +112,14 @@ intake_new(const struct conf *conf, struct store *store, const char *spool_dir,
 	in->hostname = strdup(hostname ? hostname : "localhost");
 	if (in->spool_dir == NULL || in->hostname == NULL)
 		return intake_free(in);
+	/* the key of X-Halo-Token: made on first start, 0600, only ours */
+	if (snprintf(key_path, sizeof(key_path), "%s/status.key",
+	    conf->state_dir) >= (int)sizeof(key_path) ||
+	    crypto_key_load_or_create(key_path, in->status_key, err,
+	    sizeof(err)) != 0) {
+		log_warnx("status key: %s", err[0] ? err : "state_dir too long");
+		return intake_free(in);
+	}
 	hdr_init();
 	return in;
 }
@@ -120,6 +132,7 @@ intake_free(struct intake *in)
 		return NULL;
 	free(in->spool_dir);
 	free(in->hostname);
+	crypto_wipe(in->status_key, sizeof(in->status_key));
 	free(in);
 	return NULL;
 }
@@ -594,7 +607,7 @@ intake_classify_job(struct intake_msg *msg, struct intake_job *job,
 static void
 intake_stamp_status(struct intake_msg *msg)
 {
-	char value[512];
+	char value[512], token[STATUS_TOKEN_LEN + 1];
 	size_t i;
 
 	for (i = 0; i < msg->n_jobs; i++) {
@@ -613,7 +626,15 @@ intake_stamp_status(struct intake_msg *msg)
 			    "skipped; reason=%s; tenant=%s; job=%lld", job->reason,
 			    job->tenant->name, (long long)job->job_id);
 		intake_edit(msg, INTAKE_EDIT_ADD, "X-Halo-Status", 0, value);
+		/* the pane's key to the status API for this tenant's job */
+		if (status_token(msg->in->status_key, job->tenant->name,
+		    msg->msgid, token) == 0) {
+			snprintf(value, sizeof(value), "%s; tenant=%s", token,
+			    job->tenant->name);
+			intake_edit(msg, INTAKE_EDIT_ADD, "X-Halo-Token", 0, value);
+		}
 	}
+	crypto_wipe(token, sizeof(token));
 }
 
 /* Delete every inbound X-Halo-* header (one edit per distinct name). */

@@ -920,6 +920,15 @@ web_origin_ok(struct web *w, struct MHD_Connection *c)
 
 	if (origin == NULL)
 		return true;        /* not a browser, or a very old one */
+	/* our Referrer-Policy (no-referrer) makes browsers send "Origin: null"
+	 * even for our own forms; Sec-Fetch-Site, which no page can forge,
+	 * then tells whether the form was ours */
+	if (strcmp(origin, "null") == 0) {
+		const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		    "Sec-Fetch-Site");
+
+		return site != NULL && strcmp(site, "same-origin") == 0;
+	}
 	ours = web_origin(w->conf->public_url);
 	ok = ours != NULL && strcasecmp(ours, origin) == 0;
 	free(ours);
@@ -1320,15 +1329,17 @@ web_handler(void *cls, struct MHD_Connection *c, const char *url,
 	struct web *w = cls;
 	struct web_req *rq = *con_cls;
 	char ip[INET6_ADDRSTRLEN + 8], client[INET6_ADDRSTRLEN + 8];
-	bool get, post;
+	bool get, post, options;
 	int check;
 
 	(void)version;
 	get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
 	    strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+	/* CORS preflights, for the pane's status API (web_pane.c) */
+	options = strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0;
 	if (rq == NULL) {
-		if (!get && !post)
+		if (!get && !post && !options)
 			return web_respond(w, c, MHD_HTTP_METHOD_NOT_ALLOWED,
 			    WEB_CT_TEXT, NULL, 0, NULL, NULL, false);
 		if (post) {
@@ -1395,7 +1406,8 @@ web_handler(void *cls, struct MHD_Connection *c, const char *url,
 		return web_respond(w, c, MHD_HTTP_METHOD_NOT_ALLOWED, WEB_CT_TEXT,
 		    NULL, 0, NULL, NULL, false);
 	{
-		struct web_call call = { w, c, url, get, post, ip, client, rq };
+		struct web_call call = { w, c, url, get, post, options, ip,
+		    client, rq };
 		enum MHD_Result hrc;
 
 		if (web_admin_route(&call, &hrc) || web_pane_route(&call, &hrc))
@@ -1582,6 +1594,8 @@ web_start(const struct conf *conf, struct store *store, struct oauth *oauth,
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
+	if ((w->pane = web_pane_new(conf, err, errsz)) == NULL)
+		goto fail;
 	if (conf->tls_cert != NULL && conf->tls_key != NULL) {
 		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
 			snprintf(err, errsz, "tls_cert/tls_key: this libmicrohttpd"
@@ -1658,6 +1672,7 @@ web_stop(struct web *w)
 	if (w->tls_key != NULL)
 		crypto_free_secret(w->tls_key, WEB_PEM_MAX + 1);
 	web_limiter_free(w->limiter);
+	web_pane_free(w->pane);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 	return NULL;

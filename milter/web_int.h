@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -50,6 +51,7 @@ struct web {
 	bool tls;                   /* we serve HTTPS ourselves */
 	char *tls_cert, *tls_key;   /* PEM text */
 	struct web_limiter *limiter;
+	struct web_pane *pane;      /* the Outlook pane's part (web_pane.c) */
 	pthread_mutex_t lock;       /* guards counts */
 	uint64_t counts[WEB_R_COUNT];
 };
@@ -70,6 +72,7 @@ struct web_call {
 	const char *url;
 	bool get;                   /* GET or HEAD */
 	bool post;
+	bool options;               /* a CORS preflight */
 	const char *ip;             /* the client's address as text */
 	const char *client;         /* its rate-limit key (IPv6 by /64) */
 	struct web_req *rq;
@@ -113,8 +116,48 @@ enum MHD_Result web_message(struct web *w, struct MHD_Connection *c,
  * when the browser sent neither. */
 bool web_origin_ok(struct web *w, struct MHD_Connection *c);
 
+/*
+ * Admin sessions (web_admin.c). The table is the process's own: it holds
+ * only keyed hashes of the session ids (the key is random per process, so
+ * a restart signs everyone out). A session ends after WEB_ADMIN_IDLE
+ * seconds unused or WEB_ADMIN_MAX_AGE after sign-in, whichever is first.
+ * Its CSRF token is a keyed hash of the session's own hash: bound to it,
+ * nothing more to store. Exposed for the unit tests.
+ */
+#define WEB_ADMIN_IDLE      1800
+#define WEB_ADMIN_MAX_AGE   28800
+#define WEB_ADMIN_SESSIONS  32          /* at most; the least recently used
+                                           goes first when full */
+#define WEB_ADMIN_SID_LEN   43          /* 32 random bytes, base64url */
+
+/* A new session at NOW for the admin password file whose identity is
+ * STAMP (inode, size, mtime): its id (SID_LEN + NUL) in SID. false on
+ * failure. */
+bool web_admin_session_new(time_t now, uint64_t stamp,
+    char sid[WEB_ADMIN_SID_LEN + 1]);
+
+/* Whether SID is a live session at NOW (and mark it used) made under the
+ * same password file STAMP (a new password ends every session); its CSRF
+ * token (64 hex + NUL) in CSRF when not NULL. */
+bool web_admin_session_check(const char *sid, time_t now, uint64_t stamp,
+    char csrf[65]);
+
+/* End session SID (sign-out); nothing when it is not live. */
+void web_admin_session_end(const char *sid);
+
+/* A posted CSRF token GIVEN against the session's EXPECTED, in constant
+ * time; false when either is missing or empty. */
+bool web_admin_csrf_ok(const char *expected, const char *given);
+
 /* Routes of the other parts: true when the URL is theirs (*RC is set). */
 bool web_admin_route(const struct web_call *call, enum MHD_Result *rc);
 bool web_pane_route(const struct web_call *call, enum MHD_Result *rc);
+
+/* The pane part's state: status key, rate limiter, CSP, manifests. NULL
+ * with a message in ERR on failure. */
+struct web_pane;
+struct web_pane *web_pane_new(const struct conf *conf, char *err,
+    size_t errsz);
+struct web_pane *web_pane_free(struct web_pane *p);
 
 #endif

@@ -30,6 +30,8 @@
 #define WORKER_HALO_LOOKUPS 3       /* Message-IDs asked of Halo per job */
 #define WORKER_BUDGET_WAIT  5       /* seconds a job may wait for budget */
 #define WORKER_429_INPLACE  4       /* 429s a call may wait out in place */
+#define WORKER_TSTATE_SLOTS 1024    /* tickets whose open/closed state we keep */
+#define WORKER_STATUS_TTL   3600    /* seconds a tenant's status list is kept */
 
 enum sender_kind {
 	SENDER_UNKNOWN = 0,
@@ -45,6 +47,19 @@ struct worker_rate {
 	time_t *stamps;
 	unsigned cap, head, count, window;
 	time_t paused_until;            /* Halo said 429: nobody sends before */
+	/* the tenant's statuses (under the worker's lock) */
+	int64_t *closed_ids;            /* statuses that count as closed */
+	size_t n_closed;
+	int64_t first_open;             /* lowest-id status that is open */
+	time_t statuses_at;             /* 0: not fetched yet */
+};
+
+/* A ticket's open/closed state as last seen (closed_tickets policy). */
+struct worker_tstate {
+	size_t tenant;                  /* index in conf->tenants */
+	int64_t ticket;                 /* 0: empty slot */
+	bool closed;
+	time_t at;
 };
 
 struct worker {
@@ -59,6 +74,7 @@ struct worker {
 	bool stopping;
 	unsigned kicks;
 	struct worker_rate *rates;      /* one per tenant, conf order */
+	struct worker_tstate tstates[WORKER_TSTATE_SLOTS];  /* under lock */
 	struct worker_stats stats;
 };
 
@@ -94,6 +110,10 @@ struct job_ctx {
 	bool outbound;                  /* an enrolled agent's outgoing mail */
 	int64_t ticket_id;
 	const char *matched_by;
+	/* a closed ticket (closed_tickets) */
+	int64_t new_status;             /* reopen: the status the append sets */
+	int64_t follows;                /* new: the closed ticket it follows */
+	int64_t *closed_ids;            /* this job's copy of the status list */
 };
 
 /* Count into the worker's stats. */
@@ -554,6 +574,192 @@ found_halo:
 	return STEP_OK;
 }
 
+/* The slot of TENANT's TICKET in the state table. */
+static struct worker_tstate *
+worker_tstate_slot(struct worker *w, size_t tenant, int64_t ticket)
+{
+	uint64_t h = (uint64_t)ticket * 0x9e3779b97f4a7c15ULL + tenant;
+
+	return &w->tstates[(h >> 32) % WORKER_TSTATE_SLOTS];
+}
+
+/* Whether a ticket's state is known and younger than TTL; *CLOSED. */
+static bool
+worker_tstate_get(struct worker *w, size_t tenant, int64_t ticket,
+    unsigned ttl, bool *closed)
+{
+	struct worker_tstate *ts;
+	bool known;
+
+	pthread_mutex_lock(&w->lock);
+	ts = worker_tstate_slot(w, tenant, ticket);
+	known = ts->ticket == ticket && ts->tenant == tenant &&
+	    time(NULL) - ts->at < (time_t)ttl;
+	if (known)
+		*closed = ts->closed;
+	pthread_mutex_unlock(&w->lock);
+	return known;
+}
+
+/* Remember a ticket's state (a newer ticket takes over a shared slot). */
+static void
+worker_tstate_put(struct worker *w, size_t tenant, int64_t ticket,
+    bool closed)
+{
+	struct worker_tstate *ts;
+
+	pthread_mutex_lock(&w->lock);
+	ts = worker_tstate_slot(w, tenant, ticket);
+	ts->tenant = tenant;
+	ts->ticket = ticket;
+	ts->closed = closed;
+	ts->at = time(NULL);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/*
+ * The tenant's closed statuses into CTX->hc (a copy the job owns), fetched
+ * from Halo at most once an hour per tenant.
+ */
+static enum step
+ctx_statuses(struct job_ctx *ctx, int64_t *first_open)
+{
+	struct worker *w = ctx->w;
+	struct worker_rate *r = ctx->rate;
+	struct halo_named *list = NULL;
+	int64_t *ids = NULL, open = 0;
+	size_t n = 0, i, nc = 0;
+	enum step step = STEP_OK;
+	int attempt;
+
+	pthread_mutex_lock(&w->lock);
+	if (r->statuses_at != 0 && time(NULL) - r->statuses_at <
+	    WORKER_STATUS_TTL) {
+		if (r->n_closed > 0 &&
+		    (ids = malloc(r->n_closed * sizeof(*ids))) != NULL)
+			memcpy(ids, r->closed_ids, r->n_closed * sizeof(*ids));
+		nc = ids != NULL ? r->n_closed : 0;
+		open = r->first_open;
+		i = r->n_closed;
+		pthread_mutex_unlock(&w->lock);
+		if (i > 0 && ids == NULL)
+			return STEP_RETRY;
+		goto have;
+	}
+	pthread_mutex_unlock(&w->lock);
+	for (attempt = 0;; attempt++) {
+		ctx_clear_err(ctx);
+		if (!worker_budget(ctx))
+			return STEP_RETRY;
+		if (halo_list_statuses(&ctx->hc, ctx->token, &list, &n,
+		    &ctx->err) == 0)
+			break;
+		if (!ctx_again(ctx, attempt, &step))
+			return step;
+	}
+	ids = calloc(n ? n : 1, sizeof(*ids));
+	if (ids == NULL) {
+		halo_named_free(list, n);
+		return STEP_RETRY;
+	}
+	for (i = 0; i < n; i++) {
+		if (list[i].closed)
+			ids[nc++] = list[i].id;
+		else if (list[i].id > 0 && (open == 0 || list[i].id < open))
+			open = list[i].id;
+	}
+	halo_named_free(list, n);
+	pthread_mutex_lock(&w->lock);
+	free(r->closed_ids);
+	r->closed_ids = NULL;
+	r->n_closed = 0;
+	if (nc > 0 && (r->closed_ids = malloc(nc * sizeof(*ids))) != NULL) {
+		memcpy(r->closed_ids, ids, nc * sizeof(*ids));
+		r->n_closed = nc;
+	}
+	r->first_open = open;
+	r->statuses_at = time(NULL);
+	pthread_mutex_unlock(&w->lock);
+have:
+	free(ctx->closed_ids);
+	ctx->closed_ids = ids;
+	ctx->hc.closed_status_ids = ids;
+	ctx->hc.n_closed_status_ids = nc;
+	*first_open = open;
+	return STEP_OK;
+}
+
+/*
+ * The matched ticket may be closed (design.md: configurable). Its state
+ * comes from our table when recent (a ticket we created or appended to a
+ * moment ago costs nothing), else from GET /api/Tickets/{id}. Closed:
+ * "reopen" appends with new_status; "new" makes a new ticket naming the
+ * closed one (a mailbox that never creates appends instead); "append"
+ * never asks.
+ */
+static enum step
+ctx_check_closed(struct job_ctx *ctx)
+{
+	const struct conf_tenant *t = ctx->t;
+	size_t tenant = (size_t)(ctx->rate - ctx->w->rates);
+	struct halo_ticket tk;
+	int64_t first_open = 0;
+	enum step step = STEP_OK;
+	bool closed = false;
+	int attempt;
+
+	if (t->closed_tickets == CONF_CLOSED_APPEND || ctx->outbound ||
+	    ctx->ticket_id <= 0)
+		return STEP_OK;
+	if (!worker_tstate_get(ctx->w, tenant, ctx->ticket_id,
+	    t->ticket_status_ttl, &closed)) {
+		if ((step = ctx_statuses(ctx, &first_open)) != STEP_OK)
+			return step;
+		for (attempt = 0;; attempt++) {
+			memset(&tk, 0, sizeof(tk));
+			ctx_clear_err(ctx);
+			if (!worker_budget(ctx))
+				return STEP_RETRY;
+			if (halo_ticket_get(&ctx->hc, ctx->token, ctx->ticket_id, &tk,
+			    &ctx->err) == 0)
+				break;
+			if (ctx->err.kind == HTTP_NOT_FOUND) {
+				/* deleted in Halo: as if there were no thread */
+				log_notice("worker: job %" PRId64 ": ticket %" PRId64
+				    " no longer exists in Halo", ctx->job->id,
+				    ctx->ticket_id);
+				ctx->ticket_id = 0;
+				ctx->matched_by = NULL;
+				return STEP_OK;
+			}
+			if (!ctx_again(ctx, attempt, &step))
+				return step;
+		}
+		closed = tk.closed;
+		halo_ticket_free(&tk);
+		worker_tstate_put(ctx->w, tenant, ctx->ticket_id, closed);
+	}
+	if (!closed)
+		return STEP_OK;
+	if (t->closed_tickets == CONF_CLOSED_NEW &&
+	    strcmp(ctx->job->mode, "intake") == 0 && !ctx->job->no_create) {
+		ctx->follows = ctx->ticket_id;
+		ctx->ticket_id = 0;
+		return STEP_OK;
+	}
+	if (t->closed_tickets == CONF_CLOSED_REOPEN) {
+		if (t->reopen_status_id > 0)
+			ctx->new_status = t->reopen_status_id;
+		else if (first_open > 0 ||
+		    ((step = ctx_statuses(ctx, &first_open)) == STEP_OK &&
+		    first_open > 0))
+			ctx->new_status = first_open;
+		else if (step != STEP_OK)
+			return step;
+	}
+	return STEP_OK;
+}
+
 /* cid: -> attachment file name, for the sanitiser. */
 static const char *
 ctx_cid_lookup(const char *cid, void *arg)
@@ -658,6 +864,15 @@ ctx_post(struct job_ctx *ctx, const struct mime_message *m, bool create,
 	int attempt, rc;
 
 	html = ctx_body_html(ctx, m, !create && ctx->t->trim_quotes);
+	if (html != NULL && create && ctx->follows > 0) {
+		char *with;
+
+		if (asprintf(&with, "<p>Follow-up to closed ticket %" PRId64
+		    ".</p>\n%s", ctx->follows, html) < 0)
+			with = NULL;
+		free(html);
+		html = with;
+	}
 	if (html == NULL) {
 		snprintf(ctx->reason, sizeof(ctx->reason), "out of memory");
 		return STEP_RETRY;
@@ -726,6 +941,7 @@ ctx_post(struct job_ctx *ctx, const struct mime_message *m, bool create,
 			act.email_cc = ctx->h_cc;
 			act.email_subject = ctx->job->subject;
 			act.internet_message_id = ctx->job->message_id;
+			act.new_status = ctx->new_status;
 			act.attachments = att;
 			act.n_attachments = n_att;
 			rc = halo_action_create(&ctx->hc, ctx->token, &act, action_out,
@@ -797,6 +1013,7 @@ ctx_free(struct job_ctx *ctx)
 	hdr_msgids_free(ctx->refs, ctx->n_refs);
 	free(ctx->contact_name);
 	free(ctx->client_name);
+	free(ctx->closed_ids);
 }
 
 /* The tenant of a job, and its rate budget. */
@@ -810,6 +1027,26 @@ worker_tenant(struct worker *w, const char *name, struct worker_rate **rate)
 			*rate = &w->rates[i];
 			return w->conf->tenants[i];
 		}
+	return NULL;
+}
+
+/* How the sender matched, as the store keeps it for the Outlook pane. */
+static const char *
+worker_sender_name(const struct job_ctx *ctx)
+{
+	switch (ctx->sender_kind) {
+	case SENDER_CONTACT:
+		return "contact";
+	case SENDER_CLIENT:
+		/* the tenant's catch-all: set without a lookup, so no name */
+		return ctx->client_name == NULL && ctx->t != NULL &&
+		    ctx->client_id == ctx->t->fallback_client_id ?
+		    "fallback" : "client";
+	case SENDER_NONE:
+		return "none";
+	case SENDER_AMBIGUOUS:
+		return "ambiguous";
+	}
 	return NULL;
 }
 
@@ -882,7 +1119,8 @@ worker_process(struct worker *w, struct store_job *job)
 	outbound = ctx.outbound = strcmp(job->mode, "outbound") == 0;
 	if (!outbound && (step = ctx_resolve_sender(&ctx)) != STEP_OK)
 		goto record;
-	if ((step = ctx_find_ticket(&ctx)) != STEP_OK)
+	if ((step = ctx_find_ticket(&ctx)) != STEP_OK ||
+	    (step = ctx_check_closed(&ctx)) != STEP_OK)
 		goto record;
 	create = ctx.ticket_id == 0;
 	if (create && outbound) {
@@ -932,6 +1170,16 @@ worker_process(struct worker *w, struct store_job *job)
 	if (step != STEP_OK)
 		goto record;
 	outcome = create ? "created" : "appended";
+	if (create || ctx.new_status > 0)   /* open now, as far as we know */
+		worker_tstate_put(w, (size_t)(ctx.rate - w->rates), ticket, false);
+	if (ctx.new_status > 0)
+		log_info("worker: job %" PRId64 ": ticket %" PRId64 " was closed;"
+		    " reopened (status %" PRId64 ")", job->id, ticket,
+		    ctx.new_status);
+	else if (ctx.follows > 0)
+		log_info("worker: job %" PRId64 ": ticket %" PRId64 " is closed;"
+		    " new ticket %" PRId64 " follows it", job->id, ctx.follows,
+		    ticket);
 done:
 	memset(&res, 0, sizeof(res));
 	res.ticket_id = ticket;
@@ -939,6 +1187,11 @@ done:
 	res.result = outcome;
 	res.contact = ctx.contact_name;
 	res.client = ctx.client_name;
+	res.sender = outbound ? NULL : worker_sender_name(&ctx);
+	res.contact_id = ctx.sender_kind == SENDER_CONTACT ? ctx.user_id : 0;
+	res.client_id = ctx.client_id;
+	res.summary = create ? (job->subject && *job->subject ? job->subject :
+	    "(no subject)") : NULL;
 	if (store_job_done(w->store, job->id, &res) != STORE_OK)
 		log_warnx("worker: job %" PRId64 ": cannot record result", job->id);
 	/* the Message-ID comes from mail: printable only, like intake's lines */
@@ -1094,6 +1347,7 @@ worker_stop(struct worker *w)
 	if (w->rates != NULL)
 		for (i = 0; i < w->conf->n_tenants; i++) {
 			free(w->rates[i].stamps);
+			free(w->rates[i].closed_ids);
 			pthread_mutex_destroy(&w->rates[i].lock);
 		}
 	free(w->rates);

@@ -48,16 +48,30 @@ override = vip@partner.example contact=1005 site=120 client=12
 route = support@msp.example intake agent=alice@msp.example
 route = helpdesk@msp.example intake agent=alice@msp.example
 route = bob@msp.example thread-only agent=recipient
+
+# the same Halo, another policy for closed tickets (scenario 18)
+[tenant sim2]
+halo_url = $SIM
+auth_url = http://127.0.0.1:$SIM_AUTH/auth
+client_id = halo-milter-native
+ticket_type_id = 2
+cf_message_id = none
+closed_tickets = new
+ticket_status_ttl = 0
+route = followup@msp.example intake agent=bob@msp.example
 EOC
 sink_start "$T/sink" || exit 1
 daemon_start || exit 1
 pf_start "inet:$MILTER_PORT@127.0.0.1" tempfail || exit 1
 token_for alice@msp.example | ctl token import alice@msp.example sim > /dev/null
 token_for bob@msp.example | ctl token import bob@msp.example sim > /dev/null
+token_for bob@msp.example | ctl token import bob@msp.example sim2 > /dev/null
 
 # --- 0. doctor: what an operator runs after set-up ------------------------
 ctl doctor sim > "$T/doctor.out" 2>&1
 check "doctor: a good set-up passes" eq "$?" 0
+check "doctor: closed tickets reopen to an open status" \
+    grep -q "ok   closed tickets reopen to Halo's lowest-numbered open status" "$T/doctor.out"
 check "doctor: no ticket yet, so the custom fields wait for one" \
     grep -q "note custom fields CFOutlookConversationId and CFMilterKey: no ticket created" "$T/doctor.out"
 check "doctor: agent token checked against Agent/me" \
@@ -287,6 +301,40 @@ check "doctor: the conversation field holds a value on a created ticket" \
     grep -q "ok   custom field CFOutlookConversationId holds a value on ticket" "$T/doctor2.out"
 check "doctor: the Message-ID field holds a value on a created ticket" \
     grep -q "ok   custom field CFMilterKey holds a value on ticket" "$T/doctor2.out"
+
+# --- 18. closed tickets: "reopen" (tenant sim) and "new" (tenant sim2) -----
+# halo_api METHOD PATH [JSON]: Halo's API as an agent would call it
+halo_api() {
+	python3 - "$SIM" "$1" "$2" "${3:-}" <<'EOP'
+import json, sys, urllib.request
+sim, method, path, body = sys.argv[1:5]
+def call(m, url, data, hdrs):
+    req = urllib.request.Request(url, method=m, data=data.encode() if data else None, headers=hdrs)
+    return urllib.request.urlopen(req, timeout=10).read().decode()
+tok = json.loads(call("POST", sim + "/_sim/token", json.dumps({"agent_email": "bob@msp.example"}),
+                      {"Content-Type": "application/json"}))["access_token"]
+print(call(method, sim + path, body, {"Content-Type": "application/json", "Authorization": "Bearer " + tok}))
+EOP
+}
+status_of() { halo_api GET "/api/Tickets/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status_id"])'; }
+check "Halo's own seeded ticket 502 (closed) was reopened by the tagged reply" eq "$(status_of 502)" 1
+check "the reopening action carried new_status" \
+    eq "$(simq "[a.get('new_status') for a in mine if a.get('internet_message_id') == '<tag1@globex.example>']")" "[1]"
+halo_api POST /api/Actions '[{"ticket_id": 501, "outcome": "Note", "note": "Fixed.", "new_status": 9}]' > /dev/null
+check "ticket 501 is closed for the test" eq "$(status_of 501)" 9
+mail "Ann <ann@acme.example>" followup@msp.example "RE: Printer on fire" "<closed-new@acme.example>" \
+    "In-Reply-To: <printer-2@acme.example>"
+wait_jobs 29
+check "closed_tickets = new: a new ticket, not an action on 501" \
+    eq "$(job_field "<closed-new@acme.example>" result)" created
+check "closed_tickets = new: the new ticket names the closed one" \
+    eq "$(simq "len([t for t in s['tickets'] if t.get('internet_message_id') == '<closed-new@acme.example>' and 'Follow-up to closed ticket 501' in (t.get('details_html') or '')])")" 1
+check "closed_tickets = new: 501 stays closed" eq "$(status_of 501)" 9
+mail "Ann <ann@acme.example>" support@msp.example "RE: Printer on fire" "<closed-reopen@acme.example>" \
+    "In-Reply-To: <printer-2@acme.example>"
+wait_jobs 30
+check "closed_tickets = reopen: appended to 501" eq "$(job_field "<closed-reopen@acme.example>" ticket)" 501
+check "closed_tickets = reopen: 501 is open again" eq "$(status_of 501)" 1
 
 if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" "$T/daemon.log"; then
 	not_ok "sanitizer report in daemon log"

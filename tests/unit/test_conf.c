@@ -563,6 +563,9 @@ static void test_tenant_defaults(void **state)
 	assert_int_equal(t->sender_cache_ttl, 3600);
 	assert_true(t->log_outbound);
 	assert_string_equal(t->outbound_outcome, "Email Sent");
+	assert_int_equal(t->closed_tickets, CONF_CLOSED_REOPEN);
+	assert_int_equal(t->reopen_status_id, 0);
+	assert_int_equal(t->ticket_status_ttl, 300);
 	assert_int_equal(l.conf->workers, 2);
 	assert_int_equal(l.conf->retry_base, 15);
 	assert_false(l.conf->insecure_http);
@@ -581,7 +584,8 @@ static void test_worker_keys(void **state)
 	    "cf_message_id = none\ntrim_quotes = no\nrate_limit = 8\n"
 	    "rate_window = 5\nmax_attachment_size = 1K\n"
 	    "max_attachments_total = 2M\nsender_cache_ttl = 0\n"
-	    "log_outbound = no\noutbound_outcome = Email User\n");
+	    "log_outbound = no\noutbound_outcome = Email User\n"
+	    "closed_tickets = new\nreopen_status_id = 4\nticket_status_ttl = 0\n");
 	expect_ok(&l);
 	t = l.conf->tenants[0];
 	assert_int_equal(l.conf->workers, 0);
@@ -598,6 +602,22 @@ static void test_worker_keys(void **state)
 	assert_int_equal(t->sender_cache_ttl, 0);
 	assert_false(t->log_outbound);
 	assert_string_equal(t->outbound_outcome, "Email User");
+	assert_int_equal(t->closed_tickets, CONF_CLOSED_NEW);
+	assert_int_equal(t->reopen_status_id, 4);
+	assert_int_equal(t->ticket_status_ttl, 0);
+	unload(&l);
+	load_text(&l, TENANT_ACME "closed_tickets = append\n");
+	expect_ok(&l);
+	assert_int_equal(l.conf->tenants[0]->closed_tickets, CONF_CLOSED_APPEND);
+	unload(&l);
+	load_text(&l, TENANT_ACME "closed_tickets = ignore\n");
+	expect_error(&l, 5, "closed_tickets: invalid 'ignore'", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "reopen_status_id = x\n");
+	expect_error(&l, 5, "reopen_status_id: invalid 'x'", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "ticket_status_ttl = 86401\n");
+	expect_error(&l, 5, "ticket_status_ttl: invalid '86401'", 1);
 	unload(&l);
 
 	load_text(&l, "workers = 65\n");

@@ -24,9 +24,11 @@
 #include <openssl/evp.h>
 
 #include "conf.h"
+#include "crypto.h"
 #include "hdr.h"
 #include "intake.h"
 #include "log.h"
+#include "status.h"
 #include "spool.h"
 #include "store.h"
 #include "thread.h"
@@ -402,9 +404,24 @@ test_no_msgid(void **state)
 		assert_non_null(strchr("0123456789abcdef", msgid[i]));
 	assert_memory_equal(msgid + 33, ".hm@" HOSTNAME ">", 4 + strlen(HOSTNAME) + 1);
 
-	/* edits: Message-ID, conversation id, status - in that order */
+	/* edits: Message-ID, conversation id, status, token - in that order */
 	n = intake_msg_edits(msg, &e);
-	assert_int_equal(n, 3);
+	assert_int_equal(n, 4);
+	{
+		/* the token covers the generated Message-ID, under the key
+		 * intake made in state_dir on start */
+		uint8_t skey[CRYPTO_KEY_LEN];
+		char kpath[PATH_MAX * 2], tok[STATUS_TOKEN_LEN + 1], want[128];
+
+		snprintf(kpath, sizeof(kpath), "%s/status.key", f->dir);
+		assert_int_equal(crypto_key_load_or_create(kpath, skey, NULL, 0),
+		    0);
+		assert_int_equal(status_token(skey, "acme", intake_msg_id(msg),
+		    tok), 0);
+		snprintf(want, sizeof(want), "%s; tenant=acme", tok);
+		assert_string_equal(e[3].name, "X-Halo-Token");
+		assert_string_equal(e[3].value, want);
+	}
 	assert_int_equal(e[0].op, INTAKE_EDIT_ADD);
 	assert_string_equal(e[0].name, "Message-ID");
 	assert_string_equal(e[0].value, msgid);
@@ -489,7 +506,8 @@ test_forged_ours(void **state)
 	start(f, NULL, NULL);
 	msg = deliver(f, &m, NULL);
 	n = intake_msg_edits(msg, &e);
-	assert_int_equal(n, 4);
+	assert_int_equal(n, 5);
+	assert_string_equal(e[4].name, "X-Halo-Token");
 	assert_int_equal(e[0].op, INTAKE_EDIT_DELETE);
 	assert_true(strcasecmp(e[0].name, "X-Halo-Foo") == 0);
 	assert_int_equal(e[0].count, 2);

@@ -485,7 +485,7 @@ test_store_enroll(void **state)
 	int n = 0;
 	unsigned purged = 0;
 
-	assert_int_equal(store_schema_version(f->st), 4);
+	assert_true(store_schema_version(f->st) >= 4);   /* enrollments */
 	assert_int_equal(store_enroll_add(f->st, "sim", "alice@msp.example",
 	    "hash-1", now, now + 600, &id), STORE_OK);
 	assert_int_equal(store_enroll_add(f->st, "sim", "bob@msp.example",

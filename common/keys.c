@@ -1,0 +1,221 @@
+/*
+ * keys.c - sealing-key rotation (see keys.h for the order of the steps and
+ * why it survives an interruption).
+ */
+#include "keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct keys_job {
+	const uint8_t *open_key, *seal_key;
+	struct keys_counts *counts;
+	bool count_only;            /* count what OPEN_KEY opens, change
+	                               nothing */
+	unsigned opened;
+};
+
+/* The AAD a value was sealed with (oauth.c, web.c); its length or 0. */
+static size_t
+keys_aad(const struct store_sealed *v, char *buf, size_t bufsz)
+{
+	size_t lt, la;
+	int n;
+
+	if (strcmp(v->table, "tokens") == 0) {
+		/* oauth.h: "tenant\0agent" */
+		lt = strlen(v->tenant);
+		la = strlen(v->agent);
+		if (lt + la + 1 > bufsz)
+			return 0;
+		memcpy(buf, v->tenant, lt);
+		buf[lt] = '\0';
+		memcpy(buf + lt + 1, v->agent, la);
+		return lt + 1 + la;
+	}
+	if (v->state_hash == NULL)
+		return 0;
+	/* web.c: the verifier is bound to its sign-in's state hash */
+	n = snprintf(buf, bufsz, "enroll-verifier:%s", v->state_hash);
+	return n < 0 || (size_t)n >= bufsz ? 0 : (size_t)n;
+}
+
+/* store_reseal() callback: open under the old key, seal under the new. */
+static char *
+keys_reseal_one(const struct store_sealed *v, void *arg)
+{
+	struct keys_job *job = arg;
+	char aad[1024], *out = NULL;
+	uint8_t *pt = NULL;
+	size_t aad_len, pt_len = 0;
+
+	aad_len = keys_aad(v, aad, sizeof(aad));
+	if (aad_len == 0 || crypto_open(job->open_key, aad, aad_len, v->sealed,
+	    &pt, &pt_len) != 0) {
+		/* already unusable (the daemon asks for a new enrollment):
+		 * keep it as it is rather than fail every other value */
+		if (!job->count_only)
+			job->counts->unreadable++;
+		return strdup(v->sealed);
+	}
+	job->opened++;
+	if (job->count_only) {
+		crypto_free_secret(pt, pt_len);
+		return strdup(v->sealed);
+	}
+	if (crypto_seal(job->seal_key, aad, aad_len, pt, pt_len, &out) != 0)
+		out = NULL;
+	else if (strcmp(v->table, "tokens") == 0)
+		job->counts->tokens++;
+	else
+		job->counts->verifiers++;
+	crypto_free_secret(pt, pt_len);
+	return out;
+}
+
+/* Re-seal every value from OLD_KEY to NEW_KEY. */
+int
+keys_reseal(struct store *st, const uint8_t old_key[CRYPTO_KEY_LEN],
+    const uint8_t new_key[CRYPTO_KEY_LEN], struct keys_counts *counts)
+{
+	struct keys_counts local;
+	struct keys_job job;
+
+	memset(&local, 0, sizeof(local));
+	memset(&job, 0, sizeof(job));
+	job.open_key = old_key;
+	job.seal_key = new_key;
+	job.counts = &local;
+	if (store_reseal(st, keys_reseal_one, &job, NULL) != STORE_OK)
+		return -1;
+	if (counts != NULL) {
+		local.resumed = counts->resumed;
+		*counts = local;
+	}
+	return 0;
+}
+
+/* How many sealed values KEY opens (a pass that writes every value back
+ * unchanged, in one transaction like the real one). */
+static unsigned
+keys_opens(struct store *st, const uint8_t key[CRYPTO_KEY_LEN])
+{
+	struct keys_counts unused;
+	struct keys_job job;
+
+	memset(&unused, 0, sizeof(unused));
+	memset(&job, 0, sizeof(job));
+	job.open_key = key;
+	job.counts = &unused;
+	job.count_only = true;
+	if (store_reseal(st, keys_reseal_one, &job, NULL) != STORE_OK)
+		return 0;
+	return job.opened;
+}
+
+/* fsync the directory DIR. */
+static int
+keys_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* The whole rotation. */
+int
+keys_rotate(const char *state_dir, struct store *st,
+    struct keys_counts *counts, char *err, size_t errsz)
+{
+	char cur_path[PATH_MAX], new_path[PATH_MAX], old_path[PATH_MAX];
+	uint8_t cur[CRYPTO_KEY_LEN], next[CRYPTO_KEY_LEN];
+	struct stat sb;
+	int rc = -1;
+
+	memset(counts, 0, sizeof(*counts));
+	if (snprintf(cur_path, sizeof(cur_path), "%s/seal.key", state_dir) >=
+	    (int)sizeof(cur_path) ||
+	    snprintf(new_path, sizeof(new_path), "%s/seal.key.new", state_dir) >=
+	    (int)sizeof(new_path) ||
+	    snprintf(old_path, sizeof(old_path), "%s/seal.key.old", state_dir) >=
+	    (int)sizeof(old_path)) {
+		snprintf(err, errsz, "state_dir is too long");
+		return -1;
+	}
+	if (lstat(cur_path, &sb) != 0) {
+		snprintf(err, errsz, "%s: %s (nothing is sealed yet, so there is"
+		    " nothing to rotate)", cur_path, strerror(errno));
+		return -1;
+	}
+	if (crypto_key_load_or_create(cur_path, cur, err, errsz) != 0)
+		return -1;
+	if (lstat(new_path, &sb) == 0) {
+		/* an interrupted run: did its transaction commit? */
+		if (crypto_key_load_or_create(new_path, next, err, errsz) == 0 &&
+		    keys_opens(st, next) > 0 && keys_opens(st, cur) == 0) {
+			counts->resumed = 1;
+			goto install;
+		}
+		crypto_wipe(next, sizeof(next));
+		if (unlink(new_path) != 0) {
+			snprintf(err, errsz, "cannot remove %s: %s", new_path,
+			    strerror(errno));
+			goto out;
+		}
+	}
+	/* 1: the new key, owned like the old one (the daemon's user) */
+	if (crypto_key_load_or_create(new_path, next, err, errsz) != 0)
+		goto out;
+	if (stat(cur_path, &sb) == 0 && chown(new_path, sb.st_uid,
+	    sb.st_gid) != 0 && errno != EPERM) {
+		snprintf(err, errsz, "cannot chown %s: %s", new_path,
+		    strerror(errno));
+		goto out;
+	}
+	/* 2: keep the old key reachable until the end */
+	if ((unlink(old_path) != 0 && errno != ENOENT) ||
+	    link(cur_path, old_path) != 0) {
+		snprintf(err, errsz, "cannot keep a copy of the old key as %s: %s",
+		    old_path, strerror(errno));
+		goto out;
+	}
+	/* 3: all values, one transaction */
+	if (keys_reseal(st, cur, next, counts) != 0) {
+		snprintf(err, errsz, "re-sealing failed; nothing was changed (the"
+		    " store still uses the old key)");
+		unlink(new_path);
+		unlink(old_path);
+		goto out;
+	}
+install:
+	/* 4: the new key takes the old one's place, atomically */
+	if (rename(new_path, cur_path) != 0 || keys_fsync_dir(state_dir) != 0) {
+		snprintf(err, errsz, "the store is re-sealed but %s could not"
+		    " replace %s (%s): run \"halo-milterctl keys rotate\" again",
+		    new_path, cur_path, strerror(errno));
+		goto out;
+	}
+	/* 5 */
+	if (unlink(old_path) != 0 && errno != ENOENT) {
+		snprintf(err, errsz, "rotated, but cannot remove %s: %s", old_path,
+		    strerror(errno));
+		goto out;
+	}
+	keys_fsync_dir(state_dir);
+	rc = 0;
+out:
+	crypto_wipe(cur, sizeof(cur));
+	crypto_wipe(next, sizeof(next));
+	return rc;
+}

@@ -1,0 +1,348 @@
+/*
+ * test_keys.c - unit tests for sealing-key rotation (common/keys.c and
+ * store_reseal): every token and pending verifier re-sealed under the new
+ * key with its own AAD, values the old key cannot open left alone, all or
+ * nothing when a value fails, and the key files' dance, including both
+ * kinds of interrupted run (before and after the transaction committed).
+ * Each test works in its own mkdtemp directory and removes it.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "keys.h"
+#include "oauth.h"
+#include "store.h"
+
+#define TENANT "acme"
+
+struct fx {
+	char dir[64];
+	char key_path[128];
+	struct store *st;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char db[128], err[256];
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/halo-test-keys.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(db, sizeof(db), "%s/halo-milter.db", f->dir);
+	snprintf(f->key_path, sizeof(f->key_path), "%s/seal.key", f->dir);
+	f->st = store_open(db, err, sizeof(err));
+	assert_non_null(f->st);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[200];
+
+	store_close(f->st);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* Store AGENT's refresh token sealed under KEY (as enrollment does). */
+static void
+put_token(struct store *st, const uint8_t key[CRYPTO_KEY_LEN],
+    const char *agent, const char *refresh)
+{
+	struct oauth *oa = oauth_new(st, key);
+
+	assert_non_null(oa);
+	assert_int_equal(oauth_import(oa, TENANT, agent, refresh), 0);
+	oauth_free(oa);
+}
+
+/* AGENT's refresh token opened with KEY, or NULL. */
+static char *
+open_token(struct store *st, const uint8_t key[CRYPTO_KEY_LEN],
+    const char *agent)
+{
+	struct store_token *t = NULL;
+	char aad[256];
+	uint8_t *pt = NULL;
+	size_t pt_len = 0, lt = strlen(TENANT), la = strlen(agent);
+
+	assert_int_equal(store_token_get(st, TENANT, agent, &t), STORE_OK);
+	memcpy(aad, TENANT, lt + 1);
+	memcpy(aad + lt + 1, agent, la);
+	if (crypto_open(key, aad, lt + 1 + la, t->sealed, &pt, &pt_len) != 0)
+		pt = NULL;
+	store_token_free(t);
+	return (char *)pt;
+}
+
+/* A sign-in under way whose verifier is sealed under KEY. */
+static int64_t
+put_signin(struct store *st, const uint8_t key[CRYPTO_KEY_LEN],
+    const char *code_hash, const char *state_hash, const char *verifier)
+{
+	char aad[128], *sealed = NULL;
+	time_t now = time(NULL);
+	int64_t id = 0;
+
+	assert_int_equal(store_enroll_add(st, TENANT, "alice@msp.example",
+	    code_hash, now, now + 600, &id), STORE_OK);
+	snprintf(aad, sizeof(aad), "enroll-verifier:%s", state_hash);
+	assert_int_equal(crypto_seal(key, aad, strlen(aad), verifier,
+	    strlen(verifier), &sealed), 0);
+	assert_int_equal(store_enroll_start(st, id, now, state_hash, sealed,
+	    now + 600), STORE_OK);
+	free(sealed);
+	return id;
+}
+
+/* The verifier of the sign-in with STATE_HASH opened with KEY, or NULL. */
+static char *
+open_verifier(struct store *st, const uint8_t key[CRYPTO_KEY_LEN],
+    const char *state_hash)
+{
+	struct store_enroll *e = NULL;
+	char aad[128];
+	uint8_t *pt = NULL;
+	size_t pt_len = 0;
+
+	assert_int_equal(store_enroll_by_state(st, state_hash, &e), STORE_OK);
+	assert_non_null(e->verifier_sealed);
+	snprintf(aad, sizeof(aad), "enroll-verifier:%s", state_hash);
+	if (crypto_open(key, aad, strlen(aad), e->verifier_sealed, &pt,
+	    &pt_len) != 0)
+		pt = NULL;
+	store_enroll_free(e);
+	return (char *)pt;
+}
+
+static void
+test_reseal(void **state)
+{
+	struct fx *f = *state;
+	uint8_t old_key[CRYPTO_KEY_LEN], new_key[CRYPTO_KEY_LEN];
+	uint8_t lost_key[CRYPTO_KEY_LEN];
+	struct keys_counts c;
+	char *pt;
+
+	assert_int_equal(crypto_random(old_key, sizeof(old_key)), 0);
+	assert_int_equal(crypto_random(new_key, sizeof(new_key)), 0);
+	assert_int_equal(crypto_random(lost_key, sizeof(lost_key)), 0);
+	put_token(f->st, old_key, "alice@msp.example", "rt-alice");
+	put_token(f->st, old_key, "bob@msp.example", "rt-bob");
+	put_token(f->st, lost_key, "carol@msp.example", "rt-carol");
+	put_signin(f->st, old_key, "codehash-1", "statehash-1", "verifier-1");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(keys_reseal(f->st, old_key, new_key, &c), 0);
+	assert_int_equal(c.tokens, 2);
+	assert_int_equal(c.verifiers, 1);
+	assert_int_equal(c.unreadable, 1);
+	/* the new key opens them, with the same AAD; the old one no more */
+	pt = open_token(f->st, new_key, "alice@msp.example");
+	assert_non_null(pt);
+	assert_string_equal(pt, "rt-alice");
+	free(pt);
+	pt = open_token(f->st, new_key, "bob@msp.example");
+	assert_non_null(pt);
+	assert_string_equal(pt, "rt-bob");
+	free(pt);
+	assert_null(open_token(f->st, old_key, "alice@msp.example"));
+	pt = open_verifier(f->st, new_key, "statehash-1");
+	assert_non_null(pt);
+	assert_string_equal(pt, "verifier-1");
+	free(pt);
+	assert_null(open_verifier(f->st, old_key, "statehash-1"));
+	/* a value nobody could open is left exactly as it was */
+	pt = open_token(f->st, lost_key, "carol@msp.example");
+	assert_non_null(pt);
+	assert_string_equal(pt, "rt-carol");
+	free(pt);
+}
+
+/* Fails on the second value it is shown. */
+static char *
+fail_second(const struct store_sealed *v, void *arg)
+{
+	int *seen = arg;
+
+	(void)v;
+	if (++*seen == 2)
+		return NULL;
+	return strdup("replaced");
+}
+
+static void
+test_reseal_all_or_nothing(void **state)
+{
+	struct fx *f = *state;
+	uint8_t key[CRYPTO_KEY_LEN];
+	unsigned n = 99;
+	int seen = 0;
+	char *pt;
+
+	assert_int_equal(crypto_random(key, sizeof(key)), 0);
+	put_token(f->st, key, "alice@msp.example", "rt-alice");
+	put_token(f->st, key, "bob@msp.example", "rt-bob");
+	assert_int_equal(store_reseal(f->st, fail_second, &seen, &n),
+	    STORE_ERROR);
+	assert_int_equal(n, 0);
+	assert_int_equal(seen, 2);
+	/* the first value's change was rolled back with the rest */
+	pt = open_token(f->st, key, "alice@msp.example");
+	assert_non_null(pt);
+	assert_string_equal(pt, "rt-alice");
+	free(pt);
+	/* an empty store re-seals nothing, successfully */
+	assert_int_equal(store_token_delete(f->st, TENANT, "alice@msp.example"),
+	    STORE_OK);
+	assert_int_equal(store_token_delete(f->st, TENANT, "bob@msp.example"),
+	    STORE_OK);
+	seen = 0;
+	assert_int_equal(store_reseal(f->st, fail_second, &seen, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(seen, 0);
+}
+
+/* The key in PATH. */
+static void
+read_key(const char *path, uint8_t key[CRYPTO_KEY_LEN])
+{
+	char err[256];
+
+	assert_int_equal(crypto_key_load_or_create(path, key, err, sizeof(err)),
+	    0);
+}
+
+/* Whether PATH exists. */
+static bool
+exists(const char *dir, const char *name)
+{
+	char path[200];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return lstat(path, &sb) == 0;
+}
+
+static void
+test_rotate_files(void **state)
+{
+	struct fx *f = *state;
+	uint8_t before[CRYPTO_KEY_LEN], after[CRYPTO_KEY_LEN];
+	struct keys_counts c;
+	struct stat sb;
+	char err[512], *pt;
+
+	/* no key yet: nothing to rotate */
+	assert_int_equal(keys_rotate(f->dir, f->st, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "nothing to rotate"));
+	read_key(f->key_path, before);
+	put_token(f->st, before, "alice@msp.example", "rt-alice");
+	assert_int_equal(keys_rotate(f->dir, f->st, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.tokens, 1);
+	assert_int_equal(c.resumed, 0);
+	read_key(f->key_path, after);
+	assert_memory_not_equal(before, after, CRYPTO_KEY_LEN);
+	assert_int_equal(stat(f->key_path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_false(exists(f->dir, "seal.key.new"));
+	assert_false(exists(f->dir, "seal.key.old"));
+	pt = open_token(f->st, after, "alice@msp.example");
+	assert_non_null(pt);
+	assert_string_equal(pt, "rt-alice");
+	free(pt);
+}
+
+static void
+test_rotate_interrupted_before_commit(void **state)
+{
+	struct fx *f = *state;
+	uint8_t before[CRYPTO_KEY_LEN], stray[CRYPTO_KEY_LEN];
+	uint8_t after[CRYPTO_KEY_LEN];
+	struct keys_counts c;
+	char path[200], err[512], *pt;
+
+	read_key(f->key_path, before);
+	put_token(f->st, before, "alice@msp.example", "rt-alice");
+	/* a run died after writing seal.key.new, before its transaction */
+	snprintf(path, sizeof(path), "%s/seal.key.new", f->dir);
+	read_key(path, stray);
+	assert_int_equal(keys_rotate(f->dir, f->st, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.resumed, 0);
+	assert_int_equal(c.tokens, 1);
+	read_key(f->key_path, after);
+	assert_memory_not_equal(after, before, CRYPTO_KEY_LEN);
+	assert_memory_not_equal(after, stray, CRYPTO_KEY_LEN);
+	pt = open_token(f->st, after, "alice@msp.example");
+	assert_non_null(pt);
+	assert_string_equal(pt, "rt-alice");
+	free(pt);
+	assert_false(exists(f->dir, "seal.key.new"));
+	assert_false(exists(f->dir, "seal.key.old"));
+}
+
+static void
+test_rotate_interrupted_after_commit(void **state)
+{
+	struct fx *f = *state;
+	uint8_t before[CRYPTO_KEY_LEN], next[CRYPTO_KEY_LEN];
+	uint8_t after[CRYPTO_KEY_LEN];
+	struct keys_counts c;
+	char path[200], old_path[200], err[512], *pt;
+
+	read_key(f->key_path, before);
+	put_token(f->st, before, "alice@msp.example", "rt-alice");
+	put_token(f->st, before, "bob@msp.example", "rt-bob");
+	/* a run died after its transaction, before the rename */
+	snprintf(path, sizeof(path), "%s/seal.key.new", f->dir);
+	snprintf(old_path, sizeof(old_path), "%s/seal.key.old", f->dir);
+	read_key(path, next);
+	assert_int_equal(link(f->key_path, old_path), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(keys_reseal(f->st, before, next, &c), 0);
+	assert_int_equal(c.tokens, 2);
+	assert_int_equal(keys_rotate(f->dir, f->st, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.resumed, 1);
+	read_key(f->key_path, after);
+	assert_memory_equal(after, next, CRYPTO_KEY_LEN);
+	pt = open_token(f->st, after, "bob@msp.example");
+	assert_non_null(pt);
+	assert_string_equal(pt, "rt-bob");
+	free(pt);
+	assert_false(exists(f->dir, "seal.key.new"));
+	assert_false(exists(f->dir, "seal.key.old"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_reseal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reseal_all_or_nothing, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_rotate_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_rotate_interrupted_before_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_rotate_interrupted_after_commit, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
