@@ -7,6 +7,9 @@
 #   make fuzz         run each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench        benchmarks: a table and bench/results.json (BENCH_RUNS=3,
 #                     BENCH_QUICK=1 for a short run); not part of make check
+#   make soak         mail through Postfix while faults are injected, then
+#                     every message checked (SOAK_SECONDS=600, SOAK_SEED=);
+#                     make check runs a 60 s version (check-soak)
 #   make SANITIZE=address,undefined check   the suite under ASan/UBSan
 #   make install PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -15,6 +18,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 SANITIZE ?=
 FUZZ_SECONDS ?= 60
+SOAK_SECONDS ?= 600
 
 ifeq ($(SANITIZE),)
 BUILD    ?= build
@@ -57,7 +61,8 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: all deps check check-all check-unit check-milter check-corpus check-e2e \
-        check-browser check-halosim demo demo-run fuzz bench bench-run install clean
+        check-browser check-halosim check-soak demo demo-run fuzz bench bench-run \
+        soak soak-run install clean
 
 all: $(BUILD)/halo-milter $(BUILD)/halo-milterctl
 
@@ -92,7 +97,7 @@ check: deps
 
 check-all: all $(UNIT_BIN) $(BUILD)/corpus-intake
 	@rm -f $(BUILD)/check.log $(BUILD)/.rc-check-*
-	@status=0; for t in check-unit check-milter check-corpus check-e2e check-browser check-halosim; do \
+	@status=0; for t in check-unit check-milter check-corpus check-e2e check-soak check-browser check-halosim; do \
 	  $(MAKE) --no-print-directory $$t 2>&1 | tee -a $(BUILD)/check.log; \
 	  tail -1 $(BUILD)/.rc-$$t 2>/dev/null | grep -qx 0 || status=1; \
 	done; \
@@ -112,6 +117,11 @@ check-corpus: $(BUILD)/corpus-intake
 check-e2e: all
 	@rc=0; for t in selftest run halo enroll; do BUILD=$(BUILD) sh tests/e2e/$$t.sh || rc=1; done; \
 	  echo $$rc > $(BUILD)/.rc-check-e2e; exit $$rc
+
+# the fault-injection soak, short (tests/soak/run.sh; make soak for the long one)
+check-soak: all
+	@BUILD=$(BUILD) SOAK_SECONDS=60 sh tests/soak/run.sh; rc=$$?; \
+	  echo $$rc > $(BUILD)/.rc-check-soak; exit $$rc
 
 # headless Debian chromium via playwright-core (tests/browser/run.sh)
 check-browser: all
@@ -138,6 +148,14 @@ bench: deps
 
 bench-run: all
 	@BUILD=$(BUILD) sh tests/bench/run.sh
+
+# Soak: faults injected while mail flows, then every invariant checked
+# (tests/soak/run.sh, README "Soak").  SOAK_SEED replays a run.
+soak: deps
+	@$(MAKE) --no-print-directory soak-run
+
+soak-run: all
+	@BUILD=$(BUILD) SOAK_SECONDS=$(SOAK_SECONDS) sh tests/soak/run.sh
 
 # libFuzzer targets: clang, ASan+UBSan, linked against a separately built core.
 FUZZ_BUILD := build/fuzz
