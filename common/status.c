@@ -272,6 +272,8 @@ status_json(const struct store_job *job, const char *halo_url)
 	    (t = cJSON_AddObjectToObject(root, "ticket")) != NULL) {
 		cJSON_AddNumberToObject(t, "id", (double)job->ticket_id);
 		status_add_str(t, "summary", job->summary);
+		/* as it was when the mail was logged: the API never asks Halo */
+		status_add_str(t, "status", job->ticket_status);
 		url = status_ticket_url(halo_url, job->ticket_id);
 		status_add_str(t, "url", url);
 		free(url);

@@ -79,6 +79,8 @@ struct store_job {
 	                               "ambiguous", or NULL (not resolved) */
 	int64_t contact_id, client_id;  /* 0 when none */
 	char *summary;              /* the ticket's summary, or NULL */
+	char *ticket_status;        /* when logged (v6): "new", "open",
+	                               "reopened", "closed", or NULL (unknown) */
 };
 
 /* What the worker records when a job is done. */
@@ -91,6 +93,7 @@ struct store_result {
 	const char *sender;         /* match kind (struct store_job); NULL */
 	int64_t contact_id, client_id;  /* 0 when none */
 	const char *summary;        /* NULL: keep the ticket's known one */
+	const char *ticket_status;  /* struct store_job; may be NULL */
 };
 
 /* An agent's sealed refresh token and its standing. */

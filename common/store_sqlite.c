@@ -86,6 +86,8 @@ static const char *const store_migrations[] = {
 	"ALTER TABLE jobs ADD COLUMN summary TEXT;"
 	"CREATE INDEX jobs_ticket ON jobs (tenant, ticket_id)"
 	" WHERE summary IS NOT NULL;",
+	/* 6: the ticket's open/closed state when the mail was logged */
+	"ALTER TABLE jobs ADD COLUMN ticket_status TEXT;",
 };
 #define STORE_NMIGRATIONS ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
@@ -385,7 +387,7 @@ store_job_find(struct store *st, const char *tenant, const char *message_id,
 	" env_from, from_addr, subject, recipients, agent, mode, conv_key, spool," \
 	" sha256, size, no_create, starts_thread, attempts, created, updated," \
 	" next_attempt, ticket_id, action_id, result, contact, client, post_started," \
-	" lease_until, sender, contact_id, client_id, summary"
+	" lease_until, sender, contact_id, client_id, summary, ticket_status"
 
 /* Copy a text column (NULL stays NULL). */
 static char *
@@ -439,6 +441,7 @@ store_job_from_row(sqlite3_stmt *stmt)
 	j->contact_id = sqlite3_column_int64(stmt, 30);
 	j->client_id = sqlite3_column_int64(stmt, 31);
 	j->summary = store_col_dup(stmt, 32);
+	j->ticket_status = store_col_dup(stmt, 33);
 	return j;
 }
 
@@ -453,7 +456,7 @@ store_job_free(struct store_job *j)
 	free(j->recipients); free(j->agent); free(j->mode); free(j->conv_key);
 	free(j->spool); free(j->sha256);
 	free(j->result); free(j->contact); free(j->client);
-	free(j->sender); free(j->summary);
+	free(j->sender); free(j->summary); free(j->ticket_status);
 	free(j);
 	return NULL;
 }
@@ -738,11 +741,11 @@ store_job_done(struct store *st, int64_t id, const struct store_result *r)
 	    " client = ?6, updated = ?7, lease_until = 0, sender = ?8,"
 	    " contact_id = ?9, client_id = ?10, summary = COALESCE(?11,"
 	    " (SELECT o.summary FROM jobs o WHERE o.tenant = jobs.tenant AND"
-	    " o.ticket_id = ?2 AND o.summary IS NOT NULL ORDER BY o.id LIMIT 1))"
-	    " WHERE id = ?1",
-	    "iiisssisiis", NULL, id, r->ticket_id, r->action_id, r->result,
+	    " o.ticket_id = ?2 AND o.summary IS NOT NULL ORDER BY o.id LIMIT 1)),"
+	    " ticket_status = ?12 WHERE id = ?1",
+	    "iiisssisiiss", NULL, id, r->ticket_id, r->action_id, r->result,
 	    r->contact, r->client, (int64_t)time(NULL), r->sender,
-	    r->contact_id, r->client_id, r->summary);
+	    r->contact_id, r->client_id, r->summary, r->ticket_status);
 }
 
 /* Back to the queue for a later attempt. */

@@ -228,6 +228,7 @@ ctl_show(struct store *st, const struct conf *conf, const char *idtext)
 	if (j->action_id > 0)
 		printf("%-14s %" PRId64 "\n", "action", j->action_id);
 	ctl_field("result", j->result);
+	ctl_field("ticket-status", j->ticket_status);
 	ctl_field("contact", j->contact);
 	ctl_field("client", j->client);
 	ctl_field("spool", j->spool);

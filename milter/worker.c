@@ -114,6 +114,7 @@ struct job_ctx {
 	int64_t new_status;             /* reopen: the status the append sets */
 	int64_t follows;                /* new: the closed ticket it follows */
 	int64_t *closed_ids;            /* this job's copy of the status list */
+	const char *ticket_status;      /* as the store keeps it; NULL unknown */
 };
 
 /* Count into the worker's stats. */
@@ -739,6 +740,7 @@ ctx_check_closed(struct job_ctx *ctx)
 		halo_ticket_free(&tk);
 		worker_tstate_put(ctx->w, tenant, ctx->ticket_id, closed);
 	}
+	ctx->ticket_status = closed ? "closed" : "open";
 	if (!closed)
 		return STEP_OK;
 	if (t->closed_tickets == CONF_CLOSED_NEW &&
@@ -748,6 +750,7 @@ ctx_check_closed(struct job_ctx *ctx)
 		return STEP_OK;
 	}
 	if (t->closed_tickets == CONF_CLOSED_REOPEN) {
+		ctx->ticket_status = "reopened";
 		if (t->reopen_status_id > 0)
 			ctx->new_status = t->reopen_status_id;
 		else if (first_open > 0 ||
@@ -1192,6 +1195,7 @@ done:
 	res.client_id = ctx.client_id;
 	res.summary = create ? (job->subject && *job->subject ? job->subject :
 	    "(no subject)") : NULL;
+	res.ticket_status = create ? "new" : ctx.ticket_status;
 	if (store_job_done(w->store, job->id, &res) != STORE_OK)
 		log_warnx("worker: job %" PRId64 ": cannot record result", job->id);
 	/* the Message-ID comes from mail: printable only, like intake's lines */

@@ -335,6 +335,10 @@ mail "Ann <ann@acme.example>" support@msp.example "RE: Printer on fire" "<closed
 wait_jobs 30
 check "closed_tickets = reopen: appended to 501" eq "$(job_field "<closed-reopen@acme.example>" ticket)" 501
 check "closed_tickets = reopen: 501 is open again" eq "$(status_of 501)" 1
+check "the job keeps the ticket's state when logged: reopened" \
+    eq "$(job_field "<closed-reopen@acme.example>" ticket-status)" reopened
+check "a created ticket is kept as new, a reply to it as open" \
+    eq "$(job_field "<n1@acme.example>" ticket-status) $(job_field "<n2@acme.example>" ticket-status)" "new open"
 
 if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" "$T/daemon.log"; then
 	not_ok "sanitizer report in daemon log"

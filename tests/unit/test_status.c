@@ -194,6 +194,7 @@ test_json(void **state)
 	job.result = "created";
 	job.ticket_id = 1000;
 	job.summary = "Printer <jammed>";
+	job.ticket_status = "reopened";
 	job.sender = "contact";
 	job.contact = "Alice";
 	job.contact_id = 21;
@@ -207,6 +208,7 @@ test_json(void **state)
 	t = cJSON_GetObjectItem(j, "ticket");
 	assert_int_equal(cJSON_GetObjectItem(t, "id")->valueint, 1000);
 	assert_string_equal(str_at(t, "summary", NULL), "Printer <jammed>");
+	assert_string_equal(str_at(t, "status", NULL), "reopened");
 	assert_string_equal(str_at(t, "url", NULL),
 	    "https://acme.halopsa.com/ticket?id=1000");
 	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(
@@ -383,7 +385,7 @@ test_store_result(void **state)
 	snprintf(path, sizeof(path), "%s/s.db", dir);
 	st = store_open(path, err, sizeof(err));
 	assert_non_null(st);
-	assert_true(store_schema_latest() >= 5);
+	assert_true(store_schema_latest() >= 6);
 	memset(&jn, 0, sizeof(jn));
 	jn.tenant = "acme";
 	jn.state = STORE_QUEUED;
@@ -404,22 +406,26 @@ test_store_result(void **state)
 	r.contact_id = 21;
 	r.client_id = 15;
 	r.summary = "Printer jammed";
+	r.ticket_status = "new";
 	assert_int_equal(store_job_done(st, ids[0], &r), STORE_OK);
 	assert_int_equal(store_job_get(st, ids[0], &job), STORE_OK);
 	assert_string_equal(job->sender, "contact");
 	assert_int_equal(job->contact_id, 21);
 	assert_int_equal(job->client_id, 15);
 	assert_string_equal(job->summary, "Printer jammed");
+	assert_string_equal(job->ticket_status, "new");
 	job = store_job_free(job);
 
 	r.result = "appended";
 	r.summary = NULL;
+	r.ticket_status = NULL;
 	r.sender = "none";
 	r.contact_id = r.client_id = 0;
 	assert_int_equal(store_job_done(st, ids[1], &r), STORE_OK);
 	assert_int_equal(store_job_get(st, ids[1], &job), STORE_OK);
 	assert_string_equal(job->summary, "Printer jammed");
 	assert_string_equal(job->sender, "none");
+	assert_null(job->ticket_status);
 	assert_int_equal(job->contact_id, 0);
 	job = store_job_free(job);
 	store_close(st);

@@ -152,7 +152,7 @@
     var open = $('open');
     if (data.ticket) {
       line(tdd, '#' + data.ticket.id + (data.ticket.summary ? ' \u00b7 ' + data.ticket.summary : ''));
-      if (data.ticket.status) line(tdd, 'Status: ' + data.ticket.status, 'sub');
+      if (data.ticket.status) line(tdd, 'Status when logged: ' + data.ticket.status, 'sub');
       if (data.ticket.url && /^https?:\/\//i.test(data.ticket.url)) {
         open.href = data.ticket.url;
         open.setAttribute('aria-label', 'Open ticket ' + data.ticket.id + ' in Halo (new window)');
