@@ -319,8 +319,36 @@ http_set_transport(http_transport_fn fn)
 }
 
 /* Perform one request on a fresh easy handle. */
+static enum http_result http_perform(const struct http_request *req,
+    struct http_response *resp);
+
+/* Requests by result, for /metrics (see http.h). */
+static _Atomic uint64_t http_counts[HTTP_RESULT_COUNT];
+
+/* Perform and count. */
 enum http_result
 http_do(const struct http_request *req, struct http_response *resp)
+{
+	enum http_result r = http_perform(req, resp);
+
+	if ((unsigned)r < HTTP_RESULT_COUNT)
+		atomic_fetch_add(&http_counts[r], 1);
+	return r;
+}
+
+/* What http_do() has counted so far, by result. */
+void
+http_counts_get(uint64_t counts[HTTP_RESULT_COUNT])
+{
+	int i;
+
+	for (i = 0; i < HTTP_RESULT_COUNT; i++)
+		counts[i] = atomic_load(&http_counts[i]);
+}
+
+/* One request through libcurl (or the fuzzers' transport). */
+static enum http_result
+http_perform(const struct http_request *req, struct http_response *resp)
 {
 	char errbuf[CURL_ERROR_SIZE];
 	struct http_buf buf = { 0 };

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define HTTP_DEFAULT_CONNECT_MS  5000L
 #define HTTP_DEFAULT_TOTAL_MS    30000L
@@ -33,6 +34,7 @@ enum http_result {
 	HTTP_REFUSED,           /* policy: not https and not an allowed loopback http URL */
 	HTTP_INTERNAL           /* bad arguments, out of memory, libcurl setup failure */
 };
+#define HTTP_RESULT_COUNT ((int)HTTP_INTERNAL + 1)
 
 /*
  * One request. METHOD NULL means GET without a body, POST with one.
@@ -82,6 +84,10 @@ enum http_result http_do(const struct http_request *req, struct http_response *r
 typedef enum http_result (*http_transport_fn)(const struct http_request *req,
     struct http_response *resp);
 void http_set_transport(http_transport_fn fn);
+
+/* The requests this process made with http_do() so far, by result (all
+ * of them go to Halo: its API and its auth server). Thread-safe. */
+void http_counts_get(uint64_t counts[HTTP_RESULT_COUNT]);
 
 /* Free the response body and reset RESP. */
 void http_response_free(struct http_response *resp);

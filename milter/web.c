@@ -1252,7 +1252,7 @@ web_metrics(struct web *w, struct MHD_Connection *c)
 {
 	struct web_buf b = { 0 };
 	struct oauth_stats os;
-	uint64_t jobs[6], counts[WEB_R_COUNT];
+	uint64_t jobs[6], counts[WEB_R_COUNT], halo[HTTP_RESULT_COUNT];
 	bool have_jobs;
 	char *text;
 	size_t len = 0;
@@ -1293,6 +1293,14 @@ web_metrics(struct web *w, struct MHD_Connection *c)
 	    (unsigned long long)os.refresh_failures,
 	    (unsigned long long)os.rotations,
 	    (unsigned long long)os.invalid_grants);
+	http_counts_get(halo);
+	web_buf_add(&b, "# HELP halo_milter_halo_requests_total Requests to Halo"
+	    " (API and auth server), by result.\n"
+	    "# TYPE halo_milter_halo_requests_total counter\n");
+	for (i = 0; i < HTTP_RESULT_COUNT; i++)
+		web_buf_printf(&b, "halo_milter_halo_requests_total{result=\"%s\"}"
+		    " %llu\n", http_result_name((enum http_result)i),
+		    (unsigned long long)halo[i]);
 	web_buf_add(&b, "# HELP halo_milter_enrollments_total Enrollment steps,"
 	    " by result.\n# TYPE halo_milter_enrollments_total counter\n");
 	for (i = 0; i < WEB_R_COUNT; i++)

@@ -425,6 +425,11 @@ check("metrics count the outcomes",
       metric(r.body, 'halo_milter_enrollments_total{result="denied"}') == 1 and
       metric(r.body, 'halo_milter_enrollments_total{result="started"}') == 3 and
       metric(r.body, 'halo_milter_jobs{state="done"}') == 1, r.body)
+# three sign-ins: each a code exchange and an Agent/me, then the job's calls
+check("metrics count Halo requests by result",
+      metric(r.body, 'halo_milter_halo_requests_total{result="ok"}') >= 6 and
+      metric(r.body, 'halo_milter_halo_requests_total{result="server-error"}') is not None,
+      r.body)
 
 # --- 8. revoke ---------------------------------------------------------------
 r = ctl("revoke", "alice@msp.example", "sim")

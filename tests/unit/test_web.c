@@ -695,6 +695,8 @@ test_server(void **state)
 	status = http_raw(s.port, "GET /metrics HTTP/1.0\r\n\r\n", 0, out, 65536);
 	assert_int_equal(status, 200);
 	assert_non_null(strstr(out, "halo_milter_jobs{state=\"queued\"} 0\n"));
+	assert_non_null(strstr(out, "halo_milter_halo_requests_total{result="
+	    "\"server-error\"} "));
 	assert_non_null(strstr(out, "halo_milter_token_refreshes_total 0\n"));
 	assert_non_null(strstr(out,
 	    "halo_milter_enrollments_total{result=\"ok\"} 0\n"));
