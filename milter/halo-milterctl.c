@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agents.h"
 #include "conf.h"
 #include "crypto.h"
 #include "halo.h"
@@ -791,122 +792,21 @@ ctl_enroll(struct store *st, const struct conf *conf, const char *agent_arg,
 	return 0;
 }
 
-/* One agent's standing, gathered for "agents". */
-struct ctl_agent_row {
-	char *tenant, *agent;
-	const char *token;          /* NULL, "ok", "reenroll" */
-	time_t last_refresh;
-	time_t pending_until;       /* an unused code valid until, or 0 */
-	time_t signin_until;        /* a sign-in under way until, or 0 */
-	char last[16];              /* newest finished enrollment's result */
-};
-
-struct ctl_agent_rows {
-	struct ctl_agent_row *v;
-	size_t n;
-	time_t now;
-};
-
-/* The row of TENANT/AGENT, added when new; NULL on allocation failure. */
-static struct ctl_agent_row *
-ctl_row(struct ctl_agent_rows *rows, const char *tenant, const char *agent)
-{
-	struct ctl_agent_row *grown, *r;
-	size_t i;
-
-	for (i = 0; i < rows->n; i++)
-		if (strcmp(rows->v[i].tenant, tenant) == 0 &&
-		    strcmp(rows->v[i].agent, agent) == 0)
-			return &rows->v[i];
-	grown = realloc(rows->v, (rows->n + 1) * sizeof(*grown));
-	if (grown == NULL)
-		return NULL;
-	rows->v = grown;
-	r = &rows->v[rows->n];
-	memset(r, 0, sizeof(*r));
-	r->tenant = strdup(tenant);
-	r->agent = strdup(agent);
-	if (r->tenant == NULL || r->agent == NULL) {
-		free(r->tenant);
-		free(r->agent);
-		return NULL;
-	}
-	rows->n++;
-	return r;
-}
-
-/* store_token_list callback for "agents". */
-static void
-ctl_agents_token(const struct store_token *t, void *arg)
-{
-	struct ctl_agent_row *r = ctl_row(arg, t->tenant, t->agent);
-
-	if (r == NULL)
-		return;
-	r->token = t->sealed == NULL ? NULL : strcmp(t->state, "ok") == 0 ?
-	    "ok" : "reenroll";
-	r->last_refresh = t->last_refresh;
-}
-
-/* store_enroll_list callback for "agents" (newest first). */
-static void
-ctl_agents_enroll(const struct store_enroll *e, void *arg)
-{
-	struct ctl_agent_rows *rows = arg;
-	struct ctl_agent_row *r = ctl_row(rows, e->tenant, e->agent);
-
-	if (r == NULL)
-		return;
-	if (e->result != NULL) {
-		if (r->last[0] == '\0')
-			snprintf(r->last, sizeof(r->last), "%s", e->result);
-	} else if (!e->used && e->expires > rows->now) {
-		if (e->expires > r->pending_until)
-			r->pending_until = e->expires;
-	} else if (e->used && e->verifier_sealed != NULL &&
-	    e->state_expires > rows->now) {
-		if (e->state_expires > r->signin_until)
-			r->signin_until = e->state_expires;
-	}
-}
-
-/* Order rows by tenant, then agent. */
-static int
-ctl_row_cmp(const void *a, const void *b)
-{
-	const struct ctl_agent_row *x = a, *y = b;
-	int c = strcmp(x->tenant, y->tenant);
-
-	return c != 0 ? c : strcmp(x->agent, y->agent);
-}
-
 /* "agents": every agent the configuration names or the store knows. */
 static int
 ctl_agents(struct store *st, const struct conf *conf)
 {
-	struct ctl_agent_rows rows = { NULL, 0, time(NULL) };
+	struct agent_rows rows;
 	char status[160], age[24], safe[96];
-	size_t i, j;
+	size_t i;
 	int rc = 0;
 
-	for (i = 0; i < conf->n_tenants; i++) {
-		const struct conf_tenant *t = conf->tenants[i];
-
-		if (t->default_agent != NULL)
-			ctl_row(&rows, t->name, t->default_agent);
-		for (j = 0; j < t->n_routes; j++)
-			if (t->routes[j]->mode != CONF_MODE_OFF &&
-			    t->routes[j]->agent != NULL)
-				ctl_row(&rows, t->name, t->routes[j]->agent);
-	}
-	if (store_token_list(st, NULL, ctl_agents_token, &rows) != STORE_OK ||
-	    store_enroll_list(st, NULL, ctl_agents_enroll, &rows) != STORE_OK)
+	if (agent_rows_collect(st, conf, time(NULL), &rows) != 0 ||
+	    rows.truncated)
 		rc = 1;
-	if (rows.n > 0)
-		qsort(rows.v, rows.n, sizeof(rows.v[0]), ctl_row_cmp);
 	printf("%-12s %-36s %s\n", "TENANT", "AGENT", "STATUS");
 	for (i = 0; i < rows.n; i++) {
-		struct ctl_agent_row *r = &rows.v[i];
+		struct agent_row *r = &rows.v[i];
 		size_t len;
 
 		if (r->token != NULL && strcmp(r->token, "ok") == 0) {
@@ -933,10 +833,8 @@ ctl_agents(struct store *st, const struct conf *conf)
 			    " enrollment %s", r->last);
 		printf("%-12s %-36s %s\n", r->tenant, log_safe(r->agent, safe,
 		    sizeof(safe)), status);
-		free(r->tenant);
-		free(r->agent);
 	}
-	free(rows.v);
+	agent_rows_free(&rows);
 	return rc;
 }
 

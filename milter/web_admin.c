@@ -30,6 +30,7 @@
 #include <openssl/crypto.h>
 #include <qrencode.h>
 
+#include "agents.h"
 #include "log.h"
 
 #define ADMIN_PW_FILE        "admin.pw"
@@ -37,7 +38,6 @@
 #define ADMIN_FAIL_GLOBAL    100         /* ... and in all, per window */
 #define ADMIN_FAIL_WINDOW    900         /* seconds */
 #define ADMIN_AGENT_MAX      320
-#define ADMIN_ROWS_MAX       1000        /* agents listed at most */
 #define ADMIN_QR_SCALE       5           /* pixels per module on screen */
 #define ADMIN_QR_QUIET       4           /* modules of white border */
 
@@ -432,101 +432,6 @@ admin_login_form(const struct admin_ctx *a, unsigned status, const char *error,
 	return admin_page(a, status, "Admin sign-in", &body, cookie);
 }
 
-/* One agent's standing, gathered for the list. */
-struct admin_row {
-	char *tenant, *agent;
-	const char *token;          /* NULL, "ok", "reenroll" */
-	time_t last_refresh;
-	time_t pending_until;       /* an unused code valid until, or 0 */
-	unsigned pending;           /* unused codes still valid */
-	time_t signin_until;        /* a sign-in under way until, or 0 */
-	char last[16];              /* newest finished enrollment's result */
-};
-
-struct admin_rows {
-	struct admin_row *v;
-	size_t n;
-	time_t now;
-};
-
-/* The row of TENANT/AGENT, added when new; NULL when full or on failure. */
-static struct admin_row *
-admin_row(struct admin_rows *rows, const char *tenant, const char *agent)
-{
-	struct admin_row *grown, *r;
-	size_t i;
-
-	if (tenant == NULL || agent == NULL)
-		return NULL;
-	for (i = 0; i < rows->n; i++)
-		if (strcmp(rows->v[i].tenant, tenant) == 0 &&
-		    strcmp(rows->v[i].agent, agent) == 0)
-			return &rows->v[i];
-	if (rows->n >= ADMIN_ROWS_MAX)
-		return NULL;
-	grown = realloc(rows->v, (rows->n + 1) * sizeof(*grown));
-	if (grown == NULL)
-		return NULL;
-	rows->v = grown;
-	r = &rows->v[rows->n];
-	memset(r, 0, sizeof(*r));
-	r->tenant = strdup(tenant);
-	r->agent = strdup(agent);
-	if (r->tenant == NULL || r->agent == NULL) {
-		free(r->tenant);
-		free(r->agent);
-		return NULL;
-	}
-	rows->n++;
-	return r;
-}
-
-/* store_token_list callback. */
-static void
-admin_rows_token(const struct store_token *t, void *arg)
-{
-	struct admin_row *r = admin_row(arg, t->tenant, t->agent);
-
-	if (r == NULL)
-		return;
-	r->token = t->sealed == NULL ? NULL : strcmp(t->state, "ok") == 0 ?
-	    "ok" : "reenroll";
-	r->last_refresh = t->last_refresh;
-}
-
-/* store_enroll_list callback (newest first). */
-static void
-admin_rows_enroll(const struct store_enroll *e, void *arg)
-{
-	struct admin_rows *rows = arg;
-	struct admin_row *r = admin_row(rows, e->tenant, e->agent);
-
-	if (r == NULL)
-		return;
-	if (e->result != NULL) {
-		if (r->last[0] == '\0')
-			snprintf(r->last, sizeof(r->last), "%s", e->result);
-	} else if (!e->used && e->expires > rows->now) {
-		r->pending++;
-		if (e->expires > r->pending_until)
-			r->pending_until = e->expires;
-	} else if (e->used && e->verifier_sealed != NULL &&
-	    e->state_expires > rows->now) {
-		if (e->state_expires > r->signin_until)
-			r->signin_until = e->state_expires;
-	}
-}
-
-/* Order rows by tenant, then agent. */
-static int
-admin_row_cmp(const void *x, const void *y)
-{
-	const struct admin_row *a = x, *b = y;
-	int c = strcmp(a->tenant, b->tenant);
-
-	return c != 0 ? c : strcmp(a->agent, b->agent);
-}
-
 /* "2026-11-24 10:00 UTC". */
 static void
 admin_time(time_t t, char *out, size_t outsz)
@@ -561,29 +466,16 @@ static enum MHD_Result
 admin_home(const struct admin_ctx *a)
 {
 	const struct conf *conf = a->call->w->conf;
-	struct admin_rows rows = { NULL, 0, time(NULL) };
+	struct agent_rows rows;
 	struct web_buf body = { 0 };
 	char when[40];
 	bool enroll_on = a->call->w->redirect_uri != NULL;
-	size_t i, j;
+	size_t i;
 
-	for (i = 0; i < conf->n_tenants; i++) {
-		const struct conf_tenant *t = conf->tenants[i];
-
-		if (t->default_agent != NULL)
-			admin_row(&rows, t->name, t->default_agent);
-		for (j = 0; j < t->n_routes; j++)
-			if (t->routes[j]->mode != CONF_MODE_OFF &&
-			    t->routes[j]->agent != NULL)
-				admin_row(&rows, t->name, t->routes[j]->agent);
-	}
-	if (store_token_list(a->call->w->store, NULL, admin_rows_token,
-	    &rows) != STORE_OK || store_enroll_list(a->call->w->store, NULL,
-	    admin_rows_enroll, &rows) != STORE_OK)
+	if (agent_rows_collect(a->call->w->store, conf, time(NULL), &rows) != 0 ||
+	    rows.truncated)
 		web_buf_add(&body, "<p class=\"error\">The gateway could not read"
 		    " its whole database; the list may be incomplete.</p>\n");
-	if (rows.n > 0)
-		qsort(rows.v, rows.n, sizeof(rows.v[0]), admin_row_cmp);
 	if (!enroll_on)
 		web_buf_add(&body, "<p class=\"warn\">Enrollment is off: this"
 		    " gateway has no <code>public_url</code>, so agents could not"
@@ -592,7 +484,7 @@ admin_home(const struct admin_ctx *a)
 	    "<th>Tenant</th><th>Agent</th><th>Status</th><th>Last refresh</th>"
 	    "<th>Pending code</th><th></th></tr></thead><tbody>\n");
 	for (i = 0; i < rows.n; i++) {
-		struct admin_row *r = &rows.v[i];
+		struct agent_row *r = &rows.v[i];
 
 		web_buf_add(&body, "<tr><td>");
 		web_buf_escape(&body, r->tenant);
@@ -644,13 +536,11 @@ admin_home(const struct admin_ctx *a)
 			    "Revoke</button></form>");
 		}
 		web_buf_add(&body, "</td></tr>\n");
-		free(r->tenant);
-		free(r->agent);
 	}
-	free(rows.v);
 	if (rows.n == 0)
 		web_buf_add(&body, "<tr><td colspan=\"6\">No agents yet: routes"
 		    " name none and nobody has enrolled.</td></tr>\n");
+	agent_rows_free(&rows);
 	web_buf_add(&body, "</tbody></table>\n");
 	if (enroll_on && conf->n_tenants > 0) {
 		web_buf_printf(&body, "<h2>Enroll an agent</h2>\n<form method="
