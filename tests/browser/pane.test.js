@@ -193,6 +193,7 @@ async function paneTests(browser) {
   t.check('created: contact and client', /Ann Acme \(contact #1000\)/.test(await text(page, '#sender')) &&
     /Acme Corp/.test(await text(page, '#sender')), await text(page, '#sender'));
   t.check('created: ticket summary', /Laptop will not boot/.test(await text(page, '#ticket')));
+  t.check('created: the ticket\'s state when logged', /Status when logged: new/.test(await text(page, '#ticket')));
   const open = page.locator('#open');
   t.check('created: "Open in Halo" opens the ticket in a new tab', await open.isVisible() &&
     (await open.getAttribute('target')) === '_blank' && /noopener/.test(await open.getAttribute('rel')) &&
@@ -211,6 +212,7 @@ async function paneTests(browser) {
   t.check('ItemChanged → appended: shown', await waitText(page, '#outcome', /^Added to ticket #\d+/));
   t.check('appended: contact Jo Smith', /Jo Smith/.test(await text(page, '#sender')));
   t.check('appended: summary of the ticket it joined', /Laptop will not boot/.test(await text(page, '#ticket')));
+  t.check('appended: the ticket was open when logged', /Status when logged: open/.test(await text(page, '#ticket')));
   await page.shot('appended.png');
   t.check('no script errors (created, appended)', page.errors.length === 0, page.errors.join(' | '));
   await ctx.close();
