@@ -80,12 +80,16 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	(void)f2;
 	(void)f3;
 	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS);
-	*pf1 = f1 & (SMFIP_NOHELO | SMFIP_NOUNKNOWN | CB_NOREPLY);
 	*pf2 = 0;
 	*pf3 = 0;
 	cc = calloc(1, sizeof(*cc));
-	if (cc == NULL)
-		return SMFIS_ALL_OPTS;     /* libmilter's defaults; connect retries */
+	if (cc == NULL) {
+		/* no context to remember the no-reply steps in: ask for none
+		 * (connect then tries again and passes the mail untouched) */
+		*pf1 = f1 & (SMFIP_NOHELO | SMFIP_NOUNKNOWN);
+		return SMFIS_CONTINUE;
+	}
+	*pf1 = f1 & (SMFIP_NOHELO | SMFIP_NOUNKNOWN | CB_NOREPLY);
 	cc->conn_noreply = *pf1 & CB_NOREPLY;
 	smfi_setpriv(ctx, cc);
 	return SMFIS_CONTINUE;
