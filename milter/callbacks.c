@@ -15,7 +15,6 @@ static struct worker *callbacks_worker;
 
 /* Per-connection context. */
 struct connctx {
-	char *conn_host;                 /* client host name, for logs */
 	struct intake_msg *conn_msg;     /* the message in progress, or NULL */
 	unsigned long conn_noreply;      /* SMFIP_NR_* steps the MTA agreed to */
 };
@@ -89,18 +88,23 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 		*pf1 = f1 & (SMFIP_NOHELO | SMFIP_NOUNKNOWN);
 		return SMFIS_CONTINUE;
 	}
-	*pf1 = f1 & (SMFIP_NOHELO | SMFIP_NOUNKNOWN | CB_NOREPLY);
+	/* the context exists now, and the connect step has nothing else to
+	 * do: the MTA may skip it (a round trip per SMTP connection) */
+	*pf1 = f1 & (SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOUNKNOWN |
+	    CB_NOREPLY);
 	cc->conn_noreply = *pf1 & CB_NOREPLY;
 	smfi_setpriv(ctx, cc);
 	return SMFIS_CONTINUE;
 }
 
-/* New SMTP connection. */
+/* New SMTP connection: only when negotiation could not make the context
+ * (or an MTA does not negotiate). */
 static sfsistat
 cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
 {
 	struct connctx *cc = cb_conn(ctx);
 
+	(void)host;
 	(void)addr;
 	if (cc == NULL)
 		cc = calloc(1, sizeof(*cc));
@@ -108,8 +112,6 @@ cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
 		log_warnx("connect: out of memory; passing connection untouched");
 		return SMFIS_ACCEPT;       /* mail always flows */
 	}
-	free(cc->conn_host);
-	cc->conn_host = strdup(host ? host : "unknown");
 	smfi_setpriv(ctx, cc);
 	return SMFIS_CONTINUE;
 }
@@ -257,7 +259,6 @@ cb_close(SMFICTX *ctx)
 
 	if (cc != NULL) {
 		cb_msg_done(cc);
-		free(cc->conn_host);
 		free(cc);
 		smfi_setpriv(ctx, NULL);
 	}
