@@ -46,10 +46,7 @@ if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ] ||
 fi
 
 sim_start || { not_ok "the Halo simulator starts"; finish; }
-MILTER_PORT=$(pf_free_port)
-WEB_PORT=$(pf_free_port)
-while [ "$WEB_PORT" = "$MILTER_PORT" ]; do WEB_PORT=$(pf_free_port); done
-WEB=http://127.0.0.1:$WEB_PORT
+web_ports
 MILTER_CONF=$T/halo-milter.conf
 MILTER_STATE=$T/state
 # write_conf [GLOBAL LINE]: the configuration, with one extra global line
@@ -87,30 +84,9 @@ check "without an admin password /admin says how to set one (503)" \
 
 # one message for alice's mailbox, before she has a token
 MSGID="<browser-enroll-1@acme.example>"
-cat > "$T/mail.lua" <<EOL
-dofile(os.getenv("MT_DIR") .. "/common.lua")
-local conn = H.connect()
-local r = H.send(conn, { from = "<ann@acme.example>",
-    rcpts = { "<support@msp.example>" },
-    headers = { { "From", "Ann <ann@acme.example>" },
-        { "To", "support@msp.example" }, { "Subject", "Badge reader broken" },
-        { "Date", "Tue, 24 Nov 2026 10:00:00 +0000" },
-        { "Message-ID", "$MSGID" } },
-    body = "The badge reader at the back door is broken.\r\n" })
-H.eq(r, SMFIR_CONTINUE, "eom reply")
-mt.disconnect(conn)
-EOL
-MILTER_SOCK="inet:$MILTER_PORT@127.0.0.1" MT_DIR="$TOP/tests/milter" \
-    miltertest -s "$T/mail.lua" > "$T/miltertest.log" 2>&1
+mt_mail "$MSGID" "Badge reader broken" "The badge reader at the back door is broken."
 check "a message for alice's mailbox is queued" [ $? -eq 0 ]
-waiting=no
-_i=0
-while [ $_i -lt 300 ]; do
-	if ctl queue -s waiting | grep -qF "$MSGID"; then waiting=yes; break; fi
-	sleep 0.1
-	_i=$((_i + 1))
-done
-check "without a token its job waits" [ "$waiting" = yes ]
+check "without a token its job waits" wait_job waiting "$MSGID"
 
 ARTIFACTS="$TOP/$BUILD/artifacts/browser-enroll"
 rm -rf "$ARTIFACTS"

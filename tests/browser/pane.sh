@@ -19,10 +19,7 @@ trap 'daemon_stop; sim_stop; trap - EXIT; exit 130' INT TERM
 say_fail() { echo "FAIL pane: $1"; echo "pane: 0 passed, 1 failed"; exit 1; }
 
 sim_start || say_fail "the Halo simulator did not start"
-MILTER_PORT=$(pf_free_port)
-WEB_PORT=$(pf_free_port)
-while [ "$WEB_PORT" = "$MILTER_PORT" ]; do WEB_PORT=$(pf_free_port); done
-WEB=http://127.0.0.1:$WEB_PORT
+web_ports
 MILTER_CONF=$T/halo-milter.conf
 MILTER_STATE=$T/state
 cat > "$MILTER_CONF" <<EOC

@@ -108,3 +108,44 @@ delivered_with() {
 	done
 	return 1
 }
+
+# web_ports: a milter port and a different web port for a daemon with its
+# web server. Sets MILTER_PORT, WEB_PORT and WEB (the base URL).
+web_ports() {
+	MILTER_PORT=$(pf_free_port)
+	WEB_PORT=$(pf_free_port)
+	while [ "$WEB_PORT" = "$MILTER_PORT" ]; do WEB_PORT=$(pf_free_port); done
+	WEB=http://127.0.0.1:$WEB_PORT
+}
+
+# mt_mail MSGID SUBJECT BODY: one message from ann@acme.example to
+# support@msp.example through the milter (miltertest, no Postfix).
+# 0 when the daemon answered continue at end of message.
+mt_mail() {
+	cat > "$T/mail.lua" <<EOL
+dofile(os.getenv("MT_DIR") .. "/common.lua")
+local conn = H.connect()
+local r = H.send(conn, { from = "<ann@acme.example>",
+    rcpts = { "<support@msp.example>" },
+    headers = { { "From", "Ann <ann@acme.example>" },
+        { "To", "support@msp.example" }, { "Subject", "$2" },
+        { "Date", "Tue, 24 Nov 2026 10:00:00 +0000" },
+        { "Message-ID", "$1" } },
+    body = "$3\r\n" })
+H.eq(r, SMFIR_CONTINUE, "eom reply")
+mt.disconnect(conn)
+EOL
+	MILTER_SOCK="inet:$MILTER_PORT@127.0.0.1" MT_DIR="$TOP/tests/milter" \
+	    miltertest -s "$T/mail.lua" > "$T/miltertest.log" 2>&1
+}
+
+# wait_job STATE MSGID: until a job for MSGID is in STATE (at most 30 s).
+wait_job() {
+	_w_i=0
+	while [ $_w_i -lt 300 ]; do
+		ctl queue -s "$1" | grep -qF "$2" && return 0
+		sleep 0.1
+		_w_i=$((_w_i + 1))
+	done
+	return 1
+}

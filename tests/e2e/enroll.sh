@@ -23,10 +23,7 @@ not_ok() { fail=$((fail + 1)); echo "FAIL enroll: $1"; }
 check() { _c_d=$1; shift; if "$@"; then ok "$_c_d"; else not_ok "$_c_d"; fi; }
 
 sim_start || exit 1
-MILTER_PORT=$(pf_free_port)
-WEB_PORT=$(pf_free_port)
-while [ "$WEB_PORT" = "$MILTER_PORT" ]; do WEB_PORT=$(pf_free_port); done
-WEB=http://127.0.0.1:$WEB_PORT
+web_ports
 MILTER_CONF=$T/halo-milter.conf
 MILTER_STATE=$T/state
 cat > "$MILTER_CONF" <<EOC
@@ -53,31 +50,9 @@ check "web server listens on web_listen" _h_listening "$WEB_PORT"
 
 # one message for alice's mailbox, before she has a token
 MSGID="<enroll-e2e-1@acme.example>"
-cat > "$T/mail.lua" <<EOL
-dofile(os.getenv("MT_DIR") .. "/common.lua")
-local conn = H.connect()
-local r = H.send(conn, { from = "<ann@acme.example>",
-    rcpts = { "<support@msp.example>" },
-    headers = { { "From", "Ann <ann@acme.example>" },
-        { "To", "support@msp.example" }, { "Subject", "Scanner offline" },
-        { "Date", "Tue, 24 Nov 2026 10:00:00 +0000" },
-        { "Message-ID", "$MSGID" } },
-    body = "The scanner on floor 3 is offline.\r\n" })
-H.eq(r, SMFIR_CONTINUE, "eom reply")
-mt.disconnect(conn)
-EOL
-MILTER_SOCK="inet:$MILTER_PORT@127.0.0.1" MT_DIR="$TOP/tests/milter" \
-    miltertest -s "$T/mail.lua" > "$T/miltertest.log" 2>&1
-mt_rc=$?
-check "a message for alice's mailbox is queued" [ "$mt_rc" -eq 0 ]
-waiting=no
-_i=0
-while [ $_i -lt 300 ]; do
-	if ctl queue -s waiting | grep -qF "$MSGID"; then waiting=yes; break; fi
-	sleep 0.1
-	_i=$((_i + 1))
-done
-check "without a token its job waits" [ "$waiting" = yes ]
+mt_mail "$MSGID" "Scanner offline" "The scanner on floor 3 is offline."
+check "a message for alice's mailbox is queued" [ $? -eq 0 ]
+check "without a token its job waits" wait_job waiting "$MSGID"
 
 python3 "$HERE/enroll.py" --web "$WEB" --sim "$SIM" \
     --auth "http://127.0.0.1:$SIM_AUTH" --ctl "$CTL" --conf "$MILTER_CONF" \
