@@ -745,6 +745,19 @@ ctx_check_closed(struct job_ctx *ctx)
 		return STEP_OK;
 	if (t->closed_tickets == CONF_CLOSED_NEW &&
 	    strcmp(ctx->job->mode, "intake") == 0 && !ctx->job->no_create) {
+		int64_t newer = 0;
+
+		/* a follow-up made for an earlier mail of this conversation is
+		 * the thread's ticket now: join it rather than open another
+		 * (checked in turn; its own newest ticket ends the chain) */
+		if (ctx->job->conv_key != NULL &&
+		    store_ticket_by_conv(ctx->w->store, t->name,
+		    ctx->job->conv_key, &newer) == STORE_OK && newer > 0 &&
+		    newer != ctx->ticket_id) {
+			ctx->ticket_id = newer;
+			ctx->matched_by = "follow-up";
+			return ctx_check_closed(ctx);
+		}
 		ctx->follows = ctx->ticket_id;
 		ctx->ticket_id = 0;
 		return STEP_OK;

@@ -330,9 +330,14 @@ check "closed_tickets = new: a new ticket, not an action on 501" \
 check "closed_tickets = new: the new ticket names the closed one" \
     eq "$(simq "len([t for t in s['tickets'] if t.get('internet_message_id') == '<closed-new@acme.example>' and 'Follow-up to closed ticket 501' in (t.get('details_html') or '')])")" 1
 check "closed_tickets = new: 501 stays closed" eq "$(status_of 501)" 9
-mail "Ann <ann@acme.example>" support@msp.example "RE: Printer on fire" "<closed-reopen@acme.example>" \
+mail "Ann <ann@acme.example>" followup@msp.example "RE: Printer on fire" "<closed-new2@acme.example>" \
     "In-Reply-To: <printer-2@acme.example>"
 wait_jobs 30
+check "closed_tickets = new: the next mail of that thread joins the follow-up ticket" \
+    eq "$(job_field "<closed-new2@acme.example>" ticket)" "$(job_field "<closed-new@acme.example>" ticket)"
+mail "Ann <ann@acme.example>" support@msp.example "RE: Printer on fire" "<closed-reopen@acme.example>" \
+    "In-Reply-To: <printer-2@acme.example>"
+wait_jobs 31
 check "closed_tickets = reopen: appended to 501" eq "$(job_field "<closed-reopen@acme.example>" ticket)" 501
 check "closed_tickets = reopen: 501 is open again" eq "$(status_of 501)" 1
 check "the job keeps the ticket's state when logged: reopened" \
