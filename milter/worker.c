@@ -491,6 +491,10 @@ ctx_subject_tag(const char *tag, const char *subject)
 	return 0;
 }
 
+static enum step ctx_statuses(struct job_ctx *ctx, int64_t *first_open);
+static void worker_tstate_put(struct worker *w, size_t tenant, int64_t ticket,
+    bool closed);
+
 /* Thread match, strongest evidence first (design.md). */
 static enum step
 ctx_find_ticket(struct job_ctx *ctx)
@@ -539,6 +543,15 @@ ctx_find_ticket(struct job_ctx *ctx)
 	tagged = ctx_subject_tag(ctx->t->subject_tag, ctx->job->subject);
 	if (tagged > 0 && (ctx->sender_kind == SENDER_CONTACT ||
 	    ctx->sender_kind == SENDER_CLIENT || ctx->outbound)) {
+		/* with the status list at hand, this GET also tells whether
+		 * the ticket is closed: ctx_check_closed() need not ask again */
+		bool know_closed = ctx->t->closed_tickets != CONF_CLOSED_APPEND &&
+		    !ctx->outbound;
+		int64_t first_open;
+
+		if (know_closed && (step = ctx_statuses(ctx, &first_open)) !=
+		    STEP_OK)
+			return step;
 		for (attempt = 0;; attempt++) {
 			memset(&tk, 0, sizeof(tk));
 			ctx_clear_err(ctx);
@@ -557,6 +570,9 @@ ctx_find_ticket(struct job_ctx *ctx)
 		    (ctx->client_id > 0 && tk.client_id == ctx->client_id)) {
 			ctx->ticket_id = tk.id;
 			ctx->matched_by = "subject-tag";
+			if (know_closed)
+				worker_tstate_put(ctx->w, (size_t)(ctx->rate -
+				    ctx->w->rates), tk.id, tk.closed);
 		} else {
 			log_notice("worker: job %" PRId64 ": subject tag for ticket %"
 			    PRId64 " ignored: sender is not that ticket's contact or"

@@ -146,9 +146,12 @@ wait_jobs 4
 check "Outlook reply (Thread-Index only) appended" eq "$(job_field "<o2@acme.example>" ticket)" "$t3"
 
 # --- 4. subject tag: the ticket's contact may use it, a stranger may not ---
+before=$(simq "s['requests']['by_route'].get('GET /api/Tickets/{id}', 0)")
 mail "Carl <carl@globex.example>" support@msp.example "Re: VPN broken [ID:502]" "<tag1@globex.example>"
 wait_jobs 5
 check "subject tag from the ticket's contact appends to 502" eq "$(job_field "<tag1@globex.example>" ticket)" 502
+check "the tag's ticket is read once (its closed state comes with it)" \
+    eq "$(( $(simq "s['requests']['by_route'].get('GET /api/Tickets/{id}', 0)") - before ))" 1
 mail "Ann <ann@acme.example>" support@msp.example "Re: VPN broken [ID:502]" "<tag2@acme.example>"
 wait_jobs 6
 check "the same tag from a stranger does not append to 502" \
