@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "oauth.h"
+
 struct keys_job {
 	const uint8_t *open_key, *seal_key;
 	struct keys_counts *counts;
@@ -22,29 +24,15 @@ struct keys_job {
 	unsigned opened;
 };
 
-/* The AAD a value was sealed with (oauth.c, web.c); its length or 0. */
+/* The AAD a value was sealed with (oauth.h); its length or 0. */
 static size_t
 keys_aad(const struct store_sealed *v, char *buf, size_t bufsz)
 {
-	size_t lt, la;
-	int n;
-
-	if (strcmp(v->table, "tokens") == 0) {
-		/* oauth.h: "tenant\0agent" */
-		lt = strlen(v->tenant);
-		la = strlen(v->agent);
-		if (lt + la + 1 > bufsz)
-			return 0;
-		memcpy(buf, v->tenant, lt);
-		buf[lt] = '\0';
-		memcpy(buf + lt + 1, v->agent, la);
-		return lt + 1 + la;
-	}
+	if (strcmp(v->table, "tokens") == 0)
+		return oauth_aad(v->tenant, v->agent, buf, bufsz);
 	if (v->state_hash == NULL)
 		return 0;
-	/* web.c: the verifier is bound to its sign-in's state hash */
-	n = snprintf(buf, bufsz, "enroll-verifier:%s", v->state_hash);
-	return n < 0 || (size_t)n >= bufsz ? 0 : (size_t)n;
+	return oauth_verifier_aad(v->state_hash, buf, bufsz);
 }
 
 /* store_reseal() callback: open under the old key, seal under the new. */

@@ -103,7 +103,7 @@ oauth_agent_get(struct oauth *oa, const char *tenant, const char *agent)
 }
 
 /* The AAD binding a sealed token to its tenant and agent. */
-static size_t
+size_t
 oauth_aad(const char *tenant, const char *agent, char *buf, size_t bufsz)
 {
 	size_t lt = strlen(tenant), la = strlen(agent);
@@ -114,6 +114,15 @@ oauth_aad(const char *tenant, const char *agent, char *buf, size_t bufsz)
 	buf[lt] = '\0';
 	memcpy(buf + lt + 1, agent, la);
 	return lt + 1 + la;
+}
+
+/* The AAD binding a sealed PKCE verifier to its sign-in's state hash. */
+size_t
+oauth_verifier_aad(const char *state_hash, char *buf, size_t bufsz)
+{
+	int n = snprintf(buf, bufsz, "enroll-verifier:%s", state_hash);
+
+	return n < 0 || (size_t)n >= bufsz ? 0 : (size_t)n;
 }
 
 /* Seal REFRESH and commit it as the agent's token. */

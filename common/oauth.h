@@ -29,6 +29,16 @@ enum oauth_status {
 
 /* A token manager over STORE with the sealing KEY (copied). */
 struct oauth *oauth_new(struct store *store, const uint8_t key[CRYPTO_KEY_LEN]);
+
+/*
+ * The additional data each sealed value is bound to (crypto_seal()), into
+ * BUF: a refresh token to "TENANT\0AGENT", a sign-in's PKCE verifier to
+ * "enroll-verifier:STATE_HASH". Their length, or 0 when BUFSZ is too small.
+ * One definition for the sealers (oauth.c, web.c) and keys rotate.
+ */
+size_t oauth_aad(const char *tenant, const char *agent, char *buf,
+    size_t bufsz);
+size_t oauth_verifier_aad(const char *state_hash, char *buf, size_t bufsz);
 struct oauth *oauth_free(struct oauth *oa);
 
 /*

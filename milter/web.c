@@ -983,8 +983,7 @@ web_enroll_start(struct web *w, struct MHD_Connection *c, const char *client,
 	    crypto_random(raw, sizeof(raw)) != 0 ||
 	    (state = crypto_b64url_encode(raw, sizeof(raw))) == NULL ||
 	    web_state_hash(w->hash_key, state, state_hash) != 0 ||
-	    snprintf(aad, sizeof(aad), "enroll-verifier:%s", state_hash) >=
-	    (int)sizeof(aad) ||
+	    oauth_verifier_aad(state_hash, aad, sizeof(aad)) == 0 ||
 	    crypto_seal(w->seal_key, aad, strlen(aad), verifier, strlen(verifier),
 	    &sealed) != 0 ||
 	    (url = halo_authorize_url(&hc, w->redirect_uri, WEB_SCOPE, state,
@@ -1146,8 +1145,8 @@ web_enroll_callback(struct web *w, struct MHD_Connection *c,
 		    " authorization code. Nothing was stored.");
 		goto failed;
 	}
-	snprintf(aad, sizeof(aad), "enroll-verifier:%s", state_hash);
-	if (crypto_open(w->seal_key, aad, strlen(aad), sealed, &verifier,
+	if (oauth_verifier_aad(state_hash, aad, sizeof(aad)) == 0 ||
+	    crypto_open(w->seal_key, aad, strlen(aad), sealed, &verifier,
 	    &verifier_len) != 0) {
 		snprintf(message, sizeof(message), "The gateway could not read"
 		    " back its own sign-in data. Nothing was stored.");
