@@ -64,6 +64,15 @@ cb_continue(const struct connctx *cc, unsigned long step)
 	    SMFIS_CONTINUE;
 }
 
+/* A step with no message in progress: accept the rest, unless the MTA
+ * agreed not to wait for this step's answer. */
+static sfsistat
+cb_no_message(const struct connctx *cc, unsigned long step)
+{
+	return cc != NULL && (cc->conn_noreply & step) != 0 ? SMFIS_NOREPLY :
+	    SMFIS_ACCEPT;
+}
+
 /*
  * Option negotiation (milter protocol 6): the header edits we make, no
  * HELO or unknown-command callbacks, and no replies to the steps that
@@ -169,8 +178,7 @@ cb_header(SMFICTX *ctx, char *name, char *value)
 	struct connctx *cc = cb_conn(ctx);
 
 	if (cc == NULL || cc->conn_msg == NULL)
-		return (cc != NULL && (cc->conn_noreply & SMFIP_NR_HDR)) ?
-		    SMFIS_NOREPLY : SMFIS_ACCEPT;
+		return cb_no_message(cc, SMFIP_NR_HDR);
 	intake_msg_header(cc->conn_msg, name, value);
 	return cb_continue(cc, SMFIP_NR_HDR);
 }
@@ -182,8 +190,7 @@ cb_eoh(SMFICTX *ctx)
 	struct connctx *cc = cb_conn(ctx);
 
 	if (cc == NULL || cc->conn_msg == NULL)
-		return (cc != NULL && (cc->conn_noreply & SMFIP_NR_EOH)) ?
-		    SMFIS_NOREPLY : SMFIS_ACCEPT;
+		return cb_no_message(cc, SMFIP_NR_EOH);
 	intake_msg_eoh(cc->conn_msg);
 	return cb_continue(cc, SMFIP_NR_EOH);
 }
@@ -195,8 +202,7 @@ cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 	struct connctx *cc = cb_conn(ctx);
 
 	if (cc == NULL || cc->conn_msg == NULL)
-		return (cc != NULL && (cc->conn_noreply & SMFIP_NR_BODY)) ?
-		    SMFIS_NOREPLY : SMFIS_ACCEPT;
+		return cb_no_message(cc, SMFIP_NR_BODY);
 	intake_msg_body(cc->conn_msg, chunk, len);
 	return cb_continue(cc, SMFIP_NR_BODY);
 }

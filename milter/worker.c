@@ -652,15 +652,13 @@ ctx_statuses(struct job_ctx *ctx, int64_t *first_open)
 	pthread_mutex_lock(&w->lock);
 	if (r->statuses_at != 0 && time(NULL) - r->statuses_at <
 	    WORKER_STATUS_TTL) {
-		if (r->n_closed > 0 &&
-		    (ids = malloc(r->n_closed * sizeof(*ids))) != NULL)
-			memcpy(ids, r->closed_ids, r->n_closed * sizeof(*ids));
-		nc = ids != NULL ? r->n_closed : 0;
+		nc = r->n_closed;
+		if (nc > 0 && (ids = malloc(nc * sizeof(*ids))) != NULL)
+			memcpy(ids, r->closed_ids, nc * sizeof(*ids));
 		open = r->first_open;
-		i = r->n_closed;
 		pthread_mutex_unlock(&w->lock);
-		if (i > 0 && ids == NULL)
-			return STEP_RETRY;
+		if (nc > 0 && ids == NULL)
+			return STEP_RETRY;      /* out of memory */
 		goto have;
 	}
 	pthread_mutex_unlock(&w->lock);
