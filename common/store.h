@@ -50,7 +50,9 @@ struct store_job_new {
 	const char *mode;           /* "intake" or "thread-only" */
 	const char *conv_key;       /* 32 hex */
 	const char *spool;          /* spool file name, or NULL */
-	const char *sha256;         /* hex digest of the spool file */
+	const char *sha256;         /* no longer computed (intake passes NULL;
+	                               the worker checks SIZE instead); kept for
+	                               the column of older databases */
 	uint64_t size;              /* spool file size in bytes */
 	bool no_create;
 	bool starts_thread;
