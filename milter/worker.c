@@ -550,8 +550,13 @@ ctx_find_ticket(struct job_ctx *ctx)
 		int64_t first_open;
 
 		if (know_closed && (step = ctx_statuses(ctx, &first_open)) !=
-		    STEP_OK)
-			return step;
+		    STEP_OK) {
+			if (step != STEP_FAIL)
+				return step;
+			know_closed = false;    /* ctx_check_closed() decides */
+			ctx->reason[0] = '\0';
+			step = STEP_OK;
+		}
 		for (attempt = 0;; attempt++) {
 			memset(&tk, 0, sizeof(tk));
 			ctx_clear_err(ctx);
@@ -705,6 +710,25 @@ have:
 }
 
 /*
+ * Whether a ticket is closed is worth a retry when Halo is away, but not a
+ * failed job: when Halo refuses to say (a 4xx), the mail is appended as it
+ * is, as it was before closed tickets had a policy.
+ */
+static enum step
+ctx_closed_unknown(struct job_ctx *ctx, enum step step)
+{
+	if (step != STEP_FAIL)
+		return step;
+	log_warnx("worker: job %" PRId64 ": cannot tell whether ticket %" PRId64
+	    " is closed (%s); appending as it is", ctx->job->id, ctx->ticket_id,
+	    ctx->reason);
+	ctx->reason[0] = '\0';
+	ctx->ticket_status = NULL;
+	ctx->new_status = 0;
+	return STEP_OK;
+}
+
+/*
  * The matched ticket may be closed (design.md: configurable). Its state
  * comes from our table when recent (a ticket we created or appended to a
  * moment ago costs nothing), else from GET /api/Tickets/{id}. Closed:
@@ -729,7 +753,7 @@ ctx_check_closed(struct job_ctx *ctx)
 	if (!worker_tstate_get(ctx->w, tenant, ctx->ticket_id,
 	    t->ticket_status_ttl, &closed)) {
 		if ((step = ctx_statuses(ctx, &first_open)) != STEP_OK)
-			return step;
+			return ctx_closed_unknown(ctx, step);
 		for (attempt = 0;; attempt++) {
 			memset(&tk, 0, sizeof(tk));
 			ctx_clear_err(ctx);
@@ -748,7 +772,7 @@ ctx_check_closed(struct job_ctx *ctx)
 				return STEP_OK;
 			}
 			if (!ctx_again(ctx, attempt, &step))
-				return step;
+				return ctx_closed_unknown(ctx, step);
 		}
 		closed = tk.closed;
 		halo_ticket_free(&tk);
@@ -785,7 +809,7 @@ ctx_check_closed(struct job_ctx *ctx)
 		    first_open > 0))
 			ctx->new_status = first_open;
 		else if (step != STEP_OK)
-			return step;
+			return ctx_closed_unknown(ctx, step);
 	}
 	return STEP_OK;
 }

@@ -343,6 +343,16 @@ mail "Ann <ann@acme.example>" support@msp.example "RE: Printer on fire" "<closed
 wait_jobs 31
 check "closed_tickets = reopen: appended to 501" eq "$(job_field "<closed-reopen@acme.example>" ticket)" 501
 check "closed_tickets = reopen: 501 is open again" eq "$(status_of 501)" 1
+# Halo refuses to show the ticket (403): the mail is appended all the same
+sim POST /_sim/faults '{"status_burst": {"status": 403, "count": 1}}' > /dev/null
+mail "Ann <ann@acme.example>" followup@msp.example "RE: Printer on fire" "<closed-403@acme.example>" \
+    "In-Reply-To: <closed-new@acme.example>"
+wait_jobs 32
+check "closed state unknown (Halo said 403): appended, not failed" \
+    eq "$(job_field "<closed-403@acme.example>" result) $(job_field "<closed-403@acme.example>" ticket)" \
+    "appended $(job_field "<closed-new@acme.example>" ticket)"
+check "closed state unknown: the job says nothing about it" \
+    eq "$(job_field "<closed-403@acme.example>" ticket-status)" "-"
 check "the job keeps the ticket's state when logged: reopened" \
     eq "$(job_field "<closed-reopen@acme.example>" ticket-status)" reopened
 check "a created ticket is kept as new, a reply to it as open" \
