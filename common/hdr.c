@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -330,4 +331,95 @@ hdr_encode_text(const char *text)
 	copy = strdup(g);
 	g_free(g);
 	return copy;
+}
+
+/* The header block of FP, at most MAX bytes, into a malloc'd buffer. */
+static char *
+hdr_block_read(FILE *fp, size_t max, size_t *len)
+{
+	char *buf = malloc(max + 1), *end, *crlf;
+	size_t n;
+
+	if (buf == NULL)
+		return NULL;
+	n = fread(buf, 1, max, fp);
+	if (ferror(fp)) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	/* the block ends at the first empty line; a longer one is cut at MAX
+	 * on a line boundary */
+	end = strstr(buf, "\n\n");
+	crlf = strstr(buf, "\n\r\n");
+	if (end == NULL || (crlf != NULL && crlf < end))
+		end = crlf;
+	if (end != NULL)
+		n = (size_t)(end - buf) + 1;
+	else if (n == max && (end = strrchr(buf, '\n')) != NULL)
+		n = (size_t)(end - buf) + 1;
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/* A header's raw value, unfolded and trimmed, at most HDR_VALUE_MAX. */
+static char *
+hdr_value_copy(GMimeHeader *h)
+{
+	const char *raw = g_mime_header_get_raw_value(h);
+	char *unfolded, *copy;
+	size_t len;
+
+	if (raw == NULL)
+		return strdup("");
+	unfolded = g_mime_utils_header_unfold(raw);
+	if (unfolded == NULL)
+		return NULL;
+	g_strstrip(unfolded);
+	len = strnlen(unfolded, HDR_VALUE_MAX);
+	copy = strndup(unfolded, len);
+	g_free(unfolded);
+	return copy;
+}
+
+/* Read the named headers of the message in PATH (see hdr.h). */
+int
+hdr_read_file(const char *path, size_t max, const char *const *names,
+    size_t n, char **values)
+{
+	GMimeHeaderList *list;
+	GMimeParser *parser;
+	GMimeStream *stream;
+	GMimeMessage *msg;
+	FILE *fp;
+	char *block;
+	size_t len, i;
+
+	for (i = 0; i < n; i++)
+		values[i] = NULL;
+	if ((fp = fopen(path, "re")) == NULL)
+		return -1;
+	block = hdr_block_read(fp, max, &len);
+	fclose(fp);
+	if (block == NULL)
+		return -1;
+	hdr_init();
+	stream = g_mime_stream_mem_new_with_buffer(block, len);
+	free(block);
+	parser = g_mime_parser_new_with_stream(stream);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	msg = g_mime_parser_construct_message(parser, NULL);
+	g_object_unref(parser);
+	g_object_unref(stream);
+	if (msg == NULL)
+		return 0;       /* no header block: none of the headers */
+	list = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+	for (i = 0; i < n; i++) {
+		GMimeHeader *h = g_mime_header_list_get_header(list, names[i]);
+		if (h != NULL)
+			values[i] = hdr_value_copy(h);
+	}
+	g_object_unref(msg);
+	return 0;
 }

@@ -61,4 +61,14 @@ char *hdr_decode_text(const char *value);
  * needed); malloc'd, caller frees. */
 char *hdr_encode_text(const char *text);
 
+/*
+ * The header block of the message in file PATH, read up to MAX bytes (a
+ * longer block is cut there) and parsed by GMime: for each of the N NAMES
+ * (any case), the first such header's value, unfolded and trimmed, at most
+ * HDR_VALUE_MAX bytes, malloc'd into VALUES[i] (NULL when absent). Returns
+ * 0, or -1 with errno when the file cannot be read.
+ */
+int hdr_read_file(const char *path, size_t max, const char *const *names,
+    size_t n, char **values);
+
 #endif

@@ -34,6 +34,18 @@ enum store_state {
 	STORE_FAILED,          /* permanent error; reason says why */
 	STORE_WAITING          /* blocked on an operator (re-enroll, ...) */
 };
+#define STORE_STATE_COUNT   (STORE_WAITING + 1)     /* how many states */
+
+/* How a job logs its mail (the jobs.mode column keeps these names). */
+enum store_mode {
+	STORE_MODE_UNKNOWN = 0,     /* a name this version does not know */
+	STORE_MODE_INTAKE,          /* "intake": may open a ticket */
+	STORE_MODE_THREAD_ONLY,     /* "thread-only": appends only */
+	STORE_MODE_OUTBOUND         /* "outbound": an agent's outgoing mail */
+};
+
+/* The mode a jobs.mode name stands for. */
+enum store_mode store_mode_parse(const char *name);
 
 /* A new job, as intake builds it at end of message. */
 struct store_job_new {
@@ -63,6 +75,7 @@ struct store_job {
 	int64_t id;
 	char *tenant, *message_id, *reason, *queue_id, *env_from, *from_addr;
 	char *subject, *recipients, *agent, *mode, *conv_key, *spool, *sha256;
+	enum store_mode job_mode;   /* MODE, parsed when the row is read */
 	enum store_state state;
 	uint64_t size;
 	bool no_create, starts_thread;
@@ -106,9 +119,19 @@ struct store_token {
 	time_t last_refresh, updated;
 };
 
+/* How a job's sender was resolved (the sender cache's kind column keeps
+ * these numbers). */
+enum store_sender_kind {
+	STORE_SENDER_UNKNOWN = 0,   /* not resolved */
+	STORE_SENDER_CONTACT = 1,   /* a Halo contact (user) */
+	STORE_SENDER_CLIENT = 2,    /* a client, by domain or the catch-all */
+	STORE_SENDER_NONE = 3,      /* nobody in Halo */
+	STORE_SENDER_AMBIGUOUS = 4  /* a domain claimed by several clients */
+};
+
 /* A cached sender resolution. */
 struct store_sender {
-	int kind;                   /* caller's enum: contact, client, none, ... */
+	enum store_sender_kind kind;
 	int64_t user_id, site_id, client_id;
 	char *name, *client_name;
 	time_t expires;
@@ -158,8 +181,9 @@ typedef void (*store_job_fn)(const struct store_job *job, void *arg);
 enum store_status store_job_list(struct store *st, int state, unsigned limit,
     store_job_fn fn, void *arg);
 
-/* Count jobs per state into COUNTS (indexed by enum store_state, 6 slots). */
-enum store_status store_job_counts(struct store *st, uint64_t counts[6]);
+/* Count jobs per state into COUNTS (indexed by enum store_state). */
+enum store_status store_job_counts(struct store *st,
+    uint64_t counts[STORE_STATE_COUNT]);
 
 /* The conversation key recorded for MESSAGE_ID (33 bytes with NUL). */
 enum store_status store_conv_get(struct store *st, const char *message_id,

@@ -91,7 +91,7 @@ static const char *const store_migrations[] = {
 };
 #define STORE_NMIGRATIONS ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
-static const char *const store_state_names[] = {
+static const char *const store_state_names[STORE_STATE_COUNT] = {
 	"queued", "skipped", "running", "done", "failed", "waiting"
 };
 
@@ -114,6 +114,24 @@ store_state_parse(const char *name)
 		if (name != NULL && strcmp(name, store_state_names[i]) == 0)
 			return (int)i;
 	return -1;
+}
+
+static const char *const store_mode_names[] = {
+	[STORE_MODE_INTAKE] = "intake",
+	[STORE_MODE_THREAD_ONLY] = "thread-only",
+	[STORE_MODE_OUTBOUND] = "outbound"
+};
+
+/* The mode for a jobs.mode name; STORE_MODE_UNKNOWN for others. */
+enum store_mode
+store_mode_parse(const char *name)
+{
+	size_t i;
+
+	for (i = 1; i < sizeof(store_mode_names) / sizeof(store_mode_names[0]); i++)
+		if (name != NULL && strcmp(name, store_mode_names[i]) == 0)
+			return (enum store_mode)i;
+	return STORE_MODE_UNKNOWN;
 }
 
 /* Newest schema version. */
@@ -420,6 +438,7 @@ store_job_from_row(sqlite3_stmt *stmt)
 	j->recipients = store_col_dup(stmt, 9);
 	j->agent = store_col_dup(stmt, 10);
 	j->mode = store_col_dup(stmt, 11);
+	j->job_mode = store_mode_parse(j->mode);
 	j->conv_key = store_col_dup(stmt, 12);
 	j->spool = store_col_dup(stmt, 13);
 	j->sha256 = store_col_dup(stmt, 14);
@@ -520,12 +539,12 @@ store_job_list(struct store *st, int state, unsigned limit, store_job_fn fn,
 
 /* Count jobs per state. */
 enum store_status
-store_job_counts(struct store *st, uint64_t counts[6])
+store_job_counts(struct store *st, uint64_t counts[STORE_STATE_COUNT])
 {
 	sqlite3_stmt *stmt;
 	int step, s;
 
-	memset(counts, 0, 6 * sizeof(counts[0]));
+	memset(counts, 0, STORE_STATE_COUNT * sizeof(counts[0]));
 	pthread_mutex_lock(&st->lock);
 	if (sqlite3_prepare_v2(st->db, "SELECT state, count(*) FROM jobs"
 	    " GROUP BY state", -1, &stmt, NULL) != SQLITE_OK) {
@@ -534,7 +553,7 @@ store_job_counts(struct store *st, uint64_t counts[6])
 	}
 	while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
 		s = store_state_parse((const char *)sqlite3_column_text(stmt, 0));
-		if (s >= 0 && s < 6)
+		if (s >= 0 && s < STORE_STATE_COUNT)
 			counts[s] = (uint64_t)sqlite3_column_int64(stmt, 1);
 	}
 	sqlite3_finalize(stmt);
@@ -947,7 +966,7 @@ store_sender_get(struct store *st, const char *tenant, const char *key,
 		sqlite3_bind_int64(stmt, 3, (sqlite3_int64)now);
 		step = sqlite3_step(stmt);
 		if (step == SQLITE_ROW) {
-			out->kind = sqlite3_column_int(stmt, 0);
+			out->kind = (enum store_sender_kind)sqlite3_column_int(stmt, 0);
 			out->user_id = sqlite3_column_int64(stmt, 1);
 			out->site_id = sqlite3_column_int64(stmt, 2);
 			out->client_id = sqlite3_column_int64(stmt, 3);
