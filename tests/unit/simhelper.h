@@ -20,6 +20,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "http.h"
+
 /* A running simulator. */
 struct sim {
 	pid_t pid;
@@ -137,6 +139,53 @@ sim_stop(struct sim *s)
 	unlink(s->ready);
 	unlink(s->log);
 	rmdir(s->dir);
+}
+
+/*
+ * POST JSON BODY to PATH on S's resource port (a control route such as
+ * /_sim/token or /_sim/reset); the parsed answer, NULL unless 2xx JSON.
+ * Needs http.h (http_global_init() and loopback HTTP allowed).
+ */
+static inline cJSON *
+sim_post(const struct sim *s, const char *path, const char *body)
+{
+	struct http_request req = { 0 };
+	struct http_response resp;
+	char url[512];
+	cJSON *j = NULL;
+
+	snprintf(url, sizeof(url), "%s%s", s->base, path);
+	req.method = "POST";
+	req.url = url;
+	req.body = body;
+	req.body_len = strlen(body);
+	req.content_type = "application/json";
+	req.total_timeout_ms = 10000;
+	req.max_response = 16 << 20;
+	if (http_do(&req, &resp) == HTTP_OK)
+		j = cJSON_ParseWithLength(resp.body, resp.body_len);
+	http_response_free(&resp);
+	return j;
+}
+
+/* A fresh access token for AGENT (all scopes) from S; malloc'd, or NULL. */
+static inline char *
+sim_access_token(const struct sim *s, const char *agent)
+{
+	char body[256];
+	const cJSON *a;
+	char *token = NULL;
+	cJSON *j;
+
+	snprintf(body, sizeof(body), "{\"agent_email\":\"%s\",\"scope\":"
+	    "\"all offline_access\"}", agent);
+	if ((j = sim_post(s, "/_sim/token", body)) == NULL)
+		return NULL;
+	a = cJSON_GetObjectItem(j, "access_token");
+	if (cJSON_IsString(a))
+		token = strdup(a->valuestring);
+	cJSON_Delete(j);
+	return token;
 }
 
 #endif

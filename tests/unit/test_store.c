@@ -21,6 +21,7 @@
 
 #include <sqlite3.h>
 
+#include "fixture.h"
 #include "store.h"
 
 struct fixture {
@@ -33,14 +34,10 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
 
 	if (f == NULL)
 		return -1;
-	if (tmp == NULL || *tmp == '\0')
-		tmp = "/tmp";
-	snprintf(f->dir, sizeof(f->dir), "%s/test_store.XXXXXX", tmp);
-	if (mkdtemp(f->dir) == NULL) {
+	if (fixture_dir_make(f->dir, "test_store") != 0) {
 		free(f);
 		return -1;
 	}
@@ -53,22 +50,9 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	struct dirent *de;
-	DIR *d;
 
 	f->st = store_close(f->st);
-	d = opendir(f->dir);
-	if (d != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			char path[PATH_MAX * 2];
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", f->dir, de->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(f->dir);
+	fixture_dir_remove(f->dir);
 	free(f);
 	return 0;
 }
