@@ -59,48 +59,38 @@ sender_cached(struct job_ctx *ctx, const char *key)
 	return true;
 }
 
-/* A contact lookup for worker_call(). */
-struct sender_contact_req {
-	const char *addr;
+/* A lookup for worker_call(): the contact of an address, or with
+ * BY_DOMAIN the client of a domain (WHAT). */
+struct sender_req {
+	const char *what;
+	bool by_domain;
 	enum halo_match match;
 	struct halo_contact ct;
-};
-
-static int
-sender_contact_call(struct job_ctx *ctx, void *arg)
-{
-	struct sender_contact_req *rq = arg;
-
-	memset(&rq->ct, 0, sizeof(rq->ct));
-	return halo_contact_by_email(&ctx->hc, ctx->token, rq->addr, &rq->match,
-	    &rq->ct, &ctx->err);
-}
-
-/* A client-by-domain lookup for worker_call(). */
-struct sender_org_req {
-	const char *domain;
-	enum halo_match match;
 	struct halo_org org;
 };
 
 static int
-sender_org_call(struct job_ctx *ctx, void *arg)
+sender_call(struct job_ctx *ctx, void *arg)
 {
-	struct sender_org_req *rq = arg;
+	struct sender_req *rq = arg;
 
+	memset(&rq->ct, 0, sizeof(rq->ct));
 	memset(&rq->org, 0, sizeof(rq->org));
-	return halo_client_by_domain(&ctx->hc, ctx->token, rq->domain,
-	    &rq->match, &rq->org, &ctx->err);
+	if (rq->by_domain)
+		return halo_client_by_domain(&ctx->hc, ctx->token, rq->what,
+		    &rq->match, &rq->org, &ctx->err);
+	return halo_contact_by_email(&ctx->hc, ctx->token, rq->what, &rq->match,
+	    &rq->ct, &ctx->err);
 }
 
 /* The exact contact for ADDR (cached under KEY). */
 static enum step
 sender_by_address(struct job_ctx *ctx, const char *addr, const char *key)
 {
-	struct sender_contact_req rq = { .addr = addr };
+	struct sender_req rq = { .what = addr };
 	enum step step = STEP_OK;
 
-	if (worker_call(ctx, sender_contact_call, &rq, &step) < 0)
+	if (worker_call(ctx, sender_call, &rq, &step) < 0)
 		return step;
 	if (rq.match == HALO_MATCH_ONE)
 		sender_set(ctx, key, STORE_SENDER_CONTACT, rq.ct.user_id,
@@ -115,11 +105,11 @@ sender_by_address(struct job_ctx *ctx, const char *addr, const char *key)
 static enum step
 sender_by_domain(struct job_ctx *ctx, const char *domain, const char *key)
 {
-	struct sender_org_req rq = { .domain = domain };
+	struct sender_req rq = { .what = domain, .by_domain = true };
 	enum step step = STEP_OK;
 	char safe[128];
 
-	if (worker_call(ctx, sender_org_call, &rq, &step) < 0)
+	if (worker_call(ctx, sender_call, &rq, &step) < 0)
 		return step;
 	if (rq.match == HALO_MATCH_ONE)
 		sender_set(ctx, key, STORE_SENDER_CLIENT, 0, rq.org.site_id,

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* Make DIR (PATH_MAX bytes) as $TMPDIR/TAG.XXXXXX; 0 or -1. */
@@ -34,10 +35,12 @@ fixture_dir_remove(const char *dir)
 	if (d != NULL) {
 		while ((de = readdir(d)) != NULL) {
 			char path[PATH_MAX * 2];
-			if (de->d_name[0] == '.')
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
 				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-			unlink(path);
+			if (snprintf(path, sizeof(path), "%s/%s", dir,
+			    de->d_name) < (int)sizeof(path))
+				unlink(path);
 		}
 		closedir(d);
 	}

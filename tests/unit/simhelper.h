@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <errno.h>
+
 #include <cjson/cJSON.h>
 
 #include "http.h"
@@ -139,6 +141,29 @@ sim_stop(struct sim *s)
 	unlink(s->ready);
 	unlink(s->log);
 	rmdir(s->dir);
+}
+
+/* The simulator a test program runs for its whole group (sim_group_setup
+ * and sim_group_teardown as cmocka's group fixtures). */
+static struct sim sim;
+
+/* Group set-up: HTTP to the loopback simulator allowed, the simulator
+ * started in a directory named after the test program. */
+static inline int
+sim_group_setup(void **state)
+{
+	(void)state;
+	http_global_init();
+	http_allow_loopback_http(true);
+	return sim_start(&sim, program_invocation_short_name);
+}
+
+static inline int
+sim_group_teardown(void **state)
+{
+	(void)state;
+	sim_stop(&sim);
+	return 0;
 }
 
 /*

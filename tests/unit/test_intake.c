@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "conf.h"
+#include "fixture.h"
 #include "crypto.h"
 #include "hdr.h"
 #include "intake.h"
@@ -81,26 +82,6 @@ static const char conf_tenants[] =
 	"ticket_type_id = 2\n"
 	"route = help@globex.example intake agent=dispatch@globex.example\n";
 
-/* Remove every file in DIR (one level) and DIR itself. */
-static void
-rm_dir(const char *dir)
-{
-	struct dirent *de;
-	DIR *d = opendir(dir);
-
-	if (d != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			char path[PATH_MAX * 2];
-			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
 /* Number of entries in DIR/SUB; -1 when unreadable. */
 static int
 count_files(const char *dir, const char *sub)
@@ -152,14 +133,10 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
 
 	if (f == NULL)
 		return -1;
-	if (tmp == NULL || *tmp == '\0')
-		tmp = "/tmp";
-	snprintf(f->dir, sizeof(f->dir), "%s/test_intake.XXXXXX", tmp);
-	if (mkdtemp(f->dir) == NULL) {
+	if (fixture_dir_make(f->dir, "test_intake") != 0) {
 		free(f);
 		return -1;
 	}
@@ -181,11 +158,11 @@ teardown(void **state)
 	f->conf = conf_free(f->conf);
 	snprintf(path, sizeof(path), "%s/tmp", f->spool);
 	chmod(path, 0700);
-	rm_dir(path);
+	fixture_dir_remove(path);
 	snprintf(path, sizeof(path), "%s/msg", f->spool);
-	rm_dir(path);
-	rm_dir(f->spool);
-	rm_dir(f->dir);
+	fixture_dir_remove(path);
+	fixture_dir_remove(f->spool);
+	fixture_dir_remove(f->dir);
 	free(f);
 	return 0;
 }

@@ -69,7 +69,6 @@ test_retry_after(void **state)
 
 /* ------------------------------------------------------ thread match */
 
-static struct sim sim;
 
 #define CONV_KEY    "00112233445566778899aabbccddeeff"
 #define HALO_MSGID  "<printer-2@acme.example>"  /* the fixture's ticket 501 */
@@ -86,22 +85,6 @@ struct fx {
 	struct job_ctx ctx;
 };
 
-static int
-group_setup(void **state)
-{
-	(void)state;
-	http_global_init();
-	http_allow_loopback_http(true);
-	return sim_start(&sim, "test_worker");
-}
-
-static int
-group_teardown(void **state)
-{
-	(void)state;
-	sim_stop(&sim);
-	return 0;
-}
 
 static int
 setup(void **state)
@@ -294,5 +277,5 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_match_none, setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, sim_group_setup, sim_group_teardown);
 }
