@@ -383,15 +383,42 @@ hdr_value_copy(GMimeHeader *h)
 	return copy;
 }
 
-/* Read the named headers of the message in PATH (see hdr.h). */
-int
-hdr_read_file(const char *path, size_t max, const char *const *names,
+/* The named headers of a header block in memory (see hdr.h). */
+void
+hdr_block_values(const char *block, size_t len, const char *const *names,
     size_t n, char **values)
 {
 	GMimeHeaderList *list;
 	GMimeParser *parser;
 	GMimeStream *stream;
 	GMimeMessage *msg;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		values[i] = NULL;
+	hdr_init();
+	stream = g_mime_stream_mem_new_with_buffer(block, len);
+	parser = g_mime_parser_new_with_stream(stream);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	msg = g_mime_parser_construct_message(parser, NULL);
+	g_object_unref(parser);
+	g_object_unref(stream);
+	if (msg == NULL)
+		return;         /* no header block: none of the headers */
+	list = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+	for (i = 0; i < n; i++) {
+		GMimeHeader *h = g_mime_header_list_get_header(list, names[i]);
+		if (h != NULL)
+			values[i] = hdr_value_copy(h);
+	}
+	g_object_unref(msg);
+}
+
+/* Read the named headers of the message in PATH (see hdr.h). */
+int
+hdr_read_file(const char *path, size_t max, const char *const *names,
+    size_t n, char **values)
+{
 	FILE *fp;
 	char *block;
 	size_t len, i;
@@ -404,22 +431,7 @@ hdr_read_file(const char *path, size_t max, const char *const *names,
 	fclose(fp);
 	if (block == NULL)
 		return -1;
-	hdr_init();
-	stream = g_mime_stream_mem_new_with_buffer(block, len);
+	hdr_block_values(block, len, names, n, values);
 	free(block);
-	parser = g_mime_parser_new_with_stream(stream);
-	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
-	msg = g_mime_parser_construct_message(parser, NULL);
-	g_object_unref(parser);
-	g_object_unref(stream);
-	if (msg == NULL)
-		return 0;       /* no header block: none of the headers */
-	list = g_mime_object_get_header_list(GMIME_OBJECT(msg));
-	for (i = 0; i < n; i++) {
-		GMimeHeader *h = g_mime_header_list_get_header(list, names[i]);
-		if (h != NULL)
-			values[i] = hdr_value_copy(h);
-	}
-	g_object_unref(msg);
 	return 0;
 }

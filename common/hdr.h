@@ -71,4 +71,8 @@ char *hdr_encode_text(const char *text);
 int hdr_read_file(const char *path, size_t max, const char *const *names,
     size_t n, char **values);
 
+/* The same for the header block BLOCK of LEN bytes already in memory. */
+void hdr_block_values(const char *block, size_t len, const char *const *names,
+    size_t n, char **values);
+
 #endif

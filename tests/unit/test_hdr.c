@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "hdr.h"
 
 #define MAX_WANT 5
@@ -410,6 +412,51 @@ test_is_ours(void **state)
 }
 
 /* Everything goes through GMime: initialise it once up front. */
+/* Spooled headers: the first of each name, unfolded and trimmed, any
+ * case, LF or CRLF; none read from the body; a block cut at the bound. */
+static void
+test_read_file(void **state)
+{
+	static const char *const names[] = { "References", "to", "Cc", "X-Body" };
+	static const char *const mails[] = {
+		"From: a@b.example\nTO: <x@y.example>,\n\t<z@y.example>\n"
+		"References: <1@a>\n <2@a>\nReferences: <3@a>\n\nX-Body: no\n",
+		"From: a@b.example\r\nTO: <x@y.example>,\r\n\t<z@y.example>\r\n"
+		"References: <1@a>\r\n <2@a>\r\nReferences: <3@a>\r\n\r\n"
+		"X-Body: no\r\n",
+	};
+	char path[] = "/tmp/test_hdr.XXXXXX", *v[4];
+	size_t i;
+	FILE *fp;
+	int fd;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		assert_true((fd = mkstemp(path)) >= 0);
+		assert_non_null(fp = fdopen(fd, "w"));
+		fputs(mails[i], fp);
+		fclose(fp);
+		assert_int_equal(hdr_read_file(path, 4096, names, 4, v), 0);
+		assert_string_equal(v[0], "<1@a> <2@a>");
+		assert_non_null(v[1]);
+		assert_non_null(strstr(v[1], "<x@y.example>,"));
+		assert_non_null(strstr(v[1], "<z@y.example>"));
+		assert_null(strchr(v[1], '\n'));
+		assert_null(v[2]);
+		assert_null(v[3]);
+		free(v[0]);
+		free(v[1]);
+		/* cut after the From line: nothing else is read */
+		assert_int_equal(hdr_read_file(path, 20, names, 4, v), 0);
+		assert_null(v[0]);
+		assert_null(v[1]);
+		unlink(path);
+		strcpy(path, "/tmp/test_hdr.XXXXXX");
+	}
+	assert_int_equal(hdr_read_file("/nonexistent/spool", 4096, names, 4, v),
+	    -1);
+}
+
 static int
 setup(void **state)
 {
@@ -434,6 +481,7 @@ main(void)
 		cmocka_unit_test(test_decode_text),
 		cmocka_unit_test(test_encode_text),
 		cmocka_unit_test(test_is_ours),
+		cmocka_unit_test(test_read_file),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
