@@ -71,6 +71,11 @@ char *hdr_encode_text(const char *text);
 int hdr_read_file(const char *path, size_t max, const char *const *names,
     size_t n, char **values);
 
+/* How many Message-IDs of In-Reply-To and of References a reader keeps
+ * (hdr_msgids MAX): for References the thread root and the nearest parents. */
+#define HDR_IRT_MAX     4
+#define HDR_REFS_MAX    32
+
 /* The same for the header block BLOCK of LEN bytes already in memory. */
 void hdr_block_values(const char *block, size_t len, const char *const *names,
     size_t n, char **values);

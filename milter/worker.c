@@ -134,8 +134,8 @@ job_read_headers(struct job_ctx *ctx)
 	ctx->h_references = values[1];
 	ctx->h_to = values[2];
 	ctx->h_cc = values[3];
-	ctx->n_irt = hdr_msgids(ctx->h_in_reply_to, WORKER_MAX_IRT, &ctx->irt);
-	ctx->n_refs = hdr_msgids(ctx->h_references, WORKER_MAX_REFS, &ctx->refs);
+	ctx->n_irt = hdr_msgids(ctx->h_in_reply_to, HDR_IRT_MAX, &ctx->irt);
+	ctx->n_refs = hdr_msgids(ctx->h_references, HDR_REFS_MAX, &ctx->refs);
 	return STEP_OK;
 }
 

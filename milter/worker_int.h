@@ -32,8 +32,6 @@
 #define WORKER_IDLE_MS      200     /* poll interval when idle */
 #define WORKER_BACKOFF_MAX  3600    /* longest retry delay */
 #define WORKER_HEADER_MAX   (256 * 1024)    /* header block read per job */
-#define WORKER_MAX_IRT      4       /* In-Reply-To Message-IDs kept */
-#define WORKER_MAX_REFS     32      /* References Message-IDs kept */
 #define WORKER_HALO_LOOKUPS 3       /* Message-IDs asked of Halo per job */
 #define WORKER_BUDGET_WAIT  5       /* seconds a job may wait for budget */
 #define WORKER_429_INPLACE  4       /* 429s a call may wait out in place */
