@@ -357,6 +357,8 @@ check "the job keeps the ticket's state when logged: reopened" \
     eq "$(job_field "<closed-reopen@acme.example>" ticket-status)" reopened
 check "a created ticket is kept as new, a reply to it as open" \
     eq "$(job_field "<n1@acme.example>" ticket-status) $(job_field "<n2@acme.example>" ticket-status)" "new open"
+check "worker log lines begin with the Postfix queue ID, like intake's" \
+    grep -q "[0-9A-Za-z]\{6,\}: worker: job [0-9]* created: tenant=" "$T/daemon.log"
 
 if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" "$T/daemon.log"; then
 	not_ok "sanitizer report in daemon log"
