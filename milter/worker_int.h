@@ -15,6 +15,7 @@
 #ifndef HALO_WORKER_INT_H
 #define HALO_WORKER_INT_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -97,7 +98,7 @@ struct job_ctx {
 	struct halo_err err;
 	char reason[300];
 	char who[128];                  /* log prefix: "QID: worker: job N" */
-	char path[4096];                /* the spooled message */
+	char path[PATH_MAX];            /* the spooled message */
 	/* headers of the spooled message */
 	char *h_in_reply_to, *h_references, *h_to, *h_cc;
 	char **irt, **refs;
