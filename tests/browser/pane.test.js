@@ -315,9 +315,10 @@ async function rateTests() {
   let browser;
   try {
     t.check('stamps: six messages stamped with a token', Object.keys(stamps).length === 6 &&
-      Object.values(stamps).every((s) => /^[A-Za-z0-9_-]{43}; tenant=/.test(s.token)));
-    t.check('stamps: the token is HMAC(tenant\\nMessage-ID) under status.key',
-      tok(stamps.created) === tokenOf('sim', stamps.created.messageId));
+      Object.values(stamps).every((s) => /^[1-9][0-9]*\.[A-Za-z0-9_-]{43}; tenant=/.test(s.token)));
+    t.check('stamps: the token names its job and is its HMAC under status.key',
+      tok(stamps.created) === tokenOf('sim', jobOf(stamps.created), stamps.created.messageId,
+        'support@msp.example'));
     await apiTests();
     await manifestTests();
     browser = await launch();
