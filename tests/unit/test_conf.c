@@ -1226,20 +1226,27 @@ static void test_trust_keys(void **state)
 
 	load_text(&l, "submission_networks = 10.0.0.1/8\n" TENANT_ACME);
 	expect_error(&l, 1, "submission_networks: '10.0.0.1/8' has host bits", 1);
+	unload(&l);
 	load_text(&l, "submission_networks = nonsense\n" TENANT_ACME);
 	expect_error(&l, 1, "submission_networks: invalid network 'nonsense'", 1);
+	unload(&l);
 	load_text(&l, "authserv_ids = mx;evil\n" TENANT_ACME);
 	expect_error(&l, 1, "authserv_ids: invalid authserv-id 'mx;evil'", 1);
 	load_text(&l, TENANT_ACME "agent_login = jdoe\n");
 	expect_error(&l, 5, "agent_login: expected 'LOGIN AGENT-EMAIL'", 1);
+	unload(&l);
 	load_text(&l, TENANT_ACME "agent_login = jdoe a@b c\n");
 	expect_error(&l, 5, "agent_login: expected 'LOGIN AGENT-EMAIL'", 1);
+	unload(&l);
 	load_text(&l, TENANT_ACME "agent_login = jdoe not-an-address\n");
 	expect_error(&l, 5, "agent_login: invalid email address", 1);
+	unload(&l);
 	load_text(&l, "agent_login = jdoe a@b.example\n" TENANT_ACME);
 	expect_error(&l, 1, "agent_login", 1);
+	unload(&l);
 	load_text(&l, TENANT_ACME "authserv_ids = mx\n");
 	expect_error(&l, 5, "authserv_ids", 1);
+	unload(&l);
 }
 
 /* Run the fixed tests, then one test per error_cases row. */
