@@ -1232,6 +1232,7 @@ static void test_trust_keys(void **state)
 	unload(&l);
 	load_text(&l, "authserv_ids = mx;evil\n" TENANT_ACME);
 	expect_error(&l, 1, "authserv_ids: invalid authserv-id 'mx;evil'", 1);
+	unload(&l);
 	load_text(&l, TENANT_ACME "agent_login = jdoe\n");
 	expect_error(&l, 5, "agent_login: expected 'LOGIN AGENT-EMAIL'", 1);
 	unload(&l);
