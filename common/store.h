@@ -20,7 +20,8 @@ struct store;
 
 enum store_status {
 	STORE_OK = 0,
-	STORE_DUPLICATE,       /* (tenant, message_id) already has a job */
+	STORE_DUPLICATE,       /* (tenant, message_id, dedup_key) already has
+	                          a job */
 	STORE_NOT_FOUND,
 	STORE_ERROR
 };
@@ -68,6 +69,16 @@ struct store_job_new {
 	uint64_t size;              /* spool file size in bytes */
 	bool no_create;
 	bool starts_thread;
+	/* schema v7 */
+	const char *dedup_key;      /* with tenant and message_id, what makes a
+	                               job unique: a digest of the sender and
+	                               the content (64 hex); NULL = "" */
+	const char *sender_auth;    /* how From: was authenticated: "none",
+	                               "aligned", "spf", "dkim", "dmarc"
+	                               (authres_sender_name()) */
+	const char *outbound_auth;  /* an agent's outgoing mail: how the
+	                               session proved it ("sasl" or
+	                               "network"); NULL for other mail */
 };
 
 /* A job as stored. */
@@ -96,6 +107,8 @@ struct store_job {
 	char *summary;              /* the ticket's summary, or NULL */
 	char *ticket_status;        /* when logged (v6): "new", "open",
 	                               "reopened", "closed", or NULL (unknown) */
+	/* schema v7 (struct store_job_new); "" and NULL in older rows */
+	char *dedup_key, *sender_auth, *outbound_auth;
 };
 
 /* What the worker records when a job is done. */
@@ -164,9 +177,15 @@ enum store_status store_jobs_add(struct store *st,
     const struct store_job_new *jobs, size_t n, enum store_status *results,
     int64_t *ids, const char *conv_msgid, const char *conv_key);
 
-/* The id of the job for (TENANT, MESSAGE_ID), if any. */
+/* The id of the oldest job for (TENANT, MESSAGE_ID), if any. */
 enum store_status store_job_find(struct store *st, const char *tenant,
     const char *message_id, int64_t *id);
+
+/* The id of the job for (TENANT, MESSAGE_ID, DEDUP_KEY), if any: the one
+ * intake would call this mail a duplicate of (rows older than schema v7,
+ * which have no key, match any key). */
+enum store_status store_job_find_key(struct store *st, const char *tenant,
+    const char *message_id, const char *dedup_key, int64_t *id);
 
 /* Load one job; free with store_job_free(). */
 enum store_status store_job_get(struct store *st, int64_t id,

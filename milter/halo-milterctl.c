@@ -220,6 +220,8 @@ ctl_show(struct store *st, const struct conf *conf, const char *idtext)
 	ctl_field("recipients", j->recipients);
 	ctl_field("mode", j->mode);
 	ctl_field("agent", j->agent);
+	ctl_field("sender-auth", j->sender_auth);
+	ctl_field("outbound-auth", j->outbound_auth);
 	ctl_field("conversation", j->conv_key);
 	printf("%-14s %s\n", "starts-thread", j->starts_thread ? "yes" : "no");
 	printf("%-14s %s\n", "no-create", j->no_create ? "yes" : "no");

@@ -127,14 +127,19 @@ test_upgrade_keeps_rows(void **state)
 	f->st = store_open_version(f->db, 1, err, sizeof(err));
 	assert_non_null(f->st);
 	assert_int_equal(store_schema_version(f->st), 1);
-	j[0] = job_new("acme", "<old-1@x>");
-	j[1] = job_new("acme", "<old-2@x>");
-	j[1].subject = "kept subject";
-	assert_int_equal(store_jobs_add(f->st, j, 2, res, ids, "<old-1@x>",
-	    "0123456789abcdef0123456789abcdef"), STORE_OK);
-	assert_int_equal(res[0], STORE_OK);
-	assert_int_equal(res[1], STORE_OK);
 	f->st = store_close(f->st);
+	/* rows as a version-1 build wrote them (today's insert names newer
+	 * columns) */
+	exec_sql(f->db, "INSERT INTO jobs (id, tenant, message_id, state,"
+	    " subject, created, updated) VALUES (1, 'acme', '<old-1@x>',"
+	    " 'queued', NULL, 1, 1), (2, 'acme', '<old-2@x>', 'queued',"
+	    " 'kept subject', 1, 1);"
+	    "INSERT INTO conversations VALUES ('<old-1@x>',"
+	    " '0123456789abcdef0123456789abcdef', 1);");
+	(void)j;
+	(void)res;
+	ids[0] = 1;
+	ids[1] = 2;
 
 	/* asking for less than what is there migrates nothing back */
 	f->st = store_open_version(f->db, 0, err, sizeof(err));
@@ -613,6 +618,75 @@ test_state_names(void **state)
 	assert_int_equal(store_state_parse(NULL), -1);
 }
 
+/* Schema v7: a job is (tenant, Message-ID, dedup key); a row from before
+ * v7 (no key) stays the duplicate of any key; the new fields round-trip. */
+static void
+test_dedup_key(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[1];
+	enum store_status res[1];
+	int64_t old_id, first, second, found;
+	struct store_job *got;
+	char err[256] = "";
+
+	f->st = store_open_version(f->db, 6, err, sizeof(err));
+	assert_non_null(f->st);
+	f->st = store_close(f->st);
+	exec_sql(f->db, "INSERT INTO jobs (id, tenant, message_id, state,"
+	    " created, updated, ticket_status) VALUES (7, 'acme', '<old@x>',"
+	    " 'done', 1, 1, 'open')");
+	old_id = 7;
+	open_latest(f);
+	assert_true(store_schema_latest() >= 7);
+	/* the old row survived the rebuild and matches any key */
+	assert_int_equal(store_job_find_key(f->st, "acme", "<old@x>", "k1",
+	    &found), STORE_OK);
+	assert_true(found == old_id);
+	j[0] = job_new("acme", "<old@x>");
+	j[0].dedup_key = "k1";
+	assert_int_equal(store_jobs_add(f->st, j, 1, res, &found, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(res[0], STORE_OK);     /* the index is per key */
+
+	/* same Message-ID, another sender or content: its own job */
+	j[0] = job_new("acme", "<m@x>");
+	j[0].dedup_key = "attacker";
+	j[0].sender_auth = "none";
+	assert_int_equal(store_jobs_add(f->st, j, 1, res, &first, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(res[0], STORE_OK);
+	j[0].dedup_key = "genuine";
+	j[0].sender_auth = "dmarc";
+	j[0].outbound_auth = "sasl";
+	assert_int_equal(store_jobs_add(f->st, j, 1, res, &second, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(res[0], STORE_OK);
+	assert_true(second != first);
+	/* the same key again: a duplicate of its own job only */
+	assert_int_equal(store_jobs_add(f->st, j, 1, res, &found, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(res[0], STORE_DUPLICATE);
+	assert_true(found == second);
+	assert_int_equal(store_job_find_key(f->st, "acme", "<m@x>", "genuine",
+	    &found), STORE_OK);
+	assert_true(found == second);
+	assert_int_equal(store_job_find_key(f->st, "acme", "<m@x>", "other",
+	    &found), STORE_NOT_FOUND);
+	assert_int_equal(store_job_find(f->st, "acme", "<m@x>", &found),
+	    STORE_OK);
+	assert_true(found == first);
+	assert_int_equal(store_job_get(f->st, second, &got), STORE_OK);
+	assert_string_equal(got->dedup_key, "genuine");
+	assert_string_equal(got->sender_auth, "dmarc");
+	assert_string_equal(got->outbound_auth, "sasl");
+	got = store_job_free(got);
+	assert_int_equal(store_job_get(f->st, old_id, &got), STORE_OK);
+	assert_string_equal(got->dedup_key, "");
+	assert_null(got->sender_auth);
+	got = store_job_free(got);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -632,6 +706,7 @@ main(void)
 		T(test_spool_used),
 		T(test_claim_and_fenced_posting),
 		T(test_state_names),
+		T(test_dedup_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
