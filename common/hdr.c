@@ -271,13 +271,13 @@ hdr_addr_spec(const char *value, char out[HDR_ADDR_MAX + 1])
 	return found;
 }
 
-/* Is this Content-Type a delivery-status report? */
+/* Is this Content-Type a multipart/report of REPORT_TYPE? */
 bool
-hdr_is_dsn(const char *content_type)
+hdr_is_report(const char *content_type, const char *report_type)
 {
 	GMimeContentType *ct;
 	const char *rt;
-	bool dsn = false;
+	bool match = false;
 
 	if (content_type == NULL ||
 	    strnlen(content_type, HDR_VALUE_MAX + 1) > HDR_VALUE_MAX)
@@ -288,10 +288,17 @@ hdr_is_dsn(const char *content_type)
 		return false;
 	if (g_mime_content_type_is_type(ct, "multipart", "report")) {
 		rt = g_mime_content_type_get_parameter(ct, "report-type");
-		dsn = rt != NULL && strcasecmp(rt, "delivery-status") == 0;
+		match = rt != NULL && strcasecmp(rt, report_type) == 0;
 	}
 	g_object_unref(ct);
-	return dsn;
+	return match;
+}
+
+/* Is this Content-Type a delivery-status report? */
+bool
+hdr_is_dsn(const char *content_type)
+{
+	return hdr_is_report(content_type, "delivery-status");
 }
 
 /* Decode encoded words into a malloc'd UTF-8 string. */

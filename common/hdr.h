@@ -54,6 +54,10 @@ bool hdr_addr_spec(const char *value, char out[HDR_ADDR_MAX + 1]);
  * report-type=delivery-status. */
 bool hdr_is_dsn(const char *content_type);
 
+/* True when a Content-Type value is multipart/report with report-type
+ * REPORT_TYPE (any case, quoted or not). */
+bool hdr_is_report(const char *content_type, const char *report_type);
+
 /* Decode RFC 2047 words in VALUE to UTF-8; malloc'd, caller frees. */
 char *hdr_decode_text(const char *value);
 
