@@ -11,6 +11,8 @@
 
 #include <gmime/gmime.h>
 
+#include "charset.h"
+
 static pthread_once_t hdr_once = PTHREAD_ONCE_INIT;
 
 /* One-time GMime set-up. */
@@ -301,27 +303,81 @@ hdr_is_dsn(const char *content_type)
 	return hdr_is_report(content_type, "delivery-status");
 }
 
-/* Decode encoded words into a malloc'd UTF-8 string. */
+/* Display name of the first mailbox of an address header value. */
 char *
-hdr_decode_text(const char *value)
+hdr_display_name(const char *value)
 {
-	char *g, *copy;
-	size_t len;
+	char *raw, *out;
+	size_t len, i, n = 0, end = 0;
+	bool quoted = false, angle = false;
+	int comment = 0;
 
 	if (value == NULL)
 		return strdup("");
 	len = strnlen(value, HDR_VALUE_MAX);
-	copy = strndup(value, len);
-	if (copy == NULL)
-		return NULL;
-	hdr_init();
-	g = g_mime_utils_header_decode_text(NULL, copy);
-	free(copy);
-	if (g == NULL)
+	/* the phrase ends at the first '<' outside quotes and comments; a
+	 * ',' or ':' first means a bare address or a group: no name */
+	for (i = 0; i < len && !angle; i++) {
+		char c = value[i];
+
+		if (c == '\\' && (quoted || comment > 0) && i + 1 < len)
+			i++;
+		else if (quoted)
+			quoted = c != '"';
+		else if (c == '(')
+			comment++;
+		else if (c == ')' && comment > 0)
+			comment--;
+		else if (comment > 0)
+			continue;
+		else if (c == '"')
+			quoted = true;
+		else if (c == '<') {
+			angle = true;
+			end = i;
+		} else if (c == ',' || c == ':' || c == ';')
+			break;
+	}
+	if (!angle)
 		return strdup("");
-	copy = strdup(g);
-	g_free(g);
-	return copy;
+	raw = malloc(end + 1);
+	if (raw == NULL)
+		return NULL;
+	/* unquote quoted-strings, drop comments */
+	quoted = false;
+	comment = 0;
+	for (i = 0; i < end; i++) {
+		char c = value[i];
+
+		if (c == '\\' && (quoted || comment > 0) && i + 1 < end) {
+			if (quoted)
+				raw[n++] = value[i + 1];
+			i++;
+		} else if (comment > 0) {
+			if (c == '(')
+				comment++;
+			else if (c == ')')
+				comment--;
+		} else if (c == '"')
+			quoted = !quoted;
+		else if (c == '(' && !quoted)
+			comment++;
+		else
+			raw[n++] = c;
+	}
+	out = charset_decode_words(raw, n);
+	free(raw);
+	return out;
+}
+
+/* Decode encoded words into a malloc'd UTF-8 string (charset.c's decoder:
+ * GMime's loses text after a padded base64 word in some versions). */
+char *
+hdr_decode_text(const char *value)
+{
+	if (value == NULL)
+		return strdup("");
+	return charset_decode_words(value, strnlen(value, HDR_VALUE_MAX));
 }
 
 /* Encode text for an unstructured header into a malloc'd string. */

@@ -354,6 +354,40 @@ static const struct decode_case decode_cases[] = {
 	{ "Re: =?utf-8?q?caf=C3=A9?= menu", "Re: caf\xc3\xa9 menu" },
 	{ "plain text", "plain text" },
 	{ "", "" },
+	/* issue 17: each word decoded on its own (GMime 3.2.13 stops at the
+	 * first word's padding when the next has the same charset) */
+	{ "=?UTF-8?B?w6k=?= =?UTF-8?B?w6k=?=", "\xc3\xa9\xc3\xa9" },
+	{ "=?UTF-8?B?w6k=?=\r\n =?UTF-8?B?w6k=?=\r\n =?UTF-8?B?IFtJRDoxMjM0XQ==?=",
+	    "\xc3\xa9\xc3\xa9 [ID:1234]" },
+	/* a character split across two words of one charset */
+	{ "=?UTF-8?B?4oK=?= =?UTF-8?B?rA==?=", "\xe2\x82\xac" },
+	{ "=?utf-8?q?=E2=82?= =?utf-8?q?=AC_?=", "\xe2\x82\xac " },
+	/* base64 without its padding */
+	{ "=?UTF-8?B?w6k?=", "\xc3\xa9" },
+	{ "=?UTF-8?B?w6nDqQ?=", "\xc3\xa9\xc3\xa9" },
+	/* adjacent words of two charsets, blanks between them dropped */
+	{ "=?iso-8859-1?q?=E9?= =?utf-8?q?=C3=A9?=", "\xc3\xa9\xc3\xa9" },
+	/* RFC 2231 language in an encoded word */
+	{ "=?utf-8*en?q?hi?=", "hi" },
+	/* a word and text: the blank between them kept */
+	{ "=?utf-8?q?a?= b =?utf-8?q?c?=", "a b c" },
+	{ "x=?utf-8?q?a?=", "xa" },
+	/* folded: one space, not two */
+	{ "a long subject \r\n that was folded", "a long subject that was folded" },
+	{ "a long subject\r\n\tthat was folded", "a long subject that was folded" },
+	{ "  padded  ", "padded" },
+	/* malformed words stay as they are */
+	{ "=?utf-8?x?abc?=", "=?utf-8?x?abc?=" },
+	{ "=?utf-8?q?a b?=", "=?utf-8?q?a b?=" },
+	{ "=??q?a?=", "=??q?a?=" },
+	{ "=?utf-8?q?unterminated", "=?utf-8?q?unterminated" },
+	/* an unknown charset: UTF-8 when it is, else Windows-1252 */
+	{ "=?x-unknown?q?=C3=A9?=", "\xc3\xa9" },
+	{ "=?x-unknown?q?=E9?=", "\xc3\xa9" },
+	/* raw 8-bit Latin-1 in a header */
+	{ "caf\xe9", "caf\xc3\xa9" },
+	/* ISO-2022-JP with an NEC extension (No. sign, row 13) */
+	{ "=?ISO-2022-JP?B?GyRCLWIbKEI=?=", "\xe2\x84\x96" },
 };
 
 /* RFC 2047 decoding to UTF-8. */

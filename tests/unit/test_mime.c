@@ -183,7 +183,7 @@ test_related_cid(void **state)
 	assert_memory_equal(logo->data, "\x89PNG\r\n\x1a\n", 8);
 	assert_false(logo->over_cap);
 	assert_int_equal(logo->original_len, 8);
-	spare = find_att(m, "attachment-2");
+	spare = find_att(m, "attachment-2.gif");    /* type gives the extension */
 	assert_non_null(spare);
 	assert_false(spare->is_inline);         /* not referenced */
 	assert_string_equal(spare->content_id, "spare@example.com");
@@ -247,7 +247,7 @@ test_mixed_attachments(void **state)
 	assert_non_null(a);
 	assert_int_equal(a->len, 5);
 	assert_memory_equal(a->data, "notes", 5);
-	a = find_att(m, "attachment-3");
+	a = find_att(m, "attachment-3.html");
 	assert_non_null(a);
 	assert_string_equal(a->content_type, "text/html");
 	a = find_att(m, "photo.jpg");
@@ -485,7 +485,21 @@ test_parts_and_depth(void **state)
 	g_string_append(msg, "--P--\n");
 	m = extract(msg->str, &limits);
 	assert_true(m->truncated);
-	assert_int_equal(m->n_attachments, 3);  /* 1 multipart + 3 parts */
+	/* 1 multipart + 3 parts read; the other 7 named, not read */
+	assert_int_equal(m->n_attachments, 10);
+	for (i = 0; i < 10; i++) {
+		const struct mime_attachment *a = &m->attachments[i];
+		char want[16];
+
+		snprintf(want, sizeof(want), "f%d.txt", i);
+		assert_string_equal(a->filename, want);
+		assert_int_equal(a->skip, i < 3 ? MIME_SKIP_NONE : MIME_SKIP_LIMIT);
+		if (i >= 3) {
+			assert_null(a->data);
+			assert_false(a->over_cap);
+		}
+	}
+	assert_int_equal(m->n_unlisted, 0);
 	mime_message_free(m);
 	g_string_free(msg, TRUE);
 
