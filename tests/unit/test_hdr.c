@@ -453,6 +453,56 @@ setup(void **state)
 	return 0;
 }
 
+/* Display names: decoded word by word, quotes and comments removed. */
+static void
+test_display_name(void **state)
+{
+	static const struct { const char *value, *want; } cases[] = {
+		{ "=?UTF-8?B?w6k=?= =?UTF-8?B?w6k=?= Dupont <e@x.example>",
+		    "\xc3\xa9\xc3\xa9 Dupont" },
+		{ "\"Doe, Jane\" <jane@x.example>", "Doe, Jane" },
+		{ "\"=?utf-8?q?J=C3=B6rg?=\" <j@x.example>", "J\xc3\xb6rg" },
+		{ "Jane (work) Doe <jane@x.example>", "Jane Doe" },
+		{ "\"a \\\"q\\\" b\" <a@x.example>", "a \"q\" b" },
+		{ "jane@x.example", "" },
+		{ "<jane@x.example>", "" },
+		{ "a@x.example, B <b@x.example>", "" },
+		{ "Team: a@x.example;", "" },
+		{ "  Jane\r\n Doe  <j@x.example>", "Jane Doe" },
+		{ "", "" },
+	};
+	size_t i;
+	char *s;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = hdr_display_name(cases[i].value);
+		assert_non_null(s);
+		if (strcmp(s, cases[i].want) != 0)
+			fail_msg("'%s': got '%s', want '%s'", cases[i].value, s,
+			    cases[i].want);
+		free(s);
+	}
+	s = hdr_display_name(NULL);
+	assert_string_equal(s, "");
+	free(s);
+}
+
+/* multipart/report of a given report-type. */
+static void
+test_is_report(void **state)
+{
+	(void)state;
+	assert_true(hdr_is_report("multipart/report; report-type="
+	    "disposition-notification; boundary=b", "disposition-notification"));
+	assert_true(hdr_is_report("Multipart/Report; Report-Type=\"Feedback-Report\"",
+	    "feedback-report"));
+	assert_false(hdr_is_report("multipart/mixed; report-type=feedback-report",
+	    "feedback-report"));
+	assert_false(hdr_is_report("multipart/report", "feedback-report"));
+	assert_false(hdr_is_report(NULL, "feedback-report"));
+}
+
 int
 main(void)
 {
@@ -468,6 +518,8 @@ main(void)
 		cmocka_unit_test(test_decode_text),
 		cmocka_unit_test(test_encode_text),
 		cmocka_unit_test(test_is_ours),
+		cmocka_unit_test(test_display_name),
+		cmocka_unit_test(test_is_report),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
