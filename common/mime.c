@@ -144,9 +144,9 @@ mime_crlf_to_lf(char *s)
  * A streaming base64 / uuencode decoder, more tolerant than GMime's and
  * able to say when it could not decode faithfully. Base64: characters
  * outside the alphabet are skipped, '=' padding may be missing (the bits
- * already read give the last one or two bytes), decoding resumes after
- * padding (blobs joined end to end); a lone digit at the end (6 bits, no
- * whole byte) is damage. Uuencode: lines before "begin" and after "end"
+ * already read give the last one or two bytes), and what follows complete
+ * padding is ignored (as Python's email and Dovecot do); a lone digit at
+ * the end (6 bits, no whole byte) is damage. Uuencode: lines before "begin" and after "end"
  * are skipped; each line's length character says how many bytes it holds,
  * and a line shorter than that lost its trailing spaces (which encode
  * zero bits), so it is padded back; no "begin" line is damage.
@@ -157,6 +157,8 @@ struct mime_dec {
 	unsigned bits;
 	unsigned quad;                  /* base64 digits of the current quad */
 	unsigned pads;                  /* '=' seen in the current quad */
+	bool ended;                     /* base64: complete padding seen;
+	                                 * what follows is ignored */
 	char line[MIME_UU_LINE_MAX];    /* uuencode: the current line */
 	size_t line_len;
 	enum { MIME_UU_BEFORE, MIME_UU_BODY, MIME_UU_AFTER } uu;
@@ -245,12 +247,11 @@ mime_dec_step(struct mime_dec *d, const unsigned char *in, size_t len,
 			}
 			continue;
 		}
+		if (d->ended)
+			continue;
 		if (c == '=') {
-			if (d->quad >= 2 && d->quad + ++d->pads >= 4) {
-				/* the quad is whole: a new blob may follow */
-				d->quad = d->pads = 0;
-				d->acc = d->bits = 0;
-			}
+			if (d->quad >= 2 && d->quad + ++d->pads >= 4)
+				d->ended = true;    /* padded: the data ends */
 			continue;
 		}
 		if ((v = mime_b64_value(c)) < 0)
@@ -1693,6 +1694,29 @@ mime_leaf(struct mime_ctx *ctx, GMimePart *part, enum mime_role role)
 	mime_add_part(ctx, part);
 }
 
+/* How good a rendering OBJ is: 3 HTML (or a multipart holding HTML near
+ * its top, as related and Apple Mail's mixed do), 2 plain text, 1 else. */
+static int
+mime_alt_rank(GMimeObject *obj, size_t depth)
+{
+	int i, n, rank = 1, r;
+
+	if (mime_is_body_part(obj, "html"))
+		return 3;
+	if (mime_is_body_part(obj, "plain"))
+		return 2;
+	if (!GMIME_IS_MULTIPART(obj) || depth >= 3)
+		return 1;
+	n = g_mime_multipart_get_count(GMIME_MULTIPART(obj));
+	for (i = 0; i < n && i < 8; i++) {
+		r = mime_alt_rank(g_mime_multipart_get_part(GMIME_MULTIPART(obj),
+		    i), depth + 1);
+		if (r > rank)
+			rank = r;
+	}
+	return rank;
+}
+
 /*
  * multipart/alternative: as a body, the HTML and the plain text (and what a
  * nested multipart gives); other renderings are left out. As an
@@ -1708,9 +1732,11 @@ mime_walk_alternative(struct mime_ctx *ctx, GMimeMultipart *mp, size_t depth,
 	for (i = 0; i < n; i++) {
 		child = g_mime_multipart_get_part(mp, i);
 		if (role == MIME_ROLE_ATTACH) {
-			if (mime_is_body_part(child, "html") || best == NULL ||
-			    (mime_is_body_part(child, "plain") &&
-			    !mime_is_body_part(best, "html")))
+			/* the richest rendering; the later one of equals
+			 * (RFC 2046), except among the unknown ones */
+			if (best == NULL || mime_alt_rank(child, 0) >
+			    mime_alt_rank(best, 0) || (mime_alt_rank(child, 0) >
+			    1 && mime_alt_rank(child, 0) == mime_alt_rank(best, 0)))
 				best = child;
 			continue;
 		}
@@ -1759,6 +1785,69 @@ mime_related_root(GMimeMultipart *mp)
 	return root < 0 ? 0 : root;
 }
 
+/*
+ * A leaf OBJ with two Content-Type headers of which the first says
+ * multipart (GMime keeps the last): its content parsed again as that
+ * multipart, as Python's email and most clients read it (the first
+ * header wins), so the parts do not reach the note as raw MIME. A new
+ * object the caller unrefs, or NULL.
+ */
+static GMimeObject *
+mime_reparse_multipart(GMimeObject *obj)
+{
+	GMimeHeaderList *list = g_mime_object_get_header_list(obj);
+	GMimeDataWrapper *content;
+	GMimeStream *cat, *head, *body;
+	GMimeParser *parser;
+	GMimeObject *again;
+	const char *first = NULL, *raw;
+	char *line;
+	int i, n, count = 0;
+
+	n = list != NULL ? g_mime_header_list_get_count(list) : 0;
+	for (i = 0; i < n; i++) {
+		GMimeHeader *h = g_mime_header_list_get_header_at(list, i);
+
+		if (g_ascii_strcasecmp(g_mime_header_get_name(h),
+		    "Content-Type") != 0)
+			continue;
+		if (count++ == 0)
+			first = g_mime_header_get_raw_value(h);
+	}
+	if (count < 2 || first == NULL)
+		return NULL;
+	for (raw = first; *raw == ' ' || *raw == '\t'; raw++)
+		;
+	if (g_ascii_strncasecmp(raw, "multipart/", 10) != 0 ||
+	    strlen(raw) > HDR_VALUE_MAX)
+		return NULL;
+	content = g_mime_part_get_content(GMIME_PART(obj));
+	body = content != NULL ? g_mime_data_wrapper_get_stream(content) : NULL;
+	if (body == NULL)
+		return NULL;
+	line = g_strdup_printf("Content-Type: %s\r\n\r\n", raw);
+	head = g_mime_stream_mem_new_with_buffer(line, strlen(line));
+	g_free(line);
+	cat = g_mime_stream_cat_new();
+	g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), head);
+	g_object_unref(head);
+	g_mime_stream_reset(body);
+	g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), body);
+	/* the closing boundary ends on a line end, as in the message */
+	head = g_mime_stream_mem_new_with_buffer("\r\n", 2);
+	g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), head);
+	g_object_unref(head);
+	parser = g_mime_parser_new_with_stream(cat);
+	again = g_mime_parser_construct_part(parser, NULL);
+	g_object_unref(parser);
+	g_object_unref(cat);
+	if (again != NULL && !GMIME_IS_MULTIPART(again)) {
+		g_object_unref(again);
+		again = NULL;
+	}
+	return again;
+}
+
 /* Walk OBJ at nesting DEPTH in ROLE. */
 static void
 mime_walk(struct mime_ctx *ctx, GMimeObject *obj, size_t depth,
@@ -1785,6 +1874,13 @@ mime_walk(struct mime_ctx *ctx, GMimeObject *obj, size_t depth,
 		return;
 	}
 	if (GMIME_IS_PART(obj)) {
+		GMimeObject *again = mime_reparse_multipart(obj);
+
+		if (again != NULL) {
+			mime_walk(ctx, again, depth + 1, role);
+			g_object_unref(again);
+			return;
+		}
 		mime_leaf(ctx, GMIME_PART(obj), role);
 		return;
 	}

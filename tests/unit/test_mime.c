@@ -1206,6 +1206,55 @@ test_golden_smaller(void **state)
 	mime_message_free(m);
 }
 
+/* A part with two Content-Type headers, the first multipart: read as
+ * that multipart (the first wins), not as raw MIME text. */
+static void
+test_duplicate_content_type(void **state)
+{
+	struct mime_message *m;
+
+	(void)state;
+	m = extract("Subject: dup\nMIME-Version: 1.0\n"
+	    "Content-Type: multipart/related; boundary=\"R\"\n\n"
+	    "--R\n"
+	    "Content-Type: multipart/alternative; boundary=\"A\"\n"
+	    "Content-Type: text/plain; charset=UTF-8\n\n"
+	    "--A\nContent-Type: text/plain\n\nPlain\n"
+	    "--A\nContent-Type: text/html\n\n<p>HTML</p>\n"
+	    "--A--\n"
+	    "--R--\n", NULL);
+	assert_non_null(m->html);
+	assert_string_equal(m->html, "<p>HTML</p>");
+	assert_string_equal(m->text, "Plain");
+	assert_null(strstr(m->text, "Content-Type"));
+	mime_message_free(m);
+}
+
+/* An alternative kept as an attachment keeps its HTML rendering, also
+ * when the HTML is inside a related. */
+static void
+test_alternative_as_attachment(void **state)
+{
+	struct mime_message *m;
+
+	(void)state;
+	m = extract("Subject: alt\nMIME-Version: 1.0\n"
+	    "Content-Type: multipart/mixed; boundary=\"M\"\n\n"
+	    "--M\nContent-Type: text/plain\n\nbody\n"
+	    "--M\nContent-Type: multipart/alternative; boundary=\"A\"\n\n"
+	    "--A\nContent-Type: text/plain\n\nP\n"
+	    "--A\nContent-Type: multipart/related; boundary=\"R\"\n\n"
+	    "--R\nContent-Type: text/html\n\n<html>E</html>\n"
+	    "--R--\n"
+	    "--A--\n"
+	    "--M--\n", NULL);
+	assert_string_equal(m->text, "body");
+	assert_int_equal(m->n_attachments, 1);
+	assert_string_equal(m->attachments[0].content_type, "text/html");
+	assert_string_equal(m->attachments[0].filename, "attachment-1.html");
+	mime_message_free(m);
+}
+
 int
 main(void)
 {
@@ -1231,6 +1280,8 @@ main(void)
 		cmocka_unit_test(test_golden_nested_html),
 		cmocka_unit_test(test_golden_listed),
 		cmocka_unit_test(test_golden_smaller),
+		cmocka_unit_test(test_duplicate_content_type),
+		cmocka_unit_test(test_alternative_as_attachment),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
