@@ -43,8 +43,10 @@ char *charset_to_utf8(const unsigned char *in, size_t len, const char *charset,
  * outside encoded words one space, trimmed; RFC 2047 encoded words decoded
  * each on its own, adjacent words of one charset joined as bytes before
  * conversion (a character may be split across words), and the blanks
- * between adjacent encoded words dropped (RFC 2047 6.2). A malformed word
- * is kept as it is. At most CHARSET_WORDS_MAX input bytes are read.
+ * between adjacent encoded words dropped (RFC 2047 6.2). What the words
+ * decode to is kept as it is (control characters too: file names are
+ * sanitised by their user, hdr_decode_text() makes one line). A malformed
+ * word is kept as it is. At most CHARSET_WORDS_MAX input bytes are read.
  * Returns malloc'd UTF-8; NULL on ENOMEM.
  */
 char *charset_decode_words(const char *in, size_t len);

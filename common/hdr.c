@@ -303,6 +303,19 @@ hdr_is_dsn(const char *content_type)
 	return hdr_is_report(content_type, "delivery-status");
 }
 
+/* S (may be NULL) as one line: line breaks and tabs that encoded words
+ * decoded to become spaces. Returns S. */
+static char *
+hdr_one_line(char *s)
+{
+	char *p;
+
+	for (p = s; p != NULL && *p != '\0'; p++)
+		if (*p == '\r' || *p == '\n' || *p == '\t')
+			*p = ' ';
+	return s;
+}
+
 /* Display name of the first mailbox of an address header value. */
 char *
 hdr_display_name(const char *value)
@@ -365,7 +378,7 @@ hdr_display_name(const char *value)
 		else
 			raw[n++] = c;
 	}
-	out = charset_decode_words(raw, n);
+	out = hdr_one_line(charset_decode_words(raw, n));
 	free(raw);
 	return out;
 }
@@ -377,7 +390,8 @@ hdr_decode_text(const char *value)
 {
 	if (value == NULL)
 		return strdup("");
-	return charset_decode_words(value, strnlen(value, HDR_VALUE_MAX));
+	return hdr_one_line(charset_decode_words(value,
+	    strnlen(value, HDR_VALUE_MAX)));
 }
 
 /* Encode text for an unstructured header into a malloc'd string. */

@@ -59,7 +59,8 @@ bool hdr_is_dsn(const char *content_type);
 bool hdr_is_report(const char *content_type, const char *report_type);
 
 /* An unstructured header value (Subject) as one line of UTF-8: unfolded,
- * blanks collapsed, RFC 2047 words decoded (charset_decode_words());
+ * blanks collapsed, RFC 2047 words decoded (charset_decode_words()), line
+ * breaks and tabs inside them made spaces;
  * malloc'd, caller frees; "" for NULL. */
 char *hdr_decode_text(const char *value);
 

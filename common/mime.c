@@ -2005,39 +2005,51 @@ mime_is_header_line(const char *line, size_t len)
 static gint64
 mime_missing_separator(GMimeStream *stream)
 {
-	char *buf;
-	gssize n, got = 0;
+	char *buf, *grown;
+	gssize n;
+	size_t got = 0, cap = 0, start = 0, end, len;
 	gint64 at = -1;
-	size_t start = 0, end;
+	bool done = false;
 
-	buf = malloc(MIME_HEADER_SCAN);
-	if (buf == NULL)
-		return -1;
-	while (got < MIME_HEADER_SCAN && (n = g_mime_stream_read(stream,
-	    buf + got, (size_t)(MIME_HEADER_SCAN - got))) > 0)
-		got += n;
-	g_mime_stream_reset(stream);
-	while (start < (size_t)got) {
-		const char *nl = memchr(buf + start, '\n', (size_t)got - start);
-		size_t len;
+	buf = NULL;
+	while (!done && got < MIME_HEADER_SCAN) {
+		const char *nl;
 
-		if (nl == NULL)
-			break;          /* the block goes on past what was read */
-		end = (size_t)(nl - buf);
-		len = end - start;
-		if (len > 0 && buf[end - 1] == '\r')
-			len--;
-		if (len == 0)
-			break;          /* the blank line: all is well */
-		if (!(buf[start] == ' ' || buf[start] == '\t') &&
-		    !(start == 0 && len >= 5 && memcmp(buf, "From ", 5) == 0) &&
-		    !mime_is_header_line(buf + start, len)) {
-			at = start > 0 ? (gint64)start : -1;
-			break;
+		if (got == cap) {
+			cap = cap == 0 ? MIME_CHUNK : cap * 2;
+			grown = realloc(buf, cap);
+			if (grown == NULL)
+				break;
+			buf = grown;
 		}
-		start = end + 1;
+		n = g_mime_stream_read(stream, buf + got, cap - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		/* judge every whole line read so far */
+		while (!done && (nl = memchr(buf + start, '\n', got - start)) !=
+		    NULL) {
+			end = (size_t)(nl - buf);
+			len = end - start;
+			if (len > 0 && buf[end - 1] == '\r')
+				len--;
+			if (len == 0) {
+				done = true;    /* the blank line: all is well */
+				break;
+			}
+			if (!(buf[start] == ' ' || buf[start] == '\t') &&
+			    !(start == 0 && len >= 5 &&
+			    memcmp(buf, "From ", 5) == 0) &&
+			    !mime_is_header_line(buf + start, len)) {
+				at = start > 0 ? (gint64)start : -1;
+				done = true;
+				break;
+			}
+			start = end + 1;
+		}
 	}
 	free(buf);
+	g_mime_stream_reset(stream);
 	return at;
 }
 

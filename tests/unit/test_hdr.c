@@ -386,6 +386,8 @@ static const struct decode_case decode_cases[] = {
 	{ "=?x-unknown?q?=E9?=", "\xc3\xa9" },
 	/* raw 8-bit Latin-1 in a header */
 	{ "caf\xe9", "caf\xc3\xa9" },
+	/* a line break inside a word: one line */
+	{ "=?utf-8?q?a=0D=0Ab=09c?=", "a  b c" },
 	/* ISO-2022-JP with an NEC extension (No. sign, row 13) */
 	{ "=?ISO-2022-JP?B?GyRCLWIbKEI=?=", "\xe2\x84\x96" },
 };
