@@ -489,7 +489,7 @@ test_parts_and_depth(void **state)
 	assert_int_equal(m->n_attachments, 10);
 	for (i = 0; i < 10; i++) {
 		const struct mime_attachment *a = &m->attachments[i];
-		char want[16];
+		char want[32];
 
 		snprintf(want, sizeof(want), "f%d.txt", i);
 		assert_string_equal(a->filename, want);
