@@ -1,8 +1,9 @@
 /*
  * mime.c - body and attachments of a raw message (see mime.h).
  *
- * GMime parses the structure; part contents are decoded through filter
- * streams in fixed-size chunks, so no part is held beyond its cap. A
+ * GMime parses the structure; part contents are read in fixed-size chunks
+ * (quoted-printable through GMime's filter, base64 and uuencode through
+ * the tolerant decoder below), so no part is held beyond its cap. A
  * winmail.dat is first re-framed (only whole attributes with good
  * checksums are passed on) and then read by libytnef, which is not
  * robust against hostile lengths on its own.
@@ -11,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <iconv.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
