@@ -54,8 +54,21 @@ bool hdr_addr_spec(const char *value, char out[HDR_ADDR_MAX + 1]);
  * report-type=delivery-status. */
 bool hdr_is_dsn(const char *content_type);
 
-/* Decode RFC 2047 words in VALUE to UTF-8; malloc'd, caller frees. */
+/* True when a Content-Type value is multipart/report with report-type
+ * REPORT_TYPE (any case, quoted or not). */
+bool hdr_is_report(const char *content_type, const char *report_type);
+
+/* An unstructured header value (Subject) as one line of UTF-8: unfolded,
+ * blanks collapsed, RFC 2047 words decoded (charset_decode_words()), line
+ * breaks and tabs inside them made spaces;
+ * malloc'd, caller frees; "" for NULL. */
 char *hdr_decode_text(const char *value);
+
+/* The display name of the first mailbox of an address header value
+ * ("=?utf-8?q?J=C3=B6rg?= <j@x>", "\"Doe, Jane\" <j@x>") as one line of
+ * UTF-8: quotes and comments removed, RFC 2047 words decoded like
+ * hdr_decode_text(); "" when it has none. Malloc'd; NULL on ENOMEM. */
+char *hdr_display_name(const char *value);
 
 /* Encode UTF-8 TEXT as an unstructured header value (RFC 2047 where
  * needed); malloc'd, caller frees. */
