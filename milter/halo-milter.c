@@ -39,14 +39,17 @@
 
 /* Print usage and exit. */
 static void __attribute__((noreturn))
-usage(void)
+usage(FILE *out, int status)
 {
-	fprintf(stderr, "usage: halo-milter [-c config] [-f] [-d] [-t]\n"
+	fprintf(out, "usage: halo-milter [-c config] [-f] [-d] [-t]\n"
 	    "  -c FILE  configuration (default " DEFAULT_CONF ")\n"
 	    "  -f       stay in the foreground, log to stderr\n"
 	    "  -d       debug logging\n"
-	    "  -t       check the configuration and exit\n");
-	exit(2);
+	    "  -t       check the configuration and exit\n"
+	    "  -V       print the version\n"
+	    "  -h       this help (also --help)\n"
+	    "See halo-milter(8) and halo-milter.conf(5).\n");
+	exit(status);
 }
 
 /* Spool recovery callback: keep a file when a job uses it (or on doubt). */
@@ -159,18 +162,21 @@ main(int argc, char **argv)
 	unsigned tmp_removed = 0, orphans = 0;
 	int ch, nerrors = 0, rc = 1;
 
-	while ((ch = getopt(argc, argv, "c:fdtV")) != -1) {
+	if (argc > 1 && strcmp(argv[1], "--help") == 0)
+		usage(stdout, 0);
+	while ((ch = getopt(argc, argv, "c:fdthV")) != -1) {
 		switch (ch) {
 		case 'c': conf_path = optarg; break;
 		case 'f': foreground = true; break;
 		case 'd': debug = true; break;
 		case 't': test_only = true; break;
 		case 'V': puts("halo-milter 0.1"); return 0;
-		default: usage();
+		case 'h': usage(stdout, 0);
+		default: usage(stderr, 2);
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(stderr, 2);
 
 	conf = conf_load(conf_path, stderr, &nerrors);
 	if (conf == NULL) {
@@ -197,9 +203,13 @@ main(int argc, char **argv)
 			log_warnx("user %s does not exist", conf->user);
 			goto out;
 		}
-		if (getuid() != 0) {
-			log_warnx("user = %s needs halo-milter started as root",
-			    conf->user);
+		if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid) {
+			/* started as that user already (the systemd unit's
+			 * User=): nothing to hand over or drop */
+			pw = NULL;
+		} else if (getuid() != 0) {
+			log_warnx("user = %s needs halo-milter started as root"
+			    " or as %s", conf->user, conf->user);
 			goto out;
 		}
 	}

@@ -48,11 +48,12 @@
 #define DEFAULT_CONF "/etc/halo-milter/halo-milter.conf"
 #define CTL_HEADER_MAX (256 * 1024)   /* header block shown by "show" */
 
-/* Print usage and exit. */
+/* Print usage to OUT and exit with STATUS. */
 static void __attribute__((noreturn))
-usage(void)
+ctl_usage(FILE *out, int status)
 {
-	fprintf(stderr, "usage: halo-milterctl [-c config] command [args]\n"
+	fprintf(out, "usage: halo-milterctl [-c config] command [args]\n"
+	    "       halo-milterctl -h | --help\n"
 	    "commands:\n"
 	    "  queue [-s STATE] [-n LIMIT]  list jobs, newest first\n"
 	    "  show ID                      one job and its message headers\n"
@@ -74,8 +75,16 @@ usage(void)
 	    "  manifest --format xml|json [--tenant T]\n"
 	    "                               the Outlook add-in manifest of this\n"
 	    "                               deployment (URLs from public_url)\n"
-	    "states: queued skipped running done failed waiting\n");
-	exit(2);
+	    "states: queued skipped running done failed waiting\n"
+	    "See halo-milterctl(8).\n");
+	exit(status);
+}
+
+/* Print usage to standard error and exit 2 (a wrong command line). */
+static void __attribute__((noreturn))
+usage(void)
+{
+	ctl_usage(stderr, 2);
 }
 
 /* "3m", "2h", "5d": a short age for the queue listing. */
@@ -1197,6 +1206,10 @@ main(int argc, char **argv)
 	char db_path[PATH_MAX], err[512];
 	int nerrors = 0, rc;
 
+	/* help needs neither a configuration nor a store */
+	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0))
+		ctl_usage(stdout, 0);
 	if (argc >= 3 && strcmp(argv[1], "-c") == 0) {
 		conf_path = argv[2];
 		argc -= 2;
@@ -1204,6 +1217,8 @@ main(int argc, char **argv)
 	}
 	if (argc < 2)
 		usage();
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
+		ctl_usage(stdout, 0);
 	conf = conf_load(conf_path, stderr, &nerrors);
 	if (conf == NULL)
 		return 1;
@@ -1221,8 +1236,16 @@ main(int argc, char **argv)
 		return rc;
 	}
 	snprintf(db_path, sizeof(db_path), "%s/halo-milter.db", conf->state_dir);
-	if (access(db_path, F_OK) != 0) {
-		fprintf(stderr, "no store at %s (has halo-milter run?)\n", db_path);
+	if (access(db_path, R_OK | W_OK) != 0) {
+		/* say which: a missing store and a refused one need different
+		 * fixes (start the daemon once, or run as its user or root) */
+		if (errno == ENOENT)
+			fprintf(stderr, "no store at %s (state_dir %s; has"
+			    " halo-milter run?)\n", db_path, conf->state_dir);
+		else
+			fprintf(stderr, "cannot open store %s: %s (run as root"
+			    " or as the daemon's user)\n", db_path,
+			    strerror(errno));
 		conf_free(conf);
 		return 1;
 	}
