@@ -206,11 +206,17 @@ check-man:
 deps-pkg:
 	@sh scripts/deps-pkg.sh
 
+# dpkg-buildpackage writes next to the source tree: build a copy in
+# $(BUILD)/deb so the results land in $(BUILD)/deb and the tree stays clean
+DEB_SRC := $(BUILD)/deb/halo-milter
 deb: deps-pkg
-	dpkg-buildpackage -us -uc -b
-	@mkdir -p $(BUILD)
-	cp ../halo-milter_*.deb $(BUILD)/
-	lintian --fail-on error ../halo-milter_*.changes
+	@rm -rf $(BUILD)/deb && mkdir -p $(DEB_SRC)
+	tar --exclude=./build --exclude=./.git --exclude='*/node_modules' -cf - . | \
+	    tar -C $(DEB_SRC) -xf -
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b
+	lintian --fail-on error \
+	    $(BUILD)/deb/halo-milter_*.changes
+	@ls $(BUILD)/deb/halo-milter_*.deb
 
 check-pkg: deps-pkg
 	@BUILD=$(BUILD) sh tests/pkg/run.sh
