@@ -11,7 +11,9 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +144,26 @@ main_tcp_nodelay(const char *socket_spec)
 	if (n == 0)
 		log_warnx("TCP_NODELAY: no listening socket found for %s; each"
 		    " message may wait ~40 ms for a delayed ACK", socket_spec);
+}
+
+/* Block SIGTERM, SIGINT and SIGHUP in this thread and those it starts. */
+static int
+main_block_stop_signals(void)
+{
+	sigset_t set;
+	int err;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	err = pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (err != 0) {
+		errno = err;
+		log_warn("pthread_sigmask");
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -282,6 +304,16 @@ main(int argc, char **argv)
 		log_warnx("sealing key %s: %s", key_path, err);
 		goto out;
 	}
+	/*
+	 * libmilter's signal thread (started by smfi_main) takes SIGTERM,
+	 * SIGINT and SIGHUP with sigwait() and stops cleanly. The worker and
+	 * web threads start before it: block the three here, so that they
+	 * inherit the mask and a stop signal never lands in one of them
+	 * (which would kill the process without "stopping" or a clean
+	 * shutdown of the workers).
+	 */
+	if (main_block_stop_signals() != 0)
+		goto out;
 	oauth = oauth_new(store, key);
 	crypto_wipe(key, sizeof(key));
 	in = intake_new(conf, store, spool_dir, hostname);
