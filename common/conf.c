@@ -93,6 +93,7 @@ enum key_id {
 	KEY_TICKET_STATUS_TTL,
 	KEY_WEB_ROOT,
 	KEY_ADMIN_NETWORKS,
+	KEY_LOG,
 	KEY_COUNT
 };
 
@@ -156,6 +157,7 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_TLS_KEY]            = { "tls_key", SCOPE_GLOBAL, false },
 	[KEY_WEB_ROOT]           = { "web_root", SCOPE_GLOBAL, false },
 	[KEY_ADMIN_NETWORKS]     = { "admin_networks", SCOPE_GLOBAL, true },
+	[KEY_LOG]                = { "log", SCOPE_GLOBAL, false },
 };
 
 enum parse_state {
@@ -1198,6 +1200,19 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 		else
 			conf_error(p, line, "log_level: invalid '%s' (expected "
 			    "debug, info, notice, warning or err)", value);
+		break;
+	case KEY_LOG:
+		if (strcmp(value, "auto") == 0)
+			c->log = CONF_LOG_AUTO;
+		else if (strcmp(value, "syslog") == 0)
+			c->log = CONF_LOG_SYSLOG;
+		else if (strcmp(value, "stderr") == 0)
+			c->log = CONF_LOG_STDERR;
+		else if (strcmp(value, "journal") == 0)
+			c->log = CONF_LOG_JOURNAL;
+		else
+			conf_error(p, line, "log: invalid '%s' (expected auto,"
+			    " syslog, stderr or journal)", value);
 		break;
 	default:
 		break;

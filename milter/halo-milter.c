@@ -146,6 +146,22 @@ main_tcp_nodelay(const char *socket_spec)
 		    " message may wait ~40 ms for a delayed ACK", socket_spec);
 }
 
+/* Where log lines go: the "log" key, or for "auto" syslog when detached,
+ * stderr with -f, and stderr with priorities when that is the journal. */
+static enum log_dest
+main_log_dest(enum conf_log log, bool foreground)
+{
+	switch (log) {
+	case CONF_LOG_SYSLOG: return LOG_DEST_SYSLOG;
+	case CONF_LOG_STDERR: return LOG_DEST_STDERR;
+	case CONF_LOG_JOURNAL: return LOG_DEST_JOURNAL;
+	case CONF_LOG_AUTO: break;
+	}
+	if (!foreground)
+		return LOG_DEST_SYSLOG;
+	return log_stderr_is_journal() ? LOG_DEST_JOURNAL : LOG_DEST_STDERR;
+}
+
 /* Block SIGTERM, SIGINT and SIGHUP in this thread and those it starts. */
 static int
 main_block_stop_signals(void)
@@ -214,7 +230,8 @@ main(int argc, char **argv)
 		return 0;
 	}
 
-	log_init("halo-milter", foreground, debug ? LOG_DEBUG : conf->log_level);
+	log_open("halo-milter", main_log_dest(conf->log, foreground),
+	    debug ? LOG_DEBUG : conf->log_level);
 	if (gethostname(hostname, sizeof(hostname)) != 0)
 		strcpy(hostname, "localhost");
 	hostname[sizeof(hostname) - 1] = '\0';
