@@ -47,7 +47,8 @@ SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover
 endif
 
 CC       ?= cc
-PKGS     := gmime-3.0 libcjson sqlite3 openssl libcurl gumbo libytnef libmicrohttpd libqrencode
+PKGS     := gmime-3.0 libcjson sqlite3 openssl libcurl gumbo libytnef libmicrohttpd libqrencode \
+            libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

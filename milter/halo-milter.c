@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <libmilter/mfapi.h>
+#include <systemd/sd-daemon.h>
 
 #include "callbacks.h"
 #include "conf.h"
@@ -355,7 +356,10 @@ main(int argc, char **argv)
 	    conf->workers == 1 ? "" : "s",
 	    conf->web_listen != NULL ? conf->web_listen : "off",
 	    store_schema_version(store));
+	/* systemd's Type=notify: up now (a no-op without $NOTIFY_SOCKET) */
+	(void)sd_notify(0, "READY=1\nSTATUS=serving");
 	rc = smfi_main() == MI_SUCCESS ? 0 : 1;
+	(void)sd_notify(0, "STOPPING=1");
 	log_info("stopping");
 out:
 	web = web_stop(web);

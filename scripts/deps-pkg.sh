@@ -8,7 +8,7 @@ set -eu
 PKGS="debhelper dpkg-dev devscripts fakeroot lintian debootstrap
 build-essential pkg-config libmilter-dev libcurl4-openssl-dev libcjson-dev
 libgmime-3.0-dev libssl-dev libsqlite3-dev libmicrohttpd-dev libgumbo-dev
-libytnef0-dev libqrencode-dev man-db groff-base"
+libytnef0-dev libqrencode-dev libsystemd-dev man-db groff-base"
 
 missing=""
 for p in $PKGS; do
