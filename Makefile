@@ -77,7 +77,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: all deps check check-all check-unit check-milter check-corpus check-e2e \
-        check-browser check-halosim check-soak check-man check-pkg demo demo-run \
+        check-browser check-halosim check-soak check-man check-cli check-pkg demo demo-run \
         fuzz bench bench-run soak soak-run install deb deps-pkg clean
 
 all: $(BUILD)/halo-milter $(BUILD)/halo-milterctl $(BUILD)/halo-milter.service
@@ -125,7 +125,7 @@ check: deps
 
 check-all: all $(UNIT_BIN) $(BUILD)/corpus-intake
 	@rm -f $(BUILD)/check.log $(BUILD)/.rc-check-*
-	@status=0; for t in check-unit check-man check-milter check-corpus check-e2e check-soak check-browser check-halosim; do \
+	@status=0; for t in check-unit check-man check-cli check-milter check-corpus check-e2e check-soak check-browser check-halosim; do \
 	  $(MAKE) --no-print-directory $$t 2>&1 | tee -a $(BUILD)/check.log; \
 	  tail -1 $(BUILD)/.rc-$$t 2>/dev/null | grep -qx 0 || status=1; \
 	done; \
@@ -202,6 +202,10 @@ fuzz:
 check-man:
 	@mkdir -p $(BUILD)
 	@BUILD=$(BUILD) sh tests/man/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-man; exit $$rc
+
+# --help, the stricter -t, halo-milterctl's store errors
+check-cli: all
+	@BUILD=$(BUILD) sh tests/cli/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-cli; exit $$rc
 
 # the Debian package: build tools only for this target (scripts/deps-pkg.sh)
 deps-pkg:

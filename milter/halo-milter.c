@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <syslog.h>
@@ -163,6 +164,85 @@ main_log_dest(enum conf_log log, bool foreground)
 	return log_stderr_is_journal() ? LOG_DEST_JOURNAL : LOG_DEST_STDERR;
 }
 
+/* Whether URL (http:// or https://) names a loopback host. */
+static bool
+main_url_loopback(const char *url)
+{
+	const char *host = strstr(url, "://");
+	size_t n;
+
+	if (host == NULL)
+		return false;
+	host += 3;
+	n = strcspn(host, ":/?#");
+	if (*host == '[')
+		return strncmp(host, "[::1]", 5) == 0;
+	return (n == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+	    strncmp(host, "127.", 4) == 0;
+}
+
+/*
+ * What -t checks beyond what the daemon needs to start: set-ups that parse
+ * but cannot work as installed. Prints "FILE: ..." for each; returns the
+ * number found.
+ */
+static int
+main_check_strict(const struct conf *conf, const char *path)
+{
+	/* the client ids of conf/halo-milter.conf, the shipped example */
+	static const char *const placeholders[] = {
+		"6f1c2a9e-milter-acme", "globex-milter"
+	};
+	const char *colon;
+	bool root = getuid() == 0;
+	size_t i, j;
+	int n = 0;
+
+	if (conf->user == NULL && root) {
+		fprintf(stderr, "%s: user is not set: started as root, the daemon"
+		    " would keep running as root (set user = halo-milter)\n",
+		    path);
+		n++;
+	}
+	if (conf->web_listen != NULL &&
+	    (colon = strrchr(conf->web_listen, ':')) != NULL &&
+	    atoi(colon + 1) < 1024 && (conf->user != NULL || !root)) {
+		fprintf(stderr, "%s: web_listen %s: the web server starts without"
+		    " root, so it cannot listen on a port below 1024\n", path,
+		    conf->web_listen);
+		n++;
+	}
+	for (i = 0; i < conf->n_tenants; i++) {
+		const struct conf_tenant *t = conf->tenants[i];
+		const char *urls[2] = { t->halo_url, t->auth_url };
+		const char *keys[2] = { "halo_url", "auth_url" };
+
+		for (j = 0; j < 2; j++) {
+			if (urls[j] == NULL ||
+			    strncasecmp(urls[j], "http://", 7) != 0)
+				continue;
+			if (conf->insecure_http && main_url_loopback(urls[j]))
+				continue;
+			fprintf(stderr, "%s: tenant '%s': %s %s is plain http://;"
+			    " Halo is reached over https:// only (insecure_http"
+			    " allows loopback, for tests)\n", path, t->name,
+			    keys[j], urls[j]);
+			n++;
+		}
+		for (j = 0; j < sizeof(placeholders) / sizeof(placeholders[0]);
+		    j++)
+			if (t->client_id != NULL &&
+			    strcmp(t->client_id, placeholders[j]) == 0) {
+				fprintf(stderr, "%s: tenant '%s': client_id %s is"
+				    " the example's placeholder: use the Client ID"
+				    " of your Halo API application\n", path,
+				    t->name, t->client_id);
+				n++;
+			}
+	}
+	return n;
+}
+
 /* Block SIGTERM, SIGINT and SIGHUP in this thread and those it starts. */
 static int
 main_block_stop_signals(void)
@@ -222,6 +302,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s: %d error%s; %s\n", conf_path, nerrors,
 		    nerrors == 1 ? "" : "s",
 		    test_only ? "configuration is invalid" : "refusing to start");
+		return 1;
+	}
+	if (test_only && main_check_strict(conf, conf_path) > 0) {
+		fprintf(stderr, "%s: configuration is invalid\n", conf_path);
+		conf_free(conf);
 		return 1;
 	}
 	if (test_only) {

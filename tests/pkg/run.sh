@@ -165,8 +165,11 @@ start=$(sed -n 's/^ExecStart=//p' "$UNIT")
 # shellcheck disable=SC2086
 as_daemon $pre > "$T/pre.log" 2>&1
 check "ExecStartPre ($pre) passes" eq "$?" 0
+# not through as_daemon: "func &" would fork a subshell, and $! would be its
+# pid rather than the daemon's (chroot and env exec, so this one is)
 # shellcheck disable=SC2086
-as_daemon $start 2> "$T/daemon.log" &
+chroot --userspec=halo-milter:halo-milter "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    $start 2> "$T/daemon.log" &
 MILTER_PID=$!
 i=0
 while [ $i -lt 100 ] && ! _h_listening "$MILTER_PORT"; do
@@ -206,6 +209,7 @@ wait "$MILTER_PID"
 rc=$?
 MILTER_PID=
 check "SIGTERM stops it cleanly" eq "$rc" 0
+check "it logged its stop" grep -q 'stopping' "$T/daemon.log"
 
 # --- purge -----------------------------------------------------------------
 in_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq halo-milter > "$T/purge.log" 2>&1
