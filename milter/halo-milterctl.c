@@ -47,6 +47,7 @@
 
 #define DEFAULT_CONF "/etc/halo-milter/halo-milter.conf"
 #define CTL_HEADER_MAX (256 * 1024)   /* header block shown by "show" */
+#define CTL_QUEUE_LIMIT 50            /* "queue" rows without -n, on a tty */
 
 /* Print usage to OUT and exit with STATUS. */
 static void __attribute__((noreturn))
@@ -55,10 +56,12 @@ ctl_usage(FILE *out, int status)
 	fprintf(out, "usage: halo-milterctl [-c config] command [args]\n"
 	    "       halo-milterctl -h | --help\n"
 	    "commands:\n"
-	    "  queue [-s STATE] [-n LIMIT]  list jobs, newest first\n"
+	    "  queue [-s STATE] [-n LIMIT]  list jobs, newest first (LIMIT: 0 = all;\n"
+	    "                               default 50 on a terminal, else all)\n"
 	    "  show ID                      one job and its message headers\n"
 	    "  stats                        number of jobs per state\n"
 	    "  retry ID                     queue a failed, skipped or waiting job again\n"
+	    "                               (not a done one)\n"
 	    "  token import AGENT [TENANT]  store AGENT's Halo refresh token, read\n"
 	    "                               from standard input (sealed at rest)\n"
 	    "  doctor [TENANT]              check each tenant's Halo set-up: agents'\n"
@@ -125,7 +128,11 @@ static int
 ctl_queue(struct store *st, int argc, char **argv)
 {
 	int ch, state = -1;
-	unsigned limit = 0;
+	/* a terminal gets the newest CTL_QUEUE_LIMIT; scripts reading a
+	 * pipe get every job unless they ask for fewer */
+	unsigned limit = isatty(STDOUT_FILENO) ? CTL_QUEUE_LIMIT : 0;
+	unsigned long n;
+	char *end;
 
 	optind = 1;
 	while ((ch = getopt(argc, argv, "s:n:")) != -1) {
@@ -138,7 +145,15 @@ ctl_queue(struct store *st, int argc, char **argv)
 			}
 			break;
 		case 'n':
-			limit = (unsigned)strtoul(optarg, NULL, 10);
+			errno = 0;
+			n = strtoul(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' ||
+			    optarg[0] == '-' || n > 1000000) {
+				fprintf(stderr, "-n: '%s' is not a number from 0"
+				    " (all) to 1000000\n", optarg);
+				return 2;
+			}
+			limit = (unsigned)n;
 			break;
 		default:
 			usage();
@@ -270,7 +285,18 @@ ctl_retry(struct store *st, const char *idtext)
 	}
 	rc = store_job_requeue(st, id);
 	if (rc == STORE_NOT_FOUND) {
-		fprintf(stderr, "no job %lld, or it is running now\n", id);
+		struct store_job *job = NULL;
+
+		if (store_job_get(st, id, &job) != STORE_OK || job == NULL)
+			fprintf(stderr, "no job %lld\n", id);
+		else if (job->state == STORE_DONE)
+			fprintf(stderr, "job %lld is done: its mail is on its Halo"
+			    " ticket and its spooled message is gone; nothing to"
+			    " retry\n", id);
+		else
+			fprintf(stderr, "job %lld is %s now; try again when it"
+			    " has finished\n", id, store_state_name(job->state));
+		store_job_free(job);
 		return 1;
 	}
 	if (rc != STORE_OK)

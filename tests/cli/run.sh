@@ -73,5 +73,24 @@ if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
 	expect 1 'Permission denied' "ctl: a refused store is not called missing" \
 	    setpriv --reuid=nobody --regid=nogroup --clear-groups "$C" -c "$T/ok.conf" queue
 fi
+# a store made by the daemon: queue's -n is checked
+mkdir -p "$T/st2"
+sed "s|^state_dir = .*|state_dir = $T/st2|; s|^user = .*||; s|^web_listen = .*|web_listen = off|" \
+    "$T/ok.conf" > "$T/run.conf"
+echo "socket = unix:$T/st2/milter.sock" >> "$T/run.conf.g"
+{ cat "$T/run.conf.g"; cat "$T/run.conf"; } > "$T/run2.conf"
+"$D" -c "$T/run2.conf" -f 2> "$T/daemon.log" &
+dpid=$!
+i=0
+while [ $i -lt 50 ] && [ ! -S "$T/st2/milter.sock" ]; do sleep 0.1; i=$((i + 1)); done
+kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null
+if [ -s "$T/st2/halo-milter.db" ]; then
+	expect 0 '^ID ' "ctl queue -n 5" "$C" -c "$T/run2.conf" queue -n 5
+	expect 2 'not a number' "ctl queue -n abc is refused" "$C" -c "$T/run2.conf" queue -n abc
+	expect 2 'not a number' "ctl queue -n -1 is refused" "$C" -c "$T/run2.conf" queue -n -1
+	expect 1 'no job 42' "ctl retry of a job that does not exist" "$C" -c "$T/run2.conf" retry 42
+else
+	bad "the daemon made no store ($(tail -1 "$T/daemon.log"))"
+fi
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
