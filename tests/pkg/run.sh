@@ -102,7 +102,7 @@ check "apt install ./halo-milter_*.deb into Debian 12" eq "$rc" 0
 
 uid=$(in_root id -u halo-milter 2>/dev/null)
 check "postinst made the system user halo-milter" test -n "$uid" -a "${uid:-1000}" -lt 1000
-check "its group exists" in_root getent group halo-milter
+check "its group exists" sh -c "chroot '$R' getent group halo-milter >/dev/null"
 check "conffile is 0640 root:halo-milter" eq "$(in_root stat -c '%a %U:%G' /etc/halo-milter/halo-milter.conf 2>/dev/null)" "640 root:halo-milter"
 check "config dir is 0750 root:halo-milter" eq "$(in_root stat -c '%a %U:%G' /etc/halo-milter 2>/dev/null)" "750 root:halo-milter"
 check "dpkg lists the configuration as a conffile" sh -c \
