@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "agents.h"
 #include "conf.h"
 #include "crypto.h"
@@ -56,10 +58,11 @@ ctl_usage(FILE *out, int status)
 	fprintf(out, "usage: halo-milterctl [-c config] command [args]\n"
 	    "       halo-milterctl -h | --help\n"
 	    "commands:\n"
-	    "  queue [-s STATE] [-n LIMIT]  list jobs, newest first (LIMIT: 0 = all;\n"
+	    "  queue [-s STATE] [-n LIMIT] [-t TENANT] [-q QUEUEID] [-m MESSAGEID]\n"
+	    "        [--json]               list jobs, newest first (LIMIT: 0 = all;\n"
 	    "                               default 50 on a terminal, else all)\n"
 	    "  show ID                      one job and its message headers\n"
-	    "  stats                        number of jobs per state\n"
+	    "  stats [--json]               number of jobs per state\n"
 	    "  retry ID                     queue a failed, skipped or waiting job again\n"
 	    "                               (not a done one)\n"
 	    "  token import AGENT [TENANT]  store AGENT's Halo refresh token, read\n"
@@ -108,13 +111,64 @@ ctl_age(time_t since, char *out, size_t outsz)
 		snprintf(out, outsz, "%ldd", s / 86400);
 }
 
+/* What "queue" shows: filters, limit, and the JSON array when --json. */
+struct ctl_queue_opts {
+	const char *tenant, *queue_id, *message_id;  /* NULL = any */
+	unsigned limit, shown;     /* limit 0 = all */
+	cJSON *json;               /* the array being filled, or NULL */
+};
+
+/* A string member, or JSON null for NULL. */
+static void
+ctl_json_str(cJSON *obj, const char *name, const char *value)
+{
+	if (value != NULL)
+		cJSON_AddStringToObject(obj, name, value);
+	else
+		cJSON_AddNullToObject(obj, name);
+}
+
 /* One row of "queue". */
 static void
 ctl_queue_row(const struct store_job *j, void *arg)
 {
+	struct ctl_queue_opts *o = arg;
 	char age[24], msgid[61], from[41], reason[33];
+	cJSON *obj;
 
-	(void)arg;
+	if ((o->tenant != NULL && (j->tenant == NULL ||
+	    strcmp(j->tenant, o->tenant) != 0)) ||
+	    (o->queue_id != NULL && (j->queue_id == NULL ||
+	    strcmp(j->queue_id, o->queue_id) != 0)) ||
+	    (o->message_id != NULL && (j->message_id == NULL ||
+	    strcmp(j->message_id, o->message_id) != 0)))
+		return;
+	if (o->limit != 0 && o->shown >= o->limit)
+		return;
+	o->shown++;
+	if (o->json != NULL) {
+		obj = cJSON_CreateObject();
+		if (obj == NULL)
+			return;
+		cJSON_AddNumberToObject(obj, "id", (double)j->id);
+		cJSON_AddStringToObject(obj, "state", store_state_name(j->state));
+		cJSON_AddNumberToObject(obj, "created", (double)j->created);
+		cJSON_AddNumberToObject(obj, "updated", (double)j->updated);
+		ctl_json_str(obj, "tenant", j->tenant);
+		ctl_json_str(obj, "reason", j->reason);
+		ctl_json_str(obj, "from", j->from_addr);
+		ctl_json_str(obj, "message_id", j->message_id);
+		ctl_json_str(obj, "queue_id", j->queue_id);
+		cJSON_AddNumberToObject(obj, "attempts", j->attempts);
+		ctl_json_str(obj, "result", j->result);
+		if (j->ticket_id != 0)
+			cJSON_AddNumberToObject(obj, "ticket_id",
+			    (double)j->ticket_id);
+		else
+			cJSON_AddNullToObject(obj, "ticket_id");
+		cJSON_AddItemToArray(o->json, obj);
+		return;
+	}
 	ctl_age(j->created, age, sizeof(age));
 	log_safe(j->message_id, msgid, sizeof(msgid));
 	log_safe(j->from_addr, from, sizeof(from));
@@ -123,19 +177,54 @@ ctl_queue_row(const struct store_job *j, void *arg)
 	    store_state_name(j->state), age, j->tenant, reason, from, msgid);
 }
 
+/* Print JSON (and free it); 0, or 1 when it could not be written. */
+static int
+ctl_json_print(cJSON *json)
+{
+	char *text = json != NULL ? cJSON_Print(json) : NULL;
+	int rc = 1;
+
+	if (text != NULL && puts(text) >= 0 && fflush(stdout) == 0)
+		rc = 0;
+	free(text);
+	cJSON_Delete(json);
+	return rc;
+}
+
+/* Remove "--json" from ARGV (ARGC updated); whether it was there. */
+static bool
+ctl_take_json(int *argc, char **argv)
+{
+	bool found = false;
+	int i, j;
+
+	for (i = j = 0; i < *argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			found = true;
+		else
+			argv[j++] = argv[i];
+	}
+	argv[j] = NULL;
+	*argc = j;
+	return found;
+}
+
 /* "queue": list jobs. */
 static int
 ctl_queue(struct store *st, int argc, char **argv)
 {
+	struct ctl_queue_opts o;
 	int ch, state = -1;
-	/* a terminal gets the newest CTL_QUEUE_LIMIT; scripts reading a
-	 * pipe get every job unless they ask for fewer */
-	unsigned limit = isatty(STDOUT_FILENO) ? CTL_QUEUE_LIMIT : 0;
 	unsigned long n;
 	char *end;
+	bool json = ctl_take_json(&argc, argv);
 
+	memset(&o, 0, sizeof(o));
+	/* a terminal gets the newest CTL_QUEUE_LIMIT; scripts reading a
+	 * pipe get every job unless they ask for fewer */
+	o.limit = isatty(STDOUT_FILENO) ? CTL_QUEUE_LIMIT : 0;
 	optind = 1;
-	while ((ch = getopt(argc, argv, "s:n:")) != -1) {
+	while ((ch = getopt(argc, argv, "s:n:t:q:m:")) != -1) {
 		switch (ch) {
 		case 's':
 			state = store_state_parse(optarg);
@@ -153,16 +242,30 @@ ctl_queue(struct store *st, int argc, char **argv)
 				    " (all) to 1000000\n", optarg);
 				return 2;
 			}
-			limit = (unsigned)n;
+			o.limit = (unsigned)n;
 			break;
+		case 't': o.tenant = optarg; break;
+		case 'q': o.queue_id = optarg; break;
+		case 'm': o.message_id = optarg; break;
 		default:
 			usage();
 		}
 	}
-	printf("%-6s %-8s %-5s %-12s %-18s %-40s %s\n", "ID", "STATE", "AGE",
-	    "TENANT", "REASON", "FROM", "MESSAGE-ID");
-	return store_job_list(st, state, limit, ctl_queue_row, NULL) == STORE_OK ?
-	    0 : 1;
+	if (optind != argc)
+		usage();
+	if (json && (o.json = cJSON_CreateArray()) == NULL)
+		return 1;
+	if (!json)
+		printf("%-6s %-8s %-5s %-12s %-18s %-40s %s\n", "ID", "STATE",
+		    "AGE", "TENANT", "REASON", "FROM", "MESSAGE-ID");
+	/* with a filter the limit counts matching rows, so it is applied
+	 * here rather than by the store */
+	if (store_job_list(st, state, o.tenant || o.queue_id || o.message_id ?
+	    0 : o.limit, ctl_queue_row, &o) != STORE_OK) {
+		cJSON_Delete(o.json);
+		return 1;
+	}
+	return json ? ctl_json_print(o.json) : 0;
 }
 
 /* Print the header block of a spool file, made safe for a terminal. */
@@ -1172,13 +1275,22 @@ ctl_keys_rotate(struct store *st, const struct conf *conf, bool force)
 
 /* "stats". */
 static int
-ctl_stats(struct store *st)
+ctl_stats(struct store *st, bool json)
 {
 	uint64_t counts[6];
+	cJSON *obj;
 	int s;
 
 	if (store_job_counts(st, counts) != STORE_OK)
 		return 1;
+	if (json) {
+		if ((obj = cJSON_CreateObject()) == NULL)
+			return 1;
+		for (s = 0; s < 6; s++)
+			cJSON_AddNumberToObject(obj,
+			    store_state_name((enum store_state)s), (double)counts[s]);
+		return ctl_json_print(obj);
+	}
 	for (s = 0; s < 6; s++)
 		printf("%-8s %" PRIu64 "\n", store_state_name((enum store_state)s),
 		    counts[s]);
@@ -1285,8 +1397,9 @@ main(int argc, char **argv)
 		rc = ctl_queue(st, argc - 1, argv + 1);
 	else if (strcmp(argv[1], "show") == 0 && argc == 3)
 		rc = ctl_show(st, conf, argv[2]);
-	else if (strcmp(argv[1], "stats") == 0)
-		rc = ctl_stats(st);
+	else if (strcmp(argv[1], "stats") == 0 && (argc == 2 ||
+	    (argc == 3 && strcmp(argv[2], "--json") == 0)))
+		rc = ctl_stats(st, argc == 3);
 	else if (strcmp(argv[1], "doctor") == 0 && argc <= 3)
 		rc = ctl_doctor(st, conf, argc == 3 ? argv[2] : NULL);
 	else if (strcmp(argv[1], "retry") == 0 && argc == 3)

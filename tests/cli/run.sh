@@ -82,13 +82,18 @@ echo "socket = unix:$T/st2/milter.sock" >> "$T/run.conf.g"
 "$D" -c "$T/run2.conf" -f 2> "$T/daemon.log" &
 dpid=$!
 i=0
-while [ $i -lt 50 ] && [ ! -S "$T/st2/milter.sock" ]; do sleep 0.1; i=$((i + 1)); done
+while [ $i -lt 100 ] && ! grep -q 'started:' "$T/daemon.log"; do sleep 0.1; i=$((i + 1)); done
 kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null
 if [ -s "$T/st2/halo-milter.db" ]; then
 	expect 0 '^ID ' "ctl queue -n 5" "$C" -c "$T/run2.conf" queue -n 5
 	expect 2 'not a number' "ctl queue -n abc is refused" "$C" -c "$T/run2.conf" queue -n abc
 	expect 2 'not a number' "ctl queue -n -1 is refused" "$C" -c "$T/run2.conf" queue -n -1
 	expect 1 'no job 42' "ctl retry of a job that does not exist" "$C" -c "$T/run2.conf" retry 42
+	expect 0 '^\[' "ctl queue --json" "$C" -c "$T/run2.conf" queue --json -t a -q X1 -m '<m@x>'
+	expect 0 'ok' "ctl queue --json is a JSON array" sh -c \
+	    "'$C' -c '$T/run2.conf' queue --json | python3 -c 'import json,sys; assert json.load(sys.stdin) == []; print(\"ok\")'"
+	expect 0 'ok' "ctl stats --json: a count per state" sh -c \
+	    "'$C' -c '$T/run2.conf' stats --json | python3 -c 'import json,sys; d = json.load(sys.stdin); assert sorted(d) == sorted([\"queued\", \"skipped\", \"running\", \"done\", \"failed\", \"waiting\"]) and set(d.values()) == {0}; print(\"ok\")'"
 else
 	bad "the daemon made no store ($(tail -1 "$T/daemon.log"))"
 fi
