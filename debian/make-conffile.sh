@@ -13,7 +13,7 @@ cat <<'HDR'
 #      secret), ticket_type_id and the routes of your mailboxes;
 #   2. set public_url (agents' enrollment links);
 #   3. check:  halo-milter -t
-#   4. systemctl reload-or-restart halo-milter, then hook it into Postfix
+#   4. systemctl restart halo-milter, then hook it into Postfix
 #      (smtpd_milters = inet:127.0.0.1:8894; see halo-milter(8)).
 # Every key: halo-milter.conf(5). This file is readable by root and the
 # halo-milter group only: keep secrets in files of the same mode.
