@@ -96,6 +96,7 @@ enum key_id {
 	KEY_SUBMISSION_NETWORKS,
 	KEY_AUTHSERV_IDS,
 	KEY_AGENT_LOGIN,
+	KEY_LOG,
 	KEY_COUNT
 };
 
@@ -162,6 +163,7 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_SUBMISSION_NETWORKS] = { "submission_networks", SCOPE_GLOBAL, true },
 	[KEY_AUTHSERV_IDS]       = { "authserv_ids", SCOPE_GLOBAL, true },
 	[KEY_AGENT_LOGIN]        = { "agent_login", SCOPE_TENANT, true },
+	[KEY_LOG]                = { "log", SCOPE_GLOBAL, false },
 };
 
 enum parse_state {
@@ -1312,6 +1314,19 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 		else
 			conf_error(p, line, "log_level: invalid '%s' (expected "
 			    "debug, info, notice, warning or err)", value);
+		break;
+	case KEY_LOG:
+		if (strcmp(value, "auto") == 0)
+			c->log = CONF_LOG_AUTO;
+		else if (strcmp(value, "syslog") == 0)
+			c->log = CONF_LOG_SYSLOG;
+		else if (strcmp(value, "stderr") == 0)
+			c->log = CONF_LOG_STDERR;
+		else if (strcmp(value, "journal") == 0)
+			c->log = CONF_LOG_JOURNAL;
+		else
+			conf_error(p, line, "log: invalid '%s' (expected auto,"
+			    " syslog, stderr or journal)", value);
 		break;
 	default:
 		break;

@@ -24,6 +24,15 @@ enum conf_mode {
 	CONF_MODE_INTAKE        /* create or append */
 };
 
+/* "log": where lines go; auto = syslog when detached, with -f stderr, or
+ * journal when stderr is systemd's journal stream */
+enum conf_log {
+	CONF_LOG_AUTO = 0,
+	CONF_LOG_SYSLOG,
+	CONF_LOG_STDERR,
+	CONF_LOG_JOURNAL
+};
+
 enum conf_spool_error {
 	CONF_SPOOL_TEMPFAIL = 0,
 	CONF_SPOOL_ACCEPT
@@ -132,6 +141,7 @@ struct conf {
 	uint64_t max_message_size;   /* bytes; default 50 MiB; 0 = unlimited */
 	bool add_thread_index;       /* default false */
 	int log_level;               /* syslog priority; default LOG_INFO */
+	enum conf_log log;           /* default auto */
 	unsigned workers;            /* worker threads; default 2; 0 = intake
 	                                only (another node's workers log) */
 	unsigned retry_base;         /* first retry delay, seconds; default 15 */

@@ -248,7 +248,9 @@ enum store_status store_job_retry(struct store *st, int64_t id,
 enum store_status store_job_finish(struct store *st, int64_t id,
     enum store_state state, const char *reason);
 
-/* Operator re-queue ("halo-milterctl retry"): queued, due now. */
+/* Operator re-queue ("halo-milterctl retry"): queued, due now.
+ * STORE_NOT_FOUND for no such job, a running one, or a done one (its mail
+ * is on its ticket and its spooled message is gone). */
 enum store_status store_job_requeue(struct store *st, int64_t id);
 
 /* Jobs of TENANT/AGENT in "waiting" go back to the queue (token fixed). */

@@ -870,7 +870,7 @@ store_job_requeue(struct store *st, int64_t id)
 
 	rc = store_exec(st, "UPDATE jobs SET state = 'queued', reason = NULL,"
 	    " next_attempt = 0, lease_until = 0, updated = ?2 WHERE id = ?1"
-	    " AND state <> 'running'", "ii", &changes, id, (int64_t)time(NULL));
+	    " AND state NOT IN ('running', 'done')", "ii", &changes, id, (int64_t)time(NULL));
 	if (rc == STORE_OK && changes == 0)
 		return STORE_NOT_FOUND;
 	return rc;

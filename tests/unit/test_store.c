@@ -687,6 +687,46 @@ test_dedup_key(void **state)
 	got = store_job_free(got);
 }
 
+/* Operator re-queue: failed and waiting jobs go back to the queue; a done
+ * job (its message gone) and a running one stay as they are. */
+static void
+test_requeue(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[3];
+	struct store_job *got = NULL;
+	enum store_status res[3];
+	int64_t ids[3];
+
+	open_latest(f);
+	j[0] = job_new("acme", "<done@x>");
+	j[1] = job_new("acme", "<failed@x>");
+	j[2] = job_new("acme", "<running@x>");
+	assert_int_equal(store_jobs_add(f->st, j, 3, res, ids, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(store_job_finish(f->st, ids[0], STORE_DONE, NULL),
+	    STORE_OK);
+	assert_int_equal(store_job_finish(f->st, ids[1], STORE_FAILED, "x"),
+	    STORE_OK);
+	/* the only queued job left is the one a worker claims */
+	assert_int_equal(store_job_claim(f->st, 1000, 300, &got), STORE_OK);
+	assert_int_equal(got->id, ids[2]);
+	got = store_job_free(got);
+	assert_int_equal(store_job_requeue(f->st, ids[0]), STORE_NOT_FOUND);
+	assert_int_equal(store_job_requeue(f->st, ids[2]), STORE_NOT_FOUND);
+	assert_int_equal(store_job_requeue(f->st, ids[1]), STORE_OK);
+	assert_int_equal(store_job_requeue(f->st, 999999), STORE_NOT_FOUND);
+	assert_int_equal(store_job_get(f->st, ids[0], &got), STORE_OK);
+	assert_int_equal(got->state, STORE_DONE);
+	got = store_job_free(got);
+	assert_int_equal(store_job_get(f->st, ids[1], &got), STORE_OK);
+	assert_int_equal(got->state, STORE_QUEUED);
+	got = store_job_free(got);
+	assert_int_equal(store_job_get(f->st, ids[2], &got), STORE_OK);
+	assert_int_equal(got->state, STORE_RUNNING);
+	store_job_free(got);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -707,6 +747,7 @@ main(void)
 		T(test_claim_and_fenced_posting),
 		T(test_state_names),
 		T(test_dedup_key),
+		T(test_requeue),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
