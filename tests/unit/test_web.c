@@ -35,6 +35,7 @@
 #include "oauth.h"
 #include "store.h"
 #include "web.h"
+#include "web_int.h"
 
 #define WEB_TYPED_CODE_MAX_TEST 64     /* what web.c reads of a typed code */
 
@@ -340,6 +341,53 @@ test_limiter(void **state)
 	web_client_key("2001:db8::3", key, sizeof(key));
 	assert_true(web_limiter_blocked(l, key, t));
 	l = web_limiter_free(l);
+}
+
+/* With no limit in all (GLOBAL 0), no number of wrong codes from other
+ * addresses blocks a client that has not failed: a flood from many
+ * addresses cannot lock a valid code out. */
+static void
+test_limiter_no_global(void **state)
+{
+	struct web_limiter *l = web_limiter_new(10, 0, 600);
+	time_t t = 7000;
+	char ip[32];
+	int i, j;
+
+	(void)state;
+	assert_non_null(l);
+	for (i = 0; i < 200; i++) {
+		snprintf(ip, sizeof(ip), "198.51.100.%d", i);
+		for (j = 0; j < 12; j++)
+			web_limiter_fail(l, ip, t);
+	}
+	assert_true(web_limiter_blocked(l, "198.51.100.7", t));
+	assert_false(web_limiter_blocked(l, "203.0.113.9", t));
+	assert_false(web_limiter_blocked(l, "2001:db8:1::/64", t));
+	l = web_limiter_free(l);
+}
+
+/* /metrics: admin_networks when set, else loopback only. */
+static void
+test_metrics_allowed(void **state)
+{
+	struct conf_net nets[1];
+	struct conf c;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	assert_true(web_metrics_allowed(&c, "127.0.0.1"));
+	assert_true(web_metrics_allowed(&c, "127.3.4.5"));
+	assert_true(web_metrics_allowed(&c, "::1"));
+	assert_true(web_metrics_allowed(&c, "::ffff:127.0.0.1"));
+	assert_false(web_metrics_allowed(&c, "192.0.2.10"));
+	assert_false(web_metrics_allowed(&c, "2001:db8::1"));
+	assert_int_equal(conf_net_parse("192.0.2.0/24", &nets[0]), 0);
+	c.admin_networks = nets;
+	c.n_admin_networks = 1;
+	assert_true(web_metrics_allowed(&c, "192.0.2.10"));
+	assert_false(web_metrics_allowed(&c, "127.0.0.1"));
+	assert_false(web_metrics_allowed(&c, "198.51.100.1"));
 }
 
 /* A full table forgets the client whose window began first. */
@@ -863,6 +911,8 @@ main(void)
 		cmocka_unit_test(test_limiter_eviction),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_origin),
+		cmocka_unit_test(test_limiter_no_global),
+		cmocka_unit_test(test_metrics_allowed),
 		cmocka_unit_test_setup_teardown(test_store_enroll, dir_setup,
 		    dir_teardown),
 		cmocka_unit_test(test_server),
