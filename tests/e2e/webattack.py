@@ -139,6 +139,10 @@ st, text, _, took = timed(me, "GET", "/enroll?code=" + A.code)
 check("slowloris: a valid enrollment code opens from another address"
       " (%.1fs)" % took, st == 200 and "Confirm enrollment" in text,
       "%s %s" % (st, text[:300]))
+st, text, _, took = timed(me, "GET", "/api/status?tenant=sim&msgid=x")
+check("slowloris: the pane's status API answers another address (HTTP %s,"
+      " %.1fs)" % (st, took), st is not None and st < 500 and took < 4,
+      "%s %s" % (st, text[:200]))
 st, text, _, took = timed(me, "GET", "/metrics")
 check("slowloris: /metrics answers an admin_networks address (%.1fs)" % took,
       st == 200 and "halo_milter_jobs" in text, "%s %s" % (st, text[:200]))
