@@ -130,6 +130,10 @@ keys_survey_one(const struct store_sealed *v, void *arg)
 	char aad[1024];
 	int has;
 
+	/* refresh tokens only: a pending sign-in's verifier lives minutes,
+	 * and one that no longer opens costs one sign-in, not an agent */
+	if (strcmp(v->table, "tokens") != 0)
+		return strdup(v->sealed);
 	sv->seen++;
 	has = crypto_sealed_key_id(v->sealed, id);
 	if (has == 1 && !sv->has_id) {
@@ -203,7 +207,9 @@ keys_check(struct store *st, const char *path,
 	snprintf(err, errsz, "%s (key id %s) is not the key the store's %u"
 	    " sealed token%s %s made with%s%s%s: put the right seal.key back"
 	    " (from a backup) and start again; every agent then works as"
-	    " before, without enrolling again. Refusing to run with this key",
+	    " before, without enrolling again. Refusing to run with this key"
+	    " (if the right one is lost for good: \"halo-milterctl revoke\""
+	    " each agent, then enroll them again)",
 	    path, have, sv.seen, sv.seen == 1 ? "" : "s",
 	    sv.seen == 1 ? "was" : "were", sv.has_id ? " (key id " : "",
 	    sv.has_id ? want : "", sv.has_id ? ")" : "");
@@ -236,7 +242,9 @@ keys_load(const char *state_dir, struct store *st,
 			    " sealed tokens made with it%s%s%s: put the key file"
 			    " back (from a backup) and start again; every agent"
 			    " then works as before. Refusing to make a new key,"
-			    " which would open none of them", path,
+			    " which would open none of them (if the key is lost"
+			    " for good: \"halo-milterctl revoke\" each agent,"
+			    " then enroll them again)", path,
 			    sv.has_id ? " (key id " : "", sv.has_id ? want : "",
 			    sv.has_id ? ")" : "");
 			return -1;

@@ -49,8 +49,9 @@ int keys_reseal(struct store *st, const uint8_t old_key[CRYPTO_KEY_LEN],
  * The sealing key STATE_DIR/seal.key of a process that uses ST, into KEY.
  * It is created only while ST holds no sealed value. Refused (-1, a
  * message naming the file in ERR, KEY wiped) when the file is missing or
- * unusable while sealed values exist, or when none of them was made with
- * it (key id, or for values from before key ids, opening them): a wrong
+ * unusable while refresh tokens are sealed, or when none of them was made
+ * with it (key id, or for values from before key ids, opening them;
+ * pending sign-ins' verifiers do not count: they live minutes): a wrong
  * key would make every agent's token useless, and the right key put back
  * restores them all. 0 on success. The daemon and the CLI call this at
  * start.
