@@ -342,6 +342,7 @@ test_seal_key_id(void **state)
 	/* another key's value */
 	sealed = seal_or_fail(aad_alice, AAD_LEN(aad_alice), msg, ct_len);
 	assert_open_fails(other, aad_alice, AAD_LEN(aad_alice), sealed);
+	free(sealed);
 
 	/* the id rewritten to the opener's: the tag no longer matches */
 	sealed = NULL;
@@ -353,6 +354,7 @@ test_seal_key_id(void **state)
 	text = crypto_b64url_encode(raw, raw_len);
 	free(raw);
 	assert_open_fails(test_key, aad_alice, AAD_LEN(aad_alice), text);
+	free(text);
 
 	/* the first format, made by hand */
 	v1[0] = 0x01;
@@ -381,6 +383,7 @@ test_seal_key_id(void **state)
 	assert_memory_equal(pt, msg, ct_len);
 	crypto_free_secret(pt, pt_len);
 	assert_open_fails(other, aad_alice, AAD_LEN(aad_alice), text);
+	free(text);
 	assert_int_equal(crypto_sealed_key_id("not sealed!", id_b), -1);
 	assert_int_equal(crypto_sealed_key_id("AAAA", id_b), -1);
 }
@@ -493,9 +496,11 @@ test_open_flipped_bytes(void **state)
 	raw[0] = 0x01;
 	forged = crypto_b64url_encode(raw, raw_len);
 	assert_open_fails(test_key, aad_alice, AAD_LEN(aad_alice), forged);
+	free(forged);
 	raw[0] = 0x03;
 	forged = crypto_b64url_encode(raw, raw_len);
 	assert_open_fails(test_key, aad_alice, AAD_LEN(aad_alice), forged);
+	free(forged);
 	free(raw);
 	free(sealed);
 }
