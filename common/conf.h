@@ -137,8 +137,8 @@ struct conf {
 	                                      loopback only) */
 	size_t n_admin_networks;
 	unsigned web_max_connections;      /* open in all; default 256 */
-	unsigned web_connections_per_ip;   /* open per client address (IPv6:
-	                                      per /64); default 8 */
+	unsigned web_connections_per_ip;   /* open per client (IPv4 address,
+	                                      IPv6 /64); default 8 */
 	unsigned web_request_timeout;      /* seconds a request may take to
 	                                      arrive, and idle time; default 10 */
 	struct conf_tenant **tenants;

@@ -1259,6 +1259,7 @@ web_metrics(struct web *w, struct MHD_Connection *c)
 	struct web_buf b = { 0 };
 	struct oauth_stats os;
 	uint64_t jobs[6], counts[WEB_R_COUNT], halo[HTTP_RESULT_COUNT], cut_off;
+	uint64_t refused;
 	bool have_jobs;
 	char *text;
 	size_t len = 0;
@@ -1314,11 +1315,17 @@ web_metrics(struct web *w, struct MHD_Connection *c)
 		    " %llu\n", web_result_names[i], (unsigned long long)counts[i]);
 	pthread_mutex_lock(&w->conn_lock);
 	cut_off = w->cut_off;
+	refused = w->refused_per_ip;
 	pthread_mutex_unlock(&w->conn_lock);
 	web_buf_printf(&b, "# HELP halo_milter_web_cut_off_total Web connections"
 	    " closed because a request took longer than web_request_timeout to"
 	    " arrive.\n# TYPE halo_milter_web_cut_off_total counter\n"
-	    "halo_milter_web_cut_off_total %llu\n", (unsigned long long)cut_off);
+	    "halo_milter_web_cut_off_total %llu\n"
+	    "# HELP halo_milter_web_refused_total Web connections refused because"
+	    " their client held web_connections_per_ip already.\n"
+	    "# TYPE halo_milter_web_refused_total counter\n"
+	    "halo_milter_web_refused_total %llu\n", (unsigned long long)cut_off,
+	    (unsigned long long)refused);
 	text = web_buf_take(&b, &len);
 	return web_respond(w, c, text != NULL ? MHD_HTTP_OK :
 	    MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -1358,6 +1365,7 @@ web_metrics_allowed(const struct conf *conf, const char *ip)
  * its input and closes the connection the usual way.
  */
 struct web_conn {
+	char key[INET6_ADDRSTRLEN + 8];     /* web_client_key() of its peer */
 	int fd;
 	struct timespec since;      /* opened, or its last request answered */
 	bool busy;                  /* the handler has the request */
@@ -1371,6 +1379,45 @@ web_elapsed(const struct timespec *a, const struct timespec *b)
 {
 	return (double)(b->tv_sec - a->tv_sec) +
 	    (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* The web_client_key() of socket address SA (LEN bytes) into OUT. */
+static void
+web_sockaddr_key(const struct sockaddr *sa, socklen_t len, char *out,
+    size_t outsz)
+{
+	char ip[INET6_ADDRSTRLEN + 8];
+
+	if (sa == NULL || getnameinfo(sa, len, ip, sizeof(ip), NULL, 0,
+	    NI_NUMERICHOST) != 0)
+		snprintf(ip, sizeof(ip), "?");
+	web_client_key(ip, out, outsz);
+}
+
+/*
+ * MHD's accept policy: refuse a connection from a client (an IPv4
+ * address, an IPv6 /64 — MHD's own per-IP limit would count each IPv6
+ * address apart) that already holds web_connections_per_ip. Called in
+ * MHD's listening thread just before the "started" notification that
+ * lists the connection, so the count cannot race another accept.
+ */
+static enum MHD_Result
+web_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+	struct web *w = cls;
+	struct web_conn *wc;
+	char key[INET6_ADDRSTRLEN + 8];
+	unsigned n = 0;
+
+	web_sockaddr_key(addr, len, key, sizeof(key));
+	pthread_mutex_lock(&w->conn_lock);
+	for (wc = w->conns; wc != NULL; wc = wc->next)
+		if (strcmp(wc->key, key) == 0)
+			n++;
+	if (n >= w->per_ip)
+		w->refused_per_ip++;
+	pthread_mutex_unlock(&w->conn_lock);
+	return n >= w->per_ip ? MHD_NO : MHD_YES;
 }
 
 /* MHD's connection notifications: list the connection, or drop it. */
@@ -1388,6 +1435,13 @@ web_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 		if (info == NULL || (wc = calloc(1, sizeof(*wc))) == NULL)
 			return;         /* MHD's idle timeout still applies */
 		wc->fd = info->connect_fd;
+		info = MHD_get_connection_info(c,
+		    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		web_sockaddr_key(info != NULL ? info->client_addr : NULL,
+		    info != NULL && info->client_addr != NULL &&
+		    info->client_addr->sa_family == AF_INET6 ?
+		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+		    wc->key, sizeof(wc->key));
 		clock_gettime(CLOCK_MONOTONIC, &wc->since);
 		pthread_mutex_lock(&w->conn_lock);
 		wc->next = w->conns;
@@ -1805,8 +1859,6 @@ web_start(const struct conf *conf, struct store *store, struct oauth *oauth,
 		struct MHD_OptionItem ops[] = {
 			{ MHD_OPTION_LISTEN_SOCKET, fd, NULL },
 			{ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)max_conns, NULL },
-			{ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-			    (intptr_t)per_ip, NULL },
 			{ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout, NULL },
 			{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, WEB_CONN_MEMORY, NULL },
 			{ w->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0,
@@ -1824,7 +1876,8 @@ web_start(const struct conf *conf, struct store *store, struct oauth *oauth,
 		sigaddset(&block, SIGHUP);
 		sigaddset(&block, SIGPIPE);
 		pthread_sigmask(SIG_BLOCK, &block, &old);
-		w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, web_handler, w,
+		w->per_ip = per_ip;
+		w->mhd = MHD_start_daemon(flags, 0, web_accept, w, web_handler, w,
 		    MHD_OPTION_ARRAY, ops,
 		    MHD_OPTION_NOTIFY_COMPLETED, web_completed, w,
 		    MHD_OPTION_NOTIFY_CONNECTION, web_conn_notify, w,

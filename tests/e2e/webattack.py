@@ -146,6 +146,13 @@ check("slowloris: the pane's status API answers another address (HTTP %s,"
 st, text, _, took = timed(me, "GET", "/metrics")
 check("slowloris: /metrics answers an admin_networks address (%.1fs)" % took,
       st == 200 and "halo_milter_jobs" in text, "%s %s" % (st, text[:200]))
+refused = -1
+for line in text.splitlines():
+    if line.startswith("halo_milter_web_refused_total "):
+        refused = int(line.split()[1])
+# 5 addresses x 16 connections, 8 allowed each (web_connections_per_ip)
+check("slowloris: the connections over 8 per address were refused (%d)"
+      % refused, refused >= 40, text[-400:])
 # an attacker address is held to its share
 st, text, _, took = timed(attackers[0], "GET", "/healthz", timeout=3)
 check("slowloris: an attacker address gets no connection beyond its cap",
