@@ -367,6 +367,59 @@ test_limiter_no_global(void **state)
 	l = web_limiter_free(l);
 }
 
+/* The web server's keys: defaults, values, and out-of-range values refused. */
+static void
+test_conf_web_keys(void **state)
+{
+	static const char tenant[] = "[tenant acme]\nhalo_url ="
+	    " https://acme.example\nclient_id = x\nticket_type_id = 1\n";
+	static const char *const bad[] = { "web_max_connections = 7\n",
+	    "web_max_connections = 5000\n", "web_connections_per_ip = 0\n",
+	    "web_request_timeout = 0\n", "web_request_timeout = 301\n",
+	    "web_request_timeout = ten\n" };
+	char path[] = "/tmp/halo-test-web-conf.XXXXXX", text[512], errs[1024];
+	struct conf *c;
+	FILE *fp, *ef;
+	size_t i;
+	int fd, n;
+
+	(void)state;
+	for (i = 0; i <= sizeof(bad) / sizeof(bad[0]) + 1; i++) {
+		snprintf(text, sizeof(text), "state_dir = /tmp\n%s%s",
+		    i == 0 ? "" : i == 1 ? "web_max_connections = 64\n"
+		    "web_connections_per_ip = 2\nweb_request_timeout = 30\n" :
+		    bad[i - 2], tenant);
+		fd = mkstemp(path);
+		assert_true(fd >= 0);
+		fp = fdopen(fd, "w");
+		assert_non_null(fp);
+		fputs(text, fp);
+		fclose(fp);
+		ef = fmemopen(errs, sizeof(errs), "w");
+		n = 0;
+		c = conf_load(path, ef, &n);
+		fclose(ef);
+		unlink(path);
+		memcpy(path + strlen(path) - 6, "XXXXXX", 6);
+		if (i == 0) {
+			assert_non_null(c);
+			assert_int_equal(c->web_max_connections, 256);
+			assert_int_equal(c->web_connections_per_ip, 8);
+			assert_int_equal(c->web_request_timeout, 10);
+		} else if (i == 1) {
+			assert_non_null(c);
+			assert_int_equal(c->web_max_connections, 64);
+			assert_int_equal(c->web_connections_per_ip, 2);
+			assert_int_equal(c->web_request_timeout, 30);
+		} else {
+			if (c != NULL || n == 0)
+				fail_msg("accepted: %s", bad[i - 2]);
+			assert_non_null(strstr(errs, "web_"));
+		}
+		conf_free(c);
+	}
+}
+
 /* /metrics: admin_networks when set, else loopback only. */
 static void
 test_metrics_allowed(void **state)
@@ -913,6 +966,7 @@ main(void)
 		cmocka_unit_test(test_origin),
 		cmocka_unit_test(test_limiter_no_global),
 		cmocka_unit_test(test_metrics_allowed),
+		cmocka_unit_test(test_conf_web_keys),
 		cmocka_unit_test_setup_teardown(test_store_enroll, dir_setup,
 		    dir_teardown),
 		cmocka_unit_test(test_server),
