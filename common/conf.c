@@ -97,6 +97,9 @@ enum key_id {
 	KEY_AUTHSERV_IDS,
 	KEY_AGENT_LOGIN,
 	KEY_LOG,
+	KEY_WEB_MAX_CONNECTIONS,
+	KEY_WEB_CONNECTIONS_PER_IP,
+	KEY_WEB_REQUEST_TIMEOUT,
 	KEY_COUNT
 };
 
@@ -164,6 +167,12 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_AUTHSERV_IDS]       = { "authserv_ids", SCOPE_GLOBAL, true },
 	[KEY_AGENT_LOGIN]        = { "agent_login", SCOPE_TENANT, true },
 	[KEY_LOG]                = { "log", SCOPE_GLOBAL, false },
+	[KEY_WEB_MAX_CONNECTIONS] = { "web_max_connections", SCOPE_GLOBAL,
+	                             false },
+	[KEY_WEB_CONNECTIONS_PER_IP] = { "web_connections_per_ip",
+	                             SCOPE_GLOBAL, false },
+	[KEY_WEB_REQUEST_TIMEOUT] = { "web_request_timeout", SCOPE_GLOBAL,
+	                             false },
 };
 
 enum parse_state {
@@ -1290,6 +1299,27 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 	case KEY_AUTHSERV_IDS:
 		parse_authserv_ids(p, line, value);
 		break;
+	case KEY_WEB_MAX_CONNECTIONS:
+		if (!parse_ulong_range(value, 8, 4096, &num))
+			conf_error(p, line, "web_max_connections: invalid '%s'"
+			    " (expected an integer from 8 to 4096)", value);
+		else
+			c->web_max_connections = (unsigned)num;
+		break;
+	case KEY_WEB_CONNECTIONS_PER_IP:
+		if (!parse_ulong_range(value, 1, 1024, &num))
+			conf_error(p, line, "web_connections_per_ip: invalid '%s'"
+			    " (expected an integer from 1 to 1024)", value);
+		else
+			c->web_connections_per_ip = (unsigned)num;
+		break;
+	case KEY_WEB_REQUEST_TIMEOUT:
+		if (!parse_ulong_range(value, 1, 300, &num))
+			conf_error(p, line, "web_request_timeout: invalid '%s'"
+			    " (expected seconds from 1 to 300)", value);
+		else
+			c->web_request_timeout = (unsigned)num;
+		break;
 	case KEY_INSECURE_HTTP:
 		if (!parse_bool(value, &c->insecure_http))
 			conf_error(p, line, "insecure_http: invalid boolean '%s' "
@@ -1833,6 +1863,9 @@ struct conf *conf_load(const char *path, FILE *errs, int *nerrors)
 	p.conf->log_level = LOG_INFO;
 	p.conf->workers = 2;
 	p.conf->retry_base = 15;
+	p.conf->web_max_connections = CONF_WEB_MAX_CONNECTIONS;
+	p.conf->web_connections_per_ip = CONF_WEB_CONNECTIONS_PER_IP;
+	p.conf->web_request_timeout = CONF_WEB_REQUEST_TIMEOUT;
 	if (path == NULL) {
 		conf_error(&p, 0, "cannot open: %s", strerror(EINVAL));
 		goto out;

@@ -118,6 +118,12 @@ struct conf_tenant {
 	size_t n_routes;
 };
 
+/* Web server defaults (web_max_connections, web_connections_per_ip,
+ * web_request_timeout). */
+#define CONF_WEB_MAX_CONNECTIONS    256
+#define CONF_WEB_CONNECTIONS_PER_IP 8
+#define CONF_WEB_REQUEST_TIMEOUT    10
+
 /* A network of admin_networks: ADDR/PREFIX, host bits clear. */
 struct conf_net {
 	int family;                  /* AF_INET or AF_INET6 */
@@ -146,7 +152,9 @@ struct conf {
 	                                only (another node's workers log) */
 	unsigned retry_base;         /* first retry delay, seconds; default 15 */
 	bool insecure_http;          /* tests only: allow http:// to loopback */
-	struct conf_net *admin_networks;   /* who may open /admin; none = any */
+	struct conf_net *admin_networks;   /* who may open /admin (and
+	                                      /metrics); none = any (/metrics:
+	                                      loopback only) */
 	size_t n_admin_networks;
 	/* where agents' outgoing mail may come from without SMTP AUTH
 	 * (submission_networks; default none) */
@@ -156,6 +164,11 @@ struct conf {
 	 * case; default none) */
 	char **authserv_ids;
 	size_t n_authserv_ids;
+	unsigned web_max_connections;      /* open in all; default 256 */
+	unsigned web_connections_per_ip;   /* open per client (IPv4 address,
+	                                      IPv6 /64); default 8 */
+	unsigned web_request_timeout;      /* seconds a request may take to
+	                                      arrive, and idle time; default 10 */
 	struct conf_tenant **tenants;
 	size_t n_tenants;
 };

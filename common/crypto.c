@@ -20,8 +20,13 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
-#define SEAL_HEADER_LEN (1 + CRYPTO_NONCE_LEN)
+/* Authenticated prefix (version + key id), then nonce, ciphertext, tag. */
+#define SEAL_PREFIX_LEN (1 + CRYPTO_KEY_ID_LEN)
+#define SEAL_HEADER_LEN (SEAL_PREFIX_LEN + CRYPTO_NONCE_LEN)
 #define SEAL_OVERHEAD (SEAL_HEADER_LEN + CRYPTO_TAG_LEN)
+/* The first format: version, nonce, ciphertext, tag. */
+#define SEAL_V1_HEADER_LEN (1 + CRYPTO_NONCE_LEN)
+#define SEAL_V1_OVERHEAD (SEAL_V1_HEADER_LEN + CRYPTO_TAG_LEN)
 #define PKCE_VERIFIER_MIN 43
 #define PKCE_VERIFIER_MAX 128
 #define PKCE_RANDOM_LEN 32
@@ -447,15 +452,16 @@ crypto_seal(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
 	if (raw == NULL)
 		return -1;
 	raw[0] = CRYPTO_SEAL_VERSION;
-	if (crypto_random(raw + 1, CRYPTO_NONCE_LEN) != 0)
+	if (crypto_key_id(key, raw + 1) != 0 ||
+	    crypto_random(raw + SEAL_PREFIX_LEN, CRYPTO_NONCE_LEN) != 0)
 		goto out;
 	ctx = EVP_CIPHER_CTX_new();
 	if (ctx == NULL ||
-	    EVP_EncryptInit_ex2(ctx, EVP_aes_256_gcm(), key, raw + 1,
-	    NULL) != 1)
+	    EVP_EncryptInit_ex2(ctx, EVP_aes_256_gcm(), key,
+	    raw + SEAL_PREFIX_LEN, NULL) != 1)
 		goto out;
-	/* The version byte is authenticated too. */
-	if (EVP_EncryptUpdate(ctx, NULL, &n, raw, 1) != 1)
+	/* The version byte and the key id are authenticated too. */
+	if (EVP_EncryptUpdate(ctx, NULL, &n, raw, SEAL_PREFIX_LEN) != 1)
 		goto out;
 	if (aad_len > 0 &&
 	    EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1)
@@ -489,8 +495,8 @@ crypto_open(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
 {
 	OSSL_PARAM params[2];
 	EVP_CIPHER_CTX *ctx = NULL;
-	uint8_t *raw = NULL, *plain = NULL;
-	size_t raw_len, ct_len = 0;
+	uint8_t *raw = NULL, *plain = NULL, want_id[CRYPTO_KEY_ID_LEN];
+	size_t raw_len, ct_len = 0, prefix_len, header_len;
 	int n, rc = -1;
 
 	if (pt == NULL || pt_len == NULL)
@@ -504,29 +510,39 @@ crypto_open(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
 		return -1;
 	if (crypto_b64url_decode(sealed, &raw, &raw_len) != 0)
 		return -1;
-	if (raw_len < SEAL_OVERHEAD || raw[0] != CRYPTO_SEAL_VERSION)
+	if (raw_len >= SEAL_OVERHEAD && raw[0] == CRYPTO_SEAL_VERSION) {
+		/* another key's value fails here, before any decryption */
+		if (crypto_key_id(key, want_id) != 0 ||
+		    CRYPTO_memcmp(raw + 1, want_id, CRYPTO_KEY_ID_LEN) != 0)
+			goto out;
+		prefix_len = SEAL_PREFIX_LEN;
+		header_len = SEAL_HEADER_LEN;
+	} else if (raw_len >= SEAL_V1_OVERHEAD && raw[0] == CRYPTO_SEAL_V1) {
+		prefix_len = 1;
+		header_len = SEAL_V1_HEADER_LEN;
+	} else
 		goto out;
-	ct_len = raw_len - SEAL_OVERHEAD;
+	ct_len = raw_len - header_len - CRYPTO_TAG_LEN;
 	plain = malloc(ct_len + 1);
 	if (plain == NULL)
 		goto out;
 	ctx = EVP_CIPHER_CTX_new();
 	if (ctx == NULL ||
-	    EVP_DecryptInit_ex2(ctx, EVP_aes_256_gcm(), key, raw + 1,
+	    EVP_DecryptInit_ex2(ctx, EVP_aes_256_gcm(), key, raw + prefix_len,
 	    NULL) != 1)
 		goto out;
-	if (EVP_DecryptUpdate(ctx, NULL, &n, raw, 1) != 1)
+	if (EVP_DecryptUpdate(ctx, NULL, &n, raw, (int)prefix_len) != 1)
 		goto out;
 	if (aad_len > 0 &&
 	    EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1)
 		goto out;
 	if (ct_len > 0) {
-		if (EVP_DecryptUpdate(ctx, plain, &n, raw + SEAL_HEADER_LEN,
+		if (EVP_DecryptUpdate(ctx, plain, &n, raw + header_len,
 		    (int)ct_len) != 1 || (size_t)n != ct_len)
 			goto out;
 	}
 	params[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG,
-	    raw + SEAL_HEADER_LEN + ct_len, CRYPTO_TAG_LEN);
+	    raw + header_len + ct_len, CRYPTO_TAG_LEN);
 	params[1] = OSSL_PARAM_construct_end();
 	if (EVP_CIPHER_CTX_set_params(ctx, params) != 1)
 		goto out;
@@ -541,6 +557,44 @@ out:
 	EVP_CIPHER_CTX_free(ctx);
 	/* Unauthenticated plaintext never leaves this function. */
 	crypto_free_secret(plain, ct_len + 1);
+	free(raw);
+	return rc;
+}
+
+/* The id of a sealing key (see crypto.h). */
+int
+crypto_key_id(const uint8_t key[CRYPTO_KEY_LEN],
+    uint8_t id[CRYPTO_KEY_ID_LEN])
+{
+	static const char label[] = "halo-milter sealing key id v1";
+	uint8_t mac[CRYPTO_HMAC_LEN];
+
+	if (key == NULL || id == NULL ||
+	    crypto_hmac(key, CRYPTO_KEY_LEN, label, sizeof(label) - 1,
+	    mac) != 0)
+		return -1;
+	memcpy(id, mac, CRYPTO_KEY_ID_LEN);
+	crypto_wipe(mac, sizeof(mac));
+	return 0;
+}
+
+/* The key id a sealed value carries. */
+int
+crypto_sealed_key_id(const char *sealed, uint8_t id[CRYPTO_KEY_ID_LEN])
+{
+	uint8_t *raw = NULL;
+	size_t raw_len = 0;
+	int rc = -1;
+
+	if (sealed == NULL || id == NULL ||
+	    strnlen(sealed, CRYPTO_SEALED_MAX + 1) > CRYPTO_SEALED_MAX ||
+	    crypto_b64url_decode(sealed, &raw, &raw_len) != 0)
+		return -1;
+	if (raw_len >= SEAL_OVERHEAD && raw[0] == CRYPTO_SEAL_VERSION) {
+		memcpy(id, raw + 1, CRYPTO_KEY_ID_LEN);
+		rc = 1;
+	} else if (raw_len >= SEAL_V1_OVERHEAD && raw[0] == CRYPTO_SEAL_V1)
+		rc = 0;
 	free(raw);
 	return rc;
 }

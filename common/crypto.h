@@ -8,9 +8,13 @@
  * logs; error texts never contain key material or plaintext.
  *
  * Sealed format (base64url, no padding, of):
- *     0x01 | 12-byte random nonce | ciphertext | 16-byte GCM tag
- * The version byte is authenticated along with the caller's AAD, so a sealed
- * token bound to one tenant/agent does not open for another.
+ *     0x02 | 8-byte key id | 12-byte random nonce | ciphertext | 16-byte tag
+ * The key id (crypto_key_id()) names the key a value was sealed with, so a
+ * missing or replaced key file is told apart from a damaged value without
+ * trying to decrypt. The version byte and the key id are authenticated
+ * along with the caller's AAD, so a sealed token bound to one tenant/agent
+ * does not open for another. Values of the first format (0x01 | nonce |
+ * ciphertext | tag, no key id) are still opened.
  */
 #ifndef HALO_CRYPTO_H
 #define HALO_CRYPTO_H
@@ -21,15 +25,17 @@
 
 #define CRYPTO_KEY_LEN 32
 
-#define CRYPTO_SEAL_VERSION 0x01
+#define CRYPTO_SEAL_VERSION 0x02     /* what crypto_seal() writes */
+#define CRYPTO_SEAL_V1 0x01          /* older values: no key id */
+#define CRYPTO_KEY_ID_LEN 8
 #define CRYPTO_NONCE_LEN 12
 #define CRYPTO_TAG_LEN 16
 /* Longest sealed text crypto_open() accepts (characters, without the NUL). */
 #define CRYPTO_SEALED_MAX 65536
 /* Longest plaintext crypto_seal() accepts: its sealed text fits
  * CRYPTO_SEALED_MAX (65536 characters carry 49152 bytes). */
-#define CRYPTO_PT_MAX (CRYPTO_SEALED_MAX / 4 * 3 - 1 - CRYPTO_NONCE_LEN - \
-    CRYPTO_TAG_LEN)
+#define CRYPTO_PT_MAX (CRYPTO_SEALED_MAX / 4 * 3 - 1 - CRYPTO_KEY_ID_LEN - \
+    CRYPTO_NONCE_LEN - CRYPTO_TAG_LEN)
 
 /* Length of a PKCE verifier / S256 challenge made here (without the NUL). */
 #define CRYPTO_PKCE_LEN 43
@@ -61,7 +67,8 @@ int crypto_seal(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
     size_t aad_len, const void *pt, size_t pt_len, char **out);
 
 /*
- * Reverse of crypto_seal(): -1 on any tampering, wrong key, wrong AAD, bad
+ * Reverse of crypto_seal(): -1 on any tampering, wrong key (for a value with
+ * a key id, found before any decryption), wrong AAD, bad
  * encoding, wrong version, or input over CRYPTO_SEALED_MAX characters; *PT is
  * then NULL and *PT_LEN 0. On success (0) *PT is malloc'd and NUL-terminated
  * (*PT_LEN excludes the NUL); the caller frees it with crypto_free_secret(*PT,
@@ -69,6 +76,17 @@ int crypto_seal(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
  */
 int crypto_open(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
     size_t aad_len, const char *sealed, uint8_t **pt, size_t *pt_len);
+
+/* The id of KEY: the first CRYPTO_KEY_ID_LEN bytes of HMAC-SHA256(KEY,
+ * "halo-milter sealing key id v1"); it tells keys apart and reveals
+ * nothing of the key. 0 ok, -1 on failure. */
+int crypto_key_id(const uint8_t key[CRYPTO_KEY_LEN],
+    uint8_t id[CRYPTO_KEY_ID_LEN]);
+
+/* The key id carried by SEALED into ID: 1 when it has one, 0 for a value
+ * of the first format (no id: only crypto_open() can tell its key), -1
+ * when SEALED is not a sealed value at all. */
+int crypto_sealed_key_id(const char *sealed, uint8_t id[CRYPTO_KEY_ID_LEN]);
 
 /* Cleanse LEN bytes at P, then free P (P may be NULL). */
 void crypto_free_secret(void *p, size_t len);

@@ -20,6 +20,7 @@
 #define HTML_MAX_NEST   64      /* elements open in the output at once */
 #define HTML_URL_MAX    4096    /* longest href kept */
 #define HTML_STYLE_MAX  2048    /* longest style attribute looked at */
+#define HTML_ATTR_SIZE_MAX 2000 /* largest width/height attribute, px */
 #define HTML_TITLE_MAX  512     /* longest title attribute kept */
 #define HTML_CID_MAX    998     /* longest cid: reference looked up */
 #define HTML_CUT_MARK   "[\xe2\x80\xa6]"
@@ -361,16 +362,27 @@ html_is_small_number(const char *s)
 	return html_chars_ok(s, 1, 4, "0123456789", false);
 }
 
-/* A length: 1-5 digits, optionally "%" or "px". */
+/* A length: 1-4 digits, optionally "px", at most HTML_ATTR_SIZE_MAX; or a
+ * percentage up to 100 (a table 50000 pixels wide pushes the rest of the
+ * note out of view). */
 static bool
 html_is_length(const char *s)
 {
 	size_t n = strspn(s, "0123456789");
 
-	if (n == 0 || n > 5)
+	if (n == 0 || n > 4)
 		return false;
-	return s[n] == '\0' || strcmp(s + n, "%") == 0 ||
-	    strcasecmp(s + n, "px") == 0;
+	if (strcmp(s + n, "%") == 0)
+		return atoi(s) <= 100;
+	return (s[n] == '\0' || strcasecmp(s + n, "px") == 0) &&
+	    atoi(s) <= HTML_ATTR_SIZE_MAX;
+}
+
+/* A number of pixels up to MAX (table border, cellpadding, cellspacing). */
+static bool
+html_is_pixels_upto(const char *s, int max)
+{
+	return html_chars_ok(s, 1, 4, "0123456789", false) && atoi(s) <= max;
 }
 
 /* A colour: "#" and 3-8 hex digits, or a colour name. */
@@ -483,6 +495,137 @@ html_style_value_ok(const char *v, size_t n)
 	return !open && dq % 2 == 0 && sq % 2 == 0;
 }
 
+/*
+ * Sizes in inline styles. Positioning and sizing properties (position,
+ * z-index, transform, top/left, width/height, float, display, ...) are
+ * not on the allow-list at all; what remains could still deface a note or
+ * push the rest of the ticket out of view with extreme values, so each
+ * length of margin*, padding*, border* and font-size must be non-negative,
+ * in an absolute or font-relative unit (no vw/vh: the agent's window
+ * sets them), and below the cap of its property. A declaration that fails
+ * is dropped; the rest of the attribute stays.
+ */
+struct html_size_rule {
+	const char *prop;       /* a property, or a prefix ending in '-' */
+	double max_px;          /* largest length, in CSS px */
+	double max_pct;         /* largest percentage */
+};
+
+static const struct html_size_rule html_size_rules[] = {
+	{ "font-size", 72, 300 },
+	{ "margin", 100, 10 },
+	{ "margin-", 100, 10 },
+	{ "padding", 100, 10 },
+	{ "padding-", 100, 10 },
+	{ "border-radius", 50, 50 },
+	{ "border", 20, 0 },
+	{ "border-", 20, 0 },
+};
+
+/* CSS px per unit U (N bytes, lower case), or 0 when U is not accepted. */
+static double
+html_css_unit_px(const char *u, size_t n)
+{
+	static const struct { const char *unit; double px; } units[] = {
+		{ "", 1 }, { "px", 1 }, { "pt", 96.0 / 72 }, { "pc", 16 },
+		{ "in", 96 }, { "cm", 96 / 2.54 }, { "mm", 96 / 25.4 },
+		{ "q", 96 / 101.6 }, { "em", 16 }, { "rem", 16 }, { "ex", 8 },
+		{ "ch", 8 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strlen(units[i].unit) == n && strncasecmp(units[i].unit, u,
+		    n) == 0)
+			return units[i].px;
+	return 0;
+}
+
+/* Are the lengths in value V (N bytes) of property P (PN bytes, lower
+ * case) within its rule (see above)? True for other properties. */
+static bool
+html_style_sizes_ok(const char *p, size_t pn, const char *v, size_t n)
+{
+	const struct html_size_rule *rule = NULL;
+	size_t i, k, digits, ulen;
+	double num, scale, px;
+	bool neg;
+
+	for (i = 0; i < sizeof(html_size_rules) / sizeof(html_size_rules[0]);
+	    i++) {
+		k = strlen(html_size_rules[i].prop);
+		if (html_size_rules[i].prop[k - 1] == '-' ? pn > k &&
+		    memcmp(p, html_size_rules[i].prop, k) == 0 : pn == k &&
+		    memcmp(p, html_size_rules[i].prop, k) == 0) {
+			rule = &html_size_rules[i];
+			break;
+		}
+	}
+	if (rule == NULL)
+		return true;
+	/* the radius of one corner: border-top-left-radius and the like */
+	if (pn > 7 && memcmp(p + pn - 7, "-radius", 7) == 0)
+		rule = &html_size_rules[5];
+	for (i = 0; i < n;) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (c == '(') {             /* rgb(...): numbers, not lengths */
+			while (i < n && v[i] != ')')
+				i++;
+			i++;
+			continue;
+		}
+		if (!(c == '+' || c == '-' || c == '.' || (c >= '0' && c <= '9'))) {
+			/* a keyword (solid, auto, -webkit-x, #fff, !important),
+			 * or a function: rgb(204,204,204) */
+			while (i < n && strchr(" \t\n\r,/", v[i]) == NULL) {
+				if (v[i] == '(')
+					while (i < n && v[i] != ')')
+						i++;
+				i++;
+			}
+			i++;
+			continue;
+		}
+		neg = c == '-';
+		if (c == '+' || c == '-') {
+			if (i + 1 >= n || !(v[i + 1] == '.' ||
+			    (v[i + 1] >= '0' && v[i + 1] <= '9'))) {
+				while (i < n && strchr(" \t\n\r,/", v[i]) == NULL)
+					i++;
+				i++;
+				continue;           /* -moz-... */
+			}
+			i++;
+		}
+		num = 0;
+		digits = 0;
+		for (; i < n && v[i] >= '0' && v[i] <= '9'; i++, digits++)
+			num = num * 10 + (v[i] - '0');
+		if (i < n && v[i] == '.')
+			for (i++, scale = 0.1; i < n && v[i] >= '0' &&
+			    v[i] <= '9'; i++, scale /= 10, digits++)
+				num += (v[i] - '0') * scale;
+		if (digits == 0 || digits > 12)
+			return false;
+		if (neg && num > 0)
+			return false;           /* negative: an overlay */
+		for (ulen = 0; i + ulen < n && strchr(" \t\n\r,/!",
+		    v[i + ulen]) == NULL; ulen++)
+			;
+		if (ulen == 1 && v[i] == '%') {
+			if (num > rule->max_pct)
+				return false;
+		} else {
+			px = html_css_unit_px(v + i, ulen);
+			if (px == 0 || num * px > rule->max_px)
+				return false;   /* vw, 1e9px, or too big */
+		}
+		i += ulen;
+	}
+	return true;
+}
+
 /* Trim blanks around [*S, *S + *N). */
 static void
 html_trim(const char **s, size_t *n)
@@ -558,6 +701,8 @@ html_style_clean(const char *v)
 			free(lower);
 			return NULL;
 		}
+		if (!html_style_sizes_ok(prop, pn, val, vn))
+			continue;
 		if (n > 0)
 			out[n++] = ';';
 		memcpy(out + n, prop, pn);
@@ -1381,9 +1526,11 @@ html_attr_ok(const char *name, const char *value, unsigned attrs, GumboTag tag)
 	if ((attrs & HTML_A_SPAN) && (strcmp(name, "colspan") == 0 ||
 	    strcmp(name, "rowspan") == 0 || strcmp(name, "span") == 0))
 		return html_is_small_number(value);
-	if ((attrs & HTML_A_TABLE) && (strcmp(name, "border") == 0 ||
-	    strcmp(name, "cellpadding") == 0 || strcmp(name, "cellspacing") == 0))
-		return html_is_small_number(value);
+	if ((attrs & HTML_A_TABLE) && strcmp(name, "border") == 0)
+		return html_is_pixels_upto(value, 20);
+	if ((attrs & HTML_A_TABLE) && (strcmp(name, "cellpadding") == 0 ||
+	    strcmp(name, "cellspacing") == 0))
+		return html_is_pixels_upto(value, 50);
 	if ((attrs & HTML_A_BGCOLOR) && strcmp(name, "bgcolor") == 0)
 		return html_is_color(value);
 	if (attrs & HTML_A_FONT) {

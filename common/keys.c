@@ -108,6 +108,157 @@ keys_opens(struct store *st, const uint8_t key[CRYPTO_KEY_LEN])
 	return job.opened;
 }
 
+/* What keys_survey() found. */
+struct keys_survey {
+	const uint8_t *key;         /* NULL: only count */
+	unsigned seen;              /* values looked at */
+	bool match;                 /* one was made with KEY */
+	bool has_id;                /* OTHER_ID is set */
+	uint8_t other_id[CRYPTO_KEY_ID_LEN];    /* a key id not KEY's */
+};
+
+/* store_reseal() callback that changes nothing: stop (NULL, the
+ * transaction is rolled back) at the first value made with the key, or at
+ * the first value at all when only counting; otherwise write it back as
+ * it was. */
+static char *
+keys_survey_one(const struct store_sealed *v, void *arg)
+{
+	struct keys_survey *sv = arg;
+	uint8_t id[CRYPTO_KEY_ID_LEN], mine[CRYPTO_KEY_ID_LEN], *pt = NULL;
+	size_t aad_len, pt_len = 0;
+	char aad[1024];
+	int has;
+
+	/* refresh tokens only: a pending sign-in's verifier lives minutes,
+	 * and one that no longer opens costs one sign-in, not an agent */
+	if (strcmp(v->table, "tokens") != 0)
+		return strdup(v->sealed);
+	sv->seen++;
+	has = crypto_sealed_key_id(v->sealed, id);
+	if (has == 1 && !sv->has_id) {
+		memcpy(sv->other_id, id, sizeof(id));
+		sv->has_id = true;
+	}
+	if (sv->key == NULL)
+		return NULL;
+	if (has == 1) {
+		if (crypto_key_id(sv->key, mine) == 0 &&
+		    memcmp(id, mine, sizeof(id)) == 0) {
+			sv->match = true;
+			return NULL;
+		}
+	} else if (has == 0) {
+		/* a value from before key ids: only opening it tells */
+		aad_len = keys_aad(v, aad, sizeof(aad));
+		if (aad_len > 0 && crypto_open(sv->key, aad, aad_len,
+		    v->sealed, &pt, &pt_len) == 0) {
+			crypto_free_secret(pt, pt_len);
+			sv->match = true;
+			return NULL;
+		}
+	}
+	return strdup(v->sealed);
+}
+
+/* Hex of a key id into OUT (2 * CRYPTO_KEY_ID_LEN + 1 bytes). */
+static void
+keys_id_hex(const uint8_t id[CRYPTO_KEY_ID_LEN], char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < CRYPTO_KEY_ID_LEN; i++) {
+		out[2 * i] = hex[id[i] >> 4];
+		out[2 * i + 1] = hex[id[i] & 15];
+	}
+	out[2 * CRYPTO_KEY_ID_LEN] = '\0';
+}
+
+/* Whether KEY (at PATH) is the key of ST's sealed values: 0 when there are
+ * none or one of them was made with it; -1 with a message in ERR. */
+static int
+keys_check(struct store *st, const char *path,
+    const uint8_t key[CRYPTO_KEY_LEN], char *err, size_t errsz)
+{
+	struct keys_survey sv;
+	uint8_t mine[CRYPTO_KEY_ID_LEN];
+	char want[2 * CRYPTO_KEY_ID_LEN + 1], have[2 * CRYPTO_KEY_ID_LEN + 1];
+
+	memset(&sv, 0, sizeof(sv));
+	sv.key = key;
+	if (store_reseal(st, keys_survey_one, &sv, NULL) == STORE_OK &&
+	    sv.seen == 0)
+		return 0;
+	if (sv.match)
+		return 0;
+	if (sv.seen == 0) {
+		snprintf(err, errsz, "cannot read the sealed tokens of the store"
+		    " to check %s against them", path);
+		return -1;
+	}
+	if (crypto_key_id(key, mine) != 0) {
+		snprintf(err, errsz, "cannot compute the id of %s", path);
+		return -1;
+	}
+	keys_id_hex(mine, have);
+	if (sv.has_id)
+		keys_id_hex(sv.other_id, want);
+	snprintf(err, errsz, "%s (key id %s) is not the key the store's %u"
+	    " sealed token%s %s made with%s%s%s: put the right seal.key back"
+	    " (from a backup) and start again; every agent then works as"
+	    " before, without enrolling again. Refusing to run with this key"
+	    " (if the right one is lost for good: \"halo-milterctl revoke\""
+	    " each agent, then enroll them again)",
+	    path, have, sv.seen, sv.seen == 1 ? "" : "s",
+	    sv.seen == 1 ? "was" : "were", sv.has_id ? " (key id " : "",
+	    sv.has_id ? want : "", sv.has_id ? ")" : "");
+	return -1;
+}
+
+/* The sealing key of a process that uses ST (see keys.h). */
+int
+keys_load(const char *state_dir, struct store *st,
+    uint8_t key[CRYPTO_KEY_LEN], char *err, size_t errsz)
+{
+	char path[PATH_MAX], want[2 * CRYPTO_KEY_ID_LEN + 1];
+	struct keys_survey sv;
+	struct stat sb;
+
+	if (snprintf(path, sizeof(path), "%s/seal.key", state_dir) >=
+	    (int)sizeof(path)) {
+		snprintf(err, errsz, "state_dir is too long");
+		return -1;
+	}
+	if (lstat(path, &sb) != 0 && errno == ENOENT) {
+		/* a new key opens none of the sealed tokens: never make one
+		 * while there are any */
+		memset(&sv, 0, sizeof(sv));
+		store_reseal(st, keys_survey_one, &sv, NULL);
+		if (sv.seen > 0) {
+			if (sv.has_id)
+				keys_id_hex(sv.other_id, want);
+			snprintf(err, errsz, "%s is missing, but the store holds"
+			    " sealed tokens made with it%s%s%s: put the key file"
+			    " back (from a backup) and start again; every agent"
+			    " then works as before. Refusing to make a new key,"
+			    " which would open none of them (if the key is lost"
+			    " for good: \"halo-milterctl revoke\" each agent,"
+			    " then enroll them again)", path,
+			    sv.has_id ? " (key id " : "", sv.has_id ? want : "",
+			    sv.has_id ? ")" : "");
+			return -1;
+		}
+	}
+	if (crypto_key_load_or_create(path, key, err, errsz) != 0)
+		return -1;
+	if (keys_check(st, path, key, err, errsz) != 0) {
+		crypto_wipe(key, CRYPTO_KEY_LEN);
+		return -1;
+	}
+	return 0;
+}
+
 /* fsync the directory DIR. */
 static int
 keys_fsync_dir(const char *dir)
@@ -162,6 +313,10 @@ keys_rotate(const char *state_dir, struct store *st,
 			goto out;
 		}
 	}
+	/* the current key must be the store's: re-sealing with another one
+	 * would leave every value unreadable */
+	if (keys_check(st, cur_path, cur, err, errsz) != 0)
+		goto out;
 	/* 1: the new key, owned like the old one (the daemon's user) */
 	if (crypto_key_load_or_create(new_path, next, err, errsz) != 0)
 		goto out;

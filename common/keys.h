@@ -45,6 +45,20 @@ struct keys_counts {
 int keys_reseal(struct store *st, const uint8_t old_key[CRYPTO_KEY_LEN],
     const uint8_t new_key[CRYPTO_KEY_LEN], struct keys_counts *counts);
 
+/*
+ * The sealing key STATE_DIR/seal.key of a process that uses ST, into KEY.
+ * It is created only while ST holds no sealed value. Refused (-1, a
+ * message naming the file in ERR, KEY wiped) when the file is missing or
+ * unusable while refresh tokens are sealed, or when none of them was made
+ * with it (key id, or for values from before key ids, opening them;
+ * pending sign-ins' verifiers do not count: they live minutes): a wrong
+ * key would make every agent's token useless, and the right key put back
+ * restores them all. 0 on success. The daemon and the CLI call this at
+ * start.
+ */
+int keys_load(const char *state_dir, struct store *st,
+    uint8_t key[CRYPTO_KEY_LEN], char *err, size_t errsz);
+
 /* The whole rotation in STATE_DIR (steps 1-5, or the end of an interrupted
  * run). 0, or -1 with a message in ERR. */
 int keys_rotate(const char *state_dir, struct store *st,

@@ -143,3 +143,45 @@ log_safe(const char *s, char *out, unsigned outsz)
 	out[i] = '\0';
 	return out;
 }
+
+/* Make foreign error text fit for a reason, a log line or a page (see
+ * log.h). */
+const char *
+log_clean(const char *s, size_t len, char *out, size_t outsz)
+{
+	size_t i, o = 0, cap;
+	bool space = false, cut = false;
+
+	if (out == NULL || outsz == 0)
+		return out;
+	if (s == NULL) {
+		s = "-";
+		len = 1;
+	}
+	cap = outsz - 1 < LOG_CLEAN_MAX ? outsz - 1 : LOG_CLEAN_MAX;
+	for (i = 0; i < len && s[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n' ||
+		    c == '\v' || c == '\f') {
+			space = o > 0;
+			continue;
+		}
+		if (o + (space ? 2 : 1) > cap) {
+			cut = true;
+			break;
+		}
+		if (space) {
+			out[o++] = ' ';
+			space = false;
+		}
+		out[o++] = (c > 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	if (cut && cap >= 3) {
+		o = o > cap - 3 ? cap - 3 : o;
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+	return out;
+}

@@ -10,6 +10,7 @@
 #define HALO_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define LOG_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
@@ -47,5 +48,17 @@ void log_crit(const char *fmt, ...) LOG_PRINTF(1, 2);
  * cannot forge log lines. Returns OUT.
  */
 const char *log_safe(const char *s, char *out, unsigned outsz);
+
+/*
+ * Text from outside the gateway (error messages from Halo or its auth
+ * server, at most LEN bytes of S; NULL gives "-") made fit for a job
+ * reason, a log line or a page: each run of whitespace becomes one space
+ * (none leading or trailing), other control and non-ASCII bytes become '?',
+ * and the result is at most LOG_CLEAN_MAX bytes and at most OUTSZ-1, ending
+ * in "..." when it was cut. Always NUL-terminated (OUTSZ > 0). Returns OUT.
+ * Pages must still HTML-escape it.
+ */
+#define LOG_CLEAN_MAX 200
+const char *log_clean(const char *s, size_t len, char *out, size_t outsz);
 
 #endif

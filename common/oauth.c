@@ -184,12 +184,19 @@ oauth_refresh_locked(struct oauth *oa, struct oauth_agent *a,
 	aad_len = oauth_aad(a->tenant, a->agent, aad, sizeof(aad));
 	if (aad_len == 0 || crypto_open(oa->key, aad, aad_len, row->sealed,
 	    &refresh, &refresh_len) != 0) {
-		/* wrong key or tampered row: only a new enrollment helps */
-		log_warnx("oauth: %s/%s: stored token cannot be unsealed",
-		    a->tenant, a->agent);
-		store_token_set_state(oa->store, a->tenant, a->agent, "reenroll");
+		/* a replaced or lost key file, or a damaged row: the token
+		 * itself may be fine, and restoring the right key must bring
+		 * the agent back, so the agent is never marked re-enroll here
+		 * (start-up refuses a key that opens none of the tokens) */
+		log_warnx("oauth: %s/%s: the stored token does not open with"
+		    " this sealing key (seal.key replaced or the row damaged);"
+		    " its jobs wait for the right key", a->tenant, a->agent);
 		store_token_free(row);
-		return OAUTH_REENROLL;
+		oauth_count(oa, &oa->stats.refresh_failures);
+		snprintf(err->message, sizeof(err->message), "the stored token"
+		    " does not open with this sealing key (seal.key)");
+		err->retry_after = 300;
+		return OAUTH_RETRY;
 	}
 	store_token_free(row);
 	oauth_count(oa, &oa->stats.refreshes);

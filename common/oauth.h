@@ -6,7 +6,10 @@
  * Access tokens live only in memory. A refresh is single-flight per agent:
  * concurrent callers wait for it and share its result. A rotated refresh
  * token is sealed and committed before the new access token is handed out;
- * invalid_grant marks the agent "reenroll" and its jobs wait.
+ * invalid_grant marks the agent "reenroll" and its jobs wait. A token that
+ * does not open with the sealing key is never a reason to re-enroll: the
+ * call answers OAUTH_RETRY and the agent's state is left alone, so putting
+ * the right key back restores it.
  */
 #ifndef HALO_OAUTH_H
 #define HALO_OAUTH_H

@@ -32,6 +32,7 @@
 #include "conf.h"
 #include "crypto.h"
 #include "intake.h"
+#include "keys.h"
 #include "log.h"
 #include "oauth.h"
 #include "spool.h"
@@ -276,7 +277,7 @@ main(int argc, char **argv)
 	struct web *web = NULL;
 	struct passwd *pw = NULL;
 	uint8_t key[CRYPTO_KEY_LEN];
-	char db_path[PATH_MAX], spool_dir[PATH_MAX], key_path[PATH_MAX], err[512];
+	char db_path[PATH_MAX], spool_dir[PATH_MAX], err[1024];
 	char hostname[256];
 	unsigned tmp_removed = 0, orphans = 0;
 	int ch, nerrors = 0, rc = 1;
@@ -340,8 +341,6 @@ main(int argc, char **argv)
 	}
 	if (snprintf(db_path, sizeof(db_path), "%s/halo-milter.db",
 	    conf->state_dir) >= (int)sizeof(db_path) ||
-	    snprintf(key_path, sizeof(key_path), "%s/seal.key",
-	    conf->state_dir) >= (int)sizeof(key_path) ||
 	    snprintf(spool_dir, sizeof(spool_dir), "%s/spool",
 	    conf->state_dir) >= (int)sizeof(spool_dir)) {
 		log_warnx("state_dir is too long");
@@ -374,6 +373,22 @@ main(int argc, char **argv)
 	if (pw != NULL && main_drop_privileges(pw) != 0)
 		goto out;
 
+	/* the sealing key: created on first start, 0600, only ours; a
+	 * missing or different key while tokens are sealed stops us here,
+	 * before we detach, so the refusal reaches whoever started us */
+	store = store_open(db_path, err, sizeof(err));
+	if (store == NULL) {
+		log_warnx("cannot open store: %s", err);
+		goto out;
+	}
+	if (keys_load(conf->state_dir, store, key, err, sizeof(err)) != 0) {
+		if (!foreground)
+			fprintf(stderr, "halo-milter: sealing key: %s\n", err);
+		log_warnx("sealing key: %s", err);
+		goto out;
+	}
+	store = store_close(store);
+
 	/* fork before SQLite opens anything: its locks do not survive fork */
 	if (!foreground && daemon(0, 0) != 0) {
 		log_warn("daemon");
@@ -402,11 +417,6 @@ main(int argc, char **argv)
 		log_notice("recovery: %u job%s interrupted by a stop queued again",
 		    tmp_removed, tmp_removed == 1 ? "" : "s");
 
-	/* the sealing key: created on first start, 0600, only ours */
-	if (crypto_key_load_or_create(key_path, key, err, sizeof(err)) != 0) {
-		log_warnx("sealing key %s: %s", key_path, err);
-		goto out;
-	}
 	/*
 	 * libmilter's signal thread (started by smfi_main) takes SIGTERM,
 	 * SIGINT and SIGHUP with sigwait() and stops cleanly. The worker and
@@ -447,6 +457,7 @@ main(int argc, char **argv)
 	(void)sd_notify(0, "STOPPING=1");
 	log_info("stopping");
 out:
+	crypto_wipe(key, sizeof(key));
 	web = web_stop(web);
 	worker = worker_stop(worker);
 	oauth = oauth_free(oauth);

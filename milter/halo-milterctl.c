@@ -440,7 +440,7 @@ static int
 ctl_token_import(struct store *st, const struct conf *conf, const char *agent,
     const char *tenant)
 {
-	char key_path[PATH_MAX], err[256], line[8192], lower[321];
+	char key_path[PATH_MAX], err[1024], line[8192], lower[321];
 	uint8_t key[CRYPTO_KEY_LEN];
 	struct oauth *oa;
 	struct stat sb;
@@ -478,8 +478,8 @@ ctl_token_import(struct store *st, const struct conf *conf, const char *agent,
 		return 1;
 	}
 	snprintf(key_path, sizeof(key_path), "%s/seal.key", conf->state_dir);
-	if (crypto_key_load_or_create(key_path, key, err, sizeof(err)) != 0) {
-		fprintf(stderr, "%s: %s\n", key_path, err);
+	if (keys_load(conf->state_dir, st, key, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sealing key: %s\n", err);
 		crypto_wipe(line, sizeof(line));
 		return 1;
 	}
@@ -795,15 +795,15 @@ ctl_doctor_tenant(struct store *st, struct oauth *oa,
 static int
 ctl_doctor(struct store *st, const struct conf *conf, const char *tenant)
 {
-	char key_path[PATH_MAX], err[256];
+	char key_path[PATH_MAX], err[1024];
 	uint8_t key[CRYPTO_KEY_LEN];
 	struct oauth *oa;
 	int problems = 0;
 	size_t i, checked = 0;
 
 	snprintf(key_path, sizeof(key_path), "%s/seal.key", conf->state_dir);
-	if (crypto_key_load_or_create(key_path, key, err, sizeof(err)) != 0) {
-		fprintf(stderr, "%s: %s\n", key_path, err);
+	if (keys_load(conf->state_dir, st, key, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sealing key: %s\n", err);
 		return 1;
 	}
 	oa = oauth_new(st, key);
@@ -854,7 +854,7 @@ static int
 ctl_enroll(struct store *st, const struct conf *conf, const char *agent_arg,
     const char *tenant_arg)
 {
-	char key_path[PATH_MAX], err[256], agent[321], hash_key[65], hash[65];
+	char key_path[PATH_MAX], err[1024], agent[321], hash_key[65], hash[65];
 	char code[9], shown[10], until[32];
 	uint8_t key[CRYPTO_KEY_LEN];
 	const char *tenant, *ttl_env;
@@ -888,8 +888,8 @@ ctl_enroll(struct store *st, const struct conf *conf, const char *agent_arg,
 		}
 	}
 	snprintf(key_path, sizeof(key_path), "%s/seal.key", conf->state_dir);
-	if (crypto_key_load_or_create(key_path, key, err, sizeof(err)) != 0) {
-		fprintf(stderr, "%s: %s\n", key_path, err);
+	if (keys_load(conf->state_dir, st, key, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sealing key: %s\n", err);
 		return 1;
 	}
 	if (stat(conf->state_dir, &sb) == 0 &&

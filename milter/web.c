@@ -2,10 +2,18 @@
  * web.c - the daemon's web server: enrollment pages, /healthz, /metrics.
  *
  * libmicrohttpd with a thread per connection (the OAuth callback blocks on
- * Halo for a few seconds), bounded connections per IP and in all, a small
- * per-connection memory pool (which bounds headers) and POST bodies of at
- * most WEB_POST_MAX bytes. Every response carries a strict CSP (no inline
- * script or style) and no-store, nosniff and no-referrer headers.
+ * Halo for a few seconds), bounded connections per address
+ * (web_connections_per_ip) well below the bound in all
+ * (web_max_connections), so that a few addresses holding slow connections
+ * cannot take every slot; a short timeout (web_request_timeout) for a
+ * request to arrive and for an idle connection; a small per-connection
+ * memory pool (which bounds headers) and POST bodies of at most
+ * WEB_POST_MAX bytes. Wrong enrollment codes are limited per client
+ * address only: no counter shared by everyone, which would let one
+ * attacker lock every valid code out. /metrics answers admin_networks
+ * only (loopback when that is unset). Every response carries a strict CSP
+ * (no inline script or style) and no-store, nosniff and no-referrer
+ * headers.
  */
 #include "web_int.h"
 
@@ -32,9 +40,6 @@
 #include "http.h"
 #include "log.h"
 
-#define WEB_CONN_LIMIT      64          /* connections in all */
-#define WEB_CONN_PER_IP     16
-#define WEB_CONN_TIMEOUT    30          /* idle seconds */
 #define WEB_CONN_MEMORY     (32 * 1024) /* per connection: headers + buffers */
 #define WEB_PEM_MAX         (256 * 1024)
 #define WEB_LIMITER_SLOTS   1024
@@ -384,7 +389,7 @@ web_limiter_blocked(struct web_limiter *l, const char *client, time_t now)
 
 	pthread_mutex_lock(&l->lock);
 	web_limiter_roll(l, now);
-	blocked = l->g_count >= l->global;
+	blocked = l->global > 0 && l->g_count >= l->global;
 	if (!blocked && (s = web_limiter_slot(l, client, now, false)) != NULL)
 		blocked = s->count >= l->per_ip;
 	pthread_mutex_unlock(&l->lock);
@@ -1076,7 +1081,7 @@ web_enroll_callback(struct web *w, struct MHD_Connection *c,
 	struct halo_err herr;
 	struct web_buf body = { 0 };
 	char cookie_state[WEB_STATE_MAX + 1], state_hash[65], aad[96];
-	char clear[160], message[400], *sealed = NULL;
+	char clear[160], message[400], why[LOG_CLEAN_MAX + 1], *sealed = NULL;
 	uint8_t *verifier = NULL;
 	size_t verifier_len = 0;
 	enum web_state ws;
@@ -1134,7 +1139,7 @@ web_enroll_callback(struct web *w, struct MHD_Connection *c,
 		} else {
 			char safe[65];
 
-			log_safe(error, safe, sizeof(safe));
+			log_clean(error, strlen(error), safe, sizeof(safe));
 			snprintf(message, sizeof(message), "Halo did not complete"
 			    " the sign-in (%s). Nothing was stored.", safe);
 		}
@@ -1154,10 +1159,11 @@ web_enroll_callback(struct web *w, struct MHD_Connection *c,
 	}
 	if (halo_token_from_code(&hc, code, (const char *)verifier,
 	    w->redirect_uri, &tok, &herr) != 0) {
+		log_clean(herr.message, sizeof(herr.message), why, sizeof(why));
 		log_warnx("enroll: %s/%s: Halo refused the code exchange: %s: %s",
-		    e->tenant, e->agent, http_result_name(herr.kind), herr.message);
+		    e->tenant, e->agent, http_result_name(herr.kind), why);
 		snprintf(message, sizeof(message), "Halo did not accept the"
-		    " sign-in (%s). Nothing was stored.", herr.message);
+		    " sign-in (%s). Nothing was stored.", why);
 		goto failed;
 	}
 	if (tok.refresh_token == NULL) {
@@ -1167,10 +1173,11 @@ web_enroll_callback(struct web *w, struct MHD_Connection *c,
 		goto failed;
 	}
 	if (halo_agent_me(&hc, tok.access_token, &me, &herr) != 0) {
+		log_clean(herr.message, sizeof(herr.message), why, sizeof(why));
 		log_warnx("enroll: %s/%s: Agent/me failed: %s: %s", e->tenant,
-		    e->agent, http_result_name(herr.kind), herr.message);
+		    e->agent, http_result_name(herr.kind), why);
 		snprintf(message, sizeof(message), "Halo did not say who signed"
-		    " in (%s). Nothing was stored.", herr.message);
+		    " in (%s). Nothing was stored.", why);
 		goto failed;
 	}
 	if (me.email == NULL || strcasecmp(me.email, e->agent) != 0) {
@@ -1251,7 +1258,8 @@ web_metrics(struct web *w, struct MHD_Connection *c)
 {
 	struct web_buf b = { 0 };
 	struct oauth_stats os;
-	uint64_t jobs[6], counts[WEB_R_COUNT], halo[HTTP_RESULT_COUNT];
+	uint64_t jobs[6], counts[WEB_R_COUNT], halo[HTTP_RESULT_COUNT], cut_off;
+	uint64_t refused;
 	bool have_jobs;
 	char *text;
 	size_t len = 0;
@@ -1305,11 +1313,209 @@ web_metrics(struct web *w, struct MHD_Connection *c)
 	for (i = 0; i < WEB_R_COUNT; i++)
 		web_buf_printf(&b, "halo_milter_enrollments_total{result=\"%s\"}"
 		    " %llu\n", web_result_names[i], (unsigned long long)counts[i]);
+	pthread_mutex_lock(&w->conn_lock);
+	cut_off = w->cut_off;
+	refused = w->refused_per_ip;
+	pthread_mutex_unlock(&w->conn_lock);
+	web_buf_printf(&b, "# HELP halo_milter_web_cut_off_total Web connections"
+	    " closed because a request took longer than web_request_timeout to"
+	    " arrive.\n# TYPE halo_milter_web_cut_off_total counter\n"
+	    "halo_milter_web_cut_off_total %llu\n"
+	    "# HELP halo_milter_web_refused_total Web connections refused because"
+	    " their client held web_connections_per_ip already.\n"
+	    "# TYPE halo_milter_web_refused_total counter\n"
+	    "halo_milter_web_refused_total %llu\n", (unsigned long long)cut_off,
+	    (unsigned long long)refused);
 	text = web_buf_take(&b, &len);
 	return web_respond(w, c, text != NULL ? MHD_HTTP_OK :
 	    MHD_HTTP_INTERNAL_SERVER_ERROR,
 	    "text/plain; version=0.0.4; charset=utf-8", text, len, NULL, NULL,
 	    false);
+}
+
+/* Whether a client at IP may read /metrics: admin_networks when set,
+ * else loopback only (the counters are not for everyone). */
+bool
+web_metrics_allowed(const struct conf *conf, const char *ip)
+{
+	static const char *const loopback[] = { "127.0.0.0/8", "::1/128" };
+	struct conf_net nets[2];
+	size_t i;
+
+	if (conf->n_admin_networks > 0)
+		return conf_net_match(conf->admin_networks,
+		    conf->n_admin_networks, ip);
+	for (i = 0; i < 2; i++)
+		if (conf_net_parse(loopback[i], &nets[i]) != 0)
+			return false;
+	return conf_net_match(nets, 2, ip);
+}
+
+/*
+ * The request deadline. MHD's own timeout (web_request_timeout too) counts
+ * idle time only, so a client that sends a header byte every few seconds
+ * would hold its connection, and its thread, for ever. Each connection is
+ * therefore on a list from MHD's "started" to its "closed" notification
+ * (MHD sends that before it closes the socket, so a listed descriptor is
+ * still this connection's), stamped when it opens and when each request
+ * has been answered. While the handler works on a request the connection
+ * is busy and never cut (the OAuth callback waits on Halo); otherwise a
+ * thread shuts down, once a second, the sockets whose next request has not
+ * arrived, headers and body, within the deadline. MHD then sees the end of
+ * its input and closes the connection the usual way.
+ */
+struct web_conn {
+	char key[INET6_ADDRSTRLEN + 8];     /* web_client_key() of its peer */
+	int fd;
+	struct timespec since;      /* opened, or its last request answered */
+	bool busy;                  /* the handler has the request */
+	bool cut;                   /* shut down already */
+	struct web_conn *prev, *next;
+};
+
+/* Seconds from A to B. */
+static double
+web_elapsed(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) +
+	    (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* The web_client_key() of socket address SA (LEN bytes) into OUT. */
+static void
+web_sockaddr_key(const struct sockaddr *sa, socklen_t len, char *out,
+    size_t outsz)
+{
+	char ip[INET6_ADDRSTRLEN + 8];
+
+	if (sa == NULL || getnameinfo(sa, len, ip, sizeof(ip), NULL, 0,
+	    NI_NUMERICHOST) != 0)
+		snprintf(ip, sizeof(ip), "?");
+	web_client_key(ip, out, outsz);
+}
+
+/*
+ * MHD's accept policy: refuse a connection from a client (an IPv4
+ * address, an IPv6 /64 — MHD's own per-IP limit would count each IPv6
+ * address apart) that already holds web_connections_per_ip. Called in
+ * MHD's listening thread just before the "started" notification that
+ * lists the connection, so the count cannot race another accept.
+ */
+static enum MHD_Result
+web_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+	struct web *w = cls;
+	struct web_conn *wc;
+	char key[INET6_ADDRSTRLEN + 8];
+	unsigned n = 0;
+
+	web_sockaddr_key(addr, len, key, sizeof(key));
+	pthread_mutex_lock(&w->conn_lock);
+	for (wc = w->conns; wc != NULL; wc = wc->next)
+		if (strcmp(wc->key, key) == 0)
+			n++;
+	if (n >= w->per_ip)
+		w->refused_per_ip++;
+	pthread_mutex_unlock(&w->conn_lock);
+	return n >= w->per_ip ? MHD_NO : MHD_YES;
+}
+
+/* MHD's connection notifications: list the connection, or drop it. */
+static void
+web_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+    enum MHD_ConnectionNotificationCode code)
+{
+	struct web *w = cls;
+	struct web_conn *wc = *socket_context;
+	const union MHD_ConnectionInfo *info;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		info = MHD_get_connection_info(c,
+		    MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (info == NULL || (wc = calloc(1, sizeof(*wc))) == NULL)
+			return;         /* MHD's idle timeout still applies */
+		wc->fd = info->connect_fd;
+		info = MHD_get_connection_info(c,
+		    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		web_sockaddr_key(info != NULL ? info->client_addr : NULL,
+		    info != NULL && info->client_addr != NULL &&
+		    info->client_addr->sa_family == AF_INET6 ?
+		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+		    wc->key, sizeof(wc->key));
+		clock_gettime(CLOCK_MONOTONIC, &wc->since);
+		pthread_mutex_lock(&w->conn_lock);
+		wc->next = w->conns;
+		if (w->conns != NULL)
+			w->conns->prev = wc;
+		w->conns = wc;
+		pthread_mutex_unlock(&w->conn_lock);
+		*socket_context = wc;
+		return;
+	}
+	if (code != MHD_CONNECTION_NOTIFY_CLOSED || wc == NULL)
+		return;
+	pthread_mutex_lock(&w->conn_lock);
+	if (wc->prev != NULL)
+		wc->prev->next = wc->next;
+	else
+		w->conns = wc->next;
+	if (wc->next != NULL)
+		wc->next->prev = wc->prev;
+	pthread_mutex_unlock(&w->conn_lock);
+	free(wc);
+	*socket_context = NULL;
+}
+
+/* Mark C's connection busy (the handler has its request) or, when BUSY is
+ * false, answered: its deadline for the next request starts now. */
+static void
+web_conn_mark(struct web *w, struct MHD_Connection *c, bool busy)
+{
+	const union MHD_ConnectionInfo *info;
+	struct web_conn *wc;
+
+	info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (info == NULL || (wc = info->socket_context) == NULL)
+		return;
+	pthread_mutex_lock(&w->conn_lock);
+	wc->busy = busy;
+	if (!busy)
+		clock_gettime(CLOCK_MONOTONIC, &wc->since);
+	pthread_mutex_unlock(&w->conn_lock);
+}
+
+/* The deadline thread: once a second, cut off the connections whose
+ * request has taken longer than the deadline to arrive. */
+static void *
+web_reaper(void *arg)
+{
+	struct web *w = arg;
+	struct web_conn *wc;
+	struct timespec now, until;
+	unsigned cut;
+
+	pthread_mutex_lock(&w->conn_lock);
+	while (!w->reaper_stop) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		cut = 0;
+		for (wc = w->conns; wc != NULL; wc = wc->next) {
+			if (wc->busy || wc->cut ||
+			    web_elapsed(&wc->since, &now) < (double)w->deadline)
+				continue;
+			shutdown(wc->fd, SHUT_RDWR);
+			wc->cut = true;
+			cut++;
+		}
+		w->cut_off += cut;
+		if (cut > 0)
+			log_debug("web: cut off %u connection%s whose request took"
+			    " over %u s", cut, cut == 1 ? "" : "s", w->deadline);
+		until = now;
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&w->reaper_wake, &w->conn_lock, &until);
+	}
+	pthread_mutex_unlock(&w->conn_lock);
+	return NULL;
 }
 
 /* Free a request's state (the body may hold a code: wipe it). */
@@ -1319,9 +1525,8 @@ web_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct web_req *rq = *con_cls;
 
-	(void)cls;
-	(void)c;
 	(void)toe;
+	web_conn_mark(cls, c, false);
 	if (rq != NULL)
 		crypto_free_secret(rq, sizeof(*rq));
 	*con_cls = NULL;
@@ -1382,13 +1587,23 @@ web_handler(void *cls, struct MHD_Connection *c, const char *url,
 		return web_respond(w, c, MHD_HTTP_CONTENT_TOO_LARGE, WEB_CT_TEXT,
 		    strdup("request body too large\n"), 23, NULL, NULL, false);
 	rq->body[rq->len] = '\0';
+	/* the whole request is in: no deadline while we work on it */
+	web_conn_mark(w, c, true);
 	web_client_ip(c, ip, sizeof(ip));
 	web_client_key(ip, client, sizeof(client));
 
 	if (strcmp(url, "/healthz") == 0 && get)
 		return web_healthz(w, c);
-	if (strcmp(url, "/metrics") == 0 && get)
+	if (strcmp(url, "/metrics") == 0 && get) {
+		if (!web_metrics_allowed(w->conf, ip)) {
+			log_notice("metrics: refused %s (not in admin_networks)",
+			    ip);
+			return web_respond(w, c, MHD_HTTP_FORBIDDEN, WEB_CT_TEXT,
+			    strdup("not allowed from this address\n"), 30, NULL,
+			    NULL, false);
+		}
 		return web_metrics(w, c);
+	}
 	if (strcmp(url, "/static/enroll.css") == 0 && get)
 		return web_respond(w, c, MHD_HTTP_OK, "text/css; charset=utf-8",
 		    strdup(web_css), sizeof(web_css) - 1, NULL, NULL, true);
@@ -1561,7 +1776,7 @@ web_start(const struct conf *conf, struct store *store, struct oauth *oauth,
 	struct web *w;
 	char key_path[PATH_MAX];
 	sigset_t block, old;
-	unsigned flags;
+	unsigned flags, max_conns, per_ip, timeout;
 	bool v6 = false;
 	int fd;
 
@@ -1575,6 +1790,16 @@ web_start(const struct conf *conf, struct store *store, struct oauth *oauth,
 		return NULL;
 	}
 	pthread_mutex_init(&w->lock, NULL);
+	pthread_mutex_init(&w->conn_lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		/* the reaper waits on the monotonic clock */
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&w->reaper_wake, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	w->conf = conf;
 	w->store = store;
 	w->oauth = oauth;
@@ -1595,8 +1820,9 @@ web_start(const struct conf *conf, struct store *store, struct oauth *oauth,
 		}
 	}
 	w->csp = web_build_csp(conf);
-	w->limiter = web_limiter_new(WEB_FAIL_PER_IP, WEB_FAIL_GLOBAL,
-	    WEB_FAIL_WINDOW);
+	/* per client only: a counter of everyone's wrong codes would let a
+	 * flood from a few addresses lock every valid code out */
+	w->limiter = web_limiter_new(WEB_FAIL_PER_IP, 0, WEB_FAIL_WINDOW);
 	if (w->csp == NULL || w->limiter == NULL) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
@@ -1620,14 +1846,20 @@ web_start(const struct conf *conf, struct store *store, struct oauth *oauth,
 	fd = web_listen(conf->web_listen, &v6, err, errsz);
 	if (fd < 0)
 		goto fail;
+	/* 0 (a configuration not from conf_load()): the defaults */
+	max_conns = conf->web_max_connections > 0 ? conf->web_max_connections :
+	    CONF_WEB_MAX_CONNECTIONS;
+	per_ip = conf->web_connections_per_ip > 0 ?
+	    conf->web_connections_per_ip : CONF_WEB_CONNECTIONS_PER_IP;
+	timeout = conf->web_request_timeout > 0 ? conf->web_request_timeout :
+	    CONF_WEB_REQUEST_TIMEOUT;
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 	    MHD_USE_POLL | (w->tls ? MHD_USE_TLS : 0) | (v6 ? MHD_USE_IPv6 : 0);
 	{
 		struct MHD_OptionItem ops[] = {
 			{ MHD_OPTION_LISTEN_SOCKET, fd, NULL },
-			{ MHD_OPTION_CONNECTION_LIMIT, WEB_CONN_LIMIT, NULL },
-			{ MHD_OPTION_PER_IP_CONNECTION_LIMIT, WEB_CONN_PER_IP, NULL },
-			{ MHD_OPTION_CONNECTION_TIMEOUT, WEB_CONN_TIMEOUT, NULL },
+			{ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)max_conns, NULL },
+			{ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout, NULL },
 			{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, WEB_CONN_MEMORY, NULL },
 			{ w->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0,
 			    w->tls_cert },
@@ -1644,11 +1876,21 @@ web_start(const struct conf *conf, struct store *store, struct oauth *oauth,
 		sigaddset(&block, SIGHUP);
 		sigaddset(&block, SIGPIPE);
 		pthread_sigmask(SIG_BLOCK, &block, &old);
-		w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, web_handler, w,
+		w->per_ip = per_ip;
+		w->mhd = MHD_start_daemon(flags, 0, web_accept, w, web_handler, w,
 		    MHD_OPTION_ARRAY, ops,
 		    MHD_OPTION_NOTIFY_COMPLETED, web_completed, w,
+		    MHD_OPTION_NOTIFY_CONNECTION, web_conn_notify, w,
 		    MHD_OPTION_END);
+		w->deadline = timeout;
+		if (w->mhd != NULL &&
+		    pthread_create(&w->reaper, NULL, web_reaper, w) == 0)
+			w->reaper_running = true;
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	if (w->mhd != NULL && !w->reaper_running) {
+		snprintf(err, errsz, "cannot start the request deadline thread");
+		goto fail;
 	}
 	if (w->mhd == NULL) {
 		snprintf(err, errsz, "web_listen %s: libmicrohttpd did not start%s",
@@ -1668,6 +1910,13 @@ web_stop(struct web *w)
 {
 	if (w == NULL)
 		return NULL;
+	if (w->reaper_running) {
+		pthread_mutex_lock(&w->conn_lock);
+		w->reaper_stop = true;
+		pthread_cond_signal(&w->reaper_wake);
+		pthread_mutex_unlock(&w->conn_lock);
+		pthread_join(w->reaper, NULL);
+	}
 	if (w->mhd != NULL)
 		MHD_stop_daemon(w->mhd);
 	crypto_wipe(w->seal_key, sizeof(w->seal_key));
@@ -1681,6 +1930,8 @@ web_stop(struct web *w)
 	web_limiter_free(w->limiter);
 	web_pane_free(w->pane);
 	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->reaper_wake);
+	pthread_mutex_destroy(&w->conn_lock);
 	free(w);
 	return NULL;
 }

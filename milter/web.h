@@ -34,8 +34,8 @@
 #define WEB_POST_MAX       4096         /* POST body bytes before sign-in */
 #define WEB_STATE_MAX      128          /* longest state we accept */
 #define WEB_AUTH_CODE_MAX  2048         /* longest Halo code we accept */
-#define WEB_FAIL_PER_IP    10           /* wrong codes per IP per window */
-#define WEB_FAIL_GLOBAL    100          /* wrong codes in all per window */
+#define WEB_FAIL_PER_IP    10           /* wrong codes per IP per window
+                                           (no limit in all: see web.c) */
 #define WEB_FAIL_WINDOW    600          /* seconds */
 #define WEB_SCOPE          "all offline_access"
 
@@ -110,9 +110,9 @@ const char *web_state_name(enum web_state s);
 int web_body_check(const char *content_length, size_t limit);
 
 /*
- * Wrong-code limits: at most PER_IP failures per client (IPv6 by /64) and
- * GLOBAL in all, per WINDOW seconds. A fixed table: the oldest client is
- * forgotten first. Thread-safe.
+ * Wrong-code limits: at most PER_IP failures per client (IPv6 by /64) and,
+ * when GLOBAL is not 0, GLOBAL in all, per WINDOW seconds. A fixed table:
+ * the oldest client is forgotten first. Thread-safe.
  */
 struct web_limiter;
 struct web_limiter *web_limiter_new(unsigned per_ip, unsigned global,

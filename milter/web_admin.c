@@ -11,7 +11,8 @@
  *      public_url is https) naming a live server-side session;
  *   4. every POST: our Origin (when the browser sends one), a form body and
  *      the session's CSRF token, compared in constant time.
- * Wrong passwords are limited per client address and in all. Nothing here
+ * Wrong passwords are limited per client address (IPv6 by /64), not in
+ * all: a flood from a few addresses must not lock the admin out. Nothing here
  * logs a password, session id, CSRF token or enrollment code.
  */
 #include "web_int.h"
@@ -34,8 +35,10 @@
 #include "log.h"
 
 #define ADMIN_PW_FILE        "admin.pw"
-#define ADMIN_FAIL_PER_IP    10          /* wrong passwords per client */
-#define ADMIN_FAIL_GLOBAL    100         /* ... and in all, per window */
+#define ADMIN_FAIL_PER_IP    10          /* wrong passwords per client; no
+                                            limit in all: a flood from a few
+                                            addresses must not lock the
+                                            admin out */
 #define ADMIN_FAIL_WINDOW    900         /* seconds */
 #define ADMIN_AGENT_MAX      320
 #define ADMIN_QR_SCALE       5           /* pixels per module on screen */
@@ -80,8 +83,8 @@ static void
 admin_init(void)
 {
 	admin_ready = crypto_random(admin_key, sizeof(admin_key)) == 0 &&
-	    (admin_limiter = web_limiter_new(ADMIN_FAIL_PER_IP,
-	    ADMIN_FAIL_GLOBAL, ADMIN_FAIL_WINDOW)) != NULL;
+	    (admin_limiter = web_limiter_new(ADMIN_FAIL_PER_IP, 0,
+	    ADMIN_FAIL_WINDOW)) != NULL;
 }
 
 /* HMAC of LABEL and DATA under the session key, raw (32 bytes). */

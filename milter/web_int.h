@@ -54,6 +54,18 @@ struct web {
 	struct web_pane *pane;      /* the Outlook pane's part (web_pane.c) */
 	pthread_mutex_t lock;       /* guards counts */
 	uint64_t counts[WEB_R_COUNT];
+	/* the per-client connection cap and the request deadline (web.c):
+	 * open connections, and the thread that cuts off those whose request
+	 * takes too long to arrive */
+	pthread_mutex_t conn_lock;  /* guards conns, reaper_stop, counters */
+	pthread_cond_t reaper_wake;
+	struct web_conn *conns;
+	unsigned deadline;          /* seconds: web_request_timeout */
+	unsigned per_ip;            /* web_connections_per_ip (IPv6: /64) */
+	bool reaper_running, reaper_stop;
+	pthread_t reaper;
+	uint64_t cut_off;           /* connections cut by the deadline */
+	uint64_t refused_per_ip;    /* refused: their client held per_ip */
 };
 
 /* Per-request state (MHD's con_cls): a POST body of at most WEB_POST_MAX
@@ -77,6 +89,10 @@ struct web_call {
 	const char *client;         /* its rate-limit key (IPv6 by /64) */
 	struct web_req *rq;
 };
+
+/* Whether a client at IP may read /metrics: in admin_networks when that is
+ * set, else a loopback address. */
+bool web_metrics_allowed(const struct conf *conf, const char *ip);
 
 /* Count an enrollment outcome. */
 void web_count(struct web *w, enum web_result r);

@@ -227,7 +227,8 @@ test_seal_roundtrip(void **state)
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		sealed = seal_or_fail(aad_alice, AAD_LEN(aad_alice), big,
 		    sizes[i]);
-		raw_len = 1 + CRYPTO_NONCE_LEN + sizes[i] + CRYPTO_TAG_LEN;
+		raw_len = 1 + CRYPTO_KEY_ID_LEN + CRYPTO_NONCE_LEN + sizes[i] +
+		    CRYPTO_TAG_LEN;
 		assert_int_equal(strlen(sealed),
 		    raw_len / 3 * 4 + (raw_len % 3 ? raw_len % 3 + 1 : 0));
 		assert_true(strlen(sealed) <= CRYPTO_SEALED_MAX);
@@ -263,15 +264,17 @@ test_seal_roundtrip(void **state)
 	free(sealed);
 }
 
-/* The wire format is what crypto.h says: version, nonce, GCM ciphertext
- * and tag, with the version byte and the AAD authenticated. Checked with
- * a plain EVP decryption independent of crypto_open(). */
+/* The wire format is what crypto.h says: version, key id, nonce, GCM
+ * ciphertext and tag, with the version byte, the key id and the AAD
+ * authenticated. Checked with a plain EVP decryption independent of
+ * crypto_open(). */
 static void
 test_seal_format(void **state)
 {
 	static const char msg[] = "the quick brown fox";
 	uint8_t *raw, plain[sizeof(msg)], tag[CRYPTO_TAG_LEN];
-	size_t raw_len, ct_len;
+	uint8_t id[CRYPTO_KEY_ID_LEN], carried[CRYPTO_KEY_ID_LEN];
+	size_t raw_len, ct_len, hdr = 1 + CRYPTO_KEY_ID_LEN + CRYPTO_NONCE_LEN;
 	OSSL_PARAM params[2];
 	EVP_CIPHER_CTX *ctx;
 	char *sealed;
@@ -282,21 +285,25 @@ test_seal_format(void **state)
 	    sizeof(msg) - 1);
 	assert_int_equal(crypto_b64url_decode(sealed, &raw, &raw_len), 0);
 	ct_len = sizeof(msg) - 1;
-	assert_int_equal(raw_len, 1 + CRYPTO_NONCE_LEN + ct_len +
-	    CRYPTO_TAG_LEN);
-	assert_int_equal(raw[0], 0x01);
+	assert_int_equal(raw_len, hdr + ct_len + CRYPTO_TAG_LEN);
+	assert_int_equal(raw[0], 0x02);
+	assert_int_equal(crypto_key_id(test_key, id), 0);
+	assert_memory_equal(raw + 1, id, CRYPTO_KEY_ID_LEN);
+	assert_int_equal(crypto_sealed_key_id(sealed, carried), 1);
+	assert_memory_equal(carried, id, CRYPTO_KEY_ID_LEN);
 
 	ctx = EVP_CIPHER_CTX_new();
 	assert_non_null(ctx);
 	assert_int_equal(EVP_DecryptInit_ex2(ctx, EVP_aes_256_gcm(), test_key,
-	    raw + 1, NULL), 1);
-	assert_int_equal(EVP_DecryptUpdate(ctx, NULL, &n, raw, 1), 1);
+	    raw + 1 + CRYPTO_KEY_ID_LEN, NULL), 1);
+	assert_int_equal(EVP_DecryptUpdate(ctx, NULL, &n, raw,
+	    1 + CRYPTO_KEY_ID_LEN), 1);
 	assert_int_equal(EVP_DecryptUpdate(ctx, NULL, &n,
 	    (const uint8_t *)aad_alice, (int)AAD_LEN(aad_alice)), 1);
-	assert_int_equal(EVP_DecryptUpdate(ctx, plain, &n,
-	    raw + 1 + CRYPTO_NONCE_LEN, (int)ct_len), 1);
+	assert_int_equal(EVP_DecryptUpdate(ctx, plain, &n, raw + hdr,
+	    (int)ct_len), 1);
 	assert_int_equal(n, (int)ct_len);
-	memcpy(tag, raw + 1 + CRYPTO_NONCE_LEN + ct_len, sizeof(tag));
+	memcpy(tag, raw + hdr + ct_len, sizeof(tag));
 	params[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG,
 	    tag, sizeof(tag));
 	params[1] = OSSL_PARAM_construct_end();
@@ -306,6 +313,79 @@ test_seal_format(void **state)
 	EVP_CIPHER_CTX_free(ctx);
 	free(raw);
 	free(sealed);
+}
+
+/* Key ids: stable per key, different between keys; a value sealed under
+ * another key fails on its id; an id changed in the text fails (it is
+ * authenticated); values of the first format (no id) still open. */
+static void
+test_seal_key_id(void **state)
+{
+	static const char msg[] = "refresh-token";
+	uint8_t other[CRYPTO_KEY_LEN], id_a[CRYPTO_KEY_ID_LEN];
+	uint8_t id_b[CRYPTO_KEY_ID_LEN], id_c[CRYPTO_KEY_ID_LEN], *raw, *pt;
+	uint8_t v1[1 + CRYPTO_NONCE_LEN + sizeof(msg) - 1 + CRYPTO_TAG_LEN];
+	size_t raw_len, pt_len, ct_len = sizeof(msg) - 1;
+	OSSL_PARAM params[2];
+	EVP_CIPHER_CTX *ctx;
+	char *sealed, *text;
+	int n;
+
+	(void)state;
+	memset(other, 0x5a, sizeof(other));
+	assert_int_equal(crypto_key_id(test_key, id_a), 0);
+	assert_int_equal(crypto_key_id(test_key, id_b), 0);
+	assert_memory_equal(id_a, id_b, CRYPTO_KEY_ID_LEN);
+	assert_int_equal(crypto_key_id(other, id_c), 0);
+	assert_memory_not_equal(id_a, id_c, CRYPTO_KEY_ID_LEN);
+
+	/* another key's value */
+	sealed = seal_or_fail(aad_alice, AAD_LEN(aad_alice), msg, ct_len);
+	assert_open_fails(other, aad_alice, AAD_LEN(aad_alice), sealed);
+	free(sealed);
+
+	/* the id rewritten to the opener's: the tag no longer matches */
+	sealed = NULL;
+	assert_int_equal(crypto_seal(other, aad_alice, AAD_LEN(aad_alice), msg,
+	    ct_len, &sealed), 0);
+	assert_int_equal(crypto_b64url_decode(sealed, &raw, &raw_len), 0);
+	memcpy(raw + 1, id_a, CRYPTO_KEY_ID_LEN);
+	free(sealed);
+	text = crypto_b64url_encode(raw, raw_len);
+	free(raw);
+	assert_open_fails(test_key, aad_alice, AAD_LEN(aad_alice), text);
+	free(text);
+
+	/* the first format, made by hand */
+	v1[0] = 0x01;
+	memset(v1 + 1, 7, CRYPTO_NONCE_LEN);
+	ctx = EVP_CIPHER_CTX_new();
+	assert_non_null(ctx);
+	assert_int_equal(EVP_EncryptInit_ex2(ctx, EVP_aes_256_gcm(), test_key,
+	    v1 + 1, NULL), 1);
+	assert_int_equal(EVP_EncryptUpdate(ctx, NULL, &n, v1, 1), 1);
+	assert_int_equal(EVP_EncryptUpdate(ctx, NULL, &n,
+	    (const uint8_t *)aad_alice, (int)AAD_LEN(aad_alice)), 1);
+	assert_int_equal(EVP_EncryptUpdate(ctx, v1 + 1 + CRYPTO_NONCE_LEN, &n,
+	    (const uint8_t *)msg, (int)ct_len), 1);
+	assert_int_equal(EVP_EncryptFinal_ex(ctx, v1 + 1 + CRYPTO_NONCE_LEN +
+	    ct_len, &n), 1);
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG,
+	    v1 + 1 + CRYPTO_NONCE_LEN + ct_len, CRYPTO_TAG_LEN);
+	params[1] = OSSL_PARAM_construct_end();
+	assert_int_equal(EVP_CIPHER_CTX_get_params(ctx, params), 1);
+	EVP_CIPHER_CTX_free(ctx);
+	text = crypto_b64url_encode(v1, sizeof(v1));
+	assert_int_equal(crypto_sealed_key_id(text, id_b), 0);
+	assert_int_equal(crypto_open(test_key, aad_alice, AAD_LEN(aad_alice),
+	    text, &pt, &pt_len), 0);
+	assert_int_equal(pt_len, ct_len);
+	assert_memory_equal(pt, msg, ct_len);
+	crypto_free_secret(pt, pt_len);
+	assert_open_fails(other, aad_alice, AAD_LEN(aad_alice), text);
+	free(text);
+	assert_int_equal(crypto_sealed_key_id("not sealed!", id_b), -1);
+	assert_int_equal(crypto_sealed_key_id("AAAA", id_b), -1);
 }
 
 /* Two seals of the same text differ (fresh nonce each time). */
@@ -323,7 +403,8 @@ test_seal_nonce_differs(void **state)
 	assert_int_equal(crypto_b64url_decode(a, &raw_a, &len_a), 0);
 	assert_int_equal(crypto_b64url_decode(b, &raw_b, &len_b), 0);
 	assert_int_equal(len_a, len_b);
-	assert_memory_not_equal(raw_a + 1, raw_b + 1, CRYPTO_NONCE_LEN);
+	assert_memory_not_equal(raw_a + 1 + CRYPTO_KEY_ID_LEN,
+	    raw_b + 1 + CRYPTO_KEY_ID_LEN, CRYPTO_NONCE_LEN);
 	free(raw_a);
 	free(raw_b);
 	free(a);
@@ -390,7 +471,9 @@ test_open_flipped_bytes(void **state)
 	for (i = 0; i < raw_len; i++) {
 		if (i == 0)
 			classes |= 1;                              /* version */
-		else if (i < 1 + CRYPTO_NONCE_LEN)
+		else if (i < 1 + CRYPTO_KEY_ID_LEN)
+			classes |= 16;                             /* key id */
+		else if (i < 1 + CRYPTO_KEY_ID_LEN + CRYPTO_NONCE_LEN)
 			classes |= 2;                              /* nonce */
 		else if (i < raw_len - CRYPTO_TAG_LEN)
 			classes |= 4;                              /* ciphertext */
@@ -406,10 +489,15 @@ test_open_flipped_bytes(void **state)
 			raw[i] ^= flips[j];
 		}
 	}
-	assert_int_equal(classes, 15);
+	assert_int_equal(classes, 31);
 
-	/* Version 0x02 with otherwise intact bytes. */
-	raw[0] = 0x02;
+	/* Versions 0x01 (read as the first format) and 0x03 with otherwise
+	 * intact bytes. */
+	raw[0] = 0x01;
+	forged = crypto_b64url_encode(raw, raw_len);
+	assert_open_fails(test_key, aad_alice, AAD_LEN(aad_alice), forged);
+	free(forged);
+	raw[0] = 0x03;
 	forged = crypto_b64url_encode(raw, raw_len);
 	assert_open_fails(test_key, aad_alice, AAD_LEN(aad_alice), forged);
 	free(forged);
@@ -932,6 +1020,7 @@ main(void)
 		cmocka_unit_test(test_pkce_challenge_rejects),
 		cmocka_unit_test(test_seal_roundtrip),
 		cmocka_unit_test(test_seal_format),
+		cmocka_unit_test(test_seal_key_id),
 		cmocka_unit_test(test_seal_nonce_differs),
 		cmocka_unit_test(test_seal_rejects),
 		cmocka_unit_test(test_open_wrong_key),

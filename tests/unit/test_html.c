@@ -279,6 +279,116 @@ test_benign_kept(void **state)
 	}
 }
 
+/* Styles that would overlay or deface a note, or push the rest of the
+ * ticket out of view: input and the exact output (golden). Positioning
+ * and sizing properties are dropped outright; margins, paddings, borders
+ * and font sizes only when negative, viewport-relative, in an unknown unit
+ * or over their cap; the benign declarations beside them stay. */
+struct golden_case {
+	const char *name;
+	const char *in;
+	const char *want;
+};
+
+static const struct golden_case css_cases[] = {
+	{ "fixed overlay",
+	    "<div style=\"position:fixed;top:0;left:0;width:100%;height:100%;"
+	    "z-index:2147483647;background-color:#fff\">Your ticket was closed."
+	    "</div>",
+	    "<div style=\"background-color:#fff\">Your ticket was closed.</div>" },
+	{ "absolute with transform",
+	    "<p style=\"position:absolute;transform:translateY(-300px);"
+	    "color:red\">x</p>",
+	    "<p style=\"color:red\">x</p>" },
+	{ "absolute, transform without parentheses",
+	    "<p style=\"position: absolute; transform: none; inset: 0; "
+	    "color: red\">x</p>",
+	    "<p style=\"color:red\">x</p>" },
+	{ "negative margin pulls over the previous note",
+	    "<div style=\"margin-top:-2000px;color:#333\">fake reply</div>",
+	    "<div style=\"color:#333\">fake reply</div>" },
+	{ "negative margin in a shorthand",
+	    "<div style=\"margin:0 0 0 -50em\">x</div>", "<div>x</div>" },
+	{ "negative fraction",
+	    "<div style=\"margin-left:-.5in;font-weight:bold\">x</div>",
+	    "<div style=\"font-weight:bold\">x</div>" },
+	{ "huge padding",
+	    "<div style=\"padding:5000px\">x</div>", "<div>x</div>" },
+	{ "huge padding in inches",
+	    "<div style=\"padding-bottom:40in\">x</div>", "<div>x</div>" },
+	{ "huge font",
+	    "<span style=\"font-size:400px;color:red\">PAID</span>",
+	    "<span style=\"color:red\">PAID</span>" },
+	{ "huge font in em",
+	    "<span style=\"font-size:30em\">x</span>", "<span>x</span>" },
+	{ "viewport units",
+	    "<span style=\"font-size:50vw\">x</span>"
+	    "<div style=\"margin-top:100vh\">y</div>",
+	    "<span>x</span><div>y</div>" },
+	{ "exponent",
+	    "<div style=\"padding:1e9px\">x</div>", "<div>x</div>" },
+	{ "huge border",
+	    "<div style=\"border:3000px solid #000\">x</div>", "<div>x</div>" },
+	{ "huge percentage margin",
+	    "<div style=\"margin-left:90%\">x</div>", "<div>x</div>" },
+	{ "width, height and float are not allowed",
+	    "<div style=\"width:99999px;height:99999px;float:left;"
+	    "display:block;visibility:hidden;opacity:0;overflow:hidden;"
+	    "clip-path:inset(50%);color:blue\">x</div>",
+	    "<div style=\"color:blue\">x</div>" },
+	{ "huge width and height attributes",
+	    "<table width=\"50000\" height=\"9999\"><tr><td width=\"600\">c</td>"
+	    "</tr></table>",
+	    "<table><tbody><tr><td width=\"600\">c</td></tr></tbody></table>" },
+	{ "percent width attribute",
+	    "<table width=\"100%\"><tr><td width=\"500%\">c</td></tr></table>",
+	    "<table width=\"100%\"><tbody><tr><td>c</td></tr></tbody></table>" },
+	{ "huge cellpadding and border attributes",
+	    "<table border=\"999\" cellpadding=\"5000\" cellspacing=\"2\"><tr>"
+	    "<td>c</td></tr></table>",
+	    "<table cellspacing=\"2\"><tbody><tr><td>c</td></tr></tbody></table>" },
+	/* what mail clients write stays */
+	{ "Outlook paragraph",
+	    "<p style=\"margin:0in;margin-bottom:.0001pt;font-size:11.0pt;"
+	    "font-family:Calibri,sans-serif\">Hi</p>",
+	    "<p style=\"margin:0in;margin-bottom:.0001pt;font-size:11.0pt;"
+	    "font-family:Calibri,sans-serif\">Hi</p>" },
+	{ "Outlook indent and border",
+	    "<div style=\"border:none;border-top:solid #E1E1E1 1.0pt;"
+	    "padding:3.0pt 0in 0in 0in;margin-left:.5in\">h</div>",
+	    "<div style=\"border:none;border-top:solid #E1E1E1 1.0pt;"
+	    "padding:3.0pt 0in 0in 0in;margin-left:.5in\">h</div>" },
+	{ "Gmail quote",
+	    "<blockquote style=\"margin:0px 0px 0px 0.8ex;border-left:1px solid "
+	    "rgb(204,204,204);padding-left:1ex\">q</blockquote>",
+	    "<blockquote style=\"margin:0px 0px 0px 0.8ex;border-left:1px solid "
+	    "rgb(204,204,204);padding-left:1ex\">q</blockquote>" },
+	{ "centred newsletter",
+	    "<div style=\"margin:0 auto;padding:20px;font-size:x-large;"
+	    "border-radius:8px\">n</div>",
+	    "<div style=\"margin:0 auto;padding:20px;font-size:x-large;"
+	    "border-radius:8px\">n</div>" },
+	{ "vendor keywords are not numbers",
+	    "<div style=\"font-size:-webkit-xxx-large;margin:-0px\">n</div>",
+	    "<div style=\"font-size:-webkit-xxx-large;margin:-0px\">n</div>" },
+};
+
+static void
+test_css_golden(void **state)
+{
+	size_t i;
+	char *out;
+
+	(void)state;
+	for (i = 0; i < sizeof(css_cases) / sizeof(css_cases[0]); i++) {
+		out = clean(css_cases[i].in);
+		if (strcmp(out, css_cases[i].want) != 0)
+			fail_msg("%s:\n  got  %s\n  want %s", css_cases[i].name,
+			    out, css_cases[i].want);
+		free(out);
+	}
+}
+
 /* What must go from otherwise benign markup. */
 static void
 test_dropped_details(void **state)
@@ -716,6 +826,7 @@ main(void)
 		cmocka_unit_test(test_xss_table),
 		cmocka_unit_test(test_benign_kept),
 		cmocka_unit_test(test_dropped_details),
+		cmocka_unit_test(test_css_golden),
 		cmocka_unit_test(test_cid_images),
 		cmocka_unit_test(test_trim_quotes),
 		cmocka_unit_test(test_trim_keeps_lone_quote),

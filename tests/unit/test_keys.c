@@ -19,6 +19,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
 #include "crypto.h"
 #include "keys.h"
 #include "oauth.h"
@@ -72,6 +76,42 @@ put_token(struct store *st, const uint8_t key[CRYPTO_KEY_LEN],
 	assert_non_null(oa);
 	assert_int_equal(oauth_import(oa, TENANT, agent, refresh), 0);
 	oauth_free(oa);
+}
+
+/* REFRESH sealed for AGENT under KEY in the first format (0x01, no key
+ * id), as values stored before key ids look. */
+static char *
+seal_v1(const uint8_t key[CRYPTO_KEY_LEN], const char *tenant,
+    const char *agent, const char *refresh)
+{
+	uint8_t raw[256];
+	size_t len = strlen(refresh), aad_len;
+	char aad[256];
+	OSSL_PARAM params[2];
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int n;
+
+	aad_len = oauth_aad(tenant, agent, aad, sizeof(aad));
+	assert_true(aad_len > 0 && len < 200);
+	raw[0] = 0x01;
+	assert_int_equal(crypto_random(raw + 1, CRYPTO_NONCE_LEN), 0);
+	assert_non_null(ctx);
+	assert_int_equal(EVP_EncryptInit_ex2(ctx, EVP_aes_256_gcm(), key,
+	    raw + 1, NULL), 1);
+	assert_int_equal(EVP_EncryptUpdate(ctx, NULL, &n, raw, 1), 1);
+	assert_int_equal(EVP_EncryptUpdate(ctx, NULL, &n, (uint8_t *)aad,
+	    (int)aad_len), 1);
+	assert_int_equal(EVP_EncryptUpdate(ctx, raw + 1 + CRYPTO_NONCE_LEN, &n,
+	    (const uint8_t *)refresh, (int)len), 1);
+	assert_int_equal(EVP_EncryptFinal_ex(ctx, raw + 1 + CRYPTO_NONCE_LEN +
+	    len, &n), 1);
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG,
+	    raw + 1 + CRYPTO_NONCE_LEN + len, CRYPTO_TAG_LEN);
+	params[1] = OSSL_PARAM_construct_end();
+	assert_int_equal(EVP_CIPHER_CTX_get_params(ctx, params), 1);
+	EVP_CIPHER_CTX_free(ctx);
+	return crypto_b64url_encode(raw, 1 + CRYPTO_NONCE_LEN + len +
+	    CRYPTO_TAG_LEN);
 }
 
 /* AGENT's refresh token opened with KEY, or NULL. */
@@ -330,6 +370,100 @@ test_rotate_interrupted_after_commit(void **state)
 	assert_false(exists(f->dir, "seal.key.old"));
 }
 
+/* keys_load(): a key is made only while nothing is sealed; a missing or
+ * different key while tokens are sealed is refused with a message naming
+ * the file and leaves the store alone; the right key put back works. */
+static void
+test_load_refuses_wrong_or_missing_key(void **state)
+{
+	struct fx *f = *state;
+	uint8_t first[CRYPTO_KEY_LEN], got[CRYPTO_KEY_LEN];
+	uint8_t other[CRYPTO_KEY_LEN];
+	struct store_token *t = NULL;
+	char err[1024], aside[200], *pt;
+
+	/* nothing sealed: the key is made */
+	assert_int_equal(keys_load(f->dir, f->st, first, err, sizeof(err)), 0);
+	assert_true(exists(f->dir, "seal.key"));
+	put_token(f->st, first, "alice@msp.example", "rt-alice");
+	put_token(f->st, first, "bob@msp.example", "rt-bob");
+	assert_int_equal(keys_load(f->dir, f->st, got, err, sizeof(err)), 0);
+	assert_memory_equal(got, first, CRYPTO_KEY_LEN);
+
+	/* the key file is lost: refused, and no new key is made */
+	snprintf(aside, sizeof(aside), "%s/seal.key.backup", f->dir);
+	assert_int_equal(rename(f->key_path, aside), 0);
+	assert_int_equal(keys_load(f->dir, f->st, got, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, f->key_path));
+	assert_non_null(strstr(err, "missing"));
+	assert_false(exists(f->dir, "seal.key"));
+
+	/* another key in its place: refused, naming the file */
+	read_key(f->key_path, other);
+	assert_int_equal(keys_load(f->dir, f->st, got, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, f->key_path));
+	assert_non_null(strstr(err, "is not the key"));
+	/* keys rotate refuses it too, and changes nothing */
+	{
+		struct keys_counts c;
+
+		assert_int_equal(keys_rotate(f->dir, f->st, &c, err,
+		    sizeof(err)), -1);
+		assert_non_null(strstr(err, "is not the key"));
+	}
+	assert_int_equal(store_token_get(f->st, TENANT, "alice@msp.example",
+	    &t), STORE_OK);
+	assert_string_equal(t->state, "ok");
+	store_token_free(t);
+
+	/* the right key back: accepted, every token opens */
+	assert_int_equal(rename(aside, f->key_path), 0);
+	assert_int_equal(keys_load(f->dir, f->st, got, err, sizeof(err)), 0);
+	assert_memory_equal(got, first, CRYPTO_KEY_LEN);
+	pt = open_token(f->st, got, "bob@msp.example");
+	assert_non_null(pt);
+	assert_string_equal(pt, "rt-bob");
+	free(pt);
+}
+
+/* A store sealed before key ids (format 0x01) is still checked by
+ * opening: its key is accepted, another is refused. */
+static void
+test_load_checks_values_without_key_id(void **state)
+{
+	struct fx *f = *state;
+	uint8_t key[CRYPTO_KEY_LEN], got[CRYPTO_KEY_LEN];
+	uint8_t other[CRYPTO_KEY_LEN];
+	char err[1024], *v1;
+
+	read_key(f->key_path, key);
+	v1 = seal_v1(key, TENANT, "carol@msp.example", "rt-carol");
+	assert_int_equal(store_token_put(f->st, TENANT, "carol@msp.example", v1,
+	    "ok"), STORE_OK);
+	free(v1);
+	assert_int_equal(keys_load(f->dir, f->st, got, err, sizeof(err)), 0);
+	assert_int_equal(unlink(f->key_path), 0);
+	read_key(f->key_path, other);
+	assert_int_equal(keys_load(f->dir, f->st, got, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, f->key_path));
+}
+
+/* A pending sign-in's verifier alone (no token) sealed under a lost key
+ * does not stop a start: it lives minutes and costs one sign-in. */
+static void
+test_load_ignores_verifiers(void **state)
+{
+	struct fx *f = *state;
+	uint8_t lost[CRYPTO_KEY_LEN], got[CRYPTO_KEY_LEN];
+	char err[1024];
+
+	memset(lost, 0x33, sizeof(lost));
+	put_signin(f->st, lost, "code-hash-1", "state-hash-1",
+	    "verifier-0123456789-0123456789-0123456789-01");
+	assert_int_equal(keys_load(f->dir, f->st, got, err, sizeof(err)), 0);
+	assert_true(exists(f->dir, "seal.key"));
+}
+
 int
 main(void)
 {
@@ -342,6 +476,12 @@ main(void)
 		    test_rotate_interrupted_before_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_rotate_interrupted_after_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_load_refuses_wrong_or_missing_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_load_checks_values_without_key_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_ignores_verifiers,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

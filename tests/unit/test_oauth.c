@@ -263,6 +263,44 @@ test_invalid_grant(void **state)
 	free(rt);
 }
 
+/* A token that does not open with the sealing key (the key file was
+ * replaced or lost) is not a reason to re-enroll: the call retries later,
+ * the agent's state stays "ok", Halo is not asked, and the right key put
+ * back works at once, without a new enrollment. */
+static void
+test_wrong_key_keeps_agent(void **state)
+{
+	struct fixture *f = *state;
+	struct halo_err err;
+	struct store_token *t = NULL;
+	struct oauth *wrong;
+	uint8_t other[CRYPTO_KEY_LEN];
+	char *rt = sim_refresh_token(f, AGENT), *at = NULL;
+	long before;
+
+	assert_int_equal(oauth_import(f->oa, TENANT, AGENT, rt), 0);
+	memcpy(other, f->key, sizeof(other));
+	other[0] ^= 0x55;
+	wrong = oauth_new(f->st, other);
+	assert_non_null(wrong);
+	before = sim_refreshed(f);
+	assert_int_equal(oauth_access_token(wrong, &f->hc, TENANT, AGENT, true,
+	    &at, &err), OAUTH_RETRY);
+	assert_null(at);
+	assert_non_null(strstr(err.message, "sealing key"));
+	assert_int_equal(sim_refreshed(f), before);
+	assert_int_equal(store_token_get(f->st, TENANT, AGENT, &t), STORE_OK);
+	assert_string_equal(t->state, "ok");
+	store_token_free(t);
+	oauth_free(wrong);
+	/* the right key again */
+	assert_int_equal(oauth_access_token(f->oa, &f->hc, TENANT, AGENT, true,
+	    &at, &err), OAUTH_OK);
+	assert_non_null(at);
+	oauth_token_free(at);
+	free(rt);
+}
+
 /* Auth server down: retry later, token untouched, state still ok. */
 static void
 test_auth_down(void **state)
@@ -425,6 +463,7 @@ main(void)
 		T(test_omit),
 		T(test_invalid_grant),
 		T(test_auth_down),
+		T(test_wrong_key_keeps_agent),
 		T(test_no_token),
 		T(test_revoke_ends_cached_token),
 		T(test_single_flight),

@@ -35,6 +35,7 @@
 #include "oauth.h"
 #include "store.h"
 #include "web.h"
+#include "web_int.h"
 
 #define WEB_TYPED_CODE_MAX_TEST 64     /* what web.c reads of a typed code */
 
@@ -340,6 +341,106 @@ test_limiter(void **state)
 	web_client_key("2001:db8::3", key, sizeof(key));
 	assert_true(web_limiter_blocked(l, key, t));
 	l = web_limiter_free(l);
+}
+
+/* With no limit in all (GLOBAL 0), no number of wrong codes from other
+ * addresses blocks a client that has not failed: a flood from many
+ * addresses cannot lock a valid code out. */
+static void
+test_limiter_no_global(void **state)
+{
+	struct web_limiter *l = web_limiter_new(10, 0, 600);
+	time_t t = 7000;
+	char ip[32];
+	int i, j;
+
+	(void)state;
+	assert_non_null(l);
+	for (i = 0; i < 200; i++) {
+		snprintf(ip, sizeof(ip), "198.51.100.%d", i);
+		for (j = 0; j < 12; j++)
+			web_limiter_fail(l, ip, t);
+	}
+	assert_true(web_limiter_blocked(l, "198.51.100.7", t));
+	assert_false(web_limiter_blocked(l, "203.0.113.9", t));
+	assert_false(web_limiter_blocked(l, "2001:db8:1::/64", t));
+	l = web_limiter_free(l);
+}
+
+/* The web server's keys: defaults, values, and out-of-range values refused. */
+static void
+test_conf_web_keys(void **state)
+{
+	static const char tenant[] = "[tenant acme]\nhalo_url ="
+	    " https://acme.example\nclient_id = x\nticket_type_id = 1\n";
+	static const char *const bad[] = { "web_max_connections = 7\n",
+	    "web_max_connections = 5000\n", "web_connections_per_ip = 0\n",
+	    "web_request_timeout = 0\n", "web_request_timeout = 301\n",
+	    "web_request_timeout = ten\n" };
+	char path[] = "/tmp/halo-test-web-conf.XXXXXX", text[512], errs[1024];
+	struct conf *c;
+	FILE *fp, *ef;
+	size_t i;
+	int fd, n;
+
+	(void)state;
+	for (i = 0; i <= sizeof(bad) / sizeof(bad[0]) + 1; i++) {
+		snprintf(text, sizeof(text), "state_dir = /tmp\n%s%s",
+		    i == 0 ? "" : i == 1 ? "web_max_connections = 64\n"
+		    "web_connections_per_ip = 2\nweb_request_timeout = 30\n" :
+		    bad[i - 2], tenant);
+		fd = mkstemp(path);
+		assert_true(fd >= 0);
+		fp = fdopen(fd, "w");
+		assert_non_null(fp);
+		fputs(text, fp);
+		fclose(fp);
+		ef = fmemopen(errs, sizeof(errs), "w");
+		n = 0;
+		c = conf_load(path, ef, &n);
+		fclose(ef);
+		unlink(path);
+		memcpy(path + strlen(path) - 6, "XXXXXX", 6);
+		if (i == 0) {
+			assert_non_null(c);
+			assert_int_equal(c->web_max_connections, 256);
+			assert_int_equal(c->web_connections_per_ip, 8);
+			assert_int_equal(c->web_request_timeout, 10);
+		} else if (i == 1) {
+			assert_non_null(c);
+			assert_int_equal(c->web_max_connections, 64);
+			assert_int_equal(c->web_connections_per_ip, 2);
+			assert_int_equal(c->web_request_timeout, 30);
+		} else {
+			if (c != NULL || n == 0)
+				fail_msg("accepted: %s", bad[i - 2]);
+			assert_non_null(strstr(errs, "web_"));
+		}
+		conf_free(c);
+	}
+}
+
+/* /metrics: admin_networks when set, else loopback only. */
+static void
+test_metrics_allowed(void **state)
+{
+	struct conf_net nets[1];
+	struct conf c;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	assert_true(web_metrics_allowed(&c, "127.0.0.1"));
+	assert_true(web_metrics_allowed(&c, "127.3.4.5"));
+	assert_true(web_metrics_allowed(&c, "::1"));
+	assert_true(web_metrics_allowed(&c, "::ffff:127.0.0.1"));
+	assert_false(web_metrics_allowed(&c, "192.0.2.10"));
+	assert_false(web_metrics_allowed(&c, "2001:db8::1"));
+	assert_int_equal(conf_net_parse("192.0.2.0/24", &nets[0]), 0);
+	c.admin_networks = nets;
+	c.n_admin_networks = 1;
+	assert_true(web_metrics_allowed(&c, "192.0.2.10"));
+	assert_false(web_metrics_allowed(&c, "127.0.0.1"));
+	assert_false(web_metrics_allowed(&c, "198.51.100.1"));
 }
 
 /* A full table forgets the client whose window began first. */
@@ -863,6 +964,9 @@ main(void)
 		cmocka_unit_test(test_limiter_eviction),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_origin),
+		cmocka_unit_test(test_limiter_no_global),
+		cmocka_unit_test(test_metrics_allowed),
+		cmocka_unit_test(test_conf_web_keys),
 		cmocka_unit_test_setup_teardown(test_store_enroll, dir_setup,
 		    dir_teardown),
 		cmocka_unit_test(test_server),
