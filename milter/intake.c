@@ -21,7 +21,6 @@
 #include "status.h"
 #include "thread.h"
 
-#define INTAKE_MAX_REFS       32     /* References kept: root + nearest 31 */
 #define INTAKE_MAX_OURS       1000   /* distinct X-Halo-* names tracked */
 #define INTAKE_MAX_RCPT_TEXT  STATUS_MAILBOXES_MAX  /* routed recipients
                                                        listed per job */
@@ -602,8 +601,8 @@ intake_conv_key(struct intake_msg *msg, char key[THREAD_KEY_LEN + 1],
 	    thread_index_decode(msg->hdr[H_THREAD_INDEX],
 	    strlen(msg->hdr[H_THREAD_INDEX]), &ti) == THREAD_INDEX_OK)
 		have_ti = true;
-	n_irt = hdr_msgids(msg->hdr[H_IN_REPLY_TO], 4, &irt);
-	n_refs = hdr_msgids(msg->hdr[H_REFERENCES], INTAKE_MAX_REFS, &refs);
+	n_irt = hdr_msgids(msg->hdr[H_IN_REPLY_TO], HDR_IRT_MAX, &irt);
+	n_refs = hdr_msgids(msg->hdr[H_REFERENCES], HDR_REFS_MAX, &refs);
 	*starts = n_irt == 0 && n_refs == 0 && (!have_ti || ti.n_children == 0);
 	if (have_ti) {
 		thread_key_hex(ti.guid, key);
