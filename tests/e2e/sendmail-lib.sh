@@ -35,7 +35,8 @@
 # SMTP session the MTA serves is traced with -X into $T/sm/mta.trace and
 # swaks transcripts go to $T/swaks.log as with Postfix.
 #
-# Exported state: SM_ROOT, SM_BIN, SM_DIR, SM_PORT, SM_PID, SM_VERSION.
+# Exported state: SM_ROOT, SM_BIN, SM_DIR, SM_PORT, SM_PID (sm_version prints
+# the binary's version).
 
 SM_ROOT=${SM_ROOT:-/usr/local/lib/halo-milter-e2e/sendmail}
 SM_BIN=$SM_ROOT/usr/libexec/sendmail/sendmail
@@ -204,6 +205,7 @@ _sm_files() {
 _sm_exec() {
     _sm_hn=$1; shift
     if unshare --uts true 2>/dev/null; then
+        # shellcheck disable=SC2016  # expanded by the inner sh
         unshare --uts -- sh -c 'hostname "$1" || exit 1; shift; exec "$@"' sh "$_sm_hn" "$@"
     else
         "$@"
@@ -306,18 +308,25 @@ sm_queue() {
     _sm_exec "client.$SM_HOSTNAME" "$SM_BIN" -C "$SM_DIR/client.cf" -odq -oi -f "$2" "$3" <"$1"
 }
 
-# sm_client_runq: one queue run of the sending instance; returns when the
-# run and every delivery process it forked have finished (at most 60 s).
+# sm_client_runq: one queue run of the sending instance.  Sendmail forks
+# the deliveries and renames those processes (no -C in their command line
+# any more), so this may return before they finish: wait for the outcome
+# (sm_client_wait_queued, the trace) rather than for processes.
 sm_client_runq() {
     _sm_exec "client.$SM_HOSTNAME" "$SM_BIN" -C "$SM_DIR/client.cf" -q \
         -X "$SM_DIR/client.trace" >>"$SM_DIR/ctl.log" 2>&1
-    _sm_i=0
-    while [ $_sm_i -lt 600 ]; do
-        pgrep -f -- "-C $SM_DIR/client.cf" >/dev/null || return 0
-        _h_sleep 0.1; _sm_i=$((_sm_i + 1))
+}
+
+# sm_client_wait_queued N [TIMEOUT_S]: until the sending instance's queue
+# holds N messages (default 30 s); non-zero on timeout.
+sm_client_wait_queued() {
+    _sm_end=$(( $(date +%s) + ${2:-30} ))
+    while [ "$(sm_client_queued)" -ne "$1" ]; do
+        [ "$(date +%s)" -lt "$_sm_end" ] || {
+            _h_err "sm_client_wait_queued: $(sm_client_queued) queued, want $1"; return 1; }
+        _h_sleep 0.1
     done
-    _h_err "sm_client_runq: the queue run did not finish"
-    return 1
+    return 0
 }
 
 # sm_client_queued: messages waiting in the sending instance's queue.

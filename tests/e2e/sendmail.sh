@@ -233,8 +233,15 @@ check "F=T, daemon down: SMTP answer is a temporary failure" \
 sm_queue "$T/down.eml" ann@acme.example support@msp.example
 check "the sending Sendmail queued the mail" eq "$(sm_client_queued)" 1
 sm_client_runq
-check "F=T, daemon down: the sender's retry is refused, the mail stays queued" \
-    sh -c "[ $(sm_client_queued) -eq 1 ] && grep -q 'sm-d1@acme.example' '$SM_DIR'/cqueue/qf*"
+# the delivery attempt runs in a child of the queue run: wait until the
+# sender's queue file records the deferral (its M line: the last status)
+i=0
+while ! grep -qs '^M.*4[0-9][0-9]' "$SM_DIR"/cqueue/qf* && [ $i -lt 300 ]; do
+	sleep 0.1; i=$((i + 1))
+done
+check "F=T, daemon down: the sender's retry is deferred, the mail stays queued" \
+    sh -c "[ $(sm_client_queued) -eq 1 ] && grep -q 'sm-d1@acme.example' '$SM_DIR'/cqueue/qf* &&
+           grep -q '^M.*4[0-9][0-9]' '$SM_DIR'/cqueue/qf*"
 check "F=T, daemon down: Sendmail answered the sender with a 4xx" \
     grep -q '<<< 4[0-9][0-9] ' "$SM_DIR/client.trace"
 check "F=T, daemon down: nothing delivered" eq "$(_h_count_files "$SINK_DIR")" $delivered
@@ -242,7 +249,7 @@ check "F=T, daemon down: the MTA kept nothing either" eq "$(sm_mta_queued)" 0
 daemon_start || exit 1
 spy_start || exit 1
 sm_client_runq
-check "back up: the queue run hands the mail over" eq "$(sm_client_queued)" 0
+check "back up: the queue run hands the mail over" sm_client_wait_queued 0 60
 delivered=$((delivered + 1))
 check "back up: delivered" pf_wait_delivered "$T/sink" $delivered 60
 f=$(delivered_with "<sm-d1@acme.example>")
