@@ -1,13 +1,16 @@
 #!/bin/sh
 # deps.sh - install the Debian packages halo-milter needs to build, test and
-# run its demo. Idempotent and non-interactive: installs only what is missing.
+# run its demo. The Sendmail for the e2e tests is unpacked, not installed
+# (scripts/deps-sendmail.sh): its runtime libraries, m4 and the SASL tools
+# are listed here. Idempotent and non-interactive: installs only what is missing.
 set -eu
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libmilter-dev libcurl4-openssl-dev libcjson-dev libgmime-3.0-dev libssl-dev
 libsqlite3-dev sqlite3 libmicrohttpd-dev libcmocka-dev libgumbo-dev libytnef0-dev
 miltertest postfix swaks python3 procps chromium libqrencode-dev libxml2-utils
-man-db libsystemd-dev"
+man-db libsystemd-dev m4 libwrap0 libdb5.3 libldap-2.5-0 libnsl2 libsasl2-2 libssl3
+libsasl2-modules libsasl2-modules-db sasl2-bin"
 
 missing=""
 for p in $PKGS; do
@@ -18,6 +21,7 @@ done
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -z "$missing" ]; then
+	sh "$(dirname "$0")/deps-sendmail.sh"
 	sh "$(dirname "$0")/deps-npm.sh"
 	exit 0
 fi
@@ -34,4 +38,5 @@ echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+sh "$(dirname "$0")/deps-sendmail.sh"
 sh "$(dirname "$0")/deps-npm.sh"
