@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -58,6 +59,25 @@ cb_queue_id(SMFICTX *ctx, struct connctx *cc)
 
 	if (qid != NULL && cc->conn_msg != NULL)
 		intake_msg_queue_id(cc->conn_msg, qid);
+}
+
+/*
+ * Say once per process when the MTA sends no queue ID ({i}) even at end of
+ * message: log lines then read NOQUEUE and cannot be matched with the MTA's.
+ * Postfix sends it by default; Sendmail only when Milter.macros lists it.
+ */
+static void
+cb_warn_no_queue_id(const struct connctx *cc)
+{
+	static atomic_bool warned;
+	const char *qid = intake_msg_queue_id_get(cc->conn_msg);
+
+	if ((qid == NULL || strcmp(qid, "NOQUEUE") == 0) &&
+	    !atomic_exchange(&warned, true))
+		log_warnx("the MTA sends no queue ID ({i} macro): log lines will"
+		    " read NOQUEUE; Postfix: keep i in milter_end_of_data_macros;"
+		    " Sendmail: add i to confMILTER_MACROS_ENVFROM (README,"
+		    " \"Hooking it into Sendmail\")");
 }
 
 /* What a step answers: nothing when the MTA agreed not to wait. */
@@ -256,6 +276,7 @@ cb_eom(SMFICTX *ctx)
 	if (cc == NULL || cc->conn_msg == NULL)
 		return SMFIS_CONTINUE;
 	cb_queue_id(ctx, cc);
+	cb_warn_no_queue_id(cc);
 	verdict = intake_msg_eom(cc->conn_msg);
 	if (verdict == INTAKE_TEMPFAIL) {
 		smfi_setreply(ctx, "451", "4.3.0",

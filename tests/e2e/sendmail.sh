@@ -221,6 +221,8 @@ check "narrowed macros: no {auth_authen} although the session authenticated" \
     eq "$(macro M '{auth_authen}')" "<none>"
 check "narrowed macros: the daemon logs NOQUEUE" \
     grep -q "NOQUEUE: msgid=<sm-m1@msp.example> tenant=sim" "$T/daemon.log"
+check "narrowed macros: the daemon says once that the MTA sends no {i}" \
+    eq "$(grep -c 'the MTA sends no queue ID ({i} macro)' "$T/daemon.log")" 1
 sm_start "inet:$SPY_PORT@127.0.0.1" T || exit 1
 
 # --- 3. the daemon down: F=T tempfails, the sender keeps it and retries ---
