@@ -296,6 +296,7 @@ main(int argc, char **argv)
 	    conf->workers == 1 ? "" : "s",
 	    conf->web_listen != NULL ? conf->web_listen : "off",
 	    store_schema_version(store));
+	worker_log_join_policy(conf);
 	rc = smfi_main() == MI_SUCCESS ? 0 : 1;
 	log_info("stopping");
 out:

@@ -513,3 +513,31 @@ thread_done(struct job_ctx *ctx, struct store_result *res)
 	    list, n);
 	free(a);
 }
+
+/* Each tenant's widening of the rule, logged at start-up. */
+void
+worker_log_join_policy(const struct conf *conf)
+{
+	char ids[256];
+	size_t i, j, len;
+
+	for (i = 0; i < conf->n_tenants; i++) {
+		const struct conf_tenant *t = conf->tenants[i];
+
+		if (t->n_join_clients > 0) {
+			ids[0] = '\0';
+			for (j = 0, len = 0; j < t->n_join_clients &&
+			    len < sizeof(ids) - 24; j++)
+				len += (size_t)snprintf(ids + len, sizeof(ids) - len,
+				    "%s%ld", j ? "," : "", t->join_clients[j]);
+			log_notice("tenant %s: join_clients widens who may join"
+			    " a ticket: contacts of client%s %s may join any"
+			    " ticket", t->name, t->n_join_clients == 1 ? "" : "s",
+			    ids);
+		}
+		if (t->join_domain_members)
+			log_notice("tenant %s: join_domain_members widens who may"
+			    " join a ticket: a sender matched by domain to the"
+			    " ticket's client may join it", t->name);
+	}
+}
