@@ -437,48 +437,6 @@ thread_find(struct job_ctx *ctx)
 	return thread_refused(ctx);
 }
 
-/* Split an address header VALUE into at most MAX addresses (lower-cased,
- * into OUT[i], each HDR_ADDR_MAX + 1 long); commas inside quotes, angle
- * brackets or comments do not split. The count. */
-static size_t
-thread_addr_list(const char *value, char (*out)[HDR_ADDR_MAX + 1], size_t max)
-{
-	char item[1024];
-	size_t n = 0, len = 0;
-	int depth = 0;
-	bool quoted = false, angle = false;
-	const char *p;
-
-	if (value == NULL)
-		return 0;
-	for (p = value;; p++) {
-		char c = *p;
-
-		if (c == '\0' || (c == ',' && !quoted && !angle && depth == 0)) {
-			item[len] = '\0';
-			if (len > 0 && n < max && hdr_addr_spec(item, out[n]))
-				n++;
-			len = 0;
-			if (c == '\0' || n >= max)
-				break;
-			continue;
-		}
-		if (c == '"' && depth == 0 && (p == value || p[-1] != '\\'))
-			quoted = !quoted;
-		else if (!quoted && c == '(')
-			depth++;
-		else if (!quoted && c == ')' && depth > 0)
-			depth--;
-		else if (!quoted && depth == 0 && c == '<')
-			angle = true;
-		else if (!quoted && depth == 0 && c == '>')
-			angle = false;
-		if (len + 1 < sizeof(item))
-			item[len++] = c;
-	}
-	return n;
-}
-
 /*
  * After the post (job_done()): the mail's From, To and Cc addresses (at
  * most STORE_PARTICIPANTS_MAX) become participants of the ticket, a ticket
@@ -505,8 +463,8 @@ thread_done(struct job_ctx *ctx, struct store_result *res)
 	if (ctx->job->from_addr != NULL && hdr_addr_spec(ctx->job->from_addr,
 	    a[0]))
 		n++;
-	n += thread_addr_list(ctx->h_to, a + n, STORE_PARTICIPANTS_MAX - n);
-	n += thread_addr_list(ctx->h_cc, a + n, STORE_PARTICIPANTS_MAX - n);
+	n += hdr_addr_list(ctx->h_to, a + n, STORE_PARTICIPANTS_MAX - n);
+	n += hdr_addr_list(ctx->h_cc, a + n, STORE_PARTICIPANTS_MAX - n);
 	for (i = 0; i < n; i++)
 		list[i] = a[i];
 	store_participants_add(ctx->w->store, ctx->t->name, ctx->posted_ticket,
