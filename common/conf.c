@@ -100,6 +100,8 @@ enum key_id {
 	KEY_WEB_MAX_CONNECTIONS,
 	KEY_WEB_CONNECTIONS_PER_IP,
 	KEY_WEB_REQUEST_TIMEOUT,
+	KEY_JOIN_CLIENTS,
+	KEY_JOIN_DOMAIN_MEMBERS,
 	KEY_COUNT
 };
 
@@ -173,6 +175,8 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	                             SCOPE_GLOBAL, false },
 	[KEY_WEB_REQUEST_TIMEOUT] = { "web_request_timeout", SCOPE_GLOBAL,
 	                             false },
+	[KEY_JOIN_CLIENTS]       = { "join_clients", SCOPE_TENANT, true },
+	[KEY_JOIN_DOMAIN_MEMBERS] = { "join_domain_members", SCOPE_TENANT, false },
 };
 
 enum parse_state {
@@ -663,6 +667,7 @@ static void tenant_free(struct conf_tenant *t)
 		free(t->logins[i]);
 	}
 	free(t->logins);
+	free(t->join_clients);
 	for (i = 0; i < t->n_routes; i++)
 		route_free(t->routes[i]);
 	free(t->routes);
@@ -948,6 +953,39 @@ static void add_halo_senders(struct parser *p, int line, const char *value)
 		}
 		t->halo_senders = senders;
 		t->halo_senders[t->n_halo_senders++] = addr;
+	}
+}
+
+/* "join_clients = ID[, ID...]" (repeatable): Halo client ids whose
+ * contacts may join any ticket of the tenant. */
+static void add_join_clients(struct parser *p, int line, const char *value)
+{
+	char buf[CONF_LINE_MAX + 1];
+	char *item, *save = NULL;
+	struct conf_tenant *t = p->tenant;
+	unsigned long num;
+	long *ids;
+
+	if (strlen(value) >= sizeof(buf)) {
+		conf_error(p, line, "join_clients: value too long");
+		return;
+	}
+	strcpy(buf, value);
+	for (item = strtok_r(buf, ", \t", &save); item != NULL;
+	    item = strtok_r(NULL, ", \t", &save)) {
+		if (!parse_ulong_range(item, 1, 2147483647UL, &num)) {
+			conf_error(p, line, "join_clients: invalid client id '%s' "
+			    "(expected an integer > 0)", item);
+			continue;
+		}
+		ids = realloc(t->join_clients, (t->n_join_clients + 1) *
+		    sizeof(*ids));
+		if (ids == NULL) {
+			conf_error(p, line, "out of memory");
+			return;
+		}
+		t->join_clients = ids;
+		t->join_clients[t->n_join_clients++] = (long)num;
 	}
 }
 
@@ -1448,6 +1486,14 @@ static void apply_tenant(struct parser *p, int line, enum key_id key,
 		break;
 	case KEY_AGENT_LOGIN:
 		parse_agent_login(p, line, value);
+		break;
+	case KEY_JOIN_CLIENTS:
+		add_join_clients(p, line, value);
+		break;
+	case KEY_JOIN_DOMAIN_MEMBERS:
+		if (!parse_bool(value, &t->join_domain_members))
+			conf_error(p, line, "join_domain_members: invalid boolean"
+			    " '%s' (expected yes or no)", value);
 		break;
 	case KEY_LOOP_MAX_CREATES:
 		if (!parse_ulong_range(value, 1, 100000, &num))

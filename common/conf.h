@@ -114,6 +114,12 @@ struct conf_tenant {
 	struct conf_login **logins;  /* agent_login; an agent's own address
 	                              * is its login without an entry */
 	size_t n_logins;
+	/* who may join a ticket beyond its participants (issue 11): contacts
+	 * of these clients may join any ticket (join_clients), senders
+	 * matched to the ticket's client by domain may (join_domain_members) */
+	long *join_clients;
+	size_t n_join_clients;
+	bool join_domain_members;    /* default false */
 	struct conf_route **routes;
 	size_t n_routes;
 };

@@ -512,3 +512,45 @@ hdr_read_file(const char *path, size_t max, const char *const *names,
 	free(block);
 	return 0;
 }
+
+/* Split an address header VALUE (To:, Cc:) into at most MAX addresses (lower-cased,
+ * into OUT[i], each HDR_ADDR_MAX + 1 long); commas inside quotes, angle
+ * brackets or comments do not split. The count. */
+size_t
+hdr_addr_list(const char *value, char (*out)[HDR_ADDR_MAX + 1], size_t max)
+{
+	char item[1024];
+	size_t n = 0, len = 0;
+	int depth = 0;
+	bool quoted = false, angle = false;
+	const char *p;
+
+	if (value == NULL)
+		return 0;
+	for (p = value;; p++) {
+		char c = *p;
+
+		if (c == '\0' || (c == ',' && !quoted && !angle && depth == 0)) {
+			item[len] = '\0';
+			if (len > 0 && n < max && hdr_addr_spec(item, out[n]))
+				n++;
+			len = 0;
+			if (c == '\0' || n >= max)
+				break;
+			continue;
+		}
+		if (c == '"' && depth == 0 && (p == value || p[-1] != '\\'))
+			quoted = !quoted;
+		else if (!quoted && c == '(')
+			depth++;
+		else if (!quoted && c == ')' && depth > 0)
+			depth--;
+		else if (!quoted && depth == 0 && c == '<')
+			angle = true;
+		else if (!quoted && depth == 0 && c == '>')
+			angle = false;
+		if (len + 1 < sizeof(item))
+			item[len++] = c;
+	}
+	return n;
+}

@@ -93,4 +93,13 @@ int hdr_read_file(const char *path, size_t max, const char *const *names,
 void hdr_block_values(const char *block, size_t len, const char *const *names,
     size_t n, char **values);
 
+/*
+ * The addresses of an address-list header VALUE (To:, Cc:), at most MAX,
+ * each lower-cased into OUT[i] (HDR_ADDR_MAX + 1 bytes) as hdr_addr_spec()
+ * reads one; commas inside quotes, angle brackets or comments do not
+ * split. Returns the count. Bounded: items longer than 1 KiB are cut.
+ */
+size_t hdr_addr_list(const char *value, char (*out)[HDR_ADDR_MAX + 1],
+    size_t max);
+
 #endif

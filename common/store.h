@@ -122,6 +122,8 @@ struct store_result {
 	int64_t contact_id, client_id;  /* 0 when none */
 	const char *summary;        /* NULL: keep the ticket's known one */
 	const char *ticket_status;  /* struct store_job; may be NULL */
+	const char *reason;         /* kept on the done job (e.g. why a
+	                               proposed ticket was not joined); NULL */
 };
 
 /* An agent's sealed refresh token and its standing. */
@@ -383,5 +385,22 @@ typedef char *(*store_reseal_fn)(const struct store_sealed *v, void *arg);
  */
 enum store_status store_reseal(struct store *st, store_reseal_fn fn,
     void *arg, unsigned *n);
+
+/*
+ * Who may join a ticket (schema v8, issue 11). Participants: the addresses
+ * on mail logged to a ticket (From, To, Cc), lower-cased. Owners: a
+ * ticket's user and client, from the create that made it ("created", kept
+ * for good) or from a GET of it ("halo", trusted while younger than the
+ * caller's SINCE).
+ */
+#define STORE_PARTICIPANTS_MAX  32  /* addresses recorded per mail */
+enum store_status store_participants_add(struct store *st, const char *tenant,
+    int64_t ticket, const char *const *addrs, size_t n);
+enum store_status store_participant_is(struct store *st, const char *tenant,
+    int64_t ticket, const char *addr, bool *is);
+enum store_status store_ticket_owner_put(struct store *st, const char *tenant,
+    int64_t ticket, int64_t user_id, int64_t client_id, const char *source);
+enum store_status store_ticket_owner_get(struct store *st, const char *tenant,
+    int64_t ticket, time_t since, int64_t *user_id, int64_t *client_id);
 
 #endif

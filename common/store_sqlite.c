@@ -7,6 +7,7 @@
  */
 #include "store.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -135,6 +136,20 @@ static const char *const store_migrations[] = {
 	"CREATE INDEX jobs_conv ON jobs (tenant, conv_key) WHERE ticket_id IS NOT NULL;"
 	"CREATE INDEX jobs_ticket ON jobs (tenant, ticket_id)"
 	" WHERE summary IS NOT NULL;",
+	/* 8 (branch trust-worker): who may join a ticket (issue 11). The
+	 * addresses on mail logged to each ticket (From, To, Cc) and each
+	 * ticket's user and client, known locally: from the create that made
+	 * it ("created") or a GET of it ("halo", as old as UPDATED says). */
+	"CREATE TABLE participants ("
+	" tenant TEXT NOT NULL, ticket_id INTEGER NOT NULL,"
+	" address TEXT NOT NULL, created INTEGER NOT NULL,"
+	" PRIMARY KEY (tenant, ticket_id, address));"
+	"CREATE TABLE ticket_owners ("
+	" tenant TEXT NOT NULL, ticket_id INTEGER NOT NULL,"
+	" user_id INTEGER NOT NULL DEFAULT 0,"
+	" client_id INTEGER NOT NULL DEFAULT 0,"
+	" source TEXT NOT NULL, updated INTEGER NOT NULL,"
+	" PRIMARY KEY (tenant, ticket_id));",
 };
 #define STORE_NMIGRATIONS ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
@@ -829,16 +844,17 @@ store_job_mark_posting(struct store *st, int64_t id, time_t lease,
 enum store_status
 store_job_done(struct store *st, int64_t id, const struct store_result *r)
 {
-	return store_exec(st, "UPDATE jobs SET state = 'done', reason = NULL,"
+	return store_exec(st, "UPDATE jobs SET state = 'done', reason = ?13,"
 	    " ticket_id = ?2, action_id = ?3, result = ?4, contact = ?5,"
 	    " client = ?6, updated = ?7, lease_until = 0, sender = ?8,"
 	    " contact_id = ?9, client_id = ?10, summary = COALESCE(?11,"
 	    " (SELECT o.summary FROM jobs o WHERE o.tenant = jobs.tenant AND"
 	    " o.ticket_id = ?2 AND o.summary IS NOT NULL ORDER BY o.id LIMIT 1)),"
 	    " ticket_status = ?12 WHERE id = ?1",
-	    "iiisssisiiss", NULL, id, r->ticket_id, r->action_id, r->result,
+	    "iiisssisiisss", NULL, id, r->ticket_id, r->action_id, r->result,
 	    r->contact, r->client, (int64_t)time(NULL), r->sender,
-	    r->contact_id, r->client_id, r->summary, r->ticket_status);
+	    r->contact_id, r->client_id, r->summary, r->ticket_status,
+	    r->reason);
 }
 
 /* Back to the queue for a later attempt. */
@@ -1550,6 +1566,110 @@ store_reseal(struct store *st, store_reseal_fn fn, void *arg, unsigned *n)
 rollback:
 	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 unlock:
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/*
+ * Who may join a ticket (schema v8).
+ */
+
+/* Record ADDRS (N of them, lower-cased here) as participants of TICKET. */
+enum store_status
+store_participants_add(struct store *st, const char *tenant, int64_t ticket,
+    const char *const *addrs, size_t n)
+{
+	char low[320];
+	enum store_status rc = STORE_OK;
+	size_t i, j;
+
+	for (i = 0; i < n; i++) {
+		if (addrs[i] == NULL || addrs[i][0] == '\0' ||
+		    strlen(addrs[i]) >= sizeof(low))
+			continue;
+		for (j = 0; addrs[i][j] != '\0'; j++)
+			low[j] = (char)tolower((unsigned char)addrs[i][j]);
+		low[j] = '\0';
+		if (store_exec(st, "INSERT OR IGNORE INTO participants (tenant,"
+		    " ticket_id, address, created) VALUES (?1, ?2, ?3, ?4)", "sisi",
+		    NULL, tenant, ticket, low, (int64_t)time(NULL)) != STORE_OK)
+			rc = STORE_ERROR;
+	}
+	return rc;
+}
+
+/* Whether ADDR (any case) took part in mail logged to TICKET. */
+enum store_status
+store_participant_is(struct store *st, const char *tenant, int64_t ticket,
+    const char *addr, bool *is)
+{
+	sqlite3_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	int step;
+
+	*is = false;
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM participants WHERE"
+	    " tenant = ?1 AND ticket_id = ?2 AND address = lower(?3)", -1, &stmt,
+	    NULL) == SQLITE_OK) {
+		store_bind_text(stmt, 1, tenant);
+		sqlite3_bind_int64(stmt, 2, ticket);
+		store_bind_text(stmt, 3, addr);
+		step = sqlite3_step(stmt);
+		if (step == SQLITE_ROW || step == SQLITE_DONE) {
+			*is = step == SQLITE_ROW;
+			rc = STORE_OK;
+		}
+		sqlite3_finalize(stmt);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* Record TICKET's user and client, as SOURCE ("created" or "halo") says.
+ * A "created" row is not replaced by a "halo" one. */
+enum store_status
+store_ticket_owner_put(struct store *st, const char *tenant, int64_t ticket,
+    int64_t user_id, int64_t client_id, const char *source)
+{
+	return store_exec(st, "INSERT INTO ticket_owners (tenant, ticket_id,"
+	    " user_id, client_id, source, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+	    " ON CONFLICT (tenant, ticket_id) DO UPDATE SET user_id ="
+	    " excluded.user_id, client_id = excluded.client_id, source ="
+	    " excluded.source, updated = excluded.updated WHERE"
+	    " ticket_owners.source <> 'created' OR excluded.source = 'created'",
+	    "siiisi", NULL, tenant, ticket, user_id, client_id, source,
+	    (int64_t)time(NULL));
+}
+
+/* TICKET's user and client as recorded: a "created" row always, a "halo"
+ * row when updated at or after SINCE; NOT_FOUND otherwise. */
+enum store_status
+store_ticket_owner_get(struct store *st, const char *tenant, int64_t ticket,
+    time_t since, int64_t *user_id, int64_t *client_id)
+{
+	sqlite3_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	int step;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT user_id, client_id FROM"
+	    " ticket_owners WHERE tenant = ?1 AND ticket_id = ?2 AND"
+	    " (source = 'created' OR updated >= ?3)", -1, &stmt, NULL) ==
+	    SQLITE_OK) {
+		store_bind_text(stmt, 1, tenant);
+		sqlite3_bind_int64(stmt, 2, ticket);
+		sqlite3_bind_int64(stmt, 3, (sqlite3_int64)since);
+		step = sqlite3_step(stmt);
+		if (step == SQLITE_ROW) {
+			*user_id = sqlite3_column_int64(stmt, 0);
+			*client_id = sqlite3_column_int64(stmt, 1);
+			rc = STORE_OK;
+		} else if (step == SQLITE_DONE) {
+			rc = STORE_NOT_FOUND;
+		}
+		sqlite3_finalize(stmt);
+	}
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }

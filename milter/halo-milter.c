@@ -451,6 +451,7 @@ main(int argc, char **argv)
 	    conf->workers == 1 ? "" : "s",
 	    conf->web_listen != NULL ? conf->web_listen : "off",
 	    store_schema_version(store));
+	worker_log_join_policy(conf);
 	/* systemd's Type=notify: up now (a no-op without $NOTIFY_SOCKET) */
 	(void)sd_notify(0, "READY=1\nSTATUS=serving");
 	rc = smfi_main() == MI_SUCCESS ? 0 : 1;

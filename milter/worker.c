@@ -284,6 +284,7 @@ job_done(struct job_ctx *ctx)
 	res.summary = ctx->create ? (job->subject && *job->subject ?
 	    job->subject : "(no subject)") : NULL;
 	res.ticket_status = ctx->create ? "new" : ctx->ticket_status;
+	thread_done(ctx, &res);     /* participants; a refused ticket's note */
 	if (store_job_done(w->store, job->id, &res) != STORE_OK)
 		log_warnx("%s: cannot record result", ctx->who);
 	/* the Message-ID comes from mail: printable only, like intake's lines */

@@ -52,4 +52,8 @@ struct worker_stats {
 };
 void worker_stats(struct worker *w, struct worker_stats *out);
 
+/* Log each tenant's widening of who may join a ticket (join_clients,
+ * join_domain_members): never silent. At start-up. */
+void worker_log_join_policy(const struct conf *conf);
+
 #endif

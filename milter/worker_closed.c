@@ -269,15 +269,21 @@ static enum step
 closed_follow_up(struct job_ctx *ctx)
 {
 	int64_t newer = 0;
+	enum step step;
+	bool may = false;
 
 	if (ctx->job->conv_key != NULL &&
 	    store_ticket_by_conv(ctx->w->store, ctx->t->name,
 	    ctx->job->conv_key, &newer) == STORE_OK && newer > 0 &&
-	    newer != ctx->ticket_id &&
-	    thread_may_join(ctx, newer, NULL, "follow-up")) {
-		ctx->ticket_id = newer;
-		ctx->matched_by = "follow-up";
-		return closed_check(ctx);
+	    newer != ctx->ticket_id) {
+		if ((step = thread_may_join(ctx, newer, NULL, "follow-up",
+		    &may)) != STEP_OK)
+			return step;
+		if (may) {
+			ctx->ticket_id = newer;
+			ctx->matched_by = "follow-up";
+			return closed_check(ctx);
+		}
 	}
 	ctx->follows = ctx->ticket_id;
 	ctx->ticket_id = 0;

@@ -120,6 +120,9 @@ struct job_ctx {
 	bool create;                    /* no thread: a new ticket */
 	int64_t posted_ticket, posted_action;
 	const char *outcome;            /* "created" / "appended" once done */
+	/* who may join (thread_may_join): the first proposal refused */
+	int64_t refused_ticket;         /* 0: none refused */
+	char join_note[160];            /* "not-a-participant: ..." or "" */
 };
 
 /* worker.c: count into the worker's stats. */
@@ -152,10 +155,12 @@ enum step thread_find(struct job_ctx *ctx);
 int thread_halo_lookup(struct job_ctx *ctx, const char *msgid,
     int64_t *ticket, int64_t *action, enum step *step);
 /* Whether CTX's sender may join TICKET that BY (a matched_by name)
- * proposes; TK is Halo's view of it, or NULL when not asked. Every
- * proposed ticket passes here before it is taken. */
-bool thread_may_join(const struct job_ctx *ctx, int64_t ticket,
-    const struct halo_ticket *tk, const char *by);
+ * proposes, into *MAY; TK is Halo's view of it, or NULL when not asked
+ * (then the ticket's user and client come from the store, else from one
+ * GET). Every proposed ticket passes here before it is taken. STEP_OK,
+ * or how a needed Halo request ended (retry, wait). */
+enum step thread_may_join(struct job_ctx *ctx, int64_t ticket,
+    const struct halo_ticket *tk, const char *by, bool *may);
 /* The ticket number in SUBJECT tagged as TAG ("[ID:{n}]"), or 0. */
 int64_t thread_subject_tag(const char *tag, const char *subject);
 
@@ -172,5 +177,48 @@ int closed_ticket_get(struct job_ctx *ctx, int64_t id, struct halo_ticket *tk,
 /* worker_post.c: create the ticket or append the action (CTX->create);
  * the result in CTX->posted_ticket / posted_action. */
 enum step post_message(struct job_ctx *ctx, const struct mime_message *m);
+
+/*
+ * Who may join a ticket (design.md "Thread match", issue 11): the facts
+ * thread_join_decide() judges, all known before any Halo request.
+ */
+struct join_facts {
+	bool agent_outbound;        /* an authenticated agent's outgoing mail */
+	bool authentic;             /* From: authenticated (sender_auth) */
+	bool participant;           /* From: is on mail logged to the ticket */
+	bool sender_contact;        /* a contact resolved by address (or the
+	                               operator's override of that address) */
+	bool sender_domain;         /* a client matched by domain (never the
+	                               catch-all fallback client) */
+	int64_t user_id, client_id; /* the sender's contact and client */
+	bool owner_known;           /* TICKET_USER / TICKET_CLIENT are set */
+	int64_t ticket_user, ticket_client;
+	const long *join_clients;   /* the tenant's widening (conf.h) */
+	size_t n_join_clients;
+	bool join_domain_members;
+};
+
+enum join_verdict {
+	JOIN_AGENT,                 /* may: an authenticated agent */
+	JOIN_PARTICIPANT,           /* may: on earlier mail of the ticket */
+	JOIN_USER,                  /* may: the ticket's user */
+	JOIN_CLIENT_CONTACT,        /* may: a contact of the ticket's client */
+	JOIN_WIDE_CLIENT,           /* may: a contact of a join_clients client */
+	JOIN_DOMAIN_MEMBER,         /* may: join_domain_members */
+	JOIN_NEED_OWNER,            /* ask again with the ticket's owner */
+	JOIN_UNAUTHENTICATED,       /* may not: From: not authenticated */
+	JOIN_NOT_PARTICIPANT        /* may not */
+};
+
+/* The rule, a pure function of F. */
+enum join_verdict thread_join_decide(const struct join_facts *f);
+/* Whether V lets the mail join. */
+bool thread_join_allows(enum join_verdict v);
+/* V's name for logs and reasons ("participant", "not-a-participant"). */
+const char *thread_join_name(enum join_verdict v);
+/* After a post: record the mail's From/To/Cc as participants of the
+ * ticket (and, when created, its user and client) and put the join note
+ * into RES->reason. */
+void thread_done(struct job_ctx *ctx, struct store_result *res);
 
 #endif

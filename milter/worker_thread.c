@@ -9,9 +9,12 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "hdr.h"
 #include "http.h"
 #include "log.h"
 
@@ -67,73 +70,244 @@ thread_subject_tag(const char *tag, const char *subject)
 	return 0;
 }
 
+/* The rule (design.md "Thread match"): an authenticated agent may join
+ * any ticket; anyone else must be authentic and the ticket's user, a
+ * contact of its client or a participant, unless the tenant widens it. */
+enum join_verdict
+thread_join_decide(const struct join_facts *f)
+{
+	bool by_owner;
+	size_t i;
+
+	if (f->agent_outbound)
+		return JOIN_AGENT;
+	if (!f->authentic)
+		return JOIN_UNAUTHENTICATED;
+	if (f->participant)
+		return JOIN_PARTICIPANT;
+	if (f->sender_contact && f->client_id > 0)
+		for (i = 0; i < f->n_join_clients; i++)
+			if (f->join_clients[i] == f->client_id)
+				return JOIN_WIDE_CLIENT;
+	by_owner = (f->sender_contact && (f->user_id > 0 || f->client_id > 0)) ||
+	    (f->join_domain_members && f->sender_domain && f->client_id > 0);
+	if (!by_owner)
+		return JOIN_NOT_PARTICIPANT;
+	if (!f->owner_known)
+		return JOIN_NEED_OWNER;
+	if (f->sender_contact && f->user_id > 0 && f->ticket_user == f->user_id)
+		return JOIN_USER;
+	if (f->sender_contact && f->client_id > 0 &&
+	    f->ticket_client == f->client_id)
+		return JOIN_CLIENT_CONTACT;
+	if (f->join_domain_members && f->sender_domain && f->client_id > 0 &&
+	    f->ticket_client == f->client_id)
+		return JOIN_DOMAIN_MEMBER;
+	return JOIN_NOT_PARTICIPANT;
+}
+
+bool
+thread_join_allows(enum join_verdict v)
+{
+	return v < JOIN_NEED_OWNER;
+}
+
+const char *
+thread_join_name(enum join_verdict v)
+{
+	static const char *const names[] = {
+		"agent", "participant", "ticket-user", "client-contact",
+		"join-clients", "domain-member", "need-owner",
+		"unauthenticated-sender", "not-a-participant"
+	};
+
+	return (size_t)v < sizeof(names) / sizeof(names[0]) ? names[v] : "?";
+}
+
+/* The facts about CTX's sender and TICKET known locally (no request). */
+static void
+thread_join_facts(const struct job_ctx *ctx, int64_t ticket,
+    struct join_facts *f)
+{
+	const struct store_job *job = ctx->job;
+	const struct conf_override *ov;
+	bool is = false;
+
+	memset(f, 0, sizeof(*f));
+	f->agent_outbound = ctx->outbound && job->outbound_auth != NULL &&
+	    job->outbound_auth[0] != '\0';
+	f->authentic = job->sender_auth != NULL && job->sender_auth[0] != '\0' &&
+	    strcmp(job->sender_auth, "none") != 0;
+	if (job->from_addr != NULL && store_participant_is(ctx->w->store,
+	    ctx->t->name, ticket, job->from_addr, &is) == STORE_OK)
+		f->participant = is;
+	f->user_id = ctx->sender_kind == STORE_SENDER_CONTACT ? ctx->user_id : 0;
+	f->client_id = ctx->client_id;
+	ov = conf_override_lookup(ctx->t, job->from_addr);
+	if (ov != NULL && ov->pattern[0] != '*') {
+		/* the operator's word for this very address */
+		f->sender_contact = true;
+	} else if (ov != NULL) {
+		/* an override of a whole domain is a domain match */
+		f->sender_domain = true;
+		f->user_id = 0;
+	} else if (ctx->sender_kind == STORE_SENDER_CONTACT) {
+		f->sender_contact = true;
+	} else if (ctx->sender_kind == STORE_SENDER_CLIENT &&
+	    !(ctx->client_name == NULL &&
+	    ctx->client_id == ctx->t->fallback_client_id)) {
+		f->sender_domain = true;    /* never the catch-all */
+	}
+	f->join_clients = ctx->t->join_clients;
+	f->n_join_clients = ctx->t->n_join_clients;
+	f->join_domain_members = ctx->t->join_domain_members;
+}
+
+/* TICKET's user and client into F: the store's (a ticket we created, or
+ * one asked about within sender_cache_ttl), else one GET (with the status
+ * list at hand, closed_check() need not ask again). */
+static enum step
+thread_join_owner(struct job_ctx *ctx, int64_t ticket, struct join_facts *f)
+{
+	struct halo_ticket tk;
+	int64_t first_open = 0;
+	enum step step = STEP_OK;
+	bool know_closed;
+	int rc;
+
+	if (store_ticket_owner_get(ctx->w->store, ctx->t->name, ticket,
+	    time(NULL) - (time_t)ctx->t->sender_cache_ttl, &f->ticket_user,
+	    &f->ticket_client) == STORE_OK) {
+		f->owner_known = true;
+		return STEP_OK;
+	}
+	know_closed = ctx->t->closed_tickets != CONF_CLOSED_APPEND &&
+	    !ctx->outbound && closed_statuses(ctx, &first_open) == STEP_OK;
+	ctx->reason[0] = '\0';
+	rc = closed_ticket_get(ctx, ticket, &tk, &step);
+	if (rc < 0 && step != STEP_FAIL)
+		return step;
+	if (rc != 0) {
+		/* gone, or Halo will not show it to this agent: nobody joins */
+		ctx->reason[0] = '\0';
+		f->owner_known = true;
+		return STEP_OK;
+	}
+	f->owner_known = true;
+	f->ticket_user = tk.user_id;
+	f->ticket_client = tk.client_id;
+	store_ticket_owner_put(ctx->w->store, ctx->t->name, ticket, tk.user_id,
+	    tk.client_id, "halo");
+	if (know_closed)
+		closed_remember(ctx, ticket, tk.closed);
+	halo_ticket_free(&tk);
+	return STEP_OK;
+}
+
 /*
  * Whether the sender of CTX may join TICKET, proposed by BY (a matched_by
  * name); TK is the ticket as Halo gave it, or NULL when it was not asked.
- * Every proposal passes here. Today only a subject tag is checked: the
- * sender must be the ticket's contact or of its client (an agent's own
- * outgoing mail may name any ticket).
+ * Every proposal passes here (see thread_join_decide()). A participant's
+ * reply costs no request; the ticket's owner is asked of Halo only when
+ * the store does not know it and it could decide.
  */
-bool
-thread_may_join(const struct job_ctx *ctx, int64_t ticket,
-    const struct halo_ticket *tk, const char *by)
+enum step
+thread_may_join(struct job_ctx *ctx, int64_t ticket,
+    const struct halo_ticket *tk, const char *by, bool *may)
 {
-	(void)ticket;
-	if (strcmp(by, "subject-tag") != 0)
-		return true;
-	if (tk == NULL)
-		return false;
-	return ctx->outbound ||
-	    (ctx->sender_kind == STORE_SENDER_CONTACT &&
-	    tk->user_id == ctx->user_id) ||
-	    (ctx->client_id > 0 && tk->client_id == ctx->client_id);
+	struct join_facts f;
+	enum join_verdict v;
+	enum step step;
+
+	*may = false;
+	thread_join_facts(ctx, ticket, &f);
+	if (tk != NULL) {
+		f.owner_known = true;
+		f.ticket_user = tk->user_id;
+		f.ticket_client = tk->client_id;
+	}
+	v = thread_join_decide(&f);
+	if (v == JOIN_NEED_OWNER) {
+		if ((step = thread_join_owner(ctx, ticket, &f)) != STEP_OK)
+			return step;
+		v = thread_join_decide(&f);
+	}
+	*may = thread_join_allows(v);
+	if (*may) {
+		log_debug("%s: may join ticket %" PRId64 " (%s): %s", ctx->who,
+		    ticket, by, thread_join_name(v));
+		return STEP_OK;
+	}
+	log_notice("%s: ticket %" PRId64 " proposed by %s not joined: %s",
+	    ctx->who, ticket, by, thread_join_name(v));
+	if (ctx->refused_ticket == 0) {
+		ctx->refused_ticket = ticket;
+		snprintf(ctx->join_note, sizeof(ctx->join_note),
+		    "%s: ticket %" PRId64 " (%s); a new conversation",
+		    thread_join_name(v), ticket, by);
+	}
+	return STEP_OK;
 }
 
-/* Take TICKET as the thread when the sender may join it. */
-static bool
+/* Take TICKET as the thread when the sender may join it; *TAKEN. */
+static enum step
 thread_propose(struct job_ctx *ctx, int64_t ticket,
-    const struct halo_ticket *tk, const char *by)
+    const struct halo_ticket *tk, const char *by, bool *taken)
 {
-	if (!thread_may_join(ctx, ticket, tk, by))
-		return false;
+	enum step step;
+
+	*taken = false;
+	if (ticket <= 0)
+		return STEP_OK;
+	if ((step = thread_may_join(ctx, ticket, tk, by, taken)) != STEP_OK ||
+	    !*taken)
+		return step;
 	ctx->ticket_id = ticket;
 	ctx->matched_by = by;
-	return true;
+	return STEP_OK;
 }
 
-/* 1. Our index: In-Reply-To, then References nearest first. */
-static bool
+/* 1. Our index: In-Reply-To, then References nearest first. A refused
+ * proposal lets the next one be tried. */
+static enum step
 thread_by_our_index(struct job_ctx *ctx)
 {
+	enum step step = STEP_OK;
 	int64_t ticket;
-	size_t i;
+	bool taken = false;
+	size_t i, n = ctx->n_irt + ctx->n_refs;
+	const char *id;
 
-	for (i = 0; i < ctx->n_irt; i++)
-		if (store_ticket_by_msgid(ctx->w->store, ctx->t->name, ctx->irt[i],
-		    &ticket) == STORE_OK &&
-		    thread_propose(ctx, ticket, NULL, "message-id"))
-			return true;
-	for (i = ctx->n_refs; i > 0; i--)
-		if (store_ticket_by_msgid(ctx->w->store, ctx->t->name,
-		    ctx->refs[i - 1], &ticket) == STORE_OK &&
-		    thread_propose(ctx, ticket, NULL, "message-id"))
-			return true;
-	return false;
+	for (i = 0; i < n && !taken && step == STEP_OK; i++) {
+		id = i < ctx->n_irt ? ctx->irt[i] : ctx->refs[n - 1 - i];
+		if (store_ticket_by_msgid(ctx->w->store, ctx->t->name, id,
+		    &ticket) == STORE_OK && ticket != ctx->refused_ticket)
+			step = thread_propose(ctx, ticket, NULL, "message-id",
+			    &taken);
+	}
+	return step;
 }
 
-/* Ask Halo about MSGID for thread_by_halo_index(); -1 *STEP set. */
+/* Ask Halo about MSGID for thread_by_halo_index(): 1 taken, 0 not, -1
+ * *STEP set. */
 static int
 thread_ask_halo(struct job_ctx *ctx, const char *msgid, size_t *asked,
     enum step *step)
 {
 	int64_t ticket = 0, action = 0;
+	bool taken = false;
 	int rc;
 
 	(*asked)++;
 	rc = thread_halo_lookup(ctx, msgid, &ticket, &action, step);
 	if (rc < 0)
 		return -1;
-	return rc == 0 && thread_propose(ctx, ticket, NULL, "halo-message-id");
+	if (rc != 0 || ticket == ctx->refused_ticket)
+		return 0;
+	if ((*step = thread_propose(ctx, ticket, NULL, "halo-message-id",
+	    &taken)) != STEP_OK)
+		return -1;
+	return taken;
 }
 
 /* 2. Halo's index (also finds tickets Halo's own mail intake made), for at
@@ -159,31 +333,48 @@ thread_by_halo_index(struct job_ctx *ctx)
 }
 
 /* 3. The conversation key (Outlook's Thread-Index survives lost headers). */
-static bool
+static enum step
 thread_by_conversation(struct job_ctx *ctx)
 {
 	int64_t ticket;
+	bool taken;
 
-	return ctx->job->conv_key != NULL && store_ticket_by_conv(ctx->w->store,
-	    ctx->t->name, ctx->job->conv_key, &ticket) == STORE_OK &&
-	    thread_propose(ctx, ticket, NULL, "conversation");
+	if (ctx->job->conv_key == NULL || store_ticket_by_conv(ctx->w->store,
+	    ctx->t->name, ctx->job->conv_key, &ticket) != STORE_OK ||
+	    ticket == ctx->refused_ticket)
+		return STEP_OK;
+	return thread_propose(ctx, ticket, NULL, "conversation", &taken);
+}
+
+/* Whether the sender could join TICKET at all, decided locally (a
+ * participant, an agent; or someone the ticket's owner could admit). */
+static bool
+thread_join_possible(const struct job_ctx *ctx, int64_t ticket)
+{
+	struct join_facts f;
+	enum join_verdict v;
+
+	thread_join_facts(ctx, ticket, &f);
+	v = thread_join_decide(&f);
+	return v == JOIN_NEED_OWNER || thread_join_allows(v);
 }
 
 /* 4. A subject tag. Halo is asked for the ticket only when the sender is
- * someone thread_may_join() can compare with it. */
+ * someone thread_may_join() could let in. */
 static enum step
 thread_by_subject_tag(struct job_ctx *ctx)
 {
 	int64_t tagged, first_open;
 	struct halo_ticket tk;
 	enum step step = STEP_OK;
-	bool know_closed;
+	bool know_closed, taken = false;
 	int rc;
 
 	tagged = thread_subject_tag(ctx->t->subject_tag, ctx->job->subject);
-	if (tagged <= 0 || !(ctx->sender_kind == STORE_SENDER_CONTACT ||
-	    ctx->sender_kind == STORE_SENDER_CLIENT || ctx->outbound))
+	if (tagged <= 0 || tagged == ctx->refused_ticket)
 		return STEP_OK;
+	if (!thread_join_possible(ctx, tagged))
+		return thread_may_join(ctx, tagged, NULL, "subject-tag", &taken);
 	/* with the status list at hand, this GET also tells whether the
 	 * ticket is closed: closed_check() need not ask again */
 	know_closed = ctx->t->closed_tickets != CONF_CLOSED_APPEND &&
@@ -197,14 +388,34 @@ thread_by_subject_tag(struct job_ctx *ctx)
 	}
 	if ((rc = closed_ticket_get(ctx, tagged, &tk, &step)) != 0)
 		return rc < 0 ? step : STEP_OK;
-	if (thread_propose(ctx, tk.id, &tk, "subject-tag")) {
-		if (know_closed)
-			closed_remember(ctx, tk.id, tk.closed);
-	} else {
-		log_notice("%s: subject tag for ticket %" PRId64 " ignored: sender"
-		    " is not that ticket's contact or client", ctx->who, tagged);
-	}
+	store_ticket_owner_put(ctx->w->store, ctx->t->name, tk.id, tk.user_id,
+	    tk.client_id, "halo");
+	step = thread_propose(ctx, tk.id, &tk, "subject-tag", &taken);
+	if (step == STEP_OK && taken && know_closed)
+		closed_remember(ctx, tk.id, tk.closed);
 	halo_ticket_free(&tk);
+	return step;
+}
+
+/*
+ * With no ticket joined after a refusal, the mail is a new conversation:
+ * a ticket when policy lets it open one (job_may_create()), else skipped
+ * with the refusal as its reason.
+ */
+static enum step
+thread_refused(struct job_ctx *ctx)
+{
+	const struct store_job *job = ctx->job;
+
+	if (ctx->ticket_id > 0 || ctx->refused_ticket == 0)
+		return STEP_OK;
+	if (ctx->outbound || job->job_mode != STORE_MODE_INTAKE ||
+	    job->no_create || (ctx->sender_kind != STORE_SENDER_CONTACT &&
+	    ctx->sender_kind != STORE_SENDER_CLIENT)) {
+		snprintf(ctx->reason, sizeof(ctx->reason), "%s",
+		    ctx->join_note);
+		return STEP_SKIP;
+	}
 	return STEP_OK;
 }
 
@@ -214,11 +425,77 @@ thread_find(struct job_ctx *ctx)
 {
 	enum step step;
 
-	if (thread_by_our_index(ctx))
-		return STEP_OK;
+	if ((step = thread_by_our_index(ctx)) != STEP_OK || ctx->ticket_id > 0)
+		return step;
 	if ((step = thread_by_halo_index(ctx)) != STEP_OK || ctx->ticket_id > 0)
 		return step;
-	if (thread_by_conversation(ctx))
-		return STEP_OK;
-	return thread_by_subject_tag(ctx);
+	if ((step = thread_by_conversation(ctx)) != STEP_OK ||
+	    ctx->ticket_id > 0)
+		return step;
+	if ((step = thread_by_subject_tag(ctx)) != STEP_OK)
+		return step;
+	return thread_refused(ctx);
+}
+
+/*
+ * After the post (job_done()): the mail's From, To and Cc addresses (at
+ * most STORE_PARTICIPANTS_MAX) become participants of the ticket, a ticket
+ * we created remembers its user and client, and the join note (a proposal
+ * refused) stays on the job for the operator and the pane.
+ */
+void
+thread_done(struct job_ctx *ctx, struct store_result *res)
+{
+	char (*a)[HDR_ADDR_MAX + 1];
+	const char *list[STORE_PARTICIPANTS_MAX];
+	size_t n = 0, i;
+
+	if (ctx->join_note[0] != '\0')
+		res->reason = ctx->join_note;
+	if (ctx->posted_ticket <= 0 || ctx->t == NULL)
+		return;
+	if (ctx->create)
+		store_ticket_owner_put(ctx->w->store, ctx->t->name,
+		    ctx->posted_ticket, ctx->sender_kind == STORE_SENDER_CONTACT ?
+		    ctx->user_id : 0, ctx->client_id, "created");
+	if ((a = calloc(STORE_PARTICIPANTS_MAX, sizeof(*a))) == NULL)
+		return;
+	if (ctx->job->from_addr != NULL && hdr_addr_spec(ctx->job->from_addr,
+	    a[0]))
+		n++;
+	n += hdr_addr_list(ctx->h_to, a + n, STORE_PARTICIPANTS_MAX - n);
+	n += hdr_addr_list(ctx->h_cc, a + n, STORE_PARTICIPANTS_MAX - n);
+	for (i = 0; i < n; i++)
+		list[i] = a[i];
+	store_participants_add(ctx->w->store, ctx->t->name, ctx->posted_ticket,
+	    list, n);
+	free(a);
+}
+
+/* Each tenant's widening of the rule, logged at start-up. */
+void
+worker_log_join_policy(const struct conf *conf)
+{
+	char ids[256];
+	size_t i, j, len;
+
+	for (i = 0; i < conf->n_tenants; i++) {
+		const struct conf_tenant *t = conf->tenants[i];
+
+		if (t->n_join_clients > 0) {
+			ids[0] = '\0';
+			for (j = 0, len = 0; j < t->n_join_clients &&
+			    len < sizeof(ids) - 24; j++)
+				len += (size_t)snprintf(ids + len, sizeof(ids) - len,
+				    "%s%ld", j ? "," : "", t->join_clients[j]);
+			log_notice("tenant %s: join_clients widens who may join"
+			    " a ticket: contacts of client%s %s may join any"
+			    " ticket", t->name, t->n_join_clients == 1 ? "" : "s",
+			    ids);
+		}
+		if (t->join_domain_members)
+			log_notice("tenant %s: join_domain_members widens who may"
+			    " join a ticket: a sender matched by domain to the"
+			    " ticket's client may join it", t->name);
+	}
 }

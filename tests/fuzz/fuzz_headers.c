@@ -73,6 +73,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (len == 0 || len > HDR_ADDR_MAX || strchr(addr, '@') == NULL)
 			abort();
 	}
+	{
+		char list[8][HDR_ADDR_MAX + 1];
+		size_t k, nl = hdr_addr_list(text, list, 8);
+
+		if (nl > 8)
+			abort();
+		for (k = 0; k < nl; k++)
+			if (strlen(list[k]) > HDR_ADDR_MAX ||
+			    strchr(list[k], '@') == NULL)
+				abort();
+	}
 	(void)hdr_is_dsn(text);
 	(void)hdr_is_ours(text);
 	decoded = hdr_decode_text(text);

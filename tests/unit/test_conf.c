@@ -1250,11 +1250,51 @@ static void test_trust_keys(void **state)
 	unload(&l);
 }
 
+/* Issue 11: join_clients and join_domain_members widen who may join. */
+static void test_join_keys(void **state)
+{
+	struct conf_tenant *t;
+	struct loaded l;
+
+	(void)state;
+	load_text(&l, TENANT_ACME "join_clients = 123, 456\n"
+	    "join_clients = 789\njoin_domain_members = yes\n");
+	expect_ok(&l);
+	t = l.conf->tenants[0];
+	assert_int_equal(t->n_join_clients, 3);
+	assert_int_equal(t->join_clients[0], 123);
+	assert_int_equal(t->join_clients[1], 456);
+	assert_int_equal(t->join_clients[2], 789);
+	assert_true(t->join_domain_members);
+	unload(&l);
+
+	/* defaults: no widening */
+	load_text(&l, TENANT_ACME);
+	expect_ok(&l);
+	assert_int_equal(l.conf->tenants[0]->n_join_clients, 0);
+	assert_false(l.conf->tenants[0]->join_domain_members);
+	unload(&l);
+
+	load_text(&l, TENANT_ACME "join_clients = 12x\n");
+	expect_error(&l, 5, "join_clients: invalid client id '12x'", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "join_clients = 0\n");
+	expect_error(&l, 5, "join_clients: invalid client id '0'", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "join_domain_members = maybe\n");
+	expect_error(&l, 5, "join_domain_members: invalid boolean", 1);
+	unload(&l);
+	load_text(&l, "join_clients = 5\n" TENANT_ACME);
+	expect_error(&l, 1, "join_clients", 1);
+	unload(&l);
+}
+
 /* Run the fixed tests, then one test per error_cases row. */
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_empty_file_defaults),
+		cmocka_unit_test(test_join_keys),
 		cmocka_unit_test(test_globals),
 		cmocka_unit_test(test_web_keys),
 		cmocka_unit_test(test_socket_and_log_level_forms),

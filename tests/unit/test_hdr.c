@@ -552,6 +552,28 @@ test_is_report(void **state)
 	assert_false(hdr_is_report(NULL, "feedback-report"));
 }
 
+/* Address lists (To:, Cc:): commas in quotes, comments and angle brackets
+ * do not split; lower-cased; bounded by MAX. */
+static void
+test_addr_list(void **state)
+{
+	char out[4][HDR_ADDR_MAX + 1];
+
+	(void)state;
+	assert_int_equal(hdr_addr_list("Dave <Dave@Partner2.example>, \"Eve, the"
+	    " boss\" <eve@acme.example>, (x, y) plain@x.example", out, 4), 3);
+	assert_string_equal(out[0], "dave@partner2.example");
+	assert_string_equal(out[1], "eve@acme.example");
+	assert_string_equal(out[2], "plain@x.example");
+	assert_int_equal(hdr_addr_list("a@x.example, b@x.example, c@x.example",
+	    out, 2), 2);
+	assert_string_equal(out[1], "b@x.example");
+	assert_int_equal(hdr_addr_list("undisclosed-recipients:;, , nobody", out,
+	    4), 0);
+	assert_int_equal(hdr_addr_list(NULL, out, 4), 0);
+	assert_int_equal(hdr_addr_list("a@x.example", out, 0), 0);
+}
+
 int
 main(void)
 {
@@ -570,6 +592,7 @@ main(void)
 		cmocka_unit_test(test_read_file),
 		cmocka_unit_test(test_display_name),
 		cmocka_unit_test(test_is_report),
+		cmocka_unit_test(test_addr_list),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

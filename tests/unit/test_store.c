@@ -727,6 +727,73 @@ test_requeue(void **state)
 	store_job_free(got);
 }
 
+/* Schema v8 (branch trust-worker): participants and ticket owners; a v7
+ * store upgrades; a done job keeps the reason it is given. */
+static void
+test_participants(void **state)
+{
+	struct fixture *f = *state;
+	const char *addrs[] = { "Bob@Acme.example", "carol@acme.example", "",
+	    NULL, "bob@acme.example" };
+	struct store_result r = { 0 };
+	struct store_job_new j[1];
+	struct store_job *got;
+	enum store_status res[1];
+	int64_t id, user = 0, client = 0;
+	char err[256] = "";
+	bool is = true;
+
+	f->st = store_open_version(f->db, 7, err, sizeof(err));
+	assert_non_null(f->st);
+	f->st = store_close(f->st);
+	open_latest(f);
+	assert_true(store_schema_latest() >= 8);
+	assert_int_equal(store_participant_is(f->st, "acme", 5, "bob@acme.example",
+	    &is), STORE_OK);
+	assert_false(is);
+	assert_int_equal(store_participants_add(f->st, "acme", 5, addrs, 5),
+	    STORE_OK);
+	assert_int_equal(store_participant_is(f->st, "acme", 5, "BOB@acme.EXAMPLE",
+	    &is), STORE_OK);
+	assert_true(is);
+	assert_int_equal(store_participant_is(f->st, "acme", 6, "bob@acme.example",
+	    &is), STORE_OK);
+	assert_false(is);                       /* another ticket */
+	assert_int_equal(store_participant_is(f->st, "globex", 5,
+	    "bob@acme.example", &is), STORE_OK);
+	assert_false(is);                       /* another tenant */
+
+	/* owners: "halo" rows age, "created" ones do not and are not replaced */
+	assert_int_equal(store_ticket_owner_get(f->st, "acme", 5, 0, &user,
+	    &client), STORE_NOT_FOUND);
+	assert_int_equal(store_ticket_owner_put(f->st, "acme", 5, 7, 70, "halo"),
+	    STORE_OK);
+	assert_int_equal(store_ticket_owner_get(f->st, "acme", 5, 0, &user,
+	    &client), STORE_OK);
+	assert_true(user == 7 && client == 70);
+	assert_int_equal(store_ticket_owner_get(f->st, "acme", 5,
+	    time(NULL) + 10, &user, &client), STORE_NOT_FOUND);
+	assert_int_equal(store_ticket_owner_put(f->st, "acme", 5, 8, 80,
+	    "created"), STORE_OK);
+	assert_int_equal(store_ticket_owner_put(f->st, "acme", 5, 9, 90, "halo"),
+	    STORE_OK);
+	assert_int_equal(store_ticket_owner_get(f->st, "acme", 5,
+	    time(NULL) + 10, &user, &client), STORE_OK);
+	assert_true(user == 8 && client == 80);
+
+	/* a done job keeps its reason (a refused ticket's note) */
+	j[0] = job_new("acme", "<r@x>");
+	assert_int_equal(store_jobs_add(f->st, j, 1, res, &id, NULL, NULL),
+	    STORE_OK);
+	r.ticket_id = 9;
+	r.result = "created";
+	r.reason = "not-a-participant: ticket 5 (message-id); a new conversation";
+	assert_int_equal(store_job_done(f->st, id, &r), STORE_OK);
+	assert_int_equal(store_job_get(f->st, id, &got), STORE_OK);
+	assert_string_equal(got->reason, r.reason);
+	got = store_job_free(got);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -748,6 +815,7 @@ main(void)
 		T(test_state_names),
 		T(test_dedup_key),
 		T(test_requeue),
+		T(test_participants),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,8 @@
 /*
  * test_worker.c - the worker's retry schedule, and thread match against the
  * Halo simulator: our index beats Halo's index beats the conversation key
- * beats the subject tag, and a subject tag counts only from that ticket's
- * own contact or client.
+ * beats the subject tag; and who may join a ticket (issue 11): the rule as
+ * a table (thread_join_decide()), and each match path refusing a stranger.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -112,6 +112,9 @@ setup(void **state)
 	f->job.id = 1;
 	f->job.tenant = "t";
 	f->job.message_id = "<new@acme.example>";
+	f->job.from_addr = "bob@acme.example";
+	f->job.sender_auth = "aligned";
+	f->job.job_mode = STORE_MODE_INTAKE;
 	f->ctx.w = &f->w;
 	f->ctx.job = &f->job;
 	f->ctx.t = &f->t;
@@ -201,7 +204,12 @@ test_match_index_beats_halo(void **state)
 {
 	struct fx *f = *state;
 
+	const char *who[] = { "Bob@Acme.example" };
+
 	logged(f, HALO_MSGID, NULL, 777);
+	/* a participant of 777: joining costs no request */
+	assert_int_equal(store_participants_add(f->w.store, "t", 777, who, 1),
+	    STORE_OK);
 	replies_to(f, HALO_MSGID);
 	want_match(f, 777, "message-id");
 	assert_int_equal(f->w.stats.requests, 0);   /* Halo was not asked */
@@ -216,6 +224,7 @@ test_match_halo_beats_conversation(void **state)
 	logged(f, "<earlier@acme.example>", CONV_KEY, 778);
 	f->job.conv_key = CONV_KEY;
 	replies_to(f, HALO_MSGID);
+	sent_by(f, 1000, 10);                   /* ticket 501's own contact */
 	want_match(f, 501, "halo-message-id");
 }
 
@@ -227,8 +236,12 @@ test_match_conversation_beats_tag(void **state)
 
 	logged(f, "<earlier@acme.example>", CONV_KEY, 778);
 	f->job.conv_key = CONV_KEY;
+	const char *who[] = { "bob@acme.example" };
+
 	f->job.subject = "RE: VPN broken [ID:502]";
 	sent_by(f, 1003, 11);                   /* ticket 502's own contact */
+	assert_int_equal(store_participants_add(f->w.store, "t", 778, who, 1),
+	    STORE_OK);
 	want_match(f, 778, "conversation");
 }
 
@@ -260,6 +273,158 @@ test_match_none(void **state)
 	assert_int_equal(f->w.stats.requests, 1);
 }
 
+/* ---------------------------------------------------- who may join */
+
+/* The rule as a table: sender facts x ticket facts x config. */
+static void
+test_join_rule(void **state)
+{
+	static const long wide[] = { 99 };
+	static const struct {
+		const char *name;
+		bool agent, authentic, participant, contact, domain;
+		int64_t user, client;
+		bool owner_known;
+		int64_t t_user, t_client;
+		bool widen_clients, domain_members;
+		enum join_verdict want;
+	} rows[] = {
+		{ "agent, authenticated", true, false, false, false, false, 0, 0,
+		    false, 0, 0, false, false, JOIN_AGENT },
+		{ "spoofed From:, even a participant", false, false, true, true,
+		    false, 5, 10, true, 5, 10, false, false, JOIN_UNAUTHENTICATED },
+		{ "participant (a Cc'd third party)", false, true, true, false,
+		    false, 0, 0, false, 0, 0, false, false, JOIN_PARTICIPANT },
+		{ "stranger, unknown domain", false, true, false, false, false, 0,
+		    0, false, 0, 0, false, false, JOIN_NOT_PARTICIPANT },
+		{ "contact, owner unknown yet", false, true, false, true, false,
+		    5, 10, false, 0, 0, false, false, JOIN_NEED_OWNER },
+		{ "the ticket's user", false, true, false, true, false, 5, 10,
+		    true, 5, 11, false, false, JOIN_USER },
+		{ "a contact of the ticket's client", false, true, false, true,
+		    false, 6, 10, true, 5, 10, false, false, JOIN_CLIENT_CONTACT },
+		{ "a contact of another client", false, true, false, true, false,
+		    7, 12, true, 5, 10, false, false, JOIN_NOT_PARTICIPANT },
+		{ "domain match to the ticket's client", false, true, false, false,
+		    true, 0, 10, true, 5, 10, false, false, JOIN_NOT_PARTICIPANT },
+		{ "domain match, join_domain_members", false, true, false, false,
+		    true, 0, 10, true, 5, 10, false, true, JOIN_DOMAIN_MEMBER },
+		{ "domain match to another client, join_domain_members", false,
+		    true, false, false, true, 0, 12, true, 5, 10, false, true,
+		    JOIN_NOT_PARTICIPANT },
+		{ "catch-all (fallback) sender", false, true, false, false, false,
+		    0, 77, true, 0, 77, false, true, JOIN_NOT_PARTICIPANT },
+		{ "contact of a join_clients client", false, true, false, true,
+		    false, 8, 99, false, 0, 0, true, false, JOIN_WIDE_CLIENT },
+		{ "domain match of a join_clients client", false, true, false,
+		    false, true, 0, 99, true, 5, 10, true, false,
+		    JOIN_NOT_PARTICIPANT },
+		{ "contact, ticket gone (owner 0)", false, true, false, true,
+		    false, 5, 10, true, 0, 0, false, false, JOIN_NOT_PARTICIPANT },
+	};
+	struct join_facts jf;
+	enum join_verdict got;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		memset(&jf, 0, sizeof(jf));
+		jf.agent_outbound = rows[i].agent;
+		jf.authentic = rows[i].authentic;
+		jf.participant = rows[i].participant;
+		jf.sender_contact = rows[i].contact;
+		jf.sender_domain = rows[i].domain;
+		jf.user_id = rows[i].user;
+		jf.client_id = rows[i].client;
+		jf.owner_known = rows[i].owner_known;
+		jf.ticket_user = rows[i].t_user;
+		jf.ticket_client = rows[i].t_client;
+		if (rows[i].widen_clients) {
+			jf.join_clients = wide;
+			jf.n_join_clients = 1;
+		}
+		jf.join_domain_members = rows[i].domain_members;
+		got = thread_join_decide(&jf);
+		if (got != rows[i].want)
+			fail_msg("row %zu (%s): got %s, want %s", i, rows[i].name,
+			    thread_join_name(got), thread_join_name(rows[i].want));
+	}
+	assert_true(thread_join_allows(JOIN_PARTICIPANT));
+	assert_false(thread_join_allows(JOIN_NEED_OWNER));
+	assert_false(thread_join_allows(JOIN_NOT_PARTICIPANT));
+}
+
+/* Run thread match on a mail that may join nothing: STEP (STEP_SKIP when
+ * it may not open a ticket either), no ticket, a note naming WHY. */
+static void
+want_refused(struct fx *f, enum step step, const char *why)
+{
+	f->ctx.refused_ticket = 0;
+	f->ctx.join_note[0] = '\0';
+	f->ctx.reason[0] = '\0';
+	assert_int_equal(thread_find(&f->ctx), step);
+	assert_int_equal(f->ctx.ticket_id, 0);
+	assert_non_null(strstr(f->ctx.join_note, why));
+	if (step == STEP_SKIP)
+		assert_non_null(strstr(f->ctx.reason, why));
+}
+
+/* A stranger quoting ticket 777's Message-ID does not join it, and the job
+ * says why; an unauthenticated sender does not join even as a participant;
+ * authenticated, the participant does. */
+static void
+test_join_refused_paths(void **state)
+{
+	struct fx *f = *state;
+	const char *who[] = { "bob@acme.example" };
+
+	logged(f, "<ours@acme.example>", CONV_KEY, 777);
+	replies_to(f, "<ours@acme.example>");
+	f->job.from_addr = "mallory@evil.example";
+	f->job.conv_key = CONV_KEY;
+	f->job.job_mode = STORE_MODE_INTAKE;
+	f->ctx.sender_kind = STORE_SENDER_NONE;
+	want_refused(f, STEP_SKIP, "not-a-participant: ticket 777");
+	assert_int_equal(f->w.stats.requests, 1);   /* Halo's index only */
+
+	/* a contact of another client: a new ticket may be opened */
+	sent_by(f, 1003, 11);
+	f->job.from_addr = "carol@globex.example";
+	want_refused(f, STEP_OK, "not-a-participant: ticket 777");
+
+	assert_int_equal(store_participants_add(f->w.store, "t", 777, who, 1),
+	    STORE_OK);
+	f->job.from_addr = "bob@acme.example";
+	f->job.sender_auth = "none";
+	want_refused(f, STEP_OK, "unauthenticated-sender: ticket 777");
+	f->ctx.refused_ticket = 0;
+	f->job.sender_auth = "dkim";
+	want_match(f, 777, "message-id");
+}
+
+/* The catch-all client's sender never joins a catch-all ticket by tag;
+ * a contact of a join_clients client may join any ticket. */
+static void
+test_join_fallback_and_widening(void **state)
+{
+	struct fx *f = *state;
+	long wide[] = { 10 };
+
+	f->t.fallback_client_id = 11;           /* ticket 502's client */
+	f->job.subject = "RE: VPN broken [ID:502]";
+	f->job.from_addr = "mallory@evil.example";
+	f->ctx.sender_kind = STORE_SENDER_CLIENT;
+	f->ctx.client_id = 11;
+	want_match(f, 0, NULL);
+	assert_int_equal(f->w.stats.requests, 0);   /* not even asked */
+	f->ctx.refused_ticket = 0;
+	f->t.join_clients = wide;
+	f->t.n_join_clients = 1;
+	f->job.from_addr = "bob@acme.example";
+	sent_by(f, 1000, 10);                   /* ticket 501's contact */
+	want_match(f, 502, "subject-tag");
+}
+
 int
 main(void)
 {
@@ -275,6 +440,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_match_subject_tag, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_match_none, setup, teardown),
+		cmocka_unit_test(test_join_rule),
+		cmocka_unit_test_setup_teardown(test_join_refused_paths, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_join_fallback_and_widening,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, sim_group_setup, sim_group_teardown);
