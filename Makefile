@@ -48,7 +48,7 @@ LIBS     := $(PKG_LIBS)
 COMMON_SRC := $(sort $(wildcard common/*.c))
 # milter/ sources that do not use libmilter (shared with tests and fuzzers)
 CORE_SRC   := milter/intake.c milter/worker.c milter/web.c milter/web_admin.c \
-              milter/web_pane.c
+              milter/web_pane.c milter/web_agent.c
 DAEMON_SRC := milter/halo-milter.c milter/callbacks.c
 CTL_SRC    := milter/halo-milterctl.c
 

@@ -93,6 +93,7 @@ enum key_id {
 	KEY_TICKET_STATUS_TTL,
 	KEY_WEB_ROOT,
 	KEY_ADMIN_NETWORKS,
+	KEY_SELF_ENROLL,
 	KEY_COUNT
 };
 
@@ -156,6 +157,7 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_TLS_KEY]            = { "tls_key", SCOPE_GLOBAL, false },
 	[KEY_WEB_ROOT]           = { "web_root", SCOPE_GLOBAL, false },
 	[KEY_ADMIN_NETWORKS]     = { "admin_networks", SCOPE_GLOBAL, true },
+	[KEY_SELF_ENROLL]        = { "self_enroll", SCOPE_TENANT, false },
 };
 
 enum parse_state {
@@ -1310,6 +1312,11 @@ static void apply_tenant(struct parser *p, int line, enum key_id key,
 	case KEY_LOG_OUTBOUND:
 		if (!parse_bool(value, &t->log_outbound))
 			conf_error(p, line, "log_outbound: invalid boolean '%s' "
+			    "(expected yes or no)", value);
+		break;
+	case KEY_SELF_ENROLL:
+		if (!parse_bool(value, &t->self_enroll))
+			conf_error(p, line, "self_enroll: invalid boolean '%s' "
 			    "(expected yes or no)", value);
 		break;
 	case KEY_OUTBOUND_OUTCOME:

@@ -339,4 +339,54 @@ typedef char *(*store_reseal_fn)(const struct store_sealed *v, void *arg);
 enum store_status store_reseal(struct store *st, store_reseal_fn fn,
     void *arg, unsigned *n);
 
+/*
+ * The interactive pane (schema v7). A pane session is kept only as a keyed
+ * hash of its id, bound to one agent of one tenant; it is live while not
+ * expired and while that agent holds a token (a revoke ends it).
+ */
+struct store_pane_session {
+	char *id_hash;              /* 64 hex */
+	char *tenant, *agent;
+	int64_t agent_id;           /* Halo's id of the agent */
+	time_t created, expires;
+};
+
+enum store_status store_pane_session_add(struct store *st,
+    const struct store_pane_session *ps);
+enum store_status store_pane_session_get(struct store *st,
+    const char *id_hash, time_t now, struct store_pane_session **out);
+/* Swap OLD_HASH for NEW_HASH with a new expiry; NOT_FOUND when OLD_HASH
+ * is no longer live at NOW. */
+enum store_status store_pane_session_renew(struct store *st,
+    const char *old_hash, const char *new_hash, time_t now, time_t expires);
+enum store_status store_pane_session_end(struct store *st,
+    const char *id_hash);
+/* End all of TENANT/AGENT's sessions, and any expired one. */
+enum store_status store_pane_sessions_end_agent(struct store *st,
+    const char *tenant, const char *agent, time_t now);
+struct store_pane_session *store_pane_session_free(
+    struct store_pane_session *ps);
+
+/* An agent's defaults in the pane. */
+struct store_pane_defaults {
+	int64_t tickettype_id;      /* 0: the tenant's ticket_type_id */
+	char *outcome;              /* NULL: the tenant's append_outcome */
+	bool attachments;           /* send the mail's attachments */
+	bool internal;              /* appends are internal notes */
+};
+
+/* Fills OUT (built-in defaults and NOT_FOUND when none were saved);
+ * release with store_pane_defaults_clear(). */
+enum store_status store_pane_defaults_get(struct store *st,
+    const char *tenant, const char *agent, struct store_pane_defaults *out);
+enum store_status store_pane_defaults_put(struct store *st,
+    const char *tenant, const char *agent,
+    const struct store_pane_defaults *d);
+void store_pane_defaults_clear(struct store_pane_defaults *d);
+
+/* A pane sign-in (an enrollment row made before anyone signed in) names
+ * its agent once Halo said who signed in. */
+enum store_status store_enroll_set_agent(struct store *st, int64_t id,
+    const char *agent);
+
 #endif
