@@ -384,6 +384,13 @@ enum store_status store_pane_defaults_put(struct store *st,
     const struct store_pane_defaults *d);
 void store_pane_defaults_clear(struct store_pane_defaults *d);
 
+/* The pane logged job ID's mail itself (an agent's append, create or
+ * re-route): the job is done with R's ticket, action, result, summary and
+ * ticket status (its sender match is kept). NOT_FOUND while the job is
+ * queued or running: then the worker owns it. */
+enum store_status store_job_done_by_pane(struct store *st, int64_t id,
+    const struct store_result *r);
+
 /* A pane sign-in (an enrollment row made before anyone signed in) names
  * its agent once Halo said who signed in. */
 enum store_status store_enroll_set_agent(struct store *st, int64_t id,

@@ -1641,3 +1641,24 @@ store_enroll_set_agent(struct store *st, int64_t id, const char *agent)
 	return store_exec(st, "UPDATE enrollments SET agent = ?2 WHERE id = ?1",
 	    "is", NULL, id, agent);
 }
+
+/* The pane logged job ID's mail itself: done, unless the worker holds it. */
+enum store_status
+store_job_done_by_pane(struct store *st, int64_t id,
+    const struct store_result *r)
+{
+	int changes = 0;
+	enum store_status rc;
+
+	rc = store_exec(st, "UPDATE jobs SET state = 'done', reason = NULL,"
+	    " ticket_id = ?2, action_id = ?3, result = ?4, updated = ?5,"
+	    " lease_until = 0, summary = COALESCE(?6, (SELECT o.summary FROM"
+	    " jobs o WHERE o.tenant = jobs.tenant AND o.ticket_id = ?2 AND"
+	    " o.summary IS NOT NULL ORDER BY o.id LIMIT 1)), ticket_status = ?7"
+	    " WHERE id = ?1 AND state NOT IN ('queued', 'running')",
+	    "iiisiss", &changes, id, r->ticket_id, r->action_id, r->result,
+	    (int64_t)time(NULL), r->summary, r->ticket_status);
+	if (rc == STORE_OK && changes == 0)
+		return STORE_NOT_FOUND;
+	return rc;
+}

@@ -389,6 +389,8 @@ agent_token(struct agent_call *ac, bool force, enum MHD_Result *rc)
 	    ac->ps->agent, force, &ac->token, &err);
 	if (os == OAUTH_OK)
 		return true;
+	if (rc == NULL)
+		return false;
 	if (os == OAUTH_RETRY) {
 		*rc = agent_error(ac->call, MHD_HTTP_BAD_GATEWAY, "halo_down",
 		    "Halo's sign-in server did not answer. Try again shortly.",
@@ -402,7 +404,8 @@ agent_token(struct agent_call *ac, bool force, enum MHD_Result *rc)
 }
 
 /* One Halo call (GET when BODY is NULL) under the agent's token, with one
- * refresh after a 401. false with the answer queued into *RC. */
+ * refresh after a 401. false with the answer queued into *RC (nothing
+ * queued when RC is NULL: the caller answers). */
 static bool
 agent_halo(struct agent_call *ac, const char *what, const char *path,
     const cJSON *body, cJSON **json, enum MHD_Result *rc)
@@ -424,7 +427,11 @@ agent_halo(struct agent_call *ac, const char *what, const char *path,
 	}
 	if (r == 0)
 		return true;
-	*rc = agent_halo_error(ac, what, &err);
+	if (rc != NULL)
+		*rc = agent_halo_error(ac, what, &err);
+	else
+		log_notice("pane: %s/%s: %s: Halo: %s (HTTP %ld)", ac->ps->tenant,
+		    ac->ps->agent, what, err.message, err.status);
 	return false;
 }
 
@@ -1317,18 +1324,6 @@ agent_api_defaults(struct agent_call *ac)
 	return agent_send(ac->call, MHD_HTTP_OK, cJSON_CreateObject(), NULL);
 }
 
-/* The job id of MID in the session's tenant, or 0 (for the audit log). */
-static long long
-agent_job_of(const struct agent_call *ac, const char *mid)
-{
-	int64_t id = 0;
-
-	if (mid == NULL || *mid == '\0' || store_job_find(ac->call->w->store,
-	    ac->ps->tenant, mid, &id) != STORE_OK)
-		return 0;
-	return (long long)id;
-}
-
 /* The note for the mail: who, subject, and its text, as safe HTML. */
 static char *
 agent_note_html(const char *from, const char *subject, const char *text)
@@ -1362,6 +1357,99 @@ agent_body_mid(const cJSON *body)
 	return mid;
 }
 
+
+/*
+ * The job of MID in the session's tenant into *JOB (NULL when there is
+ * none). false, with a 409 queued into *RC, while the worker owns it
+ * (queued or running): the pane never races the worker.
+ */
+static bool
+agent_job_check(struct agent_call *ac, const char *mid, struct store_job **job,
+    enum MHD_Result *rc)
+{
+	int64_t id = 0;
+
+	*job = NULL;
+	if (store_job_find(ac->call->w->store, ac->ps->tenant, mid, &id) !=
+	    STORE_OK || store_job_get(ac->call->w->store, id, job) != STORE_OK) {
+		*job = NULL;
+		return true;
+	}
+	if ((*job)->state == STORE_QUEUED || (*job)->state == STORE_RUNNING) {
+		*job = store_job_free(*job);
+		*rc = agent_error(ac->call, MHD_HTTP_CONFLICT, "busy", "The gateway"
+		    " is logging this mail right now. Refresh in a moment.", NULL);
+		return false;
+	}
+	return true;
+}
+
+/* Record in JOB (when there is one) that the pane logged its mail. */
+static void
+agent_job_record(const struct agent_call *ac, const struct store_job *job,
+    int64_t ticket_id, int64_t action_id, bool created, const char *summary)
+{
+	struct store_result r;
+
+	if (job == NULL)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.ticket_id = ticket_id;
+	r.action_id = action_id;
+	r.result = created ? "created" : "appended";
+	r.summary = summary;
+	r.ticket_status = created ? "new" : NULL;
+	if (store_job_done_by_pane(ac->call->w->store, job->id, &r) != STORE_OK)
+		log_warnx("pane: %s/%s: job %lld was taken by the worker meanwhile;"
+		    " its record still says what the worker does", ac->ps->tenant,
+		    ac->ps->agent, (long long)job->id);
+}
+
+/*
+ * A mail re-routed from ticket FROM (where the worker or the pane put it)
+ * to ticket TO: a private note on FROM says where it went. Halo's API has
+ * no call that moves an action to another ticket (and deleting one is not
+ * something the gateway does), so the action on FROM stays. 0 or -1.
+ */
+static int
+agent_reroute_note(struct agent_call *ac, const struct store_job *job,
+    int64_t to)
+{
+	struct web_buf b = { 0 };
+	cJSON *arr = cJSON_CreateArray(), *a = cJSON_CreateObject(), *json = NULL;
+	char *note;
+	size_t len = 0;
+	bool ok;
+
+	web_buf_add(&b, "<p>This mail (");
+	web_buf_escape(&b, job->message_id);
+	web_buf_printf(&b, ") was moved to ticket #%" PRId64 " by ", to);
+	web_buf_escape(&b, ac->ps->agent);
+	web_buf_printf(&b, " from the Outlook pane. The action it made here"
+	    " (#%" PRId64 ") stays: Halo's API cannot move an action to another"
+	    " ticket.</p>", job->action_id);
+	note = web_buf_take(&b, &len);
+	cJSON_AddItemToArray(arr, a);
+	cJSON_AddNumberToObject(a, "ticket_id", (double)job->ticket_id);
+	cJSON_AddStringToObject(a, "outcome", ac->t->append_outcome != NULL ?
+	    ac->t->append_outcome : "Email Received");
+	cJSON_AddStringToObject(a, "note_html", note != NULL ? note : "");
+	cJSON_AddBoolToObject(a, "hiddenfromuser", true);
+	cJSON_AddBoolToObject(a, "sendemail", false);
+	free(note);
+	/* a failure here is logged and reported, not undone: the mail is on
+	 * its new ticket already */
+	ok = agent_halo(ac, "POST /api/Actions", "/api/Actions", arr, &json,
+	    NULL);
+	cJSON_Delete(json);
+	cJSON_Delete(arr);
+	log_info("pane: %s/%s: re-routed mail (job %lld) from ticket %" PRId64
+	    " to ticket %" PRId64 "; private note on %" PRId64 " %s",
+	    ac->ps->tenant, ac->ps->agent, (long long)job->id, job->ticket_id,
+	    to, job->ticket_id, ok ? "posted" : "FAILED");
+	return ok ? 0 : -1;
+}
+
 /* POST /api/agent/append: the mail onto a ticket as an action. */
 static enum MHD_Result
 agent_api_append(struct agent_call *ac)
@@ -1371,7 +1459,10 @@ agent_api_append(struct agent_call *ac)
 	const char *mid, *from, *subject, *text, *outcome;
 	const cJSON *tt;
 	struct store_pane_defaults d;
+	struct store_job *job = NULL;
 	int64_t ticket_id, found_ticket = 0, found_action = 0, action_id;
+	int64_t moved_from;
+	bool note_ok;
 	double hours = 0;
 	bool internal;
 	char *note = NULL;
@@ -1401,7 +1492,19 @@ agent_api_append(struct agent_call *ac)
 		return agent_error(ac->call, MHD_HTTP_FORBIDDEN, "forbidden",
 		    "This mail may not be added to that ticket.", NULL);
 	}
+	if (!agent_job_check(ac, mid, &job, &rc)) {
+		cJSON_Delete(body);
+		return rc;
+	}
+	if (job != NULL && job->state == STORE_DONE &&
+	    job->ticket_id == ticket_id) {
+		store_job_free(job);
+		cJSON_Delete(body);
+		return agent_error(ac->call, MHD_HTTP_CONFLICT, "duplicate",
+		    "This mail is already on that ticket.", NULL);
+	}
 	if (!agent_token(ac, false, &rc)) {
+		store_job_free(job);
 		cJSON_Delete(body);
 		return rc;
 	}
@@ -1409,6 +1512,7 @@ agent_api_append(struct agent_call *ac)
 	memset(&err, 0, sizeof(err));
 	if (halo_find_by_message_id(&ac->hc, ac->token, mid, &found_ticket,
 	    &found_action, &err) == 0 && found_ticket == ticket_id) {
+		store_job_free(job);
 		cJSON_Delete(body);
 		return agent_error(ac->call, MHD_HTTP_CONFLICT, "duplicate",
 		    "This mail is already on that ticket.", NULL);
@@ -1435,15 +1539,20 @@ agent_api_append(struct agent_call *ac)
 	store_pane_defaults_clear(&d);
 	if (!agent_halo(ac, "POST /api/Actions", "/api/Actions", arr, &json,
 	    &rc)) {
+		store_job_free(job);
 		cJSON_Delete(arr);
 		cJSON_Delete(body);
 		return rc;
 	}
 	action_id = agent_int(cJSON_IsArray(json) ? cJSON_GetArrayItem(json, 0) :
 	    json, "id");
+	moved_from = job != NULL && job->state == STORE_DONE &&
+	    job->ticket_id > 0 ? job->ticket_id : 0;
+	note_ok = moved_from == 0 || agent_reroute_note(ac, job, ticket_id) == 0;
+	agent_job_record(ac, job, ticket_id, action_id, false, NULL);
 	log_info("pane: %s/%s: appended mail (job %lld) to ticket %" PRId64
 	    " as action %" PRId64 "%s, %.2f h", ac->ps->tenant, ac->ps->agent,
-	    agent_job_of(ac, mid), ticket_id, action_id,
+	    job != NULL ? (long long)job->id : 0LL, ticket_id, action_id,
 	    internal ? " (internal note)" : "", hours);
 	cJSON_Delete(json);
 	cJSON_Delete(arr);
@@ -1451,6 +1560,11 @@ agent_api_append(struct agent_call *ac)
 	json = cJSON_CreateObject();
 	cJSON_AddNumberToObject(json, "ticket_id", (double)ticket_id);
 	cJSON_AddNumberToObject(json, "action_id", (double)action_id);
+	if (moved_from > 0) {
+		cJSON_AddNumberToObject(json, "moved_from", (double)moved_from);
+		cJSON_AddBoolToObject(json, "note_posted", note_ok);
+	}
+	store_job_free(job);
 	return agent_send(ac->call, MHD_HTTP_OK, json, NULL);
 }
 
@@ -1461,7 +1575,9 @@ agent_api_create(struct agent_call *ac)
 	enum MHD_Result rc;
 	cJSON *body = agent_body(ac->call, &rc), *arr, *tk, *json = NULL;
 	const char *mid, *from, *summary, *text;
-	int64_t type, client_id, site_id, user_id, ticket_id;
+	struct store_job *job = NULL;
+	int64_t type, client_id, site_id, user_id, ticket_id, moved_from;
+	bool note_ok;
 	char *note;
 
 	if (body == NULL)
@@ -1482,6 +1598,10 @@ agent_api_create(struct agent_call *ac)
 		return agent_error(ac->call, MHD_HTTP_BAD_REQUEST, "bad_request",
 		    "A summary and the message are needed.", NULL);
 	}
+	if (!agent_job_check(ac, mid, &job, &rc)) {
+		cJSON_Delete(body);
+		return rc;
+	}
 	note = agent_note_html(from, summary, text);
 	arr = cJSON_CreateArray();
 	tk = cJSON_CreateObject();
@@ -1500,6 +1620,7 @@ agent_api_create(struct agent_call *ac)
 	free(note);
 	if (!agent_halo(ac, "POST /api/Tickets", "/api/Tickets", arr, &json,
 	    &rc)) {
+		store_job_free(job);
 		cJSON_Delete(arr);
 		cJSON_Delete(body);
 		return rc;
@@ -1508,12 +1629,22 @@ agent_api_create(struct agent_call *ac)
 	    json, "id");
 	log_info("pane: %s/%s: created ticket %" PRId64 " (type %" PRId64
 	    ") from mail (job %lld)", ac->ps->tenant, ac->ps->agent, ticket_id,
-	    type, agent_job_of(ac, mid));
+	    type, job != NULL ? (long long)job->id : 0LL);
+	moved_from = job != NULL && job->state == STORE_DONE &&
+	    job->ticket_id > 0 && ticket_id > 0 ? job->ticket_id : 0;
+	note_ok = moved_from == 0 || agent_reroute_note(ac, job, ticket_id) == 0;
+	if (ticket_id > 0)
+		agent_job_record(ac, job, ticket_id, 0, true, summary);
 	cJSON_Delete(json);
 	cJSON_Delete(arr);
 	cJSON_Delete(body);
 	json = cJSON_CreateObject();
 	cJSON_AddNumberToObject(json, "ticket_id", (double)ticket_id);
+	if (moved_from > 0) {
+		cJSON_AddNumberToObject(json, "moved_from", (double)moved_from);
+		cJSON_AddBoolToObject(json, "note_posted", note_ok);
+	}
+	store_job_free(job);
 	return agent_send(ac->call, MHD_HTTP_OK, json, NULL);
 }
 

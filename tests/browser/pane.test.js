@@ -367,16 +367,21 @@ async function selfEnrollTests(browser) {
   return meta.session;
 }
 
-async function agentPaneTests(browser) {
-  // bob is not enrolled in "sim", and sim does not let agents enroll themselves
-  let { ctx, page } = await openPane(browser, { message: msg('created'), user: 'bob@msp.example' });
+// bob is not enrolled in "sim" (until the queued test imports his token),
+// and sim does not let agents enroll themselves
+async function notEnrolledTests(browser) {
+  const { ctx, page } = await openPane(browser, { message: msg('created'), user: 'bob@msp.example' });
   t.check('sign-in: offered in the pane', await visible(page, '#signin-box'));
   await signInDialog(ctx, page, 'bob@msp.example', 'bob-pass-2');
   t.check('not enrolled: refused, says why', await waitText(page, '#signin-why', /not enrolled/) &&
     !(await session(page)), await text(page, '#signin-why'));
   await page.shot('not-enrolled.png');
   await ctx.close();
+}
 
+// after paneTests: the agent's actions change what those show
+async function agentPaneTests(browser) {
+  let ctx, page;
   // alice signs in from the pane
   const created = json(await st('sim', stamps.created.messageId, tok(stamps.created)));
   const tid = created.ticket && created.ticket.id;
@@ -433,6 +438,9 @@ async function agentPaneTests(browser) {
     JSON.stringify(act));
   t.check('append: the note is the mail, escaped', act && /laptop will not boot/.test(act.note_html || '') &&
     /ann@acme\.example/.test(act.note_html || '') && !/<script/i.test(act.note_html || ''), act && act.note_html);
+  t.check('skipped mail logged: the gateway\'s record says so', json(await st('sim', stamps.skipped.messageId,
+    tok(stamps.skipped))).state === 'appended' && await waitText(page, '#outcome', new RegExp('^Added to ticket #' + tid)),
+    await text(page, '#outcome'));
   await page.shot('appended-by-agent.png');
 
   // assign to me, change status
@@ -496,6 +504,25 @@ async function agentPaneTests(browser) {
   t.check('defaults: the next mail starts with them', (await page.inputValue('#type')) === '2' &&
     await page.isChecked('#internal'));
 
+  // re-route: the appended mail (on the created ticket) belongs on #501
+  const before = json(await st('sim', stamps.appended.messageId, tok(stamps.appended)));
+  await page.check('#tk-501');
+  t.check('re-route: offered as "Move to ticket #501"', (await text(page, '#append')) === 'Move to ticket #501' &&
+    before.ticket && before.ticket.id === tid, await text(page, '#append'));
+  await page.click('#append');
+  t.check('re-route: done, says what happened to the old action', await waitText(page, '#act-result',
+    new RegExp('Moved to ticket #501\\. The action already on #' + tid + ' stays.*private note there')),
+    await text(page, '#act-result'));
+  state = await simState();
+  const moved = state.actions.find((a) => a.internet_message_id === stamps.appended.messageId && a.ticket_id === 501);
+  const pnote = state.actions.find((a) => a.ticket_id === tid && a.hiddenfromuser === true &&
+    /moved to ticket #501/.test(a.note_html || ''));
+  t.check('re-route: Halo got the mail on #501 and a private note on the old ticket', moved && pnote &&
+    moved._sim.agent_id === 1 && pnote._sim.agent_id === 1, JSON.stringify(pnote));
+  t.check('re-route: the gateway\'s record follows', await waitText(page, '#outcome', /^Added to ticket #501/) &&
+    json(await st('sim', stamps.appended.messageId, tok(stamps.appended))).ticket.id === 501);
+  await page.shot('rerouted.png');
+
   // Halo down
   await simFaults({ status_burst: { status: 503, count: 3 } });
   await page.click('#refresh');
@@ -548,6 +575,7 @@ async function agentSessionTests(alice, bob) {
     /pane: sim\/alice@msp\.example: created ticket \d+ \(type 2\) from mail \(job \d+\)/.test(log) &&
     /pane: sim\/alice@msp\.example: assigned ticket \d+/.test(log) &&
     /pane: sim\/alice@msp\.example: set ticket \d+ to status 3/.test(log) &&
+    /pane: sim\/alice@msp\.example: re-routed mail \(job \d+\) from ticket \d+ to ticket 501; private note on \d+ posted/.test(log) &&
     /pane: selfserve\/bob@msp\.example: signed in .*self-enrolled/.test(log));
   t.check('audit: no session id in the log', sessions.length >= 3 && sessions.every((x) => !log.includes(x)), sessions.length);
 }
@@ -578,8 +606,9 @@ async function rateTests() {
     browser = await launch();
     await agentApiTests();
     const bob = await selfEnrollTests(browser);
-    const alice = await agentPaneTests(browser);
+    await notEnrolledTests(browser);
     await paneTests(browser);
+    const alice = await agentPaneTests(browser);
     await agentSessionTests(alice, bob);
     await rateTests();
   } catch (e) {

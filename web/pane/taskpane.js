@@ -289,7 +289,7 @@
     }
     $('refresh').hidden = false;
     // the agent's part follows whatever the stamp says (or its absence)
-    function agentFor(stamp) { mail = readMail(stamp); agentLoad(); }
+    function agentFor(stamp) { lastStamp = stamp; mail = readMail(stamp); agentLoad(); }
     if (!headerAccess()) {
       say('This Outlook cannot show the Halo status.');
       note('The pane reads the headers the mail gateway stamped, and this Outlook does not let add-ins read message headers (it needs Mailbox requirement set 1.8: Outlook on the web, the new Outlook, or Outlook on Windows or Mac). Open the message there to see its Halo status.');
@@ -337,6 +337,7 @@
   var ctx = null;                         // what the open message is in Halo
   var mail = null;                        // {mid, from, subject, conv, tenant}
   var selected = 0;                       // the ticket chosen for "Add to ticket"
+  var lastStamp = null;                   // the open message's stamp, if any
 
   function loadSession() {
     try {
@@ -578,7 +579,7 @@
   function primary() {
     var append = $('append'), create = $('create');
     append.disabled = !selected;
-    append.textContent = selected ? 'Add to ticket #' + selected : 'Add to ticket';
+    append.textContent = selected ? (movedFrom() ? 'Move to ticket #' : 'Add to ticket #') + selected : 'Add to ticket';
     var likely = selected && (selected === ctx.match || !ctx.match);
     append.className = likely ? 'primary' : '';
     create.className = likely ? '' : 'primary';
@@ -588,6 +589,20 @@
         ': add it there rather than creating a duplicate.';
       dedup.hidden = false;
     } else dedup.hidden = true;
+  }
+
+  // The ticket this mail is on already when the agent picks another one:
+  // then "Add" re-routes it (the action on the old ticket stays; a private
+  // note there says where the mail went).
+  function movedFrom() {
+    var j = ctx && ctx.job;
+    if (!j || (j.state !== 'created' && j.state !== 'appended') || !j.ticket || !selected) return 0;
+    return j.ticket.id !== selected ? j.ticket.id : 0;
+  }
+
+  // After the pane logged the mail: the status part asks again.
+  function restatus() {
+    if (lastStamp && lastStamp.token && mail && mail.mid) ask(generation, lastStamp, mail.mid, POLL_FIRST);
   }
 
   function renderWork() {
@@ -659,10 +674,14 @@
       var body = fit({ ticket_id: selected, mid: mail.mid, from: mail.from, subject: mail.subject,
         text: text, internal: $('internal').checked, timetaken: t });
       var target = selected;
-      act(button, 'append', body, 'Adding this mail to #' + target, function (b) {
+      act(button, 'append', body, (movedFrom() ? 'Moving this mail to #' : 'Adding this mail to #') + target, function (b) {
+        if (b.moved_from)
+          return 'Moved to ticket #' + b.ticket_id + '. The action already on #' + b.moved_from +
+            ' stays (Halo cannot move it); ' + (b.note_posted ? 'a private note there says where the mail went.' :
+            'the private note there could not be posted.');
         return 'Added to ticket #' + b.ticket_id + ($('internal').checked ? ' as an internal note' : '') +
           (t > 0 ? ', ' + t + ' h logged' : '') + '.';
-      });
+      }, function (b) { ctx.job = null; ctx.match = b.ticket_id; restatus(); });
     });
   }
 
@@ -677,7 +696,7 @@
         user_id: snd.contact ? snd.contact.id : 0, site_id: snd.contact ? snd.contact.site_id : 0 });
       act(button, 'create', body, 'Creating a ticket', function (b) {
         return 'Created ticket #' + b.ticket_id + '.';
-      }, function (b) { ctx.match = b.ticket_id; selected = b.ticket_id; });
+      }, function (b) { ctx.job = null; ctx.match = b.ticket_id; selected = b.ticket_id; restatus(); });
     });
   }
 
