@@ -249,7 +249,8 @@ enum store_status store_spool_pending(struct store *st, const char *name,
     bool *pending);
 
 /* Delete an agent's token row ("halo-milterctl revoke"); NOT_FOUND when
- * there was none. The agent's jobs then wait for a new enrollment. */
+ * there was none. The agent's jobs then wait for a new enrollment, and
+ * the agent's pane sessions end. */
 enum store_status store_token_delete(struct store *st, const char *tenant,
     const char *agent);
 
@@ -361,9 +362,9 @@ enum store_status store_pane_session_renew(struct store *st,
     const char *old_hash, const char *new_hash, time_t now, time_t expires);
 enum store_status store_pane_session_end(struct store *st,
     const char *id_hash);
-/* End all of TENANT/AGENT's sessions, and any expired one. */
-enum store_status store_pane_sessions_end_agent(struct store *st,
-    const char *tenant, const char *agent, time_t now);
+/* Delete the sessions expired by NOW. (store_token_delete() ends the
+ * agent's sessions too: a revoke is final.) */
+enum store_status store_pane_sessions_purge(struct store *st, time_t now);
 struct store_pane_session *store_pane_session_free(
     struct store_pane_session *ps);
 

@@ -1068,6 +1068,11 @@ store_token_delete(struct store *st, const char *tenant, const char *agent)
 	    "ss", &changes, tenant, agent);
 	if (rc == STORE_OK && changes == 0)
 		return STORE_NOT_FOUND;
+	/* a revoke ends the agent's pane sessions for good (a later
+	 * enrollment must not bring them back) */
+	if (rc == STORE_OK)
+		rc = store_exec(st, "DELETE FROM pane_sessions WHERE tenant = ?1"
+		    " AND agent = ?2", "ss", NULL, tenant, agent);
 	return rc;
 }
 
@@ -1556,14 +1561,12 @@ store_pane_session_end(struct store *st, const char *id_hash)
 	    "s", NULL, id_hash);
 }
 
-/* End every session of TENANT/AGENT (revoke), and expired ones. */
+/* Delete the sessions expired by NOW (housekeeping). */
 enum store_status
-store_pane_sessions_end_agent(struct store *st, const char *tenant,
-    const char *agent, time_t now)
+store_pane_sessions_purge(struct store *st, time_t now)
 {
-	return store_exec(st, "DELETE FROM pane_sessions WHERE (tenant = ?1 AND"
-	    " agent = ?2) OR expires <= ?3", "ssi", NULL, tenant, agent,
-	    (int64_t)now);
+	return store_exec(st, "DELETE FROM pane_sessions WHERE expires <= ?1",
+	    "i", NULL, (int64_t)now);
 }
 
 /* Free a session. */

@@ -4,7 +4,7 @@
  * token, server-side (the browser never holds a Halo token).
  *
  * Sign-in (in an Office dialog):
- *   GET /agent/signin?tenant=T[&hint=ADDRESS]
+ *   GET /agent/signin?tenant=T
  *       starts authorization code + PKCE with Halo, with the enrollment
  *       flow's machinery: a row in the enrollments table (keyed hashes
  *       only, the PKCE verifier sealed), a state bound to this browser by
@@ -73,6 +73,7 @@
 #define WEB_AGENT_TEXT_MAX      3000        /* mail text the pane sends */
 #define WEB_AGENT_LIST_MAX      50          /* tickets, users, clients */
 #define WEB_AGENT_STATE_PREFIX  "p."
+#define WEB_AGENT_UNNAMED       "(pane sign-in)"  /* until Halo says who */
 
 #define WEB_AGENT_PAGE_CSP "default-src 'none';" \
 	" script-src 'self' https://appsforoffice.microsoft.com;" \
@@ -308,7 +309,7 @@ agent_auth(const struct web_call *call, struct agent_call *ac, bool write,
 	    MHD_HTTP_HEADER_CONTENT_TYPE);
 	enum store_status ss;
 	time_t now = time(NULL);
-	char data[600];
+	char data[600], key[65];
 	int n;
 
 	memset(ac, 0, sizeof(*ac));
@@ -349,13 +350,13 @@ agent_auth(const struct web_call *call, struct agent_call *ac, bool write,
 	    ac->ps->agent);
 	if (n < 0 || (size_t)n >= sizeof(data) ||
 	    crypto_hmac_hex((const uint8_t *)call->w->hash_key,
-	    strlen(call->w->hash_key), data, (size_t)n, data) != 0) {
+	    strlen(call->w->hash_key), data, (size_t)n, key) != 0) {
 		agent_call_clear(ac);
 		*rc = agent_error(call, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
 		    "Internal error.", NULL);
 		return false;
 	}
-	snprintf(ac->limit_key, sizeof(ac->limit_key), "a:%.40s", data);
+	snprintf(ac->limit_key, sizeof(ac->limit_key), "a:%.40s", key);
 	if (web_limiter_blocked(a->calls, ac->limit_key, now) ||
 	    (write && web_limiter_blocked(a->writes, ac->limit_key, now))) {
 		log_notice("pane: %s/%s: over the rate limit", ac->ps->tenant,
@@ -598,7 +599,7 @@ agent_signin_failed(const struct web_call *call, unsigned status,
 	    message, cookie);
 }
 
-/* GET /agent/signin?tenant=T[&hint=ADDRESS]: off to Halo. */
+/* GET /agent/signin?tenant=T: off to Halo. */
 static enum MHD_Result
 agent_signin(const struct web_call *call)
 {
@@ -606,7 +607,6 @@ agent_signin(const struct web_call *call)
 	struct web_agent *a = web_pane_agent(w->pane);
 	const struct conf_tenant *t;
 	const char *tenant = agent_arg(call, "tenant", 128);
-	const char *hint = agent_arg(call, "hint", 254);
 	struct halo_conf hc;
 	uint8_t raw[32];
 	char verifier[44], challenge[44], code_hash[65], state_hash[65];
@@ -634,8 +634,6 @@ agent_signin(const struct web_call *call)
 		return agent_signin_failed(call, MHD_HTTP_BAD_REQUEST, "../",
 		    "tenant", "This gateway does not serve that Halo tenant.",
 		    NULL);
-	if (hint == NULL || !agent_text_ok(hint) || strchr(hint, '@') == NULL)
-		hint = "(pane sign-in)";
 	agent_halo_conf(t, &hc);
 	if (crypto_random(raw, sizeof(raw)) != 0 ||
 	    (b64 = crypto_b64url_encode(raw, sizeof(raw))) == NULL ||
@@ -665,8 +663,11 @@ agent_signin(const struct web_call *call)
 		goto out;
 	}
 	/* the enrollments table keeps it: hashes only, the verifier sealed,
-	 * the same one-time rules, and keys rotate reseals it */
-	if (store_enroll_add(w->store, t->name, hint, code_hash, now,
+	 * the same one-time rules, and keys rotate reseals it. Who signs in is
+	 * known only at the callback (then the row is named after them):
+	 * nothing a caller sends here is stored */
+	store_pane_sessions_purge(w->store, now);
+	if (store_enroll_add(w->store, t->name, WEB_AGENT_UNNAMED, code_hash, now,
 	    now + WEB_STATE_TTL, &id) != STORE_OK ||
 	    store_enroll_start(w->store, id, now, state_hash, sealed,
 	    now + WEB_STATE_TTL) != STORE_OK) {

@@ -569,6 +569,11 @@ async function agentSessionTests(alice, bob) {
   ctl('revoke alice@msp.example sim');
   r = await api('GET', 'session', renewed);
   t.check('revoke: the admin\'s revoke ends the agent\'s pane sessions', r.status === 401, r.status);
+  const rt = await (await fetch(SIM + '/_sim/token', { method: 'POST',
+    body: JSON.stringify({ agent_email: 'alice@msp.example', scope: 'all offline_access' }) })).json();
+  execSync(process.env.CTL + ' token import alice@msp.example sim', { input: rt.refresh_token + '\n' });
+  r = await api('GET', 'session', renewed);
+  t.check('revoke: enrolling again does not bring the old session back', r.status === 401, r.status);
   const log = fs.readFileSync(process.env.DAEMON_LOG, 'utf8');
   t.check('audit: every write is logged with agent and job',
     /pane: sim\/alice@msp\.example: appended mail \(job \d+\) to ticket \d+ as action \d+ \(internal note\), 0\.50 h/.test(log) &&

@@ -419,10 +419,7 @@
 
   function signIn() {
     var tenant = (mail && mail.tenant) || '';
-    var hint = Office.context.mailbox && Office.context.mailbox.userProfile &&
-      Office.context.mailbox.userProfile.emailAddress;
-    var url = new URL('../agent/signin?tenant=' + encodeURIComponent(tenant) +
-      (hint ? '&hint=' + encodeURIComponent(hint) : ''), window.location.href).href;
+    var url = new URL('../agent/signin?tenant=' + encodeURIComponent(tenant), window.location.href).href;
     if (!Office.context.ui || typeof Office.context.ui.displayDialogAsync !== 'function') {
       setText('signin-why', 'This Outlook cannot open the sign-in window (it needs the Dialog API, requirement set 1.1).');
       return;
