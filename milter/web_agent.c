@@ -30,13 +30,13 @@
  *   POST /api/agent/signout
  *   GET  /api/agent/context?mid=&from=&conv=   the job, the sender's contact
  *        and client, the client's open tickets (thread match marked),
- *        ticket types, statuses and the agent's defaults
+ *        ticket types, statuses, outcomes and the agent's defaults
  *   GET  /api/agent/users?search=       contact picker
  *   GET  /api/agent/clients?search=     client picker
  *   GET  /api/agent/tickets?client_id=  a client's open tickets
  *   POST /api/agent/defaults            {tickettype_id, outcome, internal}
  *   POST /api/agent/append   {ticket_id, mid, from, subject, text,
- *                             internal, timetaken}
+ *                             internal, timetaken, outcome}
  *   POST /api/agent/create   {tickettype_id, summary, client_id, user_id,
  *                             site_id, mid, from, text}
  *   POST /api/agent/assign   {ticket_id}          agent_id = the agent
@@ -1132,7 +1132,7 @@ agent_api_context(struct agent_call *ac)
 	struct store_pane_defaults d;
 	struct web *w = ac->call->w;
 	cJSON *out = cJSON_CreateObject(), *sender, *json = NULL, *statuses;
-	cJSON *types, *defs;
+	cJSON *types, *defs, *outcomes;
 	const cJSON *u;
 	int64_t match = 0, client_id = 0;
 	enum MHD_Result rc;
@@ -1162,6 +1162,11 @@ agent_api_context(struct agent_call *ac)
 	}
 	cJSON_AddItemToObject(out, "statuses", statuses);
 	cJSON_AddItemToObject(out, "types", types);
+	outcomes = agent_named(ac, "GET /api/Outcome", "/api/Outcome", "outcomes",
+	    "outcome", &rc, &ok);
+	if (!ok)
+		goto fail;
+	cJSON_AddItemToObject(out, "outcomes", outcomes);
 
 	sender = cJSON_AddObjectToObject(out, "sender");
 	cJSON_AddStringToObject(sender, "email", from != NULL ? from : "");
@@ -1520,7 +1525,10 @@ agent_api_append(struct agent_call *ac)
 	}
 	store_pane_defaults_get(ac->call->w->store, ac->ps->tenant,
 	    ac->ps->agent, &d);
-	outcome = d.outcome != NULL ? d.outcome : ac->t->append_outcome;
+	/* the outcome the agent chose, else theirs, else the tenant's */
+	outcome = agent_body_str(body, "outcome", 100, false);
+	if (outcome == NULL || *outcome == '\0')
+		outcome = d.outcome != NULL ? d.outcome : ac->t->append_outcome;
 	note = agent_note_html(from, subject, text);
 	arr = cJSON_CreateArray();
 	a = cJSON_CreateObject();

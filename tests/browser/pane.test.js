@@ -428,13 +428,18 @@ async function agentPaneTests(browser) {
     !(await page.isDisabled('#append')));
   await page.check('#internal');
   await page.fill('#time', '0.5');
+  t.check('outcome picker: Halo\'s outcomes, the tenant\'s default chosen',
+    (await page.inputValue('#action-outcome')) === 'Email Received' &&
+    (await page.locator('#action-outcome option').count()) === 4);
+  await page.selectOption('#action-outcome', 'Note');
   await page.click('#append');
   t.check('append: progress then result', await waitText(page, '#act-result',
     new RegExp('Added to ticket #' + tid + ' as an internal note, 0.5 h logged')), await text(page, '#act-result'));
   let state = await simState();
   const act = state.actions.find((a) => a.internet_message_id === stamps.skipped.messageId);
   t.check('append: Halo got the action (internal note, time entry, as alice)', act && act.ticket_id === tid &&
-    act.hiddenfromuser === true && act.timetaken === 0.5 && act._sim.agent_id === 1 && act.sendemail === false,
+    act.hiddenfromuser === true && act.timetaken === 0.5 && act._sim.agent_id === 1 && act.sendemail === false &&
+    act.outcome === 'Note',
     JSON.stringify(act));
   t.check('append: the note is the mail, escaped', act && /laptop will not boot/.test(act.note_html || '') &&
     /ann@acme\.example/.test(act.note_html || '') && !/<script/i.test(act.note_html || ''), act && act.note_html);
@@ -496,13 +501,14 @@ async function agentPaneTests(browser) {
 
   // per-agent defaults, kept server-side
   await page.selectOption('#type', '2');
+  await page.selectOption('#action-outcome', 'Private Note');
   await page.check('#internal');
   await page.click('#save-defaults');
   t.check('defaults: saved', await waitText(page, '#act-result', /Saved/));
   await page.evaluate((m) => window.__haloSwitch(m), msg('appended'));
   await waitText(page, '#tickets', /#501 /);
-  t.check('defaults: the next mail starts with them', (await page.inputValue('#type')) === '2' &&
-    await page.isChecked('#internal'));
+  t.check('defaults: the next mail starts with them (type, outcome, internal note)', (await page.inputValue('#type')) === '2' &&
+    (await page.inputValue('#action-outcome')) === 'Private Note' && await page.isChecked('#internal'));
 
   // re-route: the appended mail (on the created ticket) belongs on #501
   const before = json(await st('sim', stamps.appended.messageId, tok(stamps.appended)));

@@ -611,6 +611,9 @@
     var type = $('type');
     type.textContent = '';
     (ctx.types || []).forEach(function (t) { option(type, t.id, t.name, t.id === ctx.defaults.tickettype_id); });
+    var outcome = $('action-outcome');
+    outcome.textContent = '';
+    (ctx.outcomes || []).forEach(function (o) { option(outcome, o.name, o.name, o.name === ctx.defaults.outcome); });
     $('internal').checked = !!ctx.defaults.internal;
     renderTickets();
   }
@@ -669,7 +672,7 @@
     mailText().then(function (text) {
       var t = parseFloat($('time').value) || 0;
       var body = fit({ ticket_id: selected, mid: mail.mid, from: mail.from, subject: mail.subject,
-        text: text, internal: $('internal').checked, timetaken: t });
+        text: text, internal: $('internal').checked, timetaken: t, outcome: $('action-outcome').value });
       var target = selected;
       act(button, 'append', body, (movedFrom() ? 'Moving this mail to #' : 'Adding this mail to #') + target, function (b) {
         if (b.moved_from)
@@ -699,7 +702,8 @@
 
   function saveDefaults() {
     act($('save-defaults'), 'defaults', { tickettype_id: parseInt($('type').value, 10) || 0,
-      internal: $('internal').checked }, 'Saving your defaults', 'Saved: new mail starts with these settings.');
+      outcome: $('action-outcome').value, internal: $('internal').checked },
+      'Saving your defaults', 'Saved: new mail starts with these settings.');
   }
 
   // The pickers: a contact (and so its client) or a client.
