@@ -12,10 +12,25 @@
 #                     make check runs a 60 s version (check-soak)
 #   make SANITIZE=address,undefined check   the suite under ASan/UBSan
 #   make install PREFIX=/usr/local DESTDIR=
+#   make deb          the Debian package (../halo-milter_*.deb, copied to build/)
+#   make check-pkg    build the package, install it in a Debian 12 chroot and
+#                     start it against the Halo simulator (slow; not in check)
 #   make clean
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
+SBINDIR  ?= $(PREFIX)/sbin
+MANDIR   ?= $(PREFIX)/share/man
+DOCDIR   ?= $(PREFIX)/share/doc/halo-milter
+SYSCONFDIR ?= /etc
+# systemd's unit directory for this PREFIX: /usr and / use the distribution's
+# (/lib/systemd/system on Debian 12), anything else PREFIX/lib/systemd/system,
+# which systemd also reads for /usr/local.
+ifneq ($(filter /usr /usr/ /,$(PREFIX)),)
+UNITDIR  ?= /lib/systemd/system
+else
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
+endif
 SANITIZE ?=
 FUZZ_SECONDS ?= 60
 SOAK_SECONDS ?= 600
@@ -32,7 +47,8 @@ SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover
 endif
 
 CC       ?= cc
-PKGS     := gmime-3.0 libcjson sqlite3 openssl libcurl gumbo libytnef libmicrohttpd libqrencode
+PKGS     := gmime-3.0 libcjson sqlite3 openssl libcurl gumbo libytnef libmicrohttpd libqrencode \
+            libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -47,7 +63,10 @@ LIBS     := $(PKG_LIBS)
 
 COMMON_SRC := $(sort $(wildcard common/*.c))
 # milter/ sources that do not use libmilter (shared with tests and fuzzers)
-CORE_SRC   := milter/intake.c milter/worker.c milter/web.c milter/web_admin.c \
+CORE_SRC   := milter/intake.c milter/worker.c milter/worker_call.c \
+              milter/worker_sender.c milter/worker_thread.c \
+              milter/worker_closed.c milter/worker_post.c milter/web.c \
+              milter/web_admin.c \
               milter/web_pane.c milter/web_agent.c
 DAEMON_SRC := milter/halo-milter.c milter/callbacks.c
 CTL_SRC    := milter/halo-milterctl.c
@@ -61,10 +80,22 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: all deps check check-all check-unit check-milter check-corpus check-e2e \
-        check-browser check-halosim check-soak demo demo-run fuzz bench bench-run \
-        soak soak-run install clean
+        check-browser check-halosim check-soak check-man check-cli check-pkg demo demo-run \
+        fuzz bench bench-run soak soak-run install deb deps-pkg clean
 
-all: $(BUILD)/halo-milter $(BUILD)/halo-milterctl
+all: $(BUILD)/halo-milter $(BUILD)/halo-milterctl $(BUILD)/halo-milter.service
+
+# PREFIX is compiled in (the default web_root) and written into the unit: a
+# stamp that changes only when PREFIX does makes both rebuild then.
+$(BUILD)/prefix.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(PREFIX) $(SBINDIR)' | cmp -s - $@ || echo '$(PREFIX) $(SBINDIR)' > $@
+FORCE:
+
+$(BUILD)/obj/common/conf.o: $(BUILD)/prefix.stamp
+
+$(BUILD)/halo-milter.service: systemd/halo-milter.service.in $(BUILD)/prefix.stamp
+	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/halo-milter.service.in > $@
 
 deps:
 	@sh scripts/deps.sh
@@ -91,13 +122,17 @@ $(BUILD)/corpus-intake: tests/corpus/corpus-intake.c $(LIBHALO)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIBHALO) $(LIBS)
 
+$(BUILD)/mime-json: tests/corpus/mime-json.c $(LIBHALO)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIBHALO) $(LIBS)
+
 # deps first, then a fresh make: pkg-config flags are read when make starts
 check: deps
 	@$(MAKE) --no-print-directory check-all
 
-check-all: all $(UNIT_BIN) $(BUILD)/corpus-intake
+check-all: all $(UNIT_BIN) $(BUILD)/corpus-intake $(BUILD)/mime-json
 	@rm -f $(BUILD)/check.log $(BUILD)/.rc-check-*
-	@status=0; for t in check-unit check-milter check-corpus check-e2e check-soak check-browser check-halosim; do \
+	@status=0; for t in check-unit check-man check-cli check-milter check-corpus check-e2e check-soak check-browser check-halosim; do \
 	  $(MAKE) --no-print-directory $$t 2>&1 | tee -a $(BUILD)/check.log; \
 	  tail -1 $(BUILD)/.rc-$$t 2>/dev/null | grep -qx 0 || status=1; \
 	done; \
@@ -111,7 +146,7 @@ check-unit: $(UNIT_BIN)
 check-milter: all
 	@BUILD=$(BUILD) sh tests/milter/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-milter; exit $$rc
 
-check-corpus: $(BUILD)/corpus-intake
+check-corpus: $(BUILD)/corpus-intake $(BUILD)/mime-json
 	@BUILD=$(BUILD) sh tests/corpus/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-corpus; exit $$rc
 
 check-e2e: all
@@ -170,13 +205,44 @@ fuzz:
 	done
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD=$(FUZZ_BUILD) sh tests/fuzz/run.sh
 
+# man pages: every key of common/conf.c documented in halo-milter.conf(5)
+check-man:
+	@mkdir -p $(BUILD)
+	@BUILD=$(BUILD) sh tests/man/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-man; exit $$rc
+
+# --help, the stricter -t, halo-milterctl's store errors
+check-cli: all
+	@BUILD=$(BUILD) sh tests/cli/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-cli; exit $$rc
+
+# the Debian package: build tools only for this target (scripts/deps-pkg.sh)
+deps-pkg:
+	@sh scripts/deps-pkg.sh
+
+# dpkg-buildpackage writes next to the source tree: build a copy in
+# $(BUILD)/deb so the results land in $(BUILD)/deb and the tree stays clean
+DEB_SRC := $(BUILD)/deb/halo-milter
+deb: deps-pkg
+	@rm -rf $(BUILD)/deb && mkdir -p $(DEB_SRC)
+	tar --exclude=./build --exclude=./.git --exclude='*/node_modules' -cf - . | \
+	    tar -C $(DEB_SRC) -xf -
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b
+	lintian --fail-on error \
+	    $(BUILD)/deb/halo-milter_*.changes
+	@ls $(BUILD)/deb/halo-milter_*.deb
+
+check-pkg: deps-pkg
+	@BUILD=$(BUILD) sh tests/pkg/run.sh
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/halo-milter/web \
-	    $(DESTDIR)/etc/halo-milter $(DESTDIR)/lib/systemd/system $(DESTDIR)/usr/lib/tmpfiles.d
-	install -m 0755 $(BUILD)/halo-milter $(BUILD)/halo-milterctl $(DESTDIR)$(PREFIX)/sbin/
-	install -m 0640 conf/halo-milter.conf $(DESTDIR)/etc/halo-milter/halo-milter.conf.example
-	install -m 0644 systemd/halo-milter.service $(DESTDIR)/lib/systemd/system/
-	install -m 0644 systemd/halo-milter.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/halo-milter.conf
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(PREFIX)/share/halo-milter/web \
+	    $(DESTDIR)$(SYSCONFDIR)/halo-milter $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(BUILD)/halo-milter $(BUILD)/halo-milterctl $(DESTDIR)$(SBINDIR)/
+	install -m 0640 conf/halo-milter.conf $(DESTDIR)$(SYSCONFDIR)/halo-milter/halo-milter.conf.example
+	install -m 0644 $(BUILD)/halo-milter.service $(DESTDIR)$(UNITDIR)/
+	install -m 0644 man/halo-milter.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/halo-milter.8 man/halo-milterctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
 	if [ -d web ] && [ -n "$$(ls -A web)" ]; then cp -R web/. $(DESTDIR)$(PREFIX)/share/halo-milter/web/; fi
 
 clean:

@@ -56,9 +56,21 @@ classify(const struct classify_input *in)
 		r.cls = CLASSIFY_HALO;
 		return r;
 	}
+	if (in->content_type != NULL &&
+	    hdr_is_report(in->content_type, "disposition-notification")) {
+		r.cls = CLASSIFY_RECEIPT;
+		return r;
+	}
+	if (in->content_type != NULL &&
+	    hdr_is_report(in->content_type, "feedback-report")) {
+		r.cls = CLASSIFY_FEEDBACK;
+		return r;
+	}
+	/* RFC 3834's Auto-Submitted and the known auto-reply headers;
+	 * X-Auto-Response-Suppress alone asks others not to auto-reply and
+	 * says nothing about this mail (Outlook sets it on meeting responses) */
 	if ((classify_present(in->auto_submitted) &&
 	    !classify_word_is(in->auto_submitted, "no")) ||
-	    classify_present(in->x_auto_response_suppress) ||
 	    classify_present(in->x_autoreply) ||
 	    classify_present(in->x_autorespond) ||
 	    (in->precedence != NULL &&
@@ -98,6 +110,8 @@ classify_reason(enum classify_class cls)
 	case CLASSIFY_LIST: return "list";
 	case CLASSIFY_HALO: return "halo-notification";
 	case CLASSIFY_LOOP: return "loop";
+	case CLASSIFY_RECEIPT: return "read-receipt";
+	case CLASSIFY_FEEDBACK: return "feedback-report";
 	}
 	return "unknown";
 }

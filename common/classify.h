@@ -17,14 +17,20 @@ enum classify_class {
 	CLASSIFY_BULK,            /* Precedence: bulk / junk */
 	CLASSIFY_LIST,            /* Precedence: list */
 	CLASSIFY_HALO,            /* Halo's own outgoing notification */
-	CLASSIFY_LOOP             /* sender over its ticket-creation cap */
+	CLASSIFY_LOOP,            /* sender over its ticket-creation cap */
+	CLASSIFY_RECEIPT,         /* read receipt: multipart/report;
+	                           * report-type=disposition-notification */
+	CLASSIFY_FEEDBACK         /* abuse/feedback report (ARF, RFC 5965):
+	                           * report-type=feedback-report */
 };
 
 struct classify_input {
 	const char *env_from;             /* envelope sender; "" = null sender */
 	const char *content_type;         /* header values, NULL when absent */
 	const char *auto_submitted;
-	const char *x_auto_response_suppress;
+	const char *x_auto_response_suppress;  /* read, but never decisive:
+	                                        * Outlook sets it on ordinary
+	                                        * mail (meeting responses) */
 	const char *precedence;
 	const char *x_autoreply;
 	const char *x_autorespond;

@@ -93,6 +93,10 @@ enum key_id {
 	KEY_TICKET_STATUS_TTL,
 	KEY_WEB_ROOT,
 	KEY_ADMIN_NETWORKS,
+	KEY_SUBMISSION_NETWORKS,
+	KEY_AUTHSERV_IDS,
+	KEY_AGENT_LOGIN,
+	KEY_LOG,
 	KEY_SELF_ENROLL,
 	KEY_COUNT
 };
@@ -157,6 +161,10 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_TLS_KEY]            = { "tls_key", SCOPE_GLOBAL, false },
 	[KEY_WEB_ROOT]           = { "web_root", SCOPE_GLOBAL, false },
 	[KEY_ADMIN_NETWORKS]     = { "admin_networks", SCOPE_GLOBAL, true },
+	[KEY_SUBMISSION_NETWORKS] = { "submission_networks", SCOPE_GLOBAL, true },
+	[KEY_AUTHSERV_IDS]       = { "authserv_ids", SCOPE_GLOBAL, true },
+	[KEY_AGENT_LOGIN]        = { "agent_login", SCOPE_TENANT, true },
+	[KEY_LOG]                = { "log", SCOPE_GLOBAL, false },
 	[KEY_SELF_ENROLL]        = { "self_enroll", SCOPE_TENANT, false },
 };
 
@@ -642,6 +650,12 @@ static void tenant_free(struct conf_tenant *t)
 	for (i = 0; i < t->n_halo_senders; i++)
 		free(t->halo_senders[i]);
 	free(t->halo_senders);
+	for (i = 0; i < t->n_logins; i++) {
+		free(t->logins[i]->login);
+		free(t->logins[i]->agent);
+		free(t->logins[i]);
+	}
+	free(t->logins);
 	for (i = 0; i < t->n_routes; i++)
 		route_free(t->routes[i]);
 	free(t->routes);
@@ -667,6 +681,10 @@ struct conf *conf_free(struct conf *conf)
 	free(conf->tls_cert);
 	free(conf->tls_key);
 	free(conf->admin_networks);
+	free(conf->submission_networks);
+	for (i = 0; i < conf->n_authserv_ids; i++)
+		free(conf->authserv_ids[i]);
+	free(conf->authserv_ids);
 	free(conf->user);
 	free(conf);
 	return NULL;
@@ -1027,11 +1045,10 @@ bool conf_admin_allowed(const struct conf *conf, const char *ip)
 	return conf_net_match(conf->admin_networks, conf->n_admin_networks, ip);
 }
 
-/* "admin_networks = CIDR[, CIDR...]" (repeatable): add each network. */
-static void parse_admin_networks(struct parser *p, int line,
-    const char *value)
+/* "KEY = CIDR[, CIDR...]" (repeatable): add each network to *NETS. */
+static void parse_networks(struct parser *p, int line, const char *key,
+    const char *value, struct conf_net **nets, size_t *n_nets)
 {
-	struct conf *c = p->conf;
 	char buf[CONF_LINE_MAX + 1], *item, *save = NULL;
 	struct conf_net net, *grown;
 	int rc;
@@ -1043,30 +1060,121 @@ static void parse_admin_networks(struct parser *p, int line,
 	    item = strtok_r(NULL, ", \t", &save)) {
 		rc = conf_net_parse(item, &net);
 		if (rc == -2) {
-			conf_error(p, line, "admin_networks: '%s' has host bits set"
-			    " (write the network address, like 192.0.2.0/24)", item);
-			continue;
-		}
-		if (rc != 0) {
-			conf_error(p, line, "admin_networks: invalid network '%s'"
-			    " (expected ADDRESS or ADDRESS/PREFIX, IPv4 or IPv6)",
+			conf_error(p, line, "%s: '%s' has host bits set"
+			    " (write the network address, like 192.0.2.0/24)", key,
 			    item);
 			continue;
 		}
-		if (c->n_admin_networks >= CONF_NETS_MAX) {
-			conf_error(p, line, "admin_networks: more than %d networks",
+		if (rc != 0) {
+			conf_error(p, line, "%s: invalid network '%s'"
+			    " (expected ADDRESS or ADDRESS/PREFIX, IPv4 or IPv6)",
+			    key, item);
+			continue;
+		}
+		if (*n_nets >= CONF_NETS_MAX) {
+			conf_error(p, line, "%s: more than %d networks", key,
 			    CONF_NETS_MAX);
 			return;
 		}
-		grown = realloc(c->admin_networks, (c->n_admin_networks + 1) *
-		    sizeof(*grown));
+		grown = realloc(*nets, (*n_nets + 1) * sizeof(*grown));
 		if (grown == NULL) {
 			conf_error(p, line, "out of memory");
 			return;
 		}
-		c->admin_networks = grown;
-		c->admin_networks[c->n_admin_networks++] = net;
+		*nets = grown;
+		(*nets)[(*n_nets)++] = net;
 	}
+}
+
+/* "authserv_ids = NAME[, NAME...]" (repeatable): the Authentication-Results
+ * authserv-ids whose verdicts count. */
+static void parse_authserv_ids(struct parser *p, int line, const char *value)
+{
+	struct conf *c = p->conf;
+	char buf[CONF_LINE_MAX + 1], *item, *save = NULL, *copy, **grown;
+
+	if (strlen(value) > CONF_LINE_MAX)
+		return;
+	strcpy(buf, value);
+	for (item = strtok_r(buf, ", \t", &save); item != NULL;
+	    item = strtok_r(NULL, ", \t", &save)) {
+		if (strlen(item) > 255 || !token_ok(item) ||
+		    strpbrk(item, "();=\"\\") != NULL) {
+			conf_error(p, line, "authserv_ids: invalid authserv-id '%s'"
+			    " (a host name, as the verifier writes it)", item);
+			continue;
+		}
+		if (c->n_authserv_ids >= CONF_NETS_MAX) {
+			conf_error(p, line, "authserv_ids: more than %d names",
+			    CONF_NETS_MAX);
+			return;
+		}
+		copy = dup_str(p, line, item);
+		grown = copy ? grow_ptrs(c->authserv_ids, c->n_authserv_ids) : NULL;
+		if (grown == NULL) {
+			free(copy);
+			conf_error(p, line, "out of memory");
+			return;
+		}
+		lower_str(copy);
+		c->authserv_ids = grown;
+		c->authserv_ids[c->n_authserv_ids++] = copy;
+	}
+}
+
+/* "agent_login = LOGIN AGENT" (repeatable): SMTP AUTH login LOGIN sends as
+ * agent AGENT. */
+static void parse_agent_login(struct parser *p, int line, const char *value)
+{
+	struct conf_tenant *t = p->tenant;
+	char buf[CONF_LINE_MAX + 1], *login, *agent, *save = NULL;
+	struct conf_login *l, **grown;
+
+	if (strlen(value) > CONF_LINE_MAX)
+		return;
+	strcpy(buf, value);
+	login = strtok_r(buf, " \t", &save);
+	agent = login ? strtok_r(NULL, " \t", &save) : NULL;
+	if (login == NULL || agent == NULL || strtok_r(NULL, " \t", &save) !=
+	    NULL || strlen(login) > CONF_ADDR_MAX || !token_ok(login)) {
+		conf_error(p, line, "agent_login: expected 'LOGIN AGENT-EMAIL'"
+		    " (the SMTP AUTH login, then the agent it sends as)");
+		return;
+	}
+	l = calloc(1, sizeof(*l));
+	grown = l ? grow_ptrs(t->logins, t->n_logins) : NULL;
+	if (grown == NULL) {
+		free(l);
+		conf_error(p, line, "out of memory");
+		return;
+	}
+	t->logins = grown;
+	l->login = dup_str(p, line, login);
+	l->agent = email_dup(p, line, "agent_login", agent);
+	if (l->login == NULL || l->agent == NULL) {
+		free(l->login);
+		free(l->agent);
+		free(l);
+		return;
+	}
+	t->logins[t->n_logins++] = l;
+}
+
+/* May SMTP AUTH login LOGIN send as AGENT in tenant T? */
+bool conf_login_may_send_as(const struct conf_tenant *t, const char *login,
+    const char *agent)
+{
+	size_t i;
+
+	if (login == NULL || agent == NULL || *login == '\0')
+		return false;
+	if (strcasecmp(login, agent) == 0)
+		return true;
+	for (i = 0; i < t->n_logins; i++)
+		if (strcasecmp(t->logins[i]->login, login) == 0 &&
+		    strcasecmp(t->logins[i]->agent, agent) == 0)
+			return true;
+	return false;
 }
 
 /* Apply a global key to the configuration. */
@@ -1174,7 +1282,15 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 			c->retry_base = (unsigned)num;
 		break;
 	case KEY_ADMIN_NETWORKS:
-		parse_admin_networks(p, line, value);
+		parse_networks(p, line, name, value, &c->admin_networks,
+		    &c->n_admin_networks);
+		break;
+	case KEY_SUBMISSION_NETWORKS:
+		parse_networks(p, line, name, value, &c->submission_networks,
+		    &c->n_submission_networks);
+		break;
+	case KEY_AUTHSERV_IDS:
+		parse_authserv_ids(p, line, value);
 		break;
 	case KEY_INSECURE_HTTP:
 		if (!parse_bool(value, &c->insecure_http))
@@ -1200,6 +1316,19 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 		else
 			conf_error(p, line, "log_level: invalid '%s' (expected "
 			    "debug, info, notice, warning or err)", value);
+		break;
+	case KEY_LOG:
+		if (strcmp(value, "auto") == 0)
+			c->log = CONF_LOG_AUTO;
+		else if (strcmp(value, "syslog") == 0)
+			c->log = CONF_LOG_SYSLOG;
+		else if (strcmp(value, "stderr") == 0)
+			c->log = CONF_LOG_STDERR;
+		else if (strcmp(value, "journal") == 0)
+			c->log = CONF_LOG_JOURNAL;
+		else
+			conf_error(p, line, "log: invalid '%s' (expected auto,"
+			    " syslog, stderr or journal)", value);
 		break;
 	default:
 		break;
@@ -1288,6 +1417,9 @@ static void apply_tenant(struct parser *p, int line, enum key_id key,
 		break;
 	case KEY_HALO_SENDERS:
 		add_halo_senders(p, line, value);
+		break;
+	case KEY_AGENT_LOGIN:
+		parse_agent_login(p, line, value);
 		break;
 	case KEY_LOOP_MAX_CREATES:
 		if (!parse_ulong_range(value, 1, 100000, &num))

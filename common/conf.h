@@ -24,6 +24,15 @@ enum conf_mode {
 	CONF_MODE_INTAKE        /* create or append */
 };
 
+/* "log": where lines go; auto = syslog when detached, with -f stderr, or
+ * journal when stderr is systemd's journal stream */
+enum conf_log {
+	CONF_LOG_AUTO = 0,
+	CONF_LOG_SYSLOG,
+	CONF_LOG_STDERR,
+	CONF_LOG_JOURNAL
+};
+
 enum conf_spool_error {
 	CONF_SPOOL_TEMPFAIL = 0,
 	CONF_SPOOL_ACCEPT
@@ -57,6 +66,13 @@ enum conf_closed {
 	CONF_CLOSED_APPEND           /* append and leave the ticket closed */
 };
 
+
+/* "agent_login = LOGIN AGENT": an SMTP AUTH login that sends as AGENT. */
+struct conf_login {
+	char *login;                 /* as {auth_authen} gives it; compared
+	                                case-insensitively */
+	char *agent;                 /* lower-case agent email */
+};
 
 struct conf_tenant {
 	char *name;
@@ -97,6 +113,9 @@ struct conf_tenant {
 	                              * trusted; 300 */
 	struct conf_override **overrides;
 	size_t n_overrides;
+	struct conf_login **logins;  /* agent_login; an agent's own address
+	                              * is its login without an entry */
+	size_t n_logins;
 	struct conf_route **routes;
 	size_t n_routes;
 };
@@ -124,12 +143,21 @@ struct conf {
 	uint64_t max_message_size;   /* bytes; default 50 MiB; 0 = unlimited */
 	bool add_thread_index;       /* default false */
 	int log_level;               /* syslog priority; default LOG_INFO */
+	enum conf_log log;           /* default auto */
 	unsigned workers;            /* worker threads; default 2; 0 = intake
 	                                only (another node's workers log) */
 	unsigned retry_base;         /* first retry delay, seconds; default 15 */
 	bool insecure_http;          /* tests only: allow http:// to loopback */
 	struct conf_net *admin_networks;   /* who may open /admin; none = any */
 	size_t n_admin_networks;
+	/* where agents' outgoing mail may come from without SMTP AUTH
+	 * (submission_networks; default none) */
+	struct conf_net *submission_networks;
+	size_t n_submission_networks;
+	/* Authentication-Results authserv-ids whose verdicts count (lower
+	 * case; default none) */
+	char **authserv_ids;
+	size_t n_authserv_ids;
 	struct conf_tenant **tenants;
 	size_t n_tenants;
 };
@@ -169,6 +197,11 @@ bool conf_net_match(const struct conf_net *nets, size_t n, const char *ip);
 /* Whether a client at IP may reach the admin pages (admin_networks; any
  * address when the list is empty). */
 bool conf_admin_allowed(const struct conf *conf, const char *ip);
+
+/* Whether SMTP AUTH login LOGIN may send as AGENT in tenant T: LOGIN is
+ * AGENT itself, or an agent_login entry maps it to AGENT. */
+bool conf_login_may_send_as(const struct conf_tenant *t, const char *login,
+    const char *agent);
 
 /* Parse a size with optional K/M/G suffix (binary units). 0 on success. */
 int conf_parse_size(const char *text, uint64_t *out);

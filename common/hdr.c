@@ -5,11 +5,14 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <gmime/gmime.h>
+
+#include "charset.h"
 
 static pthread_once_t hdr_once = PTHREAD_ONCE_INIT;
 
@@ -271,13 +274,13 @@ hdr_addr_spec(const char *value, char out[HDR_ADDR_MAX + 1])
 	return found;
 }
 
-/* Is this Content-Type a delivery-status report? */
+/* Is this Content-Type a multipart/report of REPORT_TYPE? */
 bool
-hdr_is_dsn(const char *content_type)
+hdr_is_report(const char *content_type, const char *report_type)
 {
 	GMimeContentType *ct;
 	const char *rt;
-	bool dsn = false;
+	bool match = false;
 
 	if (content_type == NULL ||
 	    strnlen(content_type, HDR_VALUE_MAX + 1) > HDR_VALUE_MAX)
@@ -288,33 +291,108 @@ hdr_is_dsn(const char *content_type)
 		return false;
 	if (g_mime_content_type_is_type(ct, "multipart", "report")) {
 		rt = g_mime_content_type_get_parameter(ct, "report-type");
-		dsn = rt != NULL && strcasecmp(rt, "delivery-status") == 0;
+		match = rt != NULL && strcasecmp(rt, report_type) == 0;
 	}
 	g_object_unref(ct);
-	return dsn;
+	return match;
 }
 
-/* Decode encoded words into a malloc'd UTF-8 string. */
-char *
-hdr_decode_text(const char *value)
+/* Is this Content-Type a delivery-status report? */
+bool
+hdr_is_dsn(const char *content_type)
 {
-	char *g, *copy;
-	size_t len;
+	return hdr_is_report(content_type, "delivery-status");
+}
+
+/* S (may be NULL) as one line: line breaks and tabs that encoded words
+ * decoded to become spaces. Returns S. */
+static char *
+hdr_one_line(char *s)
+{
+	char *p;
+
+	for (p = s; p != NULL && *p != '\0'; p++)
+		if (*p == '\r' || *p == '\n' || *p == '\t')
+			*p = ' ';
+	return s;
+}
+
+/* Display name of the first mailbox of an address header value. */
+char *
+hdr_display_name(const char *value)
+{
+	char *raw, *out;
+	size_t len, i, n = 0, end = 0;
+	bool quoted = false, angle = false;
+	int comment = 0;
 
 	if (value == NULL)
 		return strdup("");
 	len = strnlen(value, HDR_VALUE_MAX);
-	copy = strndup(value, len);
-	if (copy == NULL)
-		return NULL;
-	hdr_init();
-	g = g_mime_utils_header_decode_text(NULL, copy);
-	free(copy);
-	if (g == NULL)
+	/* the phrase ends at the first '<' outside quotes and comments; a
+	 * ',' or ':' first means a bare address or a group: no name */
+	for (i = 0; i < len && !angle; i++) {
+		char c = value[i];
+
+		if (c == '\\' && (quoted || comment > 0) && i + 1 < len)
+			i++;
+		else if (quoted)
+			quoted = c != '"';
+		else if (c == '(')
+			comment++;
+		else if (c == ')' && comment > 0)
+			comment--;
+		else if (comment > 0)
+			continue;
+		else if (c == '"')
+			quoted = true;
+		else if (c == '<') {
+			angle = true;
+			end = i;
+		} else if (c == ',' || c == ':' || c == ';')
+			break;
+	}
+	if (!angle)
 		return strdup("");
-	copy = strdup(g);
-	g_free(g);
-	return copy;
+	raw = malloc(end + 1);
+	if (raw == NULL)
+		return NULL;
+	/* unquote quoted-strings, drop comments */
+	quoted = false;
+	comment = 0;
+	for (i = 0; i < end; i++) {
+		char c = value[i];
+
+		if (c == '\\' && (quoted || comment > 0) && i + 1 < end) {
+			if (quoted)
+				raw[n++] = value[i + 1];
+			i++;
+		} else if (comment > 0) {
+			if (c == '(')
+				comment++;
+			else if (c == ')')
+				comment--;
+		} else if (c == '"')
+			quoted = !quoted;
+		else if (c == '(' && !quoted)
+			comment++;
+		else
+			raw[n++] = c;
+	}
+	out = hdr_one_line(charset_decode_words(raw, n));
+	free(raw);
+	return out;
+}
+
+/* Decode encoded words into a malloc'd UTF-8 string (charset.c's decoder:
+ * GMime's loses text after a padded base64 word in some versions). */
+char *
+hdr_decode_text(const char *value)
+{
+	if (value == NULL)
+		return strdup("");
+	return hdr_one_line(charset_decode_words(value,
+	    strnlen(value, HDR_VALUE_MAX)));
 }
 
 /* Encode text for an unstructured header into a malloc'd string. */
@@ -330,4 +408,107 @@ hdr_encode_text(const char *text)
 	copy = strdup(g);
 	g_free(g);
 	return copy;
+}
+
+/* The header block of FP, at most MAX bytes, into a malloc'd buffer. */
+static char *
+hdr_block_read(FILE *fp, size_t max, size_t *len)
+{
+	char *buf = malloc(max + 1), *end, *crlf;
+	size_t n;
+
+	if (buf == NULL)
+		return NULL;
+	n = fread(buf, 1, max, fp);
+	if (ferror(fp)) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	/* the block ends at the first empty line; a longer one is cut at MAX
+	 * on a line boundary */
+	end = strstr(buf, "\n\n");
+	crlf = strstr(buf, "\n\r\n");
+	if (end == NULL || (crlf != NULL && crlf < end))
+		end = crlf;
+	if (end != NULL)
+		n = (size_t)(end - buf) + 1;
+	else if (n == max && (end = strrchr(buf, '\n')) != NULL)
+		n = (size_t)(end - buf) + 1;
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/* A header's raw value, unfolded and trimmed, at most HDR_VALUE_MAX. */
+static char *
+hdr_value_copy(GMimeHeader *h)
+{
+	const char *raw = g_mime_header_get_raw_value(h);
+	char *unfolded, *copy;
+	size_t len;
+
+	if (raw == NULL)
+		return strdup("");
+	unfolded = g_mime_utils_header_unfold(raw);
+	if (unfolded == NULL)
+		return NULL;
+	g_strstrip(unfolded);
+	len = strnlen(unfolded, HDR_VALUE_MAX);
+	copy = strndup(unfolded, len);
+	g_free(unfolded);
+	return copy;
+}
+
+/* The named headers of a header block in memory (see hdr.h). */
+void
+hdr_block_values(const char *block, size_t len, const char *const *names,
+    size_t n, char **values)
+{
+	GMimeHeaderList *list;
+	GMimeParser *parser;
+	GMimeStream *stream;
+	GMimeMessage *msg;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		values[i] = NULL;
+	hdr_init();
+	stream = g_mime_stream_mem_new_with_buffer(block, len);
+	parser = g_mime_parser_new_with_stream(stream);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	msg = g_mime_parser_construct_message(parser, NULL);
+	g_object_unref(parser);
+	g_object_unref(stream);
+	if (msg == NULL)
+		return;         /* no header block: none of the headers */
+	list = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+	for (i = 0; i < n; i++) {
+		GMimeHeader *h = g_mime_header_list_get_header(list, names[i]);
+		if (h != NULL)
+			values[i] = hdr_value_copy(h);
+	}
+	g_object_unref(msg);
+}
+
+/* Read the named headers of the message in PATH (see hdr.h). */
+int
+hdr_read_file(const char *path, size_t max, const char *const *names,
+    size_t n, char **values)
+{
+	FILE *fp;
+	char *block;
+	size_t len, i;
+
+	for (i = 0; i < n; i++)
+		values[i] = NULL;
+	if ((fp = fopen(path, "re")) == NULL)
+		return -1;
+	block = hdr_block_read(fp, max, &len);
+	fclose(fp);
+	if (block == NULL)
+		return -1;
+	hdr_block_values(block, len, names, n, values);
+	free(block);
+	return 0;
 }

@@ -54,11 +54,43 @@ bool hdr_addr_spec(const char *value, char out[HDR_ADDR_MAX + 1]);
  * report-type=delivery-status. */
 bool hdr_is_dsn(const char *content_type);
 
-/* Decode RFC 2047 words in VALUE to UTF-8; malloc'd, caller frees. */
+/* True when a Content-Type value is multipart/report with report-type
+ * REPORT_TYPE (any case, quoted or not). */
+bool hdr_is_report(const char *content_type, const char *report_type);
+
+/* An unstructured header value (Subject) as one line of UTF-8: unfolded,
+ * blanks collapsed, RFC 2047 words decoded (charset_decode_words()), line
+ * breaks and tabs inside them made spaces;
+ * malloc'd, caller frees; "" for NULL. */
 char *hdr_decode_text(const char *value);
+
+/* The display name of the first mailbox of an address header value
+ * ("=?utf-8?q?J=C3=B6rg?= <j@x>", "\"Doe, Jane\" <j@x>") as one line of
+ * UTF-8: quotes and comments removed, RFC 2047 words decoded like
+ * hdr_decode_text(); "" when it has none. Malloc'd; NULL on ENOMEM. */
+char *hdr_display_name(const char *value);
 
 /* Encode UTF-8 TEXT as an unstructured header value (RFC 2047 where
  * needed); malloc'd, caller frees. */
 char *hdr_encode_text(const char *text);
+
+/*
+ * The header block of the message in file PATH, read up to MAX bytes (a
+ * longer block is cut there) and parsed by GMime: for each of the N NAMES
+ * (any case), the first such header's value, unfolded and trimmed, at most
+ * HDR_VALUE_MAX bytes, malloc'd into VALUES[i] (NULL when absent). Returns
+ * 0, or -1 with errno when the file cannot be read.
+ */
+int hdr_read_file(const char *path, size_t max, const char *const *names,
+    size_t n, char **values);
+
+/* How many Message-IDs of In-Reply-To and of References a reader keeps
+ * (hdr_msgids MAX): for References the thread root and the nearest parents. */
+#define HDR_IRT_MAX     4
+#define HDR_REFS_MAX    32
+
+/* The same for the header block BLOCK of LEN bytes already in memory. */
+void hdr_block_values(const char *block, size_t len, const char *const *names,
+    size_t n, char **values);
 
 #endif

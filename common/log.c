@@ -6,11 +6,14 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 
 static bool log_foreground = true;
+static bool log_prefix_priority = false;
 static int log_level = LOG_INFO;
 static const char *log_ident = "halo-milter";
 
@@ -23,6 +26,31 @@ log_init(const char *ident, bool foreground, int level)
 	log_level = level;
 	if (!foreground)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+/* Start logging to DEST (see log.h). */
+void
+log_open(const char *ident, enum log_dest dest, int level)
+{
+	log_init(ident, dest != LOG_DEST_SYSLOG, level);
+	log_prefix_priority = dest == LOG_DEST_JOURNAL;
+}
+
+/* Whether stderr is the journal stream systemd gave us (see log.h). */
+bool
+log_stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char end;
+
+	if (env == NULL || sscanf(env, "%llu:%llu%c", &dev, &ino, &end) != 2)
+		return false;
+	if (fstat(2, &st) != 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
 }
 
 /* Change the threshold (SIGHUP reload). */
@@ -64,8 +92,15 @@ log_vwrite(int pri, int errnum, const char *fmt, va_list ap)
 	case LOG_DEBUG: tag = "debug"; break;
 	default: tag = "info"; break;
 	}
-	/* one fprintf per line keeps lines from different threads whole */
-	if (errnum)
+	/* one fprintf per line keeps lines from different threads whole;
+	 * under journald a "<N>" prefix carries the priority */
+	if (log_prefix_priority) {
+		if (errnum)
+			fprintf(stderr, "<%d>%s: %s\n", pri, msg,
+			    strerror(errnum));
+		else
+			fprintf(stderr, "<%d>%s\n", pri, msg);
+	} else if (errnum)
 		fprintf(stderr, "%s: %s: %s: %s\n", log_ident, tag, msg,
 		    strerror(errnum));
 	else

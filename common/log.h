@@ -16,6 +16,21 @@
 /* Start logging as IDENT; FOREGROUND sends lines to stderr; LEVEL is a
  * syslog priority (LOG_DEBUG..LOG_ERR): lines above it are dropped. */
 void log_init(const char *ident, bool foreground, int level);
+
+/* Where lines go (the "log" key): syslog (facility mail), plain stderr, or
+ * stderr with sd-daemon(3) "<N>" priority prefixes, which journald reads. */
+enum log_dest {
+	LOG_DEST_SYSLOG,
+	LOG_DEST_STDERR,
+	LOG_DEST_JOURNAL
+};
+
+/* Start logging as IDENT to DEST, threshold LEVEL (as log_init). */
+void log_open(const char *ident, enum log_dest dest, int level);
+
+/* Whether stderr is a systemd journal stream ($JOURNAL_STREAM names its
+ * device and inode). */
+bool log_stderr_is_journal(void);
 void log_set_level(int level);
 bool log_debug_enabled(void);
 

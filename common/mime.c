@@ -1,8 +1,9 @@
 /*
  * mime.c - body and attachments of a raw message (see mime.h).
  *
- * GMime parses the structure; part contents are decoded through filter
- * streams in fixed-size chunks, so no part is held beyond its cap. A
+ * GMime parses the structure; part contents are read in fixed-size chunks
+ * (quoted-printable through GMime's filter, base64 and uuencode through
+ * the tolerant decoder below), so no part is held beyond its cap. A
  * winmail.dat is first re-framed (only whole attributes with good
  * checksums are passed on) and then read by libytnef, which is not
  * robust against hostile lengths on its own.
@@ -11,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <iconv.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +23,7 @@
 #include <gmime/gmime.h>
 #include <ytnef.h>
 
+#include "charset.h"
 #include "hdr.h"
 
 #define MIME_CHUNK          8192    /* bytes read from a filter stream */
@@ -32,6 +33,8 @@
 #define MIME_TNEF_RETRIES   16      /* attributes dropped after errors */
 #define MIME_TNEF_SIGNATURE 0x223E9F78u
 #define MIME_TNEF_TAIL_OK   16      /* trailing junk ignored silently */
+#define MIME_UU_LINE_MAX    128     /* uuencoded line kept (1 + 84 used) */
+#define MIME_HEADER_SCAN    (1 << 20)  /* header block checked for its end */
 
 /* One parse: the limits, the message being built and the running totals. */
 struct mime_ctx {
@@ -39,6 +42,7 @@ struct mime_ctx {
 	struct mime_message *msg;
 	size_t att_slots;       /* allocated entries of msg->attachments */
 	size_t parts;           /* MIME parts looked at */
+	size_t listed;          /* parts past the limit listed */
 	size_t total;           /* attachment bytes kept */
 	bool oom;
 };
@@ -68,6 +72,20 @@ mime_limits_default(struct mime_limits *limits)
 	limits->max_parts = MIME_DEFAULT_MAX_PARTS;
 	limits->max_depth = MIME_DEFAULT_MAX_DEPTH;
 	limits->max_text = MIME_DEFAULT_MAX_TEXT;
+}
+
+/* Why an attachment was not uploaded. */
+const char *
+mime_skip_reason(enum mime_skip skip)
+{
+	switch (skip) {
+	case MIME_SKIP_NONE: return NULL;
+	case MIME_SKIP_SIZE: return "over the size limit";
+	case MIME_SKIP_LIMIT: return "over the limit on parts per message";
+	case MIME_SKIP_UNDECODABLE: return "damaged in the mail: could not be"
+	    " decoded faithfully";
+	}
+	return "not uploaded";
 }
 
 /* Free one attachment's members. */
@@ -106,219 +124,6 @@ mime_le32(const unsigned char *p)
 	    (uint32_t)p[3] << 24;
 }
 
-/* Length of the UTF-8 sequence starting with byte C (0: invalid lead). */
-static size_t
-mime_utf8_seqlen(unsigned char c)
-{
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		return 2;
-	if (c >= 0xe0 && c <= 0xef)
-		return 3;
-	if (c >= 0xf0 && c <= 0xf4)
-		return 4;
-	return 0;
-}
-
-/* Cut S (length *LEN) to at most MAX bytes without splitting a character. */
-static void
-mime_utf8_cut(char *s, size_t *len, size_t max)
-{
-	size_t n = *len;
-
-	if (n <= max)
-		return;
-	n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-		n--;
-	s[n] = '\0';
-	*len = n;
-}
-
-/*
- * Valid UTF-8 copy of [IN, IN+LEN) into malloc'd memory: NUL bytes are
- * dropped and invalid sequences become U+FFFD (GLib's rules).
- */
-static char *
-mime_utf8_clean(const char *in, size_t len, size_t *outlen)
-{
-	char *tmp, *valid, *out;
-	size_t i, n = 0;
-
-	tmp = malloc(len + 1);
-	if (tmp == NULL)
-		return NULL;
-	for (i = 0; i < len; i++)
-		if (in[i] != '\0')
-			tmp[n++] = in[i];
-	tmp[n] = '\0';
-	if (g_utf8_validate(tmp, (gssize)n, NULL)) {
-		*outlen = n;
-		return tmp;
-	}
-	valid = g_utf8_make_valid(tmp, (gssize)n);
-	free(tmp);
-	n = strlen(valid);
-	out = malloc(n + 1);
-	if (out != NULL) {
-		memcpy(out, valid, n + 1);
-		*outlen = n;
-	}
-	g_free(valid);
-	return out;
-}
-
-/* Is CHARSET (any spelling) UTF-8? */
-static bool
-mime_charset_is_utf8(const char *charset)
-{
-	const char *name = g_mime_charset_iconv_name(charset);
-
-	return strcasecmp(name, "UTF-8") == 0 || strcasecmp(name, "utf8") == 0;
-}
-
-/* Is CHARSET absent or ASCII, the labels 8-bit text often hides behind? */
-static bool
-mime_charset_is_vague(const char *charset)
-{
-	const char *name;
-
-	if (charset == NULL || *charset == '\0')
-		return true;
-	name = g_mime_charset_iconv_name(charset);
-	return strcasecmp(charset, "us-ascii") == 0 ||
-	    strcasecmp(name, "US-ASCII") == 0 || strcasecmp(name, "ASCII") == 0 ||
-	    strcasecmp(name, "ANSI_X3.4-1968") == 0;
-}
-
-/*
- * Convert LEN bytes in CHARSET to UTF-8 with iconv; undecodable input
- * becomes U+FFFD. At most MAX output bytes. NULL when iconv does not know
- * the charset (or on ENOMEM, with *OOM set).
- */
-static char *
-mime_iconv(const unsigned char *in, size_t len, const char *charset,
-    size_t max, size_t *outlen, bool *oom)
-{
-	static const char replacement[] = "\xef\xbf\xbd";
-	iconv_t cd;
-	char *out, *grown, *inp = (char *)(uintptr_t)in, *outp;
-	size_t inleft = len, outleft, cap, used;
-	bool flushed = false;
-
-	cd = iconv_open("UTF-8", g_mime_charset_iconv_name(charset));
-	if (cd == (iconv_t)-1)
-		return NULL;
-	cap = len + 64;
-	if (cap > max + 64)
-		cap = max + 64;
-	out = malloc(cap + 1);
-	if (out == NULL) {
-		iconv_close(cd);
-		*oom = true;
-		return NULL;
-	}
-	outp = out;
-	outleft = cap;
-	for (;;) {
-		size_t rc;
-		int error;
-
-		used = (size_t)(outp - out);
-		if (used >= max || (inleft == 0 && flushed))
-			break;
-		if (inleft == 0) {
-			rc = iconv(cd, NULL, NULL, &outp, &outleft);
-			error = errno;
-			if (rc != (size_t)-1 || error != E2BIG)
-				flushed = true;
-		} else {
-			rc = iconv(cd, &inp, &inleft, &outp, &outleft);
-			error = errno;
-		}
-		if (rc != (size_t)-1)
-			continue;
-		if (error == E2BIG || outleft < sizeof(replacement)) {
-			/* grow, up to max + 64: room for the last character */
-			used = (size_t)(outp - out);
-			cap = cap * 2 > max + 64 ? max + 64 : cap * 2;
-			if (cap < used + sizeof(replacement))
-				break;
-			grown = realloc(out, cap + 1);
-			if (grown == NULL) {
-				free(out);
-				iconv_close(cd);
-				*oom = true;
-				return NULL;
-			}
-			out = grown;
-			outp = out + used;
-			outleft = cap - used;
-			if (error == E2BIG)
-				continue;
-		}
-		if (inleft == 0)
-			continue;       /* a failed flush: nothing to replace */
-		/* EILSEQ, or EINVAL (cut short): one replacement, skip a byte */
-		memcpy(outp, replacement, sizeof(replacement) - 1);
-		outp += sizeof(replacement) - 1;
-		outleft -= sizeof(replacement) - 1;
-		if (error == EINVAL) {
-			inleft = 0;
-			continue;
-		}
-		inp++;
-		inleft--;
-	}
-	iconv_close(cd);
-	used = (size_t)(outp - out);
-	out[used] = '\0';
-	mime_utf8_cut(out, &used, max);
-	*outlen = used;
-	return out;
-}
-
-/*
- * Text of LEN bytes in CHARSET (NULL: undeclared) as clean UTF-8 of at most
- * MAX bytes, malloc'd. As mail clients do, undeclared or "ASCII" text that
- * is not UTF-8 is read as Windows-1252, and so is ISO-8859-1.
- */
-static char *
-mime_to_utf8(const unsigned char *in, size_t len, const char *charset,
-    size_t max, bool *oom)
-{
-	char *conv = NULL, *out;
-	size_t convlen = 0, outlen = 0;
-	bool vague = mime_charset_is_vague(charset);
-
-	if (!vague && !mime_charset_is_utf8(charset)) {
-		const char *name = g_mime_charset_iconv_name(charset);
-
-		if (strcasecmp(name, "iso-8859-1") == 0 ||
-		    strcasecmp(name, "latin1") == 0)
-			charset = "windows-1252";
-		conv = mime_iconv(in, len, charset, max, &convlen, oom);
-		if (conv == NULL && !*oom)
-			vague = true;   /* a charset iconv does not know */
-	}
-	if (vague && !g_utf8_validate((const char *)in, (gssize)len, NULL))
-		conv = mime_iconv(in, len, "windows-1252", max, &convlen, oom);
-	if (*oom)
-		return NULL;
-	if (conv != NULL) {
-		out = mime_utf8_clean(conv, convlen, &outlen);
-		free(conv);
-	} else
-		out = mime_utf8_clean((const char *)in, len, &outlen);
-	if (out == NULL) {
-		*oom = true;
-		return NULL;
-	}
-	mime_utf8_cut(out, &outlen, max);
-	return out;
-}
-
 /* Remove the CR of each CRLF in S, in place. */
 static void
 mime_crlf_to_lf(char *s)
@@ -333,37 +138,253 @@ mime_crlf_to_lf(char *s)
 	*w = '\0';
 }
 
+/* --- transfer decoding ------------------------------------------------ */
+
+/*
+ * A streaming base64 / uuencode decoder, more tolerant than GMime's and
+ * able to say when it could not decode faithfully. Base64: characters
+ * outside the alphabet are skipped, '=' padding may be missing (the bits
+ * already read give the last one or two bytes), and what follows complete
+ * padding is ignored (as Python's email and Dovecot do); a lone digit at
+ * the end (6 bits, no whole byte) is damage. Uuencode: lines before "begin" and after "end"
+ * are skipped; each line's length character says how many bytes it holds,
+ * and a line shorter than that lost its trailing spaces (which encode
+ * zero bits), so it is padded back; no "begin" line is damage.
+ */
+struct mime_dec {
+	GMimeContentEncoding enc;
+	uint32_t acc;                   /* base64: bits not yet output */
+	unsigned bits;
+	unsigned quad;                  /* base64 digits of the current quad */
+	unsigned pads;                  /* '=' seen in the current quad */
+	bool ended;                     /* base64: complete padding seen;
+	                                 * what follows is ignored */
+	char line[MIME_UU_LINE_MAX];    /* uuencode: the current line */
+	size_t line_len;
+	enum { MIME_UU_BEFORE, MIME_UU_BODY, MIME_UU_AFTER } uu;
+	bool damaged;
+};
+
+/* Value of base64 digit C, or -1. */
+static int
+mime_b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Decode one uuencoded line (D->line) into OUT; returns the bytes. */
+static size_t
+mime_uu_line(struct mime_dec *d, unsigned char *out)
+{
+	size_t len = d->line_len, want, n, i, o = 0;
+	unsigned char q[4];
+
+	while (len > 0 && (d->line[len - 1] == '\r' || d->line[len - 1] == '\n'))
+		len--;
+	if (d->uu == MIME_UU_BEFORE) {
+		if (len >= 6 && strncmp(d->line, "begin ", 6) == 0)
+			d->uu = MIME_UU_BODY;
+		return 0;
+	}
+	if (d->uu == MIME_UU_AFTER || len == 0)
+		return 0;
+	if (len == 3 && strncmp(d->line, "end", 3) == 0) {
+		d->uu = MIME_UU_AFTER;
+		return 0;
+	}
+	n = ((unsigned char)d->line[0] - 0x20) & 0x3f;
+	want = (n + 2) / 3 * 4;
+	for (i = 0; i < want && o < n; i += 4) {
+		size_t k;
+
+		for (k = 0; k < 4; k++) {
+			size_t at = 1 + i + k;
+			/* past the end: a trailing space the line lost */
+			q[k] = at < len ?
+			    (unsigned char)(((unsigned char)d->line[at] - 0x20) & 0x3f) :
+			    0;
+		}
+		out[o++] = (unsigned char)(q[0] << 2 | q[1] >> 4);
+		if (o < n)
+			out[o++] = (unsigned char)(q[1] << 4 | q[2] >> 2);
+		if (o < n)
+			out[o++] = (unsigned char)(q[2] << 6 | q[3]);
+	}
+	return o;
+}
+
+/* Decode LEN bytes at IN into OUT (room for MIME_CHUNK bytes: base64
+ * gives less than LEN, uuencode at most 63 bytes per line and LEN is at
+ * most MIME_CHUNK / 32 then); returns the bytes written. */
+static size_t
+mime_dec_step(struct mime_dec *d, const unsigned char *in, size_t len,
+    unsigned char *out)
+{
+	size_t i, o = 0;
+	int v;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = in[i];
+
+		if (d->enc == GMIME_CONTENT_ENCODING_UUENCODE) {
+			if (d->line_len < sizeof(d->line))
+				d->line[d->line_len++] = (char)c;
+			if (c == '\n') {
+				/* a line gives at most 63 bytes from 1 + 84
+				 * characters: never more than went in */
+				o += mime_uu_line(d, out + o);
+				d->line_len = 0;
+			}
+			continue;
+		}
+		if (d->ended)
+			continue;
+		if (c == '=') {
+			if (d->quad >= 2 && d->quad + ++d->pads >= 4)
+				d->ended = true;    /* padded: the data ends */
+			continue;
+		}
+		if ((v = mime_b64_value(c)) < 0)
+			continue;
+		if (d->pads > 0) {
+			/* digits after a stray '=': the quad goes on */
+			d->pads = 0;
+		}
+		d->acc = (d->acc << 6) | (uint32_t)v;
+		d->bits += 6;
+		d->quad = (d->quad + 1) % 4;
+		if (d->bits >= 8) {
+			d->bits -= 8;
+			out[o++] = (unsigned char)(d->acc >> d->bits);
+			d->acc &= (1u << d->bits) - 1;
+		}
+		if (d->quad == 0)
+			d->acc = d->bits = 0;
+	}
+	return o;
+}
+
+/* End of input: flush a last uuencoded line without newline, and judge. */
+static size_t
+mime_dec_finish(struct mime_dec *d, unsigned char *out)
+{
+	size_t o = 0;
+
+	if (d->enc == GMIME_CONTENT_ENCODING_UUENCODE) {
+		if (d->line_len > 0)
+			o = mime_uu_line(d, out);
+		d->line_len = 0;
+		if (d->uu == MIME_UU_BEFORE)
+			d->damaged = true;
+		return o;
+	}
+	if (d->quad == 1)
+		d->damaged = true;      /* 6 bits: a byte is lost */
+	return o;
+}
+
+/* Where decoded bytes go: all or nothing, or a prefix (see
+ * mime_part_read). */
+struct mime_sink {
+	unsigned char *buf;
+	size_t cap, kept, keep, total;
+	bool prefix, keeping, oom;
+};
+
+/* Take LEN decoded bytes at P; false when reading may stop. */
+static bool
+mime_sink_take(struct mime_sink *k, const unsigned char *p, size_t got)
+{
+	unsigned char *grown;
+	size_t take = 0;
+
+	if (k->keeping) {
+		take = got <= k->keep - k->kept ? got :
+		    k->prefix ? k->keep - k->kept : 0;
+		if (!k->prefix && got > k->keep - k->kept) {
+			free(k->buf);
+			k->buf = NULL;
+			k->keeping = false;
+		}
+	}
+	if (take > 0 && k->kept + take > k->cap) {
+		size_t want = k->cap == 0 ? MIME_CHUNK * 2 : k->cap * 2;
+
+		if (want > k->keep)
+			want = k->keep;
+		if (want < k->kept + take)
+			want = k->kept + take;
+		grown = realloc(k->buf, want + 1);
+		if (grown == NULL) {
+			k->oom = true;
+			return false;
+		}
+		k->buf = grown;
+		k->cap = want;
+	}
+	if (take > 0) {
+		memcpy(k->buf + k->kept, p, take);
+		k->kept += take;
+	}
+	k->total += got;
+	return !(k->prefix && k->total > k->keep);
+}
+
 /*
  * Decode PART's content. Without PREFIX: *DATA gets all of it when it is at
  * most KEEP bytes, else NULL, and *TOTAL is the whole decoded size. With
  * PREFIX: *DATA gets at most the first KEEP bytes, reading stops there,
  * and *TOTAL > KEEP says that more followed. *DATA is malloc'd and
- * NUL-terminated, also when empty. False on ENOMEM.
+ * NUL-terminated, also when empty. *DAMAGED (may be NULL) says that the
+ * base64 or uuencode could not be decoded faithfully. False on ENOMEM.
  */
 static bool
 mime_part_read(GMimePart *part, size_t keep, bool prefix,
-    unsigned char **data, size_t *total)
+    unsigned char **data, size_t *total, bool *damaged)
 {
 	GMimeDataWrapper *content;
 	GMimeStream *source = NULL, *filtered;
-	GMimeContentEncoding encoding;
-	unsigned char *buf = NULL, *grown;
-	char chunk[MIME_CHUNK];
-	size_t cap = 0, kept = 0;
+	GMimeContentEncoding encoding = GMIME_CONTENT_ENCODING_DEFAULT;
+	struct mime_sink sink;
+	struct mime_dec *dec = NULL;
+	unsigned char chunk[MIME_CHUNK], out[MIME_CHUNK];
 	gssize n;
-	bool keeping = true;
+	bool more = true;
 
 	*data = NULL;
 	*total = 0;
+	if (damaged != NULL)
+		*damaged = false;
+	memset(&sink, 0, sizeof(sink));
+	sink.keep = keep;
+	sink.prefix = prefix;
+	sink.keeping = true;
 	content = g_mime_part_get_content(part);
-	if (content != NULL)
+	if (content != NULL) {
 		source = g_mime_data_wrapper_get_stream(content);
+		encoding = g_mime_data_wrapper_get_encoding(content);
+	}
 	if (source != NULL) {
 		filtered = g_mime_stream_filter_new(source);
-		encoding = g_mime_data_wrapper_get_encoding(content);
 		if (encoding == GMIME_CONTENT_ENCODING_BASE64 ||
-		    encoding == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
 		    encoding == GMIME_CONTENT_ENCODING_UUENCODE) {
+			dec = calloc(1, sizeof(*dec));
+			if (dec == NULL) {
+				g_object_unref(filtered);
+				return false;
+			}
+			dec->enc = encoding;
+		} else if (encoding == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) {
 			GMimeFilter *decoder = g_mime_filter_basic_new(encoding,
 			    FALSE);
 
@@ -372,51 +393,44 @@ mime_part_read(GMimePart *part, size_t keep, bool prefix,
 			g_object_unref(decoder);
 		}
 		g_mime_stream_reset(filtered);
-		while ((n = g_mime_stream_read(filtered, chunk,
+		while (more && (n = g_mime_stream_read(filtered, (char *)chunk,
 		    sizeof(chunk))) > 0) {
-			size_t got = (size_t)n, take = 0;
+			size_t at, piece;
 
-			if (keeping) {
-				take = got <= keep - kept ? got :
-				    prefix ? keep - kept : 0;
-				if (!prefix && got > keep - kept) {
-					free(buf);
-					buf = NULL;
-					keeping = false;
-				}
-			}
-			if (take > 0 && kept + take > cap) {
-				size_t want = cap == 0 ? MIME_CHUNK * 2 : cap * 2;
+			/* a short uuencoded line ("M") pads out to 63 bytes:
+			 * 256 bytes in give at most 129 lines, 8127 bytes */
+			piece = encoding == GMIME_CONTENT_ENCODING_UUENCODE ?
+			    MIME_CHUNK / 32 : MIME_CHUNK;
+			for (at = 0; dec != NULL && more && at < (size_t)n;
+			    at += piece) {
+				size_t len = (size_t)n - at < piece ?
+				    (size_t)n - at : piece;
 
-				if (want > keep)
-					want = keep;
-				if (want < kept + take)
-					want = kept + take;
-				grown = realloc(buf, want + 1);
-				if (grown == NULL) {
-					free(buf);
-					g_object_unref(filtered);
-					return false;
-				}
-				buf = grown;
-				cap = want;
+				more = mime_sink_take(&sink, out,
+				    mime_dec_step(dec, chunk + at, len, out));
 			}
-			if (take > 0) {
-				memcpy(buf + kept, chunk, take);
-				kept += take;
-			}
-			*total += got;
-			if (prefix && *total > keep)
-				break;
+			if (dec == NULL)
+				more = mime_sink_take(&sink, chunk, (size_t)n);
 		}
+		if (dec != NULL && more && !sink.oom) {
+			(void)mime_sink_take(&sink, out, mime_dec_finish(dec, out));
+			if (damaged != NULL)
+				*damaged = dec->damaged;
+		}
+		free(dec);
 		g_object_unref(filtered);
 	}
-	if (!keeping)
-		return true;
-	if (buf == NULL && (buf = malloc(1)) == NULL)
+	*total = sink.total;
+	if (sink.oom) {
+		free(sink.buf);
 		return false;
-	buf[kept] = '\0';
-	*data = buf;
+	}
+	if (!sink.keeping)
+		return true;
+	if (sink.buf == NULL && (sink.buf = malloc(1)) == NULL)
+		return false;
+	sink.buf[sink.kept] = '\0';
+	*data = sink.buf;
 	return true;
 }
 
@@ -465,6 +479,7 @@ mime_att_set_data(struct mime_ctx *ctx, struct mime_attachment *att,
 		att->data = NULL;
 		att->len = 0;
 		att->over_cap = true;
+		att->skip = MIME_SKIP_SIZE;
 		ctx->msg->truncated = true;
 		return;
 	}
@@ -525,7 +540,7 @@ mime_filename_clean(const char *name, size_t max, bool subject, bool *oom)
 	for (p = name; *p != '\0' && !subject; p++)
 		if (*p == '/' || *p == '\\')
 			base = p + 1;
-	valid = mime_utf8_clean(base, strlen(base), &vlen);
+	valid = charset_utf8_clean(base, strlen(base), &vlen);
 	if (valid == NULL) {
 		*oom = true;
 		return NULL;
@@ -540,7 +555,7 @@ mime_filename_clean(const char *name, size_t max, bool subject, bool *oom)
 		return NULL;
 	}
 	for (i = 0, len = 0; i < vlen; i += n) {
-		n = mime_utf8_seqlen((unsigned char)valid[i]);
+		n = charset_utf8_seqlen((unsigned char)valid[i]);
 		if (n == 0 || i + n > vlen)
 			break;
 		if (mime_filename_bad_char((const unsigned char *)valid + i, n))
@@ -572,9 +587,73 @@ mime_filename_clean(const char *name, size_t max, bool subject, bool *oom)
 			memmove(out + keep, dot, ext + 1);
 			len = keep + ext;
 		} else
-			mime_utf8_cut(out, &len, max);
+			charset_utf8_cut(out, &len, max);
 	}
 	return out;
+}
+
+/* File name extension (with its dot) for a lower-case "type/subtype", ""
+ * when none is known. */
+static const char *
+mime_type_extension(const char *ctype)
+{
+	static const struct { const char *type, *ext; } map[] = {
+		{ "application/gzip", ".gz" },
+		{ "application/json", ".json" },
+		{ "application/msword", ".doc" },
+		{ "application/pdf", ".pdf" },
+		{ "application/pkcs7-mime", ".p7m" },
+		{ "application/pkcs7-signature", ".p7s" },
+		{ "application/rtf", ".rtf" },
+		{ "application/vnd.ms-excel", ".xls" },
+		{ "application/vnd.ms-outlook", ".msg" },
+		{ "application/vnd.ms-powerpoint", ".ppt" },
+		{ "application/vnd.oasis.opendocument.text", ".odt" },
+		{ "application/vnd.openxmlformats-officedocument."
+		    "presentationml.presentation", ".pptx" },
+		{ "application/vnd.openxmlformats-officedocument."
+		    "spreadsheetml.sheet", ".xlsx" },
+		{ "application/vnd.openxmlformats-officedocument."
+		    "wordprocessingml.document", ".docx" },
+		{ "application/x-7z-compressed", ".7z" },
+		{ "application/x-pkcs7-signature", ".p7s" },
+		{ "application/x-zip-compressed", ".zip" },
+		{ "application/xml", ".xml" },
+		{ "application/zip", ".zip" },
+		{ "audio/mpeg", ".mp3" },
+		{ "audio/wav", ".wav" },
+		{ "image/bmp", ".bmp" },
+		{ "image/gif", ".gif" },
+		{ "image/heic", ".heic" },
+		{ "image/jpeg", ".jpg" },
+		{ "image/jpg", ".jpg" },
+		{ "image/pjpeg", ".jpg" },
+		{ "image/png", ".png" },
+		{ "image/svg+xml", ".svg" },
+		{ "image/tiff", ".tif" },
+		{ "image/webp", ".webp" },
+		{ "message/delivery-status", ".txt" },
+		{ "message/disposition-notification", ".txt" },
+		{ "message/feedback-report", ".txt" },
+		{ "message/rfc822", ".eml" },
+		{ "text/calendar", ".ics" },
+		{ "text/csv", ".csv" },
+		{ "text/enriched", ".txt" },
+		{ "text/html", ".html" },
+		{ "text/plain", ".txt" },
+		{ "text/rfc822-headers", ".txt" },
+		{ "text/rtf", ".rtf" },
+		{ "text/vcard", ".vcf" },
+		{ "text/x-vcard", ".vcf" },
+		{ "text/xml", ".xml" },
+		{ "video/mp4", ".mp4" },
+	};
+	size_t i;
+
+	for (i = 0; ctype != NULL && i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(ctype, map[i].type) == 0)
+			return map[i].ext;
+	return "";
 }
 
 /* "attachment-N" + SUFFIX for the next attachment; NULL on ENOMEM. */
@@ -588,7 +667,8 @@ mime_filename_default(const struct mime_ctx *ctx, const char *suffix)
 	return strdup(buf);
 }
 
-/* Give ATT its file name from NAME, or the default; sets ctx->oom. */
+/* Give ATT its file name from NAME, or the default "attachment-N" with
+ * SUFFIX (NULL: the extension of ATT's content type); sets ctx->oom. */
 static void
 mime_att_name(struct mime_ctx *ctx, struct mime_attachment *att,
     const char *name, const char *suffix)
@@ -597,10 +677,127 @@ mime_att_name(struct mime_ctx *ctx, struct mime_attachment *att,
 
 	clean = mime_filename_clean(name, MIME_FILENAME_MAX, false, &ctx->oom);
 	if (clean == NULL && !ctx->oom)
-		clean = mime_filename_default(ctx, suffix);
+		clean = mime_filename_default(ctx, suffix != NULL ? suffix :
+		    mime_type_extension(att->content_type));
 	if (clean == NULL)
 		ctx->oom = true;
 	att->filename = clean;
+}
+
+/*
+ * The value of parameter NAME (not NAME*) in the raw header value RAW
+ * (";"-separated, quoted-strings unquoted), malloc'd; NULL when absent.
+ */
+static char *
+mime_raw_param(const char *raw, const char *name)
+{
+	size_t nlen = strlen(name), i = 0, len = strlen(raw);
+	bool quoted = false;
+
+	while (i < len) {
+		/* the next ';' outside quotes */
+		for (; i < len && (quoted || raw[i] != ';'); i++) {
+			if (raw[i] == '\\' && quoted && i + 1 < len)
+				i++;
+			else if (raw[i] == '"')
+				quoted = !quoted;
+		}
+		if (i >= len)
+			return NULL;
+		i++;
+		while (i < len && g_ascii_isspace(raw[i]))
+			i++;
+		if (g_ascii_strncasecmp(raw + i, name, nlen) != 0)
+			continue;
+		i += nlen;
+		while (i < len && g_ascii_isspace(raw[i]))
+			i++;
+		if (i >= len || raw[i] != '=')
+			continue;
+		i++;
+		while (i < len && g_ascii_isspace(raw[i]))
+			i++;
+		{
+			char *out = malloc(len - i + 1);
+			size_t o = 0;
+
+			if (out == NULL)
+				return NULL;
+			if (i < len && raw[i] == '"') {
+				for (i++; i < len && raw[i] != '"'; i++) {
+					if (raw[i] == '\\' && i + 1 < len)
+						i++;
+					out[o++] = raw[i];
+				}
+			} else {
+				for (; i < len && raw[i] != ';'; i++)
+					out[o++] = raw[i];
+				while (o > 0 && g_ascii_isspace(out[o - 1]))
+					o--;
+			}
+			out[o] = '\0';
+			return out;
+		}
+	}
+	return NULL;
+}
+
+/* Raw (undecoded) value of header NAME of OBJ, or NULL. */
+static const char *
+mime_raw_header(GMimeObject *obj, const char *name)
+{
+	GMimeHeaderList *list = g_mime_object_get_header_list(obj);
+	GMimeHeader *h;
+
+	if (list == NULL)
+		return NULL;
+	h = g_mime_header_list_get_header(list, name);
+	return h != NULL ? g_mime_header_get_raw_value(h) : NULL;
+}
+
+/*
+ * File name of OBJ, malloc'd, NULL when none (or ENOMEM, *OOM set).
+ * GMime's (RFC 2231 continuations and charsets), except that a plain
+ * filename= or name= holding RFC 2047 words is decoded here, word by word
+ * (GMime 3.2.13 cuts text after a padded base64 word).
+ */
+static char *
+mime_part_filename(GMimeObject *obj, bool *oom)
+{
+	static const char *const where[][2] = {
+		{ "Content-Disposition", "filename" },
+		{ "Content-Type", "name" },
+	};
+	const char *name = NULL, *raw;
+	char *value, *out;
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		name = i == 0 ?
+		    g_mime_object_get_content_disposition_parameter(obj,
+		    "filename") :
+		    g_mime_object_get_content_type_parameter(obj, "name");
+		if (name == NULL)
+			continue;
+		raw = mime_raw_header(obj, where[i][0]);
+		value = raw != NULL && strstr(raw, "=?") != NULL ?
+		    mime_raw_param(raw, where[i][1]) : NULL;
+		if (value != NULL && strstr(value, "=?") != NULL) {
+			out = charset_decode_words(value, strlen(value));
+			free(value);
+			if (out == NULL)
+				*oom = true;
+			return out;
+		}
+		free(value);
+		break;
+	}
+	if (name == NULL)
+		return NULL;
+	out = strdup(name);
+	if (out == NULL)
+		*oom = true;
+	return out;
 }
 
 /*
@@ -693,7 +890,8 @@ mime_body_text(struct mime_ctx *ctx, GMimePart *part)
 	char *text;
 	size_t total;
 
-	if (!mime_part_read(part, ctx->lim.max_text, true, &raw, &total)) {
+	if (!mime_part_read(part, ctx->lim.max_text, true, &raw, &total,
+	    NULL)) {
 		ctx->oom = true;
 		return NULL;
 	}
@@ -703,30 +901,58 @@ mime_body_text(struct mime_ctx *ctx, GMimePart *part)
 	}
 	charset = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part),
 	    "charset");
-	text = mime_to_utf8(raw, total, charset, ctx->lim.max_text, &ctx->oom);
+	text = charset_to_utf8(raw, total, charset, ctx->lim.max_text, &ctx->oom);
 	free(raw);
 	if (text != NULL)
 		mime_crlf_to_lf(text);
 	return text;
 }
 
-/* Add PART as an attachment. */
+/* Append the HTML of PART to the HTML body (Apple Mail's HTML, image,
+ * HTML), within max_text. */
 static void
-mime_add_part(struct mime_ctx *ctx, GMimePart *part)
+mime_body_append_html(struct mime_ctx *ctx, GMimePart *part)
+{
+	char *more, *joined;
+	size_t have, add;
+
+	more = mime_body_text(ctx, part);
+	if (more == NULL)
+		return;
+	have = strlen(ctx->msg->html);
+	add = strlen(more);
+	if (have + add > ctx->lim.max_text) {
+		ctx->msg->truncated = true;
+		charset_utf8_cut(more, &add, ctx->lim.max_text -
+		    (have < ctx->lim.max_text ? have : ctx->lim.max_text));
+	}
+	joined = realloc(ctx->msg->html, have + add + 1);
+	if (joined == NULL) {
+		free(more);
+		ctx->oom = true;
+		return;
+	}
+	memcpy(joined + have, more, add);
+	joined[have + add] = '\0';
+	ctx->msg->html = joined;
+	free(more);
+}
+
+/* Fill ATT's name, type, Content-ID and inline flag from PART. */
+static void
+mime_att_describe(struct mime_ctx *ctx, struct mime_attachment *att,
+    GMimePart *part)
 {
 	GMimeObject *obj = GMIME_OBJECT(part);
-	struct mime_attachment *att;
-	unsigned char *data;
 	const char *cid, *disposition;
-	size_t total;
+	char *name;
 
-	att = mime_att_new(ctx);
-	if (att == NULL)
-		return;
-	mime_att_name(ctx, att, g_mime_part_get_filename(part), "");
 	att->content_type = mime_object_ctype(obj);
 	if (att->content_type == NULL)
 		ctx->oom = true;
+	name = mime_part_filename(obj, &ctx->oom);
+	mime_att_name(ctx, att, name, NULL);
+	free(name);
 	cid = g_mime_object_get_content_id(obj);
 	if (cid != NULL)
 		att->content_id = mime_cid_clean(cid, strlen(cid));
@@ -734,11 +960,108 @@ mime_add_part(struct mime_ctx *ctx, GMimePart *part)
 	if (disposition != NULL && strcasecmp(disposition, "inline") == 0 &&
 	    mime_is_type(obj, "image", "*"))
 		att->is_inline = true;
-	if (!mime_part_read(part, mime_att_room(ctx), false, &data, &total)) {
+}
+
+/* The size= of PART's Content-Disposition (RFC 2183), 0 when absent or
+ * not a plain number. */
+static size_t
+mime_disposition_size(GMimePart *part)
+{
+	const char *v = g_mime_object_get_content_disposition_parameter(
+	    GMIME_OBJECT(part), "size");
+	unsigned long long n = 0;
+	size_t i;
+
+	if (v == NULL || *v == '\0' || strlen(v) > 15)
+		return 0;
+	for (i = 0; v[i] != '\0'; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return 0;
+		n = n * 10 + (unsigned)(v[i] - '0');
+	}
+	return (size_t)n;
+}
+
+/* Add PART as an attachment. A base64 or uuencoded part that could not
+ * be decoded faithfully (or decodes shorter than its size= says) is
+ * listed without its bytes. */
+static void
+mime_add_part(struct mime_ctx *ctx, GMimePart *part)
+{
+	struct mime_attachment *att;
+	GMimeContentEncoding enc;
+	unsigned char *data;
+	size_t total, size;
+	bool damaged;
+
+	att = mime_att_new(ctx);
+	if (att == NULL)
+		return;
+	mime_att_describe(ctx, att, part);
+	if (!mime_part_read(part, mime_att_room(ctx), false, &data, &total,
+	    &damaged)) {
 		ctx->oom = true;
 		return;
 	}
+	enc = g_mime_part_get_content_encoding(part);
+	size = mime_disposition_size(part);
+	if (size > 0 && total < size && (enc == GMIME_CONTENT_ENCODING_BASE64 ||
+	    enc == GMIME_CONTENT_ENCODING_UUENCODE))
+		damaged = true;     /* cut short on the way */
+	if (damaged) {
+		free(data);
+		att->original_len = total;
+		att->skip = MIME_SKIP_UNDECODABLE;
+		return;
+	}
 	mime_att_set_data(ctx, att, data, total);
+}
+
+/* List PART (past the part limit) by name and type, without reading it. */
+static void
+mime_list_part(struct mime_ctx *ctx, GMimeObject *obj)
+{
+	struct mime_attachment *att;
+
+	if (ctx->listed >= MIME_LISTED_MAX) {
+		ctx->msg->n_unlisted++;
+		return;
+	}
+	att = mime_att_new(ctx);
+	if (att == NULL)
+		return;
+	ctx->listed++;
+	att->skip = MIME_SKIP_LIMIT;
+	if (GMIME_IS_PART(obj)) {
+		mime_att_describe(ctx, att, GMIME_PART(obj));
+		return;
+	}
+	att->content_type = strdup("message/rfc822");
+	if (att->content_type == NULL)
+		ctx->oom = true;
+	mime_att_name(ctx, att, g_mime_object_get_content_disposition_parameter(
+	    obj, "filename"), NULL);
+}
+
+/* Past the part limit: list the leaves under OBJ (nesting still bound). */
+static void
+mime_list_rest(struct mime_ctx *ctx, GMimeObject *obj, size_t depth)
+{
+	GMimeMultipart *mp;
+	int i, n;
+
+	if (ctx->oom || obj == NULL || depth > ctx->lim.max_depth)
+		return;
+	if (GMIME_IS_PART(obj) || GMIME_IS_MESSAGE_PART(obj)) {
+		mime_list_part(ctx, obj);
+		return;
+	}
+	if (!GMIME_IS_MULTIPART(obj))
+		return;
+	mp = GMIME_MULTIPART(obj);
+	n = g_mime_multipart_get_count(mp);
+	for (i = 0; i < n && !ctx->oom; i++)
+		mime_list_rest(ctx, g_mime_multipart_get_part(mp, i), depth + 1);
 }
 
 /* Add a message/rfc822 part as an .eml attachment. */
@@ -750,21 +1073,25 @@ mime_add_message(struct mime_ctx *ctx, GMimeMessagePart *part)
 	GMimeFormatOptions *format;
 	GMimeStream *counter, *mem;
 	struct mime_attachment *att;
-	const char *name;
-	char *subject = NULL;
+	const char *raw;
+	char *subject = NULL, *name, *decoded;
 	size_t size;
 
 	att = mime_att_new(ctx);
 	if (att == NULL)
 		return;
-	name = g_mime_object_get_content_disposition_parameter(obj, "filename");
-	if (name == NULL)
-		name = g_mime_object_get_content_type_parameter(obj, "name");
+	name = mime_part_filename(obj, &ctx->oom);
+	raw = inner != NULL ? mime_raw_header(GMIME_OBJECT(inner), "Subject") :
+	    NULL;
 	if (name != NULL)
 		mime_att_name(ctx, att, name, ".eml");
-	else if (inner != NULL && g_mime_message_get_subject(inner) != NULL) {
-		subject = mime_filename_clean(g_mime_message_get_subject(inner),
-		    MIME_FILENAME_MAX - 4, true, &ctx->oom);
+	else if (raw != NULL && !ctx->oom) {
+		decoded = hdr_decode_text(raw);
+		if (decoded == NULL)
+			ctx->oom = true;
+		subject = mime_filename_clean(decoded, MIME_FILENAME_MAX - 4, true,
+		    &ctx->oom);
+		free(decoded);
 		if (subject != NULL) {
 			att->filename = malloc(strlen(subject) + 5);
 			if (att->filename != NULL)
@@ -774,6 +1101,7 @@ mime_add_message(struct mime_ctx *ctx, GMimeMessagePart *part)
 			free(subject);
 		}
 	}
+	free(name);
 	if (att->filename == NULL && !ctx->oom)
 		mime_att_name(ctx, att, NULL, ".eml");
 	att->content_type = strdup("message/rfc822");
@@ -1073,14 +1401,14 @@ mime_tnef_string(struct mime_ctx *ctx, MAPIProps *props, unsigned id,
 	if (v != NULL) {
 		/* libytnef's UTF-8 buffer: 3 * size / 2 + 1 bytes, NUL-ended */
 		len = strnlen((const char *)v->data, (size_t)v->size / 2 * 3 + 1);
-		return mime_to_utf8(v->data, len, "UTF-8", max, &ctx->oom);
+		return charset_to_utf8(v->data, len, "UTF-8", max, &ctx->oom);
 	}
 	v = mime_tnef_prop(props, PT_STRING8, id);
 	if (v == NULL)
 		return NULL;
 	len = strnlen((const char *)v->data, (size_t)v->size);
 	mime_tnef_cpname(cp, cpname, sizeof(cpname));
-	return mime_to_utf8(v->data, len, cpname, max, &ctx->oom);
+	return charset_to_utf8(v->data, len, cpname, max, &ctx->oom);
 }
 
 /* Take the HTML and plain bodies of TNEF where the mail has none yet.
@@ -1105,7 +1433,7 @@ mime_tnef_bodies(struct mime_ctx *ctx, TNEFStruct *tnef, unsigned cp)
 				len = ctx->lim.max_text;
 				ctx->msg->truncated = true;
 			}
-			ctx->msg->html = mime_to_utf8(v->data, len, cpname,
+			ctx->msg->html = charset_to_utf8(v->data, len, cpname,
 			    ctx->lim.max_text, &ctx->oom);
 			took = ctx->msg->html != NULL;
 		}
@@ -1117,7 +1445,7 @@ mime_tnef_bodies(struct mime_ctx *ctx, TNEFStruct *tnef, unsigned cp)
 		    tnef->body.data != NULL && tnef->body.size > 0) {
 			len = strnlen((const char *)tnef->body.data,
 			    (size_t)tnef->body.size);
-			ctx->msg->text = mime_to_utf8(tnef->body.data, len, cpname,
+			ctx->msg->text = charset_to_utf8(tnef->body.data, len, cpname,
 			    ctx->lim.max_text, &ctx->oom);
 		}
 		if (ctx->msg->text != NULL) {
@@ -1148,7 +1476,7 @@ mime_tnef_att_name(struct mime_ctx *ctx, Attachment *p, unsigned cp)
 			len = strnlen((const char *)p->Title.data,
 			    (size_t)p->Title.size);
 			mime_tnef_cpname(cp, cpname, sizeof(cpname));
-			name = mime_to_utf8(p->Title.data, len, cpname, 1024,
+			name = charset_to_utf8(p->Title.data, len, cpname, 1024,
 			    &ctx->oom);
 		}
 		if (name != NULL && name[0] == '\0') {
@@ -1214,9 +1542,6 @@ mime_tnef_attachments(struct mime_ctx *ctx, TNEFStruct *tnef,
 		if (att == NULL)
 			break;
 		att->from_tnef = true;
-		name = mime_tnef_att_name(ctx, p, cp);
-		mime_att_name(ctx, att, name, "");
-		free(name);
 		value = mime_tnef_string(ctx, &p->MAPI, PR_ATTACH_MIME_TAG, cp,
 		    MIME_CTYPE_MAX + 1);
 		att->content_type = value != NULL ?
@@ -1225,6 +1550,9 @@ mime_tnef_attachments(struct mime_ctx *ctx, TNEFStruct *tnef,
 		free(value);
 		if (att->content_type == NULL)
 			ctx->oom = true;
+		name = mime_tnef_att_name(ctx, p, cp);
+		mime_att_name(ctx, att, name, NULL);
+		free(name);
 		value = mime_tnef_string(ctx, &p->MAPI, PR_ATTACH_CONTENT_ID, cp,
 		    MIME_CID_MAX);
 		if (value != NULL)
@@ -1319,7 +1647,7 @@ mime_add_tnef(struct mime_ctx *ctx, GMimePart *part)
 	/* at most max_attachment bytes: a longer one is unpacked as far as
 	 * that goes, and kept (over the cap) as well */
 	if (!mime_part_read(part, ctx->lim.max_attachment, true, &data,
-	    &total)) {
+	    &total, NULL)) {
 		ctx->oom = true;
 		return;
 	}
@@ -1334,13 +1662,6 @@ mime_add_tnef(struct mime_ctx *ctx, GMimePart *part)
 }
 
 /* --- the MIME tree ---------------------------------------------------- */
-
-/* Does the message have a body yet? */
-static bool
-mime_has_body(const struct mime_ctx *ctx)
-{
-	return ctx->msg->html != NULL || ctx->msg->text != NULL;
-}
 
 /* Is OBJ a leaf text/SUBTYPE part not marked as an attachment? */
 static bool
@@ -1373,6 +1694,29 @@ mime_leaf(struct mime_ctx *ctx, GMimePart *part, enum mime_role role)
 	mime_add_part(ctx, part);
 }
 
+/* How good a rendering OBJ is: 3 HTML (or a multipart holding HTML near
+ * its top, as related and Apple Mail's mixed do), 2 plain text, 1 else. */
+static int
+mime_alt_rank(GMimeObject *obj, size_t depth)
+{
+	int i, n, rank = 1, r;
+
+	if (mime_is_body_part(obj, "html"))
+		return 3;
+	if (mime_is_body_part(obj, "plain"))
+		return 2;
+	if (!GMIME_IS_MULTIPART(obj) || depth >= 3)
+		return 1;
+	n = g_mime_multipart_get_count(GMIME_MULTIPART(obj));
+	for (i = 0; i < n && i < 8; i++) {
+		r = mime_alt_rank(g_mime_multipart_get_part(GMIME_MULTIPART(obj),
+		    i), depth + 1);
+		if (r > rank)
+			rank = r;
+	}
+	return rank;
+}
+
 /*
  * multipart/alternative: as a body, the HTML and the plain text (and what a
  * nested multipart gives); other renderings are left out. As an
@@ -1388,9 +1732,11 @@ mime_walk_alternative(struct mime_ctx *ctx, GMimeMultipart *mp, size_t depth,
 	for (i = 0; i < n; i++) {
 		child = g_mime_multipart_get_part(mp, i);
 		if (role == MIME_ROLE_ATTACH) {
-			if (mime_is_body_part(child, "html") || best == NULL ||
-			    (mime_is_body_part(child, "plain") &&
-			    !mime_is_body_part(best, "html")))
+			/* the richest rendering; the later one of equals
+			 * (RFC 2046), except among the unknown ones */
+			if (best == NULL || mime_alt_rank(child, 0) >
+			    mime_alt_rank(best, 0) || (mime_alt_rank(child, 0) >
+			    1 && mime_alt_rank(child, 0) == mime_alt_rank(best, 0)))
 				best = child;
 			continue;
 		}
@@ -1439,6 +1785,69 @@ mime_related_root(GMimeMultipart *mp)
 	return root < 0 ? 0 : root;
 }
 
+/*
+ * A leaf OBJ with two Content-Type headers of which the first says
+ * multipart (GMime keeps the last): its content parsed again as that
+ * multipart, as Python's email and most clients read it (the first
+ * header wins), so the parts do not reach the note as raw MIME. A new
+ * object the caller unrefs, or NULL.
+ */
+static GMimeObject *
+mime_reparse_multipart(GMimeObject *obj)
+{
+	GMimeHeaderList *list = g_mime_object_get_header_list(obj);
+	GMimeDataWrapper *content;
+	GMimeStream *cat, *head, *body;
+	GMimeParser *parser;
+	GMimeObject *again;
+	const char *first = NULL, *raw;
+	char *line;
+	int i, n, count = 0;
+
+	n = list != NULL ? g_mime_header_list_get_count(list) : 0;
+	for (i = 0; i < n; i++) {
+		GMimeHeader *h = g_mime_header_list_get_header_at(list, i);
+
+		if (g_ascii_strcasecmp(g_mime_header_get_name(h),
+		    "Content-Type") != 0)
+			continue;
+		if (count++ == 0)
+			first = g_mime_header_get_raw_value(h);
+	}
+	if (count < 2 || first == NULL)
+		return NULL;
+	for (raw = first; *raw == ' ' || *raw == '\t'; raw++)
+		;
+	if (g_ascii_strncasecmp(raw, "multipart/", 10) != 0 ||
+	    strlen(raw) > HDR_VALUE_MAX)
+		return NULL;
+	content = g_mime_part_get_content(GMIME_PART(obj));
+	body = content != NULL ? g_mime_data_wrapper_get_stream(content) : NULL;
+	if (body == NULL)
+		return NULL;
+	line = g_strdup_printf("Content-Type: %s\r\n\r\n", raw);
+	head = g_mime_stream_mem_new_with_buffer(line, strlen(line));
+	g_free(line);
+	cat = g_mime_stream_cat_new();
+	g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), head);
+	g_object_unref(head);
+	g_mime_stream_reset(body);
+	g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), body);
+	/* the closing boundary ends on a line end, as in the message */
+	head = g_mime_stream_mem_new_with_buffer("\r\n", 2);
+	g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), head);
+	g_object_unref(head);
+	parser = g_mime_parser_new_with_stream(cat);
+	again = g_mime_parser_construct_part(parser, NULL);
+	g_object_unref(parser);
+	g_object_unref(cat);
+	if (again != NULL && !GMIME_IS_MULTIPART(again)) {
+		g_object_unref(again);
+		again = NULL;
+	}
+	return again;
+}
+
 /* Walk OBJ at nesting DEPTH in ROLE. */
 static void
 mime_walk(struct mime_ctx *ctx, GMimeObject *obj, size_t depth,
@@ -1446,11 +1855,18 @@ mime_walk(struct mime_ctx *ctx, GMimeObject *obj, size_t depth,
 {
 	GMimeMultipart *mp;
 	int i, n, root;
+	bool took = false, took_html = false;
 
 	if (ctx->oom || obj == NULL)
 		return;
-	if (++ctx->parts > ctx->lim.max_parts || depth > ctx->lim.max_depth) {
+	if (depth > ctx->lim.max_depth) {
 		ctx->msg->truncated = true;
+		return;
+	}
+	if (++ctx->parts > ctx->lim.max_parts) {
+		/* not read, but named in the note */
+		ctx->msg->truncated = true;
+		mime_list_rest(ctx, obj, depth);
 		return;
 	}
 	if (GMIME_IS_MESSAGE_PART(obj)) {
@@ -1458,6 +1874,13 @@ mime_walk(struct mime_ctx *ctx, GMimeObject *obj, size_t depth,
 		return;
 	}
 	if (GMIME_IS_PART(obj)) {
+		GMimeObject *again = mime_reparse_multipart(obj);
+
+		if (again != NULL) {
+			mime_walk(ctx, again, depth + 1, role);
+			g_object_unref(again);
+			return;
+		}
 		mime_leaf(ctx, GMIME_PART(obj), role);
 		return;
 	}
@@ -1487,11 +1910,29 @@ mime_walk(struct mime_ctx *ctx, GMimeObject *obj, size_t depth,
 				    depth + 1, MIME_ROLE_ATTACH);
 		return;
 	}
-	/* mixed, report, digest, unknown: the first text is the body */
-	for (i = 0; i < n && !ctx->oom; i++)
-		mime_walk(ctx, g_mime_multipart_get_part(mp, i), depth + 1,
-		    role == MIME_ROLE_BODY && !mime_has_body(ctx) ?
-		    MIME_ROLE_BODY : MIME_ROLE_ATTACH);
+	/* mixed, report, digest, unknown: the first text is the body; under
+	 * an alternative that already gave the text, the first HTML (Apple
+	 * Mail's HTML side: HTML, image, HTML, ...), and the inline HTML
+	 * parts after it join it */
+	for (i = 0; i < n && !ctx->oom; i++) {
+		GMimeObject *child = g_mime_multipart_get_part(mp, i);
+		bool had_html = ctx->msg->html != NULL;
+		bool had_text = ctx->msg->text != NULL;
+
+		if (took_html && mime_is_body_part(child, "html") &&
+		    ++ctx->parts <= ctx->lim.max_parts) {
+			mime_body_append_html(ctx, GMIME_PART(child));
+			continue;
+		}
+		mime_walk(ctx, child, depth + 1, role == MIME_ROLE_BODY &&
+		    !took ? MIME_ROLE_BODY : MIME_ROLE_ATTACH);
+		if ((!had_html && ctx->msg->html != NULL) ||
+		    (!had_text && ctx->msg->text != NULL)) {
+			took = true;
+			took_html = !had_html && ctx->msg->html != NULL &&
+			    GMIME_IS_PART(child);
+		}
+	}
 }
 
 /* Mark attachments whose Content-ID the HTML body references. */
@@ -1538,6 +1979,80 @@ mime_limits_resolve(const struct mime_limits *limits, struct mime_limits *out)
 		out->max_text = limits->max_text;
 }
 
+/* Is LINE (LEN bytes, no line end) a header field "name:" or "name :"? */
+static bool
+mime_is_header_line(const char *line, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && (unsigned char)line[i] > 32 &&
+	    (unsigned char)line[i] < 127 && line[i] != ':')
+		i++;
+	if (i == 0)
+		return false;
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	return i < len && line[i] == ':';
+}
+
+/*
+ * Offset in STREAM of the first line of the header block that is neither
+ * a header field nor a continuation, when the block runs into the body
+ * without a blank line; -1 when the block ends properly (or is longer
+ * than MIME_HEADER_SCAN, or unreadable). A leading mbox "From " line is
+ * allowed. STREAM is reset afterwards.
+ */
+static gint64
+mime_missing_separator(GMimeStream *stream)
+{
+	char *buf, *grown;
+	gssize n;
+	size_t got = 0, cap = 0, start = 0, end, len;
+	gint64 at = -1;
+	bool done = false;
+
+	buf = NULL;
+	while (!done && got < MIME_HEADER_SCAN) {
+		const char *nl;
+
+		if (got == cap) {
+			cap = cap == 0 ? MIME_CHUNK : cap * 2;
+			grown = realloc(buf, cap);
+			if (grown == NULL)
+				break;
+			buf = grown;
+		}
+		n = g_mime_stream_read(stream, buf + got, cap - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		/* judge every whole line read so far */
+		while (!done && (nl = memchr(buf + start, '\n', got - start)) !=
+		    NULL) {
+			end = (size_t)(nl - buf);
+			len = end - start;
+			if (len > 0 && buf[end - 1] == '\r')
+				len--;
+			if (len == 0) {
+				done = true;    /* the blank line: all is well */
+				break;
+			}
+			if (!(buf[start] == ' ' || buf[start] == '\t') &&
+			    !(start == 0 && len >= 5 &&
+			    memcmp(buf, "From ", 5) == 0) &&
+			    !mime_is_header_line(buf + start, len)) {
+				at = start > 0 ? (gint64)start : -1;
+				done = true;
+				break;
+			}
+			start = end + 1;
+		}
+	}
+	free(buf);
+	g_mime_stream_reset(stream);
+	return at;
+}
+
 /* Parse STREAM and build *OUT (see mime_extract). */
 static int
 mime_extract_stream(GMimeStream *stream, const struct mime_limits *limits,
@@ -1547,15 +2062,36 @@ mime_extract_stream(GMimeStream *stream, const struct mime_limits *limits,
 	GMimeParser *parser;
 	GMimeParserOptions *options;
 	GMimeMessage *message;
+	GMimeStream *cat = NULL;
+	gint64 split;
 
 	memset(&ctx, 0, sizeof(ctx));
 	mime_limits_resolve(limits, &ctx.lim);
+	split = mime_missing_separator(stream);
+	if (split > 0) {
+		/* headers, a blank line, then the rest as the body */
+		GMimeStream *part;
+
+		cat = g_mime_stream_cat_new();
+		part = g_mime_stream_substream(stream, 0, split);
+		g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), part);
+		g_object_unref(part);
+		part = g_mime_stream_mem_new_with_buffer("\r\n", 2);
+		g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), part);
+		g_object_unref(part);
+		part = g_mime_stream_substream(stream, split, -1);
+		g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), part);
+		g_object_unref(part);
+		stream = cat;
+	}
 	parser = g_mime_parser_new_with_stream(stream);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
 	options = g_mime_parser_options_new();
 	message = g_mime_parser_construct_message(parser, options);
 	g_mime_parser_options_free(options);
 	g_object_unref(parser);
+	if (cat != NULL)
+		g_object_unref(cat);
 	if (message == NULL) {
 		snprintf(err, errsz, "not a MIME message");
 		return -1;
@@ -1566,6 +2102,7 @@ mime_extract_stream(GMimeStream *stream, const struct mime_limits *limits,
 		snprintf(err, errsz, "out of memory");
 		return -1;
 	}
+	ctx.msg->no_separator = split > 0;
 	mime_walk(&ctx, g_mime_message_get_mime_part(message), 0,
 	    MIME_ROLE_BODY);
 	g_object_unref(message);

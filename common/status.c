@@ -11,65 +11,109 @@
 
 #include <cjson/cJSON.h>
 
-/* The HMAC input: tenant "\n" Message-ID (neither may hold a newline). */
-static size_t
-status_input(const char *tenant, const char *message_id,
-    char buf[STATUS_TENANT_MAX + 1 + STATUS_MSGID_MAX + 1])
+/* The HMAC input (status.h) in a malloc'd buffer, its length in *LEN;
+ * NULL when a part is missing, too long or holds a newline. */
+static char *
+status_input(const char *tenant, int64_t job_id, const char *message_id,
+    const char *mailboxes, size_t *len)
 {
-	size_t tl, ml;
+	size_t tl, ml, bl, cap;
+	char *buf;
+	int n;
 
-	if (tenant == NULL || message_id == NULL)
-		return 0;
+	if (tenant == NULL || message_id == NULL || job_id <= 0)
+		return NULL;
+	if (mailboxes == NULL)
+		mailboxes = "";
 	tl = strlen(tenant);
 	ml = strlen(message_id);
+	bl = strlen(mailboxes);
 	if (tl == 0 || ml == 0 || tl > STATUS_TENANT_MAX ||
-	    ml > STATUS_MSGID_MAX || strchr(tenant, '\n') != NULL ||
-	    strchr(message_id, '\n') != NULL)
-		return 0;
-	memcpy(buf, tenant, tl);
-	buf[tl] = '\n';
-	memcpy(buf + tl + 1, message_id, ml);
-	return tl + 1 + ml;
+	    ml > STATUS_MSGID_MAX || bl > STATUS_MAILBOXES_MAX ||
+	    strchr(tenant, '\n') != NULL || strchr(message_id, '\n') != NULL ||
+	    strchr(mailboxes, '\n') != NULL)
+		return NULL;
+	cap = 4 + tl + 1 + STATUS_JOB_DIGITS + 1 + ml + 1 + bl + 1;
+	buf = malloc(cap);
+	if (buf == NULL)
+		return NULL;
+	n = snprintf(buf, cap, "job\n%s\n%" PRId64 "\n%s\n%s", tenant, job_id,
+	    message_id, mailboxes);
+	if (n < 0 || (size_t)n >= cap) {
+		free(buf);
+		return NULL;
+	}
+	*len = (size_t)n;
+	return buf;
 }
 
-/* The token of (TENANT, MESSAGE_ID). */
+/* The token of one job (see status.h). */
 int
 status_token(const uint8_t key[CRYPTO_KEY_LEN], const char *tenant,
-    const char *message_id, char out[STATUS_TOKEN_LEN + 1])
+    int64_t job_id, const char *message_id, const char *mailboxes,
+    char out[STATUS_TOKEN_LEN + 1])
 {
-	char buf[STATUS_TENANT_MAX + 1 + STATUS_MSGID_MAX + 1];
 	uint8_t mac[CRYPTO_HMAC_LEN];
-	char *text;
-	size_t n;
+	char *text, *buf;
+	size_t n = 0;
+	int rc;
 
 	out[0] = '\0';
-	n = status_input(tenant, message_id, buf);
-	if (n == 0 || crypto_hmac(key, CRYPTO_KEY_LEN, buf, n, mac) != 0)
+	buf = status_input(tenant, job_id, message_id, mailboxes, &n);
+	if (buf == NULL)
+		return -1;
+	rc = crypto_hmac(key, CRYPTO_KEY_LEN, buf, n, mac);
+	free(buf);
+	if (rc != 0)
 		return -1;
 	text = crypto_b64url_encode(mac, sizeof(mac));
 	crypto_wipe(mac, sizeof(mac));
-	if (text == NULL || strlen(text) != STATUS_TOKEN_LEN) {
+	if (text == NULL || strlen(text) != STATUS_MAC_LEN) {
 		free(text);
 		return -1;
 	}
-	memcpy(out, text, STATUS_TOKEN_LEN + 1);
+	snprintf(out, STATUS_TOKEN_LEN + 1, "%" PRId64 ".%s", job_id, text);
+	crypto_wipe(text, STATUS_MAC_LEN);
 	free(text);
 	return 0;
 }
 
-/* Does TOKEN belong to (TENANT, MESSAGE_ID)? */
+/* The job id a token names. */
+int64_t
+status_token_job(const char *token)
+{
+	int64_t id = 0;
+	size_t i;
+
+	if (token == NULL || token[0] < '1' || token[0] > '9')
+		return 0;
+	for (i = 0; token[i] >= '0' && token[i] <= '9'; i++) {
+		if (i >= STATUS_JOB_DIGITS - 1)
+			return 0;       /* 18 digits: far beyond any job id */
+		id = id * 10 + (token[i] - '0');
+	}
+	if (token[i] != '.' || strlen(token + i + 1) != STATUS_MAC_LEN)
+		return 0;
+	return id;
+}
+
+/* Is TOKEN the token of JOB, asked about as (TENANT, MESSAGE_ID)? */
 bool
-status_token_check(const uint8_t key[CRYPTO_KEY_LEN], const char *tenant,
-    const char *message_id, const char *token)
+status_token_check(const uint8_t key[CRYPTO_KEY_LEN],
+    const struct store_job *job, const char *tenant, const char *message_id,
+    const char *token)
 {
 	char want[STATUS_TOKEN_LEN + 1];
 	bool ok;
 
-	if (status_token(key, tenant, message_id, want) != 0)
+	if (job == NULL || token == NULL || status_token(key, job->tenant,
+	    job->id, job->message_id, job->recipients, want) != 0)
 		return false;
-	ok = token != NULL && crypto_equal(want, token);
+	ok = crypto_equal(want, token);
 	crypto_wipe(want, sizeof(want));
-	return ok;
+	return ok && tenant != NULL && message_id != NULL &&
+	    strcmp(job->tenant, tenant) == 0 &&
+	    strcmp(job->message_id, message_id) == 0;
 }
 
 /* Are the status API's parameters well-formed? */
@@ -100,9 +144,10 @@ status_params_ok(const char *tenant, size_t tenant_len, const char *msgid,
 		if (c <= 0x20 || c >= 0x7f)
 			return false;
 	}
-	if (token_len != STATUS_TOKEN_LEN || strlen(token) != token_len)
+	if (token_len > STATUS_TOKEN_LEN || strlen(token) != token_len ||
+	    status_token_job(token) <= 0)
 		return false;
-	for (i = 0; i < token_len; i++) {
+	for (i = strcspn(token, ".") + 1; i < token_len; i++) {
 		c = (unsigned char)token[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		    (c >= '0' && c <= '9') || c == '-' || c == '_'))

@@ -20,7 +20,8 @@ struct store;
 
 enum store_status {
 	STORE_OK = 0,
-	STORE_DUPLICATE,       /* (tenant, message_id) already has a job */
+	STORE_DUPLICATE,       /* (tenant, message_id, dedup_key) already has
+	                          a job */
 	STORE_NOT_FOUND,
 	STORE_ERROR
 };
@@ -34,6 +35,18 @@ enum store_state {
 	STORE_FAILED,          /* permanent error; reason says why */
 	STORE_WAITING          /* blocked on an operator (re-enroll, ...) */
 };
+#define STORE_STATE_COUNT   (STORE_WAITING + 1)     /* how many states */
+
+/* How a job logs its mail (the jobs.mode column keeps these names). */
+enum store_mode {
+	STORE_MODE_UNKNOWN = 0,     /* a name this version does not know */
+	STORE_MODE_INTAKE,          /* "intake": may open a ticket */
+	STORE_MODE_THREAD_ONLY,     /* "thread-only": appends only */
+	STORE_MODE_OUTBOUND         /* "outbound": an agent's outgoing mail */
+};
+
+/* The mode a jobs.mode name stands for. */
+enum store_mode store_mode_parse(const char *name);
 
 /* A new job, as intake builds it at end of message. */
 struct store_job_new {
@@ -56,6 +69,16 @@ struct store_job_new {
 	uint64_t size;              /* spool file size in bytes */
 	bool no_create;
 	bool starts_thread;
+	/* schema v7 */
+	const char *dedup_key;      /* with tenant and message_id, what makes a
+	                               job unique: a digest of the sender and
+	                               the content (64 hex); NULL = "" */
+	const char *sender_auth;    /* how From: was authenticated: "none",
+	                               "aligned", "spf", "dkim", "dmarc"
+	                               (authres_sender_name()) */
+	const char *outbound_auth;  /* an agent's outgoing mail: how the
+	                               session proved it ("sasl" or
+	                               "network"); NULL for other mail */
 };
 
 /* A job as stored. */
@@ -63,6 +86,7 @@ struct store_job {
 	int64_t id;
 	char *tenant, *message_id, *reason, *queue_id, *env_from, *from_addr;
 	char *subject, *recipients, *agent, *mode, *conv_key, *spool, *sha256;
+	enum store_mode job_mode;   /* MODE, parsed when the row is read */
 	enum store_state state;
 	uint64_t size;
 	bool no_create, starts_thread;
@@ -83,6 +107,8 @@ struct store_job {
 	char *summary;              /* the ticket's summary, or NULL */
 	char *ticket_status;        /* when logged (v6): "new", "open",
 	                               "reopened", "closed", or NULL (unknown) */
+	/* schema v7 (struct store_job_new); "" and NULL in older rows */
+	char *dedup_key, *sender_auth, *outbound_auth;
 };
 
 /* What the worker records when a job is done. */
@@ -106,9 +132,19 @@ struct store_token {
 	time_t last_refresh, updated;
 };
 
+/* How a job's sender was resolved (the sender cache's kind column keeps
+ * these numbers). */
+enum store_sender_kind {
+	STORE_SENDER_UNKNOWN = 0,   /* not resolved */
+	STORE_SENDER_CONTACT = 1,   /* a Halo contact (user) */
+	STORE_SENDER_CLIENT = 2,    /* a client, by domain or the catch-all */
+	STORE_SENDER_NONE = 3,      /* nobody in Halo */
+	STORE_SENDER_AMBIGUOUS = 4  /* a domain claimed by several clients */
+};
+
 /* A cached sender resolution. */
 struct store_sender {
-	int kind;                   /* caller's enum: contact, client, none, ... */
+	enum store_sender_kind kind;
 	int64_t user_id, site_id, client_id;
 	char *name, *client_name;
 	time_t expires;
@@ -141,9 +177,15 @@ enum store_status store_jobs_add(struct store *st,
     const struct store_job_new *jobs, size_t n, enum store_status *results,
     int64_t *ids, const char *conv_msgid, const char *conv_key);
 
-/* The id of the job for (TENANT, MESSAGE_ID), if any. */
+/* The id of the oldest job for (TENANT, MESSAGE_ID), if any. */
 enum store_status store_job_find(struct store *st, const char *tenant,
     const char *message_id, int64_t *id);
+
+/* The id of the job for (TENANT, MESSAGE_ID, DEDUP_KEY), if any: the one
+ * intake would call this mail a duplicate of (rows older than schema v7,
+ * which have no key, match any key). */
+enum store_status store_job_find_key(struct store *st, const char *tenant,
+    const char *message_id, const char *dedup_key, int64_t *id);
 
 /* Load one job; free with store_job_free(). */
 enum store_status store_job_get(struct store *st, int64_t id,
@@ -158,8 +200,9 @@ typedef void (*store_job_fn)(const struct store_job *job, void *arg);
 enum store_status store_job_list(struct store *st, int state, unsigned limit,
     store_job_fn fn, void *arg);
 
-/* Count jobs per state into COUNTS (indexed by enum store_state, 6 slots). */
-enum store_status store_job_counts(struct store *st, uint64_t counts[6]);
+/* Count jobs per state into COUNTS (indexed by enum store_state). */
+enum store_status store_job_counts(struct store *st,
+    uint64_t counts[STORE_STATE_COUNT]);
 
 /* The conversation key recorded for MESSAGE_ID (33 bytes with NUL). */
 enum store_status store_conv_get(struct store *st, const char *message_id,
@@ -205,7 +248,9 @@ enum store_status store_job_retry(struct store *st, int64_t id,
 enum store_status store_job_finish(struct store *st, int64_t id,
     enum store_state state, const char *reason);
 
-/* Operator re-queue ("halo-milterctl retry"): queued, due now. */
+/* Operator re-queue ("halo-milterctl retry"): queued, due now.
+ * STORE_NOT_FOUND for no such job, a running one, or a done one (its mail
+ * is on its ticket and its spooled message is gone). */
 enum store_status store_job_requeue(struct store *st, int64_t id);
 
 /* Jobs of TENANT/AGENT in "waiting" go back to the queue (token fixed). */
@@ -341,7 +386,7 @@ enum store_status store_reseal(struct store *st, store_reseal_fn fn,
     void *arg, unsigned *n);
 
 /*
- * The interactive pane (schema v7). A pane session is kept only as a keyed
+ * The interactive pane (schema v8). A pane session is kept only as a keyed
  * hash of its id, bound to one agent of one tenant; it is live while not
  * expired and while that agent holds a token (a revoke ends it).
  */

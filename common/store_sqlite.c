@@ -20,6 +20,14 @@ struct store {
 	pthread_mutex_t lock;
 };
 
+/* The jobs table's columns up to schema v6 (the v7 rebuild copies them). */
+#define STORE_V6_COLUMNS "id, tenant, message_id, state, reason, queue_id," \
+	" env_from, from_addr, subject, recipients, agent, mode, conv_key, spool," \
+	" sha256, size, no_create, starts_thread, attempts, created, updated," \
+	" next_attempt, ticket_id, action_id, result, contact, client," \
+	" post_started, lease_until, sender, contact_id, client_id, summary," \
+	" ticket_status"
+
 /* Schema migrations: index i brings the schema from version i to i + 1. */
 static const char *const store_migrations[] = {
 	/* 1: jobs and the conversation index */
@@ -88,7 +96,46 @@ static const char *const store_migrations[] = {
 	" WHERE summary IS NOT NULL;",
 	/* 6: the ticket's open/closed state when the mail was logged */
 	"ALTER TABLE jobs ADD COLUMN ticket_status TEXT;",
-	/* 7: the interactive pane: agents' sessions (keyed hashes of their
+	/* 7: who may write (issue 11): a job is one (tenant, Message-ID,
+	 * dedup key) -- the key digests the sender and the content, so a mail
+	 * that pre-empts a Message-ID is its own job --, how the From: address
+	 * was authenticated, and how an agent's outgoing mail was. SQLite
+	 * cannot drop a UNIQUE constraint: the table is rebuilt. Older rows
+	 * keep the key '' (store_job_find_key matches them for any key). */
+	"CREATE TABLE jobs_v7 ("
+	" id INTEGER PRIMARY KEY,"
+	" tenant TEXT NOT NULL,"
+	" message_id TEXT NOT NULL,"
+	" state TEXT NOT NULL,"
+	" reason TEXT,"
+	" queue_id TEXT, env_from TEXT, from_addr TEXT, subject TEXT,"
+	" recipients TEXT, agent TEXT, mode TEXT, conv_key TEXT,"
+	" spool TEXT, sha256 TEXT, size INTEGER NOT NULL DEFAULT 0,"
+	" no_create INTEGER NOT NULL DEFAULT 0,"
+	" starts_thread INTEGER NOT NULL DEFAULT 0,"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+	" next_attempt INTEGER NOT NULL DEFAULT 0,"
+	" ticket_id INTEGER, action_id INTEGER, result TEXT, contact TEXT,"
+	" client TEXT, post_started INTEGER NOT NULL DEFAULT 0,"
+	" lease_until INTEGER NOT NULL DEFAULT 0,"
+	" sender TEXT, contact_id INTEGER, client_id INTEGER, summary TEXT,"
+	" ticket_status TEXT,"
+	" dedup_key TEXT NOT NULL DEFAULT '',"
+	" sender_auth TEXT, outbound_auth TEXT,"
+	" UNIQUE (tenant, message_id, dedup_key));"
+	"INSERT INTO jobs_v7 (" STORE_V6_COLUMNS ") SELECT " STORE_V6_COLUMNS
+	" FROM jobs;"
+	"DROP TABLE jobs;"
+	"ALTER TABLE jobs_v7 RENAME TO jobs;"
+	"CREATE INDEX jobs_due ON jobs (state, next_attempt);"
+	"CREATE INDEX jobs_spool ON jobs (spool);"
+	"CREATE INDEX jobs_sender ON jobs (tenant, from_addr, created)"
+	" WHERE starts_thread = 1;"
+	"CREATE INDEX jobs_conv ON jobs (tenant, conv_key) WHERE ticket_id IS NOT NULL;"
+	"CREATE INDEX jobs_ticket ON jobs (tenant, ticket_id)"
+	" WHERE summary IS NOT NULL;",
+	/* 8: the interactive pane: agents' sessions (keyed hashes of their
 	 * ids only) and their defaults */
 	"CREATE TABLE pane_sessions ("
 	" id_hash TEXT PRIMARY KEY,"
@@ -106,7 +153,7 @@ static const char *const store_migrations[] = {
 };
 #define STORE_NMIGRATIONS ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
-static const char *const store_state_names[] = {
+static const char *const store_state_names[STORE_STATE_COUNT] = {
 	"queued", "skipped", "running", "done", "failed", "waiting"
 };
 
@@ -129,6 +176,24 @@ store_state_parse(const char *name)
 		if (name != NULL && strcmp(name, store_state_names[i]) == 0)
 			return (int)i;
 	return -1;
+}
+
+static const char *const store_mode_names[] = {
+	[STORE_MODE_INTAKE] = "intake",
+	[STORE_MODE_THREAD_ONLY] = "thread-only",
+	[STORE_MODE_OUTBOUND] = "outbound"
+};
+
+/* The mode for a jobs.mode name; STORE_MODE_UNKNOWN for others. */
+enum store_mode
+store_mode_parse(const char *name)
+{
+	size_t i;
+
+	for (i = 1; i < sizeof(store_mode_names) / sizeof(store_mode_names[0]); i++)
+		if (name != NULL && strcmp(name, store_mode_names[i]) == 0)
+			return (enum store_mode)i;
+	return STORE_MODE_UNKNOWN;
 }
 
 /* Newest schema version. */
@@ -265,20 +330,23 @@ store_bind_text(sqlite3_stmt *stmt, int idx, const char *s)
 	return sqlite3_bind_text(stmt, idx, s, -1, SQLITE_TRANSIENT);
 }
 
-/* Look up the job id for (tenant, message_id); lock held by caller. */
+/* Look up the job id for (tenant, message_id) and, when DEDUP_KEY is not
+ * NULL, that key (or a row older than keys); lock held by caller. */
 static enum store_status
 store_find_locked(struct store *st, const char *tenant, const char *message_id,
-    int64_t *id)
+    const char *dedup_key, int64_t *id)
 {
 	sqlite3_stmt *stmt;
 	enum store_status rc = STORE_ERROR;
 	int step;
 
 	if (sqlite3_prepare_v2(st->db, "SELECT id FROM jobs WHERE tenant = ?1"
-	    " AND message_id = ?2", -1, &stmt, NULL) != SQLITE_OK)
+	    " AND message_id = ?2 AND (?3 IS NULL OR dedup_key IN (?3, ''))"
+	    " ORDER BY id LIMIT 1", -1, &stmt, NULL) != SQLITE_OK)
 		return STORE_ERROR;
 	store_bind_text(stmt, 1, tenant);
 	store_bind_text(stmt, 2, message_id);
+	store_bind_text(stmt, 3, dedup_key);
 	step = sqlite3_step(stmt);
 	if (step == SQLITE_ROW) {
 		*id = sqlite3_column_int64(stmt, 0);
@@ -301,9 +369,10 @@ store_insert_locked(struct store *st, const struct store_job_new *j,
 	if (sqlite3_prepare_v2(st->db, "INSERT OR IGNORE INTO jobs (tenant,"
 	    " message_id, state, reason, queue_id, env_from, from_addr, subject,"
 	    " recipients, agent, mode, conv_key, spool, sha256, size, no_create,"
-	    " starts_thread, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
-	    " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?18)",
-	    -1, &stmt, NULL) != SQLITE_OK)
+	    " starts_thread, created, updated, dedup_key, sender_auth,"
+	    " outbound_auth) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+	    " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?18,"
+	    " ?19, ?20, ?21)", -1, &stmt, NULL) != SQLITE_OK)
 		return STORE_ERROR;
 	store_bind_text(stmt, 1, j->tenant);
 	store_bind_text(stmt, 2, j->message_id);
@@ -323,12 +392,16 @@ store_insert_locked(struct store *st, const struct store_job_new *j,
 	sqlite3_bind_int(stmt, 16, j->no_create);
 	sqlite3_bind_int(stmt, 17, j->starts_thread);
 	sqlite3_bind_int64(stmt, 18, (sqlite3_int64)now);
+	store_bind_text(stmt, 19, j->dedup_key ? j->dedup_key : "");
+	store_bind_text(stmt, 20, j->sender_auth);
+	store_bind_text(stmt, 21, j->outbound_auth);
 	step = sqlite3_step(stmt);
 	sqlite3_finalize(stmt);
 	if (step != SQLITE_DONE)
 		return STORE_ERROR;
 	if (sqlite3_changes(st->db) == 0)
-		return store_find_locked(st, j->tenant, j->message_id, id) == STORE_OK ?
+		return store_find_locked(st, j->tenant, j->message_id,
+		    j->dedup_key ? j->dedup_key : "", id) == STORE_OK ?
 		    STORE_DUPLICATE : STORE_ERROR;
 	*id = sqlite3_last_insert_rowid(st->db);
 	return STORE_OK;
@@ -393,7 +466,21 @@ store_job_find(struct store *st, const char *tenant, const char *message_id,
 	enum store_status rc;
 
 	pthread_mutex_lock(&st->lock);
-	rc = store_find_locked(st, tenant, message_id, id);
+	rc = store_find_locked(st, tenant, message_id, NULL, id);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* Find a job by (tenant, Message-ID, dedup key). */
+enum store_status
+store_job_find_key(struct store *st, const char *tenant,
+    const char *message_id, const char *dedup_key, int64_t *id)
+{
+	enum store_status rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = store_find_locked(st, tenant, message_id,
+	    dedup_key ? dedup_key : "", id);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }
@@ -402,7 +489,8 @@ store_job_find(struct store *st, const char *tenant, const char *message_id,
 	" env_from, from_addr, subject, recipients, agent, mode, conv_key, spool," \
 	" sha256, size, no_create, starts_thread, attempts, created, updated," \
 	" next_attempt, ticket_id, action_id, result, contact, client, post_started," \
-	" lease_until, sender, contact_id, client_id, summary, ticket_status"
+	" lease_until, sender, contact_id, client_id, summary, ticket_status," \
+	" dedup_key, sender_auth, outbound_auth"
 
 /* Copy a text column (NULL stays NULL). */
 static char *
@@ -435,6 +523,7 @@ store_job_from_row(sqlite3_stmt *stmt)
 	j->recipients = store_col_dup(stmt, 9);
 	j->agent = store_col_dup(stmt, 10);
 	j->mode = store_col_dup(stmt, 11);
+	j->job_mode = store_mode_parse(j->mode);
 	j->conv_key = store_col_dup(stmt, 12);
 	j->spool = store_col_dup(stmt, 13);
 	j->sha256 = store_col_dup(stmt, 14);
@@ -457,6 +546,9 @@ store_job_from_row(sqlite3_stmt *stmt)
 	j->client_id = sqlite3_column_int64(stmt, 31);
 	j->summary = store_col_dup(stmt, 32);
 	j->ticket_status = store_col_dup(stmt, 33);
+	j->dedup_key = store_col_dup(stmt, 34);
+	j->sender_auth = store_col_dup(stmt, 35);
+	j->outbound_auth = store_col_dup(stmt, 36);
 	return j;
 }
 
@@ -472,6 +564,7 @@ store_job_free(struct store_job *j)
 	free(j->spool); free(j->sha256);
 	free(j->result); free(j->contact); free(j->client);
 	free(j->sender); free(j->summary); free(j->ticket_status);
+	free(j->dedup_key); free(j->sender_auth); free(j->outbound_auth);
 	free(j);
 	return NULL;
 }
@@ -535,12 +628,12 @@ store_job_list(struct store *st, int state, unsigned limit, store_job_fn fn,
 
 /* Count jobs per state. */
 enum store_status
-store_job_counts(struct store *st, uint64_t counts[6])
+store_job_counts(struct store *st, uint64_t counts[STORE_STATE_COUNT])
 {
 	sqlite3_stmt *stmt;
 	int step, s;
 
-	memset(counts, 0, 6 * sizeof(counts[0]));
+	memset(counts, 0, STORE_STATE_COUNT * sizeof(counts[0]));
 	pthread_mutex_lock(&st->lock);
 	if (sqlite3_prepare_v2(st->db, "SELECT state, count(*) FROM jobs"
 	    " GROUP BY state", -1, &stmt, NULL) != SQLITE_OK) {
@@ -549,7 +642,7 @@ store_job_counts(struct store *st, uint64_t counts[6])
 	}
 	while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
 		s = store_state_parse((const char *)sqlite3_column_text(stmt, 0));
-		if (s >= 0 && s < 6)
+		if (s >= 0 && s < STORE_STATE_COUNT)
 			counts[s] = (uint64_t)sqlite3_column_int64(stmt, 1);
 	}
 	sqlite3_finalize(stmt);
@@ -792,7 +885,7 @@ store_job_requeue(struct store *st, int64_t id)
 
 	rc = store_exec(st, "UPDATE jobs SET state = 'queued', reason = NULL,"
 	    " next_attempt = 0, lease_until = 0, updated = ?2 WHERE id = ?1"
-	    " AND state <> 'running'", "ii", &changes, id, (int64_t)time(NULL));
+	    " AND state NOT IN ('running', 'done')", "ii", &changes, id, (int64_t)time(NULL));
 	if (rc == STORE_OK && changes == 0)
 		return STORE_NOT_FOUND;
 	return rc;
@@ -962,7 +1055,7 @@ store_sender_get(struct store *st, const char *tenant, const char *key,
 		sqlite3_bind_int64(stmt, 3, (sqlite3_int64)now);
 		step = sqlite3_step(stmt);
 		if (step == SQLITE_ROW) {
-			out->kind = sqlite3_column_int(stmt, 0);
+			out->kind = (enum store_sender_kind)sqlite3_column_int(stmt, 0);
 			out->user_id = sqlite3_column_int64(stmt, 1);
 			out->site_id = sqlite3_column_int64(stmt, 2);
 			out->client_id = sqlite3_column_int64(stmt, 3);

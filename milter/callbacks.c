@@ -5,8 +5,11 @@
  */
 #include "callbacks.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "log.h"
 
@@ -17,6 +20,7 @@ static struct worker *callbacks_worker;
 struct connctx {
 	struct intake_msg *conn_msg;     /* the message in progress, or NULL */
 	unsigned long conn_noreply;      /* SMFIP_NR_* steps the MTA agreed to */
+	char conn_addr[INET6_ADDRSTRLEN]; /* the client's address, or "" */
 };
 
 /* Steps whose answer is always "continue": the MTA need not wait for it
@@ -98,29 +102,53 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 		return SMFIS_CONTINUE;
 	}
 	/* the context exists now, and the connect step has nothing else to
-	 * do: the MTA may skip it (a round trip per SMTP connection) */
-	*pf1 = f1 & (SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOUNKNOWN |
-	    CB_NOREPLY);
+	 * do unless submission_networks needs the client's address: the MTA
+	 * may then skip it (a round trip per SMTP connection) */
+	*pf1 = f1 & (SMFIP_NOHELO | SMFIP_NOUNKNOWN | CB_NOREPLY);
+	if (!intake_wants_client_addr(callbacks_intake))
+		*pf1 |= f1 & SMFIP_NOCONNECT;
 	cc->conn_noreply = *pf1 & CB_NOREPLY;
 	smfi_setpriv(ctx, cc);
 	return SMFIS_CONTINUE;
 }
 
-/* New SMTP connection: only when negotiation could not make the context
- * (or an MTA does not negotiate). */
+/* The client's address as text into OUT ("" when not an IP address). */
+static void
+cb_addr_text(const _SOCK_ADDR *addr, char out[INET6_ADDRSTRLEN])
+{
+	const struct sockaddr *sa = (const struct sockaddr *)addr;
+
+	out[0] = '\0';
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+		if (inet_ntop(AF_INET, &in->sin_addr, out, INET6_ADDRSTRLEN) == NULL)
+			out[0] = '\0';
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+		if (inet_ntop(AF_INET6, &in6->sin6_addr, out,
+		    INET6_ADDRSTRLEN) == NULL)
+			out[0] = '\0';
+	}
+}
+
+/* New SMTP connection: makes the context when negotiation could not (or
+ * an MTA does not negotiate), and keeps the client's address for
+ * submission_networks (the step is not skipped when that is set). */
 static sfsistat
 cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
 {
 	struct connctx *cc = cb_conn(ctx);
 
 	(void)host;
-	(void)addr;
 	if (cc == NULL)
 		cc = calloc(1, sizeof(*cc));
 	if (cc == NULL) {
 		log_warnx("connect: out of memory; passing connection untouched");
 		return SMFIS_ACCEPT;       /* mail always flows */
 	}
+	cb_addr_text(addr, cc->conn_addr);
 	smfi_setpriv(ctx, cc);
 	return SMFIS_CONTINUE;
 }
@@ -130,6 +158,7 @@ static sfsistat
 cb_envfrom(SMFICTX *ctx, char **argv)
 {
 	struct connctx *cc = cb_conn(ctx);
+	const char *client;
 
 	if (cc == NULL)
 		return SMFIS_ACCEPT;
@@ -140,6 +169,13 @@ cb_envfrom(SMFICTX *ctx, char **argv)
 		return SMFIS_ACCEPT;
 	}
 	intake_msg_envfrom(cc->conn_msg, argv[0]);
+	/* who the session proved to be: the SMTP AUTH login (Postfix sends
+	 * {auth_authen} at MAIL FROM by default, Sendmail when configured),
+	 * and the client's address (connect step, else {client_addr}) */
+	client = cc->conn_addr[0] != '\0' ? cc->conn_addr :
+	    smfi_getsymval(ctx, "{client_addr}");
+	intake_msg_session(cc->conn_msg, smfi_getsymval(ctx, "{auth_authen}"),
+	    client);
 	cb_queue_id(ctx, cc);
 	return SMFIS_CONTINUE;
 }

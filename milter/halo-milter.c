@@ -11,11 +11,14 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <syslog.h>
@@ -23,6 +26,7 @@
 #include <unistd.h>
 
 #include <libmilter/mfapi.h>
+#include <systemd/sd-daemon.h>
 
 #include "callbacks.h"
 #include "conf.h"
@@ -39,14 +43,17 @@
 
 /* Print usage and exit. */
 static void __attribute__((noreturn))
-usage(void)
+usage(FILE *out, int status)
 {
-	fprintf(stderr, "usage: halo-milter [-c config] [-f] [-d] [-t]\n"
+	fprintf(out, "usage: halo-milter [-c config] [-f] [-d] [-t]\n"
 	    "  -c FILE  configuration (default " DEFAULT_CONF ")\n"
 	    "  -f       stay in the foreground, log to stderr\n"
 	    "  -d       debug logging\n"
-	    "  -t       check the configuration and exit\n");
-	exit(2);
+	    "  -t       check the configuration and exit\n"
+	    "  -V       print the version\n"
+	    "  -h       this help (also --help)\n"
+	    "See halo-milter(8) and halo-milter.conf(5).\n");
+	exit(status);
 }
 
 /* Spool recovery callback: keep a file when a job uses it (or on doubt). */
@@ -141,6 +148,121 @@ main_tcp_nodelay(const char *socket_spec)
 		    " message may wait ~40 ms for a delayed ACK", socket_spec);
 }
 
+/* Where log lines go: the "log" key, or for "auto" syslog when detached,
+ * stderr with -f, and stderr with priorities when that is the journal. */
+static enum log_dest
+main_log_dest(enum conf_log log, bool foreground)
+{
+	switch (log) {
+	case CONF_LOG_SYSLOG: return LOG_DEST_SYSLOG;
+	case CONF_LOG_STDERR: return LOG_DEST_STDERR;
+	case CONF_LOG_JOURNAL: return LOG_DEST_JOURNAL;
+	case CONF_LOG_AUTO: break;
+	}
+	if (!foreground)
+		return LOG_DEST_SYSLOG;
+	return log_stderr_is_journal() ? LOG_DEST_JOURNAL : LOG_DEST_STDERR;
+}
+
+/* Whether URL (http:// or https://) names a loopback host. */
+static bool
+main_url_loopback(const char *url)
+{
+	const char *host = strstr(url, "://");
+	size_t n;
+
+	if (host == NULL)
+		return false;
+	host += 3;
+	n = strcspn(host, ":/?#");
+	if (*host == '[')
+		return strncmp(host, "[::1]", 5) == 0;
+	return (n == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+	    strncmp(host, "127.", 4) == 0;
+}
+
+/*
+ * What -t checks beyond what the daemon needs to start: set-ups that parse
+ * but cannot work as installed. Prints "FILE: ..." for each; returns the
+ * number found.
+ */
+static int
+main_check_strict(const struct conf *conf, const char *path)
+{
+	/* the client ids of conf/halo-milter.conf, the shipped example */
+	static const char *const placeholders[] = {
+		"6f1c2a9e-milter-acme", "globex-milter"
+	};
+	const char *colon;
+	bool root = getuid() == 0;
+	size_t i, j;
+	int n = 0;
+
+	if (conf->user == NULL && root) {
+		fprintf(stderr, "%s: user is not set: started as root, the daemon"
+		    " would keep running as root (set user = halo-milter)\n",
+		    path);
+		n++;
+	}
+	if (conf->web_listen != NULL &&
+	    (colon = strrchr(conf->web_listen, ':')) != NULL &&
+	    atoi(colon + 1) < 1024 && (conf->user != NULL || !root)) {
+		fprintf(stderr, "%s: web_listen %s: the web server starts without"
+		    " root, so it cannot listen on a port below 1024\n", path,
+		    conf->web_listen);
+		n++;
+	}
+	for (i = 0; i < conf->n_tenants; i++) {
+		const struct conf_tenant *t = conf->tenants[i];
+		const char *urls[2] = { t->halo_url, t->auth_url };
+		const char *keys[2] = { "halo_url", "auth_url" };
+
+		for (j = 0; j < 2; j++) {
+			if (urls[j] == NULL ||
+			    strncasecmp(urls[j], "http://", 7) != 0)
+				continue;
+			if (conf->insecure_http && main_url_loopback(urls[j]))
+				continue;
+			fprintf(stderr, "%s: tenant '%s': %s %s is plain http://;"
+			    " Halo is reached over https:// only (insecure_http"
+			    " allows loopback, for tests)\n", path, t->name,
+			    keys[j], urls[j]);
+			n++;
+		}
+		for (j = 0; j < sizeof(placeholders) / sizeof(placeholders[0]);
+		    j++)
+			if (t->client_id != NULL &&
+			    strcmp(t->client_id, placeholders[j]) == 0) {
+				fprintf(stderr, "%s: tenant '%s': client_id %s is"
+				    " the example's placeholder: use the Client ID"
+				    " of your Halo API application\n", path,
+				    t->name, t->client_id);
+				n++;
+			}
+	}
+	return n;
+}
+
+/* Block SIGTERM, SIGINT and SIGHUP in this thread and those it starts. */
+static int
+main_block_stop_signals(void)
+{
+	sigset_t set;
+	int err;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	err = pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (err != 0) {
+		errno = err;
+		log_warn("pthread_sigmask");
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -159,24 +281,32 @@ main(int argc, char **argv)
 	unsigned tmp_removed = 0, orphans = 0;
 	int ch, nerrors = 0, rc = 1;
 
-	while ((ch = getopt(argc, argv, "c:fdtV")) != -1) {
+	if (argc > 1 && strcmp(argv[1], "--help") == 0)
+		usage(stdout, 0);
+	while ((ch = getopt(argc, argv, "c:fdthV")) != -1) {
 		switch (ch) {
 		case 'c': conf_path = optarg; break;
 		case 'f': foreground = true; break;
 		case 'd': debug = true; break;
 		case 't': test_only = true; break;
 		case 'V': puts("halo-milter 0.1"); return 0;
-		default: usage();
+		case 'h': usage(stdout, 0);
+		default: usage(stderr, 2);
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(stderr, 2);
 
 	conf = conf_load(conf_path, stderr, &nerrors);
 	if (conf == NULL) {
 		fprintf(stderr, "%s: %d error%s; %s\n", conf_path, nerrors,
 		    nerrors == 1 ? "" : "s",
 		    test_only ? "configuration is invalid" : "refusing to start");
+		return 1;
+	}
+	if (test_only && main_check_strict(conf, conf_path) > 0) {
+		fprintf(stderr, "%s: configuration is invalid\n", conf_path);
+		conf_free(conf);
 		return 1;
 	}
 	if (test_only) {
@@ -186,7 +316,8 @@ main(int argc, char **argv)
 		return 0;
 	}
 
-	log_init("halo-milter", foreground, debug ? LOG_DEBUG : conf->log_level);
+	log_open("halo-milter", main_log_dest(conf->log, foreground),
+	    debug ? LOG_DEBUG : conf->log_level);
 	if (gethostname(hostname, sizeof(hostname)) != 0)
 		strcpy(hostname, "localhost");
 	hostname[sizeof(hostname) - 1] = '\0';
@@ -197,9 +328,13 @@ main(int argc, char **argv)
 			log_warnx("user %s does not exist", conf->user);
 			goto out;
 		}
-		if (getuid() != 0) {
-			log_warnx("user = %s needs halo-milter started as root",
-			    conf->user);
+		if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid) {
+			/* started as that user already (the systemd unit's
+			 * User=): nothing to hand over or drop */
+			pw = NULL;
+		} else if (getuid() != 0) {
+			log_warnx("user = %s needs halo-milter started as root"
+			    " or as %s", conf->user, conf->user);
 			goto out;
 		}
 	}
@@ -272,6 +407,16 @@ main(int argc, char **argv)
 		log_warnx("sealing key %s: %s", key_path, err);
 		goto out;
 	}
+	/*
+	 * libmilter's signal thread (started by smfi_main) takes SIGTERM,
+	 * SIGINT and SIGHUP with sigwait() and stops cleanly. The worker and
+	 * web threads start before it: block the three here, so that they
+	 * inherit the mask and a stop signal never lands in one of them
+	 * (which would kill the process without "stopping" or a clean
+	 * shutdown of the workers).
+	 */
+	if (main_block_stop_signals() != 0)
+		goto out;
 	oauth = oauth_new(store, key);
 	crypto_wipe(key, sizeof(key));
 	in = intake_new(conf, store, spool_dir, hostname);
@@ -296,7 +441,10 @@ main(int argc, char **argv)
 	    conf->workers == 1 ? "" : "s",
 	    conf->web_listen != NULL ? conf->web_listen : "off",
 	    store_schema_version(store));
+	/* systemd's Type=notify: up now (a no-op without $NOTIFY_SOCKET) */
+	(void)sd_notify(0, "READY=1\nSTATUS=serving");
 	rc = smfi_main() == MI_SUCCESS ? 0 : 1;
+	(void)sd_notify(0, "STOPPING=1");
 	log_info("stopping");
 out:
 	web = web_stop(web);

@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "agents.h"
 #include "conf.h"
 #include "crypto.h"
@@ -47,17 +49,22 @@
 
 #define DEFAULT_CONF "/etc/halo-milter/halo-milter.conf"
 #define CTL_HEADER_MAX (256 * 1024)   /* header block shown by "show" */
+#define CTL_QUEUE_LIMIT 50            /* "queue" rows without -n, on a tty */
 
-/* Print usage and exit. */
+/* Print usage to OUT and exit with STATUS. */
 static void __attribute__((noreturn))
-usage(void)
+ctl_usage(FILE *out, int status)
 {
-	fprintf(stderr, "usage: halo-milterctl [-c config] command [args]\n"
+	fprintf(out, "usage: halo-milterctl [-c config] command [args]\n"
+	    "       halo-milterctl -h | --help\n"
 	    "commands:\n"
-	    "  queue [-s STATE] [-n LIMIT]  list jobs, newest first\n"
+	    "  queue [-s STATE] [-n LIMIT] [-t TENANT] [-q QUEUEID] [-m MESSAGEID]\n"
+	    "        [--json]               list jobs, newest first (LIMIT: 0 = all;\n"
+	    "                               default 50 on a terminal, else all)\n"
 	    "  show ID                      one job and its message headers\n"
-	    "  stats                        number of jobs per state\n"
+	    "  stats [--json]               number of jobs per state\n"
 	    "  retry ID                     queue a failed, skipped or waiting job again\n"
+	    "                               (not a done one)\n"
 	    "  token import AGENT [TENANT]  store AGENT's Halo refresh token, read\n"
 	    "                               from standard input (sealed at rest)\n"
 	    "  doctor [TENANT]              check each tenant's Halo set-up: agents'\n"
@@ -74,8 +81,16 @@ usage(void)
 	    "  manifest --format xml|json [--tenant T]\n"
 	    "                               the Outlook add-in manifest of this\n"
 	    "                               deployment (URLs from public_url)\n"
-	    "states: queued skipped running done failed waiting\n");
-	exit(2);
+	    "states: queued skipped running done failed waiting\n"
+	    "See halo-milterctl(8).\n");
+	exit(status);
+}
+
+/* Print usage to standard error and exit 2 (a wrong command line). */
+static void __attribute__((noreturn))
+usage(void)
+{
+	ctl_usage(stderr, 2);
 }
 
 /* "3m", "2h", "5d": a short age for the queue listing. */
@@ -96,13 +111,64 @@ ctl_age(time_t since, char *out, size_t outsz)
 		snprintf(out, outsz, "%ldd", s / 86400);
 }
 
+/* What "queue" shows: filters, limit, and the JSON array when --json. */
+struct ctl_queue_opts {
+	const char *tenant, *queue_id, *message_id;  /* NULL = any */
+	unsigned limit, shown;     /* limit 0 = all */
+	cJSON *json;               /* the array being filled, or NULL */
+};
+
+/* A string member, or JSON null for NULL. */
+static void
+ctl_json_str(cJSON *obj, const char *name, const char *value)
+{
+	if (value != NULL)
+		cJSON_AddStringToObject(obj, name, value);
+	else
+		cJSON_AddNullToObject(obj, name);
+}
+
 /* One row of "queue". */
 static void
 ctl_queue_row(const struct store_job *j, void *arg)
 {
+	struct ctl_queue_opts *o = arg;
 	char age[24], msgid[61], from[41], reason[33];
+	cJSON *obj;
 
-	(void)arg;
+	if ((o->tenant != NULL && (j->tenant == NULL ||
+	    strcmp(j->tenant, o->tenant) != 0)) ||
+	    (o->queue_id != NULL && (j->queue_id == NULL ||
+	    strcmp(j->queue_id, o->queue_id) != 0)) ||
+	    (o->message_id != NULL && (j->message_id == NULL ||
+	    strcmp(j->message_id, o->message_id) != 0)))
+		return;
+	if (o->limit != 0 && o->shown >= o->limit)
+		return;
+	o->shown++;
+	if (o->json != NULL) {
+		obj = cJSON_CreateObject();
+		if (obj == NULL)
+			return;
+		cJSON_AddNumberToObject(obj, "id", (double)j->id);
+		cJSON_AddStringToObject(obj, "state", store_state_name(j->state));
+		cJSON_AddNumberToObject(obj, "created", (double)j->created);
+		cJSON_AddNumberToObject(obj, "updated", (double)j->updated);
+		ctl_json_str(obj, "tenant", j->tenant);
+		ctl_json_str(obj, "reason", j->reason);
+		ctl_json_str(obj, "from", j->from_addr);
+		ctl_json_str(obj, "message_id", j->message_id);
+		ctl_json_str(obj, "queue_id", j->queue_id);
+		cJSON_AddNumberToObject(obj, "attempts", j->attempts);
+		ctl_json_str(obj, "result", j->result);
+		if (j->ticket_id != 0)
+			cJSON_AddNumberToObject(obj, "ticket_id",
+			    (double)j->ticket_id);
+		else
+			cJSON_AddNullToObject(obj, "ticket_id");
+		cJSON_AddItemToArray(o->json, obj);
+		return;
+	}
 	ctl_age(j->created, age, sizeof(age));
 	log_safe(j->message_id, msgid, sizeof(msgid));
 	log_safe(j->from_addr, from, sizeof(from));
@@ -111,15 +177,54 @@ ctl_queue_row(const struct store_job *j, void *arg)
 	    store_state_name(j->state), age, j->tenant, reason, from, msgid);
 }
 
+/* Print JSON (and free it); 0, or 1 when it could not be written. */
+static int
+ctl_json_print(cJSON *json)
+{
+	char *text = json != NULL ? cJSON_Print(json) : NULL;
+	int rc = 1;
+
+	if (text != NULL && puts(text) >= 0 && fflush(stdout) == 0)
+		rc = 0;
+	free(text);
+	cJSON_Delete(json);
+	return rc;
+}
+
+/* Remove "--json" from ARGV (ARGC updated); whether it was there. */
+static bool
+ctl_take_json(int *argc, char **argv)
+{
+	bool found = false;
+	int i, j;
+
+	for (i = j = 0; i < *argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			found = true;
+		else
+			argv[j++] = argv[i];
+	}
+	argv[j] = NULL;
+	*argc = j;
+	return found;
+}
+
 /* "queue": list jobs. */
 static int
 ctl_queue(struct store *st, int argc, char **argv)
 {
+	struct ctl_queue_opts o;
 	int ch, state = -1;
-	unsigned limit = 0;
+	unsigned long n;
+	char *end;
+	bool json = ctl_take_json(&argc, argv);
 
+	memset(&o, 0, sizeof(o));
+	/* a terminal gets the newest CTL_QUEUE_LIMIT; scripts reading a
+	 * pipe get every job unless they ask for fewer */
+	o.limit = isatty(STDOUT_FILENO) ? CTL_QUEUE_LIMIT : 0;
 	optind = 1;
-	while ((ch = getopt(argc, argv, "s:n:")) != -1) {
+	while ((ch = getopt(argc, argv, "s:n:t:q:m:")) != -1) {
 		switch (ch) {
 		case 's':
 			state = store_state_parse(optarg);
@@ -129,16 +234,38 @@ ctl_queue(struct store *st, int argc, char **argv)
 			}
 			break;
 		case 'n':
-			limit = (unsigned)strtoul(optarg, NULL, 10);
+			errno = 0;
+			n = strtoul(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' ||
+			    optarg[0] == '-' || n > 1000000) {
+				fprintf(stderr, "-n: '%s' is not a number from 0"
+				    " (all) to 1000000\n", optarg);
+				return 2;
+			}
+			o.limit = (unsigned)n;
 			break;
+		case 't': o.tenant = optarg; break;
+		case 'q': o.queue_id = optarg; break;
+		case 'm': o.message_id = optarg; break;
 		default:
 			usage();
 		}
 	}
-	printf("%-6s %-8s %-5s %-12s %-18s %-40s %s\n", "ID", "STATE", "AGE",
-	    "TENANT", "REASON", "FROM", "MESSAGE-ID");
-	return store_job_list(st, state, limit, ctl_queue_row, NULL) == STORE_OK ?
-	    0 : 1;
+	if (optind != argc)
+		usage();
+	if (json && (o.json = cJSON_CreateArray()) == NULL)
+		return 1;
+	if (!json)
+		printf("%-6s %-8s %-5s %-12s %-18s %-40s %s\n", "ID", "STATE",
+		    "AGE", "TENANT", "REASON", "FROM", "MESSAGE-ID");
+	/* with a filter the limit counts matching rows, so it is applied
+	 * here rather than by the store */
+	if (store_job_list(st, state, o.tenant || o.queue_id || o.message_id ?
+	    0 : o.limit, ctl_queue_row, &o) != STORE_OK) {
+		cJSON_Delete(o.json);
+		return 1;
+	}
+	return json ? ctl_json_print(o.json) : 0;
 }
 
 /* Print the header block of a spool file, made safe for a terminal. */
@@ -220,6 +347,8 @@ ctl_show(struct store *st, const struct conf *conf, const char *idtext)
 	ctl_field("recipients", j->recipients);
 	ctl_field("mode", j->mode);
 	ctl_field("agent", j->agent);
+	ctl_field("sender-auth", j->sender_auth);
+	ctl_field("outbound-auth", j->outbound_auth);
 	ctl_field("conversation", j->conv_key);
 	printf("%-14s %s\n", "starts-thread", j->starts_thread ? "yes" : "no");
 	printf("%-14s %s\n", "no-create", j->no_create ? "yes" : "no");
@@ -261,7 +390,18 @@ ctl_retry(struct store *st, const char *idtext)
 	}
 	rc = store_job_requeue(st, id);
 	if (rc == STORE_NOT_FOUND) {
-		fprintf(stderr, "no job %lld, or it is running now\n", id);
+		struct store_job *job = NULL;
+
+		if (store_job_get(st, id, &job) != STORE_OK || job == NULL)
+			fprintf(stderr, "no job %lld\n", id);
+		else if (job->state == STORE_DONE)
+			fprintf(stderr, "job %lld is done: its mail is on its Halo"
+			    " ticket and its spooled message is gone; nothing to"
+			    " retry\n", id);
+		else
+			fprintf(stderr, "job %lld is %s now; try again when it"
+			    " has finished\n", id, store_state_name(job->state));
+		store_job_free(job);
 		return 1;
 	}
 	if (rc != STORE_OK)
@@ -1137,13 +1277,22 @@ ctl_keys_rotate(struct store *st, const struct conf *conf, bool force)
 
 /* "stats". */
 static int
-ctl_stats(struct store *st)
+ctl_stats(struct store *st, bool json)
 {
 	uint64_t counts[6];
+	cJSON *obj;
 	int s;
 
 	if (store_job_counts(st, counts) != STORE_OK)
 		return 1;
+	if (json) {
+		if ((obj = cJSON_CreateObject()) == NULL)
+			return 1;
+		for (s = 0; s < 6; s++)
+			cJSON_AddNumberToObject(obj,
+			    store_state_name((enum store_state)s), (double)counts[s]);
+		return ctl_json_print(obj);
+	}
 	for (s = 0; s < 6; s++)
 		printf("%-8s %" PRIu64 "\n", store_state_name((enum store_state)s),
 		    counts[s]);
@@ -1197,6 +1346,10 @@ main(int argc, char **argv)
 	char db_path[PATH_MAX], err[512];
 	int nerrors = 0, rc;
 
+	/* help needs neither a configuration nor a store */
+	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0))
+		ctl_usage(stdout, 0);
 	if (argc >= 3 && strcmp(argv[1], "-c") == 0) {
 		conf_path = argv[2];
 		argc -= 2;
@@ -1204,6 +1357,8 @@ main(int argc, char **argv)
 	}
 	if (argc < 2)
 		usage();
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
+		ctl_usage(stdout, 0);
 	conf = conf_load(conf_path, stderr, &nerrors);
 	if (conf == NULL)
 		return 1;
@@ -1221,8 +1376,16 @@ main(int argc, char **argv)
 		return rc;
 	}
 	snprintf(db_path, sizeof(db_path), "%s/halo-milter.db", conf->state_dir);
-	if (access(db_path, F_OK) != 0) {
-		fprintf(stderr, "no store at %s (has halo-milter run?)\n", db_path);
+	if (access(db_path, R_OK | W_OK) != 0) {
+		/* say which: a missing store and a refused one need different
+		 * fixes (start the daemon once, or run as its user or root) */
+		if (errno == ENOENT)
+			fprintf(stderr, "no store at %s (state_dir %s; has"
+			    " halo-milter run?)\n", db_path, conf->state_dir);
+		else
+			fprintf(stderr, "cannot open store %s: %s (run as root"
+			    " or as the daemon's user)\n", db_path,
+			    strerror(errno));
 		conf_free(conf);
 		return 1;
 	}
@@ -1236,8 +1399,9 @@ main(int argc, char **argv)
 		rc = ctl_queue(st, argc - 1, argv + 1);
 	else if (strcmp(argv[1], "show") == 0 && argc == 3)
 		rc = ctl_show(st, conf, argv[2]);
-	else if (strcmp(argv[1], "stats") == 0)
-		rc = ctl_stats(st);
+	else if (strcmp(argv[1], "stats") == 0 && (argc == 2 ||
+	    (argc == 3 && strcmp(argv[2], "--json") == 0)))
+		rc = ctl_stats(st, argc == 3);
 	else if (strcmp(argv[1], "doctor") == 0 && argc <= 3)
 		rc = ctl_doctor(st, conf, argc == 3 ? argv[2] : NULL);
 	else if (strcmp(argv[1], "retry") == 0 && argc == 3)

@@ -13,6 +13,7 @@
 
 #include <openssl/evp.h>
 
+#include "authres.h"
 #include "classify.h"
 #include "hdr.h"
 #include "log.h"
@@ -22,7 +23,10 @@
 
 #define INTAKE_MAX_REFS       32     /* References kept: root + nearest 31 */
 #define INTAKE_MAX_OURS       1000   /* distinct X-Halo-* names tracked */
-#define INTAKE_MAX_RCPT_TEXT  8192   /* routed recipients listed per job */
+#define INTAKE_MAX_RCPT_TEXT  STATUS_MAILBOXES_MAX  /* routed recipients
+                                                       listed per job */
+#define INTAKE_MAX_AUTHRES    8      /* Authentication-Results headers read */
+#define INTAKE_LOGIN_MAX      320    /* longest SMTP AUTH login kept */
 /* one delete per distinct name (stamp names are tracked beyond the cap),
  * plus our own additions (a status and a token per tenant): never full,
  * so our stamps always fit */
@@ -41,7 +45,7 @@ enum intake_hdr {
 	H_MESSAGE_ID, H_IN_REPLY_TO, H_REFERENCES, H_THREAD_INDEX,
 	H_THREAD_TOPIC, H_SUBJECT, H_FROM, H_CONTENT_TYPE, H_AUTO_SUBMITTED,
 	H_X_AUTO_RESPONSE_SUPPRESS, H_PRECEDENCE, H_X_AUTOREPLY,
-	H_X_AUTORESPOND, H_LIST_ID, H_LIST_UNSUBSCRIBE,
+	H_X_AUTORESPOND, H_LIST_ID, H_LIST_UNSUBSCRIBE, H_DATE,
 	H_COUNT
 };
 
@@ -49,7 +53,7 @@ static const char *const intake_hdr_names[H_COUNT] = {
 	"Message-ID", "In-Reply-To", "References", "Thread-Index",
 	"Thread-Topic", "Subject", "From", "Content-Type", "Auto-Submitted",
 	"X-Auto-Response-Suppress", "Precedence", "X-Autoreply",
-	"X-Autorespond", "List-Id", "List-Unsubscribe"
+	"X-Autorespond", "List-Id", "List-Unsubscribe", "Date"
 };
 
 /* One tenant's share of a message: at most one job per tenant. */
@@ -65,6 +69,8 @@ struct intake_job {
 	bool no_create;
 	bool duplicate;
 	bool outbound;              /* an enrolled agent's outgoing mail */
+	const char *outbound_auth;  /* how the session proved it: "sasl",
+	                               "network" (store.h) */
 	int64_t job_id;
 };
 
@@ -78,6 +84,8 @@ struct intake_msg {
 	struct intake *in;
 	char *queue_id;
 	char *env_from;
+	char *auth_login;           /* {auth_authen}, or NULL: no SMTP AUTH */
+	char *client_addr;          /* the SMTP client's address, or NULL */
 	struct intake_job *jobs;
 	size_t n_jobs;
 	char *hdr[H_COUNT];
@@ -91,6 +99,9 @@ struct intake_msg {
 	uint64_t size;
 	EVP_MD_CTX *content;        /* digest for a generated Message-ID */
 	bool content_unneeded;      /* the mail has a usable Message-ID */
+	EVP_MD_CTX *body;           /* digest of the body, for the dedup key */
+	struct authres authres[INTAKE_MAX_AUTHRES];  /* parsed A-R headers */
+	size_t n_authres;
 	char msgid[HDR_MSGID_MAX + 1];
 	struct intake_edit *edits;
 	size_t n_edits;
@@ -147,8 +158,10 @@ intake_msg_new(struct intake *in)
 		return NULL;
 	msg->in = in;
 	msg->content = EVP_MD_CTX_new();
-	if (msg->content == NULL ||
-	    EVP_DigestInit_ex(msg->content, EVP_sha256(), NULL) != 1)
+	msg->body = EVP_MD_CTX_new();
+	if (msg->content == NULL || msg->body == NULL ||
+	    EVP_DigestInit_ex(msg->content, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestInit_ex(msg->body, EVP_sha256(), NULL) != 1)
 		return intake_msg_free(msg);
 	return msg;
 }
@@ -163,6 +176,7 @@ intake_msg_free(struct intake_msg *msg)
 		return NULL;
 	msg->spool = spool_close(msg->spool);
 	EVP_MD_CTX_free(msg->content);
+	EVP_MD_CTX_free(msg->body);
 	for (i = 0; i < msg->n_jobs; i++) {
 		free(msg->jobs[i].agent);
 		free(msg->jobs[i].recipients);
@@ -180,6 +194,8 @@ intake_msg_free(struct intake_msg *msg)
 	free(msg->edits);
 	free(msg->queue_id);
 	free(msg->env_from);
+	free(msg->auth_login);
+	free(msg->client_addr);
 	free(msg);
 	return NULL;
 }
@@ -205,6 +221,26 @@ void
 intake_msg_envfrom(struct intake_msg *msg, const char *addr)
 {
 	intake_set(&msg->env_from, addr ? addr : "");
+}
+
+/* Remember how the SMTP session was authenticated. */
+void
+intake_msg_session(struct intake_msg *msg, const char *auth_login,
+    const char *client_addr)
+{
+	free(msg->auth_login);
+	free(msg->client_addr);
+	msg->auth_login = auth_login != NULL && *auth_login != '\0' ?
+	    strndup(auth_login, INTAKE_LOGIN_MAX) : NULL;
+	msg->client_addr = client_addr != NULL && *client_addr != '\0' ?
+	    strndup(client_addr, 64) : NULL;
+}
+
+/* Does the intake need the SMTP client's address (submission_networks)? */
+bool
+intake_wants_client_addr(const struct intake *in)
+{
+	return in->conf->n_submission_networks > 0;
 }
 
 /* Append ADDR to a job's recipient list (bounded). */
@@ -265,6 +301,28 @@ intake_msg_rcpt(struct intake_msg *msg, const char *addr)
 	intake_job_add_rcpt(job, lower);
 }
 
+/*
+ * Whether this session may send as agent SENDER of tenant T: it
+ * authenticated (SMTP AUTH) as that agent, or, without SMTP AUTH, came from
+ * submission_networks. Returns how ("sasl", "network") or NULL. A session
+ * authenticated as someone else never counts, wherever it comes from.
+ */
+static const char *
+intake_outbound_auth(const struct intake_msg *msg, const struct conf_tenant *t,
+    const char *sender)
+{
+	const struct conf *conf = msg->in->conf;
+
+	if (msg->auth_login != NULL)
+		return conf_login_may_send_as(t, msg->auth_login, sender) ?
+		    "sasl" : NULL;
+	if (msg->client_addr != NULL && conf->n_submission_networks > 0 &&
+	    conf_net_match(conf->submission_networks,
+	    conf->n_submission_networks, msg->client_addr))
+		return "network";
+	return NULL;
+}
+
 /* Outbound mail of an enrolled agent (see intake.h). */
 bool
 intake_msg_outbound(struct intake_msg *msg)
@@ -272,6 +330,7 @@ intake_msg_outbound(struct intake_msg *msg)
 	const struct conf *conf = msg->in->conf;
 	struct intake_job *grown, *job;
 	char sender[HDR_ADDR_MAX + 1];
+	const char *how;
 	bool enrolled;
 	size_t i;
 
@@ -283,6 +342,18 @@ intake_msg_outbound(struct intake_msg *msg)
 		if (!t->log_outbound || store_agent_enrolled(msg->in->store,
 		    t->name, sender, &enrolled) != STORE_OK || !enrolled)
 			continue;
+		how = intake_outbound_auth(msg, t, sender);
+		if (how == NULL) {
+			/* an agent's address on mail the session cannot vouch
+			 * for: a stranger's mail, never posted as the agent */
+			log_info("%s: tenant=%s envelope sender is an agent, but"
+			    " the session %s: not logged as outbound",
+			    intake_msg_queue_id_get(msg), t->name,
+			    msg->auth_login != NULL ? "authenticated as another"
+			    " login" : "did not authenticate and is not from"
+			    " submission_networks");
+			continue;
+		}
 		grown = realloc(msg->jobs, (msg->n_jobs + 1) * sizeof(*grown));
 		if (grown == NULL)
 			break;
@@ -292,6 +363,7 @@ intake_msg_outbound(struct intake_msg *msg)
 		job->tenant = t;
 		job->mode = CONF_MODE_THREAD_ONLY;
 		job->outbound = true;
+		job->outbound_auth = how;
 		job->agent = strdup(sender);
 	}
 	return msg->n_jobs > 0;
@@ -417,6 +489,11 @@ intake_msg_header(struct intake_msg *msg, const char *name, const char *value)
 		intake_note_ours(msg, name);
 		return;
 	}
+	if (strcasecmp(name, "Authentication-Results") == 0 &&
+	    msg->n_authres < INTAKE_MAX_AUTHRES &&
+	    authres_parse(value, strnlen(value, AUTHRES_INPUT_MAX + 1),
+	    &msg->authres[msg->n_authres]) == 0)
+		msg->n_authres++;
 	for (i = 0; i < H_COUNT; i++) {
 		if (msg->hdr[i] == NULL && strcasecmp(name, intake_hdr_names[i]) == 0) {
 			msg->hdr[i] = strndup(value, HDR_VALUE_MAX);
@@ -459,6 +536,7 @@ intake_msg_body(struct intake_msg *msg, const void *data, size_t len)
 		return;
 	if (!msg->content_unneeded)
 		EVP_DigestUpdate(msg->content, data, len);
+	EVP_DigestUpdate(msg->body, data, len);
 	intake_spool(msg, data, len);
 }
 
@@ -607,7 +685,7 @@ intake_classify_job(struct intake_msg *msg, struct intake_job *job,
 static void
 intake_stamp_status(struct intake_msg *msg)
 {
-	char value[512], token[STATUS_TOKEN_LEN + 1];
+	char value[512], token[STATUS_TOKEN_LEN + 1] = "";
 	size_t i;
 
 	for (i = 0; i < msg->n_jobs; i++) {
@@ -626,9 +704,12 @@ intake_stamp_status(struct intake_msg *msg)
 			    "skipped; reason=%s; tenant=%s; job=%lld", job->reason,
 			    job->tenant->name, (long long)job->job_id);
 		intake_edit(msg, INTAKE_EDIT_ADD, "X-Halo-Status", 0, value);
-		/* the pane's key to the status API for this tenant's job */
-		if (status_token(msg->in->status_key, job->tenant->name,
-		    msg->msgid, token) == 0) {
+		/* the pane's key to the status API for this tenant's job, bound
+		 * to the job and its mailboxes; a duplicate's job is another
+		 * delivery's, so it gets none */
+		if (!job->duplicate && status_token(msg->in->status_key,
+		    job->tenant->name, job->job_id, msg->msgid, job->recipients,
+		    token) == 0) {
 			snprintf(value, sizeof(value), "%s; tenant=%s", token,
 			    job->tenant->name);
 			intake_edit(msg, INTAKE_EDIT_ADD, "X-Halo-Token", 0, value);
@@ -679,6 +760,67 @@ intake_add_thread_index(struct intake_msg *msg, const char *key_hex,
 	}
 }
 
+/*
+ * The dedup key (store.h): SHA-256, in hex, over the envelope sender, the
+ * From: address, the author's headers (From, Subject, Date) and the body.
+ * A resend of the same mail by the same sender has the same key; a mail
+ * that only re-uses the Message-ID has another, so it cannot take the
+ * genuine one's place. Trace and filter headers are left out: they differ
+ * between two deliveries of one mail.
+ */
+static void
+intake_dedup_key(struct intake_msg *msg, const char *env_addr,
+    const char *from_addr, char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *parts[5];
+	unsigned char body[EVP_MAX_MD_SIZE], key[EVP_MAX_MD_SIZE];
+	unsigned int body_len = 0, key_len = 0, i;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok;
+
+	parts[0] = env_addr ? env_addr : "";
+	parts[1] = from_addr ? from_addr : "";
+	parts[2] = msg->hdr[H_FROM] ? msg->hdr[H_FROM] : "";
+	parts[3] = msg->hdr[H_SUBJECT] ? msg->hdr[H_SUBJECT] : "";
+	parts[4] = msg->hdr[H_DATE] ? msg->hdr[H_DATE] : "";
+	ok = ctx != NULL && EVP_DigestFinal_ex(msg->body, body, &body_len) == 1 &&
+	    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, "dedup-v1", 9) == 1;
+	for (i = 0; ok && i < 5; i++)       /* each with its NUL: unambiguous */
+		ok = EVP_DigestUpdate(ctx, parts[i], strlen(parts[i]) + 1) == 1;
+	ok = ok && EVP_DigestUpdate(ctx, body, body_len) == 1 &&
+	    EVP_DigestFinal_ex(ctx, key, &key_len) == 1 && key_len == 32;
+	EVP_MD_CTX_free(ctx);
+	if (!ok) {
+		/* no digest: the sender alone still keeps apart what matters */
+		memset(key, 0, sizeof(key));
+		for (i = 0; parts[0][i] != '\0' && i < 16; i++)
+			key[i] = (unsigned char)parts[0][i];
+	}
+	for (i = 0; i < 32; i++) {
+		out[2 * i] = hex[key[i] >> 4];
+		out[2 * i + 1] = hex[key[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+/* How the From: address is authenticated (authres.h). */
+static enum authres_sender
+intake_sender_auth(const struct intake_msg *msg, const char *from_addr,
+    const char *env_addr)
+{
+	const struct conf *conf = msg->in->conf;
+	const char *from_dom = from_addr ? strrchr(from_addr, '@') : NULL;
+	const char *env_dom = env_addr ? strrchr(env_addr, '@') : NULL;
+
+	if (from_dom == NULL)
+		return AUTHRES_SENDER_NONE;
+	return authres_sender(from_dom + 1, env_dom ? env_dom + 1 : NULL,
+	    msg->authres, msg->n_authres, conf->authserv_ids,
+	    conf->n_authserv_ids);
+}
+
 /* End of message (see intake.h). */
 enum intake_verdict
 intake_msg_eom(struct intake_msg *msg)
@@ -689,7 +831,8 @@ intake_msg_eom(struct intake_msg *msg)
 	int64_t *ids = NULL;
 	size_t *row_job = NULL, n_rows = 0, i;
 	char key[THREAD_KEY_LEN + 1], from_addr[HDR_ADDR_MAX + 1];
-	char env_addr[HDR_ADDR_MAX + 1], safe_id[128];
+	char env_addr[HDR_ADDR_MAX + 1], safe_id[128], dedup[65];
+	enum authres_sender sender_auth;
 	const char *qid = msg->queue_id ? msg->queue_id : "NOQUEUE";
 	bool add_msgid, starts = false, have_from, have_env, any_new = false;
 	bool need_spool = false, spooled = false;
@@ -704,12 +847,17 @@ intake_msg_eom(struct intake_msg *msg)
 	have_from = hdr_addr_spec(msg->hdr[H_FROM], from_addr);
 	have_env = msg->env_from != NULL && hdr_addr_spec(msg->env_from, env_addr);
 	subject = hdr_decode_text(msg->hdr[H_SUBJECT]);
+	intake_dedup_key(msg, have_env ? env_addr : NULL,
+	    have_from ? from_addr : NULL, dedup);
+	sender_auth = intake_sender_auth(msg, have_from ? from_addr : NULL,
+	    have_env ? env_addr : NULL);
 
-	/* decide each tenant's job */
+	/* decide each tenant's job: a duplicate is the same Message-ID from
+	 * the same sender with the same content */
 	for (i = 0; i < msg->n_jobs; i++) {
 		struct intake_job *job = &msg->jobs[i];
-		if (store_job_find(msg->in->store, job->tenant->name, msg->msgid,
-		    &job->job_id) == STORE_OK) {
+		if (store_job_find_key(msg->in->store, job->tenant->name,
+		    msg->msgid, dedup, &job->job_id) == STORE_OK) {
 			job->duplicate = true;
 			continue;
 		}
@@ -764,6 +912,9 @@ intake_msg_eom(struct intake_msg *msg)
 		r->size = spooled ? spool_size(msg->spool) : 0;
 		r->no_create = job->no_create;
 		r->starts_thread = starts;
+		r->dedup_key = dedup;
+		r->sender_auth = authres_sender_name(sender_auth);
+		r->outbound_auth = job->outbound ? job->outbound_auth : NULL;
 		row_job[n_rows++] = i;
 	}
 	if (store_jobs_add(msg->in->store, rows, n_rows, results, ids,

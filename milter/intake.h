@@ -57,6 +57,21 @@ struct intake_msg *intake_msg_free(struct intake_msg *msg);
 /* The MTA queue id (for logs and the job); may be called more than once. */
 void intake_msg_queue_id(struct intake_msg *msg, const char *queue_id);
 
+/*
+ * How the SMTP session was authenticated, before intake_msg_outbound():
+ * AUTH_LOGIN is the SMTP AUTH login ({auth_authen}; NULL or "" when the
+ * client did not authenticate), CLIENT_ADDR the client's IP address as
+ * text (NULL when unknown). Agents' outgoing mail counts only from a
+ * session authenticated as that agent (or an agent_login of it), or
+ * without SMTP AUTH from submission_networks.
+ */
+void intake_msg_session(struct intake_msg *msg, const char *auth_login,
+    const char *client_addr);
+
+/* Whether the configuration needs the client's address (so the MTA must
+ * not skip the connect step). */
+bool intake_wants_client_addr(const struct intake *in);
+
 /* Envelope sender (as given by the MTA, "<>" for the null sender). */
 void intake_msg_envfrom(struct intake_msg *msg, const char *addr);
 
@@ -65,9 +80,10 @@ void intake_msg_rcpt(struct intake_msg *msg, const char *addr);
 
 /*
  * For mail with no routed recipient: when its envelope sender is an agent
- * enrolled in a tenant that logs outbound mail, make an outbound job there
- * (thread match only, never a new ticket, no X-Halo-* stamps on mail that
- * leaves for customers). One local store read. True when a job was made.
+ * enrolled in a tenant that logs outbound mail and the session may send as
+ * that agent (intake_msg_session), make an outbound job there (thread
+ * match only, never a new ticket, no X-Halo-* stamps on mail that leaves
+ * for customers). One local store read. True when a job was made.
  */
 bool intake_msg_outbound(struct intake_msg *msg);
 

@@ -8,9 +8,12 @@
  * in proxy and access logs) answers from the local store only (never a
  * Halo call per request):
  *   200  the job's status (status_json(), status.h)
- *   403  {"error":"forbidden"}: missing, malformed or wrong token, or a
- *        tenant we do not serve (one answer for all: no oracle)
- *   404  {"state":"unknown"}: a valid token, but no job (yet)
+ *   403  {"error":"forbidden"}: missing, malformed or wrong token (not
+ *        the one of the job it names, its tenant, Message-ID and
+ *        mailboxes), or a tenant we do not serve
+ *   404  {"state":"unknown"}: a well-formed token naming a job this store
+ *        does not have (purged, or another gateway's); job ids are no
+ *        secret (X-Halo-Status shows them), so this tells nothing
  *   429  {"error":"rate limited"} with Retry-After, over WEB_PANE_PER_MIN
  *        requests a minute from one client (IPv6 by /64)
  * CORS: Access-Control-Allow-Origin only for the pane's own origin (that of
@@ -224,21 +227,24 @@ web_pane_status(const struct web_call *call)
 		token = NULL;
 	ok = status_params_ok(tenant, tenant_len, mid, mid_len, token,
 	    token_len);
-	/* the HMAC is computed for unknown tenants too: same time, same 403 */
+	/* the token names its job and is bound to it (status.h) */
 	t = ok ? web_pane_tenant(call->w->conf, tenant) : NULL;
-	ok = ok && status_token_check(p->key, tenant, mid, token) && t != NULL;
-	if (!ok)
+	if (t == NULL)
 		return web_pane_json(call, MHD_HTTP_FORBIDDEN,
 		    strdup("{\"error\":\"forbidden\"}"), NULL);
-	rc = store_job_find(call->w->store, t->name, mid, &id);
-	if (rc == STORE_OK)
-		rc = store_job_get(call->w->store, id, &job);
+	id = status_token_job(token);
+	rc = store_job_get(call->w->store, id, &job);
 	if (rc == STORE_NOT_FOUND)
 		return web_pane_json(call, MHD_HTTP_NOT_FOUND,
 		    strdup("{\"state\":\"unknown\"}"), NULL);
 	if (rc != STORE_OK)
 		return web_pane_json(call, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    strdup("{\"error\":\"store unavailable\"}"), "5");
+	if (!status_token_check(p->key, job, t->name, mid, token)) {
+		store_job_free(job);
+		return web_pane_json(call, MHD_HTTP_FORBIDDEN,
+		    strdup("{\"error\":\"forbidden\"}"), NULL);
+	}
 	text = status_json(job, t->halo_url);
 	store_job_free(job);
 	return web_pane_json(call, MHD_HTTP_OK, text, NULL);

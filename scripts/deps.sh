@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libmilter-dev libcurl4-openssl-dev libcjson-dev libgmime-3.0-dev libssl-dev
 libsqlite3-dev sqlite3 libmicrohttpd-dev libcmocka-dev libgumbo-dev libytnef0-dev
-miltertest postfix swaks python3 procps chromium libqrencode-dev libxml2-utils"
+miltertest postfix swaks python3 procps chromium libqrencode-dev libxml2-utils
+man-db libsystemd-dev"
 
 missing=""
 for p in $PKGS; do

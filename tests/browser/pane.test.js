@@ -21,8 +21,11 @@ for (const l of fs.readFileSync(process.env.STAMPS, 'utf8').split('\n')) {
   if (name) stamps[name] = { messageId, status, token };
 }
 const key = fs.readFileSync(process.env.STATUS_KEY);
-const tokenOf = (tenant, mid) => crypto.createHmac('sha256', key)
-  .update(tenant + '\n' + mid).digest('base64url');
+// X-Halo-Token (status.h): "JOB.MAC", bound to the job, its tenant, its
+// Message-ID and the mailboxes it was delivered to
+const tokenOf = (tenant, job, mid, mailboxes) => job + '.' + crypto.createHmac('sha256', key)
+  .update('job\n' + tenant + '\n' + job + '\n' + mid + '\n' + (mailboxes || '')).digest('base64url');
+const jobOf = (s) => Number(s.status.match(/job=(\d+)/)[1]);
 const tok = (s) => s.token.split(';')[0].trim();
 
 // The raw header block Outlook would hand the pane: folded lines, mixed
@@ -107,14 +110,23 @@ async function apiTests() {
   t.check('api: no parameters at all: 403', r.status === 403);
   r = await req('GET', q('sim', s.messageId) + '&token=' + encodeURIComponent(tok(s)));
   t.check('api: a token in the URL is not accepted (header only)', r.status === 403, r.status);
-  r = await st('nosuch', s.messageId, tokenOf('nosuch', s.messageId));
+  r = await st('nosuch', s.messageId, tokenOf('nosuch', jobOf(s), s.messageId, 'support@msp.example'));
   t.check('api: an unknown tenant (valid HMAC) gets the same 403', r.status === 403 &&
     r.body.toString() === forbidden);
-  r = await st('broken', s.messageId, tokenOf('sim', s.messageId));
+  r = await st('broken', s.messageId, tokenOf('sim', jobOf(s), s.messageId, 'support@msp.example'));
   t.check('api: another tenant\'s token is refused', r.status === 403);
+  // the token of one job does not open another, even with its Message-ID
+  // (issue 11): the created job's token asked about the appended job's
+  const other = stamps.appended;
+  r = await st('sim', other.messageId, tok(s));
+  t.check('api: a job\'s token does not open another job', r.status === 403, r.status);
+  r = await st('sim', other.messageId, jobOf(other) + '.' + tok(s).split('.')[1]);
+  t.check('api: nor when it is made to name the other job', r.status === 403, r.status);
+  r = await st('sim', s.messageId, tokenOf('sim', jobOf(s), s.messageId, 'support@msp.example'));
+  t.check('api: the token is the job\'s (test vector)', r.status === 200, r.status);
   const unknown = '<never-seen@acme.example>';
-  r = await st('sim', unknown, tokenOf('sim', unknown));
-  t.check('api: a valid token for an unknown message: 404 unknown', r.status === 404 &&
+  r = await st('sim', unknown, tokenOf('sim', 999999, unknown, ''));
+  t.check('api: a token naming a job this store does not have: 404 unknown', r.status === 404 &&
     JSON.parse(r.body).state === 'unknown', r.status + ' ' + r.body);
   r = await req('GET', '/api/status?tenant=sim&mid=' + encodeURIComponent(s.messageId) + '%00x', { 'X-Halo-Token': tok(s) });
   t.check('api: an embedded NUL is refused', r.status === 403);
@@ -244,7 +256,7 @@ async function paneTests(browser) {
   await ctx.close();
 
   // unknown message: a valid token, no job
-  const ghost = { messageId: '<ghost@acme.example>', status: 'queued; tenant=sim; job=999', token: tokenOf('sim', '<ghost@acme.example>') + '; tenant=sim' };
+  const ghost = { messageId: '<ghost@acme.example>', status: 'queued; tenant=sim; job=999', token: tokenOf('sim', 999, '<ghost@acme.example>', '') + '; tenant=sim' };
   ({ ctx, page } = await openPane(browser, { message: { messageId: ghost.messageId, headers: headersOf(ghost) } }));
   t.check('unknown message: says there is no record', await waitText(page, '#status', /no record/) &&
     await page.locator('#result').isHidden());
@@ -252,7 +264,7 @@ async function paneTests(browser) {
   await ctx.close();
 
   // forged: a stamp with a bad token
-  const forged = tok(stamps.created).replace(/^./, (c) => (c === 'A' ? 'B' : 'A'));
+  const forged = tok(stamps.created).replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));
   ({ ctx, page } = await openPane(browser, { message: msg('created', { token: forged }) }));
   t.check('forged token: refused, nothing shown', await waitText(page, '#status', /not valid/) &&
     await page.locator('#result').isHidden());
@@ -609,9 +621,10 @@ async function rateTests() {
   let browser;
   try {
     t.check('stamps: six messages stamped with a token', Object.keys(stamps).length === 6 &&
-      Object.values(stamps).every((s) => /^[A-Za-z0-9_-]{43}; tenant=/.test(s.token)));
-    t.check('stamps: the token is HMAC(tenant\\nMessage-ID) under status.key',
-      tok(stamps.created) === tokenOf('sim', stamps.created.messageId));
+      Object.values(stamps).every((s) => /^[1-9][0-9]*\.[A-Za-z0-9_-]{43}; tenant=/.test(s.token)));
+    t.check('stamps: the token names its job and is its HMAC under status.key',
+      tok(stamps.created) === tokenOf('sim', jobOf(stamps.created), stamps.created.messageId,
+        'support@msp.example'));
     await apiTests();
     await manifestTests();
     browser = await launch();

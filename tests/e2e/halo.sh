@@ -267,9 +267,13 @@ check "429 storm: still no duplicate" eq "$(simq "max([ids.count(m) for m in set
 sim POST /_sim/faults '{"rate_limit": {"limit": 300, "window": 300}}' > /dev/null
 
 # --- 15. an enrolled agent's outgoing mail: appended, never a new ticket ---
+# sent in the agent's SMTP AUTH session (XCLIENT LOGIN stands in for it):
+# without one, an agent's envelope is a stranger's mail (run.sh, issue 11)
+SWAKS_XCLIENT="LOGIN=alice@msp.example"
 mail "Alice Agent <alice@msp.example>" "Ann <ann@acme.example>" "Re: Laptop will not boot" \
     "<agent-out1@msp.example>" "In-Reply-To: <n3@acme.example>" "References: <n1@acme.example> <n3@acme.example>"
 mail "Alice Agent <alice@msp.example>" "Someone <someone@elsewhere.example>" "Lunch" "<agent-out2@msp.example>"
+SWAKS_XCLIENT=
 wait_jobs 27
 check "agent's reply to a ticket thread appended as an outgoing email" \
     eq "$(simq "[(a['ticket_id'], a.get('emaildirection'), a.get('outcome')) for a in mine if a.get('internet_message_id') == '<agent-out1@msp.example>']")" "[($t1, 'O', 'Email Sent')]"
@@ -357,6 +361,8 @@ check "the job keeps the ticket's state when logged: reopened" \
     eq "$(job_field "<closed-reopen@acme.example>" ticket-status)" reopened
 check "a created ticket is kept as new, a reply to it as open" \
     eq "$(job_field "<n1@acme.example>" ticket-status) $(job_field "<n2@acme.example>" ticket-status)" "new open"
+check "worker log lines begin with the Postfix queue ID, like intake's" \
+    grep -q "[0-9A-Za-z]\{6,\}: worker: job [0-9]* created: tenant=" "$T/daemon.log"
 
 if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" "$T/daemon.log"; then
 	not_ok "sanitizer report in daemon log"

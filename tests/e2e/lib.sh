@@ -493,8 +493,11 @@ pf_wait_queue_empty() {
 
 _h_swaks() {
     [ -n "$PF_PORT" ] || { _h_err "send: Postfix not started (PF_PORT unset)"; return 2; }
+    # SWAKS_XCLIENT (e.g. "LOGIN=alice@msp.example"): pose as an SMTP AUTH
+    # session or another client with XCLIENT (allowed from loopback)
     swaks --server "127.0.0.1:$PF_PORT" --helo client.halo-e2e.test \
-        --timeout 120 --suppress-data "$@" >"$SWAKS_LAST" 2>&1 && _h_rc=0 || _h_rc=$?
+        --timeout 120 --suppress-data ${SWAKS_XCLIENT:+--xclient "$SWAKS_XCLIENT"} \
+        "$@" >"$SWAKS_LAST" 2>&1 && _h_rc=0 || _h_rc=$?
     { echo "=== $(date '+%T') rc=$_h_rc"; cat "$SWAKS_LAST"; } >>"$T/swaks.log"
     return "$_h_rc"
 }

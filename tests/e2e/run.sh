@@ -28,7 +28,12 @@ job_of() { ctl queue | awk -v id="$1" '$NF == id { print $1; exit }'; }
 
 # intake only: this level checks the milter in the mail path; halo.sh
 # checks the worker against the Halo simulator
-DAEMON_EXTRA_CONF="workers = 0"
+DAEMON_EXTRA_CONF="workers = 0
+submission_networks = 192.0.2.0/24"
+DAEMON_EXTRA_TENANT="agent_login = jdoe agent1@msp.example"
+# section 4 poses as clients at these addresses (XCLIENT): let Postfix
+# relay for them, so that the milter, not Postfix, decides
+PF_EXTRA_MAIN_CF="mynetworks = 127.0.0.0/8 192.0.2.0/24 203.0.113.0/24"
 sink_start "$T/sink" || exit 1
 daemon_start || exit 1
 pf_start "inet:$MILTER_PORT@127.0.0.1" tempfail || exit 1
@@ -144,6 +149,69 @@ send_simple up@client.example support@acme.example "after restart" \
 check "back up: mail stamped again" pf_wait_delivered "$T/sink" 32 60
 f=$(delivered_with "<up-1@client.example>")
 check "back up: queued" sh -c "header=\$(grep '^X-Halo-Status:' '$f'); case \$header in *queued*) true;; *) false;; esac"
+
+# --- 4. who may write (issue 11), through the real MTA --------------------
+# agent1 is enrolled in acme. The private Postfix lets the loopback client
+# use XCLIENT, which stands in for SMTP AUTH (LOGIN= sets the SASL login
+# that smtpd passes to milters as {auth_authen}) and for another client
+# address (ADDR=).
+echo sealed-e2e-token | ctl token import agent1@msp.example acme > /dev/null
+base=$(ls "$T/sink" | wc -l)
+jobs0=$(job_count)
+# attack: plain SMTP, no AUTH, envelope an agent's address, [ID:n] subject
+send_simple agent1@msp.example customer@elsewhere.example "Re: [ID:1] printer" \
+    --header "Message-Id: <spoof-out-1@evil.example>" --body "posted as the agent?"
+# the agent's real session (SMTP AUTH as the agent) and a mapped login
+send_simple agent1@msp.example customer@elsewhere.example "Re: [ID:1] printer" \
+    --xclient "LOGIN=agent1@msp.example" \
+    --header "Message-Id: <real-out-1@msp.example>" --body "fixed"
+send_simple agent1@msp.example customer@elsewhere.example "Re: [ID:1] printer" \
+    --xclient "LOGIN=jdoe" \
+    --header "Message-Id: <real-out-2@msp.example>" --body "fixed again"
+# attack: authenticated, but as someone else
+send_simple agent1@msp.example customer@elsewhere.example "Re: [ID:1] printer" \
+    --xclient "LOGIN=mallory" \
+    --header "Message-Id: <spoof-out-2@evil.example>" --body "another login"
+# without AUTH from submission_networks (192.0.2.0/24), and from outside it
+send_simple agent1@msp.example customer@elsewhere.example "Re: [ID:1] printer" \
+    --xclient "ADDR=192.0.2.7" \
+    --header "Message-Id: <real-out-3@msp.example>" --body "from the office"
+send_simple agent1@msp.example customer@elsewhere.example "Re: [ID:1] printer" \
+    --xclient "ADDR=203.0.113.9" \
+    --header "Message-Id: <spoof-out-3@evil.example>" --body "from outside"
+# attack: a mail that pre-empts a Message-ID, then the genuine mail
+send_simple mallory@evil.example support@acme.example "Printer" \
+    --header "From: Alice <alice@client.example>" \
+    --header "Message-Id: <preempt-1@client.example>" --body "I was first"
+send_simple alice@client.example support@acme.example "Printer" \
+    --header "From: Alice <alice@client.example>" \
+    --header "Message-Id: <preempt-1@client.example>" --body "the genuine mail"
+check "issue 11: all 8 messages delivered" pf_wait_delivered "$T/sink" $((base + 8)) 60
+check "unauthenticated agent envelope: no job" \
+    eq "$(ctl queue | grep -c 'spoof-out-1')" 0
+check "unauthenticated agent envelope: delivered untouched" \
+    eq "$(headers_count "$(delivered_with "<spoof-out-1@evil.example>")" X-Halo-Status)" 0
+check "SMTP AUTH as the agent: outbound job" \
+    eq "$(ctl show "$(job_of "<real-out-1@msp.example>")" | awk '$1 == "mode" { print $2 }')" outbound
+check "SMTP AUTH as the agent: recorded as sasl" \
+    eq "$(ctl show "$(job_of "<real-out-1@msp.example>")" | awk '$1 == "outbound-auth" { print $2 }')" sasl
+check "agent_login: outbound job" eq "$(ctl queue | grep -c 'real-out-2')" 1
+check "SMTP AUTH as another login: no job" eq "$(ctl queue | grep -c 'spoof-out-2')" 0
+check "submission_networks: outbound job (network)" \
+    eq "$(ctl show "$(job_of "<real-out-3@msp.example>")" | awk '$1 == "outbound-auth" { print $2 }')" network
+check "outside submission_networks: no job" eq "$(ctl queue | grep -c 'spoof-out-3')" 0
+pre=$(job_of "<preempt-1@client.example>")
+n_pre=$(ctl queue | awk '$NF == "<preempt-1@client.example>"' | wc -l)
+check "pre-empted Message-ID: the genuine mail is its own job" eq "$n_pre" 2
+g=$(for x in "$T/sink"/*; do grep -l "the genuine mail" "$x"; done 2>/dev/null | head -1)
+a=$(for x in "$T/sink"/*; do grep -l "I was first" "$x"; done 2>/dev/null | head -1)
+check "pre-empted Message-ID: the genuine mail is queued, not a duplicate" \
+    sh -c "header_status=\$(grep '^X-Halo-Status:' '$g'); case \$header_status in *queued*) true;; *) false;; esac"
+check "pre-empted Message-ID: each mail has a token of its own job" \
+    sh -c "[ -n \"\$(grep '^X-Halo-Token:' '$g')\" ] && [ \"\$(grep '^X-Halo-Token:' '$g')\" != \"\$(grep '^X-Halo-Token:' '$a')\" ]"
+check "pre-empting mail: From: not authentic (envelope evil.example)" \
+    eq "$(ctl show "$(ctl queue | awk '$NF == "<preempt-1@client.example>" { print $1 }' | sort -n | head -1)" | awk '$1 == "sender-auth" { print $2 }')" none
+check "issue 11: 5 new jobs in all" eq "$(job_count)" $((jobs0 + 5))
 
 if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" "$T/daemon.log"; then
 	not_ok "sanitizer report in daemon log"

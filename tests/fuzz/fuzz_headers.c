@@ -11,6 +11,24 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The input as a header block (the worker reads spooled ones): each value
+ * found is bounded and has no line break left. */
+static void
+fuzz_header_block(const uint8_t *data, size_t size)
+{
+	static const char *const names[] = { "In-Reply-To", "References", "To" };
+	char *values[3];
+	size_t i;
+
+	hdr_block_values((const char *)data, size, names, 3, values);
+	for (i = 0; i < 3; i++) {
+		if (values[i] != NULL && (strlen(values[i]) > HDR_VALUE_MAX ||
+		    strchr(values[i], '\n') != NULL))
+			abort();
+		free(values[i]);
+	}
+}
+
 /* Check what the parsers promise about their output, then free it. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -60,5 +78,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	decoded = hdr_decode_text(text);
 	free(decoded);
 	free(text);
+	fuzz_header_block(data, size);
 	return 0;
 }

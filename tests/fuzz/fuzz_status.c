@@ -46,12 +46,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		len[f++] = 0;
 	}
 	if (status_params_ok(p[0], len[0], p[1], len[1], p[2], len[2])) {
-		/* accepted: exactly what the API then hashes and compares */
-		if (strlen(p[2]) != STATUS_TOKEN_LEN || p[1][0] != '<')
+		/* accepted: exactly what the API then reads and compares */
+		if (strlen(p[2]) > STATUS_TOKEN_LEN || p[1][0] != '<' ||
+		    status_token_job(p[2]) <= 0)
 			abort();
-		(void)status_token_check(key, p[0], p[1], p[2]);
-		if (status_token(key, p[0], p[1], tok) != 0 ||
-		    !status_token_check(key, p[0], p[1], tok))
+		memset(&job, 0, sizeof(job));
+		job.id = status_token_job(p[2]);
+		job.tenant = (char *)p[0];
+		job.message_id = (char *)p[1];
+		job.recipients = (char *)p[2];
+		(void)status_token_check(key, &job, p[0], p[1], p[2]);
+		if (status_token(key, p[0], job.id, p[1], p[2], tok) != 0 ||
+		    !status_token_check(key, &job, p[0], p[1], tok) ||
+		    status_token_job(tok) != job.id)
 			abort();
 		memset(&job, 0, sizeof(job));
 		job.tenant = (char *)p[0];

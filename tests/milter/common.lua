@@ -64,7 +64,13 @@ end
 -- body=string or nil, body_random=bytes or nil, qid=, abort=bool}.
 -- Returns the end-of-message reply (or the reply that ended early).
 function H.send(conn, m)
-	mt.macro(conn, SMFIC_MAIL, "i", m.qid or "TESTQID")
+	-- m.auth: the SMTP AUTH login the MTA passes as {auth_authen}
+	if m.auth ~= nil then
+		mt.macro(conn, SMFIC_MAIL, "i", m.qid or "TESTQID",
+		    "{auth_authen}", m.auth)
+	else
+		mt.macro(conn, SMFIC_MAIL, "i", m.qid or "TESTQID")
+	end
 	local r = step(conn, mt.mailfrom(conn, m.from or "<sender@client.example>"),
 	    "mailfrom")
 	if r ~= SMFIR_CONTINUE then H.fail("mailfrom reply " .. r) end

@@ -12,7 +12,7 @@ H.eq(mt.eom_check(conn, MT_HDRDELETE, "X-Halo-Status"), true, "forged status del
 H.eq(mt.eom_check(conn, MT_HDRDELETE, "X-Halo-Conversation-Id"), true, "forged conversation deleted")
 H.eq(mt.eom_check(conn, MT_HDRDELETE, "x-halo-token"), true, "forged token deleted")
 H.eq(mt.getheader(conn, "X-Halo-Status", 0), "queued; tenant=acme; job=1", "our status")
-H.match(mt.getheader(conn, "X-Halo-Token", 0), "^[%w_-]+; tenant=acme$", "our token")
+H.match(mt.getheader(conn, "X-Halo-Token", 0), "^%d+%.[%w_-]+; tenant=acme$", "our token")
 if mt.getheader(conn, "X-Halo-Conversation-Id", 0) == "ffffffffffffffffffffffffffffffff" then
 	H.fail("forged conversation id survived")
 end

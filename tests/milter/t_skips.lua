@@ -24,8 +24,12 @@ expect_skip({ headers = H.headers({ { "Content-Type",
 expect_skip({ headers = H.headers({ { "Auto-Submitted", "auto-replied" } }) },
     "auto-reply", "Auto-Submitted")
 expect_skip({ headers = H.headers({ { "X-Autoreply", "yes" } }) }, "auto-reply", "X-Autoreply")
-expect_skip({ headers = H.headers({ { "X-Auto-Response-Suppress", "All" } }) },
-    "auto-reply", "X-Auto-Response-Suppress")
+expect_skip({ headers = H.headers({ { "Content-Type",
+    "multipart/report; report-type=disposition-notification; boundary=\"b\"" } }) },
+    "read-receipt", "read receipt (MDN)")
+expect_skip({ headers = H.headers({ { "Content-Type",
+    "multipart/report; report-type=feedback-report; boundary=\"b\"" } }) },
+    "feedback-report", "abuse feedback report (ARF)")
 expect_skip({ headers = H.headers({ { "Precedence", "bulk" } }) }, "bulk", "Precedence bulk")
 expect_skip({ headers = H.headers({ { "Precedence", "list" } }) }, "list", "Precedence list")
 expect_skip({ headers = { { "From", "Halo <notify@acme.halopsa.example>" },
@@ -47,4 +51,10 @@ n = n + 1
 r = H.send(conn, { headers = H.headers({ { "Message-ID", "<loop-reply@client.example>" },
     { "In-Reply-To", "<human@client.example>" } }), body = "x\r\n" })
 H.match(mt.getheader(conn, "X-Halo-Status", 0), "^queued", "reply over the cap still queued")
+-- X-Auto-Response-Suppress alone (Outlook meeting responses) is a person's mail
+n = n + 1
+r = H.send(conn, { headers = H.headers({ { "Message-ID", "<suppress@client.example>" },
+    { "X-Auto-Response-Suppress", "All" },
+    { "In-Reply-To", "<human@client.example>" } }), body = "x\r\n" })
+H.match(mt.getheader(conn, "X-Halo-Status", 0), "^queued", "X-Auto-Response-Suppress alone")
 mt.disconnect(conn)

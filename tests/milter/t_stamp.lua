@@ -8,10 +8,12 @@ local r = H.send(conn, { headers = H.headers({ { "Message-ID", "<first@client.ex
 H.eq(r, SMFIR_CONTINUE, "eom reply")
 H.eq(mt.eom_check(conn, MT_HDRADD, "Message-ID"), false, "Message-ID added to mail that has one")
 H.eq(mt.getheader(conn, "X-Halo-Status", 0), "queued; tenant=acme; job=1", "status")
--- the pane's key to the status API: HMAC(tenant, Message-ID), base64url
+-- the pane's key to the status API: "JOB.MAC", MAC = HMAC over the job,
+-- its tenant, Message-ID and mailboxes (status.h), base64url
 local token = mt.getheader(conn, "X-Halo-Token", 0)
-H.match(token, "^[%w_-]+; tenant=acme$", "token stamp")
-H.eq(#string.match(token, "^[^;]+"), 43, "token length")
+H.match(token, "^%d+%.[%w_-]+; tenant=acme$", "token stamp")
+H.eq(string.match(token, "^(%d+)%."), "1", "token names its job")
+H.eq(#string.match(token, "^%d+%.([^;]+)"), 43, "token MAC length")
 local conv1 = mt.getheader(conn, "X-Halo-Conversation-Id", 0)
 H.match(conv1, "^%x+$", "conversation id")
 H.eq(#conv1, 32, "conversation id length")

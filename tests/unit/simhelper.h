@@ -18,7 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <errno.h>
+
 #include <cjson/cJSON.h>
+
+#include "http.h"
 
 /* A running simulator. */
 struct sim {
@@ -137,6 +141,76 @@ sim_stop(struct sim *s)
 	unlink(s->ready);
 	unlink(s->log);
 	rmdir(s->dir);
+}
+
+/* The simulator a test program runs for its whole group (sim_group_setup
+ * and sim_group_teardown as cmocka's group fixtures). */
+static struct sim sim;
+
+/* Group set-up: HTTP to the loopback simulator allowed, the simulator
+ * started in a directory named after the test program. */
+static inline int
+sim_group_setup(void **state)
+{
+	(void)state;
+	http_global_init();
+	http_allow_loopback_http(true);
+	return sim_start(&sim, program_invocation_short_name);
+}
+
+static inline int
+sim_group_teardown(void **state)
+{
+	(void)state;
+	sim_stop(&sim);
+	return 0;
+}
+
+/*
+ * POST JSON BODY to PATH on S's resource port (a control route such as
+ * /_sim/token or /_sim/reset); the parsed answer, NULL unless 2xx JSON.
+ * Needs http.h (http_global_init() and loopback HTTP allowed).
+ */
+static inline cJSON *
+sim_post(const struct sim *s, const char *path, const char *body)
+{
+	struct http_request req = { 0 };
+	struct http_response resp;
+	char url[512];
+	cJSON *j = NULL;
+
+	snprintf(url, sizeof(url), "%s%s", s->base, path);
+	req.method = "POST";
+	req.url = url;
+	req.body = body;
+	req.body_len = strlen(body);
+	req.content_type = "application/json";
+	req.total_timeout_ms = 10000;
+	req.max_response = 16 << 20;
+	if (http_do(&req, &resp) == HTTP_OK)
+		j = cJSON_ParseWithLength(resp.body, resp.body_len);
+	http_response_free(&resp);
+	return j;
+}
+
+/* A fresh access token for AGENT (all scopes) from S; malloc'd, or NULL. */
+static inline char *
+sim_access_token(const struct sim *s, const char *agent)
+{
+	char body[256];
+	const cJSON *a;
+	char *token = NULL;
+	cJSON *j;
+
+	snprintf(body, sizeof(body), "{\"agent_email\":\"%s\",\"scope\":"
+	    "\"all offline_access\"}", agent);
+	if ((j = sim_post(s, "/_sim/token", body)) == NULL)
+		return NULL;
+	a = cJSON_GetObjectItem(j, "access_token");
+	if (cJSON_IsString(a))
+		token = strdup(a->valuestring);
+	cJSON_Delete(j);
+	return token;
 }
 
 #endif

@@ -56,7 +56,26 @@ static const struct classify_case cases[] = {
 	    CLASSIFY_BOUNCE, false },
 	{ "read receipt is not a bounce", { BASE, .content_type =
 	    "multipart/report; report-type=disposition-notification" },
+	    CLASSIFY_RECEIPT, false },
+	{ "read receipt, quoted, any case", { BASE, .content_type =
+	    "Multipart/Report; boundary=x; Report-Type=\"Disposition-Notification\"" },
+	    CLASSIFY_RECEIPT, false },
+	{ "disposition-notification as a plain type is normal", { BASE,
+	    .content_type = "message/disposition-notification" },
 	    CLASSIFY_NORMAL, false },
+	{ "ARF feedback report", { BASE, .content_type =
+	    "multipart/report; report-type=feedback-report; boundary=b" },
+	    CLASSIFY_FEEDBACK, false },
+	{ "report of another type is normal", { BASE, .content_type =
+	    "multipart/report; report-type=something-else" },
+	    CLASSIFY_NORMAL, false },
+	{ "Halo beats read receipt", { BASE, .from_halo = true, .content_type =
+	    "multipart/report; report-type=disposition-notification" },
+	    CLASSIFY_HALO, false },
+	{ "null sender read receipt is a bounce", { BASE, .env_from = "<>",
+	    .content_type =
+	    "multipart/report; report-type=disposition-notification" },
+	    CLASSIFY_BOUNCE, false },
 
 	/* Halo's own notifications */
 	{ "from a Halo sender", { BASE, .from_halo = true }, CLASSIFY_HALO, false },
@@ -78,11 +97,16 @@ static const struct classify_case cases[] = {
 	    CLASSIFY_AUTO_REPLY, false },
 	{ "Auto-Submitted blank", { BASE, .auto_submitted = "  " },
 	    CLASSIFY_NORMAL, false },
-	{ "X-Auto-Response-Suppress: All", { BASE,
-	    .x_auto_response_suppress = "All" }, CLASSIFY_AUTO_REPLY, false },
-	{ "X-Auto-Response-Suppress: OOF, AutoReply", { BASE,
-	    .x_auto_response_suppress = "OOF, AutoReply" }, CLASSIFY_AUTO_REPLY,
+	/* X-Auto-Response-Suppress alone is ordinary mail (Outlook puts it on
+	 * meeting responses); with Auto-Submitted it is an auto-reply */
+	{ "X-Auto-Response-Suppress: All alone", { BASE,
+	    .x_auto_response_suppress = "All" }, CLASSIFY_NORMAL, false },
+	{ "X-Auto-Response-Suppress: OOF, AutoReply alone", { BASE,
+	    .x_auto_response_suppress = "OOF, AutoReply" }, CLASSIFY_NORMAL,
 	    false },
+	{ "X-Auto-Response-Suppress + Auto-Submitted", { BASE,
+	    .x_auto_response_suppress = "All", .auto_submitted = "auto-replied" },
+	    CLASSIFY_AUTO_REPLY, false },
 	{ "X-Auto-Response-Suppress blank", { BASE,
 	    .x_auto_response_suppress = "" }, CLASSIFY_NORMAL, false },
 	{ "X-Autoreply: yes", { BASE, .x_autoreply = "yes" },
@@ -145,8 +169,11 @@ static const struct classify_case cases[] = {
 	    .recent_creates = 99 }, CLASSIFY_BULK, false },
 	{ "list precedence beats List-Id", { BASE, .precedence = "list",
 	    .list_id = "<l>" }, CLASSIFY_LIST, false },
-	{ "auto-reply beats loop", { BASE, .x_auto_response_suppress = "All",
+	{ "auto-reply beats loop", { BASE, .x_autoreply = "yes",
 	    .recent_creates = 99 }, CLASSIFY_AUTO_REPLY, false },
+	{ "X-Auto-Response-Suppress does not beat loop", { BASE,
+	    .x_auto_response_suppress = "All", .recent_creates = 99 },
+	    CLASSIFY_LOOP, false },
 };
 
 /* Every row of the classification table. */
@@ -181,6 +208,9 @@ test_reasons(void **state)
 	assert_string_equal(classify_reason(CLASSIFY_LIST), "list");
 	assert_string_equal(classify_reason(CLASSIFY_HALO), "halo-notification");
 	assert_string_equal(classify_reason(CLASSIFY_LOOP), "loop");
+	assert_string_equal(classify_reason(CLASSIFY_RECEIPT), "read-receipt");
+	assert_string_equal(classify_reason(CLASSIFY_FEEDBACK),
+	    "feedback-report");
 	assert_string_equal(classify_reason((enum classify_class)42), "unknown");
 }
 

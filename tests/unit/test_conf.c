@@ -1178,6 +1178,78 @@ static void test_example_config(void **state)
 	unload(&l);
 }
 
+/* Issue 11: authserv_ids, submission_networks, agent_login. */
+static void test_trust_keys(void **state)
+{
+	struct conf_tenant *t;
+	struct loaded l;
+
+	(void)state;
+	load_text(&l, "authserv_ids = MX.msp.example, mx2.msp.example\n"
+	    "authserv_ids = rspamd\n"
+	    "submission_networks = 192.0.2.0/24 2001:db8::/32\n"
+	    TENANT_ACME "agent_login = jdoe Agent@MSP.example\n"
+	    "agent_login = DOMAIN\\jdoe agent@msp.example\n");
+	expect_ok(&l);
+	assert_int_equal(l.conf->n_authserv_ids, 3);
+	assert_string_equal(l.conf->authserv_ids[0], "mx.msp.example");
+	assert_string_equal(l.conf->authserv_ids[2], "rspamd");
+	assert_int_equal(l.conf->n_submission_networks, 2);
+	assert_true(conf_net_match(l.conf->submission_networks,
+	    l.conf->n_submission_networks, "192.0.2.77"));
+	assert_true(conf_net_match(l.conf->submission_networks,
+	    l.conf->n_submission_networks, "::ffff:192.0.2.1"));
+	assert_false(conf_net_match(l.conf->submission_networks,
+	    l.conf->n_submission_networks, "198.51.100.1"));
+	t = l.conf->tenants[0];
+	assert_int_equal(t->n_logins, 2);
+	assert_string_equal(t->logins[0]->agent, "agent@msp.example");
+	assert_true(conf_login_may_send_as(t, "jdoe", "agent@msp.example"));
+	assert_true(conf_login_may_send_as(t, "JDOE", "agent@msp.example"));
+	assert_true(conf_login_may_send_as(t, "DOMAIN\\jdoe",
+	    "agent@msp.example"));
+	assert_true(conf_login_may_send_as(t, "Agent@msp.example",
+	    "agent@msp.example"));
+	assert_false(conf_login_may_send_as(t, "jdoe", "other@msp.example"));
+	assert_false(conf_login_may_send_as(t, "mallory", "agent@msp.example"));
+	assert_false(conf_login_may_send_as(t, "", "agent@msp.example"));
+	assert_false(conf_login_may_send_as(t, NULL, "agent@msp.example"));
+	unload(&l);
+
+	/* defaults: none of them */
+	load_text(&l, TENANT_ACME);
+	expect_ok(&l);
+	assert_int_equal(l.conf->n_authserv_ids, 0);
+	assert_int_equal(l.conf->n_submission_networks, 0);
+	assert_int_equal(l.conf->tenants[0]->n_logins, 0);
+	unload(&l);
+
+	load_text(&l, "submission_networks = 10.0.0.1/8\n" TENANT_ACME);
+	expect_error(&l, 1, "submission_networks: '10.0.0.1/8' has host bits", 1);
+	unload(&l);
+	load_text(&l, "submission_networks = nonsense\n" TENANT_ACME);
+	expect_error(&l, 1, "submission_networks: invalid network 'nonsense'", 1);
+	unload(&l);
+	load_text(&l, "authserv_ids = mx;evil\n" TENANT_ACME);
+	expect_error(&l, 1, "authserv_ids: invalid authserv-id 'mx;evil'", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "agent_login = jdoe\n");
+	expect_error(&l, 5, "agent_login: expected 'LOGIN AGENT-EMAIL'", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "agent_login = jdoe a@b c\n");
+	expect_error(&l, 5, "agent_login: expected 'LOGIN AGENT-EMAIL'", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "agent_login = jdoe not-an-address\n");
+	expect_error(&l, 5, "agent_login: invalid email address", 1);
+	unload(&l);
+	load_text(&l, "agent_login = jdoe a@b.example\n" TENANT_ACME);
+	expect_error(&l, 1, "agent_login", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "authserv_ids = mx\n");
+	expect_error(&l, 5, "authserv_ids", 1);
+	unload(&l);
+}
+
 /* Run the fixed tests, then one test per error_cases row. */
 int main(void)
 {
@@ -1207,6 +1279,7 @@ int main(void)
 		cmocka_unit_test(test_all_errors_reported),
 		cmocka_unit_test(test_null_arguments),
 		cmocka_unit_test(test_example_config),
+		cmocka_unit_test(test_trust_keys),
 	};
 	size_t n_fixed = sizeof(fixed) / sizeof(fixed[0]);
 	size_t n_cases = sizeof(error_cases) / sizeof(error_cases[0]);

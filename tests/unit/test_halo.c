@@ -37,7 +37,6 @@
 
 /* ---------------------------------------------------------- simulator */
 
-static struct sim sim;
 
 /* Per-test state: a configuration and alice's tokens. */
 struct fx {
@@ -131,22 +130,6 @@ jnum(const cJSON *o, const char *key)
 	return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
-static int
-group_setup(void **state)
-{
-	(void)state;
-	http_global_init();
-	http_allow_loopback_http(true);
-	return sim_start(&sim, "test_halo");
-}
-
-static int
-group_teardown(void **state)
-{
-	(void)state;
-	sim_stop(&sim);
-	return 0;
-}
 
 /* Reset the simulator; fresh tokens for alice; a configuration for it. */
 static int
@@ -1214,5 +1197,5 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, sim_group_setup, sim_group_teardown);
 }

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "hdr.h"
 
 #define MAX_WANT 5
@@ -354,6 +356,42 @@ static const struct decode_case decode_cases[] = {
 	{ "Re: =?utf-8?q?caf=C3=A9?= menu", "Re: caf\xc3\xa9 menu" },
 	{ "plain text", "plain text" },
 	{ "", "" },
+	/* issue 17: each word decoded on its own (GMime 3.2.13 stops at the
+	 * first word's padding when the next has the same charset) */
+	{ "=?UTF-8?B?w6k=?= =?UTF-8?B?w6k=?=", "\xc3\xa9\xc3\xa9" },
+	{ "=?UTF-8?B?w6k=?=\r\n =?UTF-8?B?w6k=?=\r\n =?UTF-8?B?IFtJRDoxMjM0XQ==?=",
+	    "\xc3\xa9\xc3\xa9 [ID:1234]" },
+	/* a character split across two words of one charset */
+	{ "=?UTF-8?B?4oK=?= =?UTF-8?B?rA==?=", "\xe2\x82\xac" },
+	{ "=?utf-8?q?=E2=82?= =?utf-8?q?=AC_?=", "\xe2\x82\xac " },
+	/* base64 without its padding */
+	{ "=?UTF-8?B?w6k?=", "\xc3\xa9" },
+	{ "=?UTF-8?B?w6nDqQ?=", "\xc3\xa9\xc3\xa9" },
+	/* adjacent words of two charsets, blanks between them dropped */
+	{ "=?iso-8859-1?q?=E9?= =?utf-8?q?=C3=A9?=", "\xc3\xa9\xc3\xa9" },
+	/* RFC 2231 language in an encoded word */
+	{ "=?utf-8*en?q?hi?=", "hi" },
+	/* a word and text: the blank between them kept */
+	{ "=?utf-8?q?a?= b =?utf-8?q?c?=", "a b c" },
+	{ "x=?utf-8?q?a?=", "xa" },
+	/* folded: one space, not two */
+	{ "a long subject \r\n that was folded", "a long subject that was folded" },
+	{ "a long subject\r\n\tthat was folded", "a long subject that was folded" },
+	{ "  padded  ", "padded" },
+	/* malformed words stay as they are */
+	{ "=?utf-8?x?abc?=", "=?utf-8?x?abc?=" },
+	{ "=?utf-8?q?a b?=", "=?utf-8?q?a b?=" },
+	{ "=??q?a?=", "=??q?a?=" },
+	{ "=?utf-8?q?unterminated", "=?utf-8?q?unterminated" },
+	/* an unknown charset: UTF-8 when it is, else Windows-1252 */
+	{ "=?x-unknown?q?=C3=A9?=", "\xc3\xa9" },
+	{ "=?x-unknown?q?=E9?=", "\xc3\xa9" },
+	/* raw 8-bit Latin-1 in a header */
+	{ "caf\xe9", "caf\xc3\xa9" },
+	/* a line break inside a word: one line */
+	{ "=?utf-8?q?a=0D=0Ab=09c?=", "a  b c" },
+	/* ISO-2022-JP with an NEC extension (No. sign, row 13) */
+	{ "=?ISO-2022-JP?B?GyRCLWIbKEI=?=", "\xe2\x84\x96" },
 };
 
 /* RFC 2047 decoding to UTF-8. */
@@ -410,6 +448,51 @@ test_is_ours(void **state)
 }
 
 /* Everything goes through GMime: initialise it once up front. */
+/* Spooled headers: the first of each name, unfolded and trimmed, any
+ * case, LF or CRLF; none read from the body; a block cut at the bound. */
+static void
+test_read_file(void **state)
+{
+	static const char *const names[] = { "References", "to", "Cc", "X-Body" };
+	static const char *const mails[] = {
+		"From: a@b.example\nTO: <x@y.example>,\n\t<z@y.example>\n"
+		"References: <1@a>\n <2@a>\nReferences: <3@a>\n\nX-Body: no\n",
+		"From: a@b.example\r\nTO: <x@y.example>,\r\n\t<z@y.example>\r\n"
+		"References: <1@a>\r\n <2@a>\r\nReferences: <3@a>\r\n\r\n"
+		"X-Body: no\r\n",
+	};
+	char path[] = "/tmp/test_hdr.XXXXXX", *v[4];
+	size_t i;
+	FILE *fp;
+	int fd;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		assert_true((fd = mkstemp(path)) >= 0);
+		assert_non_null(fp = fdopen(fd, "w"));
+		fputs(mails[i], fp);
+		fclose(fp);
+		assert_int_equal(hdr_read_file(path, 4096, names, 4, v), 0);
+		assert_string_equal(v[0], "<1@a> <2@a>");
+		assert_non_null(v[1]);
+		assert_non_null(strstr(v[1], "<x@y.example>,"));
+		assert_non_null(strstr(v[1], "<z@y.example>"));
+		assert_null(strchr(v[1], '\n'));
+		assert_null(v[2]);
+		assert_null(v[3]);
+		free(v[0]);
+		free(v[1]);
+		/* cut after the From line: nothing else is read */
+		assert_int_equal(hdr_read_file(path, 20, names, 4, v), 0);
+		assert_null(v[0]);
+		assert_null(v[1]);
+		unlink(path);
+		strcpy(path, "/tmp/test_hdr.XXXXXX");
+	}
+	assert_int_equal(hdr_read_file("/nonexistent/spool", 4096, names, 4, v),
+	    -1);
+}
+
 static int
 setup(void **state)
 {
@@ -417,6 +500,56 @@ setup(void **state)
 	hdr_init();
 	hdr_init();     /* idempotent */
 	return 0;
+}
+
+/* Display names: decoded word by word, quotes and comments removed. */
+static void
+test_display_name(void **state)
+{
+	static const struct { const char *value, *want; } cases[] = {
+		{ "=?UTF-8?B?w6k=?= =?UTF-8?B?w6k=?= Dupont <e@x.example>",
+		    "\xc3\xa9\xc3\xa9 Dupont" },
+		{ "\"Doe, Jane\" <jane@x.example>", "Doe, Jane" },
+		{ "\"=?utf-8?q?J=C3=B6rg?=\" <j@x.example>", "J\xc3\xb6rg" },
+		{ "Jane (work) Doe <jane@x.example>", "Jane Doe" },
+		{ "\"a \\\"q\\\" b\" <a@x.example>", "a \"q\" b" },
+		{ "jane@x.example", "" },
+		{ "<jane@x.example>", "" },
+		{ "a@x.example, B <b@x.example>", "" },
+		{ "Team: a@x.example;", "" },
+		{ "  Jane\r\n Doe  <j@x.example>", "Jane Doe" },
+		{ "", "" },
+	};
+	size_t i;
+	char *s;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = hdr_display_name(cases[i].value);
+		assert_non_null(s);
+		if (strcmp(s, cases[i].want) != 0)
+			fail_msg("'%s': got '%s', want '%s'", cases[i].value, s,
+			    cases[i].want);
+		free(s);
+	}
+	s = hdr_display_name(NULL);
+	assert_string_equal(s, "");
+	free(s);
+}
+
+/* multipart/report of a given report-type. */
+static void
+test_is_report(void **state)
+{
+	(void)state;
+	assert_true(hdr_is_report("multipart/report; report-type="
+	    "disposition-notification; boundary=b", "disposition-notification"));
+	assert_true(hdr_is_report("Multipart/Report; Report-Type=\"Feedback-Report\"",
+	    "feedback-report"));
+	assert_false(hdr_is_report("multipart/mixed; report-type=feedback-report",
+	    "feedback-report"));
+	assert_false(hdr_is_report("multipart/report", "feedback-report"));
+	assert_false(hdr_is_report(NULL, "feedback-report"));
 }
 
 int
@@ -434,6 +567,9 @@ main(void)
 		cmocka_unit_test(test_decode_text),
 		cmocka_unit_test(test_encode_text),
 		cmocka_unit_test(test_is_ours),
+		cmocka_unit_test(test_read_file),
+		cmocka_unit_test(test_display_name),
+		cmocka_unit_test(test_is_report),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -33,7 +33,6 @@
 
 /* ---------------------------------------------------------- simulator */
 
-static struct sim sim;
 
 /* Request METHOD PATH on the resource port with a JSON BODY (or NULL). */
 static enum http_result
@@ -102,22 +101,6 @@ sim_token(const char *scope)
 	return tok;
 }
 
-static int
-group_setup(void **state)
-{
-	(void)state;
-	http_global_init();
-	http_allow_loopback_http(true);
-	return sim_start(&sim, "test_http");
-}
-
-static int
-group_teardown(void **state)
-{
-	(void)state;
-	sim_stop(&sim);
-	return 0;
-}
 
 /* Reset the simulator's data and faults before every test. */
 static int
@@ -539,5 +522,5 @@ main(void)
 		cmocka_unit_test(test_names_and_retryable),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, sim_group_setup, sim_group_teardown);
 }

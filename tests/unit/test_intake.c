@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "conf.h"
+#include "fixture.h"
 #include "crypto.h"
 #include "hdr.h"
 #include "intake.h"
@@ -75,31 +76,12 @@ static const char conf_tenants[] =
 	"route = support@acme.example intake agent=agent@msp.example\n"
 	"route = *@acme.example thread-only agent=recipient\n"
 	"route = ceo@acme.example off\n"
+	"agent_login = jdoe agent@msp.example\n"
 	"[tenant globex]\n"
 	"halo_url = https://globex.example\n"
 	"client_id = globex-id\n"
 	"ticket_type_id = 2\n"
 	"route = help@globex.example intake agent=dispatch@globex.example\n";
-
-/* Remove every file in DIR (one level) and DIR itself. */
-static void
-rm_dir(const char *dir)
-{
-	struct dirent *de;
-	DIR *d = opendir(dir);
-
-	if (d != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			char path[PATH_MAX * 2];
-			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
-}
 
 /* Number of entries in DIR/SUB; -1 when unreadable. */
 static int
@@ -152,14 +134,10 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
 
 	if (f == NULL)
 		return -1;
-	if (tmp == NULL || *tmp == '\0')
-		tmp = "/tmp";
-	snprintf(f->dir, sizeof(f->dir), "%s/test_intake.XXXXXX", tmp);
-	if (mkdtemp(f->dir) == NULL) {
+	if (fixture_dir_make(f->dir, "test_intake") != 0) {
 		free(f);
 		return -1;
 	}
@@ -181,13 +159,20 @@ teardown(void **state)
 	f->conf = conf_free(f->conf);
 	snprintf(path, sizeof(path), "%s/tmp", f->spool);
 	chmod(path, 0700);
-	rm_dir(path);
+	fixture_dir_remove(path);
 	snprintf(path, sizeof(path), "%s/msg", f->spool);
-	rm_dir(path);
-	rm_dir(f->spool);
-	rm_dir(f->dir);
+	fixture_dir_remove(path);
+	fixture_dir_remove(f->spool);
+	fixture_dir_remove(f->dir);
 	free(f);
 	return 0;
+}
+
+/* The fixture of a test. */
+static struct fixture *
+f_of(void **state)
+{
+	return *state;
 }
 
 /* Feed M to a new message up to, not including, end of message. */
@@ -416,8 +401,9 @@ test_no_msgid(void **state)
 		snprintf(kpath, sizeof(kpath), "%s/status.key", f->dir);
 		assert_int_equal(crypto_key_load_or_create(kpath, skey, NULL, 0),
 		    0);
-		assert_int_equal(status_token(skey, "acme", intake_msg_id(msg),
-		    tok), 0);
+		assert_int_equal(status_token(skey, "acme",
+		    status_job(e[2].value), intake_msg_id(msg),
+		    "support@acme.example", tok), 0);
 		snprintf(want, sizeof(want), "%s; tenant=acme", tok);
 		assert_string_equal(e[3].name, "X-Halo-Token");
 		assert_string_equal(e[3].value, want);
@@ -704,16 +690,254 @@ test_duplicate(void **state)
 	first = status_job(added(msg, "X-Halo-Status", 0));
 	intake_msg_free(msg);
 
-	m.body = "a different body, same id\r\n";
+	/* the same mail again (another hop): a duplicate, with no token */
+	m.hdrs[4].name = "Received";
+	m.hdrs[4].value = "from a by b";
 	msg = deliver(f, &m, NULL);
 	snprintf(want, sizeof(want), "skipped; reason=duplicate; tenant=acme;"
 	    " job=%lld", (long long)first);
 	assert_string_equal(added(msg, "X-Halo-Status", 0), want);
 	assert_int_equal(n_added(msg, "X-Halo-Status"), 1);
+	assert_int_equal(n_added(msg, "X-Halo-Token"), 0);
 	intake_msg_free(msg);
 	assert_true(n_jobs(f) == 1);
 	assert_int_equal(count_files(f->spool, "msg"), 1);
 	assert_int_equal(count_files(f->spool, "tmp"), 0);
+
+	/* same Message-ID and sender, other content: its own job */
+	m.body = "a different body, same id\r\n";
+	msg = deliver(f, &m, NULL);
+	assert_true(status_job(added(msg, "X-Halo-Status", 0)) != first);
+	assert_int_equal(n_added(msg, "X-Halo-Token"), 1);
+	intake_msg_free(msg);
+	assert_true(n_jobs(f) == 2);
+}
+
+/*
+ * Issue 11: a mail that pre-empts a Message-ID (another sender, sent
+ * first) is its own job, and the genuine mail is still logged, with a
+ * token of its own job that the pre-empting job's token is not.
+ */
+static void
+test_preempted_msgid(void **state)
+{
+	struct fixture *f = *state;
+	struct mail genuine = { NEW_MAIL("<real@customer.example>") };
+	struct mail attacker = { NEW_MAIL("<real@customer.example>") };
+	struct intake_msg *msg;
+	struct store_job *job;
+	char *tok_a, *tok_g;
+	int64_t a, g;
+	uint8_t skey[CRYPTO_KEY_LEN];
+	char kpath[PATH_MAX * 2];
+
+	attacker.env_from = "<mallory@evil.example>";
+	attacker.hdrs[0].value = "Mallory <mallory@evil.example>";
+	attacker.body = "Guess the id.\r\n";
+	start(f, NULL, NULL);
+	msg = deliver(f, &attacker, NULL);
+	a = status_job(added(msg, "X-Halo-Status", 0));
+	tok_a = strdup(added(msg, "X-Halo-Token", 0));
+	intake_msg_free(msg);
+
+	msg = deliver(f, &genuine, NULL);
+	job = queued_job(f, added(msg, "X-Halo-Status", 0), "acme");
+	g = job->id;
+	assert_true(g != a);
+	assert_string_equal(job->message_id, "<real@customer.example>");
+	assert_string_equal(job->from_addr, "alice@customer.example");
+	tok_g = strdup(added(msg, "X-Halo-Token", 0));
+	intake_msg_free(msg);
+	assert_true(n_jobs(f) == 2);
+
+	/* each token opens its own job only */
+	snprintf(kpath, sizeof(kpath), "%s/status.key", f->dir);
+	assert_int_equal(crypto_key_load_or_create(kpath, skey, NULL, 0), 0);
+	*strchr(tok_a, ';') = '\0';
+	*strchr(tok_g, ';') = '\0';
+	assert_true(status_token_job(tok_g) == g);
+	assert_true(status_token_check(skey, job, "acme",
+	    "<real@customer.example>", tok_g));
+	assert_false(status_token_check(skey, job, "acme",
+	    "<real@customer.example>", tok_a));
+	assert_false(status_token_check(skey, job, "globex",
+	    "<real@customer.example>", tok_g));
+	store_job_free(job);
+	assert_int_equal(store_job_get(f->st, a, &job), STORE_OK);
+	assert_true(status_token_check(skey, job, "acme",
+	    "<real@customer.example>", tok_a));
+	assert_false(status_token_check(skey, job, "acme",
+	    "<real@customer.example>", tok_g));
+	store_job_free(job);
+	free(tok_a);
+	free(tok_g);
+}
+
+/* Deliver M with session (LOGIN, ADDR) as the callbacks do: an unrouted
+ * mail becomes outbound or nothing. */
+static struct intake_msg *
+deliver_out(struct fixture *f, const struct mail *m, const char *login,
+    const char *addr, bool *outbound)
+{
+	struct intake_msg *msg = intake_msg_new(f->in);
+	size_t i;
+
+	assert_non_null(msg);
+	intake_msg_envfrom(msg, m->env_from);
+	intake_msg_session(msg, login, addr);
+	for (i = 0; m->rcpt[i] != NULL; i++)
+		intake_msg_rcpt(msg, m->rcpt[i]);
+	*outbound = !intake_msg_routed(msg) && intake_msg_outbound(msg);
+	if (!intake_msg_routed(msg) && !*outbound)
+		return msg;
+	for (i = 0; m->hdrs[i].name != NULL; i++)
+		intake_msg_header(msg, m->hdrs[i].name, m->hdrs[i].value);
+	intake_msg_eoh(msg);
+	intake_msg_body(msg, m->body, strlen(m->body));
+	assert_int_equal(intake_msg_eom(msg), INTAKE_CONTINUE);
+	return msg;
+}
+
+/*
+ * Issue 11: an agent's outgoing mail counts only from a session that
+ * authenticated as that agent (or an agent_login of it), or came from
+ * submission_networks without SMTP AUTH. A table of sessions.
+ */
+static void
+test_outbound_auth(void **state)
+{
+	static const struct {
+		const char *login, *addr;
+		bool outbound;
+		const char *how;
+	} cases[] = {
+		{ NULL, NULL, false, NULL },                    /* plain SMTP */
+		{ NULL, "203.0.113.9", false, NULL },           /* from outside */
+		{ "", "203.0.113.9", false, NULL },             /* empty login */
+		{ "agent@msp.example", NULL, true, "sasl" },    /* as itself */
+		{ "AGENT@MSP.example", "203.0.113.9", true, "sasl" },
+		{ "jdoe", "203.0.113.9", true, "sasl" },        /* agent_login */
+		{ "other@msp.example", NULL, false, NULL },     /* someone else */
+		{ "other@msp.example", "192.0.2.7", false, NULL },
+		{ NULL, "192.0.2.7", true, "network" },         /* submission */
+		{ NULL, "::ffff:192.0.2.8", true, "network" },
+	};
+	struct mail m = {
+		.env_from = "<agent@msp.example>",
+		.rcpt = { "<customer@client.example>" },
+		.hdrs = { { "From", "agent@msp.example" },
+		    { "Subject", "Re: [ID:7] fixed" } },
+		.body = "Done.\r\n",
+	};
+	char ids[64];
+	struct intake_msg *msg;
+	struct store_job *job;
+	bool outbound;
+	int64_t id;
+	size_t i;
+	uint64_t before;
+
+	start(f_of(state), "submission_networks = 192.0.2.0/24\n", NULL);
+	assert_int_equal(store_token_put(f_of(state)->st, "acme",
+	    "agent@msp.example", "sealed", "ok"), STORE_OK);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fixture *f = f_of(state);
+		snprintf(ids, sizeof(ids), "<out%zu@msp.example>", i);
+		m.hdrs[2].name = "Message-ID";
+		m.hdrs[2].value = ids;
+		before = n_jobs(f);
+		msg = deliver_out(f, &m, cases[i].login, cases[i].addr,
+		    &outbound);
+		if (outbound != cases[i].outbound)
+			fail_msg("case %zu: outbound %d", i, outbound);
+		if (outbound) {
+			assert_true(n_jobs(f) == before + 1);
+			assert_int_equal(store_job_find(f->st, "acme", ids, &id),
+			    STORE_OK);
+			assert_int_equal(store_job_get(f->st, id, &job), STORE_OK);
+			assert_string_equal(job->mode, "outbound");
+			assert_string_equal(job->outbound_auth, cases[i].how);
+			store_job_free(job);
+		} else {
+			assert_true(n_jobs(f) == before);
+		}
+		intake_msg_free(msg);
+	}
+}
+
+/* Issue 11: a spoofed agent envelope on mail to a routed address is inbound
+ * mail from a stranger, never outbound, whatever the session. */
+static void
+test_spoofed_agent_inbound(void **state)
+{
+	struct fixture *f = *state;
+	struct mail m = { NEW_MAIL("<spoof@evil.example>") };
+	struct intake_msg *msg;
+	struct store_job *job;
+
+	m.env_from = "<agent@msp.example>";
+	start(f, NULL, NULL);
+	assert_int_equal(store_token_put(f->st, "acme", "agent@msp.example",
+	    "sealed", "ok"), STORE_OK);
+	msg = deliver(f, &m, NULL);
+	job = queued_job(f, added(msg, "X-Halo-Status", 0), "acme");
+	assert_string_equal(job->mode, "intake");
+	assert_null(job->outbound_auth);
+	store_job_free(job);
+	intake_msg_free(msg);
+}
+
+/* Issue 11: how From: is authenticated is stored on the job. */
+static void
+test_sender_auth(void **state)
+{
+	static const struct {
+		const char *env, *from, *ar;
+		const char *want;
+	} cases[] = {
+		{ "<a@customer.example>", "a@customer.example", NULL, "aligned" },
+		{ "<b@bounce.customer.example>", "a@customer.example", NULL,
+		  "aligned" },
+		{ "<m@evil.example>", "a@customer.example", NULL, "none" },
+		{ "<m@esp.example>", "a@customer.example",
+		  "mx.msp.example; dmarc=pass header.from=customer.example",
+		  "dmarc" },
+		{ "<m@esp.example>", "a@customer.example",
+		  "mx.msp.example; dkim=pass header.d=customer.example", "dkim" },
+		/* forged from outside: another authserv-id */
+		{ "<m@evil.example>", "a@customer.example",
+		  "mx.evil.example; dmarc=pass header.from=customer.example",
+		  "none" },
+		{ "<m@evil.example>", "a@customer.example",
+		  "mx.msp.example; dmarc=fail header.from=customer.example",
+		  "none" },
+	};
+	struct fixture *f = *state;
+	char ids[64], from[64];
+	struct intake_msg *msg;
+	struct store_job *job;
+	size_t i;
+
+	start(f, "authserv_ids = mx.msp.example\n", NULL);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mail m = { NEW_MAIL(ids) };
+		snprintf(ids, sizeof(ids), "<auth%zu@customer.example>", i);
+		m.env_from = cases[i].env;
+		/* one sender per case: loop protection counts per sender */
+		snprintf(from, sizeof(from), "u%zu.%s", i, cases[i].from);
+		m.hdrs[0].value = from;
+		if (cases[i].ar != NULL) {
+			m.hdrs[4].name = "Authentication-Results";
+			m.hdrs[4].value = cases[i].ar;
+		}
+		msg = deliver(f, &m, NULL);
+		job = queued_job(f, added(msg, "X-Halo-Status", 0), "acme");
+		if (strcmp(job->sender_auth, cases[i].want) != 0)
+			fail_msg("case %zu: %s, want %s", i, job->sender_auth,
+			    cases[i].want);
+		store_job_free(job);
+		intake_msg_free(msg);
+	}
 }
 
 /* Two tenants: two jobs sharing one spool file. */
@@ -1074,6 +1298,10 @@ main(void)
 		T(test_spool_error_tempfail),
 		T(test_spool_error_accept),
 		T(test_add_thread_index),
+		T(test_preempted_msgid),
+		T(test_outbound_auth),
+		T(test_spoofed_agent_inbound),
+		T(test_sender_auth),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);

@@ -183,7 +183,7 @@ test_related_cid(void **state)
 	assert_memory_equal(logo->data, "\x89PNG\r\n\x1a\n", 8);
 	assert_false(logo->over_cap);
 	assert_int_equal(logo->original_len, 8);
-	spare = find_att(m, "attachment-2");
+	spare = find_att(m, "attachment-2.gif");    /* type gives the extension */
 	assert_non_null(spare);
 	assert_false(spare->is_inline);         /* not referenced */
 	assert_string_equal(spare->content_id, "spare@example.com");
@@ -247,7 +247,7 @@ test_mixed_attachments(void **state)
 	assert_non_null(a);
 	assert_int_equal(a->len, 5);
 	assert_memory_equal(a->data, "notes", 5);
-	a = find_att(m, "attachment-3");
+	a = find_att(m, "attachment-3.html");
 	assert_non_null(a);
 	assert_string_equal(a->content_type, "text/html");
 	a = find_att(m, "photo.jpg");
@@ -485,7 +485,21 @@ test_parts_and_depth(void **state)
 	g_string_append(msg, "--P--\n");
 	m = extract(msg->str, &limits);
 	assert_true(m->truncated);
-	assert_int_equal(m->n_attachments, 3);  /* 1 multipart + 3 parts */
+	/* 1 multipart + 3 parts read; the other 7 named, not read */
+	assert_int_equal(m->n_attachments, 10);
+	for (i = 0; i < 10; i++) {
+		const struct mime_attachment *a = &m->attachments[i];
+		char want[32];
+
+		snprintf(want, sizeof(want), "f%d.txt", i);
+		assert_string_equal(a->filename, want);
+		assert_int_equal(a->skip, i < 3 ? MIME_SKIP_NONE : MIME_SKIP_LIMIT);
+		if (i >= 3) {
+			assert_null(a->data);
+			assert_false(a->over_cap);
+		}
+	}
+	assert_int_equal(m->n_unlisted, 0);
 	mime_message_free(m);
 	g_string_free(msg, TRUE);
 
@@ -955,6 +969,292 @@ test_corpus_sweep(void **state)
 	    failed);
 }
 
+/* --- issue 17: one golden message per defect shape -------------------- */
+
+/* Extract tests/golden/NAME (written by tests/golden/mkmail.py). */
+static struct mime_message *
+golden(const char *name, const struct mime_limits *limits)
+{
+	const char *top = getenv("HALO_SRCDIR");
+	struct mime_message *m = NULL;
+	char err[256] = "", *path;
+
+	path = g_build_filename(top != NULL ? top : ".", "tests", "golden", name,
+	    NULL);
+	if (mime_extract(path, limits, &m, err, sizeof(err)) != 0)
+		fail_msg("%s: %s", path, err);
+	g_free(path);
+	assert_non_null(m);
+	return m;
+}
+
+/* SHA-256 of an attachment's bytes starts with PREFIX (hex). */
+static void
+assert_sha(const struct mime_attachment *a, const char *prefix)
+{
+	gchar *hex;
+
+	assert_non_null(a);
+	assert_non_null(a->data);
+	hex = g_compute_checksum_for_data(G_CHECKSUM_SHA256, a->data, a->len);
+	if (strncmp(hex, prefix, strlen(prefix)) != 0)
+		fail_msg("%s: sha256 %s, want %s...", a->filename, hex, prefix);
+	g_free(hex);
+}
+
+/* The 52-byte PDF of the golden messages. */
+#define GOLDEN_PDF_SHA "056502de"
+
+/* A file name made of padded base64 words of one charset. */
+static void
+test_golden_encoded_filename(void **state)
+{
+	struct mime_message *m;
+
+	(void)state;
+	m = golden("subject-padded-words.eml", NULL);
+	assert_int_equal(m->n_attachments, 1);
+	assert_string_equal(m->attachments[0].filename, "facture-\xc3\xa9.pdf");
+	assert_sha(&m->attachments[0], GOLDEN_PDF_SHA);
+	mime_message_free(m);
+}
+
+/* Base64 without '=' padding loses nothing; uuencode whose lines lost
+ * their trailing spaces comes out whole. */
+static void
+test_golden_tolerant_decoding(void **state)
+{
+	const struct mime_attachment *a;
+	struct mime_message *m;
+
+	(void)state;
+	m = golden("base64-no-padding.eml", NULL);
+	a = find_att(m, "invoice.pdf");
+	assert_non_null(a);
+	assert_int_equal(a->len, 52);
+	assert_int_equal(a->skip, MIME_SKIP_NONE);
+	assert_sha(a, GOLDEN_PDF_SHA);
+	mime_message_free(m);
+
+	m = golden("uuencode-stripped.eml", NULL);
+	a = find_att(m, "table.bin");
+	assert_non_null(a);
+	assert_int_equal(a->len, 318);
+	assert_int_equal(a->data[255], 255);
+	assert_int_equal(a->data[317], 0);
+	assert_sha(a, "5f4f7fab");
+	mime_message_free(m);
+}
+
+/* What cannot be decoded faithfully is listed, not kept broken. */
+static void
+test_golden_damaged(void **state)
+{
+	const struct mime_attachment *a;
+	struct mime_message *m;
+
+	(void)state;
+	m = golden("base64-damaged.eml", NULL);
+	assert_int_equal(m->n_attachments, 3);
+	a = find_att(m, "lone-digit.pdf");      /* a lone base64 digit */
+	assert_non_null(a);
+	assert_null(a->data);
+	assert_int_equal(a->skip, MIME_SKIP_UNDECODABLE);
+	assert_false(a->over_cap);
+	a = find_att(m, "cut-short.pdf");       /* shorter than its size= */
+	assert_non_null(a);
+	assert_null(a->data);
+	assert_int_equal(a->skip, MIME_SKIP_UNDECODABLE);
+	assert_int_equal(a->original_len, 48);
+	a = find_att(m, "good.pdf");            /* size= matches */
+	assert_int_equal(a->skip, MIME_SKIP_NONE);
+	assert_sha(a, GOLDEN_PDF_SHA);
+	assert_non_null(mime_skip_reason(MIME_SKIP_UNDECODABLE));
+	assert_null(mime_skip_reason(MIME_SKIP_NONE));
+	mime_message_free(m);
+
+	/* uuencode without "begin" */
+	m = extract("Subject: uu\nMIME-Version: 1.0\n"
+	    "Content-Type: application/octet-stream; name=\"x.bin\"\n"
+	    "Content-Transfer-Encoding: x-uuencode\n\n"
+	    "#86)C\n`\nend\n", NULL);
+	assert_int_equal(m->n_attachments, 1);
+	assert_int_equal(m->attachments[0].skip, MIME_SKIP_UNDECODABLE);
+	mime_message_free(m);
+	/* the same with "begin": "abc" */
+	m = extract("Subject: uu\nMIME-Version: 1.0\n"
+	    "Content-Type: application/octet-stream; name=\"x.bin\"\n"
+	    "Content-Transfer-Encoding: x-uuencode\n\n"
+	    "begin 644 x.bin\n#86)C\n`\nend\n", NULL);
+	assert_int_equal(m->attachments[0].skip, MIME_SKIP_NONE);
+	assert_int_equal(m->attachments[0].len, 3);
+	assert_memory_equal(m->attachments[0].data, "abc", 3);
+	mime_message_free(m);
+	/* short uuencoded lines far longer decoded than encoded (bounds) */
+	{
+		GString *uu = g_string_new("Subject: uu\nMIME-Version: 1.0\n"
+		    "Content-Type: application/octet-stream; name=\"z.bin\"\n"
+		    "Content-Transfer-Encoding: x-uuencode\n\nbegin 644 z\n");
+		int i;
+
+		for (i = 0; i < 20000; i++)
+			g_string_append(uu, "M\n");
+		g_string_append(uu, "end\n");
+		m = extract(uu->str, NULL);
+		assert_int_equal(m->attachments[0].len, 20000 * 45);
+		assert_int_equal(m->attachments[0].data[20000 * 45 - 1], 0);
+		mime_message_free(m);
+		g_string_free(uu, TRUE);
+	}
+}
+
+/* Apple Mail: the HTML side of an alternative is a mixed of HTML, image,
+ * HTML; and the HTML side as a related. */
+static void
+test_golden_nested_html(void **state)
+{
+	const struct mime_attachment *a;
+	struct mime_message *m;
+
+	(void)state;
+	m = golden("apple-nested-html.eml", NULL);
+	assert_non_null(m->html);
+	assert_non_null(strstr(m->html, "Here is the error:"));
+	assert_non_null(strstr(m->html, "After the picture."));
+	assert_string_equal(m->text, "Here is the error:\n\nAfter the picture.");
+	assert_int_equal(m->n_attachments, 1);
+	a = find_att(m, "screenshot.png");
+	assert_non_null(a);
+	assert_true(a->is_inline);
+	mime_message_free(m);
+
+	m = golden("alternative-related.eml", NULL);
+	assert_non_null(m->html);
+	assert_non_null(strstr(m->html, "cid:logo@x"));
+	assert_string_equal(m->text, "Logo below.");
+	assert_int_equal(m->n_attachments, 1);
+	a = find_att(m, "attachment-1.png");
+	assert_non_null(a);
+	assert_true(a->is_inline);
+	mime_message_free(m);
+}
+
+/* Past the part limit: every part is named; generated names carry an
+ * extension from the content type. */
+static void
+test_golden_listed(void **state)
+{
+	struct mime_limits limits = { .max_parts = 0 };
+	struct mime_message *m;
+	size_t i, kept = 0, listed = 0;
+
+	(void)state;
+	m = golden("many-parts.eml", NULL);
+	assert_true(m->truncated);
+	assert_int_equal(m->n_attachments, 205);
+	for (i = 0; i < m->n_attachments; i++) {
+		char want[32];
+
+		snprintf(want, sizeof(want), "file%03zu.txt", i);
+		assert_string_equal(m->attachments[i].filename, want);
+		if (m->attachments[i].skip == MIME_SKIP_NONE)
+			kept++;
+		else if (m->attachments[i].skip == MIME_SKIP_LIMIT)
+			listed++;
+	}
+	/* 200 parts: the multipart, its text, 198 files */
+	assert_int_equal(kept, 198);
+	assert_int_equal(listed, 7);
+	assert_int_equal(m->n_unlisted, 0);
+	mime_message_free(m);
+
+	m = golden("generated-names.eml", &limits);
+	assert_int_equal(m->n_attachments, 4);
+	assert_string_equal(m->attachments[0].filename, "attachment-1.png");
+	assert_string_equal(m->attachments[1].filename, "attachment-2.html");
+	assert_string_equal(m->attachments[2].filename, "attachment-3.pdf");
+	assert_string_equal(m->attachments[3].filename, "attachment-4");
+	mime_message_free(m);
+}
+
+/* No blank line after the headers; ISO-2022-JP with NEC characters. */
+static void
+test_golden_smaller(void **state)
+{
+	struct mime_message *m;
+
+	(void)state;
+	m = golden("no-blank-line.eml", NULL);
+	assert_true(m->no_separator);
+	assert_string_equal(m->text, "The body text.");
+	assert_int_equal(m->n_attachments, 1);
+	assert_string_equal(m->attachments[0].filename, "form.pdf");
+	assert_sha(&m->attachments[0], GOLDEN_PDF_SHA);
+	mime_message_free(m);
+
+	/* a proper message is left alone; an mbox "From " line is a header */
+	m = extract("From a@b Fri Dec  4 10:00:00 2026\nSubject: x\n\nbody\n",
+	    NULL);
+	assert_false(m->no_separator);
+	assert_string_equal(m->text, "body\n");
+	mime_message_free(m);
+
+	m = golden("iso2022jp-nec.eml", NULL);
+	/* "番号№ 1234" */
+	assert_string_equal(m->text,
+	    "\xe7\x95\xaa\xe5\x8f\xb7\xe2\x84\x96 1234\n");
+	mime_message_free(m);
+}
+
+/* A part with two Content-Type headers, the first multipart: read as
+ * that multipart (the first wins), not as raw MIME text. */
+static void
+test_duplicate_content_type(void **state)
+{
+	struct mime_message *m;
+
+	(void)state;
+	m = extract("Subject: dup\nMIME-Version: 1.0\n"
+	    "Content-Type: multipart/related; boundary=\"R\"\n\n"
+	    "--R\n"
+	    "Content-Type: multipart/alternative; boundary=\"A\"\n"
+	    "Content-Type: text/plain; charset=UTF-8\n\n"
+	    "--A\nContent-Type: text/plain\n\nPlain\n"
+	    "--A\nContent-Type: text/html\n\n<p>HTML</p>\n"
+	    "--A--\n"
+	    "--R--\n", NULL);
+	assert_non_null(m->html);
+	assert_string_equal(m->html, "<p>HTML</p>");
+	assert_string_equal(m->text, "Plain");
+	assert_null(strstr(m->text, "Content-Type"));
+	mime_message_free(m);
+}
+
+/* An alternative kept as an attachment keeps its HTML rendering, also
+ * when the HTML is inside a related. */
+static void
+test_alternative_as_attachment(void **state)
+{
+	struct mime_message *m;
+
+	(void)state;
+	m = extract("Subject: alt\nMIME-Version: 1.0\n"
+	    "Content-Type: multipart/mixed; boundary=\"M\"\n\n"
+	    "--M\nContent-Type: text/plain\n\nbody\n"
+	    "--M\nContent-Type: multipart/alternative; boundary=\"A\"\n\n"
+	    "--A\nContent-Type: text/plain\n\nP\n"
+	    "--A\nContent-Type: multipart/related; boundary=\"R\"\n\n"
+	    "--R\nContent-Type: text/html\n\n<html>E</html>\n"
+	    "--R--\n"
+	    "--A--\n"
+	    "--M--\n", NULL);
+	assert_string_equal(m->text, "body");
+	assert_int_equal(m->n_attachments, 1);
+	assert_string_equal(m->attachments[0].content_type, "text/html");
+	assert_string_equal(m->attachments[0].filename, "attachment-1.html");
+	mime_message_free(m);
+}
+
 int
 main(void)
 {
@@ -974,6 +1274,14 @@ main(void)
 		cmocka_unit_test(test_tnef_built),
 		cmocka_unit_test(test_tnef_corpus),
 		cmocka_unit_test(test_corpus_sweep),
+		cmocka_unit_test(test_golden_encoded_filename),
+		cmocka_unit_test(test_golden_tolerant_decoding),
+		cmocka_unit_test(test_golden_damaged),
+		cmocka_unit_test(test_golden_nested_html),
+		cmocka_unit_test(test_golden_listed),
+		cmocka_unit_test(test_golden_smaller),
+		cmocka_unit_test(test_duplicate_content_type),
+		cmocka_unit_test(test_alternative_as_attachment),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

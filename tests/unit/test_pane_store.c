@@ -1,6 +1,6 @@
 /*
  * test_pane_store.c - unit tests for the interactive pane's part of the
- * store (schema v7): pane sessions (live only with the agent's token,
+ * store (schema v8): pane sessions (live only with the agent's token,
  * expiry, renewal, sign-out, revoke is final, purge), agents' defaults,
  * a pane sign-in naming its agent, and a job logged by the pane (never one
  * the worker holds). Each test uses its own mkdtemp directory.
@@ -112,7 +112,7 @@ test_schema(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_true(store_schema_latest() >= 7);
+	assert_true(store_schema_latest() >= 8);
 	assert_int_equal(store_schema_version(f->st), store_schema_latest());
 }
 

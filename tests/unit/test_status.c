@@ -58,49 +58,92 @@ test_key(uint8_t key[CRYPTO_KEY_LEN])
 		key[i] = (uint8_t)i;
 }
 
+/* A job as the status API loads it. */
+static struct store_job
+token_job(int64_t id, const char *tenant, const char *mid, const char *rcpts)
+{
+	struct store_job job;
+
+	memset(&job, 0, sizeof(job));
+	job.id = id;
+	job.tenant = (char *)tenant;
+	job.message_id = (char *)mid;
+	job.recipients = (char *)rcpts;
+	return job;
+}
+
 static void
 test_token_vector(void **state)
 {
 	uint8_t key[CRYPTO_KEY_LEN];
 	char tok[STATUS_TOKEN_LEN + 1], other[STATUS_TOKEN_LEN + 1];
+	struct store_job job = token_job(42, "acme", "<first@client.example>",
+	    "support@acme.example"), job2;
 
 	(void)state;
 	test_key(key);
 	/* python3: base64.urlsafe_b64encode(hmac.new(bytes(range(32)),
-	 * b"acme\n<first@client.example>", "sha256").digest()).rstrip(b"=") */
-	assert_int_equal(status_token(key, "acme", "<first@client.example>",
-	    tok), 0);
-	assert_string_equal(tok, "_kkcOq7q5W_OeDq0mvvomCLzHOnEUwNIRz3PkG338Aw");
-	assert_int_equal(strlen(tok), STATUS_TOKEN_LEN);
-	assert_true(status_token_check(key, "acme", "<first@client.example>",
-	    tok));
-	/* another tenant, another message, another key: another token */
-	assert_false(status_token_check(key, "globex", "<first@client.example>",
-	    tok));
-	assert_false(status_token_check(key, "acme", "<second@client.example>",
-	    tok));
+	 * b"job\nacme\n42\n<first@client.example>\nsupport@acme.example",
+	 * "sha256").digest()).rstrip(b"=") */
+	assert_int_equal(status_token(key, "acme", 42, "<first@client.example>",
+	    "support@acme.example", tok), 0);
+	assert_string_equal(tok, "42.xf8pD4XMutTQ6IwuJ0EmLwJR9t-gTar7ddcXpzFPtC4");
+	assert_true(status_token_job(tok) == 42);
+	assert_true(status_token_check(key, &job, "acme",
+	    "<first@client.example>", tok));
+	/* asked as another tenant or Message-ID: no */
+	assert_false(status_token_check(key, &job, "globex",
+	    "<first@client.example>", tok));
+	assert_false(status_token_check(key, &job, "acme",
+	    "<second@client.example>", tok));
+	/* another job, even with the same Message-ID: no (issue 11) */
+	job2 = token_job(43, "acme", "<first@client.example>",
+	    "support@acme.example");
+	assert_false(status_token_check(key, &job2, "acme",
+	    "<first@client.example>", tok));
+	/* the same job id delivered to other mailboxes: no */
+	job2 = token_job(42, "acme", "<first@client.example>",
+	    "other@acme.example");
+	assert_false(status_token_check(key, &job2, "acme",
+	    "<first@client.example>", tok));
 	key[0] ^= 1;
-	assert_false(status_token_check(key, "acme", "<first@client.example>",
-	    tok));
+	assert_false(status_token_check(key, &job, "acme",
+	    "<first@client.example>", tok));
 	key[0] ^= 1;
 	/* the separator keeps "a" + "b\nc" apart from "a\nb" + "c" */
-	assert_int_equal(status_token(key, "ac", "me<x>", other), 0);
+	assert_int_equal(status_token(key, "ac", 42, "me<x>", NULL, other), 0);
 	assert_string_not_equal(other, tok);
-	assert_false(status_token_check(key, "acme", "<first@client.example>",
-	    NULL));
-	assert_false(status_token_check(key, "acme", "<first@client.example>",
-	    ""));
-	assert_int_equal(status_token(key, "", "<a@b>", other), -1);
+	assert_false(status_token_check(key, &job, "acme",
+	    "<first@client.example>", NULL));
+	assert_false(status_token_check(key, &job, "acme",
+	    "<first@client.example>", ""));
+	assert_false(status_token_check(key, NULL, "acme",
+	    "<first@client.example>", tok));
+	assert_int_equal(status_token(key, "", 42, "<a@b>", NULL, other), -1);
 	assert_string_equal(other, "");
-	assert_int_equal(status_token(key, "acme", "", other), -1);
-	assert_int_equal(status_token(key, "a\nb", "<a@b>", other), -1);
-	assert_int_equal(status_token(key, NULL, "<a@b>", other), -1);
+	assert_int_equal(status_token(key, "acme", 42, "", NULL, other), -1);
+	assert_int_equal(status_token(key, "a\nb", 42, "<a@b>", NULL, other), -1);
+	assert_int_equal(status_token(key, NULL, 42, "<a@b>", NULL, other), -1);
+	assert_int_equal(status_token(key, "acme", 0, "<a@b>", NULL, other), -1);
+	/* job ids read from tokens */
+	assert_true(status_token_job("7.xf8pD4XMutTQ6IwuJ0EmLwJR9t-gTar7ddcXpzFPtC4")
+	    == 7);
+	assert_true(status_token_job("07.xf8pD4XMutTQ6IwuJ0EmLwJR9t-gTar7ddcXpzFPtC4")
+	    == 0);
+	assert_true(status_token_job(".xf8pD4XMutTQ6IwuJ0EmLwJR9t-gTar7ddcXpzFPtC4")
+	    == 0);
+	assert_true(status_token_job("7.short") == 0);
+	assert_true(status_token_job("xf8pD4XMutTQ6IwuJ0EmLwJR9t-gTar7ddcXpzFPtC4")
+	    == 0);
+	assert_true(status_token_job(
+	    "1234567890123456789.xf8pD4XMutTQ6IwuJ0EmLwJR9t-gTar7ddcXpzFPtC4") == 0);
+	assert_true(status_token_job(NULL) == 0);
 }
 
 static void
 test_params(void **state)
 {
-	static const char tok[] = "_kkcOq7q5W_OeDq0mvvomCLzHOnEUwNIRz3PkG338Aw";
+	static const char tok[] = "42.xf8pD4XMutTQ6IwuJ0EmLwJR9t-gTar7ddcXpzFPtC4";
 	char long_mid[STATUS_MSGID_MAX + 8];
 
 	(void)state;
@@ -114,23 +157,27 @@ test_params(void **state)
 	assert_false(OK("acme", "<>", tok));
 	assert_false(OK("acme", "<a@b>", "short"));
 	assert_false(OK("acme", "<a@b>",
-	    "_kkcOq7q5W_OeDq0mvvomCLzHOnEUwNIRz3PkG338A="));
+	    "42.xf8pD4XMutTQ6IwuJ0EmLwJR9t-gTar7ddcXpzFPtC="));
+	assert_false(OK("acme", "<a@b>",
+	    "xf8pD4XMutTQ6IwuJ0EmLwJR9t-gTar7ddcXpzFPtC4"));    /* no job */
+	assert_false(OK("acme", "<a@b>",
+	    "0.xf8pD4XMutTQ6IwuJ0EmLwJR9t-gTar7ddcXpzFPtC4"));
 	assert_false(OK("acme", "<a@\xc3\xa9>", tok));
 #undef OK
 	/* an embedded NUL: the length says more than the string */
-	assert_false(status_params_ok("acme", 5, "<a@b>", 5, tok, 43));
-	assert_false(status_params_ok("acme", 4, "<a@b>", 6, tok, 43));
-	assert_false(status_params_ok(NULL, 0, "<a@b>", 5, tok, 43));
+	assert_false(status_params_ok("acme", 5, "<a@b>", 5, tok, 46));
+	assert_false(status_params_ok("acme", 4, "<a@b>", 6, tok, 46));
+	assert_false(status_params_ok(NULL, 0, "<a@b>", 5, tok, 46));
 	memset(long_mid, 'a', sizeof(long_mid) - 1);
 	long_mid[0] = '<';
 	long_mid[STATUS_MSGID_MAX] = '>';
 	long_mid[STATUS_MSGID_MAX + 1] = '\0';
 	assert_false(status_params_ok("acme", 4, long_mid, strlen(long_mid),
-	    tok, 43));
+	    tok, 46));
 	long_mid[STATUS_MSGID_MAX - 1] = '>';
 	long_mid[STATUS_MSGID_MAX] = '\0';
 	assert_true(status_params_ok("acme", 4, long_mid, strlen(long_mid),
-	    tok, 43));
+	    tok, 46));
 }
 
 static void

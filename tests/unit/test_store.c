@@ -21,6 +21,7 @@
 
 #include <sqlite3.h>
 
+#include "fixture.h"
 #include "store.h"
 
 struct fixture {
@@ -33,14 +34,10 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
 
 	if (f == NULL)
 		return -1;
-	if (tmp == NULL || *tmp == '\0')
-		tmp = "/tmp";
-	snprintf(f->dir, sizeof(f->dir), "%s/test_store.XXXXXX", tmp);
-	if (mkdtemp(f->dir) == NULL) {
+	if (fixture_dir_make(f->dir, "test_store") != 0) {
 		free(f);
 		return -1;
 	}
@@ -53,22 +50,9 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	struct dirent *de;
-	DIR *d;
 
 	f->st = store_close(f->st);
-	d = opendir(f->dir);
-	if (d != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			char path[PATH_MAX * 2];
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", f->dir, de->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(f->dir);
+	fixture_dir_remove(f->dir);
 	free(f);
 	return 0;
 }
@@ -143,14 +127,19 @@ test_upgrade_keeps_rows(void **state)
 	f->st = store_open_version(f->db, 1, err, sizeof(err));
 	assert_non_null(f->st);
 	assert_int_equal(store_schema_version(f->st), 1);
-	j[0] = job_new("acme", "<old-1@x>");
-	j[1] = job_new("acme", "<old-2@x>");
-	j[1].subject = "kept subject";
-	assert_int_equal(store_jobs_add(f->st, j, 2, res, ids, "<old-1@x>",
-	    "0123456789abcdef0123456789abcdef"), STORE_OK);
-	assert_int_equal(res[0], STORE_OK);
-	assert_int_equal(res[1], STORE_OK);
 	f->st = store_close(f->st);
+	/* rows as a version-1 build wrote them (today's insert names newer
+	 * columns) */
+	exec_sql(f->db, "INSERT INTO jobs (id, tenant, message_id, state,"
+	    " subject, created, updated) VALUES (1, 'acme', '<old-1@x>',"
+	    " 'queued', NULL, 1, 1), (2, 'acme', '<old-2@x>', 'queued',"
+	    " 'kept subject', 1, 1);"
+	    "INSERT INTO conversations VALUES ('<old-1@x>',"
+	    " '0123456789abcdef0123456789abcdef', 1);");
+	(void)j;
+	(void)res;
+	ids[0] = 1;
+	ids[1] = 2;
 
 	/* asking for less than what is there migrates nothing back */
 	f->st = store_open_version(f->db, 0, err, sizeof(err));
@@ -629,6 +618,115 @@ test_state_names(void **state)
 	assert_int_equal(store_state_parse(NULL), -1);
 }
 
+/* Schema v7: a job is (tenant, Message-ID, dedup key); a row from before
+ * v7 (no key) stays the duplicate of any key; the new fields round-trip. */
+static void
+test_dedup_key(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[1];
+	enum store_status res[1];
+	int64_t old_id, first, second, found;
+	struct store_job *got;
+	char err[256] = "";
+
+	f->st = store_open_version(f->db, 6, err, sizeof(err));
+	assert_non_null(f->st);
+	f->st = store_close(f->st);
+	exec_sql(f->db, "INSERT INTO jobs (id, tenant, message_id, state,"
+	    " created, updated, ticket_status) VALUES (7, 'acme', '<old@x>',"
+	    " 'done', 1, 1, 'open')");
+	old_id = 7;
+	open_latest(f);
+	assert_true(store_schema_latest() >= 7);
+	/* the old row survived the rebuild and matches any key */
+	assert_int_equal(store_job_find_key(f->st, "acme", "<old@x>", "k1",
+	    &found), STORE_OK);
+	assert_true(found == old_id);
+	j[0] = job_new("acme", "<old@x>");
+	j[0].dedup_key = "k1";
+	assert_int_equal(store_jobs_add(f->st, j, 1, res, &found, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(res[0], STORE_OK);     /* the index is per key */
+
+	/* same Message-ID, another sender or content: its own job */
+	j[0] = job_new("acme", "<m@x>");
+	j[0].dedup_key = "attacker";
+	j[0].sender_auth = "none";
+	assert_int_equal(store_jobs_add(f->st, j, 1, res, &first, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(res[0], STORE_OK);
+	j[0].dedup_key = "genuine";
+	j[0].sender_auth = "dmarc";
+	j[0].outbound_auth = "sasl";
+	assert_int_equal(store_jobs_add(f->st, j, 1, res, &second, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(res[0], STORE_OK);
+	assert_true(second != first);
+	/* the same key again: a duplicate of its own job only */
+	assert_int_equal(store_jobs_add(f->st, j, 1, res, &found, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(res[0], STORE_DUPLICATE);
+	assert_true(found == second);
+	assert_int_equal(store_job_find_key(f->st, "acme", "<m@x>", "genuine",
+	    &found), STORE_OK);
+	assert_true(found == second);
+	assert_int_equal(store_job_find_key(f->st, "acme", "<m@x>", "other",
+	    &found), STORE_NOT_FOUND);
+	assert_int_equal(store_job_find(f->st, "acme", "<m@x>", &found),
+	    STORE_OK);
+	assert_true(found == first);
+	assert_int_equal(store_job_get(f->st, second, &got), STORE_OK);
+	assert_string_equal(got->dedup_key, "genuine");
+	assert_string_equal(got->sender_auth, "dmarc");
+	assert_string_equal(got->outbound_auth, "sasl");
+	got = store_job_free(got);
+	assert_int_equal(store_job_get(f->st, old_id, &got), STORE_OK);
+	assert_string_equal(got->dedup_key, "");
+	assert_null(got->sender_auth);
+	got = store_job_free(got);
+}
+
+/* Operator re-queue: failed and waiting jobs go back to the queue; a done
+ * job (its message gone) and a running one stay as they are. */
+static void
+test_requeue(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[3];
+	struct store_job *got = NULL;
+	enum store_status res[3];
+	int64_t ids[3];
+
+	open_latest(f);
+	j[0] = job_new("acme", "<done@x>");
+	j[1] = job_new("acme", "<failed@x>");
+	j[2] = job_new("acme", "<running@x>");
+	assert_int_equal(store_jobs_add(f->st, j, 3, res, ids, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(store_job_finish(f->st, ids[0], STORE_DONE, NULL),
+	    STORE_OK);
+	assert_int_equal(store_job_finish(f->st, ids[1], STORE_FAILED, "x"),
+	    STORE_OK);
+	/* the only queued job left is the one a worker claims */
+	assert_int_equal(store_job_claim(f->st, 1000, 300, &got), STORE_OK);
+	assert_int_equal(got->id, ids[2]);
+	got = store_job_free(got);
+	assert_int_equal(store_job_requeue(f->st, ids[0]), STORE_NOT_FOUND);
+	assert_int_equal(store_job_requeue(f->st, ids[2]), STORE_NOT_FOUND);
+	assert_int_equal(store_job_requeue(f->st, ids[1]), STORE_OK);
+	assert_int_equal(store_job_requeue(f->st, 999999), STORE_NOT_FOUND);
+	assert_int_equal(store_job_get(f->st, ids[0], &got), STORE_OK);
+	assert_int_equal(got->state, STORE_DONE);
+	got = store_job_free(got);
+	assert_int_equal(store_job_get(f->st, ids[1], &got), STORE_OK);
+	assert_int_equal(got->state, STORE_QUEUED);
+	got = store_job_free(got);
+	assert_int_equal(store_job_get(f->st, ids[2], &got), STORE_OK);
+	assert_int_equal(got->state, STORE_RUNNING);
+	store_job_free(got);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -648,6 +746,8 @@ main(void)
 		T(test_spool_used),
 		T(test_claim_and_fenced_posting),
 		T(test_state_names),
+		T(test_dedup_key),
+		T(test_requeue),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,8 @@
 /*
- * test_worker.c - the worker's retry schedule.
+ * test_worker.c - the worker's retry schedule, and thread match against the
+ * Halo simulator: our index beats Halo's index beats the conversation key
+ * beats the subject tag, and a subject tag counts only from that ticket's
+ * own contact or client.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +10,18 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixture.h"
+#include "http.h"
+#include "simhelper.h"
+#include "store.h"
 #include "worker.h"
+#include "worker_int.h"
 
 /* Exponential from the base, doubled per attempt, capped at an hour;
  * jitter 0 / 128 / 255 gives 80% / ~100% / 120%. */
@@ -53,13 +67,215 @@ test_retry_after(void **state)
 	assert_int_equal(worker_retry_delay(15, 1, 999999, 0), 3600);
 }
 
+/* ------------------------------------------------------ thread match */
+
+
+#define CONV_KEY    "00112233445566778899aabbccddeeff"
+#define HALO_MSGID  "<printer-2@acme.example>"  /* the fixture's ticket 501 */
+
+/* One job's context against the simulator, with its own store. */
+struct fx {
+	char dir[PATH_MAX];
+	struct worker w;
+	struct conf_tenant t;
+	struct worker_rate rate;
+	time_t stamps[64];
+	struct store_job job;
+	char *irt[1];
+	struct job_ctx ctx;
+};
+
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char db[PATH_MAX + 16], err[256];
+	cJSON *reset;
+
+	if (f == NULL || fixture_dir_make(f->dir, "test_worker") != 0)
+		return -1;
+	if ((reset = sim_post(&sim, "/_sim/reset", "{}")) == NULL)
+		return -1;
+	cJSON_Delete(reset);
+	snprintf(db, sizeof(db), "%s/halo.db", f->dir);
+	if ((f->w.store = store_open(db, err, sizeof(err))) == NULL)
+		return -1;
+	pthread_mutex_init(&f->w.lock, NULL);
+	pthread_mutex_init(&f->rate.lock, NULL);
+	f->rate.stamps = f->stamps;
+	f->rate.cap = 64;
+	f->rate.window = 300;
+	f->t.name = "t";
+	f->t.subject_tag = "[ID:{n}]";
+	f->t.closed_tickets = CONF_CLOSED_APPEND;
+	f->job.id = 1;
+	f->job.tenant = "t";
+	f->job.message_id = "<new@acme.example>";
+	f->ctx.w = &f->w;
+	f->ctx.job = &f->job;
+	f->ctx.t = &f->t;
+	f->ctx.rate = &f->rate;
+	f->ctx.hc.halo_url = sim.base;
+	f->ctx.hc.auth_url = sim.auth;
+	f->ctx.hc.client_id = "halo-milter-native";
+	f->ctx.hc.timeout_ms = 10000;
+	snprintf(f->ctx.who, sizeof(f->ctx.who), "test: job 1");
+	if ((f->ctx.token = sim_access_token(&sim, "alice@msp.example")) == NULL)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	free(f->ctx.token);
+	free(f->ctx.closed_ids);
+	store_close(f->w.store);
+	pthread_mutex_destroy(&f->w.lock);
+	pthread_mutex_destroy(&f->rate.lock);
+	fixture_dir_remove(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Our index: a logged job MSGID (conversation CONV) went to TICKET. */
+static void
+logged(struct fx *f, const char *msgid, const char *conv, int64_t ticket)
+{
+	struct store_job_new jn = { 0 };
+	struct store_result res = { 0 };
+	enum store_status result;
+	int64_t id;
+
+	jn.tenant = "t";
+	jn.message_id = msgid;
+	jn.state = STORE_QUEUED;
+	jn.agent = "alice@msp.example";
+	jn.mode = "intake";
+	jn.conv_key = conv;
+	assert_int_equal(store_jobs_add(f->w.store, &jn, 1, &result, &id, NULL,
+	    NULL), STORE_OK);
+	assert_int_equal(result, STORE_OK);
+	res.ticket_id = ticket;
+	res.result = "appended";
+	assert_int_equal(store_job_done(f->w.store, id, &res), STORE_OK);
+}
+
+/* The mail replies to MSGID. */
+static void
+replies_to(struct fx *f, const char *msgid)
+{
+	f->irt[0] = (char *)msgid;
+	f->ctx.irt = f->irt;
+	f->ctx.n_irt = 1;
+}
+
+/* The sender is Halo contact USER_ID of CLIENT_ID. */
+static void
+sent_by(struct fx *f, int64_t user_id, int64_t client_id)
+{
+	f->ctx.sender_kind = STORE_SENDER_CONTACT;
+	f->ctx.user_id = user_id;
+	f->ctx.client_id = client_id;
+}
+
+/* Run thread match; check the ticket and how it was found. */
+static void
+want_match(struct fx *f, int64_t ticket, const char *by)
+{
+	assert_int_equal(thread_find(&f->ctx), STEP_OK);
+	assert_int_equal(f->ctx.ticket_id, ticket);
+	if (by == NULL)
+		assert_null(f->ctx.matched_by);
+	else
+		assert_string_equal(f->ctx.matched_by, by);
+}
+
+/* 1 beats 2: our index wins over a ticket Halo has for the same Message-ID. */
+static void
+test_match_index_beats_halo(void **state)
+{
+	struct fx *f = *state;
+
+	logged(f, HALO_MSGID, NULL, 777);
+	replies_to(f, HALO_MSGID);
+	want_match(f, 777, "message-id");
+	assert_int_equal(f->w.stats.requests, 0);   /* Halo was not asked */
+}
+
+/* 2 beats 3: Halo's index wins over our conversation key. */
+static void
+test_match_halo_beats_conversation(void **state)
+{
+	struct fx *f = *state;
+
+	logged(f, "<earlier@acme.example>", CONV_KEY, 778);
+	f->job.conv_key = CONV_KEY;
+	replies_to(f, HALO_MSGID);
+	want_match(f, 501, "halo-message-id");
+}
+
+/* 3 beats 4: the conversation key wins over a subject tag. */
+static void
+test_match_conversation_beats_tag(void **state)
+{
+	struct fx *f = *state;
+
+	logged(f, "<earlier@acme.example>", CONV_KEY, 778);
+	f->job.conv_key = CONV_KEY;
+	f->job.subject = "RE: VPN broken [ID:502]";
+	sent_by(f, 1003, 11);                   /* ticket 502's own contact */
+	want_match(f, 778, "conversation");
+}
+
+/* 4: a subject tag from the ticket's own contact joins it; from a contact
+ * of another client it is ignored. */
+static void
+test_match_subject_tag(void **state)
+{
+	struct fx *f = *state;
+
+	f->job.subject = "RE: VPN broken [ID:502]";
+	sent_by(f, 1003, 11);
+	want_match(f, 502, "subject-tag");
+	f->ctx.ticket_id = 0;
+	f->ctx.matched_by = NULL;
+	sent_by(f, 1000, 10);                   /* ticket 501's contact */
+	want_match(f, 0, NULL);
+}
+
+/* Nothing matches: no ticket, and the Message-ID unknown to both indexes
+ * was asked of Halo. */
+static void
+test_match_none(void **state)
+{
+	struct fx *f = *state;
+
+	replies_to(f, "<unknown@acme.example>");
+	want_match(f, 0, NULL);
+	assert_int_equal(f->w.stats.requests, 1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_backoff_schedule),
 		cmocka_unit_test(test_retry_after),
+		cmocka_unit_test_setup_teardown(test_match_index_beats_halo,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_match_halo_beats_conversation,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_match_conversation_beats_tag,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_match_subject_tag, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_match_none, setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, sim_group_setup, sim_group_teardown);
 }

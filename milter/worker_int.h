@@ -1,0 +1,176 @@
+/*
+ * worker_int.h - what the worker's stages share: the pool's state, one
+ * job's context and each stage's entry points. Internal to milter/worker*.c
+ * (and the unit tests that drive a stage).
+ *
+ * worker.c owns the thread pool and the per-job state machine; each step
+ * of design.md lives in its own file:
+ *   worker_call.c    one Halo call: tenant budget, 401 refresh, 429 pause,
+ *                    the retry verdict and the backoff schedule
+ *   worker_sender.c  sender resolution and its cache
+ *   worker_thread.c  thread match (which ticket) and who may join it
+ *   worker_closed.c  ticket-state cache, status list, closed-ticket policy
+ *   worker_post.c    body and attachment rendering, the create/append
+ */
+#ifndef HALO_WORKER_INT_H
+#define HALO_WORKER_INT_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "conf.h"
+#include "halo.h"
+#include "mime.h"
+#include "oauth.h"
+#include "store.h"
+#include "worker.h"
+
+#define WORKER_LEASE        300     /* seconds a claimed job is ours */
+#define WORKER_IDLE_MS      200     /* poll interval when idle */
+#define WORKER_BACKOFF_MAX  3600    /* longest retry delay */
+#define WORKER_HEADER_MAX   (256 * 1024)    /* header block read per job */
+#define WORKER_HALO_LOOKUPS 3       /* Message-IDs asked of Halo per job */
+#define WORKER_BUDGET_WAIT  5       /* seconds a job may wait for budget */
+#define WORKER_429_INPLACE  4       /* 429s a call may wait out in place */
+#define WORKER_TSTATE_SLOTS 1024    /* tickets whose open/closed state we keep */
+#define WORKER_STATUS_TTL   3600    /* seconds a tenant's status list is kept */
+
+/* A tenant's request budget: a sliding window of send times. */
+struct worker_rate {
+	pthread_mutex_t lock;
+	time_t *stamps;
+	unsigned cap, head, count, window;
+	time_t paused_until;            /* Halo said 429: nobody sends before */
+	/* the tenant's statuses (under the worker's lock) */
+	int64_t *closed_ids;            /* statuses that count as closed */
+	size_t n_closed;
+	int64_t first_open;             /* lowest-id status that is open */
+	time_t statuses_at;             /* 0: not fetched yet */
+};
+
+/* A ticket's open/closed state as last seen (closed_tickets policy). */
+struct worker_tstate {
+	size_t tenant;                  /* index in conf->tenants */
+	int64_t ticket;                 /* 0: empty slot */
+	bool closed;
+	time_t at;
+};
+
+struct worker {
+	const struct conf *conf;
+	struct store *store;
+	struct oauth *oauth;
+	char *spool_dir;
+	pthread_t *threads;
+	unsigned n_threads;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stopping;
+	unsigned kicks;
+	struct worker_rate *rates;      /* one per tenant, conf order */
+	struct worker_tstate tstates[WORKER_TSTATE_SLOTS];  /* under lock */
+	struct worker_stats stats;
+};
+
+/* How a step ended. */
+enum step {
+	STEP_OK,
+	STEP_RETRY,                     /* transient: backoff */
+	STEP_FAIL,                      /* permanent: reason */
+	STEP_WAIT,                      /* agent token needed */
+	STEP_SKIP,                      /* not logged: reason */
+	STEP_LOST                       /* another worker owns the job now */
+};
+
+/* Everything about the job being processed. */
+struct job_ctx {
+	struct worker *w;
+	struct store_job *job;
+	const struct conf_tenant *t;
+	struct worker_rate *rate;
+	size_t tenant;                  /* index of t in conf->tenants */
+	struct halo_conf hc;
+	char *token;
+	struct halo_err err;
+	char reason[300];
+	char who[128];                  /* log prefix: "QID: worker: job N" */
+	char path[PATH_MAX];            /* the spooled message */
+	/* headers of the spooled message */
+	char *h_in_reply_to, *h_references, *h_to, *h_cc;
+	char **irt, **refs;
+	size_t n_irt, n_refs;
+	/* the sender */
+	enum store_sender_kind sender_kind;
+	int64_t user_id, site_id, client_id;
+	char *contact_name, *client_name;
+	/* the thread */
+	bool outbound;                  /* an enrolled agent's outgoing mail */
+	int64_t ticket_id;
+	const char *matched_by;
+	/* a closed ticket (closed_tickets) */
+	int64_t new_status;             /* reopen: the status the append sets */
+	int64_t follows;                /* new: the closed ticket it follows */
+	int64_t *closed_ids;            /* this job's copy of the status list */
+	const char *ticket_status;      /* as the store keeps it; NULL unknown */
+	/* the post */
+	bool create;                    /* no thread: a new ticket */
+	int64_t posted_ticket, posted_action;
+	const char *outcome;            /* "created" / "appended" once done */
+};
+
+/* worker.c: count into the worker's stats. */
+void worker_count(struct worker *w, uint64_t *counter);
+
+/*
+ * worker_call.c. One Halo request FN(CTX, ARG) (returning >= 0 on success,
+ * < 0 with CTX->err set) under the tenant's budget: a 401 refreshes the
+ * token once, a short 429 pauses the tenant and is waited out in place.
+ * Returns FN's result when it succeeded, else -1 with the verdict in *STEP
+ * (STEP_RETRY, STEP_WAIT or STEP_FAIL) and CTX->reason / CTX->err set.
+ */
+typedef int (*worker_call_fn)(struct job_ctx *ctx, void *arg);
+int worker_call(struct job_ctx *ctx, worker_call_fn fn, void *arg,
+    enum step *step);
+/* Reset CTX->err before a request. */
+void worker_clear_err(struct job_ctx *ctx);
+/* When a job put back after ATTEMPTS attempts is due again. */
+time_t worker_backoff(unsigned base, int attempts, long retry_after);
+
+/* worker_sender.c: resolve the sender into CTX (contact, client, ...). */
+enum step sender_resolve(struct job_ctx *ctx);
+/* How the sender matched, as the store keeps it for the Outlook pane. */
+const char *sender_kind_name(const struct job_ctx *ctx);
+
+/* worker_thread.c: the ticket this mail belongs to into CTX->ticket_id
+ * (0: none), strongest evidence first. */
+enum step thread_find(struct job_ctx *ctx);
+/* Ask Halo which ticket carries MSGID; 0 found, 1 not, -1 *STEP set. */
+int thread_halo_lookup(struct job_ctx *ctx, const char *msgid,
+    int64_t *ticket, int64_t *action, enum step *step);
+/* Whether CTX's sender may join TICKET that BY (a matched_by name)
+ * proposes; TK is Halo's view of it, or NULL when not asked. Every
+ * proposed ticket passes here before it is taken. */
+bool thread_may_join(const struct job_ctx *ctx, int64_t ticket,
+    const struct halo_ticket *tk, const char *by);
+/* The ticket number in SUBJECT tagged as TAG ("[ID:{n}]"), or 0. */
+int64_t thread_subject_tag(const char *tag, const char *subject);
+
+/* worker_closed.c: apply the closed-ticket policy to CTX->ticket_id. */
+enum step closed_check(struct job_ctx *ctx);
+/* The tenant's status list into CTX->hc; *FIRST_OPEN its first open one. */
+enum step closed_statuses(struct job_ctx *ctx, int64_t *first_open);
+/* Remember TICKET of CTX's tenant as open or closed. */
+void closed_remember(struct job_ctx *ctx, int64_t ticket, bool closed);
+/* GET ticket ID into *TK; 0, 1 when Halo has no such ticket, -1 *STEP. */
+int closed_ticket_get(struct job_ctx *ctx, int64_t id, struct halo_ticket *tk,
+    enum step *step);
+
+/* worker_post.c: create the ticket or append the action (CTX->create);
+ * the result in CTX->posted_ticket / posted_action. */
+enum step post_message(struct job_ctx *ctx, const struct mime_message *m);
+
+#endif

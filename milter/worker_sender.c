@@ -1,0 +1,188 @@
+/*
+ * worker_sender.c - sender resolution (design.md): the operator's override,
+ * else the exact contact by address, else the client by domain, else the
+ * tenant's catch-all client. Lookups are cached in the store with the
+ * tenant's TTL; an ambiguous domain is reported, never guessed.
+ */
+#include "worker_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hdr.h"
+#include "log.h"
+
+/* Copy a resolution into the context and, under KEY, the cache. */
+static void
+sender_set(struct job_ctx *ctx, const char *key, enum store_sender_kind kind,
+    int64_t user_id, int64_t site_id, int64_t client_id, const char *name,
+    const char *client)
+{
+	struct store_sender s;
+
+	ctx->sender_kind = kind;
+	ctx->user_id = user_id;
+	ctx->site_id = site_id;
+	ctx->client_id = client_id;
+	free(ctx->contact_name);
+	free(ctx->client_name);
+	ctx->contact_name = name ? strdup(name) : NULL;
+	ctx->client_name = client ? strdup(client) : NULL;
+	if (key == NULL || ctx->t->sender_cache_ttl == 0)
+		return;
+	memset(&s, 0, sizeof(s));
+	s.kind = kind;
+	s.user_id = user_id;
+	s.site_id = site_id;
+	s.client_id = client_id;
+	s.name = (char *)name;
+	s.client_name = (char *)client;
+	s.expires = time(NULL) + ctx->t->sender_cache_ttl;
+	store_sender_put(ctx->w->store, ctx->t->name, key, &s);
+}
+
+/* Load a cached resolution; true when there was one. */
+static bool
+sender_cached(struct job_ctx *ctx, const char *key)
+{
+	struct store_sender s;
+
+	if (store_sender_get(ctx->w->store, ctx->t->name, key, time(NULL),
+	    &s) != STORE_OK)
+		return false;
+	sender_set(ctx, NULL, s.kind, s.user_id, s.site_id, s.client_id,
+	    s.name, s.client_name);
+	store_sender_clear(&s);
+	return true;
+}
+
+/* A lookup for worker_call(): the contact of an address, or with
+ * BY_DOMAIN the client of a domain (WHAT). */
+struct sender_req {
+	const char *what;
+	bool by_domain;
+	enum halo_match match;
+	struct halo_contact ct;
+	struct halo_org org;
+};
+
+static int
+sender_call(struct job_ctx *ctx, void *arg)
+{
+	struct sender_req *rq = arg;
+
+	memset(&rq->ct, 0, sizeof(rq->ct));
+	memset(&rq->org, 0, sizeof(rq->org));
+	if (rq->by_domain)
+		return halo_client_by_domain(&ctx->hc, ctx->token, rq->what,
+		    &rq->match, &rq->org, &ctx->err);
+	return halo_contact_by_email(&ctx->hc, ctx->token, rq->what, &rq->match,
+	    &rq->ct, &ctx->err);
+}
+
+/* The exact contact for ADDR (cached under KEY). */
+static enum step
+sender_by_address(struct job_ctx *ctx, const char *addr, const char *key)
+{
+	struct sender_req rq = { .what = addr };
+	enum step step = STEP_OK;
+
+	if (worker_call(ctx, sender_call, &rq, &step) < 0)
+		return step;
+	if (rq.match == HALO_MATCH_ONE)
+		sender_set(ctx, key, STORE_SENDER_CONTACT, rq.ct.user_id,
+		    rq.ct.site_id, rq.ct.client_id, rq.ct.name, rq.ct.client_name);
+	else    /* an ambiguous address (two contacts) is not guessed either */
+		sender_set(ctx, key, STORE_SENDER_NONE, 0, 0, 0, NULL, NULL);
+	halo_contact_free(&rq.ct);
+	return STEP_OK;
+}
+
+/* The client that owns DOMAIN (cached under KEY). */
+static enum step
+sender_by_domain(struct job_ctx *ctx, const char *domain, const char *key)
+{
+	struct sender_req rq = { .what = domain, .by_domain = true };
+	enum step step = STEP_OK;
+	char safe[128];
+
+	if (worker_call(ctx, sender_call, &rq, &step) < 0)
+		return step;
+	if (rq.match == HALO_MATCH_ONE)
+		sender_set(ctx, key, STORE_SENDER_CLIENT, 0, rq.org.site_id,
+		    rq.org.client_id, NULL, rq.org.client_name);
+	else if (rq.match == HALO_MATCH_AMBIGUOUS) {
+		log_warnx("%s: domain %s belongs to more than one Halo client;"
+		    " not guessing", ctx->who, log_safe(domain, safe, sizeof(safe)));
+		sender_set(ctx, key, STORE_SENDER_AMBIGUOUS, 0, 0, 0, NULL, NULL);
+	} else
+		sender_set(ctx, key, STORE_SENDER_NONE, 0, 0, 0, NULL, NULL);
+	halo_org_free(&rq.org);
+	return STEP_OK;
+}
+
+/* Sender resolution: exact contact, else client by domain (cached). */
+enum step
+sender_resolve(struct job_ctx *ctx)
+{
+	const char *addr = ctx->job->from_addr, *domain;
+	char key[HDR_ADDR_MAX + 16], dkey[HDR_ADDR_MAX + 16];
+	const struct conf_override *ov;
+	enum step step;
+
+	if (addr == NULL || (domain = strrchr(addr, '@')) == NULL) {
+		ctx->sender_kind = STORE_SENDER_NONE;
+		return STEP_OK;
+	}
+	domain++;
+	/* the operator's word wins over anything Halo says */
+	if ((ov = conf_override_lookup(ctx->t, addr)) != NULL) {
+		sender_set(ctx, NULL, ov->contact_id ? STORE_SENDER_CONTACT :
+		    STORE_SENDER_CLIENT, ov->contact_id, ov->site_id,
+		    ov->client_id, NULL, NULL);
+		return STEP_OK;
+	}
+	snprintf(key, sizeof(key), "addr:%s", addr);
+	snprintf(dkey, sizeof(dkey), "domain:%s", domain);
+	if (!sender_cached(ctx, key) &&
+	    (step = sender_by_address(ctx, addr, key)) != STEP_OK)
+		return step;
+	if (ctx->sender_kind != STORE_SENDER_NONE)
+		return STEP_OK;
+	if (!sender_cached(ctx, dkey) &&
+	    (step = sender_by_domain(ctx, domain, dkey)) != STEP_OK)
+		return step;
+	if (ctx->sender_kind == STORE_SENDER_NONE &&
+	    ctx->t->fallback_client_id > 0) {
+		ctx->sender_kind = STORE_SENDER_CLIENT;
+		ctx->client_id = ctx->t->fallback_client_id;
+		ctx->site_id = 0;
+		ctx->user_id = 0;
+	}
+	return STEP_OK;
+}
+
+/* How the sender matched, as the store keeps it for the Outlook pane. */
+const char *
+sender_kind_name(const struct job_ctx *ctx)
+{
+	switch (ctx->sender_kind) {
+	case STORE_SENDER_CONTACT:
+		return "contact";
+	case STORE_SENDER_CLIENT:
+		/* the tenant's catch-all: set without a lookup, so no name */
+		return ctx->client_name == NULL && ctx->t != NULL &&
+		    ctx->client_id == ctx->t->fallback_client_id ?
+		    "fallback" : "client";
+	case STORE_SENDER_NONE:
+		return "none";
+	case STORE_SENDER_AMBIGUOUS:
+		return "ambiguous";
+	case STORE_SENDER_UNKNOWN:
+		break;
+	}
+	return NULL;
+}

@@ -1,0 +1,101 @@
+#!/bin/sh
+# tests/cli/run.sh - the command lines an operator meets first: --help on
+# both programs without a configuration or store, the stricter -t (missing
+# user, web port below 1024, plain http:// Halo, the example's placeholder
+# client id), and halo-milterctl telling a missing store from a refused one.
+set -u
+BUILD=${BUILD:-build}
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+D=$TOP/$BUILD/halo-milter
+C=$TOP/$BUILD/halo-milterctl
+T=$(mktemp -d "${TMPDIR:-/tmp}/halo-cli.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "cli: FAIL: $*"; }
+# expect RC PATTERN DESC CMD...: CMD exits RC and its output matches PATTERN
+expect() {
+	_rc=$1 _pat=$2 _desc=$3; shift 3
+	_out=$("$@" 2>&1); _got=$?
+	if [ "$_got" -ne "$_rc" ]; then
+		bad "$_desc: exit $_got, want $_rc"; echo "$_out" | head -3 | sed 's/^/    /'
+	elif ! printf '%s\n' "$_out" | grep -q -- "$_pat"; then
+		bad "$_desc: output lacks '$_pat'"; echo "$_out" | head -3 | sed 's/^/    /'
+	else
+		ok
+	fi
+}
+
+expect 0 'usage: halo-milter ' "halo-milter --help" "$D" --help
+expect 0 'usage: halo-milter ' "halo-milter -h" "$D" -h
+expect 2 'usage: halo-milter ' "halo-milter -x is an error" "$D" -x
+expect 0 'usage: halo-milterctl ' "halo-milterctl --help without a config" \
+    "$C" -c /nonexistent/halo-milter.conf --help
+expect 0 'usage: halo-milterctl ' "halo-milterctl -h" "$C" -h
+expect 0 'See halo-milterctl(8)' "halo-milterctl help names its man page" "$C" help
+
+good() {	# good FILE: a configuration -t accepts (as root)
+	cat > "$1" <<EOC
+user = nobody
+web_listen = 127.0.0.1:8025
+state_dir = $T/state
+insecure_http = yes
+[tenant a]
+halo_url = ${2:-https://halo.example}
+client_id = real-client-id
+ticket_type_id = 1
+route = support@a.example intake agent=x@a.example
+EOC
+}
+good "$T/ok.conf"
+expect 0 'configuration OK (1 tenant)' "-t accepts a complete file" "$D" -c "$T/ok.conf" -t
+good "$T/loop.conf" http://127.0.0.1:9999
+expect 0 'configuration OK' "-t: http:// to loopback with insecure_http" "$D" -c "$T/loop.conf" -t
+good "$T/http.conf" http://halo.example
+expect 1 'plain http://' "-t refuses a plain http:// Halo" "$D" -c "$T/http.conf" -t
+sed 's/^insecure_http = yes$//' "$T/loop.conf" > "$T/loop2.conf"
+expect 1 'plain http://' "-t refuses http:// to loopback without insecure_http" "$D" -c "$T/loop2.conf" -t
+sed 's/^web_listen = .*/web_listen = 127.0.0.1:443/' "$T/ok.conf" > "$T/port.conf"
+expect 1 'below 1024' "-t refuses a web port below 1024 with user set" "$D" -c "$T/port.conf" -t
+sed 's/^client_id = .*/client_id = 6f1c2a9e-milter-acme/' "$T/ok.conf" > "$T/ph.conf"
+expect 1 "example's placeholder" "-t refuses the example's client id" "$D" -c "$T/ph.conf" -t
+expect 1 "example's placeholder" "-t refuses the unedited example" "$D" -c "$TOP/conf/halo-milter.conf" -t
+if [ "$(id -u)" -eq 0 ]; then
+	sed 's/^user = .*//' "$T/ok.conf" > "$T/nouser.conf"
+	expect 1 'user is not set' "-t as root refuses a file without user" "$D" -c "$T/nouser.conf" -t
+fi
+
+# halo-milterctl: no store yet, and a store it may not open
+expect 1 'no store at' "ctl: a missing store says so" "$C" -c "$T/ok.conf" queue
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+	mkdir -p "$T/state" && : > "$T/state/halo-milter.db" && chmod 700 "$T/state"
+	chmod 755 "$T"; chmod 644 "$T/ok.conf"
+	expect 1 'Permission denied' "ctl: a refused store is not called missing" \
+	    setpriv --reuid=nobody --regid=nogroup --clear-groups "$C" -c "$T/ok.conf" queue
+fi
+# a store made by the daemon: queue's -n is checked
+mkdir -p "$T/st2"
+sed "s|^state_dir = .*|state_dir = $T/st2|; s|^user = .*||; s|^web_listen = .*|web_listen = off|" \
+    "$T/ok.conf" > "$T/run.conf"
+echo "socket = unix:$T/st2/milter.sock" >> "$T/run.conf.g"
+{ cat "$T/run.conf.g"; cat "$T/run.conf"; } > "$T/run2.conf"
+"$D" -c "$T/run2.conf" -f 2> "$T/daemon.log" &
+dpid=$!
+i=0
+while [ $i -lt 100 ] && ! grep -q 'started:' "$T/daemon.log"; do sleep 0.1; i=$((i + 1)); done
+kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null
+if [ -s "$T/st2/halo-milter.db" ]; then
+	expect 0 '^ID ' "ctl queue -n 5" "$C" -c "$T/run2.conf" queue -n 5
+	expect 2 'not a number' "ctl queue -n abc is refused" "$C" -c "$T/run2.conf" queue -n abc
+	expect 2 'not a number' "ctl queue -n -1 is refused" "$C" -c "$T/run2.conf" queue -n -1
+	expect 1 'no job 42' "ctl retry of a job that does not exist" "$C" -c "$T/run2.conf" retry 42
+	expect 0 '^\[' "ctl queue --json" "$C" -c "$T/run2.conf" queue --json -t a -q X1 -m '<m@x>'
+	expect 0 'ok' "ctl queue --json is a JSON array" sh -c \
+	    "'$C' -c '$T/run2.conf' queue --json | python3 -c 'import json,sys; assert json.load(sys.stdin) == []; print(\"ok\")'"
+	expect 0 'ok' "ctl stats --json: a count per state" sh -c \
+	    "'$C' -c '$T/run2.conf' stats --json | python3 -c 'import json,sys; d = json.load(sys.stdin); assert sorted(d) == sorted([\"queued\", \"skipped\", \"running\", \"done\", \"failed\", \"waiting\"]) and set(d.values()) == {0}; print(\"ok\")'"
+else
+	bad "the daemon made no store ($(tail -1 "$T/daemon.log"))"
+fi
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
