@@ -354,6 +354,7 @@ async function agentApiTests() {
 
 // Self-enrolment where the tenant allows it (bob in "selfserve"), and the
 // dialog page itself: its session is in a meta tag, never in the URL.
+let bobEarlier = 0; // bob's calls to the agent API before the rate-limit test
 async function selfEnrollTests(browser) {
   const ctx = await browser.newContext();
   await ctx.route(OFFICE_JS, (route) => route.fulfill({ status: 200, contentType: 'text/javascript', body: STUB }));
@@ -370,6 +371,7 @@ async function selfEnrollTests(browser) {
   t.check('self-enrol: the dialog page sets no session cookie', !(await ctx.cookies()).some((c) => c.value === meta.session));
   sessions.push(meta.session);
   const r = await api('GET', 'session', meta.session);
+  bobEarlier++;
   t.check('self-enrol: the session works', r.status === 200 && json(r).agent === 'bob@msp.example');
   const agents = ctl('agents');
   t.check('self-enrol: halo-milterctl agents lists bob as enrolled in selfserve',
@@ -581,7 +583,11 @@ async function agentSessionTests(alice, bob) {
     r = await api('GET', 'session', bob);
     if (r.status === 429) limited = r; else if (r.status === 200) served++;
   }
-  t.check('rate limit: per agent, 240 a minute', limited && served === 240 && Number(limited.headers['retry-after']) > 0, served);
+  // bob's one earlier call (the self-enrol check) counts when his window
+  // (which began with it) has not ended yet: how long the tests between
+  // took decides whether 240 or 239 are left
+  t.check('rate limit: per agent, 240 a minute', limited && (served === 240 || served === 240 - bobEarlier) &&
+    Number(limited.headers['retry-after']) > 0, served);
   r = await api('GET', 'session', renewed);
   t.check('rate limit: another agent is still served', r.status === 200);
   ctl('revoke alice@msp.example sim');
