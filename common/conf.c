@@ -102,6 +102,7 @@ enum key_id {
 	KEY_WEB_REQUEST_TIMEOUT,
 	KEY_JOIN_CLIENTS,
 	KEY_JOIN_DOMAIN_MEMBERS,
+	KEY_SELF_ENROLL,
 	KEY_COUNT
 };
 
@@ -177,6 +178,7 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	                             false },
 	[KEY_JOIN_CLIENTS]       = { "join_clients", SCOPE_TENANT, true },
 	[KEY_JOIN_DOMAIN_MEMBERS] = { "join_domain_members", SCOPE_TENANT, false },
+	[KEY_SELF_ENROLL]        = { "self_enroll", SCOPE_TENANT, false },
 };
 
 enum parse_state {
@@ -1518,6 +1520,11 @@ static void apply_tenant(struct parser *p, int line, enum key_id key,
 	case KEY_LOG_OUTBOUND:
 		if (!parse_bool(value, &t->log_outbound))
 			conf_error(p, line, "log_outbound: invalid boolean '%s' "
+			    "(expected yes or no)", value);
+		break;
+	case KEY_SELF_ENROLL:
+		if (!parse_bool(value, &t->self_enroll))
+			conf_error(p, line, "self_enroll: invalid boolean '%s' "
 			    "(expected yes or no)", value);
 		break;
 	case KEY_OUTBOUND_OUTCOME:

@@ -104,6 +104,8 @@ struct conf_tenant {
 	unsigned sender_cache_ttl;   /* seconds; 3600 */
 	bool log_outbound;           /* log enrolled agents' outgoing mail; yes */
 	char *outbound_outcome;      /* default "Email Sent" */
+	bool self_enroll;            /* an agent without a token may enroll
+	                              * through the pane's sign-in; no */
 	enum conf_closed closed_tickets;  /* mail for a closed ticket; reopen */
 	long reopen_status_id;       /* status a reopened ticket gets; 0 = the
 	                              * first open status Halo lists */

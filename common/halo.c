@@ -1705,3 +1705,27 @@ halo_named_free(struct halo_named *list, size_t count)
 		free(list[i].name);
 	free(list);
 }
+
+/* ---------------------------------------------------------------- pane */
+
+/* GET halo_url + PATH as JSON for the interactive pane (halo.h). */
+int
+halo_pane_get(const struct halo_conf *c, const char *token, const char *what,
+    const char *path, cJSON **json, struct halo_err *err)
+{
+	*json = NULL;
+	if (!halo_args_ok(c, token, err))
+		return -1;
+	return halo_api_get(c, token, what, path, json, err);
+}
+
+/* POST BODY to halo_url + PATH for the interactive pane (halo.h). */
+int
+halo_pane_post(const struct halo_conf *c, const char *token, const char *what,
+    const char *path, const cJSON *body, cJSON **json, struct halo_err *err)
+{
+	*json = NULL;
+	if (!halo_args_ok(c, token, err))
+		return -1;
+	return halo_api_post(c, token, what, path, body, json, err);
+}

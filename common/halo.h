@@ -214,4 +214,18 @@ int halo_list_statuses(const struct halo_conf *c, const char *token,
 /* Free a list from halo_list_*(). */
 void halo_named_free(struct halo_named *list, size_t count);
 
+/*
+ * The interactive pane's calls: GET or POST (BODY, a JSON value) to
+ * halo_url + PATH (PATH's query already escaped) under TOKEN, the answer
+ * parsed into *JSON (the caller frees it with cJSON_Delete). WHAT names
+ * the route in log lines. 0, or -1 with ERR set (and *JSON NULL).
+ */
+struct cJSON;
+int halo_pane_get(const struct halo_conf *c, const char *token,
+    const char *what, const char *path, struct cJSON **json,
+    struct halo_err *err);
+int halo_pane_post(const struct halo_conf *c, const char *token,
+    const char *what, const char *path, const struct cJSON *body,
+    struct cJSON **json, struct halo_err *err);
+
 #endif

@@ -19,7 +19,10 @@
 #define MANIFEST_LONG         "Shows, for the open message, what the mail" \
 	" gateway logged in HaloPSA: the sender's contact or client, the" \
 	" ticket (with a link to open it in Halo), and whether the message" \
-	" was appended, created, queued, skipped or failed."
+	" was appended, created, queued, skipped or failed. Signed in to" \
+	" Halo, an agent sees the client's open tickets and adds the mail" \
+	" to one, creates a ticket, assigns it, changes its status or moves" \
+	" a mis-filed mail, under their own Halo account."
 #define MANIFEST_BUTTON       "Halo status"
 #define MANIFEST_TIP          "Show the HaloPSA ticket this message was" \
 	" logged to."
@@ -83,6 +86,18 @@ manifest_xml_line(FILE *fp, const char *prefix, const char *value,
 	manifest_xml_escape(fp, value);
 	fputs(suffix, fp);
 }
+
+/*
+ * What the pane uses, and why the manifests ask for no more than Mailbox
+ * 1.3 and ReadItem: internetMessageId, from, subject (1.1), body.getAsync
+ * (1.3) and the add-in commands (1.3) are the floor; headers
+ * (getAllInternetHeadersAsync, 1.8), ItemChanged for a pinned pane (1.5)
+ * and the sign-in dialog (Office.context.ui.displayDialogAsync, DialogApi
+ * 1.1) are detected at run time, each with its own message where the host
+ * lacks it, so older hosts still get the pane. Every call is a read of the
+ * open item: ReadItem covers them (the pane writes to Halo, never to the
+ * mailbox).
+ */
 
 /* The command surface of a VersionOverrides block (1.0 or 1.1: only 1.1
  * knows SupportsPinning). */

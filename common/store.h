@@ -296,7 +296,8 @@ enum store_status store_spool_pending(struct store *st, const char *name,
     bool *pending);
 
 /* Delete an agent's token row ("halo-milterctl revoke"); NOT_FOUND when
- * there was none. The agent's jobs then wait for a new enrollment. */
+ * there was none. The agent's jobs then wait for a new enrollment, and
+ * the agent's pane sessions end. */
 enum store_status store_token_delete(struct store *st, const char *tenant,
     const char *agent);
 
@@ -402,5 +403,62 @@ enum store_status store_ticket_owner_put(struct store *st, const char *tenant,
     int64_t ticket, int64_t user_id, int64_t client_id, const char *source);
 enum store_status store_ticket_owner_get(struct store *st, const char *tenant,
     int64_t ticket, time_t since, int64_t *user_id, int64_t *client_id);
+
+/*
+ * The interactive pane (schema v9). A pane session is kept only as a keyed
+ * hash of its id, bound to one agent of one tenant; it is live while not
+ * expired and while that agent holds a token (a revoke ends it).
+ */
+struct store_pane_session {
+	char *id_hash;              /* 64 hex */
+	char *tenant, *agent;
+	int64_t agent_id;           /* Halo's id of the agent */
+	time_t created, expires;
+};
+
+enum store_status store_pane_session_add(struct store *st,
+    const struct store_pane_session *ps);
+enum store_status store_pane_session_get(struct store *st,
+    const char *id_hash, time_t now, struct store_pane_session **out);
+/* Swap OLD_HASH for NEW_HASH with a new expiry; NOT_FOUND when OLD_HASH
+ * is no longer live at NOW. */
+enum store_status store_pane_session_renew(struct store *st,
+    const char *old_hash, const char *new_hash, time_t now, time_t expires);
+enum store_status store_pane_session_end(struct store *st,
+    const char *id_hash);
+/* Delete the sessions expired by NOW. (store_token_delete() ends the
+ * agent's sessions too: a revoke is final.) */
+enum store_status store_pane_sessions_purge(struct store *st, time_t now);
+struct store_pane_session *store_pane_session_free(
+    struct store_pane_session *ps);
+
+/* An agent's defaults in the pane. */
+struct store_pane_defaults {
+	int64_t tickettype_id;      /* 0: the tenant's ticket_type_id */
+	char *outcome;              /* NULL: the tenant's append_outcome */
+	bool attachments;           /* send the mail's attachments */
+	bool internal;              /* appends are internal notes */
+};
+
+/* Fills OUT (built-in defaults and NOT_FOUND when none were saved);
+ * release with store_pane_defaults_clear(). */
+enum store_status store_pane_defaults_get(struct store *st,
+    const char *tenant, const char *agent, struct store_pane_defaults *out);
+enum store_status store_pane_defaults_put(struct store *st,
+    const char *tenant, const char *agent,
+    const struct store_pane_defaults *d);
+void store_pane_defaults_clear(struct store_pane_defaults *d);
+
+/* The pane logged job ID's mail itself (an agent's append, create or
+ * re-route): the job is done with R's ticket, action, result, summary and
+ * ticket status (its sender match is kept). NOT_FOUND while the job is
+ * queued or running: then the worker owns it. */
+enum store_status store_job_done_by_pane(struct store *st, int64_t id,
+    const struct store_result *r);
+
+/* A pane sign-in (an enrollment row made before anyone signed in) names
+ * its agent once Halo said who signed in. */
+enum store_status store_enroll_set_agent(struct store *st, int64_t id,
+    const char *agent);
 
 #endif

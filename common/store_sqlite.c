@@ -136,7 +136,7 @@ static const char *const store_migrations[] = {
 	"CREATE INDEX jobs_conv ON jobs (tenant, conv_key) WHERE ticket_id IS NOT NULL;"
 	"CREATE INDEX jobs_ticket ON jobs (tenant, ticket_id)"
 	" WHERE summary IS NOT NULL;",
-	/* 8 (branch trust-worker): who may join a ticket (issue 11). The
+	/* 8: who may join a ticket (issue 11). The
 	 * addresses on mail logged to each ticket (From, To, Cc) and each
 	 * ticket's user and client, known locally: from the create that made
 	 * it ("created") or a GET of it ("halo", as old as UPDATED says). */
@@ -150,6 +150,21 @@ static const char *const store_migrations[] = {
 	" client_id INTEGER NOT NULL DEFAULT 0,"
 	" source TEXT NOT NULL, updated INTEGER NOT NULL,"
 	" PRIMARY KEY (tenant, ticket_id));",
+	/* 9: the interactive pane: agents' sessions (keyed hashes of their
+	 * ids only) and their defaults */
+	"CREATE TABLE pane_sessions ("
+	" id_hash TEXT PRIMARY KEY,"
+	" tenant TEXT NOT NULL, agent TEXT NOT NULL,"
+	" agent_id INTEGER NOT NULL DEFAULT 0,"
+	" created INTEGER NOT NULL, expires INTEGER NOT NULL);"
+	"CREATE INDEX pane_sessions_agent ON pane_sessions (tenant, agent);"
+	"CREATE TABLE pane_defaults ("
+	" tenant TEXT NOT NULL, agent TEXT NOT NULL,"
+	" tickettype_id INTEGER NOT NULL DEFAULT 0,"
+	" outcome TEXT, attachments INTEGER NOT NULL DEFAULT 1,"
+	" internal INTEGER NOT NULL DEFAULT 0,"
+	" updated INTEGER NOT NULL,"
+	" PRIMARY KEY (tenant, agent));",
 };
 #define STORE_NMIGRATIONS ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
@@ -1162,6 +1177,11 @@ store_token_delete(struct store *st, const char *tenant, const char *agent)
 	    "ss", &changes, tenant, agent);
 	if (rc == STORE_OK && changes == 0)
 		return STORE_NOT_FOUND;
+	/* a revoke ends the agent's pane sessions for good (a later
+	 * enrollment must not bring them back) */
+	if (rc == STORE_OK)
+		rc = store_exec(st, "DELETE FROM pane_sessions WHERE tenant = ?1"
+		    " AND agent = ?2", "ss", NULL, tenant, agent);
 	return rc;
 }
 
@@ -1671,5 +1691,190 @@ store_ticket_owner_get(struct store *st, const char *tenant, int64_t ticket,
 		sqlite3_finalize(stmt);
 	}
 	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- pane */
+
+/* Add a pane session. */
+enum store_status
+store_pane_session_add(struct store *st, const struct store_pane_session *ps)
+{
+	return store_exec(st, "INSERT INTO pane_sessions (id_hash, tenant, agent,"
+	    " agent_id, created, expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	    "sssiii", NULL, ps->id_hash, ps->tenant, ps->agent, ps->agent_id,
+	    (int64_t)ps->created, (int64_t)ps->expires);
+}
+
+/* A live pane session whose agent still holds a token. */
+enum store_status
+store_pane_session_get(struct store *st, const char *id_hash, time_t now,
+    struct store_pane_session **out)
+{
+	sqlite3_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	struct store_pane_session *ps;
+	int step;
+
+	*out = NULL;
+	pthread_mutex_lock(&st->lock);
+	/* the join makes a revoke (the token row deleted) end the sessions */
+	if (sqlite3_prepare_v2(st->db, "SELECT s.id_hash, s.tenant, s.agent,"
+	    " s.agent_id, s.created, s.expires FROM pane_sessions s JOIN tokens t"
+	    " ON t.tenant = s.tenant AND t.agent = s.agent AND t.sealed IS NOT"
+	    " NULL WHERE s.id_hash = ?1 AND s.expires > ?2", -1, &stmt,
+	    NULL) == SQLITE_OK) {
+		store_bind_text(stmt, 1, id_hash);
+		sqlite3_bind_int64(stmt, 2, (int64_t)now);
+		step = sqlite3_step(stmt);
+		if (step == SQLITE_ROW && (ps = calloc(1, sizeof(*ps))) != NULL) {
+			ps->id_hash = store_col_dup(stmt, 0);
+			ps->tenant = store_col_dup(stmt, 1);
+			ps->agent = store_col_dup(stmt, 2);
+			ps->agent_id = sqlite3_column_int64(stmt, 3);
+			ps->created = (time_t)sqlite3_column_int64(stmt, 4);
+			ps->expires = (time_t)sqlite3_column_int64(stmt, 5);
+			if (ps->id_hash == NULL || ps->tenant == NULL ||
+			    ps->agent == NULL)
+				ps = store_pane_session_free(ps);
+			else {
+				*out = ps;
+				rc = STORE_OK;
+			}
+		} else if (step == SQLITE_DONE) {
+			rc = STORE_NOT_FOUND;
+		}
+		sqlite3_finalize(stmt);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* Replace session OLD_HASH by NEW_HASH valid until EXPIRES (renewal). */
+enum store_status
+store_pane_session_renew(struct store *st, const char *old_hash,
+    const char *new_hash, time_t now, time_t expires)
+{
+	int changes = 0;
+	enum store_status rc;
+
+	rc = store_exec(st, "UPDATE pane_sessions SET id_hash = ?2, expires = ?4"
+	    " WHERE id_hash = ?1 AND expires > ?3", "ssii", &changes, old_hash,
+	    new_hash, (int64_t)now, (int64_t)expires);
+	if (rc == STORE_OK && changes == 0)
+		return STORE_NOT_FOUND;
+	return rc;
+}
+
+/* End one session (sign-out). */
+enum store_status
+store_pane_session_end(struct store *st, const char *id_hash)
+{
+	return store_exec(st, "DELETE FROM pane_sessions WHERE id_hash = ?1",
+	    "s", NULL, id_hash);
+}
+
+/* Delete the sessions expired by NOW (housekeeping). */
+enum store_status
+store_pane_sessions_purge(struct store *st, time_t now)
+{
+	return store_exec(st, "DELETE FROM pane_sessions WHERE expires <= ?1",
+	    "i", NULL, (int64_t)now);
+}
+
+/* Free a session. */
+struct store_pane_session *
+store_pane_session_free(struct store_pane_session *ps)
+{
+	if (ps == NULL)
+		return NULL;
+	free(ps->id_hash);
+	free(ps->tenant);
+	free(ps->agent);
+	free(ps);
+	return NULL;
+}
+
+/* An agent's pane defaults; the built-in ones when none were saved. */
+enum store_status
+store_pane_defaults_get(struct store *st, const char *tenant,
+    const char *agent, struct store_pane_defaults *out)
+{
+	sqlite3_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	int step;
+
+	memset(out, 0, sizeof(*out));
+	out->attachments = true;
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT tickettype_id, outcome,"
+	    " attachments, internal FROM pane_defaults WHERE tenant = ?1 AND"
+	    " agent = ?2", -1, &stmt, NULL) == SQLITE_OK) {
+		store_bind_text(stmt, 1, tenant);
+		store_bind_text(stmt, 2, agent);
+		step = sqlite3_step(stmt);
+		if (step == SQLITE_ROW) {
+			out->tickettype_id = sqlite3_column_int64(stmt, 0);
+			out->outcome = store_col_dup(stmt, 1);
+			out->attachments = sqlite3_column_int(stmt, 2) != 0;
+			out->internal = sqlite3_column_int(stmt, 3) != 0;
+			rc = STORE_OK;
+		} else if (step == SQLITE_DONE) {
+			rc = STORE_NOT_FOUND;
+		}
+		sqlite3_finalize(stmt);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* Save an agent's pane defaults. */
+enum store_status
+store_pane_defaults_put(struct store *st, const char *tenant,
+    const char *agent, const struct store_pane_defaults *d)
+{
+	return store_exec(st, "INSERT INTO pane_defaults (tenant, agent,"
+	    " tickettype_id, outcome, attachments, internal, updated) VALUES"
+	    " (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (tenant, agent) DO UPDATE"
+	    " SET tickettype_id = ?3, outcome = ?4, attachments = ?5,"
+	    " internal = ?6, updated = ?7", "ssisiii", NULL, tenant, agent,
+	    d->tickettype_id, d->outcome, (int64_t)(d->attachments ? 1 : 0),
+	    (int64_t)(d->internal ? 1 : 0), (int64_t)time(NULL));
+}
+
+/* Free what store_pane_defaults_get() filled in. */
+void
+store_pane_defaults_clear(struct store_pane_defaults *d)
+{
+	free(d->outcome);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Name the agent of enrollment ID once a pane sign-in knows who it was. */
+enum store_status
+store_enroll_set_agent(struct store *st, int64_t id, const char *agent)
+{
+	return store_exec(st, "UPDATE enrollments SET agent = ?2 WHERE id = ?1",
+	    "is", NULL, id, agent);
+}
+
+/* The pane logged job ID's mail itself: done, unless the worker holds it. */
+enum store_status
+store_job_done_by_pane(struct store *st, int64_t id,
+    const struct store_result *r)
+{
+	int changes = 0;
+	enum store_status rc;
+
+	rc = store_exec(st, "UPDATE jobs SET state = 'done', reason = NULL,"
+	    " ticket_id = ?2, action_id = ?3, result = ?4, updated = ?5,"
+	    " lease_until = 0, summary = COALESCE(?6, (SELECT o.summary FROM"
+	    " jobs o WHERE o.tenant = jobs.tenant AND o.ticket_id = ?2 AND"
+	    " o.summary IS NOT NULL ORDER BY o.id LIMIT 1)), ticket_status = ?7"
+	    " WHERE id = ?1 AND state NOT IN ('queued', 'running')",
+	    "iiisiss", &changes, id, r->ticket_id, r->action_id, r->result,
+	    (int64_t)time(NULL), r->summary, r->ticket_status);
+	if (rc == STORE_OK && changes == 0)
+		return STORE_NOT_FOUND;
 	return rc;
 }

@@ -1592,6 +1592,16 @@ web_handler(void *cls, struct MHD_Connection *c, const char *url,
 	web_client_ip(c, ip, sizeof(ip));
 	web_client_key(ip, client, sizeof(client));
 
+	{
+		/* the pane's sign-in and API (web_agent.c); it also takes the
+		 * callbacks of its own sign-ins */
+		struct web_call acall = { w, c, url, get, post, options, ip,
+		    client, rq };
+		enum MHD_Result arc;
+
+		if (web_agent_route(&acall, &arc))
+			return arc;
+	}
 	if (strcmp(url, "/healthz") == 0 && get)
 		return web_healthz(w, c);
 	if (strcmp(url, "/metrics") == 0 && get) {

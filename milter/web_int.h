@@ -176,4 +176,17 @@ struct web_pane *web_pane_new(const struct conf *conf, char *err,
     size_t errsz);
 struct web_pane *web_pane_free(struct web_pane *p);
 
+/*
+ * The interactive pane's agent side (web_agent.c): sign-in from the pane,
+ * pane sessions and the API the pane acts through. Its route also takes
+ * /enroll/callback when the state is one of its own sign-ins.
+ */
+struct web_agent;
+struct web_agent *web_agent_new(const struct conf *conf);
+struct web_agent *web_agent_free(struct web_agent *a);
+bool web_agent_route(const struct web_call *call, enum MHD_Result *rc);
+
+/* The agent part of the pane's part (web_pane.c owns it). */
+struct web_agent *web_pane_agent(struct web_pane *p);
+
 #endif

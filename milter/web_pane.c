@@ -3,8 +3,10 @@
  * (web_root/pane/), the add-in manifests (/manifest.xml, /manifest.json)
  * and the status API (/api/status).
  *
- * GET /api/status?tenant=T&mid=<Message-ID>&token=X-Halo-Token answers from
- * the local store only (never a Halo call per request):
+ * GET /api/status?tenant=T&mid=<Message-ID> with the message's X-Halo-Token
+ * value in the request header "X-Halo-Token" (not in the URL: URLs end up
+ * in proxy and access logs) answers from the local store only (never a
+ * Halo call per request):
  *   200  the job's status (status_json(), status.h)
  *   403  {"error":"forbidden"}: missing, malformed or wrong token (not
  *        the one of the job it names, its tenant, Message-ID and
@@ -66,6 +68,7 @@ struct web_pane {
 	char *origin;                       /* public_url's; NULL when unset */
 	char *web_root;
 	char *manifest_xml, *manifest_json; /* NULL without public_url */
+	struct web_agent *agent;            /* sign-in and actions */
 };
 
 /* Set up the pane's part. */
@@ -87,7 +90,8 @@ web_pane_new(const struct conf *conf, char *err, size_t errsz)
 	p->limiter = web_limiter_new(WEB_PANE_PER_MIN, WEB_PANE_GLOBAL,
 	    WEB_PANE_WINDOW);
 	p->web_root = strdup(conf->web_root != NULL ? conf->web_root : "/");
-	if (p->limiter == NULL || p->web_root == NULL) {
+	p->agent = web_agent_new(conf);
+	if (p->limiter == NULL || p->web_root == NULL || p->agent == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return web_pane_free(p);
 	}
@@ -114,12 +118,20 @@ web_pane_free(struct web_pane *p)
 		return NULL;
 	crypto_wipe(p->key, sizeof(p->key));
 	web_limiter_free(p->limiter);
+	web_agent_free(p->agent);
 	free(p->origin);
 	free(p->web_root);
 	free(p->manifest_xml);
 	free(p->manifest_json);
 	free(p);
 	return NULL;
+}
+
+/* The agent part (web_int.h). */
+struct web_agent *
+web_pane_agent(struct web_pane *p)
+{
+	return p->agent;
 }
 
 /* The CORS headers of an API response: the origin only when it is ours. */
@@ -205,7 +217,14 @@ web_pane_status(const struct web_call *call)
 
 	tenant = web_pane_arg(call, "tenant", STATUS_TENANT_MAX, &tenant_len);
 	mid = web_pane_arg(call, "mid", STATUS_MSGID_MAX, &mid_len);
-	token = web_pane_arg(call, "token", STATUS_TOKEN_LEN, &token_len);
+	/* the token travels in a header, never in the URL (which proxies and
+	 * access logs keep) */
+	token = NULL;
+	token_len = 0;
+	if (MHD_lookup_connection_value_n(call->c, MHD_HEADER_KIND,
+	    "X-Halo-Token", 12, &token, &token_len) != MHD_YES ||
+	    token_len > STATUS_TOKEN_LEN)
+		token = NULL;
 	ok = status_params_ok(tenant, tenant_len, mid, mid_len, token,
 	    token_len);
 	/* the token names its job and is bound to it (status.h) */
@@ -249,7 +268,7 @@ web_pane_preflight(const struct web_call *call)
 		MHD_add_response_header(r, "Access-Control-Allow-Methods",
 		    "GET, OPTIONS");
 		MHD_add_response_header(r, "Access-Control-Allow-Headers",
-		    "Content-Type");
+		    "Content-Type, X-Halo-Token");
 		MHD_add_response_header(r, "Access-Control-Max-Age", "600");
 	}
 	return web_queue(call->c, ours ? MHD_HTTP_NO_CONTENT :

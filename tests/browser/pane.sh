@@ -4,7 +4,11 @@
 # repo's web/), messages fed through miltertest, then tests/browser/
 # pane.test.js drives the pane with an Office.js stand-in (office-stub.js)
 # and tests the status API (tokens, tenants, unknown messages, rate limit,
-# CORS) and the manifests (schema, XML, served = CLI, icons).
+# CORS) and the manifests (schema, XML, served = CLI, icons); then the
+# agent's part: sign-in through the dialog at the simulator's login form,
+# self-enrolment, pickers, open tickets, assign, status, append (internal
+# note, time entry), create (type), unstamped mail, errors and re-sign-in,
+# each checked against what the simulator received.
 set -u
 BUILD=${BUILD:-build}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +24,17 @@ say_fail() { echo "FAIL pane: $1"; echo "pane: 0 passed, 1 failed"; exit 1; }
 
 sim_start || say_fail "the Halo simulator did not start"
 web_ports
+# the simulator must know our redirect URI (its port is chosen per run)
+python3 - "$TOP/tests/halosim/fixture.json" "$WEB/enroll/callback" > "$T/reset.json" <<'EOP'
+import json, sys
+fx = json.load(open(sys.argv[1]))
+for c in fx["oauth_clients"]:
+    if c["client_id"] == "halo-milter-native":
+        c["redirect_uris"].append(sys.argv[2])
+print(json.dumps({"fixture": fx}))
+EOP
+sim POST /_sim/reset "$(cat "$T/reset.json")" > /dev/null ||
+	say_fail "the simulator did not take our redirect URI"
 MILTER_CONF=$T/halo-milter.conf
 MILTER_STATE=$T/state
 cat > "$MILTER_CONF" <<EOC
@@ -41,6 +56,14 @@ cf_message_id = none
 route = support@msp.example intake agent=alice@msp.example
 route = sales@msp.example intake agent=bob@msp.example
 
+[tenant selfserve]
+halo_url = $SIM
+auth_url = http://127.0.0.1:$SIM_AUTH/auth
+client_id = halo-milter-native
+ticket_type_id = 1
+cf_message_id = none
+self_enroll = yes
+
 [tenant broken]
 halo_url = $SIM
 auth_url = http://127.0.0.1:$SIM_AUTH/auth
@@ -61,6 +84,14 @@ TOP=$TOP BUILD=$BUILD T=$T
 . "$E2E/lib.sh"; . "$E2E/daemon.sh"; . "$E2E/sim.sh"
 SIM=$SIM MILTER_CONF=$MILTER_CONF
 token_for bob@msp.example | ctl token import bob@msp.example sim > /dev/null
+EOI
+# halo-milterctl for the test (revoke, agents)
+cat > "$T/ctl.sh" <<EOI
+#!/bin/sh
+TOP=$TOP BUILD=$BUILD T=$T
+. "$E2E/lib.sh"; . "$E2E/daemon.sh"; . "$E2E/sim.sh"
+SIM=$SIM MILTER_CONF=$MILTER_CONF
+ctl "\$@"
 EOI
 
 # the messages, through the milter protocol; their stamps go to stamps.txt
@@ -125,6 +156,7 @@ fi
 mkdir -p "$TOP/$BUILD/artifacts/pane"
 WEB=$WEB STAMPS=$T/stamps.txt STATUS_KEY=$MILTER_STATE/status.key \
     QUEUE=$T/queue.txt IMPORT_BOB="sh $T/import-bob.sh" XML_OK=$xml_ok \
+    SIM=$SIM CTL="sh $T/ctl.sh" DAEMON_LOG=$T/daemon.log \
     MANIFEST_XML=$T/manifest.xml MANIFEST_JSON=$T/manifest.json \
     ARTIFACTS=$TOP/$BUILD/artifacts/pane \
     DOCS=$([ "${UPDATE_DOCS:-}" = 1 ] && echo "$TOP/docs") \
