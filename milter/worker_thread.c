@@ -70,60 +70,6 @@ thread_subject_tag(const char *tag, const char *subject)
 	return 0;
 }
 
-/* The rule (design.md "Thread match"): an authenticated agent may join
- * any ticket; anyone else must be authentic and the ticket's user, a
- * contact of its client or a participant, unless the tenant widens it. */
-enum join_verdict
-thread_join_decide(const struct join_facts *f)
-{
-	bool by_owner;
-	size_t i;
-
-	if (f->agent_outbound)
-		return JOIN_AGENT;
-	if (!f->authentic)
-		return JOIN_UNAUTHENTICATED;
-	if (f->participant)
-		return JOIN_PARTICIPANT;
-	if (f->sender_contact && f->client_id > 0)
-		for (i = 0; i < f->n_join_clients; i++)
-			if (f->join_clients[i] == f->client_id)
-				return JOIN_WIDE_CLIENT;
-	by_owner = (f->sender_contact && (f->user_id > 0 || f->client_id > 0)) ||
-	    (f->join_domain_members && f->sender_domain && f->client_id > 0);
-	if (!by_owner)
-		return JOIN_NOT_PARTICIPANT;
-	if (!f->owner_known)
-		return JOIN_NEED_OWNER;
-	if (f->sender_contact && f->user_id > 0 && f->ticket_user == f->user_id)
-		return JOIN_USER;
-	if (f->sender_contact && f->client_id > 0 &&
-	    f->ticket_client == f->client_id)
-		return JOIN_CLIENT_CONTACT;
-	if (f->join_domain_members && f->sender_domain && f->client_id > 0 &&
-	    f->ticket_client == f->client_id)
-		return JOIN_DOMAIN_MEMBER;
-	return JOIN_NOT_PARTICIPANT;
-}
-
-bool
-thread_join_allows(enum join_verdict v)
-{
-	return v < JOIN_NEED_OWNER;
-}
-
-const char *
-thread_join_name(enum join_verdict v)
-{
-	static const char *const names[] = {
-		"agent", "participant", "ticket-user", "client-contact",
-		"join-clients", "domain-member", "need-owner",
-		"unauthenticated-sender", "not-a-participant"
-	};
-
-	return (size_t)v < sizeof(names) / sizeof(names[0]) ? names[v] : "?";
-}
-
 /* The facts about CTX's sender and TICKET known locally (no request). */
 static void
 thread_join_facts(const struct job_ctx *ctx, int64_t ticket,
@@ -207,7 +153,7 @@ thread_join_owner(struct job_ctx *ctx, int64_t ticket, struct join_facts *f)
 /*
  * Whether the sender of CTX may join TICKET, proposed by BY (a matched_by
  * name); TK is the ticket as Halo gave it, or NULL when it was not asked.
- * Every proposal passes here (see thread_join_decide()). A participant's
+ * Every proposal passes here (see join_decide()). A participant's
  * reply costs no request; the ticket's owner is asked of Halo only when
  * the store does not know it and it could decide.
  */
@@ -226,25 +172,25 @@ thread_may_join(struct job_ctx *ctx, int64_t ticket,
 		f.ticket_user = tk->user_id;
 		f.ticket_client = tk->client_id;
 	}
-	v = thread_join_decide(&f);
+	v = join_decide(&f);
 	if (v == JOIN_NEED_OWNER) {
 		if ((step = thread_join_owner(ctx, ticket, &f)) != STEP_OK)
 			return step;
-		v = thread_join_decide(&f);
+		v = join_decide(&f);
 	}
-	*may = thread_join_allows(v);
+	*may = join_allows(v);
 	if (*may) {
 		log_debug("%s: may join ticket %" PRId64 " (%s): %s", ctx->who,
-		    ticket, by, thread_join_name(v));
+		    ticket, by, join_name(v));
 		return STEP_OK;
 	}
 	log_notice("%s: ticket %" PRId64 " proposed by %s not joined: %s",
-	    ctx->who, ticket, by, thread_join_name(v));
+	    ctx->who, ticket, by, join_name(v));
 	if (ctx->refused_ticket == 0) {
 		ctx->refused_ticket = ticket;
 		snprintf(ctx->join_note, sizeof(ctx->join_note),
 		    "%s: ticket %" PRId64 " (%s); a new conversation",
-		    thread_join_name(v), ticket, by);
+		    join_name(v), ticket, by);
 	}
 	return STEP_OK;
 }
@@ -355,8 +301,8 @@ thread_join_possible(const struct job_ctx *ctx, int64_t ticket)
 	enum join_verdict v;
 
 	thread_join_facts(ctx, ticket, &f);
-	v = thread_join_decide(&f);
-	return v == JOIN_NEED_OWNER || thread_join_allows(v);
+	v = join_decide(&f);
+	return v == JOIN_NEED_OWNER || join_allows(v);
 }
 
 /* 4. A subject tag. Halo is asked for the ticket only when the sender is

@@ -2,7 +2,7 @@
  * test_worker.c - the worker's retry schedule, and thread match against the
  * Halo simulator: our index beats Halo's index beats the conversation key
  * beats the subject tag; and who may join a ticket (issue 11): the rule as
- * a table (thread_join_decide()), and each match path refusing a stranger.
+ * a table (join_decide()), and each match path refusing a stranger.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -344,14 +344,14 @@ test_join_rule(void **state)
 			jf.n_join_clients = 1;
 		}
 		jf.join_domain_members = rows[i].domain_members;
-		got = thread_join_decide(&jf);
+		got = join_decide(&jf);
 		if (got != rows[i].want)
 			fail_msg("row %zu (%s): got %s, want %s", i, rows[i].name,
-			    thread_join_name(got), thread_join_name(rows[i].want));
+			    join_name(got), join_name(rows[i].want));
 	}
-	assert_true(thread_join_allows(JOIN_PARTICIPANT));
-	assert_false(thread_join_allows(JOIN_NEED_OWNER));
-	assert_false(thread_join_allows(JOIN_NOT_PARTICIPANT));
+	assert_true(join_allows(JOIN_PARTICIPANT));
+	assert_false(join_allows(JOIN_NEED_OWNER));
+	assert_false(join_allows(JOIN_NOT_PARTICIPANT));
 }
 
 /* Run thread match on a mail that may join nothing: STEP (STEP_SKIP when
