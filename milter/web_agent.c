@@ -57,6 +57,7 @@
 #include <cjson/cJSON.h>
 
 #include "halo.h"
+#include "join.h"
 #include "html.h"
 #include "http.h"
 #include "log.h"
@@ -899,20 +900,67 @@ out:
 /* ---------------------------------------------------------------- API */
 
 /*
- * Whether the agent may join the mail MID (from FROM) to ticket TICKET_ID.
- * It must apply the same authorisation rule as the worker applies to every
- * proposed ticket (design.md, "Who may join it"); until the two share that
- * rule it allows what the agent's own Halo permissions allow: Halo itself
- * refuses a write the agent may not make, under the agent's own token.
+ * Who may join a ticket, for an agent's append or re-route: the worker's
+ * rule (join.h) on what the gateway knows of the mail (its job: how the
+ * sender matched and whether From: was authentic; a mail without a job
+ * counts as unauthenticated) and of ticket TICKET_ID (participants and
+ * owner from the store, else one GET under the agent's token). The
+ * verdict; the caller lets the agent override a refusal only when asked
+ * to, and says so in the log.
  */
-static bool
-pane_may_join(const struct agent_call *ac, const char *mid, const char *from,
-    int64_t ticket_id)
+static enum join_verdict
+pane_join_verdict(struct agent_call *ac, const struct store_job *job,
+    const char *from, int64_t ticket_id)
 {
-	(void)ac;
-	(void)mid;
-	(void)from;
-	return ticket_id > 0;
+	struct store *store = ac->call->w->store;
+	const char *addr = job != NULL && job->from_addr != NULL ?
+	    job->from_addr : from;
+	struct join_facts f;
+	struct halo_ticket tk;
+	struct halo_err err;
+	enum join_verdict v;
+	bool is = false;
+
+	memset(&f, 0, sizeof(f));
+	if (job != NULL) {
+		f.authentic = job->sender_auth != NULL &&
+		    job->sender_auth[0] != '\0' &&
+		    strcmp(job->sender_auth, "none") != 0;
+		f.sender_contact = job->sender != NULL &&
+		    strcmp(job->sender, "contact") == 0;
+		/* "client" is a domain match; "fallback" (the catch-all) never
+		 * counts */
+		f.sender_domain = job->sender != NULL &&
+		    strcmp(job->sender, "client") == 0;
+		f.user_id = f.sender_contact ? job->contact_id : 0;
+		f.client_id = f.sender_contact || f.sender_domain ?
+		    job->client_id : 0;
+	}
+	if (addr != NULL && store_participant_is(store, ac->ps->tenant,
+	    ticket_id, addr, &is) == STORE_OK)
+		f.participant = is;
+	f.join_clients = ac->t->join_clients;
+	f.n_join_clients = ac->t->n_join_clients;
+	f.join_domain_members = ac->t->join_domain_members;
+	v = join_decide(&f);
+	if (v != JOIN_NEED_OWNER)
+		return v;
+	if (store_ticket_owner_get(store, ac->ps->tenant, ticket_id,
+	    time(NULL) - (time_t)ac->t->sender_cache_ttl, &f.ticket_user,
+	    &f.ticket_client) != STORE_OK) {
+		memset(&tk, 0, sizeof(tk));
+		memset(&err, 0, sizeof(err));
+		if (halo_ticket_get(&ac->hc, ac->token, ticket_id, &tk,
+		    &err) != 0)
+			return JOIN_NOT_PARTICIPANT;  /* cannot tell: refuse */
+		f.ticket_user = tk.user_id;
+		f.ticket_client = tk.client_id;
+		store_ticket_owner_put(store, ac->ps->tenant, ticket_id,
+		    tk.user_id, tk.client_id, "halo");
+		halo_ticket_free(&tk);
+	}
+	f.owner_known = true;
+	return join_decide(&f);
 }
 
 /* GET /api/agent/session. */
@@ -1468,7 +1516,8 @@ agent_api_append(struct agent_call *ac)
 	struct store_job *job = NULL;
 	int64_t ticket_id, found_ticket = 0, found_action = 0, action_id;
 	int64_t moved_from;
-	bool note_ok;
+	enum join_verdict jv;
+	bool note_ok, confirmed;
 	double hours = 0;
 	bool internal;
 	char *note = NULL;
@@ -1493,11 +1542,6 @@ agent_api_append(struct agent_call *ac)
 		    "A ticket, the message and a time of 0 to 24 hours are"
 		    " needed.", NULL);
 	}
-	if (!pane_may_join(ac, mid, from, ticket_id)) {
-		cJSON_Delete(body);
-		return agent_error(ac->call, MHD_HTTP_FORBIDDEN, "forbidden",
-		    "This mail may not be added to that ticket.", NULL);
-	}
 	if (!agent_job_check(ac, mid, &job, &rc)) {
 		cJSON_Delete(body);
 		return rc;
@@ -1514,6 +1558,25 @@ agent_api_append(struct agent_call *ac)
 		cJSON_Delete(body);
 		return rc;
 	}
+	/* the one rule for who may join a ticket; an agent may override it,
+	 * never silently */
+	jv = pane_join_verdict(ac, job, from, ticket_id);
+	confirmed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body,
+	    "confirm_outsider"));
+	if (!join_allows(jv) && !confirmed) {
+		store_job_free(job);
+		cJSON_Delete(body);
+		return agent_error(ac->call, MHD_HTTP_CONFLICT, join_name(jv),
+		    jv == JOIN_UNAUTHENTICATED ? "The gateway could not confirm"
+		    " who sent this mail, so it may not join a ticket on its"
+		    " own." : "The sender has not written on that ticket and is"
+		    " not a contact of its client.", NULL);
+	}
+	if (!join_allows(jv))
+		log_notice("pane: %s/%s: adds mail (job %lld) to ticket %"
+		    PRId64 " although %s, confirmed by the agent",
+		    ac->ps->tenant, ac->ps->agent, job != NULL ?
+		    (long long)job->id : 0LL, ticket_id, join_name(jv));
 	/* exactly once: a mail already on that ticket is not added again */
 	memset(&err, 0, sizeof(err));
 	if (halo_find_by_message_id(&ac->hc, ac->token, mid, &found_ticket,

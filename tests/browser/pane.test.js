@@ -483,6 +483,33 @@ async function agentPaneTests(browser) {
   await page.click('#client-results button:has-text("Initech")');
   t.check('client picker: the chosen client\'s tickets', await waitText(page, '#contact', /Initech \(client #12\)/) &&
     await waitText(page, '#tickets', /#503 /), (await text(page, '#contact')) + ' / ' + (await text(page, '#tickets')));
+  // who may join a ticket (issue 11): the stranger's mail onto Initech's #503
+  // is refused by the gateway's rule; the pane asks the agent, who declines
+  let asked = '';
+  page.once('dialog', (d) => { asked = d.message(); d.dismiss(); });
+  await page.check('#tk-503');
+  await page.click('#append');
+  t.check('who may join: the pane asks before adding a stranger\'s mail, declined: not added',
+    await waitText(page, '#act-result', /not added\. The sender has not written on that ticket/) &&
+    /Add it anyway\?$/.test(asked), asked + ' / ' + (await text(page, '#act-result')));
+  state = await simState();
+  t.check('who may join: declined: nothing reached #503',
+    !state.actions.some((a) => a.internet_message_id === stamps.stranger.messageId && a.ticket_id === 503));
+  {
+    const sess = (await session(page)).session;
+    const add = { ticket_id: 503, mid: stamps.stranger.messageId, from: 'who@nowhere.example',
+      subject: 'Buy our widgets', text: 'Buy our widgets' };
+    let r = await api('POST', 'append', sess, add);
+    t.check('who may join: the API refuses it too (409 not-a-participant)', r.status === 409 &&
+      json(r).error === 'not-a-participant', r.status + ' ' + r.body);
+    r = await api('POST', 'append', sess, Object.assign({ confirm_outsider: true }, add));
+    state = await simState();
+    t.check('who may join: the agent may add it knowingly', r.status === 200 &&
+      state.actions.some((a) => a.internet_message_id === stamps.stranger.messageId && a.ticket_id === 503),
+      r.status + ' ' + r.body);
+    t.check('who may join: the override is in the log', /pane: sim\/alice@msp\.example: adds mail \(job \d+\) to ticket 503 although not-a-participant, confirmed by the agent/.test(
+      fs.readFileSync(process.env.DAEMON_LOG, 'utf8')));
+  }
   await page.fill('#user-q', 'carl');
   await page.press('#user-q', 'Enter');
   await page.click('#user-results button:has-text("Carl Globex")');

@@ -647,6 +647,16 @@
     return call(path, body).then(function (res) {
       button.disabled = false;
       button.removeAttribute('aria-busy');
+      var b = res.body || {};
+      // the gateway's rule for who may join a ticket said no: the agent
+      // may still add it, knowingly (the gateway logs that they did)
+      if (res.status === 409 && body && !body.confirm_outsider &&
+          (b.error === 'not-a-participant' || b.error === 'unauthenticated-sender')) {
+        if (window.confirm(b.message + ' Add it anyway?'))
+          return act(button, path, Object.assign({}, body, { confirm_outsider: true }), doing, done, after);
+        actSay(doing + ': not added. ' + b.message, true);
+        return null;
+      }
       if (res.status !== 200) { failed(res, doing); return null; }
       actSay(typeof done === 'function' ? done(res.body) : done);
       if (after) after(res.body);
