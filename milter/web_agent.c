@@ -1145,6 +1145,32 @@ agent_user_view(const cJSON *u)
 	return o;
 }
 
+/*
+ * Which job of (tenant, MID) the pane means: the one the message's own
+ * X-Halo-Token names (sent in that request header), since several jobs
+ * may share a Message-ID (a mail that pre-empts one is its own job); a
+ * token that is not that job's names none. Without a token (a message the
+ * pane has no stamp for), the first job of the Message-ID.
+ */
+static bool
+agent_job_id(struct agent_call *ac, const char *mid, int64_t *id)
+{
+	const char *token = NULL;
+	size_t len = 0;
+
+	*id = 0;
+	if (mid == NULL || *mid == '\0')
+		return false;
+	if (MHD_lookup_connection_value_n(ac->call->c, MHD_HEADER_KIND,
+	    "X-Halo-Token", 12, &token, &len) == MHD_YES && token != NULL) {
+		*id = len <= STATUS_TOKEN_LEN ? web_pane_token_job(ac->call->w,
+		    ac->ps->tenant, mid, token) : 0;
+		return *id > 0;
+	}
+	return store_job_find(ac->call->w->store, ac->ps->tenant, mid, id) ==
+	    STORE_OK;
+}
+
 /* The job of (tenant, MID) as the pane shows it, and its ticket. */
 static cJSON *
 agent_job_view(struct agent_call *ac, const char *mid, int64_t *ticket_id)
@@ -1155,9 +1181,8 @@ agent_job_view(struct agent_call *ac, const char *mid, int64_t *ticket_id)
 	char *text;
 
 	*ticket_id = 0;
-	if (mid == NULL || *mid == '\0' ||
-	    store_job_find(ac->call->w->store, ac->ps->tenant, mid, &id) !=
-	    STORE_OK || store_job_get(ac->call->w->store, id, &job) != STORE_OK)
+	if (!agent_job_id(ac, mid, &id) ||
+	    store_job_get(ac->call->w->store, id, &job) != STORE_OK)
 		return cJSON_CreateNull();
 	*ticket_id = job->ticket_id;
 	text = status_json(job, ac->t->halo_url);
@@ -1424,8 +1449,8 @@ agent_job_check(struct agent_call *ac, const char *mid, struct store_job **job,
 	int64_t id = 0;
 
 	*job = NULL;
-	if (store_job_find(ac->call->w->store, ac->ps->tenant, mid, &id) !=
-	    STORE_OK || store_job_get(ac->call->w->store, id, job) != STORE_OK) {
+	if (!agent_job_id(ac, mid, &id) ||
+	    store_job_get(ac->call->w->store, id, job) != STORE_OK) {
 		*job = NULL;
 		return true;
 	}
@@ -1783,7 +1808,7 @@ agent_preflight(const struct web_call *call)
 		MHD_add_response_header(r, "Access-Control-Allow-Methods",
 		    "GET, POST, OPTIONS");
 		MHD_add_response_header(r, "Access-Control-Allow-Headers",
-		    "Authorization, Content-Type");
+		    "Authorization, Content-Type, X-Halo-Token");
 		MHD_add_response_header(r, "Access-Control-Max-Age", "600");
 	}
 	return web_queue(call->c, ok ? MHD_HTTP_NO_CONTENT :

@@ -175,6 +175,10 @@ struct web_pane;
 struct web_pane *web_pane_new(const struct conf *conf, char *err,
     size_t errsz);
 struct web_pane *web_pane_free(struct web_pane *p);
+/* The job an X-Halo-Token value names, when it is that job's token for
+ * TENANT and MID (status.h); 0 otherwise. */
+int64_t web_pane_token_job(struct web *w, const char *tenant, const char *mid,
+    const char *token);
 
 /*
  * The interactive pane's agent side (web_agent.c): sign-in from the pane,

@@ -417,3 +417,23 @@ web_pane_route(const struct web_call *call, enum MHD_Result *rc)
 		    WEB_CT_TEXT, strdup("not found\n"), 10, NULL, NULL, false);
 	return true;
 }
+
+/* The job TOKEN (an X-Halo-Token value) names, when it is that job's token
+ * for TENANT and MID; 0 otherwise. */
+int64_t
+web_pane_token_job(struct web *w, const char *tenant, const char *mid,
+    const char *token)
+{
+	struct store_job *job = NULL;
+	int64_t id;
+	bool ok;
+
+	if (w->pane == NULL || token == NULL || tenant == NULL || mid == NULL ||
+	    strlen(token) > STATUS_TOKEN_LEN ||
+	    (id = status_token_job(token)) <= 0 ||
+	    store_job_get(w->store, id, &job) != STORE_OK)
+		return 0;
+	ok = status_token_check(w->pane->key, job, tenant, mid, token);
+	store_job_free(job);
+	return ok ? id : 0;
+}

@@ -125,6 +125,12 @@ send("failed", "Ann Acme <ann@acme.example>", "broken@msp.example",
     "Printer on fire", "<pane-failed@acme.example>")
 send("queued", "Ann Acme <ann@acme.example>", "sales@msp.example",
     "Quote for ten laptops", "<pane-queued@acme.example>")
+-- a stranger pre-empts a Message-ID; the genuine mail is its own job
+-- (issue 11), and the pane must show and act on that one
+send("preempt", "Eve <eve@evil.example>", "support@msp.example",
+    "Invoice", "<pane-dup@shared.example>")
+send("genuine", "Sam <sam@shared.example>", "support@msp.example",
+    "Invoice", "<pane-dup@shared.example>")
 out:close()
 mt.disconnect(conn)
 EOL
@@ -136,7 +142,7 @@ STAMPS=$T/stamps.txt MILTER_SOCK="inet:$MILTER_PORT@127.0.0.1" \
 _i=0
 while [ $_i -lt 300 ]; do
 	n=$(ctl queue | awk '$2 == "done" || $2 == "skipped" || $2 == "failed" || $2 == "waiting"' | wc -l)
-	[ "$n" -ge 6 ] && break
+	[ "$n" -ge 8 ] && break
 	sleep 0.1
 	_i=$((_i + 1))
 done

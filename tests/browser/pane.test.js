@@ -510,6 +510,24 @@ async function agentPaneTests(browser) {
     t.check('who may join: the override is in the log', /pane: sim\/alice@msp\.example: adds mail \(job \d+\) to ticket 503 although not-a-participant, confirmed by the agent/.test(
       fs.readFileSync(process.env.DAEMON_LOG, 'utf8')));
   }
+  // two jobs share a Message-ID (a stranger pre-empted it): the agent API
+  // takes the job the message's own X-Halo-Token names
+  {
+    const sess = (await session(page)).session;
+    const mid = encodeURIComponent(stamps.genuine.messageId);
+    let r = await api('GET', 'context?mid=' + mid, sess, undefined, { 'X-Halo-Token': tok(stamps.genuine) });
+    const g = json(r).job || {};
+    t.check('shared Message-ID: the context is the genuine mail\'s job (its token\'s)', r.status === 200 &&
+      g.job === Number(tok(stamps.genuine).split('.')[0]) && g.sender && g.sender.email === 'sam@shared.example',
+      r.status + ' ' + JSON.stringify(g).slice(0, 300));
+    r = await api('GET', 'context?mid=' + mid, sess, undefined, { 'X-Halo-Token': tok(stamps.preempt) });
+    t.check('shared Message-ID: the pre-empting mail\'s token gives its own job',
+      r.status === 200 && (json(r).job || {}).job === Number(tok(stamps.preempt).split('.')[0]));
+    const forged = tok(stamps.genuine).split('.')[0] + '.' + 'A'.repeat(43);
+    r = await api('GET', 'context?mid=' + mid, sess, undefined, { 'X-Halo-Token': forged });
+    t.check('shared Message-ID: a forged token names no job', r.status === 200 && json(r).job === null,
+      r.status + ' ' + JSON.stringify(json(r).job));
+  }
   await page.fill('#user-q', 'carl');
   await page.press('#user-q', 'Enter');
   await page.click('#user-results button:has-text("Carl Globex")');
@@ -653,7 +671,7 @@ async function rateTests() {
 (async () => {
   let browser;
   try {
-    t.check('stamps: six messages stamped with a token', Object.keys(stamps).length === 6 &&
+    t.check('stamps: eight messages stamped with a token', Object.keys(stamps).length === 8 &&
       Object.values(stamps).every((s) => /^[1-9][0-9]*\.[A-Za-z0-9_-]{43}; tenant=/.test(s.token)));
     t.check('stamps: the token names its job and is its HMAC under status.key',
       tok(stamps.created) === tokenOf('sim', jobOf(stamps.created), stamps.created.messageId,

@@ -368,6 +368,9 @@
     var opts = { method: body ? 'POST' : 'GET', credentials: 'omit', cache: 'no-store',
       headers: { Accept: 'application/json', Authorization: 'Bearer ' + s.session } };
     if (body) { opts.headers['Content-Type'] = 'application/json'; opts.body = JSON.stringify(body); }
+    // the open message's own stamp says which of the gateway's jobs it is
+    // (several may share a Message-ID)
+    if (mail && lastStamp && lastStamp.token) opts.headers['X-Halo-Token'] = lastStamp.token;
     var first = !renewed && path !== 'renew' && s.expires * 1000 - Date.now() < 10 * 60 * 1000 ?
       renew() : Promise.resolve();
     return first.then(function () {
