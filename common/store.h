@@ -227,9 +227,16 @@ enum store_status store_spool_used(struct store *st, const char *name,
 enum store_status store_job_claim(struct store *st, time_t now, int lease,
     struct store_job **out);
 
-/* At start-up on a single node: jobs left "running" by a crash go back to
- * the queue at once (their lease would otherwise hold them). */
-enum store_status store_jobs_reset_running(struct store *st, unsigned *n);
+/*
+ * At start-up on a single node: jobs left "running" by a crash go back to
+ * the queue (their lease would otherwise hold them). A job that had marked
+ * itself posting may have a request still in flight at Halo when the process
+ * died: it waits POSTING_GRACE seconds from that mark before its recheck, so
+ * the recheck does not miss a create/append Halo applies late. *N counts the
+ * jobs requeued, *POSTING those of them that wait.
+ */
+enum store_status store_jobs_reset_running(struct store *st, int posting_grace,
+    unsigned *n, unsigned *posting);
 
 /*
  * Record, durably, that a create/append request is about to be sent: a

@@ -1122,16 +1122,24 @@ store_spool_pending(struct store *st, const char *name, bool *pending)
 	return rc == STORE_ERROR ? STORE_ERROR : STORE_OK;
 }
 
-/* Jobs a crashed process left running go back to the queue. */
+/* Jobs a crashed process left running go back to the queue; one that was
+ * posting waits out the grace from its mark (store.h). */
 enum store_status
-store_jobs_reset_running(struct store *st, unsigned *n)
+store_jobs_reset_running(struct store *st, int posting_grace, unsigned *n,
+    unsigned *posting)
 {
-	int changes = 0;
+	int changes = 0, waiting = 0;
 	enum store_status rc;
 
 	rc = store_exec(st, "UPDATE jobs SET state = 'queued', lease_until = 0,"
-	    " next_attempt = 0 WHERE state = 'running'", "", &changes);
-	*n = (unsigned)changes;
+	    " next_attempt = updated + ?1 WHERE state = 'running' AND"
+	    " post_started != 0", "i", &waiting, (int64_t)posting_grace);
+	if (rc == STORE_OK)
+		rc = store_exec(st, "UPDATE jobs SET state = 'queued',"
+		    " lease_until = 0, next_attempt = 0 WHERE state = 'running'",
+		    "", &changes);
+	*n = (unsigned)(changes + waiting);
+	*posting = (unsigned)waiting;
 	return rc;
 }
 

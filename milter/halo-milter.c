@@ -279,7 +279,7 @@ main(int argc, char **argv)
 	uint8_t key[CRYPTO_KEY_LEN];
 	char db_path[PATH_MAX], spool_dir[PATH_MAX], err[1024];
 	char hostname[256];
-	unsigned tmp_removed = 0, orphans = 0;
+	unsigned tmp_removed = 0, orphans = 0, posting = 0;
 	int ch, nerrors = 0, rc = 1;
 
 	if (argc > 1 && strcmp(argv[1], "--help") == 0)
@@ -412,10 +412,14 @@ main(int argc, char **argv)
 	if (tmp_removed || orphans)
 		log_notice("spool recovery: removed %u unfinished and %u orphaned"
 		    " files", tmp_removed, orphans);
-	if (store_jobs_reset_running(store, &tmp_removed) == STORE_OK &&
-	    tmp_removed > 0)
+	if (store_jobs_reset_running(store, WORKER_POST_GRACE, &tmp_removed,
+	    &posting) == STORE_OK && tmp_removed > 0)
 		log_notice("recovery: %u job%s interrupted by a stop queued again",
 		    tmp_removed, tmp_removed == 1 ? "" : "s");
+	if (posting > 0)
+		log_notice("recovery: %u of them %s posting: checked in Halo %d s"
+		    " after it began (a request may still be in flight)", posting,
+		    posting == 1 ? "was" : "were", WORKER_POST_GRACE);
 
 	/*
 	 * libmilter's signal thread (started by smfi_main) takes SIGTERM,

@@ -353,6 +353,11 @@ ctl_show(struct store *st, const struct conf *conf, const char *idtext)
 	printf("%-14s %s\n", "starts-thread", j->starts_thread ? "yes" : "no");
 	printf("%-14s %s\n", "no-create", j->no_create ? "yes" : "no");
 	printf("%-14s %d\n", "attempts", j->attempts);
+	/* a create/append went out: a retry rechecks Halo before posting */
+	printf("%-14s %s\n", "post-started", j->post_started ? "yes" : "no");
+	if (j->state == STORE_QUEUED && j->next_attempt > time(NULL))
+		printf("%-14s in %lld s\n", "next-attempt",
+		    (long long)(j->next_attempt - time(NULL)));
 	if (j->ticket_id > 0)
 		printf("%-14s %" PRId64 "\n", "ticket", j->ticket_id);
 	if (j->action_id > 0)

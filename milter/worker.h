@@ -21,6 +21,15 @@
 
 struct worker;
 
+/*
+ * Seconds a job interrupted while posting waits, from its posting mark,
+ * before its Halo recheck after a restart: a request killed with the process
+ * may still be applied by Halo (it had the whole request), and a recheck
+ * that runs before that would post a second ticket. The HTTP client's total
+ * request timeout (http.h) plus a margin.
+ */
+#define WORKER_POST_GRACE   35
+
 /* Start NTHREADS workers (conf->workers when 0). NULL on failure. */
 struct worker *worker_start(const struct conf *conf, struct store *store,
     struct oauth *oauth, const char *spool_dir, unsigned nthreads);

@@ -220,14 +220,29 @@ check "thread-only mailbox: new thread skipped, not created" \
     sh -c "ctl() { \"$CTL\" -c \"$MILTER_CONF\" \"\$@\"; }; ctl queue -s skipped | grep -q 'bob1@acme.example'"
 
 # --- 12. SIGKILL while posting: no duplicate -------------------------------
-sim POST /_sim/faults '{"latency_ms": 1500}' > /dev/null
+# Halo answers slowly; the daemon dies once the job has marked itself posting
+# and comes back at once, while the simulator still holds the create request
+# (it applies it when its delay is over). The job must wait before its recheck
+# (WORKER_POST_GRACE), or it would miss the late ticket and post a second one.
+sim POST /_sim/faults '{"latency_ms": 4000}' > /dev/null
 mail "Ann <ann@acme.example>" support@msp.example "Killed while posting" "<kill@acme.example>"
-sleep 1.2
+_k_i=0
+while [ $_k_i -lt 150 ] && [ "$(job_field "<kill@acme.example>" post-started)" != yes ]; do
+	sleep 0.2
+	_k_i=$((_k_i + 1))
+done
+check "SIGKILL while posting: the job marked itself posting" \
+    eq "$(job_field "<kill@acme.example>" post-started)" yes
+sleep 1         # the request is at the simulator, which holds it 4 s
 daemon_stop KILL
 sim POST /_sim/faults '{"latency_ms": 0}' > /dev/null
-sleep 1.5
 daemon_start || exit 1
+check "SIGKILL while posting: after the restart the job waits before its recheck" \
+    eq "$(job_field "<kill@acme.example>" next-attempt | sed 's/[0-9][0-9]*/N/')" "in N s"
+check "SIGKILL while posting: the daemon log says why" \
+    grep -q "1 of them was posting: checked in Halo 35 s after it began" "$T/daemon.log"
 wait_jobs 18
+sleep 4         # whatever the simulator still held has landed by now
 check "SIGKILL while posting: exactly one ticket" \
     eq "$(simq "len([t for t in s['tickets'] if t.get('summary') == 'Killed while posting'])")" 1
 check "no duplicate action or ticket for any Message-ID" \

@@ -598,6 +598,53 @@ test_claim_and_fenced_posting(void **state)
 	store_job_free(second);
 }
 
+/* After a crash: a job that was posting waits the grace from its mark before
+ * it can be claimed again (its request may still land at Halo); a job that
+ * had not begun posting is due at once. */
+static void
+test_reset_running(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[2] = { job_new("acme", "<posting@x>"),
+	    job_new("acme", "<idle@x>") };
+	struct store_job *a = NULL, *b = NULL, *c = NULL;
+	enum store_status res[2];
+	int64_t ids[2] = { 0, 0 };
+	unsigned n = 0, posting = 0;
+	time_t now = time(NULL);
+
+	open_latest(f);
+	assert_int_equal(store_jobs_add(f->st, j, 2, res, ids, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(store_job_claim(f->st, now, 300, &a), STORE_OK);
+	assert_int_equal(store_job_claim(f->st, now, 300, &b), STORE_OK);
+	if (a->id != ids[0]) {
+		struct store_job *t = a;
+		a = b;
+		b = t;
+	}
+	assert_int_equal(a->id, ids[0]);
+	assert_int_equal(store_job_mark_posting(f->st, a->id, a->lease_until,
+	    now + 300), STORE_OK);
+	assert_int_equal(store_jobs_reset_running(f->st, 35, &n, &posting),
+	    STORE_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(posting, 1);
+	/* the idle one is due now, the posting one not within its grace */
+	assert_int_equal(store_job_claim(f->st, now, 300, &c), STORE_OK);
+	assert_int_equal(c->id, ids[1]);
+	store_job_free(c);
+	c = NULL;
+	assert_int_equal(store_job_claim(f->st, now + 30, 300, &c),
+	    STORE_NOT_FOUND);
+	assert_int_equal(store_job_claim(f->st, now + 40, 300, &c), STORE_OK);
+	assert_int_equal(c->id, ids[0]);
+	assert_true(c->post_started);
+	store_job_free(a);
+	store_job_free(b);
+	store_job_free(c);
+}
+
 /* State names both ways. */
 static void
 test_state_names(void **state)
@@ -812,6 +859,7 @@ main(void)
 		T(test_sender_creates),
 		T(test_spool_used),
 		T(test_claim_and_fenced_posting),
+		T(test_reset_running),
 		T(test_state_names),
 		T(test_dedup_key),
 		T(test_requeue),
