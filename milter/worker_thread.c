@@ -278,18 +278,61 @@ thread_by_halo_index(struct job_ctx *ctx)
 	return STEP_OK;
 }
 
-/* 3. The conversation key (Outlook's Thread-Index survives lost headers). */
+/* A conversation lookup in Halo's custom field, for worker_call(). */
+struct thread_conv_req {
+	int64_t ticket;
+};
+
+static int
+thread_conv_call(struct job_ctx *ctx, void *arg)
+{
+	struct thread_conv_req *rq = arg;
+
+	return halo_ticket_by_field(&ctx->hc, ctx->token,
+	    ctx->t->cf_conversation_id, ctx->job->conv_key, true, &rq->ticket,
+	    &ctx->err);
+}
+
+/*
+ * 3. The conversation key (Outlook's Thread-Index survives lost headers):
+ * our index, else Halo's conversation custom field (design.md: an
+ * optional fallback), which finds tickets made elsewhere (another node,
+ * the Outlook add-in writing item.conversationId: halo_conv_matches()
+ * takes both forms). Halo refusing the search is not an error.
+ */
 static enum step
 thread_by_conversation(struct job_ctx *ctx)
 {
+	struct thread_conv_req rq = { 0 };
+	enum step step = STEP_OK;
 	int64_t ticket;
 	bool taken;
+	int rc;
 
-	if (ctx->job->conv_key == NULL || store_ticket_by_conv(ctx->w->store,
-	    ctx->t->name, ctx->job->conv_key, &ticket) != STORE_OK ||
-	    ticket == ctx->refused_ticket)
+	if (ctx->job->conv_key == NULL)
 		return STEP_OK;
-	return thread_propose(ctx, ticket, NULL, "conversation", &taken);
+	if (store_ticket_by_conv(ctx->w->store, ctx->t->name,
+	    ctx->job->conv_key, &ticket) == STORE_OK) {
+		if (ticket == ctx->refused_ticket)
+			return STEP_OK;
+		return thread_propose(ctx, ticket, NULL, "conversation", &taken);
+	}
+	/* only a reply can belong to a conversation Halo already has */
+	if (ctx->t->cf_conversation_id[0] == '\0' || ctx->outbound ||
+	    ctx->job->starts_thread)
+		return STEP_OK;
+	rc = worker_call(ctx, thread_conv_call, &rq, &step);
+	if (rc < 0) {
+		if (step != STEP_FAIL)
+			return step;
+		log_debug("%s: Halo's conversation field search failed: %s",
+		    ctx->who, ctx->reason);
+		ctx->reason[0] = '\0';
+		return STEP_OK;
+	}
+	if (rc != 0 || rq.ticket == ctx->refused_ticket)
+		return STEP_OK;
+	return thread_propose(ctx, rq.ticket, NULL, "halo-conversation", &taken);
 }
 
 /* Whether the sender could join TICKET at all, decided locally (a
