@@ -278,6 +278,17 @@ def load_spec():
 
 SPEC = load_spec()
 
+# HALOSIM_TRACE_UNDECLARED=FILE: append one line per undeclared field or parameter
+# the first time it is seen after a reset (a reset does not clear the file), so a
+# whole e2e run can be inspected afterwards
+TRACE_FILE = os.environ.get("HALOSIM_TRACE_UNDECLARED")
+
+
+def trace_undeclared(kind, route, name):
+    if TRACE_FILE:
+        with _log_lock, open(TRACE_FILE, "a", encoding="utf-8") as fh:
+            fh.write("%s\t%s\t%s\n" % (kind, route, name))
+
 # the message real Halo puts in "_warning" when it cannot store an attachment
 ATT_WARNING = "Unable to save attachment"
 DATA_URI = re.compile(r"data:([A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+)"
@@ -429,10 +440,13 @@ class Sim:
             t["hasbeenclosed"] = False
             t["dateclosed"] = None
 
-    def note_undeclared(self, route, fields):
+    def note_undeclared(self, route, fields, table=None, kind="field"):
+        table = self.undeclared if table is None else table
         for f in fields:
             k = (route, f)
-            self.undeclared[k] = self.undeclared.get(k, 0) + 1
+            if k not in table:
+                trace_undeclared(kind, route, f)
+            table[k] = table.get(k, 0) + 1
 
     # ---------------- recording
     def record(self, kind, method, path, query, resp):
@@ -913,10 +927,9 @@ class Sim:
         if method == "GET":
             declared = SPEC["query"].get(canon[4:])
             if declared is not None:
-                for k in query:
-                    if k not in declared:
-                        kk = ("GET " + canon, k)
-                        self.undeclared_q[kk] = self.undeclared_q.get(kk, 0) + 1
+                self.note_undeclared("GET " + canon,
+                                     [k for k in query if k not in declared],
+                                     self.undeclared_q, "param")
         if f["crash_next"] > 0:
             f["crash_next"] -= 1
             raise RuntimeError("simulated internal error (crash_next)")

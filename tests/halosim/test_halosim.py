@@ -1659,6 +1659,32 @@ class TestCliOptions(unittest.TestCase):
         finally:
             sim.stop()
 
+    def test_trace_undeclared_survives_reset(self):
+        trace = os.path.join(tempfile.mkdtemp(prefix="halosim-trace-"), "und.tsv")
+        os.environ["HALOSIM_TRACE_UNDECLARED"] = trace
+        try:
+            sim = SimProcess("--quiet")
+        finally:
+            del os.environ["HALOSIM_TRACE_UNDECLARED"]
+        try:
+            tok = http_req("POST", sim.api + "/_sim/token",
+                           json_body={"agent_email": "alice@msp.example"}).json()
+            for _ in range(2):
+                r = http_req("POST", sim.api + "/api/Actions", json_body=[
+                    {"ticket_id": 501, "outcome": "Note", "emailfromaddress": "a@b"}],
+                    token=tok["access_token"])
+                self.assertEqual(r.status, 200)
+            http_req("POST", sim.api + "/_sim/reset", json_body={"keep_tokens": True})
+            http_req("GET", sim.api + "/api/Actions?internetmessageid=x",
+                     token=tok["access_token"])
+            with open(trace) as fh:
+                self.assertEqual(fh.read().splitlines(), [
+                    "field\tPOST /api/Actions\temailfromaddress",
+                    "param\tGET /api/Actions\tinternetmessageid"])
+        finally:
+            sim.stop()
+            shutil.rmtree(os.path.dirname(trace), ignore_errors=True)
+
     def test_fixed_ports_and_sigterm(self):
         socks = []
         for _ in range(2):
