@@ -186,10 +186,21 @@ halo_json_list(const cJSON *root, const char *key)
 	return NULL;
 }
 
-/* The single object of a response: the object itself or a one-element array's. */
+/* The single object of a response: the object itself, an array's first,
+ * or the first of a wrapping object's list ({"tickets": [{...}]}: one of
+ * the write answers the public clients report). */
 static const cJSON *
 halo_json_object(const cJSON *root)
 {
+	const cJSON *v;
+
+	if (cJSON_IsObject(root) && cJSON_GetObjectItem(root, "id") == NULL) {
+		cJSON_ArrayForEach(v, root) {
+			if (cJSON_IsArray(v) && cJSON_GetArraySize(v) >= 1 &&
+			    cJSON_IsObject(cJSON_GetArrayItem(v, 0)))
+				return cJSON_GetArrayItem(v, 0);
+		}
+	}
 	if (cJSON_IsObject(root))
 		return root;
 	if (cJSON_IsArray(root) && cJSON_GetArraySize(root) >= 1 &&
@@ -1100,6 +1111,21 @@ halo_client_found(struct halo_org *out, int *found, int64_t cid, int64_t sid,
 	return 0;
 }
 
+/* Whether client CID is an active entry of the Client list LIST (a site
+ * of an inactive client, or of one Halo did not list, counts for none). */
+static bool
+halo_client_listed(const cJSON *list, int64_t cid)
+{
+	const cJSON *cl;
+	int64_t id;
+
+	cJSON_ArrayForEach(cl, list) {
+		if (halo_json_int(cl, "id", &id) && id == cid)
+			return !halo_json_bool(cl, "inactive", false);
+	}
+	return false;
+}
+
 /*
  * A Client list that ignored ?domain=: the owners of DOMAIN are the
  * clients in LIST whose own domain names it, and the clients of sites
@@ -1150,7 +1176,8 @@ halo_client_scan(const struct halo_conf *c, const char *token,
 			if (!halo_json_int(s, "id", &sid) || sid <= 0 ||
 			    !halo_json_int(s, "client_id", &cid) || cid <= 0 ||
 			    halo_json_bool(s, "inactive", false) ||
-			    !halo_domain_field_has(s, "emaildomain", domain))
+			    !halo_domain_field_has(s, "emaildomain", domain) ||
+			    !halo_client_listed(list, cid))
 				continue;
 			if (halo_client_found(out, &found, cid, sid,
 			    halo_json_str(s, "client_name"), err) != 0)
@@ -2355,8 +2382,16 @@ halo_ticket_by_field(const struct halo_conf *c, const char *token,
 
 			if (name == NULL || v == NULL || strcasecmp(name, field) != 0)
 				continue;
-			holds = conv ? halo_conv_matches(v, value) :
-			    strcmp(v, value) == 0;
+			if (conv) {
+				holds = halo_conv_matches(v, value);
+			} else {
+				/* Message-IDs: one pair of <> and case aside */
+				size_t vl, wl;
+				const char *vb = halo_msgid_bare(v, &vl);
+				const char *wb = halo_msgid_bare(value, &wl);
+
+				holds = halo_ascii_caseeq(vb, vl, wb, wl);
+			}
 			if (holds)
 				break;
 		}

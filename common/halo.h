@@ -298,8 +298,8 @@ bool halo_conv_matches(const char *value, const char *key);
 
 /* GET /api/Tickets?advanced_search= on custom field FIELD = VALUE, each
  * returned ticket verified to hold it (halo_conv_matches() when CONV,
- * else equal): the lowest such ticket id into *TICKET_ID. 0 found, 1 not,
- * -1 error. */
+ * else equal as Message-IDs: case and one pair of <> aside): the lowest
+ * such ticket id into *TICKET_ID. 0 found, 1 not, -1 error. */
 int halo_ticket_by_field(const struct halo_conf *c, const char *token,
     const char *field, const char *value, bool conv, int64_t *ticket_id,
     struct halo_err *err);

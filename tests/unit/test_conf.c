@@ -330,7 +330,7 @@ static const struct error_case error_cases[] = {
 	  TENANT_ACME "route = a@x.example intake agent=r@x.example extra\n", 5,
 	  "route: unexpected 'extra'", 1 },
 	{ "route_bad_third", TENANT_ACME "route = a@x.example intake b@x\n", 5,
-	  "route: unexpected 'b@x' (expected agent=EMAIL", 1 },
+	  "route: unexpected 'b@x' (expected agent=, type=", 1 },
 	{ "route_bad_mode",
 	  TENANT_ACME "route = a@x.example create agent=r@x.example\n", 5,
 	  "route: unknown mode 'create'", 1 },
