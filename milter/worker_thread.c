@@ -306,7 +306,7 @@ thread_by_field(struct job_ctx *ctx, const char *field, const char *value,
 	bool taken;
 	int rc;
 
-	if (field[0] == '\0' || value == NULL)
+	if (field == NULL || field[0] == '\0' || value == NULL)
 		return STEP_OK;
 	rc = worker_call(ctx, thread_field_call, &rq, &step);
 	if (rc < 0) {

@@ -273,6 +273,132 @@ test_match_none(void **state)
 	assert_int_equal(f->w.stats.requests, 1);
 }
 
+/* A reply to a mail the Outlook add-in logged: our index and Halo's
+ * action index know nothing of it, the add-in's CFOutlookInternetMessageId
+ * on the ticket does. */
+static void
+test_match_addin_ticket(void **state)
+{
+	struct fx *f = *state;
+	struct halo_customfield cf[] = {
+		{ "CFOutlookInternetMessageId", "<addin-7@acme.example>" },
+	};
+	struct halo_ticket_new tn = {
+		.summary = "logged by the add-in", .tickettype_id = 1,
+		.client_id = 10, .site_id = 100, .user_id = 1000,
+		.customfields = cf, .n_customfields = 1,
+	};
+	struct halo_err err;
+	int64_t id = 0;
+
+	assert_int_equal(halo_ticket_create(&f->ctx.hc, f->ctx.token, &tn, &id,
+	    &err), 0);
+	f->t.cf_message_id = "CFOutlookInternetMessageId";
+	f->t.cf_conversation_id = "CFOutlookConversationId";
+	sent_by(f, 1000, 10);
+	replies_to(f, "<addin-7@acme.example>");
+	want_match(f, id, "halo-cf-message-id");
+}
+
+/* ---------------------------------------------------- what Halo gets */
+
+/* The mail's Date, bounded by its arrival: a Date ahead of arrival by
+ * more than WORKER_DATE_AHEAD, or behind by more than WORKER_DATE_BEHIND,
+ * or no date at all, is the arrival. */
+static void
+test_mail_date(void **state)
+{
+	/* 2026-11-24T10:00:00Z */
+	const time_t arrived = 1795514400;
+	static const struct {
+		const char *date;
+		const char *want;
+	} rows[] = {
+		{ "Tue, 24 Nov 2026 10:00:00 +0000", "2026-11-24T10:00:00Z" },
+		{ "Tue, 24 Nov 2026 09:30:05 +0100", "2026-11-24T08:30:05Z" },
+		{ "24 Nov 2026 04:00 -0500", "2026-11-24T09:00:00Z" },
+		{ "Mon, 23 Nov 2026 10:00:00 GMT", "2026-11-23T10:00:00Z" },
+		{ "Sat, 31 Oct 2026 10:00:00 +0000", "2026-10-31T10:00:00Z" },
+		/* more than 30 days old: arrival */
+		{ "Thu, 01 Jan 2015 10:00:00 +0000", "2026-11-24T10:00:00Z" },
+		/* ahead by more than a few minutes: arrival */
+		{ "Tue, 24 Nov 2026 10:10:00 +0000", "2026-11-24T10:00:00Z" },
+		{ "Tue, 24 Nov 2026 10:04:00 +0000", "2026-11-24T10:04:00Z" },
+		{ "yesterday", "2026-11-24T10:00:00Z" },
+		{ "Tue, 24 Foo 2026 10:00:00 +0000", "2026-11-24T10:00:00Z" },
+		{ "Tue, 24 Nov 2026 25:00:00 +0000", "2026-11-24T10:00:00Z" },
+		{ NULL, "2026-11-24T10:00:00Z" },
+	};
+	char out[32];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		post_mail_when(rows[i].date, arrived, out);
+		if (strcmp(out, rows[i].want) != 0)
+			fail_msg("row %zu (%s): got %s, want %s", i,
+			    rows[i].date ? rows[i].date : "NULL", out, rows[i].want);
+	}
+}
+
+/* The note lists every part not uploaded with mime_skip_reason() (no
+ * size for a part never read), the unlisted count, and with attachments
+ * off also the files that were not sent. */
+static void
+test_note_lists_parts(void **state)
+{
+	struct fx *f = *state;
+	struct mime_attachment att[4];
+	struct mime_message m;
+	char *html;
+
+	memset(att, 0, sizeof(att));
+	memset(&m, 0, sizeof(m));
+	att[0].filename = "ok.txt";
+	att[0].data = (unsigned char *)"x";
+	att[0].len = 1;
+	att[0].original_len = 1;
+	att[1].filename = "huge.iso";
+	att[1].skip = MIME_SKIP_SIZE;
+	att[1].over_cap = true;
+	att[1].original_len = 999999;
+	att[2].filename = "part-250.bin";
+	att[2].skip = MIME_SKIP_LIMIT;
+	att[3].filename = "broken<b>.pdf";
+	att[3].skip = MIME_SKIP_UNDECODABLE;
+	att[3].original_len = 1234;
+	m.text = "hello";
+	m.attachments = att;
+	m.n_attachments = 4;
+	m.n_unlisted = 7;
+	f->t.attachments = true;
+	html = post_body_html(&f->ctx, &m, false);
+	assert_non_null(html);
+	assert_null(strstr(html, "ok.txt"));
+	assert_non_null(strstr(html, "<li>huge.iso (999999 bytes): "));
+	assert_non_null(strstr(html, mime_skip_reason(MIME_SKIP_SIZE)));
+	assert_non_null(strstr(html, "<li>part-250.bin: "));
+	assert_non_null(strstr(html, mime_skip_reason(MIME_SKIP_LIMIT)));
+	assert_non_null(strstr(html, "broken&lt;b&gt;.pdf (1234 bytes): "));
+	assert_non_null(strstr(html, mime_skip_reason(MIME_SKIP_UNDECODABLE)));
+	assert_non_null(strstr(html, "and 7 more parts not listed"));
+	free(html);
+
+	/* attachments = no: the file that would have gone is listed too */
+	f->t.attachments = false;
+	m.n_unlisted = 0;
+	m.n_attachments = 1;
+	html = post_body_html(&f->ctx, &m, false);
+	assert_non_null(strstr(html, "<li>ok.txt (1 bytes): attachments are not"
+	    " uploaded"));
+	free(html);
+	/* nothing left out: no list */
+	f->t.attachments = true;
+	html = post_body_html(&f->ctx, &m, false);
+	assert_null(strstr(html, "not uploaded"));
+	free(html);
+}
+
 /* ---------------------------------------------------- who may join */
 
 /* The rule as a table: sender facts x ticket facts x config. */
@@ -440,6 +566,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_match_subject_tag, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_match_none, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_match_addin_ticket, setup,
+		    teardown),
+		cmocka_unit_test(test_mail_date),
+		cmocka_unit_test_setup_teardown(test_note_lists_parts, setup,
+		    teardown),
 		cmocka_unit_test(test_join_rule),
 		cmocka_unit_test_setup_teardown(test_join_refused_paths, setup,
 		    teardown),
