@@ -61,6 +61,7 @@ ticket_status_ttl = 0
 dont_do_rules = yes
 create_contacts = no
 route = followup@msp.example intake agent=bob@msp.example
+route = sales@msp.example intake agent=bob@msp.example type=1 team=Sales priority=2 assign=2
 EOC
 sink_start "$T/sink" || exit 1
 daemon_start || exit 1
@@ -452,6 +453,12 @@ ctl doctor sim > "$T/doctor3.out" 2>&1
 check "doctor: fails when Halo cannot tell which statuses are closed" eq "$?" 1
 check "doctor: says why" grep -q "FIX  cannot tell which statuses are closed" "$T/doctor3.out"
 sim POST /_sim/faults '{"status_excludeclosed": "honour"}' > /dev/null
+
+# --- 24. a route's ticket options ------------------------------------------
+mail "Ann <ann@acme.example>" sales@msp.example "Quote for laptops" "<route1@acme.example>"
+wait_jobs 38
+check "route options: the ticket's type, team, priority and agent come from the route" \
+    eq "$(simq "[(t['tickettype_id'], t.get('team'), t.get('priority_id'), t.get('agent_id')) for t in s['tickets'] if t.get('internet_message_id') == '<route1@acme.example>']")" "[(1, 'Sales', 2, 2)]"
 
 if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" "$T/daemon.log"; then
 	not_ok "sanitizer report in daemon log"
