@@ -300,6 +300,37 @@ test_match_addin_ticket(void **state)
 	want_match(f, id, "halo-cf-message-id");
 }
 
+/* The closed statuses: from excludeclosed (8 and 9), and when Halo
+ * ignores it only the built-in Closed (9); the list is kept, so a second
+ * job asks nothing. */
+static void
+test_closed_statuses(void **state)
+{
+	struct fx *f = *state;
+	int64_t open = 0;
+	uint64_t before;
+	cJSON *r;
+
+	f->t.closed_tickets = CONF_CLOSED_REOPEN;
+	assert_int_equal(closed_statuses(&f->ctx, &open), STEP_OK);
+	assert_int_equal(f->ctx.hc.n_closed_status_ids, 2);
+	assert_int_equal(f->ctx.hc.closed_status_ids[0], 8);
+	assert_int_equal(f->ctx.hc.closed_status_ids[1], 9);
+	assert_int_equal(open, 1);
+	before = f->w.stats.requests;
+	assert_int_equal(closed_statuses(&f->ctx, &open), STEP_OK);
+	assert_int_equal(f->w.stats.requests, before);      /* cached */
+
+	f->rate.statuses_at = 0;                            /* stale */
+	r = sim_post(&sim, "/_sim/faults", "{\"status_excludeclosed\": \"ignore\"}");
+	cJSON_Delete(r);
+	assert_int_equal(closed_statuses(&f->ctx, &open), STEP_OK);
+	assert_int_equal(f->ctx.hc.n_closed_status_ids, 1);
+	assert_int_equal(f->ctx.hc.closed_status_ids[0], 9);
+	free(f->rate.closed_ids);
+	f->rate.closed_ids = NULL;
+}
+
 /* ---------------------------------------------------- what Halo gets */
 
 /* The mail's Date, bounded by its arrival: a Date ahead of arrival by
@@ -569,6 +600,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_match_addin_ticket, setup,
 		    teardown),
 		cmocka_unit_test(test_mail_date),
+		cmocka_unit_test_setup_teardown(test_closed_statuses, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_note_lists_parts, setup,
 		    teardown),
 		cmocka_unit_test(test_join_rule),
