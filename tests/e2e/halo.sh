@@ -462,6 +462,13 @@ wait_jobs 38
 check "route options: the ticket's type, team, priority and agent come from the route" \
     eq "$(simq "[(t['tickettype_id'], t.get('team'), t.get('priority_id'), t.get('agent_id')) for t in s['tickets'] if t.get('internet_message_id') == '<route1@acme.example>']")" "[(1, 'Sales', 2, 2)]"
 
+# --- 25. a Date years old (or ahead) is not believed: arrival time --------
+printf 'From: Ann <ann@acme.example>\nTo: support@msp.example\nSubject: Archive resend\nDate: Thu, 01 Jan 2015 10:00:00 +0000\nMessage-ID: <olddate@acme.example>\n\nold\n' > "$T/old.eml"
+send_mail "$T/old.eml" ann@acme.example support@msp.example
+wait_jobs 39
+check "a Date years before arrival: the ticket is dated when the mail arrived" \
+    eq "$(simq "[(t.get('dateoccurred') or '')[:10] for t in s['tickets'] if t.get('internet_message_id') == '<olddate@acme.example>']")" "['$(date -u +%Y-%m-%d)']"
+
 if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" "$T/daemon.log"; then
 	not_ok "sanitizer report in daemon log"
 	grep -A20 "Sanitizer\|runtime error" "$T/daemon.log" | head -40
