@@ -1713,7 +1713,7 @@ agent_api_create(struct agent_call *ac)
 	if (user_id > 0)
 		cJSON_AddNumberToObject(tk, "user_id", (double)user_id);
 	cJSON_AddStringToObject(tk, "internet_message_id", mid);
-	cJSON_AddBoolToObject(tk, "dont_do_rules", false);
+	cJSON_AddBoolToObject(tk, "dont_do_rules", ac->t->dont_do_rules);
 	free(note);
 	if (!agent_halo(ac, "POST /api/Tickets", "/api/Tickets", arr, &json,
 	    &rc)) {
