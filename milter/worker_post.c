@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "hdr.h"
 #include "html.h"
 #include "log.h"
 
@@ -215,31 +216,16 @@ post_mail_when(const char *date, time_t arrived, char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* The name the mail gives its sender (From's display name), else ADDR;
- * into OUT. */
+/* The name the mail gives its sender (From's display name, decoded by
+ * hdr_display_name()), else ADDR; into OUT. */
 static void
 post_reported_by(const char *from, const char *addr, char *out, size_t outsz)
 {
-	const char *lt = from != NULL ? strchr(from, '<') : NULL;
-	size_t n;
+	char *name = from != NULL ? hdr_display_name(from) : NULL;
 
-	snprintf(out, outsz, "%s", addr != NULL ? addr : "");
-	if (lt == NULL)
-		return;
-	while (*from == ' ' || *from == '\t' || *from == '"')
-		from++;
-	if (from >= lt)
-		return;
-	n = (size_t)(lt - from);
-	while (n > 0 && (from[n - 1] == ' ' || from[n - 1] == '\t' ||
-	    from[n - 1] == '"'))
-		n--;
-	if (n == 0)
-		return;
-	if (n >= outsz)
-		n = outsz - 1;
-	memcpy(out, from, n);
-	out[n] = '\0';
+	snprintf(out, outsz, "%s", name != NULL && *name != '\0' ? name :
+	    addr != NULL ? addr : "");
+	free(name);
 }
 
 /* Attachments to upload (those with data), as Halo expects them. */

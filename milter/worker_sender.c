@@ -213,30 +213,6 @@ sender_new_call(struct job_ctx *ctx, void *arg)
 	    &ctx->err);
 }
 
-/* The display name of a From: header value, into OUT (empty when none). */
-static void
-sender_display_name(const char *from, char *out, size_t outsz)
-{
-	const char *lt = from != NULL ? strchr(from, '<') : NULL;
-	size_t n;
-
-	out[0] = '\0';
-	if (lt == NULL)
-		return;
-	while (*from == ' ' || *from == '\t' || *from == '"')
-		from++;
-	if (from >= lt)
-		return;
-	n = (size_t)(lt - from);
-	while (n > 0 && (from[n - 1] == ' ' || from[n - 1] == '\t' ||
-	    from[n - 1] == '"'))
-		n--;
-	if (n >= outsz)
-		n = outsz - 1;
-	memcpy(out, from, n);
-	out[n] = '\0';
-}
-
 /*
  * create_contacts: the sender matched one client by its domain (never the
  * catch-all, never an ambiguous domain, never an operator's override) and
@@ -250,7 +226,7 @@ enum step
 sender_create_contact(struct job_ctx *ctx)
 {
 	struct sender_new_req rq;
-	char key[HDR_ADDR_MAX + 16], name[128], safe[128];
+	char key[HDR_ADDR_MAX + 16], safe[128], *name;
 	enum step step = STEP_OK;
 
 	if (!ctx->t->create_contacts || ctx->outbound ||
@@ -260,13 +236,14 @@ sender_create_contact(struct job_ctx *ctx)
 		return STEP_OK;
 	memset(&rq, 0, sizeof(rq));
 	rq.site_id = ctx->site_id;
-	sender_display_name(ctx->h_from, name, sizeof(name));
-	rq.name = name[0] != '\0' ? name : ctx->job->from_addr;
-	if (rq.site_id <= 0 &&
-	    worker_call(ctx, sender_site_call, &rq, &step) < 0)
+	name = ctx->h_from != NULL ? hdr_display_name(ctx->h_from) : NULL;
+	rq.name = name != NULL && *name != '\0' ? name : ctx->job->from_addr;
+	if ((rq.site_id <= 0 &&
+	    worker_call(ctx, sender_site_call, &rq, &step) < 0) ||
+	    worker_call(ctx, sender_new_call, &rq, &step) < 0) {
+		free(name);
 		goto refused;
-	if (worker_call(ctx, sender_new_call, &rq, &step) < 0)
-		goto refused;
+	}
 	log_info("%s: new Halo user %" PRId64 " for %s at client %" PRId64
 	    " (site %" PRId64 ")", ctx->who, rq.user_id,
 	    log_safe(ctx->job->from_addr, safe, sizeof(safe)), ctx->client_id,
@@ -280,6 +257,7 @@ sender_create_contact(struct job_ctx *ctx)
 		    ctx->client_id, rq.name, client);
 		free(client);
 	}
+	free(name);
 	return STEP_OK;
 refused:
 	if (step != STEP_FAIL)
