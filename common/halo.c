@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "crypto.h"
 #include "log.h"
 
 #define HALO_PAGE_SIZE      100
@@ -2272,59 +2273,34 @@ halo_guid_hex(const char *s, unsigned char out[16])
 	return n == 16 && hi < 0;
 }
 
-/* Decode base64 or base64url S (padding optional) into OUT (OUTSZ bytes);
- * the decoded length, or 0 when S is not one. */
-static size_t
-halo_b64_decode(const char *s, unsigned char *out, size_t outsz)
-{
-	unsigned int acc = 0;
-	int bits = 0;
-	size_t n = 0;
-
-	for (; *s != '\0' && *s != '='; s++) {
-		int v;
-		char ch = *s;
-
-		if (ch >= 'A' && ch <= 'Z')
-			v = ch - 'A';
-		else if (ch >= 'a' && ch <= 'z')
-			v = ch - 'a' + 26;
-		else if (ch >= '0' && ch <= '9')
-			v = ch - '0' + 52;
-		else if (ch == '+' || ch == '-')
-			v = 62;
-		else if (ch == '/' || ch == '_')
-			v = 63;
-		else
-			return 0;
-		acc = (acc << 6) | (unsigned int)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (n >= outsz)
-				return 0;
-			out[n++] = (unsigned char)(acc >> bits);
-		}
-	}
-	return n;
-}
-
 /* Whether a CFOutlookConversationId VALUE names conversation KEY. */
 bool
 halo_conv_matches(const char *value, const char *key)
 {
-	unsigned char want[16], have[16], raw[512];
-	size_t n;
+	unsigned char want[16], have[16];
+	uint8_t *raw = NULL;
+	char *url;
+	size_t n, i;
+	bool same;
 
 	if (value == NULL || key == NULL || !halo_guid_hex(key, want))
 		return false;
 	if (halo_guid_hex(value, have))
 		return memcmp(have, want, 16) == 0;
-	/* Outlook's item.conversationId: base64 whose tail is the GUID */
-	if (strlen(value) > 4 * sizeof(raw) / 3 ||
-	    (n = halo_b64_decode(value, raw, sizeof(raw))) < 16 + 1)
+	/* Outlook's item.conversationId: base64 whose tail is the GUID; read
+	 * as base64url (crypto.c's decoder), padding dropped */
+	n = strlen(value);
+	if (n < 22 || n > 1024 || (url = strdup(value)) == NULL)
 		return false;
-	return memcmp(raw + n - 16, want, 16) == 0;
+	while (n > 0 && url[n - 1] == '=')
+		url[--n] = '\0';
+	for (i = 0; i < n; i++)
+		url[i] = url[i] == '+' ? '-' : url[i] == '/' ? '_' : url[i];
+	same = crypto_b64url_decode(url, &raw, &n) == 0 && n > 16 &&
+	    memcmp(raw + n - 16, want, 16) == 0;
+	free(raw);
+	free(url);
+	return same;
 }
 
 /* A ticket that holds custom field FIELD = VALUE, asked of Halo. */
