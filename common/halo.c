@@ -19,7 +19,9 @@
 
 #define HALO_PAGE_SIZE      100
 #define HALO_MAX_PAGES      10      /* contact search: at most 1000 hits read */
-#define HALO_MAX_CANDIDATES 50      /* client-by-domain: clients verified */
+#define HALO_MAX_CANDIDATES 10      /* client-by-domain: clients verified
+                                     * one by one (a GET /Site each); more
+                                     * and the sites are scanned instead */
 #define HALO_EMAIL_MAX      254
 #define HALO_DOMAIN_MAX     253
 #define HALO_MSGID_MAX      998

@@ -116,8 +116,11 @@ struct halo_org {
 
 /* The client owning DOMAIN: candidates from GET /api/Client?domain=, each
  * verified (client-level domain equal, or one of its sites' emaildomain via
- * GET /api/Site?client_id=). More than one client is AMBIGUOUS. OUT is
- * filled only for HALO_MATCH_ONE. */
+ * GET /api/Site?client_id=). The domain filter is undescribed: when it
+ * answers with many clients (it was ignored), the owners are found from
+ * the list's own domain fields and a scan of the sites' emaildomain
+ * instead. More than one client is AMBIGUOUS. OUT is filled only for
+ * HALO_MATCH_ONE. */
 int halo_client_by_domain(const struct halo_conf *c, const char *token,
     const char *domain, enum halo_match *match, struct halo_org *out,
     struct halo_err *err);
