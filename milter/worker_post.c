@@ -416,7 +416,8 @@ static enum step
 post_settle(struct job_ctx *ctx)
 {
 	enum step step = STEP_OK;
-	char *html = NULL, *list;
+	char *html = NULL, *list, *msgid;
+	bool noted;
 
 	if (ctx->n_att_failed == 0)
 		return STEP_OK;
@@ -433,23 +434,31 @@ post_settle(struct job_ctx *ctx)
 		return STEP_RETRY;
 	}
 	list = html_escape(ctx->att_failed);
-	if (list == NULL || asprintf(&html, "<p><b>Attachments Halo did not"
-	    " store</b> (mail %s, tried %d times):</p><p>%s</p>",
-	    ctx->job->message_id, ctx->job->attempts, list) < 0)
+	msgid = html_escape(ctx->job->message_id != NULL ?
+	    ctx->job->message_id : "");
+	if (list == NULL || msgid == NULL || asprintf(&html, "<p><b>Attachments"
+	    " Halo did not store</b> (mail %s, tried %d times):</p><p>%s</p>",
+	    msgid, ctx->job->attempts, list) < 0)
 		html = NULL;
 	free(list);
+	free(msgid);
 	if (html == NULL) {
 		snprintf(ctx->reason, sizeof(ctx->reason), "out of memory");
 		return STEP_RETRY;
 	}
-	if (worker_call(ctx, post_note_call, html, &step) < 0) {
-		free(html);
-		return step;
-	}
+	noted = worker_call(ctx, post_note_call, html, &step) >= 0;
 	free(html);
+	if (!noted && step != STEP_FAIL)
+		return step;
+	/* the mail is in Halo: a refused note does not fail the job */
+	if (!noted)
+		log_warnx("%s: Halo refused the note on missing attachments: %s",
+		    ctx->who, ctx->reason);
 	snprintf(ctx->att_note, sizeof(ctx->att_note), "attachments not stored"
-	    " in Halo (a private note on the ticket says so): %.*s",
-	    (int)(sizeof(ctx->att_note) - 80), ctx->att_failed);
+	    " in Halo (%s): %.*s", noted ? "a private note on the ticket says so" :
+	    "Halo refused the note saying so", (int)(sizeof(ctx->att_note) - 100),
+	    ctx->att_failed);
+	ctx->reason[0] = '\0';
 	return STEP_OK;
 }
 
