@@ -331,6 +331,118 @@ test_closed_statuses(void **state)
 	f->rate.closed_ids = NULL;
 }
 
+/* The simulator's /_sim/state, parsed; NULL on failure. */
+static cJSON *
+sim_state(void)
+{
+	struct http_request req = { 0 };
+	struct http_response resp;
+	char url[512];
+	cJSON *j = NULL;
+
+	snprintf(url, sizeof(url), "%s/_sim/state", sim.base);
+	req.method = "GET";
+	req.url = url;
+	req.total_timeout_ms = 10000;
+	req.max_response = 16 << 20;
+	if (http_do(&req, &resp) == HTTP_OK)
+		j = cJSON_ParseWithLength(resp.body, resp.body_len);
+	http_response_free(&resp);
+	return j;
+}
+
+/* A retry of a job already in Halo uploads only what the action does not
+ * hold; Halo refusing keeps it a retry with the reason, and at the end of
+ * the budget a private note names the file and the job is done. */
+static void
+test_attachments_again(void **state)
+{
+	struct fx *f = *state;
+	struct mime_attachment att[2];
+	struct mime_message m;
+	struct halo_attachment one = { "a.txt", "text/plain",
+	    (const unsigned char *)"aaa", 3, false };
+	struct halo_attach_result res;
+	struct halo_action_new act = {
+		.ticket_id = 501, .outcome = "Email Received", .note_html = "<p>x</p>",
+	};
+	struct halo_stored *list;
+	struct halo_err err;
+	size_t n, i, a = 0, b = 0;
+	int64_t action;
+	cJSON *r, *st, *it;
+	int notes = 0;
+
+	memset(att, 0, sizeof(att));
+	memset(&m, 0, sizeof(m));
+	att[0].filename = "a.txt";
+	att[0].content_type = "text/plain";
+	att[0].data = (unsigned char *)"aaa";
+	att[0].len = att[0].original_len = 3;
+	att[1].filename = "b.txt";
+	att[1].content_type = "text/plain";
+	att[1].data = (unsigned char *)"bbbb";
+	att[1].len = att[1].original_len = 4;
+	m.text = "x";
+	m.attachments = att;
+	m.n_attachments = 2;
+	f->t.attachments = true;
+	f->t.append_outcome = "Email Received";
+	f->job.attempts = 1;
+	/* the action is in Halo with a.txt only */
+	assert_int_equal(halo_action_create(&f->ctx.hc, f->ctx.token, &act,
+	    &action, &err), 0);
+	assert_int_equal(halo_attachment_upload(&f->ctx.hc, f->ctx.token, 501,
+	    action, &one, &res, &err), 0);
+	f->ctx.posted_ticket = 501;
+	f->ctx.posted_action = action;
+
+	r = sim_post(&sim, "/_sim/faults", "{\"attachment_fail\": \"all\"}");
+	cJSON_Delete(r);
+	assert_int_equal(post_attachments_again(&f->ctx, &m), STEP_RETRY);
+	assert_int_equal(f->ctx.n_att_failed, 1);
+	assert_non_null(strstr(f->ctx.reason, "b.txt (Unable to save attachment"));
+	assert_null(strstr(f->ctx.reason, "a.txt"));
+
+	r = sim_post(&sim, "/_sim/faults", "{\"attachment_fail\": \"off\"}");
+	cJSON_Delete(r);
+	f->ctx.n_att_failed = 0;
+	f->ctx.att_failed[0] = '\0';
+	f->job.attempts = 2;
+	assert_int_equal(post_attachments_again(&f->ctx, &m), STEP_OK);
+	assert_int_equal(halo_attachment_list(&f->ctx.hc, f->ctx.token, 501,
+	    action, &list, &n, &err), 0);
+	for (i = 0; i < n; i++) {
+		a += strcmp(list[i].filename, "a.txt") == 0;
+		b += strcmp(list[i].filename, "b.txt") == 0;
+	}
+	halo_stored_free(list, n);
+	assert_int_equal(a, 1);                 /* not uploaded twice */
+	assert_int_equal(b, 1);
+
+	/* the budget spent: a private note, and done */
+	att[1].filename = "c<x>.txt";
+	r = sim_post(&sim, "/_sim/faults", "{\"attachment_fail\": \"all\"}");
+	cJSON_Delete(r);
+	f->job.attempts = WORKER_ATTACH_TRIES;
+	assert_int_equal(post_attachments_again(&f->ctx, &m), STEP_OK);
+	assert_non_null(strstr(f->ctx.att_note, "c<x>.txt"));
+	st = sim_post(&sim, "/_sim/faults", "{\"attachment_fail\": \"off\"}");
+	cJSON_Delete(st);
+	st = sim_state();
+	assert_non_null(st);
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(st, "actions")) {
+		const cJSON *h = cJSON_GetObjectItem(it, "hiddenfromuser");
+		const cJSON *note = cJSON_GetObjectItem(it, "note_html");
+
+		if (cJSON_IsTrue(h) && cJSON_IsString(note) &&
+		    strstr(note->valuestring, "c&lt;x&gt;.txt") != NULL)
+			notes++;
+	}
+	cJSON_Delete(st);
+	assert_int_equal(notes, 1);
+}
+
 /* ---------------------------------------------------- what Halo gets */
 
 /* The mail's Date, bounded by its arrival: a Date ahead of arrival by
@@ -601,6 +713,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test(test_mail_date),
 		cmocka_unit_test_setup_teardown(test_closed_statuses, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_attachments_again, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_note_lists_parts, setup,
 		    teardown),
