@@ -25,6 +25,7 @@
 
 #define CONF_LINE_MAX        4096   /* bytes per line, without the newline */
 #define CONF_ADDR_MAX        320    /* longest envelope address we route */
+#define CONF_ROUTE_TOKENS    7      /* PATTERN MODE and five options */
 #define CONF_LOOKUP_SCAN_MAX 1024   /* bound on the raw lookup argument */
 #define CONF_SECRET_MAX      4096   /* largest client_secret_file accepted */
 #define CONF_TENANT_NAME_MAX 64
@@ -103,6 +104,9 @@ enum key_id {
 	KEY_JOIN_CLIENTS,
 	KEY_JOIN_DOMAIN_MEMBERS,
 	KEY_SELF_ENROLL,
+	KEY_CREATE_CONTACTS,
+	KEY_DONT_DO_RULES,
+	KEY_HALO_SCOPE,
 	KEY_COUNT
 };
 
@@ -179,6 +183,9 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_JOIN_CLIENTS]       = { "join_clients", SCOPE_TENANT, true },
 	[KEY_JOIN_DOMAIN_MEMBERS] = { "join_domain_members", SCOPE_TENANT, false },
 	[KEY_SELF_ENROLL]        = { "self_enroll", SCOPE_TENANT, false },
+	[KEY_CREATE_CONTACTS]    = { "create_contacts", SCOPE_TENANT, false },
+	[KEY_DONT_DO_RULES]      = { "dont_do_rules", SCOPE_TENANT, false },
+	[KEY_HALO_SCOPE]         = { "halo_scope", SCOPE_TENANT, false },
 };
 
 enum parse_state {
@@ -629,6 +636,7 @@ static void route_free(struct conf_route *route)
 		return;
 	free(route->pattern);
 	free(route->agent);
+	free(route->team);
 	free(route);
 }
 
@@ -655,6 +663,7 @@ static void tenant_free(struct conf_tenant *t)
 	free(t->cf_conversation_id);
 	free(t->cf_message_id);
 	free(t->outbound_outcome);
+	free(t->halo_scope);
 	for (i = 0; i < t->n_overrides; i++) {
 		free(t->overrides[i]->pattern);
 		free(t->overrides[i]);
@@ -827,15 +836,59 @@ static void parse_override(struct parser *p, int line, const char *value)
 	t->overrides[t->n_overrides++] = o;
 }
 
+/* One "type=ID", "team=NAME", "priority=ID" or "assign=ID" of a route
+ * into ROUTE; false (reported) when TOK is none of them or is invalid. */
+static bool parse_route_option(struct parser *p, int line, const char *tok,
+    struct conf_route *route)
+{
+	static const char *const names[] = { "type=", "priority=", "assign=" };
+	unsigned long num;
+	size_t k;
+
+	if (strncasecmp(tok, "team=", 5) == 0) {
+		if (route->team != NULL || tok[5] == '\0' || !text_ok(tok + 5)) {
+			conf_error(p, line, "route: invalid '%s' (team=NAME, once)",
+			    tok);
+			return false;
+		}
+		route->team = dup_str(p, line, tok + 5);
+		return route->team != NULL;
+	}
+	for (k = 0; k < 3; k++)
+		if (strncasecmp(tok, names[k], strlen(names[k])) == 0)
+			break;
+	if (k == 3) {
+		conf_error(p, line, "route: unexpected '%s' (expected agent=,"
+		    " type=, team=, priority= or assign=)", tok);
+		return false;
+	}
+	if (!parse_ulong_range(tok + strlen(names[k]), 1, 2147483647UL, &num) ||
+	    (k == 0 ? route->ticket_type_id : k == 1 ? route->priority_id :
+	    route->assign_agent_id) != 0) {
+		conf_error(p, line, "route: invalid '%s' (expected %sID, a Halo"
+		    " id, once)", tok, names[k]);
+		return false;
+	}
+	if (k == 0)
+		route->ticket_type_id = (long)num;
+	else if (k == 1)
+		route->priority_id = (long)num;
+	else
+		route->assign_agent_id = (long)num;
+	return true;
+}
+
+/* Parse "PATTERN MODE [agent=EMAIL|agent=recipient] [type=ID] [team=NAME]
+ * [priority=ID] [assign=ID]" and add the route. */
 static void parse_route(struct parser *p, int line, const char *value)
 {
 	char buf[CONF_LINE_MAX + 1];
-	char *tok[4], *save = NULL, *s, *agent = NULL;
+	char *tok[CONF_ROUTE_TOKENS + 1], *save = NULL, *s, *agent = NULL;
 	const char *why;
-	size_t ntok = 0;
+	size_t ntok = 0, i;
 	bool agent_given = false, bad = false, mode_ok = true;
 	enum conf_mode mode = CONF_MODE_OFF;
-	struct conf_route *route, **routes;
+	struct conf_route *route, **routes, opts;
 	struct conf_tenant *t = p->tenant;
 
 	if (strlen(value) >= sizeof(buf)) {
@@ -843,17 +896,18 @@ static void parse_route(struct parser *p, int line, const char *value)
 		return;
 	}
 	strcpy(buf, value);
-	for (s = strtok_r(buf, " \t", &save); s != NULL && ntok < 4;
-	    s = strtok_r(NULL, " \t", &save))
+	for (s = strtok_r(buf, " \t", &save); s != NULL &&
+	    ntok < CONF_ROUTE_TOKENS + 1; s = strtok_r(NULL, " \t", &save))
 		tok[ntok++] = s;
 	if (ntok < 2) {
 		conf_error(p, line, "route: expected PATTERN MODE "
 		    "[agent=EMAIL|agent=recipient]");
 		return;
 	}
-	if (ntok > 3) {
+	if (ntok > CONF_ROUTE_TOKENS) {
 		conf_error(p, line, "route: unexpected '%s' (expected PATTERN "
-		    "MODE [agent=EMAIL|agent=recipient])", tok[3]);
+		    "MODE [agent=EMAIL|agent=recipient] [type=ID] [team=NAME]"
+		    " [priority=ID] [assign=ID])", tok[CONF_ROUTE_TOKENS]);
 		return;
 	}
 	lower_str(tok[0]);
@@ -874,24 +928,34 @@ static void parse_route(struct parser *p, int line, const char *value)
 		bad = true;
 		mode_ok = false;
 	}
-	if (ntok == 3) {
-		if (strncasecmp(tok[2], "agent=", 6) != 0) {
-			conf_error(p, line, "route: unexpected '%s' (expected "
-			    "agent=EMAIL or agent=recipient)", tok[2]);
+	memset(&opts, 0, sizeof(opts));
+	for (i = 2; i < ntok; i++) {
+		if (strncasecmp(tok[i], "agent=", 6) != 0) {
+			if (mode_ok && mode == CONF_MODE_OFF) {
+				conf_error(p, line, "route: mode 'off' takes no"
+				    " options");
+				bad = true;
+			} else if (!parse_route_option(p, line, tok[i], &opts))
+				bad = true;
+			continue;
+		}
+		if (agent_given || agent != NULL) {
+			conf_error(p, line, "route: agent= given twice");
 			bad = true;
 		} else if (mode_ok && mode == CONF_MODE_OFF) {
 			conf_error(p, line, "route: mode 'off' takes no agent=");
 			bad = true;
-		} else if (strcasecmp(tok[2] + 6, "recipient") == 0) {
+		} else if (strcasecmp(tok[i] + 6, "recipient") == 0) {
 			agent_given = true;
 		} else {
-			agent = email_dup(p, line, "route agent", tok[2] + 6);
+			agent = email_dup(p, line, "route agent", tok[i] + 6);
 			agent_given = agent != NULL;
 			bad = bad || agent == NULL;
 		}
 	}
 	if (bad || route_conflicts(p, line, tok[0])) {
 		free(agent);
+		free(opts.team);
 		return;
 	}
 	route = calloc(1, sizeof(*route));
@@ -903,6 +967,7 @@ static void parse_route(struct parser *p, int line, const char *value)
 			t->routes = routes;
 		route_free(route);
 		free(agent);
+		free(opts.team);
 		return;
 	}
 	t->routes = routes;
@@ -910,6 +975,10 @@ static void parse_route(struct parser *p, int line, const char *value)
 	route->agent = agent;
 	route->line = line;
 	route->tenant = t;
+	route->ticket_type_id = opts.ticket_type_id;
+	route->priority_id = opts.priority_id;
+	route->assign_agent_id = opts.assign_agent_id;
+	route->team = opts.team;
 	t->routes[t->n_routes++] = route;
 	if (!agent_given && mode != CONF_MODE_OFF) {
 		routes = grow_ptrs(p->pending, p->n_pending);
@@ -1522,6 +1591,20 @@ static void apply_tenant(struct parser *p, int line, enum key_id key,
 			conf_error(p, line, "log_outbound: invalid boolean '%s' "
 			    "(expected yes or no)", value);
 		break;
+	case KEY_CREATE_CONTACTS:
+	case KEY_DONT_DO_RULES:
+		if (!parse_bool(value, key == KEY_CREATE_CONTACTS ?
+		    &t->create_contacts : &t->dont_do_rules))
+			conf_error(p, line, "%s: invalid boolean '%s' (expected yes"
+			    " or no)", name, value);
+		break;
+	case KEY_HALO_SCOPE:
+		if (!text_ok(value) || strlen(value) > 200)
+			conf_error(p, line, "halo_scope: invalid '%s' (space-"
+			    "separated OAuth scopes)", value);
+		else
+			set_str(p, line, &t->halo_scope, value);
+		break;
 	case KEY_SELF_ENROLL:
 		if (!parse_bool(value, &t->self_enroll))
 			conf_error(p, line, "self_enroll: invalid boolean '%s' "
@@ -1638,6 +1721,8 @@ static void finish_tenant(struct parser *p)
 		set_str(p, t->line, &t->cf_conversation_id, "CFOutlookConversationId");
 	if (t->cf_message_id == NULL)
 		set_str(p, t->line, &t->cf_message_id, "CFOutlookInternetMessageId");
+	if (t->halo_scope == NULL)
+		set_str(p, t->line, &t->halo_scope, CONF_DEFAULT_SCOPE);
 	for (i = 0; i < p->n_pending; i++) {
 		struct conf_route *r = p->pending[i];
 
@@ -1711,6 +1796,7 @@ static void start_tenant(struct parser *p, int line, const char *name)
 	t->sender_cache_ttl = 3600;
 	t->closed_tickets = CONF_CLOSED_REOPEN;
 	t->ticket_status_ttl = 300;
+	t->create_contacts = true;
 	p->tenant = t;
 	p->state = STATE_TENANT;
 	memset(p->key_line, 0, sizeof(p->key_line));

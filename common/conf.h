@@ -40,11 +40,20 @@ enum conf_spool_error {
 
 struct conf_tenant;
 
-/* One routing rule: "route = PATTERN MODE [agent=EMAIL|agent=recipient]". */
+/* The OAuth scope asked for when halo_scope is not set. */
+#define CONF_DEFAULT_SCOPE "all offline_access"
+
+/* One routing rule: "route = PATTERN MODE [agent=EMAIL|agent=recipient]
+ * [type=ID] [team=NAME] [priority=ID] [assign=ID]"; the options set what
+ * a ticket created for this mailbox gets. */
 struct conf_route {
 	char *pattern;               /* lower-case "local@domain" or "*@domain" */
 	enum conf_mode mode;
 	char *agent;                 /* lower-case agent email; NULL = recipient */
+	long ticket_type_id;         /* type=: 0 = the tenant's ticket_type_id */
+	char *team;                  /* team=: Halo team name; NULL = not sent */
+	long priority_id;            /* priority=: 0 = not sent (Halo's rules) */
+	long assign_agent_id;        /* assign=: Halo agent id; 0 = not sent */
 	int line;                    /* line number in the file */
 	struct conf_tenant *tenant;  /* back pointer, not owned */
 };
@@ -104,6 +113,12 @@ struct conf_tenant {
 	unsigned sender_cache_ttl;   /* seconds; 3600 */
 	bool log_outbound;           /* log enrolled agents' outgoing mail; yes */
 	char *outbound_outcome;      /* default "Email Sent" */
+	bool create_contacts;        /* a new person at a known client becomes
+	                              * a Halo user; yes */
+	bool dont_do_rules;          /* created tickets skip Halo's ticket
+	                              * rules; no */
+	char *halo_scope;            /* OAuth scope asked at sign-in; default
+	                              * CONF_DEFAULT_SCOPE */
 	bool self_enroll;            /* an agent without a token may enroll
 	                              * through the pane's sign-in; no */
 	enum conf_closed closed_tickets;  /* mail for a closed ticket; reopen */

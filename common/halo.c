@@ -14,11 +14,14 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "crypto.h"
 #include "log.h"
 
 #define HALO_PAGE_SIZE      100
 #define HALO_MAX_PAGES      10      /* contact search: at most 1000 hits read */
-#define HALO_MAX_CANDIDATES 50      /* client-by-domain: clients verified */
+#define HALO_MAX_CANDIDATES 10      /* client-by-domain: clients verified
+                                     * one by one (a GET /Site each); more
+                                     * and the sites are scanned instead */
 #define HALO_EMAIL_MAX      254
 #define HALO_DOMAIN_MAX     253
 #define HALO_MSGID_MAX      998
@@ -186,10 +189,21 @@ halo_json_list(const cJSON *root, const char *key)
 	return NULL;
 }
 
-/* The single object of a response: the object itself or a one-element array's. */
+/* The single object of a response: the object itself, an array's first,
+ * or the first of a wrapping object's list ({"tickets": [{...}]}: one of
+ * the write answers the public clients report). */
 static const cJSON *
 halo_json_object(const cJSON *root)
 {
+	const cJSON *v;
+
+	if (cJSON_IsObject(root) && cJSON_GetObjectItem(root, "id") == NULL) {
+		cJSON_ArrayForEach(v, root) {
+			if (cJSON_IsArray(v) && cJSON_GetArraySize(v) >= 1 &&
+			    cJSON_IsObject(cJSON_GetArrayItem(v, 0)))
+				return cJSON_GetArrayItem(v, 0);
+		}
+	}
 	if (cJSON_IsObject(root))
 		return root;
 	if (cJSON_IsArray(root) && cJSON_GetArraySize(root) >= 1 &&
@@ -1078,6 +1092,126 @@ halo_client_verify(const struct halo_conf *c, const char *token, const cJSON *cl
 	return 0;
 }
 
+/* Record client CID (site SID, NAME) as one owner of a domain in OUT; the
+ * running count in *FOUND (a second, different client: ambiguous). */
+static int
+halo_client_found(struct halo_org *out, int *found, int64_t cid, int64_t sid,
+    const char *name, struct halo_err *err)
+{
+	if (*found > 0 && cid == out->client_id) {
+		if (out->site_id == 0)
+			out->site_id = sid;
+		return 0;
+	}
+	if (++*found > 1)
+		return 0;
+	out->client_id = cid;
+	out->site_id = sid;
+	if ((out->client_name = strdup(name != NULL ? name : "")) == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether client CID is an active entry of the Client list LIST (a site
+ * of an inactive client, or of one Halo did not list, counts for none). */
+static bool
+halo_client_listed(const cJSON *list, int64_t cid)
+{
+	const cJSON *cl;
+	int64_t id;
+
+	cJSON_ArrayForEach(cl, list) {
+		if (halo_json_int(cl, "id", &id) && id == cid)
+			return !halo_json_bool(cl, "inactive", false);
+	}
+	return false;
+}
+
+/*
+ * A Client list that ignored ?domain=: the owners of DOMAIN are the
+ * clients in LIST whose own domain names it, and the clients of sites
+ * whose emaildomain names it (GET /api/Site, paged). Same answer as
+ * halo_client_by_domain().
+ */
+static int
+halo_client_scan(const struct halo_conf *c, const char *token,
+    const cJSON *list, const char *domain, enum halo_match *match,
+    struct halo_org *out, struct halo_err *err)
+{
+	const cJSON *cl, *sites, *s;
+	cJSON *root = NULL;
+	char path[128];
+	int found = 0, page, rc = -1;
+	int64_t total = -1, seen = 0;
+
+	log_notice("halo: Client?domain= answered with unrelated clients;"
+	    " matching the domain by client and site fields instead");
+	cJSON_ArrayForEach(cl, list) {
+		int64_t cid;
+
+		if (!halo_json_int(cl, "id", &cid) || cid <= 0 ||
+		    halo_json_bool(cl, "inactive", false) ||
+		    !halo_domain_field_has(cl, "domain", domain))
+			continue;
+		if (halo_client_found(out, &found, cid, 0,
+		    halo_json_str(cl, "name"), err) != 0)
+			return -1;
+	}
+	for (page = 1; page <= HALO_MAX_PAGES && found <= 1; page++) {
+		int64_t rcount;
+
+		snprintf(path, sizeof(path), "/api/Site?pageinate=true&page_size=%d"
+		    "&page_no=%d", HALO_PAGE_SIZE, page);
+		if (halo_api_get(c, token, "GET /api/Site", path, &root, err) != 0)
+			goto out;
+		if ((sites = halo_json_list(root, "sites")) == NULL) {
+			halo_err_set(err, HTTP_INTERNAL, 200, "Site: unexpected response shape");
+			goto out;
+		}
+		if (halo_json_int(root, "record_count", &rcount))
+			total = rcount;
+		cJSON_ArrayForEach(s, sites) {
+			int64_t sid, cid;
+
+			seen++;
+			if (!halo_json_int(s, "id", &sid) || sid <= 0 ||
+			    !halo_json_int(s, "client_id", &cid) || cid <= 0 ||
+			    halo_json_bool(s, "inactive", false) ||
+			    !halo_domain_field_has(s, "emaildomain", domain) ||
+			    !halo_client_listed(list, cid))
+				continue;
+			if (halo_client_found(out, &found, cid, sid,
+			    halo_json_str(s, "client_name"), err) != 0)
+				goto out;
+		}
+		if (cJSON_GetArraySize(sites) < HALO_PAGE_SIZE || total < 0 ||
+		    seen >= total) {
+			cJSON_Delete(root);
+			root = NULL;
+			break;
+		}
+		cJSON_Delete(root);
+		root = NULL;
+	}
+	if (page > HALO_MAX_PAGES && found <= 1) {
+		halo_err_set(err, HTTP_INTERNAL, 200, "Site: more than %d sites to"
+		    " match a domain against", HALO_MAX_PAGES * HALO_PAGE_SIZE);
+		goto out;
+	}
+	if (found == 1) {
+		*match = HALO_MATCH_ONE;
+	} else {
+		*match = found > 1 ? HALO_MATCH_AMBIGUOUS : HALO_MATCH_NONE;
+		halo_org_free(out);
+	}
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	return rc;
+}
+
 /* The client owning DOMAIN, verified candidate by candidate. */
 int
 halo_client_by_domain(const struct halo_conf *c, const char *token,
@@ -1114,8 +1248,9 @@ halo_client_by_domain(const struct halo_conf *c, const char *token,
 	}
 	n = cJSON_GetArraySize(list);
 	if (n > HALO_MAX_CANDIDATES) {
-		halo_err_set(err, HTTP_INTERNAL, 200,
-		    "Client: domain filter gave %d candidates, too many to verify", n);
+		/* the filter was ignored (it is undescribed): verify by what the
+		 * spec does offer, the clients' domain and the sites' emaildomain */
+		rc = halo_client_scan(c, token, list, norm, match, out, err);
 		goto out;
 	}
 	cJSON_ArrayForEach(cl, list) {
@@ -1288,8 +1423,10 @@ halo_msgid_bare(const char *s, size_t *len)
 	return s;
 }
 
-/* Look MSGID (one spelling) up; 0 found, 1 not, -1 error. BARE is the
- * bracket-less form every returned action must carry (when it says). */
+/* Look MSGID (one spelling) up; 0 found, 1 not, -1 error. A returned row
+ * counts only when it carries BARE itself (any case, with or without
+ * brackets): the filter is undocumented, and a Halo that ignores it
+ * answers with unrelated actions. */
 static int
 halo_find_one(const struct halo_conf *c, const char *token, const char *msgid,
     const char *bare, size_t bare_len, int64_t *ticket_id, int64_t *action_id,
@@ -1316,13 +1453,16 @@ halo_find_one(const struct halo_conf *c, const char *token, const char *msgid,
 	cJSON_ArrayForEach(a, list) {
 		const char *have = halo_json_str(a, "internet_message_id");
 		int64_t tid, aid = 0;
+		const char *hb;
+		size_t hl;
 
-		if (have != NULL) {
-			size_t hl;
-			const char *hb = halo_msgid_bare(have, &hl);
-			if (hl != bare_len || memcmp(hb, bare, hl) != 0)
-				continue;
-		}
+		if (have == NULL || *have == '\0')
+			have = halo_json_str(a, "internetmessageid");
+		if (have == NULL)
+			continue;
+		hb = halo_msgid_bare(have, &hl);
+		if (!halo_ascii_caseeq(hb, hl, bare, bare_len))
+			continue;
 		if (!halo_json_int(a, "ticket_id", &tid) || tid <= 0)
 			continue;
 		(void)halo_json_int(a, "id", &aid);
@@ -1417,7 +1557,55 @@ halo_base64(const unsigned char *data, size_t len)
 	return out;
 }
 
-/* Add "attachments":[{filename, data_base64, isimage, content_type?}] to OBJ. */
+/* The MIME type of A for its data URI: its content type when it is a
+ * plain "type/subtype" token, else application/octet-stream. */
+static const char *
+halo_attach_mime(const struct halo_attachment *a)
+{
+	const char *t = a->content_type, *p;
+	size_t slashes = 0;
+
+	if (t == NULL || *t == '\0' || strlen(t) > 127)
+		return "application/octet-stream";
+	for (p = t; *p != '\0'; p++) {
+		if (*p == '/')
+			slashes++;
+		else if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("!#$&^_.+-", *p) != NULL))
+			return "application/octet-stream";
+	}
+	return slashes == 1 && *t != '/' && t[strlen(t) - 1] != '/' ? t :
+	    "application/octet-stream";
+}
+
+/* Fill ITEM with one attachment: filename, data_base64 as a data URI
+ * (Halo stores nothing from bare base64), isimage, content_type. */
+static bool
+halo_attach_item(cJSON *item, const struct halo_attachment *a)
+{
+	const char *mime = halo_attach_mime(a);
+	char *b64, *uri = NULL;
+	bool ok;
+
+	if (a->data == NULL && a->len > 0)
+		return false;
+	b64 = halo_base64(a->data != NULL ? a->data : (const unsigned char *)"",
+	    a->len);
+	if (b64 == NULL || asprintf(&uri, "data:%s;base64,%s", mime, b64) < 0)
+		uri = NULL;
+	free(b64);
+	ok = uri != NULL &&
+	    halo_json_add_str(item, "filename",
+	    a->filename != NULL && *a->filename != '\0' ? a->filename :
+	    "attachment", 255, true) &&
+	    cJSON_AddStringToObject(item, "data_base64", uri) != NULL &&
+	    cJSON_AddBoolToObject(item, "isimage", a->is_image) != NULL &&
+	    cJSON_AddStringToObject(item, "content_type", mime) != NULL;
+	free(uri);
+	return ok;
+}
+
+/* Add "attachments":[{filename, data_base64, isimage, content_type}] to OBJ. */
 static bool
 halo_add_attachments(cJSON *obj, const struct halo_attachment *att, size_t n)
 {
@@ -1430,28 +1618,225 @@ halo_add_attachments(cJSON *obj, const struct halo_attachment *att, size_t n)
 		return false;
 	for (i = 0; i < n; i++) {
 		cJSON *item = cJSON_CreateObject();
-		char *b64;
-		bool ok;
 
 		if (item == NULL || !cJSON_AddItemToArray(arr, item))
 			return false;
-		if (att[i].data == NULL && att[i].len > 0)
-			return false;
-		b64 = halo_base64(att[i].data != NULL ? att[i].data : (const unsigned char *)"",
-		    att[i].len);
-		ok = b64 != NULL &&
-		    halo_json_add_str(item, "filename",
-		    att[i].filename != NULL && *att[i].filename != '\0' ? att[i].filename :
-		    "attachment", 255, true) &&
-		    cJSON_AddStringToObject(item, "data_base64", b64) != NULL &&
-		    cJSON_AddBoolToObject(item, "isimage", att[i].is_image) != NULL &&
-		    (att[i].content_type == NULL ||
-		    halo_json_add_str(item, "content_type", att[i].content_type, 255, true));
-		free(b64);
-		if (!ok)
+		if (!halo_attach_item(item, &att[i]))
 			return false;
 	}
 	return true;
+}
+
+/* Whether S mentions attachments (a _warning about them). */
+static bool
+halo_mentions_attachment(const char *s)
+{
+	return s != NULL && (strcasestr(s, "attach") != NULL ||
+	    strcasestr(s, "base64") != NULL || strcasestr(s, "base-64") != NULL);
+}
+
+/* The fate of N attachments from a created object's answer (halo.h). */
+size_t
+halo_attach_check(const cJSON *obj, size_t n, struct halo_attach_result *res)
+{
+	const cJSON *list = NULL, *it;
+	const char *warn;
+	size_t i, failed = 0, listed = 0;
+
+	if (res == NULL)
+		return 0;
+	for (i = 0; i < n; i++)
+		memset(&res[i], 0, sizeof(res[i]));
+	if (n == 0 || !cJSON_IsObject(obj))
+		return 0;
+	warn = halo_json_str(obj, "_warning");
+	list = cJSON_GetObjectItem(obj, "attachments");
+	if (cJSON_IsArray(list))
+		listed = (size_t)cJSON_GetArraySize(list);
+	for (i = 0; i < n; i++) {
+		const char *iwarn = NULL;
+		int64_t id = -1;
+
+		if (i < listed) {
+			it = cJSON_GetArrayItem(list, (int)i);
+			iwarn = halo_json_str(it, "_warning");
+			if (!halo_json_int(it, "id", &id))
+				id = -1;
+		}
+		if (iwarn != NULL && *iwarn != '\0') {
+			halo_printable(res[i].why, sizeof(res[i].why), iwarn,
+			    strlen(iwarn));
+		} else if (i < listed && id == 0) {
+			char tmp[sizeof(res[i].why)];
+
+			snprintf(tmp, sizeof(tmp), "Halo answered attachment id 0%s%s",
+			    warn != NULL ? ": " : "", warn != NULL ? warn : "");
+			halo_printable(res[i].why, sizeof(res[i].why), tmp,
+			    strlen(tmp));
+		} else if (i >= listed && warn != NULL &&
+		    halo_mentions_attachment(warn)) {
+			halo_printable(res[i].why, sizeof(res[i].why), warn,
+			    strlen(warn));
+		} else {
+			res[i].id = id > 0 ? id : 0;
+			continue;
+		}
+		res[i].failed = true;
+		failed++;
+	}
+	return failed;
+}
+
+/* POST /api/Attachment with one attachment. */
+int
+halo_attachment_upload(const struct halo_conf *c, const char *token,
+    int64_t ticket_id, int64_t action_id, const struct halo_attachment *a,
+    struct halo_attach_result *res, struct halo_err *err)
+{
+	cJSON *arr = NULL, *obj, *root = NULL;
+	bool ok;
+	int rc = -1;
+
+	if (res != NULL)
+		memset(res, 0, sizeof(*res));
+	if (!halo_args_ok(c, token, err))
+		return -1;
+	if (a == NULL || res == NULL || ticket_id <= 0) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "attachment: bad arguments");
+		return -1;
+	}
+	arr = cJSON_CreateArray();
+	obj = cJSON_CreateObject();
+	ok = arr != NULL && obj != NULL && cJSON_AddItemToArray(arr, obj);
+	if (!ok)
+		cJSON_Delete(obj);
+	ok = ok &&
+	    cJSON_AddNumberToObject(obj, "ticket_id", (double)ticket_id) != NULL &&
+	    (action_id <= 0 || cJSON_AddNumberToObject(obj, "action_id",
+	    (double)action_id) != NULL) &&
+	    halo_attach_item(obj, a);
+	if (!ok) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "attachment: cannot build request");
+		goto out;
+	}
+	if (halo_api_post(c, token, "POST /api/Attachment", "/api/Attachment", arr,
+	    &root, err) != 0)
+		goto out;
+	obj = (cJSON *)halo_json_object(root);
+	if (obj == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, 200, "Attachment: unexpected response shape");
+		goto out;
+	}
+	{
+		const char *warn = halo_json_str(obj, "_warning");
+		int64_t id = 0;
+
+		if (!halo_json_int(obj, "id", &id))
+			id = -1;
+		if (warn != NULL && *warn != '\0') {
+			halo_printable(res->why, sizeof(res->why), warn, strlen(warn));
+			res->failed = true;
+			rc = 1;
+		} else if (id == 0) {
+			snprintf(res->why, sizeof(res->why), "Halo answered attachment id 0");
+			res->failed = true;
+			rc = 1;
+		} else {
+			res->id = id > 0 ? id : 0;
+			rc = 0;
+		}
+	}
+out:
+	cJSON_Delete(arr);
+	cJSON_Delete(root);
+	return rc;
+}
+
+/* GET /api/Attachment?ticket_id=[&action_id=]. */
+int
+halo_attachment_list(const struct halo_conf *c, const char *token,
+    int64_t ticket_id, int64_t action_id, struct halo_stored **out,
+    size_t *count, struct halo_err *err)
+{
+	char path[128];
+	const cJSON *list, *it;
+	struct halo_stored *arr = NULL;
+	cJSON *root = NULL;
+	size_t n = 0;
+	int total, rc = -1;
+
+	if (out != NULL)
+		*out = NULL;
+	if (count != NULL)
+		*count = 0;
+	if (!halo_args_ok(c, token, err))
+		return -1;
+	if (out == NULL || count == NULL || ticket_id <= 0) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "attachment list: bad arguments");
+		return -1;
+	}
+	if (action_id > 0)
+		snprintf(path, sizeof(path), "/api/Attachment?ticket_id=%" PRId64
+		    "&action_id=%" PRId64, ticket_id, action_id);
+	else
+		snprintf(path, sizeof(path), "/api/Attachment?ticket_id=%" PRId64,
+		    ticket_id);
+	if (halo_api_get(c, token, "GET /api/Attachment", path, &root, err) != 0)
+		return -1;
+	if ((list = halo_json_list(root, "attachments")) == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, 200, "Attachment: unexpected response shape");
+		goto out;
+	}
+	total = cJSON_GetArraySize(list);
+	if ((arr = calloc(total > 0 ? (size_t)total : 1, sizeof(*arr))) == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+		goto out;
+	}
+	cJSON_ArrayForEach(it, list) {
+		int64_t id, tid;
+
+		if (n >= (size_t)total)
+			break;
+		if (!halo_json_int(it, "id", &id) || id <= 0)
+			continue;
+		/* a server ignoring the filter must not lend us others' files */
+		if (halo_json_int(it, "ticket_id", &tid) && tid != ticket_id)
+			continue;
+		arr[n].id = id;
+		if (!halo_json_int(it, "action_id", &arr[n].action_id))
+			arr[n].action_id = 0;
+		if (action_id > 0 && arr[n].action_id > 0 &&
+		    arr[n].action_id != action_id)
+			continue;
+		if (!halo_json_int(it, "filesize", &arr[n].size) &&
+		    !halo_json_int(it, "size", &arr[n].size))
+			arr[n].size = -1;
+		if ((arr[n++].filename = halo_json_dup(it, "filename")) == NULL) {
+			halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+			goto out;
+		}
+	}
+	*out = arr;
+	*count = n;
+	arr = NULL;
+	rc = 0;
+out:
+	halo_stored_free(arr, n);
+	cJSON_Delete(root);
+	return rc;
+}
+
+/* Free a list from halo_attachment_list(). */
+void
+halo_stored_free(struct halo_stored *list, size_t count)
+{
+	size_t i;
+
+	if (list == NULL)
+		return;
+	for (i = 0; i < count; i++)
+		free(list[i].filename);
+	free(list);
 }
 
 /* Add string KEY to OBJ when S is set; false when out of memory. */
@@ -1527,6 +1912,9 @@ halo_action_create(const struct halo_conf *c, const char *token,
 	if (halo_api_post(c, token, "POST /api/Actions", "/api/Actions", arr, &root, err) != 0)
 		goto out;
 	rc = halo_created_id(root, "POST /api/Actions", action_id, err);
+	if (rc == 0 && a->att_results != NULL)
+		(void)halo_attach_check(halo_json_object(root), a->n_attachments,
+		    a->att_results);
 out:
 	cJSON_Delete(arr);
 	cJSON_Delete(root);
@@ -1574,8 +1962,19 @@ halo_ticket_create(const struct halo_conf *c, const char *token,
 	    /* Halo requires a user's site with the user */
 	    (t->user_id <= 0 || t->site_id <= 0 ||
 	    cJSON_AddNumberToObject(obj, "user_id", (double)t->user_id) != NULL) &&
+	    (t->priority_id <= 0 ||
+	    cJSON_AddNumberToObject(obj, "priority_id", (double)t->priority_id) != NULL) &&
+	    (t->agent_id <= 0 ||
+	    cJSON_AddNumberToObject(obj, "agent_id", (double)t->agent_id) != NULL) &&
+	    halo_add_opt(obj, "team", t->team, true) &&
+	    halo_add_opt(obj, "user_email", t->user_email, true) &&
+	    halo_add_opt(obj, "reportedby", t->reported_by, true) &&
+	    halo_add_opt(obj, "emailtolist", t->email_to_list, true) &&
+	    halo_add_opt(obj, "emailcclist", t->email_cc_list, true) &&
+	    halo_add_opt(obj, "dateoccurred", t->date_occurred, true) &&
+	    halo_add_opt(obj, "action_outcome", t->action_outcome, true) &&
 	    halo_add_opt(obj, "internet_message_id", t->internet_message_id, true) &&
-	    cJSON_AddTrueToObject(obj, "dont_do_rules") != NULL &&
+	    cJSON_AddBoolToObject(obj, "dont_do_rules", t->dont_do_rules) != NULL &&
 	    halo_add_attachments(obj, t->attachments, t->n_attachments);
 	if (ok && t->n_customfields > 0) {
 		ok = (cfs = cJSON_AddArrayToObject(obj, "customfields")) != NULL;
@@ -1595,6 +1994,9 @@ halo_ticket_create(const struct halo_conf *c, const char *token,
 	if (halo_api_post(c, token, "POST /api/Tickets", "/api/Tickets", arr, &root, err) != 0)
 		goto out;
 	rc = halo_created_id(root, "POST /api/Tickets", ticket_id, err);
+	if (rc == 0 && t->att_results != NULL)
+		(void)halo_attach_check(halo_json_object(root), t->n_attachments,
+		    t->att_results);
 out:
 	free(summary);
 	cJSON_Delete(arr);
@@ -1649,7 +2051,6 @@ halo_list_named(const struct halo_conf *c, const char *token, const char *what,
 		if (name == NULL)
 			name = halo_json_str(it, "name");
 		arr[n].id = id;
-		arr[n].closed = halo_json_bool(it, "isclosed", false);
 		arr[n].name = strdup(name != NULL ? name : "");
 		if (arr[n++].name == NULL) {
 			halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
@@ -1704,6 +2105,286 @@ halo_named_free(struct halo_named *list, size_t count)
 	for (i = 0; i < count; i++)
 		free(list[i].name);
 	free(list);
+}
+
+/* Which statuses are closed: the full list against excludeclosed=true. */
+int
+halo_status_states(const struct halo_conf *c, const char *token,
+    struct halo_named **out, size_t *count, bool *known, struct halo_err *err)
+{
+	struct halo_named *all = NULL, *open = NULL;
+	size_t n_all = 0, n_open = 0, i, j, closed = 0;
+
+	if (known != NULL)
+		*known = false;
+	if (halo_list_statuses(c, token, &all, &n_all, err) != 0)
+		return -1;
+	if (halo_list_named(c, token, "GET /api/Status?excludeclosed=true",
+	    "/api/Status?excludeclosed=true", "statuses", "name", &open, &n_open,
+	    err) != 0) {
+		halo_named_free(all, n_all);
+		return -1;
+	}
+	for (i = 0; i < n_all; i++) {
+		bool in_open = false;
+
+		for (j = 0; j < n_open && !in_open; j++)
+			in_open = open[j].id == all[i].id;
+		all[i].closed = !in_open;
+		if (!in_open)
+			closed++;
+	}
+	halo_named_free(open, n_open);
+	if (known != NULL)
+		*known = closed > 0 && closed < n_all;
+	*out = all;
+	*count = n_all;
+	return 0;
+}
+
+/* POST /api/Users: one new contact. */
+int
+halo_user_create(const struct halo_conf *c, const char *token,
+    const char *name, const char *email, int64_t client_id, int64_t site_id,
+    int64_t *user_id, struct halo_err *err)
+{
+	cJSON *arr = NULL, *obj, *root = NULL;
+	bool ok;
+	int rc = -1;
+
+	if (user_id != NULL)
+		*user_id = 0;
+	if (!halo_args_ok(c, token, err))
+		return -1;
+	if (user_id == NULL || email == NULL || !halo_email_ok(email) ||
+	    site_id <= 0 || client_id <= 0) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "user: bad arguments");
+		return -1;
+	}
+	arr = cJSON_CreateArray();
+	obj = cJSON_CreateObject();
+	ok = arr != NULL && obj != NULL && cJSON_AddItemToArray(arr, obj);
+	if (!ok)
+		cJSON_Delete(obj);
+	ok = ok &&
+	    halo_json_add_str(obj, "name", name != NULL && *name != '\0' ? name :
+	    email, 255, true) &&
+	    halo_json_add_str(obj, "emailaddress", email, 255, true) &&
+	    cJSON_AddNumberToObject(obj, "site_id", (double)site_id) != NULL &&
+	    cJSON_AddNumberToObject(obj, "client_id", (double)client_id) != NULL;
+	if (!ok) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "user: cannot build request");
+		goto out;
+	}
+	if (halo_api_post(c, token, "POST /api/Users", "/api/Users", arr, &root,
+	    err) != 0)
+		goto out;
+	rc = halo_created_id(root, "POST /api/Users", user_id, err);
+out:
+	cJSON_Delete(arr);
+	cJSON_Delete(root);
+	return rc;
+}
+
+/* The site a new contact of CLIENT_ID belongs under. */
+int
+halo_client_main_site(const struct halo_conf *c, const char *token,
+    int64_t client_id, int64_t *site_id, struct halo_err *err)
+{
+	char path[96];
+	const cJSON *obj, *list, *s;
+	cJSON *root = NULL;
+	int64_t main = 0, lowest = 0;
+
+	*site_id = 0;
+	if (!halo_args_ok(c, token, err))
+		return -1;
+	if (client_id <= 0) {
+		halo_err_set(err, HTTP_INTERNAL, 0, "client site: bad client id");
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/api/Client/%" PRId64, client_id);
+	if (halo_api_get(c, token, "GET /api/Client/{id}", path, &root, err) != 0)
+		return -1;
+	obj = halo_json_object(root);
+	if (obj != NULL && halo_json_int(obj, "main_site_id", &main) && main > 0) {
+		cJSON_Delete(root);
+		*site_id = main;
+		return 0;
+	}
+	cJSON_Delete(root);
+	root = NULL;
+	snprintf(path, sizeof(path), "/api/Site?client_id=%" PRId64, client_id);
+	if (halo_api_get(c, token, "GET /api/Site", path, &root, err) != 0)
+		return -1;
+	list = halo_json_list(root, "sites");
+	cJSON_ArrayForEach(s, list) {
+		int64_t sid, scid;
+
+		if (!halo_json_int(s, "id", &sid) || sid <= 0 ||
+		    halo_json_bool(s, "inactive", false))
+			continue;
+		if (halo_json_int(s, "client_id", &scid) && scid != client_id)
+			continue;
+		if (lowest == 0 || sid < lowest)
+			lowest = sid;
+	}
+	cJSON_Delete(root);
+	if (lowest <= 0) {
+		halo_err_set(err, HTTP_NOT_FOUND, 200, "client %" PRId64 " has no"
+		    " active site", client_id);
+		return -1;
+	}
+	*site_id = lowest;
+	return 0;
+}
+
+/* The value of hex digit CH, or -1. */
+static int
+halo_hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* The 16 bytes of a GUID written as 32 hex digits (dashes and braces
+ * allowed) into OUT; false when S is not one. */
+static bool
+halo_guid_hex(const char *s, unsigned char out[16])
+{
+	size_t n = 0;
+	int hi = -1, v;
+
+	for (; *s != '\0'; s++) {
+		if (*s == '-' || *s == '{' || *s == '}')
+			continue;
+		if ((v = halo_hexval(*s)) < 0 || n >= 16)
+			return false;
+		if (hi < 0) {
+			hi = v;
+		} else {
+			out[n++] = (unsigned char)(hi << 4 | v);
+			hi = -1;
+		}
+	}
+	return n == 16 && hi < 0;
+}
+
+/* Whether a CFOutlookConversationId VALUE names conversation KEY. */
+bool
+halo_conv_matches(const char *value, const char *key)
+{
+	unsigned char want[16], have[16];
+	uint8_t *raw = NULL;
+	char *url;
+	size_t n, i;
+	bool same;
+
+	if (value == NULL || key == NULL || !halo_guid_hex(key, want))
+		return false;
+	if (halo_guid_hex(value, have))
+		return memcmp(have, want, 16) == 0;
+	/* Outlook's item.conversationId: base64 whose tail is the GUID; read
+	 * as base64url (crypto.c's decoder), padding dropped */
+	n = strlen(value);
+	if (n < 22 || n > 1024 || (url = strdup(value)) == NULL)
+		return false;
+	while (n > 0 && url[n - 1] == '=')
+		url[--n] = '\0';
+	for (i = 0; i < n; i++)
+		url[i] = url[i] == '+' ? '-' : url[i] == '/' ? '_' : url[i];
+	same = crypto_b64url_decode(url, &raw, &n) == 0 && n > 16 &&
+	    memcmp(raw + n - 16, want, 16) == 0;
+	free(raw);
+	free(url);
+	return same;
+}
+
+/* A ticket that holds custom field FIELD = VALUE, asked of Halo. */
+int
+halo_ticket_by_field(const struct halo_conf *c, const char *token,
+    const char *field, const char *value, bool conv, int64_t *ticket_id,
+    struct halo_err *err)
+{
+	cJSON *filter = NULL, *f, *root = NULL;
+	char *text = NULL, *esc = NULL, *path = NULL;
+	const cJSON *list, *t;
+	int rc = -1;
+
+	*ticket_id = 0;
+	if (!halo_args_ok(c, token, err))
+		return -1;
+	if (field == NULL || *field == '\0' || value == NULL || *value == '\0') {
+		halo_err_set(err, HTTP_INTERNAL, 0, "ticket by field: bad arguments");
+		return -1;
+	}
+	filter = cJSON_CreateArray();
+	f = cJSON_CreateObject();
+	if (filter == NULL || f == NULL || !cJSON_AddItemToArray(filter, f) ||
+	    cJSON_AddStringToObject(f, "filter_name", field) == NULL ||
+	    cJSON_AddNumberToObject(f, "filter_type", 2) == NULL ||
+	    cJSON_AddStringToObject(f, "filter_value", value) == NULL ||
+	    (text = cJSON_PrintUnformatted(filter)) == NULL ||
+	    (esc = http_url_escape(text)) == NULL ||
+	    asprintf(&path, "/api/Tickets?advanced_search=%s&pageinate=true"
+	    "&page_size=%d&page_no=1", esc, HALO_PAGE_SIZE) < 0) {
+		if (f != NULL && filter == NULL)
+			cJSON_Delete(f);
+		path = NULL;
+		halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
+		goto out;
+	}
+	if (halo_api_get(c, token, "GET /api/Tickets", path, &root, err) != 0)
+		goto out;
+	if ((list = halo_json_list(root, "tickets")) == NULL) {
+		halo_err_set(err, HTTP_INTERNAL, 200, "Tickets: unexpected response shape");
+		goto out;
+	}
+	rc = 1;
+	cJSON_ArrayForEach(t, list) {
+		const cJSON *cfs = cJSON_GetObjectItem(t, "customfields"), *cf;
+		int64_t id;
+		bool holds = false;
+
+		if (!halo_json_int(t, "id", &id) || id <= 0)
+			continue;
+		/* the filter is undescribed: believe only what the row shows */
+		cJSON_ArrayForEach(cf, cfs) {
+			const char *name = halo_json_str(cf, "name");
+			const char *v = halo_json_str(cf, "value");
+
+			if (name == NULL || v == NULL || strcasecmp(name, field) != 0)
+				continue;
+			if (conv) {
+				holds = halo_conv_matches(v, value);
+			} else {
+				/* Message-IDs: one pair of <> and case aside */
+				size_t vl, wl;
+				const char *vb = halo_msgid_bare(v, &vl);
+				const char *wb = halo_msgid_bare(value, &wl);
+
+				holds = halo_ascii_caseeq(vb, vl, wb, wl);
+			}
+			if (holds)
+				break;
+		}
+		if (holds && (rc == 1 || id < *ticket_id)) {
+			*ticket_id = id;
+			rc = 0;
+		}
+	}
+out:
+	cJSON_Delete(filter);
+	cJSON_Delete(root);
+	cJSON_free(text);
+	free(esc);
+	free(path);
+	return rc;
 }
 
 /* ---------------------------------------------------------------- pane */

@@ -116,8 +116,11 @@ struct halo_org {
 
 /* The client owning DOMAIN: candidates from GET /api/Client?domain=, each
  * verified (client-level domain equal, or one of its sites' emaildomain via
- * GET /api/Site?client_id=). More than one client is AMBIGUOUS. OUT is
- * filled only for HALO_MATCH_ONE. */
+ * GET /api/Site?client_id=). The domain filter is undescribed: when it
+ * answers with many clients (it was ignored), the owners are found from
+ * the list's own domain fields and a scan of the sites' emaildomain
+ * instead. More than one client is AMBIGUOUS. OUT is filled only for
+ * HALO_MATCH_ONE. */
 int halo_client_by_domain(const struct halo_conf *c, const char *token,
     const char *domain, enum halo_match *match, struct halo_org *out,
     struct halo_err *err);
@@ -144,18 +147,60 @@ void halo_ticket_free(struct halo_ticket *t);
 
 /* GET /api/Actions?internetmessageid=: the ticket (and action; 0 for a
  * ticket's own Message-ID) carrying MSGID, tried with and without angle
- * brackets. Returns 0 found, 1 not found, -1 error. */
+ * brackets. The filter is not in Halo's spec: a returned row counts only
+ * when its own internet_message_id (or internetmessageid) equals MSGID
+ * (case-insensitive, with or without angle brackets); a row without one
+ * is not a match, so a Halo that ignores the filter finds nothing.
+ * Returns 0 found, 1 not found, -1 error. */
 int halo_find_by_message_id(const struct halo_conf *c, const char *token,
     const char *msgid, int64_t *ticket_id, int64_t *action_id,
     struct halo_err *err);
 
+/* One file for Halo, sent as data_base64 = "data:<type>;base64,<payload>"
+ * (bare base64 is answered 200 with a _warning and nothing stored). */
 struct halo_attachment {
 	const char *filename;
-	const char *content_type;   /* may be NULL */
+	const char *content_type;   /* may be NULL: application/octet-stream */
 	const unsigned char *data;
 	size_t len;
 	bool is_image;
 };
+
+/* What Halo did with one attachment of a create (or an upload). */
+struct halo_attach_result {
+	int64_t id;                 /* Halo's attachment id; 0 when unknown */
+	bool failed;                /* a _warning or id 0: nothing stored */
+	char why[160];              /* printable; "" unless failed */
+};
+
+/* Look at a created ticket's or action's answer OBJ (a cJSON object) for
+ * the fate of its N attachments, into RES[0..N-1]: an entry of its
+ * "attachments" list with id 0 or a _warning failed; with no list, an
+ * answer-level _warning that names attachments fails them all; otherwise
+ * they count as stored. Returns how many failed. */
+struct cJSON;
+size_t halo_attach_check(const struct cJSON *obj, size_t n,
+    struct halo_attach_result *res);
+
+/* POST /api/Attachment: A onto TICKET_ID (and ACTION_ID when > 0). 0 stored
+ * (*ID set), 1 answered but not stored (RES->why says why), -1 error. */
+int halo_attachment_upload(const struct halo_conf *c, const char *token,
+    int64_t ticket_id, int64_t action_id, const struct halo_attachment *a,
+    struct halo_attach_result *res, struct halo_err *err);
+
+/* An attachment Halo holds (GET /api/Attachment). */
+struct halo_stored {
+	int64_t id, action_id;      /* action_id 0 when Halo omits it */
+	int64_t size;               /* -1 when Halo omits it */
+	char *filename;
+};
+
+/* GET /api/Attachment?ticket_id=[&action_id=]: what TICKET_ID (its action
+ * ACTION_ID when > 0) holds. *OUT malloc'd; free with halo_stored_free(). */
+int halo_attachment_list(const struct halo_conf *c, const char *token,
+    int64_t ticket_id, int64_t action_id, struct halo_stored **out,
+    size_t *count, struct halo_err *err);
+void halo_stored_free(struct halo_stored *list, size_t count);
 
 struct halo_action_new {
 	int64_t ticket_id;
@@ -165,10 +210,12 @@ struct halo_action_new {
 	const char *email_from, *email_to, *email_cc, *email_subject;
 	const char *internet_message_id;
 	bool outgoing;              /* emaildirection "O", else "I" */
-	const char *arrival_date;   /* ISO 8601 or NULL */
+	const char *arrival_date;   /* ISO 8601 or NULL: actionarrivaldate */
 	int64_t new_status;         /* the ticket's status after it; 0 = same */
 	const struct halo_attachment *attachments;
 	size_t n_attachments;
+	struct halo_attach_result *att_results;  /* NULL or n_attachments:
+	                               filled when the action was created */
 };
 
 /* POST /api/Actions with a one-element array; sendemail=false always. */
@@ -184,22 +231,32 @@ struct halo_ticket_new {
 	const char *summary;        /* cut to HALO_SUMMARY_MAX characters */
 	const char *details_html;
 	int64_t tickettype_id, client_id, site_id, user_id;     /* 0 = not sent */
+	int64_t priority_id, agent_id;                          /* 0 = not sent */
+	const char *team;           /* NULL = not sent */
 	const char *internet_message_id;
+	/* who wrote and to whom (NULL = not sent) */
+	const char *user_email;     /* the requester's address */
+	const char *reported_by;    /* the requester as the mail names them */
+	const char *email_to_list, *email_cc_list;
+	const char *date_occurred;  /* ISO 8601: when the mail was written */
+	const char *action_outcome; /* the first action's outcome (create_outcome) */
+	bool dont_do_rules;         /* skip Halo's ticket rules */
 	const struct halo_customfield *customfields;
 	size_t n_customfields;
 	const struct halo_attachment *attachments;
 	size_t n_attachments;
+	struct halo_attach_result *att_results;  /* as halo_action_new's */
 };
 
-/* POST /api/Tickets; user_id only sent together with its site_id;
- * dont_do_rules true. */
+/* POST /api/Tickets; user_id only sent together with its site_id. */
 int halo_ticket_create(const struct halo_conf *c, const char *token,
     const struct halo_ticket_new *t, int64_t *ticket_id, struct halo_err *err);
 
 struct halo_named {
 	int64_t id;
 	char *name;
-	bool closed;                /* statuses: "isclosed"; false elsewhere */
+	bool closed;                /* statuses from halo_status_states():
+	                               in the full list, not in the open one */
 };
 
 /* GET /api/Outcome (name from "outcome"). *OUT is a malloc'd array. */
@@ -208,11 +265,47 @@ int halo_list_outcomes(const struct halo_conf *c, const char *token,
 /* GET /api/TicketType?showall=true. */
 int halo_list_ticket_types(const struct halo_conf *c, const char *token,
     struct halo_named **out, size_t *count, struct halo_err *err);
-/* GET /api/Status. */
+/* GET /api/Status (the full list; closed is never set here: Halo's
+ * status schema has no closed flag). */
 int halo_list_statuses(const struct halo_conf *c, const char *token,
     struct halo_named **out, size_t *count, struct halo_err *err);
+/* Which statuses are closed, from what the spec offers: GET /api/Status
+ * against GET /api/Status?excludeclosed=true; a status in the first and
+ * not in the second is closed (OUT's closed set). *KNOWN false when that
+ * cannot tell (the two lists are the same: excludeclosed ignored, or
+ * no closed status at all). */
+int halo_status_states(const struct halo_conf *c, const char *token,
+    struct halo_named **out, size_t *count, bool *known,
+    struct halo_err *err);
 /* Free a list from halo_list_*(). */
 void halo_named_free(struct halo_named *list, size_t count);
+
+/* POST /api/Users: a new contact NAME <EMAIL> at SITE_ID of CLIENT_ID;
+ * *USER_ID the new user's id. */
+int halo_user_create(const struct halo_conf *c, const char *token,
+    const char *name, const char *email, int64_t client_id, int64_t site_id,
+    int64_t *user_id, struct halo_err *err);
+
+/* The site a new contact of CLIENT_ID belongs under: the client's
+ * main_site_id (GET /api/Client/ID), else its only (or lowest-numbered)
+ * active site (GET /api/Site?client_id=). 0, or -1 (none: kind
+ * HTTP_NOT_FOUND). */
+int halo_client_main_site(const struct halo_conf *c, const char *token,
+    int64_t client_id, int64_t *site_id, struct halo_err *err);
+
+/* Whether a CFOutlookConversationId VALUE names the conversation KEY (32
+ * hex digits, the Thread-Index GUID): VALUE is KEY (any case, with or
+ * without dashes and braces), or Outlook's conversationId form (base64 or
+ * base64url) whose last 16 decoded bytes are the GUID. */
+bool halo_conv_matches(const char *value, const char *key);
+
+/* GET /api/Tickets?advanced_search= on custom field FIELD = VALUE, each
+ * returned ticket verified to hold it (halo_conv_matches() when CONV,
+ * else equal as Message-IDs: case and one pair of <> aside): the lowest
+ * such ticket id into *TICKET_ID. 0 found, 1 not, -1 error. */
+int halo_ticket_by_field(const struct halo_conf *c, const char *token,
+    const char *field, const char *value, bool conv, int64_t *ticket_id,
+    struct halo_err *err);
 
 /*
  * The interactive pane's calls: GET or POST (BODY, a JSON value) to

@@ -248,6 +248,12 @@ enum store_status store_jobs_reset_running(struct store *st, int posting_grace,
 enum store_status store_job_mark_posting(struct store *st, int64_t id,
     time_t lease, time_t new_lease);
 
+/* Record that job ID's create/append reached Halo as TICKET_ID/ACTION_ID
+ * while the job goes on (its attachments are retried): a later attempt
+ * takes them from here and never posts the mail again. */
+enum store_status store_job_posted(struct store *st, int64_t id,
+    int64_t ticket_id, int64_t action_id);
+
 /* Finish: done with a result; back to queued at NEXT_ATTEMPT with REASON;
  * or end in STATE (failed, skipped, waiting) with REASON. */
 enum store_status store_job_done(struct store *st, int64_t id,

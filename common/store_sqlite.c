@@ -882,6 +882,16 @@ store_job_retry(struct store *st, int64_t id, time_t next_attempt,
 	    "isii", NULL, id, reason, (int64_t)next_attempt, (int64_t)time(NULL));
 }
 
+/* The post reached Halo; the job goes on (store.h). */
+enum store_status
+store_job_posted(struct store *st, int64_t id, int64_t ticket_id,
+    int64_t action_id)
+{
+	return store_exec(st, "UPDATE jobs SET ticket_id = ?2, action_id = ?3,"
+	    " updated = ?4 WHERE id = ?1", "iiii", NULL, id, ticket_id, action_id,
+	    (int64_t)time(NULL));
+}
+
 /* End in a final (or operator-blocked) state. */
 enum store_status
 store_job_finish(struct store *st, int64_t id, enum store_state state,

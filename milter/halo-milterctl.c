@@ -568,28 +568,62 @@ ctl_named_has(const struct halo_named *list, size_t n, const char *name,
 	return false;
 }
 
-/* The status a reopened ticket gets must exist in Halo and be open. */
+/*
+ * Which statuses are closed (the full list against excludeclosed=true:
+ * Halo's status schema has no closed flag): listed, and a problem when
+ * that cannot tell (then closed tickets are never seen, unless the
+ * policy is "append"). With "reopen", the status a reopened ticket gets
+ * must exist in Halo and be open.
+ */
 static void
-ctl_doctor_reopen(const struct conf_tenant *t, const struct halo_conf *hc,
+ctl_doctor_statuses(const struct conf_tenant *t, const struct halo_conf *hc,
     const char *token, int *problems)
 {
 	struct halo_named *list = NULL;
 	struct halo_err err;
+	char names[512];
 	int64_t open = 0;
-	size_t i, n = 0;
+	size_t i, n = 0, len = 0, closed = 0;
 	int found = -1;
+	bool known = false;
 
 	memset(&err, 0, sizeof(err));
-	if (halo_list_statuses(hc, token, &list, &n, &err) != 0) {
+	if (halo_status_states(hc, token, &list, &n, &known, &err) != 0) {
 		ctl_diag(problems, false, "cannot list statuses: %s", err.message);
 		return;
 	}
+	names[0] = '\0';
 	for (i = 0; i < n; i++) {
-		if (!list[i].closed && list[i].id > 0 && (open == 0 ||
-		    list[i].id < open))
+		if (list[i].closed) {
+			closed++;
+			if (len < sizeof(names) - 1)
+				len += (size_t)snprintf(names + len, sizeof(names) - len,
+				    "%s%" PRId64 " %s", len ? ", " : "", list[i].id,
+				    list[i].name != NULL ? list[i].name : "");
+			if (len >= sizeof(names))
+				len = sizeof(names) - 1;
+		} else if (list[i].id > 0 && (open == 0 || list[i].id < open)) {
 			open = list[i].id;
+		}
 		if (list[i].id == t->reopen_status_id)
 			found = (int)i;
+	}
+	if (known)
+		ctl_diag(problems, true, "closed statuses (Status?excludeclosed=true"
+		    " leaves them out): %s", names);
+	else if (t->closed_tickets == CONF_CLOSED_APPEND)
+		printf("  warn cannot tell which statuses are closed (Halo's"
+		    " Status?excludeclosed=true lists %s); closed_tickets = append"
+		    " does not need to\n", closed == n ? "none of them" :
+		    "every status");
+	else
+		ctl_diag(problems, false, "cannot tell which statuses are closed:"
+		    " Status?excludeclosed=true lists %s, so closed tickets are"
+		    " not recognised (the worker falls back to status 9 only)",
+		    n > 0 && closed == n ? "none of them" : "every status");
+	if (t->closed_tickets != CONF_CLOSED_REOPEN) {
+		halo_named_free(list, n);
+		return;
 	}
 	if (t->reopen_status_id > 0)
 		ctl_diag(problems, found >= 0 && !list[found].closed,
@@ -597,9 +631,10 @@ ctl_doctor_reopen(const struct conf_tenant *t, const struct halo_conf *hc,
 		    "does not exist in Halo" : list[found].closed ?
 		    "is a closed status in Halo" : "exists and is open");
 	else
-		ctl_diag(problems, open > 0, "closed tickets reopen to %s",
-		    open > 0 ? "Halo's lowest-numbered open status" :
-		    "nothing: Halo lists no open status (set reopen_status_id)");
+		ctl_diag(problems, open > 0 && known, "closed tickets reopen to %s",
+		    open > 0 && known ? "Halo's lowest-numbered open status" :
+		    "nothing certain: Halo does not tell open from closed (set"
+		    " reopen_status_id)");
 	halo_named_free(list, n);
 }
 
@@ -779,8 +814,7 @@ ctl_doctor_tenant(struct store *st, struct oauth *oa,
 		} else {
 			ctl_diag(problems, false, "cannot list outcomes: %s", err.message);
 		}
-		if (t->closed_tickets == CONF_CLOSED_REOPEN)
-			ctl_doctor_reopen(t, &hc, working, problems);
+		ctl_doctor_statuses(t, &hc, working, problems);
 		ctl_doctor_fields(st, t, &hc, working, problems);
 		oauth_token_free(working);
 	}

@@ -991,7 +991,7 @@ web_enroll_start(struct web *w, struct MHD_Connection *c, const char *client,
 	    oauth_verifier_aad(state_hash, aad, sizeof(aad)) == 0 ||
 	    crypto_seal(w->seal_key, aad, strlen(aad), verifier, strlen(verifier),
 	    &sealed) != 0 ||
-	    (url = halo_authorize_url(&hc, w->redirect_uri, WEB_SCOPE, state,
+	    (url = halo_authorize_url(&hc, w->redirect_uri, t->halo_scope, state,
 	    challenge)) == NULL) {
 		web_count(w, WEB_R_FAILED);
 		rc = web_message(w, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "../",

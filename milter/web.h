@@ -37,7 +37,7 @@
 #define WEB_FAIL_PER_IP    10           /* wrong codes per IP per window
                                            (no limit in all: see web.c) */
 #define WEB_FAIL_WINDOW    600          /* seconds */
-#define WEB_SCOPE          "all offline_access"
+/* the OAuth scope asked at sign-in is the tenant's halo_scope */
 
 struct web;
 

@@ -656,7 +656,7 @@ agent_signin(const struct web_call *call)
 	    oauth_verifier_aad(state_hash, aad, sizeof(aad)) == 0 ||
 	    crypto_seal(w->seal_key, aad, strlen(aad), verifier,
 	    strlen(verifier), &sealed) != 0 ||
-	    (url = halo_authorize_url(&hc, w->redirect_uri, WEB_SCOPE, state,
+	    (url = halo_authorize_url(&hc, w->redirect_uri, t->halo_scope, state,
 	    challenge)) == NULL) {
 		rc = agent_signin_failed(call, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "../", "internal", "The gateway could not prepare the"
@@ -1713,7 +1713,7 @@ agent_api_create(struct agent_call *ac)
 	if (user_id > 0)
 		cJSON_AddNumberToObject(tk, "user_id", (double)user_id);
 	cJSON_AddStringToObject(tk, "internet_message_id", mid);
-	cJSON_AddBoolToObject(tk, "dont_do_rules", false);
+	cJSON_AddBoolToObject(tk, "dont_do_rules", ac->t->dont_do_rules);
 	free(note);
 	if (!agent_halo(ac, "POST /api/Tickets", "/api/Tickets", arr, &json,
 	    &rc)) {

@@ -47,11 +47,39 @@ ctx_free(struct job_ctx *ctx)
 	free(ctx->h_references);
 	free(ctx->h_to);
 	free(ctx->h_cc);
+	free(ctx->h_from);
+	free(ctx->h_date);
 	hdr_msgids_free(ctx->irt, ctx->n_irt);
 	hdr_msgids_free(ctx->refs, ctx->n_refs);
 	free(ctx->contact_name);
 	free(ctx->client_name);
 	free(ctx->closed_ids);
+}
+
+/* The rule of TENANT that routed one of RECIPIENTS (comma-separated), for
+ * the options of the tickets it creates; NULL when none does. */
+static const struct conf_route *
+job_route(const struct conf *conf, const struct conf_tenant *t,
+    const char *recipients)
+{
+	const struct conf_route *r;
+	char addr[512];
+	const char *p = recipients, *end;
+	size_t n;
+
+	while (p != NULL && *p != '\0') {
+		end = strchr(p, ',');
+		n = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (n > 0 && n < sizeof(addr)) {
+			memcpy(addr, p, n);
+			addr[n] = '\0';
+			if ((r = conf_route_lookup(conf, addr)) != NULL &&
+			    r->tenant == t)
+				return r;
+		}
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return NULL;
 }
 
 /* A fresh context for JOB: its tenant, rate budget and log prefix (the MTA
@@ -90,6 +118,7 @@ ctx_init(struct job_ctx *ctx, struct worker *w, struct store_job *job)
 	ctx->hc.client_id = ctx->t->client_id;
 	ctx->hc.client_secret = ctx->t->client_secret;
 	ctx->outbound = job->job_mode == STORE_MODE_OUTBOUND;
+	ctx->route = job_route(w->conf, ctx->t, job->recipients);
 	return true;
 }
 
@@ -121,11 +150,11 @@ static enum step
 job_read_headers(struct job_ctx *ctx)
 {
 	static const char *const names[] = {
-		"In-Reply-To", "References", "To", "Cc"
+		"In-Reply-To", "References", "To", "Cc", "From", "Date"
 	};
-	char *values[4];
+	char *values[6];
 
-	if (hdr_read_file(ctx->path, WORKER_HEADER_MAX, names, 4, values) != 0) {
+	if (hdr_read_file(ctx->path, WORKER_HEADER_MAX, names, 6, values) != 0) {
 		snprintf(ctx->reason, sizeof(ctx->reason), "spooled message"
 		    " unreadable: %s", strerror(errno));
 		return STEP_FAIL;
@@ -134,6 +163,8 @@ job_read_headers(struct job_ctx *ctx)
 	ctx->h_references = values[1];
 	ctx->h_to = values[2];
 	ctx->h_cc = values[3];
+	ctx->h_from = values[4];
+	ctx->h_date = values[5];
 	ctx->n_irt = hdr_msgids(ctx->h_in_reply_to, HDR_IRT_MAX, &ctx->irt);
 	ctx->n_refs = hdr_msgids(ctx->h_references, HDR_REFS_MAX, &ctx->refs);
 	return STEP_OK;
@@ -185,7 +216,8 @@ job_may_create(struct job_ctx *ctx)
 }
 
 /* Exactly once: an earlier attempt may have reached Halo. STEP_OK with
- * CTX->outcome set when it did. */
+ * CTX->outcome set when it did: recorded on the job (its attachments were
+ * being retried), else found by asking Halo. */
 static enum step
 job_already_posted(struct job_ctx *ctx)
 {
@@ -194,19 +226,27 @@ job_already_posted(struct job_ctx *ctx)
 
 	if (!ctx->job->post_started)
 		return STEP_OK;
-	rc = thread_halo_lookup(ctx, ctx->job->message_id, &ctx->posted_ticket,
-	    &ctx->posted_action, &step);
-	if (rc < 0)
-		return step;
+	if (ctx->job->ticket_id > 0) {
+		ctx->posted_ticket = ctx->job->ticket_id;
+		ctx->posted_action = ctx->job->action_id;
+		rc = 0;
+	} else {
+		rc = thread_halo_lookup(ctx, ctx->job->message_id,
+		    &ctx->posted_ticket, &ctx->posted_action, &step);
+		if (rc < 0)
+			return step;
+	}
 	if (rc == 0) {
 		log_info("%s: already in Halo (ticket %" PRId64 "), not posting"
 		    " again", ctx->who, ctx->posted_ticket);
 		ctx->outcome = ctx->create ? "created" : "appended";
+		ctx->posted_before = true;
 	}
 	return STEP_OK;
 }
 
-/* Read the message in full and post it. */
+/* Read the message in full and post it (or, when an earlier attempt
+ * posted it, only the attachments Halo does not hold). */
 static enum step
 job_post(struct job_ctx *ctx)
 {
@@ -219,9 +259,16 @@ job_post(struct job_ctx *ctx)
 	lim.max_attachment = ctx->t->max_attachment_size;
 	lim.max_total = ctx->t->max_attachments_total;
 	if (mime_extract(ctx->path, &lim, &m, err, sizeof(err)) != 0) {
+		if (ctx->posted_before)     /* in Halo already: done as it is */
+			return STEP_OK;
 		snprintf(ctx->reason, sizeof(ctx->reason), "cannot read message:"
 		    " %s", err);
 		return STEP_FAIL;
+	}
+	if (ctx->posted_before) {
+		step = post_attachments_again(ctx, m);
+		mime_message_free(m);
+		return step;
 	}
 	step = post_message(ctx, m);
 	mime_message_free(m);
@@ -257,7 +304,11 @@ job_run(struct job_ctx *ctx)
 	ctx->create = ctx->ticket_id == 0;
 	if (ctx->create && (step = job_may_create(ctx)) != STEP_OK)
 		return step;
-	if ((step = job_already_posted(ctx)) != STEP_OK || ctx->outcome != NULL)
+	if ((step = job_already_posted(ctx)) != STEP_OK)
+		return step;
+	/* after the thread is decided: a new user never widens who joins */
+	if (ctx->create && !ctx->posted_before &&
+	    (step = sender_create_contact(ctx)) != STEP_OK)
 		return step;
 	return job_post(ctx);
 }
@@ -285,6 +336,8 @@ job_done(struct job_ctx *ctx)
 	    job->subject : "(no subject)") : NULL;
 	res.ticket_status = ctx->create ? "new" : ctx->ticket_status;
 	thread_done(ctx, &res);     /* participants; a refused ticket's note */
+	if (ctx->att_note[0] != '\0')
+		res.reason = ctx->att_note;
 	if (store_job_done(w->store, job->id, &res) != STORE_OK)
 		log_warnx("%s: cannot record result", ctx->who);
 	/* the Message-ID comes from mail: printable only, like intake's lines */

@@ -88,10 +88,12 @@ closed_ticket_get(struct job_ctx *ctx, int64_t id, struct halo_ticket *tk,
 	return 1;
 }
 
-/* A status list request for worker_call(). */
+/* A status list request for worker_call(): which are closed, from the
+ * full list against Status?excludeclosed=true (the spec has no flag). */
 struct closed_list_req {
 	struct halo_named *list;
 	size_t n;
+	bool known;
 };
 
 static int
@@ -99,8 +101,11 @@ closed_list_call(struct job_ctx *ctx, void *arg)
 {
 	struct closed_list_req *rq = arg;
 
-	return halo_list_statuses(&ctx->hc, ctx->token, &rq->list, &rq->n,
-	    &ctx->err);
+	halo_named_free(rq->list, rq->n);
+	rq->list = NULL;
+	rq->n = 0;
+	return halo_status_states(&ctx->hc, ctx->token, &rq->list, &rq->n,
+	    &rq->known, &ctx->err);
 }
 
 /* The tenant's list when fetched within the hour: a copy into *IDS / *NC
@@ -150,16 +155,28 @@ static enum step
 closed_statuses_fetch(struct job_ctx *ctx, int64_t **ids, size_t *nc,
     int64_t *open)
 {
-	struct closed_list_req rq = { NULL, 0 };
+	struct closed_list_req rq = { NULL, 0, false };
 	enum step step = STEP_OK;
 	size_t i;
 
-	if (worker_call(ctx, closed_list_call, &rq, &step) < 0)
+	if (worker_call(ctx, closed_list_call, &rq, &step) < 0) {
+		halo_named_free(rq.list, rq.n);
 		return step;
+	}
 	*ids = calloc(rq.n ? rq.n : 1, sizeof(**ids));
 	if (*ids == NULL) {
 		halo_named_free(rq.list, rq.n);
 		return STEP_RETRY;
+	}
+	if (!rq.known) {
+		/* excludeclosed ignored, or no closed status: only Halo's
+		 * built-in Closed is taken as closed (doctor says so) */
+		log_warnx("%s: Halo's status lists do not tell which statuses"
+		    " are closed (Status?excludeclosed=true lists them all);"
+		    " taking only status %d as closed", ctx->who,
+		    WORKER_CLOSED_BUILTIN);
+		for (i = 0; i < rq.n; i++)
+			rq.list[i].closed = rq.list[i].id == WORKER_CLOSED_BUILTIN;
 	}
 	for (i = 0; i < rq.n; i++) {
 		if (rq.list[i].closed)

@@ -39,6 +39,13 @@
 #define WORKER_429_INPLACE  4       /* 429s a call may wait out in place */
 #define WORKER_TSTATE_SLOTS 1024    /* tickets whose open/closed state we keep */
 #define WORKER_STATUS_TTL   3600    /* seconds a tenant's status list is kept */
+#define WORKER_ATTACH_TRIES 4       /* attempts at a job's attachments before
+                                     * it ends with a note of what failed */
+#define WORKER_DATE_AHEAD   300     /* a mail's Date may run this far ahead
+                                     * of its arrival ... */
+#define WORKER_DATE_BEHIND  (30 * 86400)    /* ... and this far behind */
+#define WORKER_CLOSED_BUILTIN 9     /* Halo's built-in Closed status: used
+                                     * only when excludeclosed cannot tell */
 
 /* A tenant's request budget: a sliding window of send times. */
 struct worker_rate {
@@ -101,7 +108,8 @@ struct job_ctx {
 	char who[128];                  /* log prefix: "QID: worker: job N" */
 	char path[PATH_MAX];            /* the spooled message */
 	/* headers of the spooled message */
-	char *h_in_reply_to, *h_references, *h_to, *h_cc;
+	char *h_in_reply_to, *h_references, *h_to, *h_cc, *h_from, *h_date;
+	const struct conf_route *route; /* the mailbox's rule (ticket options) */
 	char **irt, **refs;
 	size_t n_irt, n_refs;
 	/* the sender */
@@ -121,6 +129,12 @@ struct job_ctx {
 	bool create;                    /* no thread: a new ticket */
 	int64_t posted_ticket, posted_action;
 	const char *outcome;            /* "created" / "appended" once done */
+	bool posted_before;             /* an earlier attempt reached Halo */
+	char att_failed[1024];          /* attachments Halo did not store:
+	                                   "name (why); ..." */
+	size_t n_att_failed;
+	char att_note[1100];            /* the job's reason when it ended with
+	                                   attachments missing */
 	/* who may join (thread_may_join): the first proposal refused */
 	int64_t refused_ticket;         /* 0: none refused */
 	char join_note[160];            /* "not-a-participant: ..." or "" */
@@ -176,8 +190,30 @@ int closed_ticket_get(struct job_ctx *ctx, int64_t id, struct halo_ticket *tk,
     enum step *step);
 
 /* worker_post.c: create the ticket or append the action (CTX->create);
- * the result in CTX->posted_ticket / posted_action. */
+ * the result in CTX->posted_ticket / posted_action. Attachments Halo did
+ * not store make it STEP_RETRY (the post itself is recorded and is not
+ * made again) until WORKER_ATTACH_TRIES, then a private note names them. */
 enum step post_message(struct job_ctx *ctx, const struct mime_message *m);
+/* A retry of a job already in Halo (CTX->posted_ticket/action): upload
+ * only the attachments Halo does not hold (GET /api/Attachment), as
+ * post_message() settles them. */
+enum step post_attachments_again(struct job_ctx *ctx,
+    const struct mime_message *m);
+/* The note/details HTML for M (sanitised body, then every part not
+ * uploaded with its reason); malloc'd, NULL when out of memory. */
+char *post_body_html(struct job_ctx *ctx, const struct mime_message *m,
+    bool trim);
+/* An RFC 5322 Date into *OUT (UTC); false when it is not one. */
+bool post_parse_date(const char *date, time_t *out);
+/* When the mail was written, for Halo (ISO 8601, UTC) into OUT: its Date
+ * when within WORKER_DATE_AHEAD / WORKER_DATE_BEHIND of ARRIVED, else
+ * ARRIVED. */
+void post_mail_when(const char *date, time_t arrived, char out[32]);
+
+/* worker_sender.c: a sender matched to one client by domain, for whom a
+ * ticket is being created, becomes a Halo user of that client
+ * (create_contacts); STEP_OK also when nothing was done. */
+enum step sender_create_contact(struct job_ctx *ctx);
 
 /* After a post: record the mail's From/To/Cc as participants of the
  * ticket (and, when created, its user and client) and put the join note

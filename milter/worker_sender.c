@@ -186,3 +186,85 @@ sender_kind_name(const struct job_ctx *ctx)
 	}
 	return NULL;
 }
+
+/* A new contact for worker_call(): the site to put it under, then the
+ * POST. */
+struct sender_new_req {
+	int64_t site_id, user_id;
+	const char *name;
+};
+
+static int
+sender_site_call(struct job_ctx *ctx, void *arg)
+{
+	struct sender_new_req *rq = arg;
+
+	return halo_client_main_site(&ctx->hc, ctx->token, ctx->client_id,
+	    &rq->site_id, &ctx->err);
+}
+
+static int
+sender_new_call(struct job_ctx *ctx, void *arg)
+{
+	struct sender_new_req *rq = arg;
+
+	return halo_user_create(&ctx->hc, ctx->token, rq->name,
+	    ctx->job->from_addr, ctx->client_id, rq->site_id, &rq->user_id,
+	    &ctx->err);
+}
+
+/*
+ * create_contacts: the sender matched one client by its domain (never the
+ * catch-all, never an ambiguous domain, never an operator's override) and
+ * a ticket is about to be created for them: they become a Halo user of
+ * that client, under the site their domain matched, else the client's
+ * main site. The new user is cached under the address like a lookup.
+ * Halo refusing (a 4xx) is logged and the ticket goes to the client as
+ * before.
+ */
+enum step
+sender_create_contact(struct job_ctx *ctx)
+{
+	struct sender_new_req rq;
+	char key[HDR_ADDR_MAX + 16], safe[128], *name;
+	enum step step = STEP_OK;
+
+	if (!ctx->t->create_contacts || ctx->outbound ||
+	    ctx->sender_kind != STORE_SENDER_CLIENT || ctx->client_id <= 0 ||
+	    ctx->client_name == NULL || ctx->job->from_addr == NULL ||
+	    conf_override_lookup(ctx->t, ctx->job->from_addr) != NULL)
+		return STEP_OK;
+	memset(&rq, 0, sizeof(rq));
+	rq.site_id = ctx->site_id;
+	name = ctx->h_from != NULL ? hdr_display_name(ctx->h_from) : NULL;
+	rq.name = name != NULL && *name != '\0' ? name : ctx->job->from_addr;
+	if ((rq.site_id <= 0 &&
+	    worker_call(ctx, sender_site_call, &rq, &step) < 0) ||
+	    worker_call(ctx, sender_new_call, &rq, &step) < 0) {
+		free(name);
+		goto refused;
+	}
+	log_info("%s: new Halo user %" PRId64 " for %s at client %" PRId64
+	    " (site %" PRId64 ")", ctx->who, rq.user_id,
+	    log_safe(ctx->job->from_addr, safe, sizeof(safe)), ctx->client_id,
+	    rq.site_id);
+	snprintf(key, sizeof(key), "addr:%s", ctx->job->from_addr);
+	{
+		char *client = ctx->client_name != NULL ?
+		    strdup(ctx->client_name) : NULL;
+
+		sender_set(ctx, key, STORE_SENDER_CONTACT, rq.user_id, rq.site_id,
+		    ctx->client_id, rq.name, client);
+		free(client);
+	}
+	free(name);
+	return STEP_OK;
+refused:
+	if (step != STEP_FAIL)
+		return step;
+	log_warnx("%s: cannot create a Halo user for %s: %s; the ticket goes"
+	    " to the client", ctx->who, log_safe(ctx->job->from_addr, safe,
+	    sizeof(safe)), ctx->reason);
+	ctx->reason[0] = '\0';
+	return STEP_OK;
+}

@@ -278,18 +278,82 @@ thread_by_halo_index(struct job_ctx *ctx)
 	return STEP_OK;
 }
 
-/* 3. The conversation key (Outlook's Thread-Index survives lost headers). */
+/* A lookup in one of Halo's custom fields, for worker_call(). */
+struct thread_field_req {
+	const char *field, *value;
+	bool conv;
+	int64_t ticket;
+};
+
+static int
+thread_field_call(struct job_ctx *ctx, void *arg)
+{
+	struct thread_field_req *rq = arg;
+
+	return halo_ticket_by_field(&ctx->hc, ctx->token, rq->field, rq->value,
+	    rq->conv, &rq->ticket, &ctx->err);
+}
+
+/* Ask Halo for the ticket whose custom field FIELD holds VALUE (CONV: the
+ * conversation in either form); propose it as BY. A refused search is no
+ * error (the fields are optional). */
+static enum step
+thread_by_field(struct job_ctx *ctx, const char *field, const char *value,
+    bool conv, const char *by)
+{
+	struct thread_field_req rq = { field, value, conv, 0 };
+	enum step step = STEP_OK;
+	bool taken;
+	int rc;
+
+	if (field == NULL || field[0] == '\0' || value == NULL)
+		return STEP_OK;
+	rc = worker_call(ctx, thread_field_call, &rq, &step);
+	if (rc < 0) {
+		if (step != STEP_FAIL)
+			return step;
+		log_debug("%s: Halo's %s search failed: %s", ctx->who, field,
+		    ctx->reason);
+		ctx->reason[0] = '\0';
+		return STEP_OK;
+	}
+	if (rc != 0 || rq.ticket == ctx->refused_ticket)
+		return STEP_OK;
+	return thread_propose(ctx, rq.ticket, NULL, by, &taken);
+}
+
+/*
+ * 3. The conversation key (Outlook's Thread-Index survives lost headers):
+ * our index, else Halo's custom fields (design.md: an optional fallback)
+ * for a reply: the Message-ID it answers in cf_message_id, then the
+ * conversation in cf_conversation_id. Both find tickets made elsewhere:
+ * the Outlook add-in writes the mail's internetMessageId and its
+ * item.conversationId (halo_conv_matches() takes that form and ours).
+ */
 static enum step
 thread_by_conversation(struct job_ctx *ctx)
 {
+	enum step step;
 	int64_t ticket;
 	bool taken;
 
-	if (ctx->job->conv_key == NULL || store_ticket_by_conv(ctx->w->store,
-	    ctx->t->name, ctx->job->conv_key, &ticket) != STORE_OK ||
-	    ticket == ctx->refused_ticket)
+	if (ctx->job->conv_key != NULL && store_ticket_by_conv(ctx->w->store,
+	    ctx->t->name, ctx->job->conv_key, &ticket) == STORE_OK) {
+		if (ticket == ctx->refused_ticket)
+			return STEP_OK;
+		return thread_propose(ctx, ticket, NULL, "conversation", &taken);
+	}
+	/* only a reply can belong to a conversation Halo already has */
+	if (ctx->outbound || ctx->job->starts_thread)
 		return STEP_OK;
-	return thread_propose(ctx, ticket, NULL, "conversation", &taken);
+	if (ctx->n_irt > 0 && (step = thread_by_field(ctx,
+	    ctx->t->cf_message_id, ctx->irt[0], false, "halo-cf-message-id")) !=
+	    STEP_OK)
+		return step;
+	if (ctx->ticket_id > 0 || ctx->job->conv_key == NULL)
+		return STEP_OK;
+	return thread_by_field(ctx, ctx->t->cf_conversation_id,
+	    ctx->job->conv_key, true, "halo-conversation");
 }
 
 /* Whether the sender could join TICKET at all, decided locally (a

@@ -58,7 +58,10 @@ ticket_type_id = 2
 cf_message_id = none
 closed_tickets = new
 ticket_status_ttl = 0
+dont_do_rules = yes
+create_contacts = no
 route = followup@msp.example intake agent=bob@msp.example
+route = sales@msp.example intake agent=bob@msp.example type=1 team=Sales priority=2 assign=2
 EOC
 sink_start "$T/sink" || exit 1
 daemon_start || exit 1
@@ -378,6 +381,108 @@ check "a created ticket is kept as new, a reply to it as open" \
     eq "$(job_field "<n1@acme.example>" ticket-status) $(job_field "<n2@acme.example>" ticket-status)" "new open"
 check "worker log lines begin with the Postfix queue ID, like intake's" \
     grep -q "[0-9A-Za-z]\{6,\}: worker: job [0-9]* created: tenant=" "$T/daemon.log"
+
+# --- 19. what Halo gets: the mail's identity, its date, Halo's own rules ---
+check "ticket carries the requester (user_email, reportedby) and the To list" \
+    eq "$(simq "[(t.get('user_email'), t.get('reportedby'), t.get('emailtolist')) for t in s['tickets'] if t['id'] == $t1]")" "[('ann@acme.example', 'Ann', 'support@msp.example')]"
+check "ticket dated by the mail's Date (dateoccurred), not the logging time" \
+    eq "$(simq "[(t.get('dateoccurred') or '')[:19] for t in s['tickets'] if t['id'] == $t1]")" "['2026-11-24T10:00:00']"
+check "action dated by the mail's Date (actionarrivaldate)" \
+    eq "$(simq "[(a.get('actionarrivaldate') or '')[:19] for a in mine if a.get('internet_message_id') == '<n2@acme.example>']")" "['2026-11-24T10:00:00']"
+check "Halo's ticket rules ran on a gateway ticket (dont_do_rules = no)" \
+    eq "$(simq "[(t['_sim'].get('rules_ran'), t.get('team')) for t in s['tickets'] if t['id'] == $t1]")" "[(True, 'Service Desk')]"
+check "dont_do_rules = yes (tenant sim2): Halo's rules did not run" \
+    eq "$(simq "[t['_sim'].get('rules_ran') for t in s['tickets'] if t.get('internet_message_id') == '<closed-new@acme.example>']")" "[False]"
+check "no field the spec does not declare was sent (tickets, actions, users, attachments)" \
+    eq "$(simq "s['undeclared_fields']")" "[]"
+check "the one undeclared parameter used is Actions?internetmessageid (verified row by row)" \
+    eq "$(simq "sorted(set((p['route'], p['param']) for p in s['undeclared_params']))")" "[('GET /api/Actions', 'internetmessageid')]"
+
+# --- 20. a new person at a known client: their address and a Halo user ----
+check "new person at a known domain: the ticket has their address" \
+    eq "$(simq "[t.get('user_email') for t in s['tickets'] if t['id'] == ${t5:-0}]")" "['nobody@initech.example']"
+check "new person at a known domain: a new Halo user of that client is the ticket's user" \
+    eq "$(simq "[(u['client_id'], u['id'] == t.get('user_id')) for u in s['users'] for t in s['tickets'] if t['id'] == ${t5:-0} and u.get('emailaddress') == 'nobody@initech.example']")" "[(12, True)]"
+mail "Newbie <newbie@initech.example>" followup@msp.example "Printer jam" "<nc1@initech.example>"
+wait_jobs 33
+check "create_contacts = no (tenant sim2): a ticket for the client, no new user" \
+    eq "$(simq "([(t.get('user_email'), t['client_id'], t.get('user_id') or 0) for t in s['tickets'] if t.get('internet_message_id') == '<nc1@initech.example>'], [u for u in s['users'] if u.get('emailaddress') == 'newbie@initech.example'])")" "([('newbie@initech.example', 12, 0)], [])"
+
+# --- 21. Halo refuses an attachment (_warning, id 0): a visible retry ------
+# att_mail MSGID FILE: a reply to ticket t1 with one attachment
+att_mail() {
+	{
+		printf 'From: Ann <ann@acme.example>\nTo: support@msp.example\nSubject: Re: Laptop will not boot\n'
+		printf 'Message-ID: %s\nIn-Reply-To: <n1@acme.example>\nMIME-Version: 1.0\n' "$1"
+		printf 'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nsee file\n'
+		printf -- '--b\nContent-Type: application/pdf; name="%s"\nContent-Disposition: attachment; filename="%s"\n' "$2" "$2"
+		printf 'Content-Transfer-Encoding: base64\n\n'
+		printf '%%PDF-1.4 %s\n' "$2" | base64
+		printf -- '--b--\n'
+	} > "$T/att2.eml"
+	send_mail "$T/att2.eml" ann@acme.example support@msp.example
+}
+sim POST /_sim/faults '{"attachment_fail": "all"}' > /dev/null
+att_mail "<attw@acme.example>" report.pdf
+_i=0
+while [ $_i -lt 300 ] && ! job_field "<attw@acme.example>" reason | grep -q "not stored"; do
+	sleep 0.1; _i=$((_i + 1))
+done
+check "refused attachment: the job is not done, it says what Halo did not store" \
+    sh -c "[ \"$(job_field "<attw@acme.example>" state)\" != done ] && $CTL -c '$MILTER_CONF' show \$($CTL -c '$MILTER_CONF' queue | awk '\$NF == \"<attw@acme.example>\" { print \$1; exit }') | grep -q 'report.pdf (Unable to save attachment'"
+sim POST /_sim/faults '{"attachment_fail": "off"}' > /dev/null
+wait_jobs 34
+check "refused attachment: the retry stored it" \
+    eq "$(simq "len([a for a in s['attachments'] if a.get('filename') == 'report.pdf' and a.get('ticket_id') == $t1])")" 1
+check "refused attachment: the mail itself was posted once" \
+    eq "$(simq "len([a for a in mine if a.get('internet_message_id') == '<attw@acme.example>'])")" 1
+check "refused attachment: the job is done" eq "$(job_field "<attw@acme.example>" result)" appended
+sim POST /_sim/faults '{"attachment_fail": "all"}' > /dev/null
+att_mail "<attx@acme.example>" refused.pdf
+wait_jobs 35
+sim POST /_sim/faults '{"attachment_fail": "off"}' > /dev/null
+check "attachment refused to the end: done with the reason, never silently" \
+    sh -c "$CTL -c '$MILTER_CONF' show \$($CTL -c '$MILTER_CONF' queue | awk '\$NF == \"<attx@acme.example>\" { print \$1; exit }') | grep -q 'attachments not stored in Halo.*refused.pdf'"
+check "attachment refused to the end: a private note on the ticket names it" \
+    eq "$(simq "len([a for a in mine if a['ticket_id'] == $t1 and a.get('hiddenfromuser') and 'refused.pdf' in (a.get('note_html') or '')])")" 1
+check "attachment refused to the end: the mail posted once, nothing stored" \
+    eq "$(simq "(len([a for a in mine if a.get('internet_message_id') == '<attx@acme.example>']), len([a for a in s['attachments'] if a.get('filename') == 'refused.pdf']))")" "(1, 0)"
+
+# --- 22. Halo ignores the internetmessageid filter: nothing mis-filed -----
+sim POST /_sim/faults '{"internetmessageid_filter": "ignore"}' > /dev/null
+mail "Ann <ann@acme.example>" support@msp.example "Unrelated question" "<imf1@acme.example>" \
+    "In-Reply-To: <never-logged@acme.example>"
+wait_jobs 36
+check "ignored internetmessageid filter: a reply to an unknown mail is a new ticket" \
+    eq "$(job_field "<imf1@acme.example>" result)" created
+sim POST /_sim/faults '{"drop_after_request": 1}' > /dev/null
+mail "Ann <ann@acme.example>" support@msp.example "Uncertain under an ignored filter" "<imf2@acme.example>"
+wait_jobs 37
+check "ignored internetmessageid filter: an uncertain create still makes one ticket" \
+    eq "$(simq "len([t for t in s['tickets'] if t.get('summary') == 'Uncertain under an ignored filter'])")" 1
+sim POST /_sim/faults '{"internetmessageid_filter": "honour"}' > /dev/null
+
+# --- 23. doctor on a Halo that does not tell closed statuses --------------
+check "doctor: names the closed statuses it found" \
+    grep -q "ok   closed statuses (Status?excludeclosed=true leaves them out): 8 Resolved, 9 Closed" "$T/doctor.out"
+sim POST /_sim/faults '{"status_excludeclosed": "ignore"}' > /dev/null
+ctl doctor sim > "$T/doctor3.out" 2>&1
+check "doctor: fails when Halo cannot tell which statuses are closed" eq "$?" 1
+check "doctor: says why" grep -q "FIX  cannot tell which statuses are closed" "$T/doctor3.out"
+sim POST /_sim/faults '{"status_excludeclosed": "honour"}' > /dev/null
+
+# --- 24. a route's ticket options ------------------------------------------
+mail "Ann <ann@acme.example>" sales@msp.example "Quote for laptops" "<route1@acme.example>"
+wait_jobs 38
+check "route options: the ticket's type, team, priority and agent come from the route" \
+    eq "$(simq "[(t['tickettype_id'], t.get('team'), t.get('priority_id'), t.get('agent_id')) for t in s['tickets'] if t.get('internet_message_id') == '<route1@acme.example>']")" "[(1, 'Sales', 2, 2)]"
+
+# --- 25. a Date years old (or ahead) is not believed: arrival time --------
+printf 'From: Ann <ann@acme.example>\nTo: support@msp.example\nSubject: Archive resend\nDate: Thu, 01 Jan 2015 10:00:00 +0000\nMessage-ID: <olddate@acme.example>\n\nold\n' > "$T/old.eml"
+send_mail "$T/old.eml" ann@acme.example support@msp.example
+wait_jobs 39
+check "a Date years before arrival: the ticket is dated when the mail arrived" \
+    eq "$(simq "[(t.get('dateoccurred') or '')[:10] for t in s['tickets'] if t.get('internet_message_id') == '<olddate@acme.example>']")" "['$(date -u +%Y-%m-%d)']"
 
 if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" "$T/daemon.log"; then
 	not_ok "sanitizer report in daemon log"

@@ -4,7 +4,10 @@
  * 429, 5xx), the rest is the body that every request gets back (through
  * http_set_transport(), no network). Each typed call parses it: tokens,
  * Agent/me, contact and client lookups, a ticket, the Message-ID search,
- * the three lookup lists and the two creates, plus error-message parsing.
+ * the lookup lists, closed statuses, the creates (with each attachment's
+ * fate), attachment upload and list, a new user, a client's main site,
+ * the custom-field search and the conversation forms, plus error-message
+ * parsing.
  * Promises about outputs are checked; a broken one aborts.
  */
 #include <stdint.h>
@@ -69,6 +72,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct halo_action_new act;
 	struct halo_ticket_new tn;
 	enum halo_match match;
+	static const struct halo_attachment att[2] = {
+		{ "a.txt", "text/plain", (const unsigned char *)"a", 1, false },
+		{ "b.png", "image/png;x", (const unsigned char *)"b", 1, true },
+	};
+	struct halo_attach_result res[2];
+	struct halo_stored *stored;
+	bool known;
 	int64_t a, b;
 	size_t n, i;
 	char msg[256];
@@ -125,12 +135,60 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		halo_named_free(list, n);
 	if (halo_list_ticket_types(&cc, "at", &list, &n, &err) == 0)
 		halo_named_free(list, n);
+	if (halo_status_states(&cc, "at", &list, &n, &known, &err) == 0) {
+		size_t closed_n = 0;
+
+		for (i = 0; i < n; i++)
+			closed_n += list[i].closed;
+		/* known means some, but not all, are closed */
+		if (known && (closed_n == 0 || closed_n == n))
+			abort();
+		halo_named_free(list, n);
+	}
+	fz_check_err(&err);
 	memset(&act, 0, sizeof(act));
 	act.ticket_id = 7;
 	act.outcome = "Email Received";
 	act.new_status = 1;
-	(void)halo_action_create(&cc, "at", &act, &a, &err);
+	act.attachments = att;
+	act.n_attachments = 2;
+	act.att_results = res;
+	if (halo_action_create(&cc, "at", &act, &a, &err) == 0)
+		for (i = 0; i < 2; i++)
+			if (res[i].why[sizeof(res[i].why) - 1] != '\0' ||
+			    res[i].failed != (res[i].why[0] != '\0'))
+				abort();
 	fz_check_err(&err);
+	if (halo_attachment_upload(&cc, "at", 7, 8, &att[0], &res[0], &err) == 1 &&
+	    !res[0].failed)
+		abort();
+	fz_check_err(&err);
+	if (halo_attachment_list(&cc, "at", 7, 8, &stored, &n, &err) == 0) {
+		for (i = 0; i < n; i++)
+			if (stored[i].filename == NULL || stored[i].id <= 0)
+				abort();
+		halo_stored_free(stored, n);
+	}
+	fz_check_err(&err);
+	(void)halo_user_create(&cc, "at", "N", "n@acme.example", 10, 100, &a, &err);
+	fz_check_err(&err);
+	if (halo_client_main_site(&cc, "at", 10, &a, &err) == 0 && a <= 0)
+		abort();
+	fz_check_err(&err);
+	if (halo_ticket_by_field(&cc, "at", "CFOutlookConversationId",
+	    "00112233445566778899aabbccddeeff", true, &a, &err) == 0 && a <= 0)
+		abort();
+	fz_check_err(&err);
+	if (fz_len < 4096) {
+		char *v = malloc(fz_len + 1);
+
+		if (v != NULL) {
+			memcpy(v, fz_body, fz_len);
+			v[fz_len] = '\0';
+			(void)halo_conv_matches(v, "00112233445566778899aabbccddeeff");
+			free(v);
+		}
+	}
 	memset(&tn, 0, sizeof(tn));
 	tn.summary = "s";
 	tn.tickettype_id = 1;

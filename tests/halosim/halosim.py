@@ -5,7 +5,10 @@ Two HTTP servers share one in-memory state guarded by one lock:
   * the authorisation server (--auth-port): /authorize, /token (also under /auth)
   * the resource server (--port): /api/... plus test-only /_sim/... control routes
 
-Written from /work/shared/halo-api.md only; it shares nothing with the C client.
+Written from /work/shared/halo-api.md and Halo's published OpenAPI v2 document (the
+declared request fields and query parameters are in spec_fields.json); it shares
+nothing with the C client.  Where the spec and a public client's SaaS notes differ,
+a /_sim/faults switch selects the behaviour; the default follows the spec.
 Python 3.11 standard library only.  See README.md next to this file.
 """
 
@@ -47,6 +50,7 @@ SCOPE_COVER = {
     "read:customers": {"all", "all:standard", "read:customers", "edit:customers"},
     "edit:customers": {"all", "all:standard", "edit:customers"},
 }
+FILLER_CLIENT_BASE = 2000
 REDACT_PARAMS = {"code", "code_verifier", "refresh_token", "access_token",
                  "client_secret", "password", "token"}
 
@@ -196,6 +200,29 @@ def body_num(item, key, path):
                "The JSON value could not be converted to System.Double.")
 
 
+def body_date(item, key, path):
+    v = item.get(key)
+    if v is None or (isinstance(v, str) and ISO_DATE.fullmatch(v.strip())):
+        return v
+    fail_model("%s.%s" % (path, key),
+               "The JSON value could not be converted to System.DateTime.")
+
+
+def typed_field(item, key, typ, path):
+    """A declared field converted as its spec type says (model-binding 400 if not)."""
+    if typ == "int":
+        return body_int(item, key, path)
+    if typ == "num":
+        return body_num(item, key, path)
+    if typ == "bool":
+        return body_bool(item, key, path)
+    if typ == "str":
+        return body_str(item, key, path)
+    if typ == "date":
+        return body_date(item, key, path)
+    return item.get(key)        # arrays and objects are stored as sent
+
+
 def q_int(query, key, default=None, minimum=None):
     v = query.get(key)
     if v is None or v == "":
@@ -237,27 +264,53 @@ def strip_angle(mid):
     return mid
 
 
+# ------------------------------------------------------------ the spec
+
+def load_spec():
+    """Field names/types of Halo's request schemas and the GET query parameters, taken
+    from Halo's published OpenAPI v2 document (see spec_fields.json, README.md)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "spec_fields.json"), "r", encoding="utf-8") as fh:
+        spec = json.load(fh)
+    spec["query"] = {k: set(v) for k, v in spec["query"].items()}
+    return spec
+
+
+SPEC = load_spec()
+
+# HALOSIM_TRACE_UNDECLARED=FILE: append one line per undeclared field or parameter
+# the first time it is seen after a reset (a reset does not clear the file), so a
+# whole e2e run can be inspected afterwards
+TRACE_FILE = os.environ.get("HALOSIM_TRACE_UNDECLARED")
+
+
+def trace_undeclared(kind, route, name):
+    if TRACE_FILE:
+        with _log_lock, open(TRACE_FILE, "a", encoding="utf-8") as fh:
+            fh.write("%s\t%s\t%s\n" % (kind, route, name))
+
+# the message real Halo puts in "_warning" when it cannot store an attachment
+ATT_WARNING = "Unable to save attachment"
+DATA_URI = re.compile(r"data:([A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+)"
+                      r"((?:;[^;,]*)*);base64,(.*)", re.S)
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?)?"
+                      r"(Z|[+-]\d{2}:?\d{2})?")
+
 # -------------------------------------------------------------- the state
 
-TICKET_FIELDS_STR = ("summary", "details", "details_html", "internet_message_id",
-                     "email_message_id", "category_1", "category_2", "category_3",
-                     "category_4")
-TICKET_FIELDS_INT = ("tickettype_id", "client_id", "site_id", "user_id", "priority_id",
-                     "status_id", "agent_id", "team_id")
-TICKET_KNOWN = set(TICKET_FIELDS_STR) | set(TICKET_FIELDS_INT) | {
-    "id", "customfields", "attachments", "dont_do_rules"}
-
-ACTION_FIELDS_STR = ("outcome", "note", "note_html", "emailfrom", "emailto", "emailcc",
-                     "emailsubject", "emaildirection", "actionarrivaldate",
-                     "internet_message_id", "email_message_id")
-ACTION_KNOWN = set(ACTION_FIELDS_STR) | {
-    "ticket_id", "outcome_id", "hiddenfromuser", "timetaken", "new_status", "sendemail",
-    "attachments", "id"}
+# ticket fields the simulator computes itself (a value sent for them is not stored)
+TICKET_COMPUTED = {"id", "hasbeenclosed", "dateclosed", "customfields", "attachments",
+                   "_warning", "status_name", "client_name", "site_name", "user_name",
+                   "matched_rule_id", "matched_rule_name", "matched_rule_ids"}
+ACTION_COMPUTED = {"id", "attachments", "_warning", "outcome", "outcome_id", "who",
+                   "actionnumber", "datetime", "old_status"}
 
 FAULT_KEYS = ("status_burst", "latency_ms", "drop_after_request", "drop_before_apply",
               "unauthorized_next", "auth_down", "rate_limit", "retry_after", "rotation",
               "wrap_lists", "create_status", "warning", "token_lifetime", "outcome_error",
-              "client_domain", "tenant_required", "crash_next")
+              "client_domain", "tenant_required", "crash_next", "status_excludeclosed",
+              "write_shape", "attachment_fail", "internetmessageid_filter", "cf_filter",
+              "hasbeenclosed_on_reopen")
 FAULT_ACTIONS = ("revoke_access_tokens", "revoke_refresh_tokens")
 
 
@@ -295,6 +348,12 @@ class Sim:
             "client_domain": "both",
             "tenant_required": bool(self.fixture.get("tenant_required", False)),
             "crash_next": 0,
+            "status_excludeclosed": "honour",
+            "write_shape": "auto",
+            "attachment_fail": "off",
+            "internetmessageid_filter": "honour",
+            "cf_filter": "honour",
+            "hasbeenclosed_on_reopen": "keep",
         }
 
     def reset(self, fixture=None, keep_tokens=False):
@@ -308,6 +367,13 @@ class Sim:
             self.agents = {a["id"]: a for a in fx.get("agents", [])}
             self.oauth_clients = {c["client_id"]: c for c in fx.get("oauth_clients", [])}
             self.clients = {c["id"]: c for c in fx.get("clients", [])}
+            # many unrelated clients, so that an ignored ?domain= filter returns a
+            # list longer than one page
+            for i in range(int(fx.get("filler_clients", 0))):
+                cid = FILLER_CLIENT_BASE + i
+                self.clients[cid] = {"id": cid, "name": "Filler Client %03d" % i,
+                                     "domain": "filler%03d.example" % i,
+                                     "inactive": False}
             self.sites = {s["id"]: s for s in fx.get("sites", [])}
             self.users = {u["id"]: u for u in fx.get("users", [])}
             self.tickettypes = {t["id"]: t for t in fx.get("tickettypes", [])}
@@ -317,13 +383,23 @@ class Sim:
             self.priorities = {p["id"]: p for p in fx.get("priorities", [])}
             self.default_status_id = fx.get("default_status_id",
                                             min(self.statuses) if self.statuses else 1)
+            self.ticket_rules = list(fx.get("ticket_rules", []))
             self.tickets = {}
             for t in fx.get("tickets", []):
                 t = dict(t)
                 t.setdefault("customfields", [])
+                closed = self.is_closed(t.get("status_id"))
+                t.setdefault("hasbeenclosed", closed)
+                t.setdefault("dateclosed", t.get("lastactiondate") if closed else None)
                 self.tickets[t["id"]] = t
+            self.seed_user_ids = set(self.users)
+            self.next_user = max([0] + list(self.users)) + 1
+            self.undeclared = {}       # (route, field) -> count, in first-seen order
+            self.undeclared_q = {}     # (route, param) -> count
+            self.attachment_seq = 0    # attachments processed since attachment_fail was set
             self.actions = {a["id"]: dict(a) for a in fx.get("actions", [])}
             self.attachments = {}
+            self.attachments_refused = []
             self.seed_ticket_ids = set(self.tickets)
             self.seed_action_ids = set(self.actions)
             self.meta = {"tickets": {}, "actions": {}}   # id -> info about creation
@@ -345,6 +421,32 @@ class Sim:
                 self.access_tokens = {}
                 self.refresh_tokens = {}
                 self.token_counts = {"issued": 0, "refreshed": 0, "codes_issued": 0}
+
+    # ---------------- closed state (a fixture fact; the API shows it only through
+    # Status?excludeclosed=true, Tickets?open_only/closed_only and the ticket fields)
+    def is_closed(self, status_id):
+        st = self.statuses.get(status_id)
+        return bool(st and st.get("closed"))
+
+    def set_status(self, t, status_id):
+        """Moves a ticket to a status, keeping hasbeenclosed/dateclosed as Halo does."""
+        was = self.is_closed(t.get("status_id"))
+        now_closed = self.is_closed(status_id)
+        t["status_id"] = status_id
+        if now_closed and not was:
+            t["hasbeenclosed"] = True
+            t["dateclosed"] = iso(self.now())
+        elif was and not now_closed and self.faults["hasbeenclosed_on_reopen"] == "clear":
+            t["hasbeenclosed"] = False
+            t["dateclosed"] = None
+
+    def note_undeclared(self, route, fields, table=None, kind="field"):
+        table = self.undeclared if table is None else table
+        for f in fields:
+            k = (route, f)
+            if k not in table:
+                trace_undeclared(kind, route, f)
+            table[k] = table.get(k, 0) + 1
 
     # ---------------- recording
     def record(self, kind, method, path, query, resp):
@@ -679,7 +781,8 @@ class Sim:
         # regex (lower-case path), canonical, {method: (handler, scope, auth)}
         (r"/api/authinfo", "/api/authinfo", {"GET": ("h_authinfo", None, False)}),
         (r"/api/agent/me", "/api/Agent/me", {"GET": ("h_agent_me", None, True)}),
-        (r"/api/users", "/api/Users", {"GET": ("h_users", "read:customers", True)}),
+        (r"/api/users", "/api/Users", {"GET": ("h_users", "read:customers", True),
+                                       "POST": ("h_users_post", "edit:customers", True)}),
         (r"/api/users/(\d+)", "/api/Users/{id}",
          {"GET": ("h_user", "read:customers", True)}),
         (r"/api/client", "/api/Client", {"GET": ("h_clients", "read:customers", True)}),
@@ -821,6 +924,12 @@ class Sim:
                 r = model_error("$", str(exc))
                 r.agent_id = agent["id"] if agent else None
                 return r
+        if method == "GET":
+            declared = SPEC["query"].get(canon[4:])
+            if declared is not None:
+                self.note_undeclared("GET " + canon,
+                                     [k for k in query if k not in declared],
+                                     self.undeclared_q, "param")
         if f["crash_next"] > 0:
             f["crash_next"] -= 1
             raise RuntimeError("simulated internal error (crash_next)")
@@ -863,7 +972,12 @@ class Sim:
         return {"id": s["id"], "name": s.get("name"), "client_id": s.get("client_id"),
                 "client_name": client.get("name") if client else "",
                 "emaildomain": s.get("emaildomain") or "",
+                "todomain": s.get("todomain") or "",
                 "inactive": bool(s.get("inactive"))}
+
+    def v_status(self, st):
+        """TStatus: only fields the spec declares (so never a closed flag)."""
+        return {k: v for k, v in st.items() if k in SPEC["schemas"]["TStatus"]}
 
     def v_ticket(self, t):
         out = dict(t)
@@ -999,6 +1113,30 @@ class Sim:
             fail_msg("Site %s not found" % sid, 404)
         return jresp(200, self.v_site(s))
 
+    # ---- typed fields, as the spec declares them
+    def _declared(self, schema, item, path, skip=()):
+        """Declared fields of item (typed per the spec) and the undeclared names."""
+        fields = SPEC["schemas"][schema]
+        rec, undeclared = {}, []
+        for k in item:
+            typ = fields.get(k)
+            if typ is None:
+                undeclared.append(k)
+                continue
+            if k in skip:
+                continue
+            rec[k] = typed_field(item, k, typ, path)
+        return rec, undeclared
+
+    def _nested_undeclared(self, schema, lst, prefix):
+        out = []
+        if isinstance(lst, list):
+            fields = SPEC["schemas"][schema]
+            for x in lst:
+                if isinstance(x, dict):
+                    out += ["%s[].%s" % (prefix, k) for k in x if k not in fields]
+        return sorted(set(out))
+
     # ---- tickets
     def _cf_lookup(self, cf, path):
         if not isinstance(cf, dict):
@@ -1023,6 +1161,8 @@ class Sim:
         return {"id": d["id"], "name": d["name"], "value": v}
 
     def _validate_attachments(self, lst, path):
+        """Checks the shape (a wrong shape is a 400); the content is judged later:
+        only a data URI with valid base64 is stored, anything else gets a _warning."""
         if lst is None:
             return []
         if not isinstance(lst, list):
@@ -1036,30 +1176,70 @@ class Sim:
             fn = body_str(a, "filename", p)
             if not fn:
                 fail_msg("An attachment needs a filename")
-            try:
-                raw = strict_b64decode(a.get("data_base64"))
-            except ValueError as exc:
-                fail_msg(str(exc))
-            out.append({"filename": fn, "data": raw,
+            b64 = body_str(a, "data_base64", p)
+            raw, mime, reason = None, None, None
+            if b64 is None:
+                reason = "no data_base64"
+            else:
+                m = DATA_URI.fullmatch(b64)
+                if not m:
+                    reason = "data_base64 is not a data URI (data:<mime>;base64,...)"
+                else:
+                    try:
+                        raw = strict_b64decode(m.group(3))
+                        mime = m.group(1).lower()
+                    except ValueError:
+                        reason = "the data URI's payload is not valid base64"
+            out.append({"filename": fn, "data": raw, "mime": mime, "reason": reason,
                         "isimage": bool(body_bool(a, "isimage", p)),
                         "content_type": body_str(a, "content_type", p)})
         return out
 
+    def _store_attachments(self, atts, ticket_id, action_id, via):
+        """Returns (attachment views for the response, warning text or None)."""
+        made, warns = [], []
+        for a in atts:
+            reason = a["reason"]
+            if reason is None:
+                self.attachment_seq += 1
+                mode = self.faults["attachment_fail"]
+                if mode == "all" or (is_int(mode) and self.attachment_seq == mode):
+                    reason = "simulated failure (attachment_fail %s)" % mode
+            if reason is not None:
+                w = "%s: %s" % (ATT_WARNING, a["filename"])
+                warns.append(w)
+                self.attachments_refused.append({
+                    "ticket_id": ticket_id, "action_id": action_id,
+                    "filename": a["filename"], "reason": reason, "via": via})
+                made.append({"id": 0, "ticket_id": ticket_id, "action_id": action_id,
+                             "filename": a["filename"], "_warning": w})
+                continue
+            aid = self.next_attachment
+            self.next_attachment += 1
+            rec = {"id": aid, "ticket_id": ticket_id, "action_id": action_id,
+                   "filename": a["filename"], "filesize": len(a["data"]),
+                   "isimage": a["isimage"],
+                   "content_type": a["content_type"] or a["mime"],
+                   "sha256": hashlib.sha256(a["data"]).hexdigest(),
+                   "datecreated": iso(self.now()), "data": a["data"], "_via": via}
+            self.attachments[aid] = rec
+            made.append(self.v_attachment(rec))
+        return made, ("; ".join(warns) if warns else None)
+
     def _validate_ticket(self, item, path, current=None):
-        """Validates a create (current None) or update; returns (record, attachments)."""
+        """Validates a create (current None) or update.
+        Returns (record, attachments, undeclared field names)."""
         if not isinstance(item, dict):
             fail_model(path, "The JSON value could not be converted to Faults.Ticket.")
         rec = dict(current) if current else {}
-        for k in TICKET_FIELDS_STR:
-            if k in item:
-                rec[k] = body_str(item, k, path)
-        for k in TICKET_FIELDS_INT:
-            if k in item:
-                rec[k] = body_int(item, k, path)
-        if "dont_do_rules" in item:
-            rec["dont_do_rules"] = body_bool(item, "dont_do_rules", path)
+        vals, undeclared = self._declared("Faults", item, path, TICKET_COMPUTED)
+        rec.update(vals)
+        undeclared += self._nested_undeclared("CustomField", item.get("customfields"),
+                                              "customfields")
+        undeclared += self._nested_undeclared("Attachment", item.get("attachments"),
+                                              "attachments")
         summary = rec.get("summary")
-        if not summary or not summary.strip():
+        if not summary or not str(summary).strip():
             fail_exc("Please enter a Summary")
         tt = self.tickettypes.get(rec.get("tickettype_id"))
         if tt is None:
@@ -1108,22 +1288,31 @@ class Sim:
             rec["customfields"] = list(cfs.values())
         rec.setdefault("customfields", [])
         atts = self._validate_attachments(item.get("attachments"), path + ".attachments")
-        ignored = sorted(k for k in item if k not in TICKET_KNOWN)
-        return rec, atts, ignored
+        return rec, atts, sorted(set(undeclared))
 
-    def _store_attachments(self, atts, ticket_id, action_id, via):
-        made = []
-        for a in atts:
-            aid = self.next_attachment
-            self.next_attachment += 1
-            rec = {"id": aid, "ticket_id": ticket_id, "action_id": action_id,
-                   "filename": a["filename"], "filesize": len(a["data"]),
-                   "isimage": a["isimage"], "content_type": a["content_type"],
-                   "sha256": hashlib.sha256(a["data"]).hexdigest(),
-                   "datecreated": iso(self.now()), "data": a["data"], "_via": via}
-            self.attachments[aid] = rec
-            made.append(self.v_attachment(rec))
-        return made
+    def run_rules(self, t):
+        """Halo's ticket rules, reduced to the fixture's ticket_rules: every rule whose
+        match holds sets its fields.  Returns the names of the rules that matched."""
+        names = []
+        for r in self.ticket_rules:
+            ok = True
+            for k, v in (r.get("match") or {}).items():
+                if k == "summary_contains":
+                    ok = str(v).lower() in str(t.get("summary") or "").lower()
+                else:
+                    ok = t.get(k) == v
+                if not ok:
+                    break
+            if not ok:
+                continue
+            t.update(r.get("set") or {})
+            names.append(r["name"])
+            if t.get("matched_rule_id") is None:
+                t["matched_rule_id"] = r["id"]
+                t["matched_rule_name"] = r["name"]
+            ids = [x for x in str(t.get("matched_rule_ids") or "").split(",") if x]
+            t["matched_rule_ids"] = ",".join(ids + [str(r["id"])])
+        return names
 
     def _new_action(self, ticket_id, fields, agent, via):
         aid = self.next_action
@@ -1146,8 +1335,22 @@ class Sim:
 
     def _maybe_warn(self, obj):
         if self.faults["warning"]:
-            obj["_warning"] = "Simulated warning: the record was saved with warnings"
+            w = "Simulated warning: the record was saved with warnings"
+            obj["_warning"] = "%s; %s" % (obj["_warning"], w) if obj.get("_warning") else w
         return obj
+
+    def _write_resp(self, status, objs, key):
+        """The spec documents only '200 Success' with no body schema for writes; real
+        tenants answer one object, an array, or {key: [...]} (write_shape)."""
+        objs = [self._maybe_warn(o) for o in objs]
+        shape = self.faults["write_shape"]
+        if shape == "array":
+            return jresp(status, objs)
+        if shape == "wrapped":
+            return jresp(status, {key: objs})
+        if shape == "object" or len(objs) == 1:
+            return jresp(status, objs[0])
+        return jresp(status, objs)
 
     def h_tickets_post(self, agent, query, data):
         if not isinstance(data, list):
@@ -1166,45 +1369,65 @@ class Sim:
                 cur = self.tickets.get(tid)
                 if cur is None:
                     fail_msg("Ticket %d not found" % tid, 404)
-                rec, atts, ign = self._validate_ticket(item, p, cur)
-                plans.append(("update", tid, rec, atts, ign))
+                rec, atts, und = self._validate_ticket(item, p, cur)
+                plans.append(("update", tid, rec, atts, und))
             else:
-                rec, atts, ign = self._validate_ticket(item, p)
-                plans.append(("create", None, rec, atts, ign))
+                rec, atts, und = self._validate_ticket(item, p)
+                plans.append(("create", None, rec, atts, und))
         results = []
+        created = False
         now = self.now()
-        for kind, tid, rec, atts, ign in plans:
+        route = "POST /api/Tickets"
+        for kind, tid, rec, atts, und in plans:
+            self.note_undeclared(route, und)
             if kind == "create":
+                created = True
                 tid = self.next_ticket
                 self.next_ticket += 1
                 rec["id"] = tid
-                rec["dateoccurred"] = iso(now)
+                rec.setdefault("dateoccurred", None)
+                if not rec["dateoccurred"]:
+                    rec["dateoccurred"] = iso(now)
+                rec["datecreated"] = iso(now)
                 rec["lastactiondate"] = iso(now)
                 rec.setdefault("agent_id", None)
+                closed = self.is_closed(rec["status_id"])
+                rec["hasbeenclosed"] = closed
+                rec["dateclosed"] = iso(now) if closed else None
                 self.tickets[tid] = rec
-                self.meta["tickets"][tid] = {"via": "POST /api/Tickets",
-                                             "agent_id": agent["id"],
-                                             "ignored_fields": ign}
+                rules = [] if rec.get("dont_do_rules") else self.run_rules(rec)
+                self.meta["tickets"][tid] = {"via": route, "agent_id": agent["id"],
+                                             "undeclared_fields": und,
+                                             "dont_do_rules": bool(rec.get("dont_do_rules")),
+                                             "rules_ran": not rec.get("dont_do_rules"),
+                                             "rules_matched": rules}
                 first = self._new_action(tid, {
                     "outcome": "Ticket Logged", "outcome_id": 0,
                     "note": rec.get("details") or "", "note_html": rec.get("details_html"),
                     "hiddenfromuser": False,
+                    "actionarrivaldate": rec.get("dateoccurred"),
                     "internet_message_id": rec.get("internet_message_id"),
                     "email_message_id": rec.get("email_message_id")},
-                    agent, "POST /api/Tickets")
-                made = self._store_attachments(atts, tid, first["id"], "POST /api/Tickets")
+                    agent, route)
+                made, warn = self._store_attachments(atts, tid, first["id"], route)
             else:
-                self.tickets[tid].update(rec)
+                t = self.tickets[tid]
+                new_status = rec["status_id"]
+                rec["status_id"] = t.get("status_id")
+                t.update(rec)
+                if new_status != t.get("status_id"):
+                    self.set_status(t, new_status)
                 m = self.meta["tickets"].setdefault(tid, {"via": "seed"})
                 m.setdefault("updates", []).append({"agent_id": agent["id"],
-                                                    "ignored_fields": ign})
-                made = self._store_attachments(atts, tid, None, "POST /api/Tickets")
+                                                    "undeclared_fields": und})
+                made, warn = self._store_attachments(atts, tid, None, route)
             out = self.v_ticket(self.tickets[tid])
             if made:
                 out["attachments"] = made
-            results.append((kind, out))
-        kind, out = results[0]
-        return jresp(self._write_status(kind == "create"), self._maybe_warn(out))
+            if warn:
+                out["_warning"] = warn
+            results.append(out)
+        return self._write_resp(self._write_status(created), results, "tickets")
 
     def h_ticket(self, agent, query, data, tid):
         t = self.tickets.get(int(tid))
@@ -1212,11 +1435,27 @@ class Sim:
             fail_msg("Ticket %s not found" % tid, 404)
         return jresp(200, self.v_ticket(t))
 
+    def _ticket_mid_match(self, t, want):
+        if strip_angle(t.get("internet_message_id")) == want:
+            return True
+        return any(a["ticket_id"] == t["id"] and
+                   strip_angle(a.get("internet_message_id")) == want
+                   for a in self.actions.values())
+
     def h_tickets(self, agent, query, data):
         client_id = q_int(query, "client_id")
         user_id = q_int(query, "user_id")
+        site_id = q_int(query, "site_id")
+        agent_id = q_int(query, "agent_id")
+        status_id = q_int(query, "status_id")
         open_only = q_bool(query, "open_only")
+        closed_only = q_bool(query, "closed_only")
         search = (query.get("search") or "").lower()
+        reportedby = (query.get("search_reportedby") or "").lower()
+        mid = query.get("internetmessageid")
+        want_mid = None
+        if mid and self.faults["internetmessageid_filter"] == "honour":
+            want_mid = strip_angle(mid)
         ids = None
         if query.get("ticketids"):
             try:
@@ -1241,6 +1480,13 @@ class Sim:
                     fail_msg("filter_type %r is not supported by the simulator "
                              "(2 = equals)" % (flt.get("filter_type"),))
                 filters.append((flt["filter_name"], flt.get("filter_value")))
+        # field_<CustomFieldName>=value (the Outlook add-in's form): honoured for a
+        # defined custom field; an unknown one, or cf_filter "ignore", is ignored
+        if self.faults["cf_filter"] == "honour":
+            cfnames = {d["name"].lower() for d in self.customfield_defs.values()}
+            for k, v in query.items():
+                if k.startswith("field_") and k[6:] in cfnames:
+                    filters.append((k[6:], v))
         searchable = {d["id"] for d in self.customfield_defs.values() if d.get("searchable")}
         out = []
         for t in self.tickets.values():
@@ -1248,9 +1494,22 @@ class Sim:
                 continue
             if user_id is not None and t.get("user_id") != user_id:
                 continue
-            if open_only and self.statuses.get(t.get("status_id"), {}).get("isclosed"):
+            if site_id is not None and t.get("site_id") != site_id:
+                continue
+            if agent_id is not None and t.get("agent_id") != agent_id:
+                continue
+            if status_id is not None and t.get("status_id") != status_id:
+                continue
+            closed = self.is_closed(t.get("status_id"))
+            if open_only and closed:
+                continue
+            if closed_only and not closed:
                 continue
             if ids is not None and t["id"] not in ids:
+                continue
+            if reportedby and reportedby not in (t.get("reportedby") or "").lower():
+                continue
+            if want_mid is not None and not self._ticket_mid_match(t, want_mid):
                 continue
             if search:
                 hay = [t.get("summary") or ""] + [
@@ -1292,21 +1551,21 @@ class Sim:
             p = "$[%d]" % i
             if not isinstance(item, dict):
                 fail_model(p, "The JSON value could not be converted to Action.")
-            tid = body_int(item, "ticket_id", p)
+            fields, und = self._declared("Actions", item, p, ACTION_COMPUTED)
+            und += self._nested_undeclared("Attachment", item.get("attachments"),
+                                           "attachments")
+            tid = fields.get("ticket_id")
             if tid is None or tid <= 0:
                 fail_exc("A ticket_id must be specified for an Action")
             if tid not in self.tickets:
                 fail_msg("Ticket %d not found" % tid, 404)
-            fields = {}
-            for k in ACTION_FIELDS_STR:
-                if k in item:
-                    fields[k] = body_str(item, k, p)
             oid = body_int(item, "outcome_id", p)
+            oname = body_str(item, "outcome", p)
             outcome = None
             if oid is not None and oid > 0:
                 outcome = self.outcomes.get(oid)
-            elif fields.get("outcome"):
-                name = fields["outcome"].strip().lower()
+            elif oname:
+                name = oname.strip().lower()
                 outcome = next((o for o in self.outcomes.values()
                                 if (o.get("outcome") or "").lower() == name), None)
             if outcome is None:
@@ -1316,36 +1575,49 @@ class Sim:
                 raise ApiError(tresp(400, msg))
             fields["outcome"] = outcome["outcome"]
             fields["outcome_id"] = outcome["id"]
-            ns = body_int(item, "new_status", p)
+            ns = fields.get("new_status")
             if ns is not None and ns not in self.statuses:
                 fail_exc("Status %d does not exist" % ns)
             fields["new_status"] = ns
-            tt = body_num(item, "timetaken", p)
+            tt = fields.get("timetaken")
             if tt is not None and tt < 0:
                 fail_exc("timetaken cannot be negative")
             fields["timetaken"] = tt if tt is not None else 0
             for k in ("hiddenfromuser", "sendemail"):
-                fields[k] = bool(body_bool(item, k, p))
+                fields[k] = bool(fields.get(k))
             atts = self._validate_attachments(item.get("attachments"), p + ".attachments")
-            ign = sorted(k for k in item if k not in ACTION_KNOWN)
-            plans.append((tid, fields, atts, ign))
-        first = None
-        for tid, fields, atts, ign in plans:
-            rec = self._new_action(tid, fields, agent, "POST /api/Actions")
-            self.meta["actions"][rec["id"]]["ignored_fields"] = ign
-            if fields.get("new_status") is not None:
-                self.tickets[tid]["status_id"] = fields["new_status"]
-            made = self._store_attachments(atts, tid, rec["id"], "POST /api/Actions")
+            plans.append((tid, fields, atts, sorted(set(und))))
+        results = []
+        route = "POST /api/Actions"
+        for tid, fields, atts, und in plans:
+            self.note_undeclared(route, und)
+            t = self.tickets[tid]
+            ns = fields.get("new_status")
+            if ns is not None:
+                fields["old_status"] = t.get("status_id")
+            rec = self._new_action(tid, fields, agent, route)
+            self.meta["actions"][rec["id"]]["undeclared_fields"] = und
+            if ns is not None and ns != t.get("status_id"):
+                self.set_status(t, ns)
+            made, warn = self._store_attachments(atts, tid, rec["id"], route)
             out = self.v_action(rec)
             if made:
                 out["attachments"] = made
-            if first is None:
-                first = out
-        return jresp(self._write_status(True), self._maybe_warn(first))
+            if warn:
+                out["_warning"] = warn
+            results.append(out)
+        return self._write_resp(self._write_status(True), results, "actions")
 
     def h_actions(self, agent, query, data):
         tid = q_int(query, "ticket_id")
         mid = query.get("internetmessageid")
+        if mid and self.faults["internetmessageid_filter"] == "ignore":
+            # the undocumented filter is dropped: the unfiltered list comes back
+            out = [self.v_action(a) for a in sorted(self.actions.values(),
+                                                     key=lambda a: a["id"])
+                   if tid is None or a["ticket_id"] == tid]
+            return jresp(200, {"record_count": len(out),
+                               "actions": self._page(query, out)})
         if tid is None and not mid:
             return jresp(200, {"record_count": 0, "actions": []})
         out = []
@@ -1377,6 +1649,65 @@ class Sim:
             fail_msg("Action %s not found" % aid, 404)
         return jresp(200, self.v_action(a))
 
+    # ---- users (contacts)
+    def h_users_post(self, agent, query, data):
+        if not isinstance(data, list):
+            fail_model("$", "The JSON value could not be converted to System.Collections."
+                            "Generic.List`1[Halo.Models.Users]. Path: $ | LineNumber: 0 "
+                            "| BytePositionInLine: 1.")
+        if not data:
+            fail_model("$", "At least one user is required.")
+        plans = []
+        for i, item in enumerate(data):
+            p = "$[%d]" % i
+            if not isinstance(item, dict):
+                fail_model(p, "The JSON value could not be converted to Users.")
+            vals, und = self._declared("Users", item, p,
+                                       {"id", "_warning", "site_name", "client_name"})
+            uid = body_int(item, "id", p)
+            cur = None
+            if uid is not None and uid > 0:
+                cur = self.users.get(uid)
+                if cur is None:
+                    fail_msg("User %d not found" % uid, 404)
+            rec = dict(cur) if cur else {}
+            rec.update(vals)
+            sid = rec.get("site_id")
+            if sid is None:
+                fail_exc("A Site must be specified for a User")
+            if sid != int(sid):
+                fail_model(p + ".site_id", "The JSON value could not be converted to "
+                           "System.Int32.")
+            sid = rec["site_id"] = int(sid)
+            s = self.sites.get(sid)
+            if s is None:
+                fail_exc("Site %d does not exist" % sid)
+            if rec.get("client_id") is None:
+                rec["client_id"] = s.get("client_id")
+            elif rec["client_id"] != s.get("client_id"):
+                fail_exc("Site %d does not belong to Client %d" % (sid, rec["client_id"]))
+            if not rec.get("name"):
+                nm = " ".join(x for x in (rec.get("firstname"), rec.get("surname")) if x)
+                rec["name"] = nm or rec.get("emailaddress") or ""
+            if not rec["name"]:
+                fail_exc("Please enter a Name for the User")
+            rec.setdefault("inactive", False)
+            plans.append((cur, rec, sorted(set(und))))
+        results = []
+        created = False
+        route = "POST /api/Users"
+        for cur, rec, und in plans:
+            self.note_undeclared(route, und)
+            if cur is None:
+                created = True
+                rec["id"] = self.next_user
+                self.next_user += 1
+                self.meta.setdefault("users", {})[rec["id"]] = {
+                    "via": route, "agent_id": agent["id"], "undeclared_fields": und}
+            self.users[rec["id"]] = rec
+            results.append(self.v_user(rec))
+        return self._write_resp(self._write_status(created), results, "users")
+
     # ---- attachments
     def h_attachment_post(self, agent, query, data):
         if not isinstance(data, list):
@@ -1402,14 +1733,16 @@ class Sim:
                     fail_msg("Action %d not found on ticket %d" % (aid, tid))
             else:
                 aid = None
+            und = [k for k in item if k not in SPEC["schemas"]["Attachment"]]
             atts = self._validate_attachments([item], p)
-            plans.append((tid, aid, atts))
+            plans.append((tid, aid, atts, sorted(und)))
         made = []
-        for tid, aid, atts in plans:
-            made += self._store_attachments(atts, tid, aid, "POST /api/Attachment")
-        for m in made:
-            self._maybe_warn(m)
-        return jresp(self._write_status(True), made[0] if len(made) == 1 else made)
+        route = "POST /api/Attachment"
+        for tid, aid, atts, und in plans:
+            self.note_undeclared(route, und)
+            m, _warn = self._store_attachments(atts, tid, aid, route)
+            made += m
+        return self._write_resp(self._write_status(True), made, "attachments")
 
     def h_attachments(self, agent, query, data):
         tid = q_int(query, "ticket_id")
@@ -1436,8 +1769,12 @@ class Sim:
         return self._lookup("tickettypes", items)
 
     def h_statuses(self, agent, query, data):
-        return self._lookup("statuses", [dict(s) for s in sorted(
-            self.statuses.values(), key=lambda s: s["id"])])
+        excl = q_bool(query, "excludeclosed")
+        if self.faults["status_excludeclosed"] == "ignore":
+            excl = False
+        return self._lookup("statuses", [self.v_status(s) for s in sorted(
+            self.statuses.values(), key=lambda s: s["id"])
+            if not (excl and s.get("closed"))])
 
     def h_outcomes(self, agent, query, data):
         return self._lookup("outcomes", [dict(o) for o in sorted(
@@ -1563,10 +1900,35 @@ class Sim:
                         raise ValueError("client_domain must be both, client, site, "
                                          "substring or ignore")
                     new[k] = v
+                elif k in ("status_excludeclosed", "internetmessageid_filter",
+                           "cf_filter"):
+                    if v not in ("honour", "ignore"):
+                        raise ValueError("%s must be honour or ignore" % k)
+                    new[k] = v
+                elif k == "hasbeenclosed_on_reopen":
+                    if v not in ("keep", "clear"):
+                        raise ValueError("hasbeenclosed_on_reopen must be keep or clear")
+                    new[k] = v
+                elif k == "write_shape":
+                    if v not in ("auto", "object", "array", "wrapped"):
+                        raise ValueError("write_shape must be auto, object, array or "
+                                         "wrapped")
+                    new[k] = v
+                elif k == "attachment_fail":
+                    if v is False or v is None:
+                        v = "off"
+                    if v is True:
+                        v = "all"
+                    if not (v in ("off", "all") or (is_int(v) and v >= 1)):
+                        raise ValueError("attachment_fail must be \"off\", \"all\" or "
+                                         "N >= 1 (only the Nth attachment fails)")
+                    new[k] = v
                 elif k in FAULT_ACTIONS:
                     boolean(k, v)
         except ValueError as exc:
             return jresp(400, {"error": str(exc)})
+        if "attachment_fail" in data:
+            self.attachment_seq = 0
         self.faults = new
         if data.get("revoke_access_tokens"):
             n = len(self.access_tokens)
@@ -1615,11 +1977,22 @@ class Sim:
                  "isimage": a["isimage"], "content_type": a["content_type"],
                  "via": a["_via"]} for a in self.attachments.values()]
         seed_t = [self.v_ticket(self.tickets[i]) for i in sorted(self.seed_ticket_ids)]
+        users = []
+        for u in created(self.users, self.seed_user_ids, dict):
+            u["_sim"] = self.meta.get("users", {}).get(u["id"], {})
+            users.append(u)
         now = self.now()
         return {
             "requests": copy.deepcopy(self.requests),
             "tickets": tickets, "actions": actions, "attachments": atts,
+            "attachments_refused": copy.deepcopy(self.attachments_refused),
+            "users": users,
             "seed_tickets": seed_t,
+            "closed_status_ids": sorted(i for i in self.statuses if self.is_closed(i)),
+            "undeclared_fields": [{"route": r, "field": f, "count": n}
+                                  for (r, f), n in self.undeclared.items()],
+            "undeclared_params": [{"route": r, "param": q, "count": n}
+                                  for (r, q), n in self.undeclared_q.items()],
             "tokens": dict(self.token_counts,
                            active_access=sum(1 for r in self.access_tokens.values()
                                              if r["exp"] > now),
@@ -1697,6 +2070,18 @@ def validate_fixture(fx):
     for o in fx.get("outcomes", []):
         if not isinstance(o.get("outcome"), str):
             raise ValueError("outcome %d: needs an 'outcome' name" % o["id"])
+    for r in fx.get("ticket_rules", []):
+        if not isinstance(r, dict) or not is_int(r.get("id")) or \
+                not isinstance(r.get("name"), str):
+            raise ValueError("ticket_rules: every rule needs an integer id and a name")
+        if not isinstance(r.get("match", {}), dict) or not isinstance(r.get("set", {}), dict):
+            raise ValueError("ticket rule %d: match and set must be objects" % r["id"])
+    for st in fx.get("statuses", []):
+        if "isclosed" in st:
+            raise ValueError("status %d: use \"closed\" (a fixture fact), not isclosed"
+                             % st["id"])
+    if not is_int(fx.get("filler_clients", 0)) or fx.get("filler_clients", 0) < 0:
+        raise ValueError("filler_clients must be a non-negative integer")
     tids = {t["id"] for t in fx.get("tickets", [])}
     for a in fx.get("actions", []):
         if a.get("ticket_id") not in tids:
@@ -1914,7 +2299,7 @@ def main(argv=None):
     ap.add_argument("--wrap-lists", choices=("off", "on"), default="off")
     ap.add_argument("--token-lifetime", type=int, default=None,
                     help="access token lifetime, seconds (default: fixture or 3600)")
-    ap.add_argument("--create-status", type=int, choices=(200, 201), default=201)
+    ap.add_argument("--create-status", type=int, choices=(200, 201), default=200)
     ap.add_argument("--ready-file")
     ap.add_argument("--quiet", action="store_true", help="do not log every request")
     opts = ap.parse_args(argv)

@@ -37,6 +37,10 @@ ALICE = ("alice@msp.example", "alice-pass-1")
 RATE_TEXT = "Rate Limit Reached - %d Requests per rolling %s window"
 
 
+def data_uri(data, mime="application/octet-stream"):
+    return "data:%s;base64,%s" % (mime, base64.b64encode(data).decode())
+
+
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -567,7 +571,7 @@ class TestResourceAuth(Base):
                                    token=rt).status, 403)
         et = self.token(scope="edit:tickets")
         self.assertEqual(self.post("/api/Actions", [{"ticket_id": 501, "outcome": "Note"}],
-                                   token=et).status, 201)
+                                   token=et).status, 200)
         std = self.token(scope="all:standard")
         self.assertEqual(self.get("/api/Site", token=std).status, 200)
         self.assertEqual(self.state()["requests"]["by_status"]["403"], 4)
@@ -678,8 +682,9 @@ class TestCustomers(Base):
 
     def test_clients(self):
         self.assertEqual(self.clients("search=acme"), [10])
-        self.assertEqual(self.clients(""), [10, 11, 12, 13, 15])
-        self.assertEqual(self.clients("includeinactive=true"), [10, 11, 12, 13, 14, 15])
+        self.assertEqual(self.clients("")[:6], [10, 11, 12, 13, 15, 2000])
+        self.assertEqual(len(self.clients("")), 5 + 60)          # 60 filler clients
+        self.assertEqual(self.clients("includeinactive=true")[:6], [10, 11, 12, 13, 14, 15])
         self.assertEqual(self.get("/api/Client/11", token=self.tok).json()["name"], "Globex")
         self.assertEqual(self.get("/api/Client/99", token=self.tok).status, 404)
 
@@ -695,14 +700,17 @@ class TestCustomers(Base):
         self.faults(client_domain="substring")
         self.assertEqual(self.clients("domain=acme"), [10])
         self.faults(client_domain="ignore")
-        self.assertEqual(self.clients("domain=acme.example"), [10, 11, 12, 13, 15])
+        every = self.clients("domain=acme.example")
+        self.assertEqual(len(every), 65)
+        self.assertEqual(every[:5], [10, 11, 12, 13, 15])
 
     def test_sites(self):
         r = self.get("/api/Site?client_id=10", token=self.tok).json()
         self.assertEqual(r["record_count"], 2)
         self.assertEqual(r["sites"][0], {"id": 100, "name": "Acme HQ", "client_id": 10,
                                          "client_name": "Acme Corp",
-                                         "emaildomain": "acme.example", "inactive": False})
+                                         "emaildomain": "acme.example", "todomain": "",
+                                         "inactive": False})
         allsites = self.get("/api/Site", token=self.tok).json()["sites"]
         claim = {s["client_id"] for s in allsites if s["emaildomain"] == "shared.example"}
         self.assertEqual(claim, {12, 13})
@@ -724,7 +732,7 @@ class TestTickets(Base):
         super().setUp()
         self.tok = self.token()
 
-    def create(self, status=201, **kw):
+    def create(self, status=200, **kw):
         r = self.post("/api/Tickets", [ticket(**kw)], token=self.tok)
         self.assertEqual(r.status, status, r)
         return r.json()
@@ -797,25 +805,46 @@ class TestTickets(Base):
     def test_inline_attachments(self):
         data = os.urandom(3000)
         t = self.create(attachments=[{"filename": "a.bin",
-                                      "data_base64": base64.b64encode(data).decode()}])
+                                      "data_base64": data_uri(data, "image/png")}])
         self.assertEqual(t["attachments"][0]["filesize"], 3000)
+        self.assertGreater(t["attachments"][0]["id"], 0)
+        self.assertNotIn("_warning", t)
         st = self.state()["attachments"]
         self.assertEqual(len(st), 1)
         self.assertEqual(st[0]["size"], 3000)
         self.assertEqual(st[0]["sha256"], hashlib.sha256(data).hexdigest())
         self.assertEqual(st[0]["ticket_id"], t["id"])
-        for bad in ("abc", "ab$=", "YWJj\nZA==", "YWJjZA"):
-            r = self.post("/api/Tickets", [ticket(attachments=[{"filename": "x",
+        self.assertEqual(st[0]["content_type"], "image/png")      # from the data URI
+        # bare base64 (as halo-milter sent it), bad base64, a URI without ;base64:
+        # 200, the ticket is made, but the attachment gets id 0 and a _warning
+        bare = base64.b64encode(b"abcd").decode()
+        for bad in (bare, "abc", "ab$=", "data:text/plain;base64,YWJj\nZA==",
+                    "data:text/plain;base64,YWJjZA", "data:text/plain,abcd",
+                    "data:;base64,YWJjZA=="):
+            r = self.post("/api/Tickets", [ticket(attachments=[{"filename": "x.txt",
                                                                 "data_base64": bad}])],
                           token=self.tok)
-            self.assertEqual(r.status, 400, bad)
-            self.assertIn("Message", r.json())
-        self.assertEqual(len(self.state()["tickets"]), 1)
+            self.assertEqual(r.status, 200, bad)
+            body = r.json()
+            self.assertTrue(body["_warning"].startswith("Unable to save attachment"), body)
+            self.assertEqual(body["attachments"][0]["id"], 0)
+        st = self.state()
+        self.assertEqual(len(st["tickets"]), 8)
+        self.assertEqual(len(st["attachments"]), 1)                  # nothing more stored
+        self.assertEqual(len(st["attachments_refused"]), 7)
+        self.assertIn("not a data URI", st["attachments_refused"][0]["reason"])
+        # a wrong type is still a model-binding 400
+        r = self.post("/api/Tickets", [ticket(attachments=[{"filename": "x",
+                                                            "data_base64": 5}])],
+                      token=self.tok)
+        self.assertEqual(r.status, 400)
 
     def test_create_status_and_warning(self):
-        self.faults(create_status=200, warning=True)
-        t = self.create(status=200)
+        self.faults(create_status=201, warning=True)
+        t = self.create(status=201)
         self.assertIn("_warning", t)
+        self.faults(create_status=200, warning=False)
+        self.assertNotIn("_warning", self.create(status=200))
 
     def test_update(self):
         r = self.post("/api/Tickets", [{"id": 501, "status_id": 9}], token=self.tok)
@@ -891,7 +920,7 @@ class TestActions(Base):
                 "actionarrivaldate": "2024-05-02T10:00:00",
                 "internet_message_id": "<r1@acme.example>", "email_message_id": "AAMk1"}
         r = self.post("/api/Actions", [item], token=self.tok)
-        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.status, 200, r)
         a = r.json()
         self.assertEqual(a["outcome"], "Email Received")
         self.assertEqual(a["outcome_id"], 2)
@@ -955,9 +984,10 @@ class TestActions(Base):
 
     def test_inline_attachment_on_action(self):
         r = self.post("/api/Actions", [{"ticket_id": 501, "outcome": "Note", "attachments": [
-            {"filename": "n.txt", "data_base64": base64.b64encode(b"hello").decode()}]}],
+            {"filename": "n.txt", "data_base64": data_uri(b"hello", "text/plain")}]}],
             token=self.tok)
-        self.assertEqual(r.status, 201)
+        self.assertEqual(r.status, 200)
+        self.assertNotIn("_warning", r.json())
         att = self.state()["attachments"]
         self.assertEqual([(a["action_id"], a["size"]) for a in att], [(r.json()["id"], 5)])
 
@@ -970,32 +1000,42 @@ class TestAttachments(Base):
     def test_post_attachment(self):
         one = self.post("/api/Attachment", [{"ticket_id": 501, "action_id": 9001,
                                              "filename": "p.png", "isimage": True,
-                                             "data_base64": base64.b64encode(b"x" * 10).decode()}],
+                                             "data_base64": data_uri(b"x" * 10, "image/png")}],
                         token=self.tok)
-        self.assertEqual(one.status, 201, one)
+        self.assertEqual(one.status, 200, one)
         self.assertEqual(one.json()["filename"], "p.png")
         self.assertEqual(one.json()["filesize"], 10)
         two = self.post("/api/Attachment", [
-            {"ticket_id": 501, "filename": "a", "data_base64": "YQ=="},
-            {"ticket_id": 503, "filename": "b", "data_base64": "YmI="}], token=self.tok)
+            {"ticket_id": 501, "filename": "a", "data_base64": "data:text/plain;base64,YQ=="},
+            {"ticket_id": 503, "filename": "b", "data_base64": "data:text/plain;base64,YmI="}],
+            token=self.tok)
         self.assertEqual([a["filename"] for a in two.json()], ["a", "b"])
+        # bare base64: 200, id 0, a _warning, nothing stored
+        bare = self.post("/api/Attachment", [{"ticket_id": 501, "filename": "c",
+                                              "data_base64": "YQ=="}], token=self.tok)
+        self.assertEqual(bare.status, 200)
+        self.assertEqual(bare.json()["id"], 0)
+        self.assertEqual(bare.json()["_warning"], "Unable to save attachment: c")
         st = self.state()["attachments"]
         self.assertEqual([(a["ticket_id"], a["size"]) for a in st], [(501, 10), (501, 1), (503, 2)])
         self.assertTrue(st[0]["isimage"])
 
     def test_attachment_validation(self):
+        ok = "data:text/plain;base64,YQ=="
         bad = [
-            [{"ticket_id": 501, "filename": "a", "data_base64": "not base64!"}],
-            [{"ticket_id": 501, "filename": "a", "data_base64": "YQ="}],
-            [{"ticket_id": 501, "filename": "", "data_base64": "YQ=="}],
-            [{"ticket_id": 501, "action_id": 9003, "filename": "a", "data_base64": "YQ=="}],
-            {"ticket_id": 501, "filename": "a", "data_base64": "YQ=="},
+            [{"ticket_id": 501, "filename": "", "data_base64": ok}],
+            [{"ticket_id": 501, "action_id": 9003, "filename": "a", "data_base64": ok}],
+            [{"ticket_id": 501, "filename": "a", "data_base64": ["x"]}],
+            {"ticket_id": 501, "filename": "a", "data_base64": ok},
         ]
         for body in bad:
             r = self.post("/api/Attachment", body, token=self.tok)
             self.assertEqual(r.status, 400, body)
-        r = self.post("/api/Attachment", bad[0], token=self.tok)
-        self.assertIn("Base-64", r.json()["Message"])
+        for b64 in ("data:text/plain;base64,not base64!", "data:text/plain;base64,YQ="):
+            r = self.post("/api/Attachment", [{"ticket_id": 501, "filename": "a",
+                                               "data_base64": b64}], token=self.tok)
+            self.assertEqual((r.status, r.json()["id"]), (200, 0), b64)
+            self.assertIn("_warning", r.json())
         self.assertEqual(self.post("/api/Attachment", [{"ticket_id": 4242, "filename": "a",
                                                         "data_base64": "YQ=="}],
                                    token=self.tok).status, 404)
@@ -1017,8 +1057,288 @@ class TestLookups(Base):
         self.faults(wrap_lists=True)
         self.assertEqual(len(self.get("/api/TicketType?showall=true",
                                       token=tok).json()["tickettypes"]), 4)
-        self.assertEqual(len(self.get("/api/Status", token=tok).json()["statuses"]), 4)
+        self.assertEqual(len(self.get("/api/Status", token=tok).json()["statuses"]), 5)
         self.assertEqual(len(self.get("/api/Outcome", token=tok).json()["outcomes"]), 4)
+
+
+# ============================================ fidelity to Halo's OpenAPI v2 spec
+
+class TestSpecFidelity(Base):
+    def setUp(self):
+        super().setUp()
+        self.tok = self.token()
+
+    def status_ids(self, qs=""):
+        r = self.get("/api/Status" + qs, token=self.tok)
+        self.assertEqual(r.status, 200, r)
+        return [s["id"] for s in r.json()]
+
+    def test_status_is_tstatus_without_closed_flag(self):
+        sts = self.get("/api/Status", token=self.tok).json()
+        self.assertEqual([s["id"] for s in sts], [1, 2, 3, 8, 9])
+        for s in sts:
+            self.assertNotIn("isclosed", s)
+            self.assertNotIn("closed", s)
+            self.assertEqual(set(s) - {"id", "name", "shortname", "sequence", "colour"},
+                             set(), s)
+        # closed statuses show only as the ones excludeclosed leaves out
+        self.assertEqual(self.status_ids("?excludeclosed=true"), [1, 2, 3])
+        self.assertEqual(self.status_ids("?excludeclosed=false"), [1, 2, 3, 8, 9])
+        self.assertEqual(self.state()["closed_status_ids"], [8, 9])
+
+    def test_excludeclosed_ignored_switch(self):
+        self.assertEqual(self.faults(status_excludeclosed="ignore")["status_excludeclosed"],
+                         "ignore")
+        self.assertEqual(self.status_ids("?excludeclosed=true"), [1, 2, 3, 8, 9])
+        self.faults(status_excludeclosed="honour")
+        self.assertEqual(self.status_ids("?excludeclosed=true"), [1, 2, 3])
+        self.assertEqual(self.post("/_sim/faults", {"status_excludeclosed": "x"}).status, 400)
+
+    def test_closing_and_reopening_tickets(self):
+        t = self.get("/api/Tickets/502", token=self.tok).json()
+        self.assertEqual((t["status_id"], t["hasbeenclosed"]), (9, True))
+        self.assertTrue(t["dateclosed"])
+        t = self.get("/api/Tickets/501", token=self.tok).json()
+        self.assertEqual((t["hasbeenclosed"], t["dateclosed"]), (False, None))
+        # close through an action's new_status
+        a = self.post("/api/Actions", [{"ticket_id": 501, "outcome": "Note",
+                                        "new_status": 8}], token=self.tok).json()
+        self.assertEqual((a["new_status"], a["old_status"]), (8, 2))
+        t = self.get("/api/Tickets/501", token=self.tok).json()
+        self.assertEqual((t["status_id"], t["hasbeenclosed"]), (8, True))
+        self.assertTrue(t["dateclosed"])
+        self.assertEqual(self.ids("closed_only=true"), [501, 502])
+        self.assertEqual(self.ids("open_only=true"), [503])
+        # reopen through a ticket update: hasbeenclosed stays (default "keep")
+        self.post("/api/Tickets", [{"id": 501, "status_id": 2}], token=self.tok)
+        t = self.get("/api/Tickets/501", token=self.tok).json()
+        self.assertEqual((t["status_id"], t["hasbeenclosed"]), (2, True))
+        self.assertEqual(self.ids("open_only=true"), [501, 503])
+        self.assertEqual(self.ids("status_id=9"), [502])
+        # "clear": a reopen resets hasbeenclosed and dateclosed
+        self.faults(hasbeenclosed_on_reopen="clear")
+        self.post("/api/Actions", [{"ticket_id": 502, "outcome": "Note", "new_status": 1}],
+                  token=self.tok)
+        t = self.get("/api/Tickets/502", token=self.tok).json()
+        self.assertEqual((t["status_id"], t["hasbeenclosed"], t["dateclosed"]),
+                         (1, False, None))
+        # a ticket created closed
+        c = self.post("/api/Tickets", [ticket(status_id=9)], token=self.tok).json()
+        self.assertEqual(c["hasbeenclosed"], True)
+
+    def ids(self, qs):
+        r = self.get("/api/Tickets?" + qs, token=self.tok)
+        self.assertEqual(r.status, 200, r)
+        return [t["id"] for t in r.json()["tickets"]]
+
+    def test_write_shapes(self):
+        r = self.post("/api/Tickets", [ticket()], token=self.tok)
+        self.assertEqual(r.status, 200)                   # the spec's only status
+        self.assertIsInstance(r.json(), dict)
+        two = self.post("/api/Tickets", [ticket(), ticket(summary="b")], token=self.tok)
+        self.assertEqual([t["summary"] for t in two.json()], ["Mail from Ann", "b"])
+        self.faults(write_shape="array")
+        r = self.post("/api/Actions", [{"ticket_id": 501, "outcome": "Note"}],
+                      token=self.tok).json()
+        self.assertIsInstance(r, list)
+        self.assertEqual(r[0]["ticket_id"], 501)
+        self.faults(write_shape="wrapped")
+        r = self.post("/api/Tickets", [ticket()], token=self.tok).json()
+        self.assertEqual(list(r), ["tickets"])
+        self.faults(write_shape="object")
+        r = self.post("/api/Tickets", [ticket(summary="x"), ticket(summary="y")],
+                      token=self.tok).json()
+        self.assertEqual(r["summary"], "x")
+        self.assertEqual(self.post("/_sim/faults", {"write_shape": "list"}).status, 400)
+
+    def test_attachment_fail_switch(self):
+        good = lambda n: {"filename": n, "data_base64": data_uri(b"data " + n.encode())}
+        self.faults(attachment_fail="all")
+        r = self.post("/api/Tickets", [ticket(attachments=[good("a"), good("b")])],
+                      token=self.tok).json()
+        self.assertEqual([a["id"] for a in r["attachments"]], [0, 0])
+        self.assertEqual(r["_warning"], "Unable to save attachment: a; "
+                                        "Unable to save attachment: b")
+        self.assertEqual(self.state()["attachments"], [])
+        # only the 2nd valid attachment from now on fails
+        self.faults(attachment_fail=2)
+        r = self.post("/api/Actions", [{"ticket_id": 501, "outcome": "Note",
+                                        "attachments": [good("c"), good("d"), good("e")]}],
+                      token=self.tok).json()
+        ids = [a["id"] for a in r["attachments"]]
+        self.assertEqual((ids[0] > 0, ids[1], ids[2] > 0), (True, 0, True))
+        self.assertEqual(r["_warning"], "Unable to save attachment: d")
+        st = self.state()
+        self.assertEqual(sorted(a["filename"] for a in st["attachments"]), ["c", "e"])
+        self.assertEqual([a["filename"] for a in st["attachments_refused"]], ["a", "b", "d"])
+        self.faults(attachment_fail="off")
+        r = self.post("/api/Attachment", [dict(good("f"), ticket_id=501)],
+                      token=self.tok).json()
+        self.assertGreater(r["id"], 0)
+        for bad in (0, -1, "some", 1.5):
+            self.assertEqual(self.post("/_sim/faults", {"attachment_fail": bad}).status, 400)
+
+    def test_undeclared_fields_recorded(self):
+        r = self.post("/api/Tickets", [ticket(emailfrom="ann@acme.example",
+                                              internetmessageid="<u@x>",
+                                              user_email="ann@acme.example",
+                                              attachments=[{"filename": "a",
+                                                            "data_base64": data_uri(b"a"),
+                                                            "bogus": 1}])],
+                      token=self.tok)
+        self.assertEqual(r.status, 200)               # Halo ignores unknown fields
+        t = r.json()
+        self.assertNotIn("emailfrom", t)
+        self.assertNotIn("internetmessageid", t)
+        self.assertEqual(t["user_email"], "ann@acme.example")
+        self.post("/api/Actions", [{"ticket_id": 501, "outcome": "Note",
+                                    "internetmessageid": "<v@x>", "actionhide": True,
+                                    "emailfrom": "ann@acme.example"}], token=self.tok)
+        st = self.state()
+        und = {(u["route"], u["field"]) for u in st["undeclared_fields"]}
+        self.assertEqual(und, {("POST /api/Tickets", "emailfrom"),
+                               ("POST /api/Tickets", "internetmessageid"),
+                               ("POST /api/Tickets", "attachments[].bogus"),
+                               ("POST /api/Actions", "internetmessageid"),
+                               ("POST /api/Actions", "actionhide")})
+        self.assertEqual(st["tickets"][0]["_sim"]["undeclared_fields"],
+                         ["attachments[].bogus", "emailfrom", "internetmessageid"])
+        # declared fields keep their spec types
+        r = self.post("/api/Tickets", [ticket(dateoccurred="yesterday")], token=self.tok)
+        self.assertEqual(r.status, 400)
+        r = self.post("/api/Tickets", [ticket(dont_do_rules="maybe")], token=self.tok)
+        self.assertEqual(r.status, 400)
+        # undeclared query parameters are recorded too
+        self.get("/api/Actions?internetmessageid=%3Cv%40x%3E", token=self.tok)
+        self.get("/api/Tickets?field_CFOutlookConversationId=1&open_only=true",
+                 token=self.tok)
+        q = {(u["route"], u["param"]) for u in self.state()["undeclared_params"]}
+        self.assertEqual(q, {("GET /api/Actions", "internetmessageid"),
+                             ("GET /api/Tickets", "field_cfoutlookconversationid")})
+
+    def test_identity_fields_stored(self):
+        t = self.post("/api/Tickets", [ticket(
+            user_email="ann@acme.example", reportedby="Ann Acme <ann@acme.example>",
+            emailtolist="support@msp.example", emailcclist="jo@acme.example",
+            dateoccurred="2026-11-30T08:15:00Z", dont_do_rules=True)],
+            token=self.tok).json()
+        got = self.get("/api/Tickets/%d" % t["id"], token=self.tok).json()
+        for k, v in (("user_email", "ann@acme.example"), ("user_id", 1000),
+                     ("reportedby", "Ann Acme <ann@acme.example>"),
+                     ("emailtolist", "support@msp.example"),
+                     ("emailcclist", "jo@acme.example"),
+                     ("dateoccurred", "2026-11-30T08:15:00Z"), ("dont_do_rules", True)):
+            self.assertEqual(got[k], v, k)
+        self.assertEqual([x["id"] for x in self.get(
+            "/api/Tickets?search_reportedby=ann%40acme", token=self.tok).json()["tickets"]],
+            [t["id"]])
+        a = self.post("/api/Actions", [{
+            "ticket_id": t["id"], "outcome_id": 2, "emailfrom": "ann@acme.example",
+            "emailto": "support@msp.example", "emailcc": "jo@acme.example",
+            "emailsubject": "Printer", "actionarrivaldate": "2026-11-30T08:16:00Z"}],
+            token=self.tok).json()
+        got = self.get("/api/Actions/%d" % a["id"], token=self.tok).json()
+        for k in ("emailfrom", "emailto", "emailcc", "emailsubject", "actionarrivaldate"):
+            self.assertTrue(got[k], k)
+        self.assertEqual((got["outcome"], got["outcome_id"]), ("Email Received", 2))
+        # without dateoccurred the ticket gets the logging time
+        t2 = self.post("/api/Tickets", [ticket()], token=self.tok).json()
+        self.assertTrue(t2["dateoccurred"].startswith(time.strftime("%Y-", time.gmtime())))
+
+    def test_rules_run_unless_dont_do_rules(self):
+        ran = self.post("/api/Tickets", [ticket(summary="URGENT printer")],
+                        token=self.tok).json()
+        self.assertEqual(ran["team"], "Service Desk")
+        self.assertEqual(ran["priority_id"], 1)
+        self.assertEqual(ran["matched_rule_ids"], "71,72")
+        off = self.post("/api/Tickets", [ticket(summary="URGENT printer", priority_id=3,
+                                                dont_do_rules=True)], token=self.tok).json()
+        self.assertNotIn("team", off)
+        self.assertEqual(off["priority_id"], 3)
+        st = {t["id"]: t["_sim"] for t in self.state()["tickets"]}
+        self.assertEqual((st[ran["id"]]["rules_ran"], st[ran["id"]]["dont_do_rules"]),
+                         (True, False))
+        self.assertEqual(st[ran["id"]]["rules_matched"], ["Default team", "Urgent in summary"])
+        self.assertEqual((st[off["id"]]["rules_ran"], st[off["id"]]["dont_do_rules"]),
+                         (False, True))
+
+    def test_internetmessageid_filter_switch(self):
+        find = lambda route, mid: self.get("/api/%s?internetmessageid=%s" % (
+            route, urllib.parse.quote(mid)), token=self.tok).json()
+        self.assertEqual([a["id"] for a in find("Actions", "<printer-2@acme.example>")
+                          ["actions"]], [9002])
+        self.assertEqual([t["id"] for t in find("Tickets", "printer-2@acme.example")
+                          ["tickets"]], [501])
+        self.assertEqual([t["id"] for t in find("Tickets", "<halo-intake-502@globex.example>")
+                          ["tickets"]], [502])
+        self.assertEqual(find("Tickets", "<nothing@x>")["tickets"], [])
+        self.faults(internetmessageid_filter="ignore")
+        acts = find("Actions", "<printer-2@acme.example>")["actions"]
+        self.assertEqual([a["id"] for a in acts], [9001, 9002, 9003])     # unrelated rows
+        self.assertEqual([t["id"] for t in find("Tickets", "<nothing@x>")["tickets"]],
+                         [501, 502, 503])
+
+    def test_client_domain_ignored_is_paginated(self):
+        self.faults(client_domain="ignore")
+        r = self.get("/api/Client?domain=acme.example&pageinate=true&page_size=50&page_no=1",
+                     token=self.tok).json()
+        self.assertEqual((r["record_count"], len(r["clients"])), (65, 50))
+        r2 = self.get("/api/Client?domain=acme.example&pageinate=true&page_size=50&page_no=2",
+                      token=self.tok).json()
+        self.assertEqual(len(r2["clients"]), 15)
+        # what a client can verify with: Area.domain and the sites' emaildomain
+        self.assertEqual(self.get("/api/Client/10", token=self.tok).json()["domain"],
+                         "acme.example")
+        sites = self.get("/api/Site?client_id=10", token=self.tok).json()["sites"]
+        self.assertEqual([s["emaildomain"] for s in sites],
+                         ["acme.example", "acme-branch.example"])
+        self.faults(client_domain="both")
+        r = self.get("/api/Client?domain=acme.example", token=self.tok).json()
+        self.assertEqual([c["id"] for c in r["clients"]], [10])
+
+    def test_create_user(self):
+        r = self.post("/api/Users", [{"name": "Nina New", "emailaddress": "nina@acme.example",
+                                      "site_id": 100.0, "client_id": 10, "phone": "1"}],
+                      token=self.tok)
+        self.assertEqual(r.status, 200, r)
+        u = r.json()
+        self.assertEqual((u["site_id"], u["client_id"], u["site_name"]), (100, 10, "Acme HQ"))
+        found = self.get("/api/Users?search=nina@acme.example", token=self.tok).json()
+        self.assertEqual([x["id"] for x in found["users"]], [u["id"]])
+        # derived client; name from the address when none is given
+        u2 = self.post("/api/Users", [{"emailaddress": "zed@acme-branch.example",
+                                       "site_id": 101}], token=self.tok).json()
+        self.assertEqual((u2["client_id"], u2["name"]), (10, "zed@acme-branch.example"))
+        # a ticket can name the new user
+        t = self.post("/api/Tickets", [ticket(user_id=u["id"])], token=self.tok)
+        self.assertEqual(t.status, 200)
+        for bad in ([{"name": "x", "emailaddress": "x@y"}],                 # no site
+                    [{"name": "x", "site_id": 999}],
+                    [{"name": "x", "site_id": 100, "client_id": 11}],
+                    {"name": "x", "site_id": 100}):
+            self.assertEqual(self.post("/api/Users", bad, token=self.tok).status, 400, bad)
+        st = self.state()
+        self.assertEqual([x["emailaddress"] for x in st["users"]],
+                         ["nina@acme.example", "zed@acme-branch.example"])
+        self.assertEqual(st["users"][0]["_sim"]["undeclared_fields"], ["phone"])
+        ro = self.token(scope="read:customers")
+        self.assertEqual(self.post("/api/Users", [{"name": "x", "site_id": 100}],
+                                   token=ro).status, 403)
+
+    def test_conversation_custom_field(self):
+        conv = "AAQkADAwATM0MDAAMS1hZDE5LTA3NzctMDACLTAwCgAQAKz7Lrx8qUpHhHWnpF1V1Kw="
+        t = self.post("/api/Tickets", [ticket(customfields=[
+            {"name": "CFOutlookConversationId", "value": conv}])], token=self.tok).json()
+        got = self.get("/api/Tickets/%d" % t["id"], token=self.tok).json()
+        self.assertEqual(got["customfields"][0]["value"], conv)    # stored as sent
+        q = "/api/Tickets?field_CFOutlookConversationId=" + urllib.parse.quote(conv)
+        self.assertEqual([x["id"] for x in self.get(q, token=self.tok).json()["tickets"]],
+                         [t["id"]])
+        # an unknown custom field filter is ignored (everything comes back)
+        r = self.get("/api/Tickets?field_CFNope=1", token=self.tok).json()
+        self.assertEqual(r["record_count"], 4)
+        self.faults(cf_filter="ignore")
+        self.assertEqual(self.get(q, token=self.tok).json()["record_count"], 4)
 
 
 # ============================================================ faults, limits
@@ -1088,7 +1408,7 @@ class TestFaults(Base):
         self.assertEqual(st["requests"]["dropped"], 1)
         found = self.get("/api/Actions?internetmessageid=drop@acme.example", token=tok).json()
         self.assertEqual(found["actions"][0]["ticket_id"], st["tickets"][0]["id"])
-        self.assertEqual(self.post("/api/Tickets", [ticket()], token=tok).status, 201)
+        self.assertEqual(self.post("/api/Tickets", [ticket()], token=tok).status, 200)
         self.assertEqual(self.get("/_sim/faults").json()["drop_after_request"], 0)
 
     def test_drop_before_apply(self):
@@ -1100,7 +1420,7 @@ class TestFaults(Base):
             self.post("/api/Actions", [{"ticket_id": 501, "outcome": "Note"}], token=tok)
         self.assertEqual(self.state()["actions"], [])
         self.assertEqual(self.post("/api/Actions", [{"ticket_id": 501, "outcome": "Note"}],
-                                   token=tok).status, 201)
+                                   token=tok).status, 200)
 
     def test_fault_validation_and_get(self):
         self.assertEqual(self.post("/_sim/faults", {"no_such_fault": 1}).status, 400)
@@ -1153,12 +1473,12 @@ class TestInspection(Base):
         self.assertEqual(req["total"], 4)
         self.assertEqual(req["by_route"], {"GET /api/Users": 2, "GET /api/Tickets/{id}": 1,
                                            "POST /api/Tickets": 1})
-        self.assertEqual(req["by_status"], {"200": 2, "404": 1, "201": 1})
+        self.assertEqual(req["by_status"], {"200": 3, "404": 1})
         self.assertEqual(st["tokens"]["issued"], 1)
         log = self.get("/_sim/requests").json()["requests"]
         self.assertEqual([(x["method"], x["path"], x["status"]) for x in log],
                          [("GET", "/api/Users", 200), ("GET", "/api/users", 200),
-                          ("GET", "/api/Tickets/9999", 404), ("POST", "/api/Tickets", 201)])
+                          ("GET", "/api/Tickets/9999", 404), ("POST", "/api/Tickets", 200)])
         self.assertEqual(log[0]["query"], {"search": "ann"})
         self.assertNotIn(tok, json.dumps(log))
         self.assertEqual(len(self.get("/_sim/requests?since=%d" % log[1]["seq"]).json()
@@ -1234,7 +1554,7 @@ class TestRobustness(Base):
             self.assertIs(conn.sock, sock, "connection was not kept alive")
             statuses.append(resp.status)
         conn.close()
-        self.assertEqual(statuses, [200, 404, 401, 400, 201, 415, 200])
+        self.assertEqual(statuses, [200, 404, 401, 400, 200, 415, 200])
 
     def test_malformed_input_never_crashes(self):
         log_start = len(self.sim.stderr())
@@ -1277,7 +1597,7 @@ class TestRobustness(Base):
                      encode_chunked=True)
         resp = conn.getresponse()
         data = resp.read()
-        self.assertEqual(resp.status, 201, data)
+        self.assertEqual(resp.status, 200, data)
         self.assertEqual(json.loads(data)["summary"], "chunked")
         conn.close()
 
@@ -1302,7 +1622,7 @@ class TestRobustness(Base):
             t.join(30)
         self.assertEqual(errors, [])
         self.assertEqual(len(results), 60)
-        self.assertTrue(all(s == 201 for s, _ in results))
+        self.assertTrue(all(s == 200 for s, _ in results))
         self.assertEqual(len({i for _, i in results}), 60)
         self.assertEqual(len(self.state()["tickets"]), 60)
 
@@ -1338,6 +1658,32 @@ class TestCliOptions(unittest.TestCase):
             self.assertNotIn("/api/Status", sim.stderr())     # --quiet
         finally:
             sim.stop()
+
+    def test_trace_undeclared_survives_reset(self):
+        trace = os.path.join(tempfile.mkdtemp(prefix="halosim-trace-"), "und.tsv")
+        os.environ["HALOSIM_TRACE_UNDECLARED"] = trace
+        try:
+            sim = SimProcess("--quiet")
+        finally:
+            del os.environ["HALOSIM_TRACE_UNDECLARED"]
+        try:
+            tok = http_req("POST", sim.api + "/_sim/token",
+                           json_body={"agent_email": "alice@msp.example"}).json()
+            for _ in range(2):
+                r = http_req("POST", sim.api + "/api/Actions", json_body=[
+                    {"ticket_id": 501, "outcome": "Note", "emailfromaddress": "a@b"}],
+                    token=tok["access_token"])
+                self.assertEqual(r.status, 200)
+            http_req("POST", sim.api + "/_sim/reset", json_body={"keep_tokens": True})
+            http_req("GET", sim.api + "/api/Actions?internetmessageid=x",
+                     token=tok["access_token"])
+            with open(trace) as fh:
+                self.assertEqual(fh.read().splitlines(), [
+                    "field\tPOST /api/Actions\temailfromaddress",
+                    "param\tGET /api/Actions\tinternetmessageid"])
+        finally:
+            sim.stop()
+            shutil.rmtree(os.path.dirname(trace), ignore_errors=True)
 
     def test_fixed_ports_and_sigterm(self):
         socks = []

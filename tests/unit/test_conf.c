@@ -330,7 +330,7 @@ static const struct error_case error_cases[] = {
 	  TENANT_ACME "route = a@x.example intake agent=r@x.example extra\n", 5,
 	  "route: unexpected 'extra'", 1 },
 	{ "route_bad_third", TENANT_ACME "route = a@x.example intake b@x\n", 5,
-	  "route: unexpected 'b@x' (expected agent=EMAIL", 1 },
+	  "route: unexpected 'b@x' (expected agent=, type=", 1 },
 	{ "route_bad_mode",
 	  TENANT_ACME "route = a@x.example create agent=r@x.example\n", 5,
 	  "route: unknown mode 'create'", 1 },
@@ -634,6 +634,74 @@ static void test_worker_keys(void **state)
 	unload(&l);
 	load_text(&l, TENANT_ACME "fallback_client_id = -1\n");
 	expect_error(&l, 5, "fallback_client_id: invalid '-1'", 1);
+	unload(&l);
+}
+
+/* Issue 12's keys: create_contacts (yes), dont_do_rules (no), halo_scope
+ * (the scope asked at sign-in), and a route's ticket options. */
+static void test_fidelity_keys(void **state)
+{
+	const struct conf_route *r;
+	struct conf_tenant *t;
+	struct loaded l;
+
+	(void)state;
+	load_text(&l, TENANT_ACME "route = a@msp.example intake agent=x@msp.example\n");
+	expect_ok(&l);
+	t = l.conf->tenants[0];
+	assert_true(t->create_contacts);
+	assert_false(t->dont_do_rules);
+	assert_string_equal(t->halo_scope, "all offline_access");
+	r = t->routes[0];
+	assert_int_equal(r->ticket_type_id, 0);
+	assert_null(r->team);
+	assert_int_equal(r->priority_id, 0);
+	assert_int_equal(r->assign_agent_id, 0);
+	unload(&l);
+
+	load_text(&l, TENANT_ACME "create_contacts = no\ndont_do_rules = yes\n"
+	    "halo_scope = all:standard offline_access\n"
+	    "route = a@msp.example intake agent=x@msp.example type=4 team=Sales"
+	    " priority=2 assign=17\n"
+	    "route = b@msp.example thread-only team=Desk agent=recipient\n");
+	expect_ok(&l);
+	t = l.conf->tenants[0];
+	assert_false(t->create_contacts);
+	assert_true(t->dont_do_rules);
+	assert_string_equal(t->halo_scope, "all:standard offline_access");
+	r = conf_route_lookup(l.conf, "A@msp.example");
+	assert_non_null(r);
+	assert_int_equal(r->ticket_type_id, 4);
+	assert_string_equal(r->team, "Sales");
+	assert_int_equal(r->priority_id, 2);
+	assert_int_equal(r->assign_agent_id, 17);
+	assert_string_equal(r->agent, "x@msp.example");
+	r = conf_route_lookup(l.conf, "b@msp.example");
+	assert_non_null(r);
+	assert_string_equal(r->team, "Desk");
+	assert_null(r->agent);
+	unload(&l);
+
+	load_text(&l, TENANT_ACME "create_contacts = maybe\n");
+	expect_error(&l, 5, "create_contacts: invalid boolean 'maybe'", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "dont_do_rules = 2\n");
+	expect_error(&l, 5, "dont_do_rules: invalid boolean '2'", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME
+	    "route = a@msp.example intake agent=x@msp.example type=0\n");
+	expect_error(&l, 5, "route: invalid 'type=0'", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME
+	    "route = a@msp.example intake agent=x@msp.example priority=1 priority=2\n");
+	expect_error(&l, 5, "route: invalid 'priority=2'", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "route = a@msp.example off team=Sales\n");
+	expect_error(&l, 5, "route: mode 'off' takes no options", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME
+	    "route = a@msp.example intake agent=x@msp.example agent=y@msp.example\n");
+	expect_error(&l, 5, "route: agent= given twice", 1);
 	unload(&l);
 }
 
@@ -1301,6 +1369,7 @@ int main(void)
 		cmocka_unit_test(test_booleans),
 		cmocka_unit_test(test_tenant_defaults),
 		cmocka_unit_test(test_worker_keys),
+		cmocka_unit_test(test_fidelity_keys),
 		cmocka_unit_test(test_overrides),
 		cmocka_unit_test(test_tenant_values),
 		cmocka_unit_test(test_comments_and_whitespace),

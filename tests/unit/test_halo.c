@@ -635,6 +635,7 @@ test_ticket_get(void **state)
 	struct halo_err err;
 	int64_t closed[8];
 	size_t n, i, nc = 0;
+	bool known = false;
 
 	assert_int_equal(halo_ticket_get(&f->conf, f->access, 501, &t, &err), 0);
 	assert_int_equal(t.id, 501);
@@ -651,12 +652,24 @@ test_ticket_get(void **state)
 	assert_false(t.closed);
 	halo_ticket_free(&t);
 
+	/* the plain list says nothing about closed (TStatus has no flag) */
 	assert_int_equal(halo_list_statuses(&f->conf, f->access, &st, &n, &err), 0);
+	for (i = 0; i < n; i++)
+		assert_false(st[i].closed);
+	halo_named_free(st, n);
+	/* the full list against excludeclosed=true does */
+	assert_int_equal(halo_status_states(&f->conf, f->access, &st, &n, &known,
+	    &err), 0);
+	assert_true(known);
 	for (i = 0; i < n && nc < 8; i++)
 		if (st[i].closed)
 			closed[nc++] = st[i].id;
 	halo_named_free(st, n);
 	assert_true(nc >= 1);
+	for (i = 0; i < nc; i++)
+		if (closed[i] == 9)
+			break;
+	assert_true(i < nc);        /* Halo's built-in Closed */
 	f->conf.closed_status_ids = closed;
 	f->conf.n_closed_status_ids = nc;
 	assert_int_equal(halo_ticket_get(&f->conf, f->access, 502, &t, &err), 0);
@@ -887,6 +900,9 @@ test_ticket_create(void **state)
 		.site_id = 100, .user_id = 1000,
 		.internet_message_id = "<new-ticket-1@acme.example>",
 		.customfields = cf, .n_customfields = 2, .attachments = att, .n_attachments = 1,
+		.user_email = "ann@acme.example", .reported_by = "Ann Example",
+		.email_to_list = "support@msp.example", .email_cc_list = "boss@acme.example",
+		.date_occurred = "2024-05-01T07:30:00Z", .priority_id = 2,
 	};
 	struct halo_err err;
 	const cJSON *tk, *c;
@@ -919,7 +935,14 @@ test_ticket_create(void **state)
 	assert_int_equal(jnum(tk, "site_id"), 100);
 	assert_int_equal(jnum(tk, "client_id"), 10);
 	assert_int_equal(jnum(tk, "tickettype_id"), 1);
-	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(tk, "dont_do_rules")));
+	/* Halo's rules run unless asked not to */
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(tk, "dont_do_rules")));
+	assert_string_equal(jstr(tk, "user_email"), "ann@acme.example");
+	assert_string_equal(jstr(tk, "reportedby"), "Ann Example");
+	assert_string_equal(jstr(tk, "emailtolist"), "support@msp.example");
+	assert_string_equal(jstr(tk, "emailcclist"), "boss@acme.example");
+	assert_non_null(strstr(jstr(tk, "dateoccurred"), "2024-05-01T07:30:00"));
+	assert_int_equal(jnum(tk, "priority_id"), 2);
 	assert_string_equal(jstr(tk, "details_html"), "<p>Hello</p>");
 	assert_string_equal(jstr(tk, "internet_message_id"), "<new-ticket-1@acme.example>");
 	{
@@ -1166,6 +1189,264 @@ test_bad_arguments(void **state)
 	assert_false(halo_err_is_invalid_grant(NULL));
 }
 
+/* ---------------------------------------------------------- issue 12 */
+
+/* Attachments go as data URIs and are stored; one Halo refuses (id 0 and
+ * a _warning) is reported as failed, not as done; POST /api/Attachment
+ * uploads it alone onto the same action, and GET /api/Attachment lists
+ * what the action holds. */
+static void
+test_attachment_fate(void **state)
+{
+	struct fx *f = *state;
+	static const struct halo_attachment att[] = {
+		{ "one.txt", "text/plain", (const unsigned char *)"one", 3, false },
+		{ "two.txt", "text/plain", (const unsigned char *)"two!", 4, false },
+	};
+	struct halo_attach_result res[2];
+	struct halo_action_new a = {
+		.ticket_id = 501, .outcome = "Email Received", .note_html = "<p>x</p>",
+		.internet_message_id = "<att-fate@acme.example>",
+		.attachments = att, .n_attachments = 2, .att_results = res,
+	};
+	struct halo_attach_result up;
+	struct halo_stored *list;
+	struct halo_err err;
+	size_t n, i, named = 0;
+	int64_t id;
+	cJSON *st;
+
+	/* the second valid attachment processed fails as bare base64 would */
+	sim_control("/_sim/faults", "{\"attachment_fail\": 2}");
+	if (halo_action_create(&f->conf, f->access, &a, &id, &err) != 0)
+		fail_msg("create: %s", err.message);
+	assert_false(res[0].failed);
+	assert_true(res[1].failed);
+	assert_non_null(strstr(res[1].why, "Unable to save attachment"));
+	st = sim_json("GET", "/_sim/state", NULL);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(st, "attachments")), 1);
+	/* the data URI is what the spec wants: nothing undeclared was sent */
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(st,
+	    "undeclared_fields")), 0);
+	cJSON_Delete(st);
+
+	/* Halo still refusing: the upload says so (1), nothing stored */
+	sim_control("/_sim/faults", "{\"attachment_fail\": \"all\"}");
+	assert_int_equal(halo_attachment_upload(&f->conf, f->access, 501, id,
+	    &att[1], &up, &err), 1);
+	assert_true(up.failed);
+	assert_non_null(strstr(up.why, "two.txt"));
+	/* Halo takes it now */
+	sim_control("/_sim/faults", "{\"attachment_fail\": \"off\"}");
+	assert_int_equal(halo_attachment_upload(&f->conf, f->access, 501, id,
+	    &att[1], &up, &err), 0);
+	assert_false(up.failed);
+	assert_true(up.id > 0);
+	assert_int_equal(halo_attachment_list(&f->conf, f->access, 501, id, &list,
+	    &n, &err), 0);
+	for (i = 0; i < n; i++)
+		if (strcmp(list[i].filename, "one.txt") == 0 ||
+		    strcmp(list[i].filename, "two.txt") == 0)
+			named++;
+	assert_int_equal(named, 2);
+	halo_stored_free(list, n);
+}
+
+/* A created object's answer read alone: per-entry id 0 / _warning, an
+ * answer-level warning naming attachments, or nothing said (stored). */
+static void
+test_attach_check(void **state)
+{
+	struct halo_attach_result r[3];
+	cJSON *o;
+
+	(void)state;
+	o = cJSON_Parse("{\"id\":5,\"attachments\":[{\"id\":7},{\"id\":0},"
+	    "{\"id\":8,\"_warning\":\"Unable to save attachment: c\"}]}");
+	assert_int_equal(halo_attach_check(o, 3, r), 2);
+	assert_false(r[0].failed);
+	assert_int_equal(r[0].id, 7);
+	assert_true(r[1].failed);
+	assert_non_null(strstr(r[1].why, "id 0"));
+	assert_true(r[2].failed);
+	assert_string_equal(r[2].why, "Unable to save attachment: c");
+	cJSON_Delete(o);
+	o = cJSON_Parse("{\"id\":5,\"_warning\":\"Unable to save attachment\"}");
+	assert_int_equal(halo_attach_check(o, 2, r), 2);
+	cJSON_Delete(o);
+	o = cJSON_Parse("{\"id\":5,\"_warning\":\"SLA recalculated\"}");
+	assert_int_equal(halo_attach_check(o, 2, r), 0);
+	cJSON_Delete(o);
+	o = cJSON_Parse("{\"id\":5}");
+	assert_int_equal(halo_attach_check(o, 2, r), 0);
+	cJSON_Delete(o);
+}
+
+/* excludeclosed honoured: 8 and 9 are closed; ignored: cannot tell. */
+static void
+test_status_states(void **state)
+{
+	struct fx *f = *state;
+	struct halo_named *st;
+	struct halo_err err;
+	size_t n, i, nc = 0;
+	bool known = false;
+
+	assert_int_equal(halo_status_states(&f->conf, f->access, &st, &n, &known,
+	    &err), 0);
+	assert_true(known);
+	for (i = 0; i < n; i++)
+		if (st[i].closed) {
+			assert_true(st[i].id == 8 || st[i].id == 9);
+			nc++;
+		}
+	assert_int_equal(nc, 2);
+	halo_named_free(st, n);
+	sim_control("/_sim/faults", "{\"status_excludeclosed\": \"ignore\"}");
+	assert_int_equal(halo_status_states(&f->conf, f->access, &st, &n, &known,
+	    &err), 0);
+	assert_false(known);
+	for (i = 0; i < n; i++)
+		assert_false(st[i].closed);
+	halo_named_free(st, n);
+}
+
+/* A Halo that ignores the internetmessageid filter answers with every
+ * action: none of them is taken for a Message-ID it does not carry, and
+ * the one that does is still found. */
+static void
+test_find_filter_ignored(void **state)
+{
+	struct fx *f = *state;
+	struct halo_err err;
+	int64_t tid, aid;
+
+	sim_control("/_sim/faults", "{\"internetmessageid_filter\": \"ignore\"}");
+	assert_int_equal(halo_find_by_message_id(&f->conf, f->access,
+	    "<never-sent@acme.example>", &tid, &aid, &err), 1);
+	assert_int_equal(tid, 0);
+	assert_int_equal(halo_find_by_message_id(&f->conf, f->access,
+	    "<PRINTER-2@acme.example>", &tid, &aid, &err), 0);
+	assert_int_equal(tid, 501);
+}
+
+/* A new contact at a client's main site, found by search afterwards. */
+static void
+test_user_create(void **state)
+{
+	struct fx *f = *state;
+	struct halo_contact ct;
+	struct halo_err err;
+	enum halo_match m;
+	int64_t site = 0, uid = 0;
+
+	assert_int_equal(halo_client_main_site(&f->conf, f->access, 10, &site,
+	    &err), 0);
+	assert_true(site == 100 || site == 101);
+	assert_int_equal(halo_user_create(&f->conf, f->access, "New Person",
+	    "new.person@acme.example", 10, site, &uid, &err), 0);
+	assert_true(uid > 0);
+	assert_int_equal(halo_contact_by_email(&f->conf, f->access,
+	    "new.person@acme.example", &m, &ct, &err), 0);
+	assert_int_equal(m, HALO_MATCH_ONE);
+	assert_int_equal(ct.user_id, uid);
+	assert_int_equal(ct.client_id, 10);
+	assert_int_equal(ct.site_id, site);
+	halo_contact_free(&ct);
+	assert_int_equal(halo_client_main_site(&f->conf, f->access, 424242, &site,
+	    &err), -1);
+}
+
+/* CFOutlookConversationId: our 32 hex digits, or Outlook's conversationId
+ * (base64, also base64url) whose last 16 bytes are the GUID. */
+static void
+test_conv_matches(void **state)
+{
+	static const unsigned char guid[16] = {
+		0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+		0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
+	};
+	unsigned char raw[64];
+	char b64[128];
+	const char *key = "00112233445566778899aabbccddeeff";
+	size_t i;
+
+	(void)state;
+	assert_true(halo_conv_matches(key, key));
+	assert_true(halo_conv_matches("00112233-4455-6677-8899-AABBCCDDEEFF", key));
+	assert_true(halo_conv_matches("{00112233-4455-6677-8899-aabbccddeeff}", key));
+	assert_false(halo_conv_matches("00112233445566778899aabbccddeefe", key));
+	/* an Exchange-style id: a prefix, then the GUID */
+	memcpy(raw, "\x00\x00\x00\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x10\x00", 15);
+	for (i = 0; i < 3; i++) {      /* each alignment of base64 */
+		memset(raw + 15, 0xfb, i);
+		memcpy(raw + 15 + i, guid, 16);
+		EVP_EncodeBlock((unsigned char *)b64, raw, (int)(31 + i));
+		assert_true(halo_conv_matches(b64, key));
+		for (char *p = b64; *p != '\0'; p++)       /* base64url */
+			*p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+		assert_true(halo_conv_matches(b64, key));
+	}
+	memcpy(raw + 15, guid, 16);
+	raw[30] ^= 1;
+	EVP_EncodeBlock((unsigned char *)b64, raw, 31);
+	assert_false(halo_conv_matches(b64, key));
+	assert_false(halo_conv_matches("not base64 at all!", key));
+	assert_false(halo_conv_matches(key, "short"));
+}
+
+/* The custom fields the Outlook add-in writes: its ticket (Outlook's
+ * conversationId form, the mail's internetMessageId) is found by the
+ * Message-ID a reply answers, in either spelling, and holds our
+ * conversation key in its form; a ticket with our form is found by it. */
+static void
+test_ticket_by_field(void **state)
+{
+	struct fx *f = *state;
+	static const unsigned char raw[] = {
+		0x00, 0x00, 0x00, 0x00, 0x1b, 0x2c, 0x3d, 0x10, 0x00,
+		0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+		0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xf0,
+	};
+	char b64[64];
+	struct halo_customfield cf[2] = {
+		{ "CFOutlookConversationId", NULL },
+		{ "CFOutlookInternetMessageId", "<addin-1@acme.example>" },
+	};
+	struct halo_ticket_new tn = {
+		.summary = "made by the add-in", .tickettype_id = 1,
+		.client_id = 10, .customfields = cf, .n_customfields = 2,
+	};
+	struct halo_err err;
+	int64_t addin = 0, ours = 0, found = 0;
+
+	EVP_EncodeBlock((unsigned char *)b64, raw, sizeof(raw));
+	cf[0].value = b64;
+	assert_int_equal(halo_ticket_create(&f->conf, f->access, &tn, &addin,
+	    &err), 0);
+	cf[0].value = "00112233445566778899aabbccddeeff";
+	cf[1].value = "<ours-1@acme.example>";
+	tn.summary = "made by the gateway";
+	assert_int_equal(halo_ticket_create(&f->conf, f->access, &tn, &ours,
+	    &err), 0);
+
+	assert_int_equal(halo_ticket_by_field(&f->conf, f->access,
+	    "CFOutlookInternetMessageId", "<addin-1@acme.example>", false, &found,
+	    &err), 0);
+	assert_int_equal(found, addin);
+	assert_int_equal(halo_ticket_by_field(&f->conf, f->access,
+	    "CFOutlookInternetMessageId", "<addin-2@acme.example>", false, &found,
+	    &err), 1);
+	assert_true(halo_conv_matches(b64, "00112233445566778899aabbccddeef0"));
+	assert_int_equal(halo_ticket_by_field(&f->conf, f->access,
+	    "CFOutlookConversationId", "00112233445566778899aabbccddeeff", true,
+	    &found, &err), 0);
+	assert_int_equal(found, ours);
+	assert_int_equal(halo_ticket_by_field(&f->conf, f->access,
+	    "CFOutlookConversationId", "ffffffffffffffffffffffffffffffff", true,
+	    &found, &err), 1);
+}
+
 int
 main(void)
 {
@@ -1195,6 +1476,13 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_https_required, setup, teardown),
 		cmocka_unit_test(test_error_messages),
 		cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attachment_fate, setup, teardown),
+		cmocka_unit_test(test_attach_check),
+		cmocka_unit_test_setup_teardown(test_status_states, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_find_filter_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_create, setup, teardown),
+		cmocka_unit_test(test_conv_matches),
+		cmocka_unit_test_setup_teardown(test_ticket_by_field, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, sim_group_setup, sim_group_teardown);

@@ -273,6 +273,275 @@ test_match_none(void **state)
 	assert_int_equal(f->w.stats.requests, 1);
 }
 
+/* A reply to a mail the Outlook add-in logged: our index and Halo's
+ * action index know nothing of it, the add-in's CFOutlookInternetMessageId
+ * on the ticket does. */
+static void
+test_match_addin_ticket(void **state)
+{
+	struct fx *f = *state;
+	struct halo_customfield cf[] = {
+		{ "CFOutlookInternetMessageId", "<addin-7@acme.example>" },
+	};
+	struct halo_ticket_new tn = {
+		.summary = "logged by the add-in", .tickettype_id = 1,
+		.client_id = 10, .site_id = 100, .user_id = 1000,
+		.customfields = cf, .n_customfields = 1,
+	};
+	struct halo_err err;
+	int64_t id = 0;
+
+	assert_int_equal(halo_ticket_create(&f->ctx.hc, f->ctx.token, &tn, &id,
+	    &err), 0);
+	f->t.cf_message_id = "CFOutlookInternetMessageId";
+	f->t.cf_conversation_id = "CFOutlookConversationId";
+	sent_by(f, 1000, 10);
+	replies_to(f, "<addin-7@acme.example>");
+	want_match(f, id, "halo-cf-message-id");
+}
+
+/* The closed statuses: from excludeclosed (8 and 9), and when Halo
+ * ignores it only the built-in Closed (9); the list is kept, so a second
+ * job asks nothing. */
+static void
+test_closed_statuses(void **state)
+{
+	struct fx *f = *state;
+	int64_t open = 0;
+	uint64_t before;
+	cJSON *r;
+
+	f->t.closed_tickets = CONF_CLOSED_REOPEN;
+	assert_int_equal(closed_statuses(&f->ctx, &open), STEP_OK);
+	assert_int_equal(f->ctx.hc.n_closed_status_ids, 2);
+	assert_int_equal(f->ctx.hc.closed_status_ids[0], 8);
+	assert_int_equal(f->ctx.hc.closed_status_ids[1], 9);
+	assert_int_equal(open, 1);
+	before = f->w.stats.requests;
+	assert_int_equal(closed_statuses(&f->ctx, &open), STEP_OK);
+	assert_int_equal(f->w.stats.requests, before);      /* cached */
+
+	f->rate.statuses_at = 0;                            /* stale */
+	r = sim_post(&sim, "/_sim/faults", "{\"status_excludeclosed\": \"ignore\"}");
+	cJSON_Delete(r);
+	assert_int_equal(closed_statuses(&f->ctx, &open), STEP_OK);
+	assert_int_equal(f->ctx.hc.n_closed_status_ids, 1);
+	assert_int_equal(f->ctx.hc.closed_status_ids[0], 9);
+	free(f->rate.closed_ids);
+	f->rate.closed_ids = NULL;
+}
+
+/* The simulator's /_sim/state, parsed; NULL on failure. */
+static cJSON *
+sim_state(void)
+{
+	struct http_request req = { 0 };
+	struct http_response resp;
+	char url[512];
+	cJSON *j = NULL;
+
+	snprintf(url, sizeof(url), "%s/_sim/state", sim.base);
+	req.method = "GET";
+	req.url = url;
+	req.total_timeout_ms = 10000;
+	req.max_response = 16 << 20;
+	if (http_do(&req, &resp) == HTTP_OK)
+		j = cJSON_ParseWithLength(resp.body, resp.body_len);
+	http_response_free(&resp);
+	return j;
+}
+
+/* A retry of a job already in Halo uploads only what the action does not
+ * hold; Halo refusing keeps it a retry with the reason, and at the end of
+ * the budget a private note names the file and the job is done. */
+static void
+test_attachments_again(void **state)
+{
+	struct fx *f = *state;
+	struct mime_attachment att[2];
+	struct mime_message m;
+	struct halo_attachment one = { "a.txt", "text/plain",
+	    (const unsigned char *)"aaa", 3, false };
+	struct halo_attach_result res;
+	struct halo_action_new act = {
+		.ticket_id = 501, .outcome = "Email Received", .note_html = "<p>x</p>",
+	};
+	struct halo_stored *list;
+	struct halo_err err;
+	size_t n, i, a = 0, b = 0;
+	int64_t action;
+	cJSON *r, *st, *it;
+	int notes = 0;
+
+	memset(att, 0, sizeof(att));
+	memset(&m, 0, sizeof(m));
+	att[0].filename = "a.txt";
+	att[0].content_type = "text/plain";
+	att[0].data = (unsigned char *)"aaa";
+	att[0].len = att[0].original_len = 3;
+	att[1].filename = "b.txt";
+	att[1].content_type = "text/plain";
+	att[1].data = (unsigned char *)"bbbb";
+	att[1].len = att[1].original_len = 4;
+	m.text = "x";
+	m.attachments = att;
+	m.n_attachments = 2;
+	f->t.attachments = true;
+	f->t.append_outcome = "Email Received";
+	f->job.attempts = 1;
+	/* the action is in Halo with a.txt only */
+	assert_int_equal(halo_action_create(&f->ctx.hc, f->ctx.token, &act,
+	    &action, &err), 0);
+	assert_int_equal(halo_attachment_upload(&f->ctx.hc, f->ctx.token, 501,
+	    action, &one, &res, &err), 0);
+	f->ctx.posted_ticket = 501;
+	f->ctx.posted_action = action;
+
+	r = sim_post(&sim, "/_sim/faults", "{\"attachment_fail\": \"all\"}");
+	cJSON_Delete(r);
+	assert_int_equal(post_attachments_again(&f->ctx, &m), STEP_RETRY);
+	assert_int_equal(f->ctx.n_att_failed, 1);
+	assert_non_null(strstr(f->ctx.reason, "b.txt (Unable to save attachment"));
+	assert_null(strstr(f->ctx.reason, "a.txt"));
+
+	r = sim_post(&sim, "/_sim/faults", "{\"attachment_fail\": \"off\"}");
+	cJSON_Delete(r);
+	f->ctx.n_att_failed = 0;
+	f->ctx.att_failed[0] = '\0';
+	f->job.attempts = 2;
+	assert_int_equal(post_attachments_again(&f->ctx, &m), STEP_OK);
+	assert_int_equal(halo_attachment_list(&f->ctx.hc, f->ctx.token, 501,
+	    action, &list, &n, &err), 0);
+	for (i = 0; i < n; i++) {
+		a += strcmp(list[i].filename, "a.txt") == 0;
+		b += strcmp(list[i].filename, "b.txt") == 0;
+	}
+	halo_stored_free(list, n);
+	assert_int_equal(a, 1);                 /* not uploaded twice */
+	assert_int_equal(b, 1);
+
+	/* the budget spent: a private note, and done */
+	att[1].filename = "c<x>.txt";
+	r = sim_post(&sim, "/_sim/faults", "{\"attachment_fail\": \"all\"}");
+	cJSON_Delete(r);
+	f->job.attempts = WORKER_ATTACH_TRIES;
+	assert_int_equal(post_attachments_again(&f->ctx, &m), STEP_OK);
+	assert_non_null(strstr(f->ctx.att_note, "c<x>.txt"));
+	st = sim_post(&sim, "/_sim/faults", "{\"attachment_fail\": \"off\"}");
+	cJSON_Delete(st);
+	st = sim_state();
+	assert_non_null(st);
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(st, "actions")) {
+		const cJSON *h = cJSON_GetObjectItem(it, "hiddenfromuser");
+		const cJSON *note = cJSON_GetObjectItem(it, "note_html");
+
+		if (cJSON_IsTrue(h) && cJSON_IsString(note) &&
+		    strstr(note->valuestring, "c&lt;x&gt;.txt") != NULL)
+			notes++;
+	}
+	cJSON_Delete(st);
+	assert_int_equal(notes, 1);
+}
+
+/* ---------------------------------------------------- what Halo gets */
+
+/* The mail's Date, bounded by its arrival: a Date ahead of arrival by
+ * more than WORKER_DATE_AHEAD, or behind by more than WORKER_DATE_BEHIND,
+ * or no date at all, is the arrival. */
+static void
+test_mail_date(void **state)
+{
+	/* 2026-11-24T10:00:00Z */
+	const time_t arrived = 1795514400;
+	static const struct {
+		const char *date;
+		const char *want;
+	} rows[] = {
+		{ "Tue, 24 Nov 2026 10:00:00 +0000", "2026-11-24T10:00:00Z" },
+		{ "Tue, 24 Nov 2026 09:30:05 +0100", "2026-11-24T08:30:05Z" },
+		{ "24 Nov 2026 04:00 -0500", "2026-11-24T09:00:00Z" },
+		{ "Mon, 23 Nov 2026 10:00:00 GMT", "2026-11-23T10:00:00Z" },
+		{ "Sat, 31 Oct 2026 10:00:00 +0000", "2026-10-31T10:00:00Z" },
+		/* more than 30 days old: arrival */
+		{ "Thu, 01 Jan 2015 10:00:00 +0000", "2026-11-24T10:00:00Z" },
+		/* ahead by more than a few minutes: arrival */
+		{ "Tue, 24 Nov 2026 10:10:00 +0000", "2026-11-24T10:00:00Z" },
+		{ "Tue, 24 Nov 2026 10:04:00 +0000", "2026-11-24T10:04:00Z" },
+		{ "yesterday", "2026-11-24T10:00:00Z" },
+		{ "Tue, 24 Foo 2026 10:00:00 +0000", "2026-11-24T10:00:00Z" },
+		{ "Tue, 24 Nov 2026 25:00:00 +0000", "2026-11-24T10:00:00Z" },
+		{ NULL, "2026-11-24T10:00:00Z" },
+	};
+	char out[32];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		post_mail_when(rows[i].date, arrived, out);
+		if (strcmp(out, rows[i].want) != 0)
+			fail_msg("row %zu (%s): got %s, want %s", i,
+			    rows[i].date ? rows[i].date : "NULL", out, rows[i].want);
+	}
+}
+
+/* The note lists every part not uploaded with mime_skip_reason() (no
+ * size for a part never read), the unlisted count, and with attachments
+ * off also the files that were not sent. */
+static void
+test_note_lists_parts(void **state)
+{
+	struct fx *f = *state;
+	struct mime_attachment att[4];
+	struct mime_message m;
+	char *html;
+
+	memset(att, 0, sizeof(att));
+	memset(&m, 0, sizeof(m));
+	att[0].filename = "ok.txt";
+	att[0].data = (unsigned char *)"x";
+	att[0].len = 1;
+	att[0].original_len = 1;
+	att[1].filename = "huge.iso";
+	att[1].skip = MIME_SKIP_SIZE;
+	att[1].over_cap = true;
+	att[1].original_len = 999999;
+	att[2].filename = "part-250.bin";
+	att[2].skip = MIME_SKIP_LIMIT;
+	att[3].filename = "broken<b>.pdf";
+	att[3].skip = MIME_SKIP_UNDECODABLE;
+	att[3].original_len = 1234;
+	m.text = "hello";
+	m.attachments = att;
+	m.n_attachments = 4;
+	m.n_unlisted = 7;
+	f->t.attachments = true;
+	html = post_body_html(&f->ctx, &m, false);
+	assert_non_null(html);
+	assert_null(strstr(html, "ok.txt"));
+	assert_non_null(strstr(html, "<li>huge.iso (999999 bytes): "));
+	assert_non_null(strstr(html, mime_skip_reason(MIME_SKIP_SIZE)));
+	assert_non_null(strstr(html, "<li>part-250.bin: "));
+	assert_non_null(strstr(html, mime_skip_reason(MIME_SKIP_LIMIT)));
+	assert_non_null(strstr(html, "broken&lt;b&gt;.pdf (1234 bytes): "));
+	assert_non_null(strstr(html, mime_skip_reason(MIME_SKIP_UNDECODABLE)));
+	assert_non_null(strstr(html, "and 7 more parts not listed"));
+	free(html);
+
+	/* attachments = no: the file that would have gone is listed too */
+	f->t.attachments = false;
+	m.n_unlisted = 0;
+	m.n_attachments = 1;
+	html = post_body_html(&f->ctx, &m, false);
+	assert_non_null(strstr(html, "<li>ok.txt (1 bytes): attachments are not"
+	    " uploaded"));
+	free(html);
+	/* nothing left out: no list */
+	f->t.attachments = true;
+	html = post_body_html(&f->ctx, &m, false);
+	assert_null(strstr(html, "not uploaded"));
+	free(html);
+}
+
 /* ---------------------------------------------------- who may join */
 
 /* The rule as a table: sender facts x ticket facts x config. */
@@ -440,6 +709,15 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_match_subject_tag, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_match_none, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_match_addin_ticket, setup,
+		    teardown),
+		cmocka_unit_test(test_mail_date),
+		cmocka_unit_test_setup_teardown(test_closed_statuses, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_attachments_again, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_note_lists_parts, setup,
+		    teardown),
 		cmocka_unit_test(test_join_rule),
 		cmocka_unit_test_setup_teardown(test_join_refused_paths, setup,
 		    teardown),
