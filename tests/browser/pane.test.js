@@ -467,6 +467,8 @@ async function agentPaneTests(browser) {
   t.check('assign: done', await waitText(page, '#act-result', new RegExp('#' + tid + ' is assigned to you')));
   state = await simState();
   t.check('assign: Halo has alice as the ticket\'s agent', state.tickets.some((x) => x.id === tid && x.agent_id === 1));
+  // the list is drawn again after the assign: act on the new one, not a row being replaced
+  t.check('assign: the list shows it', await waitText(page, '#tickets', /assigned to you/));
   await page.selectOption('select[aria-label="New status for ticket ' + tid + '"]', '3');
   await page.click('button[aria-label="Set the status of ticket ' + tid + '"]');
   t.check('status: done', await waitText(page, '#act-result', /is now Waiting on Customer/));
