@@ -134,8 +134,10 @@ def main(argv):
                "resumed": sum(x["resumed"] for x in tl),
                "requests": sum(x["requests"] for x in tl), "workers": tl[0]["workers"],
                "per_run": tl}
-        # each worker has its own connection: per worker, handshakes and
-        # requests both divide by the number of workers
+        # each worker has its own connections: per worker, handshakes and
+        # requests both divide by the number of workers. The floor is one
+        # handshake per worker and Halo host, so a short run (BENCH_QUICK)
+        # can miss the goal on that alone
         tls["handshakes_per_50_requests_per_worker"] = r(
             50.0 * tls["handshakes"] / tls["requests"], 3) if tls["requests"] else None
 
@@ -174,10 +176,13 @@ def main(argv):
         "cpu_ratio_to_nullmilter": goal(">= 0.97", cr, cr is not None and cr >= 0.97),
         "eom_p99_100KB_1_session_ms": goal("< 2", e1, e1 is not None and e1 < 2),
         "eom_p99_100KB_20_sessions_ms": goal("< 10", e20, e20 is not None and e20 < 10),
-        "rss_logging_50MB_mb": goal("< 64", l50, l50 is not None and l50 < 64),
-        "rss_logging_50MB_vs_1MB": goal("within 10 % of the 1 MB figure",
+        # only a mail that was logged counts: a refused one never went whole
+        "rss_logging_50MB_mb": goal("< 64, mail logged", l50, l50 is not None and l50 < 64
+                                    and logrss["50MB"]["logged"]),
+        "rss_logging_50MB_vs_1MB": goal("within 10 % of the 1 MB figure, both logged",
                                         r(l50 / l1, 3) if l1 and l50 else None,
-                                        l1 and l50 and l50 <= 1.1 * l1),
+                                        l1 and l50 and l50 <= 1.1 * l1
+                                        and logrss["50MB"]["logged"] and logrss["1MB"]["logged"]),
         "requests_per_message": goal("<= 1.05", rpm, rpm is not None and rpm <= 1.05),
         "tls_handshakes_per_50_requests_per_worker": goal("<= 1", hs50,
                                                           hs50 is not None and hs50 <= 1),
@@ -285,7 +290,7 @@ def main(argv):
     p("5. end of message -> action in Halo, simulator +%s ms per request, %s msg/s"
       % (e2a["sim_latency_ms_per_request"], f(e2a["rate_per_s"], "%g")))
     p("   p50 %s ms   p99 %s ms   max %s ms   %s" % (f(e2a["p50"], "%.0f"), f(e2a["p99"], "%.0f"),
-                                                  f(e2a["max"], "%.0f"), g("end_to_action_p99_ms")))
+                                                  f(e2a["max"], "%.0f"), "(steady rate: no goal)"))
     b = e2a["burst"]
     if b["messages"]:
         p("   burst of %s at once: p50 %s ms   p99 %s ms   max %s ms" % (
@@ -294,7 +299,9 @@ def main(argv):
     p("6. peak RSS (VmHWM) of the daemon while its workers log one mail with two attachments")
     for label, x in logrss.items():
         p("   %-5s mail: %6s MB peak (%s MB before), %s, final after %s s" % (
-            label, f(x["peak"]), f(x["before"]), "logged" if x["logged"] else "NOT logged",
+            label, f(x["peak"]), f(x["before"]),
+            "logged" if x["logged"] else "NOT logged (%s)" % ", ".join(
+                "%s %s" % (k, x["per_run"][0].get(k)) for k in ("failed", "skipped")),
             f(x["seconds_to_final"])))
     p("   50 MB: %s;  50 MB vs 1 MB: %s" % (g("rss_logging_50MB_mb"), g("rss_logging_50MB_vs_1MB")))
     p("")

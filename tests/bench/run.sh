@@ -343,6 +343,7 @@ insecure_http = yes
 retry_base = 1
 workers = 2
 web_listen = 127.0.0.1:$(pf_free_port)
+max_message_size = 64M
 $CA_LINE
 
 [tenant sim]
@@ -396,7 +397,8 @@ EOC
 		sleep 0.5
 		say "peak rss while the workers log one $size-byte mail with attachments"
 		python3 "$HERE/milterclient.py" logrss "$MSPEC" "$MILTER_PID" "$size" \
-		    "$CTL -c $MILTER_CONF" > "$T/logrss.json" || die "logrss client failed"
+		    "$CTL -c $MILTER_CONF" support@msp.example > "$T/logrss.json" ||
+			die "logrss client failed"
 		record "logrss_$size" $run "$(cat "$T/logrss.json")"
 		daemon_stop
 		rm -rf "$MILTER_STATE"
