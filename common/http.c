@@ -136,7 +136,14 @@ http_set_ca_file(const char *path)
 {
 	char *copy = NULL;
 
-	if (path != NULL && *path != '\0' && (copy = strdup(path)) == NULL)
+	if (path != NULL && *path == '\0')
+		path = NULL;
+	/* the worker and the pane both set it: the same value again must not
+	 * free a string another thread's request may be reading */
+	if ((path == NULL && http_ca_file == NULL) ||
+	    (path != NULL && http_ca_file != NULL && strcmp(path, http_ca_file) == 0))
+		return 0;
+	if (path != NULL && (copy = strdup(path)) == NULL)
 		return -1;
 	free(http_ca_file);
 	http_ca_file = copy;

@@ -79,7 +79,8 @@ void http_thread_cleanup(void);
 /*
  * Verify servers against the CA bundle in PATH instead of the system's
  * (NULL or "" restores the system's). Copied. Set before any request;
- * not thread-safe. Returns -1 when out of memory.
+ * not thread-safe, except that setting the same value again is a no-op.
+ * Returns -1 when out of memory.
  */
 int http_set_ca_file(const char *path);
 
