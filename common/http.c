@@ -663,6 +663,8 @@ out:
 		(void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 		(void)curl_easy_setopt(h, CURLOPT_CURLU, NULL);
 		(void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+		/* and the bearer token is not kept between requests */
+		(void)curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, NULL);
 		http_thread_release(h);
 	}
 	curl_slist_free_all(headers);
