@@ -75,6 +75,7 @@ enum key_id {
 	KEY_WORKERS,
 	KEY_RETRY_BASE,
 	KEY_INSECURE_HTTP,
+	KEY_HALO_CA_FILE,
 	KEY_FALLBACK_CLIENT_ID,
 	KEY_CF_CONVERSATION_ID,
 	KEY_CF_MESSAGE_ID,
@@ -150,6 +151,7 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_WORKERS]            = { "workers", SCOPE_GLOBAL, false },
 	[KEY_RETRY_BASE]         = { "retry_base", SCOPE_GLOBAL, false },
 	[KEY_INSECURE_HTTP]      = { "insecure_http", SCOPE_GLOBAL, false },
+	[KEY_HALO_CA_FILE]       = { "halo_ca_file", SCOPE_GLOBAL, false },
 	[KEY_FALLBACK_CLIENT_ID] = { "fallback_client_id", SCOPE_TENANT, false },
 	[KEY_CF_CONVERSATION_ID] = { "cf_conversation_id", SCOPE_TENANT, false },
 	[KEY_CF_MESSAGE_ID]      = { "cf_message_id", SCOPE_TENANT, false },
@@ -698,6 +700,7 @@ struct conf *conf_free(struct conf *conf)
 	free(conf->path);
 	free(conf->socket);
 	free(conf->state_dir);
+	free(conf->halo_ca_file);
 	free(conf->web_listen);
 	free(conf->public_url);
 	free(conf->web_root);
@@ -1428,6 +1431,13 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 			    " (expected seconds from 1 to 300)", value);
 		else
 			c->web_request_timeout = (unsigned)num;
+		break;
+	case KEY_HALO_CA_FILE:
+		if (value[0] != '/')
+			conf_error(p, line, "halo_ca_file: '%s' is not an absolute "
+			    "path", value);
+		else
+			set_str(p, line, &c->halo_ca_file, value);
 		break;
 	case KEY_INSECURE_HTTP:
 		if (!parse_bool(value, &c->insecure_http))

@@ -175,6 +175,7 @@ struct conf {
 	                                only (another node's workers log) */
 	unsigned retry_base;         /* first retry delay, seconds; default 15 */
 	bool insecure_http;          /* tests only: allow http:// to loopback */
+	char *halo_ca_file;          /* NULL or CA bundle verifying Halo (https) */
 	struct conf_net *admin_networks;   /* who may open /admin (and
 	                                      /metrics); none = any (/metrics:
 	                                      loopback only) */

@@ -1,5 +1,24 @@
 /*
  * http.c - libcurl wrapper with bounded responses and failure classes (see http.h).
+ *
+ * Each thread keeps one easy handle (a thread-specific key frees it when the
+ * thread ends) and resets its options before every request: the handle's
+ * connection cache and TLS session cache survive curl_easy_reset(), so a
+ * worker keeps one kept-alive connection per Halo host (its tenants' API and
+ * auth servers) instead of a TCP and TLS handshake per request.
+ *
+ * Reuse has one danger. When a reused connection turns out dead and nothing
+ * was received, libcurl re-sends the request on a fresh connection
+ * (Curl_retry_request, libcurl 7.88 lib/transfer.c); if the server had
+ * applied a POST before closing, that is a second ticket or action and no
+ * one is told. So request bodies go through a read callback whose seek
+ * callback answers CURL_SEEKFUNC_CANTSEEK: libcurl then cannot rewind the
+ * body it already sent and fails with CURLE_SEND_FAIL_REWIND (Curl_readrewind;
+ * Debian's 7.88.1 defers the rewind until the fresh connection is open, so
+ * that connection is opened and closed with nothing sent on it), which is
+ * classified HTTP_UNCERTAIN, and the caller's exactly-once logic rechecks
+ * Halo. tests/unit/test_http.c checks this against a real socket. A body-less non-GET (where nothing would need
+ * rewinding) goes out on a fresh connection so it can never be replayed.
  */
 #include "http.h"
 
@@ -17,9 +36,22 @@
 
 #define HTTP_RETRY_AFTER_MAX 86400L     /* clamp absurd Retry-After values */
 
+#define HTTP_MAX_IDLE_REUSE_S 30L      /* older idle connections are not reused */
+#define HTTP_MAX_CONNECTS      8L       /* per thread: a few tenants' hosts */
+
 static atomic_bool http_loopback_ok;
 static pthread_once_t http_once = PTHREAD_ONCE_INIT;
 static bool http_init_failed;
+static pthread_key_t http_handle_key;   /* this thread's reusable easy handle */
+static bool http_key_ok;
+static char *http_ca_file;              /* CA bundle instead of the system's */
+
+/* A request body handed to libcurl by the read callback, never rewound. */
+struct http_body {
+	const char *data;
+	size_t len;
+	size_t off;
+};
 
 /* Growing response buffer with a hard cap. */
 struct http_buf {
@@ -36,12 +68,110 @@ struct http_hdrs {
 	long retry_after;
 };
 
-/* pthread_once body: curl_global_init. */
+/* Thread-specific key destructor: free the thread's easy handle. */
+static void
+http_handle_free(void *h)
+{
+	curl_easy_cleanup(h);
+}
+
+/* pthread_once body: curl_global_init and the per-thread handle key. */
 static void
 http_init_once(void)
 {
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		http_init_failed = true;
+	http_key_ok = pthread_key_create(&http_handle_key, http_handle_free) == 0;
+}
+
+/* This thread's easy handle, reset to defaults; NULL on failure. */
+static CURL *
+http_thread_handle(void)
+{
+	CURL *h;
+
+	if (!http_key_ok)
+		return curl_easy_init();
+	h = pthread_getspecific(http_handle_key);
+	if (h != NULL) {
+		curl_easy_reset(h);
+		return h;
+	}
+	h = curl_easy_init();
+	if (h != NULL && pthread_setspecific(http_handle_key, h) != 0) {
+		curl_easy_cleanup(h);
+		h = NULL;
+	}
+	return h;
+}
+
+/* Release H after a request: kept for the next one unless it is not ours. */
+static void
+http_thread_release(CURL *h)
+{
+	if (h == NULL)
+		return;
+	if (!http_key_ok || pthread_getspecific(http_handle_key) != h)
+		curl_easy_cleanup(h);
+}
+
+/* Close this thread's kept-alive connections (see http.h). */
+void
+http_thread_cleanup(void)
+{
+	CURL *h;
+
+	if (!http_key_ok)
+		return;
+	h = pthread_getspecific(http_handle_key);
+	if (h != NULL) {
+		(void)pthread_setspecific(http_handle_key, NULL);
+		curl_easy_cleanup(h);
+	}
+}
+
+/* Use the CA bundle PATH (NULL: the system's) for every later request. */
+int
+http_set_ca_file(const char *path)
+{
+	char *copy = NULL;
+
+	if (path != NULL && *path == '\0')
+		path = NULL;
+	/* the worker and the pane both set it: the same value again must not
+	 * free a string another thread's request may be reading */
+	if ((path == NULL && http_ca_file == NULL) ||
+	    (path != NULL && http_ca_file != NULL && strcmp(path, http_ca_file) == 0))
+		return 0;
+	if (path != NULL && (copy = strdup(path)) == NULL)
+		return -1;
+	free(http_ca_file);
+	http_ca_file = copy;
+	return 0;
+}
+
+/* CURLOPT_READFUNCTION: hand out the request body. */
+static size_t
+http_read_cb(char *buf, size_t size, size_t nitems, void *userdata)
+{
+	struct http_body *b = userdata;
+	size_t n = size * nitems;
+
+	if (n > b->len - b->off)
+		n = b->len - b->off;
+	memcpy(buf, b->data + b->off, n);
+	b->off += n;
+	return n;
+}
+
+/* CURLOPT_SEEKFUNCTION: never rewind a body (no silent re-send; see top). */
+static int
+http_seek_cb(void *userdata, curl_off_t offset, int origin)
+{
+	(void)userdata;
+	(void)offset;
+	(void)origin;
+	return CURL_SEEKFUNC_CANTSEEK;
 }
 
 /* Initialise libcurl once per process. */
@@ -287,6 +417,10 @@ http_classify_curl(CURLcode rc, bool sent)
 		return sent ? HTTP_UNCERTAIN : HTTP_TIMEOUT;
 	case CURLE_FILESIZE_EXCEEDED:
 		return HTTP_TOO_LARGE;
+	case CURLE_SEND_FAIL_REWIND:
+		/* a reused connection died after the body went out: libcurl
+		 * wanted to re-send it, and the server may have applied it */
+		return HTTP_UNCERTAIN;
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_URL_MALFORMAT:
 		return HTTP_REFUSED;
@@ -318,7 +452,7 @@ http_set_transport(http_transport_fn fn)
 	http_transport = fn;
 }
 
-/* Perform one request on a fresh easy handle. */
+/* Perform one request on this thread's easy handle. */
 static enum http_result http_perform(const struct http_request *req,
     struct http_response *resp);
 
@@ -353,6 +487,7 @@ http_perform(const struct http_request *req, struct http_response *resp)
 	char errbuf[CURL_ERROR_SIZE];
 	struct http_buf buf = { 0 };
 	struct http_hdrs hdrs = { .retry_after = -1 };
+	struct http_body body = { 0 };
 	struct curl_slist *headers = NULL, *tmp;
 	char ctbuf[256];
 	enum http_result res = HTTP_INTERNAL;
@@ -401,7 +536,7 @@ http_perform(const struct http_request *req, struct http_response *resp)
 	if (buf.max > (size_t)INT64_MAX - 1)
 		buf.max = (size_t)INT64_MAX - 1;
 
-	h = curl_easy_init();
+	h = http_thread_handle();
 	if (h == NULL) {
 		http_set_error(resp->error, sizeof(resp->error), "curl_easy_init failed");
 		res = HTTP_INTERNAL;
@@ -445,6 +580,10 @@ http_perform(const struct http_request *req, struct http_response *resp)
 	HTTP_SETOPT(h, CURLOPT_SSL_VERIFYPEER, 1L, &rc);
 	HTTP_SETOPT(h, CURLOPT_SSL_VERIFYHOST, 2L, &rc);
 	HTTP_SETOPT(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2, &rc);
+	if (http_ca_file != NULL)
+		HTTP_SETOPT(h, CURLOPT_CAINFO, http_ca_file, &rc);
+	HTTP_SETOPT(h, CURLOPT_MAXAGE_CONN, HTTP_MAX_IDLE_REUSE_S, &rc);
+	HTTP_SETOPT(h, CURLOPT_MAXCONNECTS, HTTP_MAX_CONNECTS, &rc);
 	HTTP_SETOPT(h, CURLOPT_USERAGENT, "halo-milter", &rc);
 	HTTP_SETOPT(h, CURLOPT_ACCEPT_ENCODING, "", &rc);
 	HTTP_SETOPT(h, CURLOPT_HTTPHEADER, headers, &rc);
@@ -462,10 +601,18 @@ http_perform(const struct http_request *req, struct http_response *resp)
 		if (strcmp(method, "POST") != 0)
 			HTTP_SETOPT(h, CURLOPT_CUSTOMREQUEST, method, &rc);
 		if (req->body != NULL || strcmp(method, "POST") == 0) {
-			HTTP_SETOPT(h, CURLOPT_POSTFIELDSIZE_LARGE,
-			    (curl_off_t)(req->body != NULL ? req->body_len : 0), &rc);
-			HTTP_SETOPT(h, CURLOPT_POSTFIELDS, req->body != NULL ? req->body : "", &rc);
+			body.data = req->body != NULL ? req->body : "";
+			body.len = req->body != NULL ? req->body_len : 0;
+			HTTP_SETOPT(h, CURLOPT_POST, 1L, &rc);
+			HTTP_SETOPT(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body.len, &rc);
+			HTTP_SETOPT(h, CURLOPT_READFUNCTION, http_read_cb, &rc);
+			HTTP_SETOPT(h, CURLOPT_READDATA, &body, &rc);
+			HTTP_SETOPT(h, CURLOPT_SEEKFUNCTION, http_seek_cb, &rc);
+			HTTP_SETOPT(h, CURLOPT_SEEKDATA, &body, &rc);
 		}
+		/* nothing to rewind means libcurl could replay it: never reuse */
+		if (body.len == 0)
+			HTTP_SETOPT(h, CURLOPT_FRESH_CONNECT, 1L, &rc);
 	}
 	if (rc != CURLE_OK) {
 		http_set_error(resp->error, sizeof(resp->error), curl_easy_strerror(rc));
@@ -511,9 +658,16 @@ http_perform(const struct http_request *req, struct http_response *resp)
 	}
 out:
 	free(buf.data);
+	if (h != NULL) {
+		/* the handle outlives this call: drop pointers to our locals */
+		(void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+		(void)curl_easy_setopt(h, CURLOPT_CURLU, NULL);
+		(void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+		/* and the bearer token is not kept between requests */
+		(void)curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, NULL);
+		http_thread_release(h);
+	}
 	curl_slist_free_all(headers);
-	if (h != NULL)
-		curl_easy_cleanup(h);
 	curl_url_cleanup(u);
 	return res;
 }

@@ -1,6 +1,6 @@
 /*
- * http.h - a small libcurl wrapper: one easy handle per request, timeouts
- * always set, the response size capped while it arrives, HTTPS only (plain
+ * http.h - a small libcurl wrapper: one reusable easy handle per thread
+ * (kept-alive connections, TLS sessions resumed), timeouts always set, the response size capped while it arrives, HTTPS only (plain
  * http:// to a loopback address only when a test allows it), no redirects.
  *
  * Failures are classified so that callers can tell a request that surely
@@ -69,6 +69,20 @@ struct http_response {
 
 /* Initialise libcurl once per process (thread-safe, idempotent). */
 void http_global_init(void);
+
+/*
+ * Close the calling thread's kept-alive connections and free its handle
+ * (a thread that ends has them freed anyway).
+ */
+void http_thread_cleanup(void);
+
+/*
+ * Verify servers against the CA bundle in PATH instead of the system's
+ * (NULL or "" restores the system's). Copied. Set before any request;
+ * not thread-safe, except that setting the same value again is a no-op.
+ * Returns -1 when out of memory.
+ */
+int http_set_ca_file(const char *path);
 
 /* Tests only: permit http:// to 127.0.0.0/8, ::1 and localhost. */
 void http_allow_loopback_http(bool allow);

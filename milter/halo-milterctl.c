@@ -850,6 +850,7 @@ ctl_doctor(struct store *st, const struct conf *conf, const char *tenant)
 	if (oa == NULL)
 		return 1;
 	http_global_init();
+	(void)http_set_ca_file(conf->halo_ca_file);
 	if (conf->insecure_http)
 		http_allow_loopback_http(true);
 	for (i = 0; i < conf->n_tenants; i++) {

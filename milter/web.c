@@ -1851,6 +1851,7 @@ web_start(const struct conf *conf, struct store *store, struct oauth *oauth,
 		w->tls = true;
 	}
 	http_global_init();
+	(void)http_set_ca_file(conf->halo_ca_file);
 	if (conf->insecure_http)
 		http_allow_loopback_http(true);
 	fd = web_listen(conf->web_listen, &v6, err, errsz);

@@ -479,6 +479,7 @@ worker_start(const struct conf *conf, struct store *store, struct oauth *oauth,
 			goto fail;
 	}
 	http_global_init();
+	(void)http_set_ca_file(conf->halo_ca_file);
 	if (conf->insecure_http)
 		http_allow_loopback_http(true);
 	if (nthreads == 0)

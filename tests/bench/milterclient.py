@@ -13,14 +13,21 @@ header changes the milter sends on the way ('h', 'm', 'i', ...) are part of
 that time, as they are for Postfix.
 
 Sub-commands (JSON on stdout):
-  eom  SOCKET SIZE COUNT     sequential messages of SIZE bytes: EOM latencies
+  eom  SOCKET SIZE COUNT [CONC]  messages of SIZE bytes, CONC sessions at a
+                            time (default 1): EOM latencies
+  logrss SOCKET PID SIZE CTL [RCPT] one mail of SIZE bytes with two attachments,
+                            until the workers logged it (CTL: "halo-milterctl
+                            -c CONF"): the daemon's peak RSS
   rss  SOCKET PID SIZE N     N concurrent sessions with SIZE-byte bodies;
                              VmHWM/VmRSS of PID before and after
 """
+import base64
 import json
 import os
+import shlex
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -234,15 +241,33 @@ def pct(sorted_vals, p):
     return sorted_vals[k]
 
 
-def cmd_eom(spec, size, count):
+def cmd_eom(spec, size, count, conc=1):
+    """COUNT messages of SIZE bytes, CONC sessions at a time (each session
+    one message after another); end-of-message latency of each."""
     lat = []
-    stamped = 0
-    for i in range(count):
-        secs, ok = one_message(spec, i, size, "eom%d" % size)
-        lat.append(secs * 1000.0)
-        stamped += ok
+    stamped = [0]
+    lock = threading.Lock()
+    errors = []
+
+    def run(k):
+        try:
+            for i in range(k, count, conc):
+                secs, ok = one_message(spec, i, size, "eom%d-%d" % (size, conc))
+                with lock:
+                    lat.append(secs * 1000.0)
+                    stamped[0] += ok
+        except Exception as exc:           # reported below
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(conc)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors or not lat:
+        raise MilterError("eom: %s" % (errors[:3],))
     s = sorted(lat)
-    return {"size": size, "count": count, "queued": stamped,
+    return {"size": size, "count": count, "sessions": conc, "queued": stamped[0],
             "p50": pct(s, 50), "p99": pct(s, 99), "max": s[-1],
             "mean": sum(s) / len(s)}
 
@@ -316,9 +341,75 @@ def cmd_rss(spec, pid, size, n):
             "eom_max_ms": max(lat) if lat else None}
 
 
+def attachment_message(size, i):
+    """Headers and body of a multipart mail of about SIZE bytes: a short text
+    part and two base64 attachments sharing the rest."""
+    boundary = "bench-boundary-%d" % i
+    raw = max(1, (size * 3 // 4 - 1024) // 2)
+    blob = os.urandom(min(raw, 1 << 20))
+    blob = (blob * (raw // len(blob) + 1))[:raw]
+    b64 = base64.encodebytes(blob).replace(b"\n", b"\r\n")
+    parts = [b"--" + boundary.encode() + b"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+             b"Please find the two files attached.\r\n"]
+    for n in (1, 2):
+        parts.append(b"--" + boundary.encode() +
+                     b"\r\nContent-Type: application/octet-stream\r\n"
+                     b"Content-Transfer-Encoding: base64\r\n"
+                     b"Content-Disposition: attachment; filename=\"file%d.bin\"\r\n\r\n" % n + b64)
+    parts.append(b"--" + boundary.encode() + b"--\r\n")
+    body = b"".join(parts)
+    hdrs = [h for h in headers_for(i, "log%d" % size)
+            if h[0] not in ("Content-Type", "From")]
+    hdrs.append(("From", "Ann <ann@acme.example>"))
+    hdrs.append(("Content-Type", 'multipart/mixed; boundary="%s"' % boundary))
+    return hdrs, [body[k:k + CHUNK] for k in range(0, len(body), CHUNK)]
+
+
+def cmd_logrss(spec, pid, size, ctl, rcpt=RCPT, timeout=300):
+    """One mail of SIZE bytes with two attachments through the milter, then
+    wait until its job is final (the workers logged it into Halo, or gave
+    up); the daemon's peak RSS (VmHWM) over all of it."""
+    before = vm(pid, "VmHWM")
+    hdrs, chunks = attachment_message(size, os.getpid())
+    m = Milter(spec, timeout=600)
+    try:
+        m.negotiate()
+        m.connect()
+        # a known contact (tests/halosim/fixture.json): logged, not skipped
+        if not m.transaction("ann@acme.example", rcpt, hdrs, None):
+            raise MilterError("transaction ended early (not routed?)")
+        if not m.body_chunks(chunks):
+            raise MilterError("body refused")
+        code, _ = m.eom()
+        if code not in ("c", "a"):
+            raise MilterError("end of message answered %r" % code)
+    finally:
+        m.quit()
+    t0 = time.monotonic()
+    st = {}
+    while time.monotonic() - t0 < timeout:
+        out = subprocess.run(shlex.split(ctl) + ["stats"], capture_output=True,
+                             text=True).stdout
+        st = {ln.split()[0]: int(ln.split()[1]) for ln in out.splitlines()
+              if len(ln.split()) == 2 and ln.split()[1].isdigit()}
+        if st.get("done", 0) + st.get("failed", 0) + st.get("skipped", 0) >= 1 and \
+                st.get("queued", 0) == 0 and st.get("running", 0) == 0:
+            break
+        time.sleep(0.2)
+    return {"size": size, "mail_bytes": sum(len(c) for c in chunks),
+            "skipped": st.get("skipped", 0),
+            "before_hwm_mb": before, "hwm_mb": vm(pid, "VmHWM"),
+            "logged": st.get("done", 0) >= 1, "failed": st.get("failed", 0),
+            "seconds_to_final": time.monotonic() - t0}
+
+
 def main(argv):
     if len(argv) >= 4 and argv[0] == "eom":
-        out = cmd_eom(argv[1], int(argv[2]), int(argv[3]))
+        out = cmd_eom(argv[1], int(argv[2]), int(argv[3]),
+                      int(argv[4]) if len(argv) >= 5 else 1)
+    elif len(argv) >= 5 and argv[0] == "logrss":
+        out = cmd_logrss(argv[1], int(argv[2]), int(argv[3]), argv[4],
+                         *(argv[5:6]))
     elif len(argv) >= 5 and argv[0] == "rss":
         out = cmd_rss(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))
     else:

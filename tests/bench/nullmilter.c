@@ -1,9 +1,11 @@
 /*
  * nullmilter.c - the cheapest possible libmilter milter, as a yardstick for
- * the throughput benchmark: it takes part in the same protocol steps as
- * halo-milter (connect, MAIL, RCPT, DATA, headers, end of headers, body,
- * end of message) and adds the same number of headers (two) at end of
- * message, but does no work of its own: no spool file, no fsync, no store,
+ * the throughput benchmark: it negotiates exactly as halo-milter does
+ * (milter/callbacks.c cb_negotiate: the same actions, no HELO, unknown or
+ * connect step, and no replies to RCPT, header, end-of-headers and body,
+ * where the MTA offers that), takes part in the remaining steps (MAIL,
+ * RCPT, DATA, headers, end of headers, body, end of message) and adds the
+ * same number of headers (two) at end of message, but does no work of its own: no spool file, no fsync, no store,
  * no digest. Postfix + nullmilter is what any milter costs; the rest of
  * halo-milter's figure is halo-milter's own work.
  *
@@ -15,6 +17,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+
+#define NM_NOREPLY (SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY)
+
+static unsigned long nm_noreply;        /* the no-reply steps agreed (same for all) */
+
+static sfsistat
+nm_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
+    unsigned long f2, unsigned long f3, unsigned long *pf0,
+    unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+{
+	(void)ctx; (void)f2; (void)f3;
+	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS);
+	*pf1 = f1 & (SMFIP_NOHELO | SMFIP_NOUNKNOWN | NM_NOREPLY | SMFIP_NOCONNECT);
+	*pf2 = 0;
+	*pf3 = 0;
+	nm_noreply = *pf1 & NM_NOREPLY;
+	return SMFIS_CONTINUE;
+}
+
+/* Continue, or no reply where the MTA agreed to none for STEP. */
+static sfsistat
+nm_continue(unsigned long step)
+{
+	return (nm_noreply & step) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
 
 static sfsistat
 nm_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
@@ -31,10 +58,24 @@ nm_args(SMFICTX *ctx, char **argv)
 }
 
 static sfsistat
+nm_rcpt(SMFICTX *ctx, char **argv)
+{
+	(void)ctx; (void)argv;
+	return nm_continue(SMFIP_NR_RCPT);
+}
+
+static sfsistat
+nm_eoh(SMFICTX *ctx)
+{
+	(void)ctx;
+	return nm_continue(SMFIP_NR_EOH);
+}
+
+static sfsistat
 nm_header(SMFICTX *ctx, char *name, char *value)
 {
 	(void)ctx; (void)name; (void)value;
-	return SMFIS_CONTINUE;
+	return nm_continue(SMFIP_NR_HDR);
 }
 
 static sfsistat
@@ -48,7 +89,7 @@ static sfsistat
 nm_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
 	(void)ctx; (void)chunk; (void)len;
-	return SMFIS_CONTINUE;
+	return nm_continue(SMFIP_NR_BODY);
 }
 
 static sfsistat
@@ -65,14 +106,15 @@ static struct smfiDesc nm_desc = {
 	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS,
 	.xxfi_connect = nm_connect,
 	.xxfi_envfrom = nm_args,
-	.xxfi_envrcpt = nm_args,
+	.xxfi_envrcpt = nm_rcpt,
 	.xxfi_header = nm_header,
-	.xxfi_eoh = nm_ctx,
+	.xxfi_eoh = nm_eoh,
 	.xxfi_body = nm_body,
 	.xxfi_eom = nm_eom,
 	.xxfi_abort = nm_ctx,
 	.xxfi_close = nm_ctx,
 	.xxfi_data = nm_ctx,
+	.xxfi_negotiate = nm_negotiate,
 };
 
 int

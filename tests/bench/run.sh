@@ -9,13 +9,19 @@
 #                   milter: what any milter costs), + halo-milter (workers =
 #                   0) on a unix socket, + halo-milter on a TCP socket
 #   2. eom          end-of-message latency inside the milter (milterclient.py,
-#                   unix socket): 10 KB, 100 KB, 10 MB; 100 KB over TCP too
+#                   unix socket): 10 KB, 100 KB, 10 MB; 100 KB with 20
+#                   concurrent sessions; 100 KB over TCP too
 #   3. rss          daemon peak RSS (VmHWM), 50 concurrent sessions of 20 MB,
 #                   then of 5 MB (fresh daemon each)
 #   4. requests     Halo requests per logged message over a realistic mix
-#                   (mix.py: Postfix -> milter, workers = 2 -> Halo simulator)
+#                   (mix.py: Postfix -> milter, workers = 2 -> Halo simulator,
+#                   reached over https through tlsproxy.py, which counts the
+#                   TLS handshakes; BENCH_TLS=0: plain http)
 #   5. end-to-action  end of message to the action in Halo, simulator adding
 #                   50 ms per request: steady 5 msg/s (the goal), and a burst
+#   6. log rss      daemon peak RSS (VmHWM) while its workers log one mail
+#                   with two attachments into the simulator: 1, 20, 50 MB
+#                   (fresh daemon each)
 #
 # Environment: BENCH_RUNS (default 3; 1 with BENCH_QUICK=1), BENCH_QUICK=1
 # (one run, smaller counts, under 3 minutes), BENCH_OUT (default bench/results.json),
@@ -43,6 +49,9 @@ RSS_SIZES="20971520 5242880"
 LAT_RATE=5           # messages/s in the end-to-action run
 SIM_LATENCY_MS=50
 OUT=${BENCH_OUT:-$TOP/bench/results.json}
+TLS=${BENCH_TLS:-1}
+LOGRSS_SIZES="1048576 20971520 52428800"
+EOM_CONC=20
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench: needs root (runs a private Postfix, like the e2e tests)" >&2
@@ -62,6 +71,18 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/halo-bench.XXXXXX")
 RES=$T/results.jsonl
 : > "$RES"
 
+PROXY_PID=
+proxy_stop() {
+	[ -n "$PROXY_PID" ] || return 0
+	kill "$PROXY_PID" 2>/dev/null
+	wait "$PROXY_PID" 2>/dev/null
+	PROXY_PID=
+}
+# tls_stat KEY: a figure from tlsproxy.py's stats file
+tls_stat() {
+	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$T/tls/stats.json" "$1"
+}
+
 NULL_PID=
 null_stop() {
 	[ -n "$NULL_PID" ] || return 0
@@ -71,6 +92,7 @@ null_stop() {
 }
 cleanup() {
 	null_stop
+	proxy_stop
 	daemon_stop
 	sim_stop
 	harness_cleanup
@@ -255,6 +277,10 @@ while [ $run -lt "$RUNS" ]; do
 		    > "$T/eom.json" || die "eom client failed"
 		record "eom_$size" $run "$(cat "$T/eom.json")"
 	done
+	say "eom latency (unix socket): $EOM_CONC concurrent sessions, 102400 bytes"
+	python3 "$HERE/milterclient.py" eom "$MSPEC" 102400 $((EOM_CONC * 10)) "$EOM_CONC" \
+	    > "$T/eom.json" || die "eom client failed"
+	record "eom_c${EOM_CONC}_102400" $run "$(cat "$T/eom.json")"
 	fresh_daemon inet
 	say "eom latency (TCP socket): $EOM_TCP_COUNT x 102400 bytes"
 	python3 "$HERE/milterclient.py" eom "$MSPEC" 102400 "$EOM_TCP_COUNT" \
@@ -280,6 +306,31 @@ while [ $run -lt "$RUNS" ]; do
 	sim_start || die "simulator"
 	# counting, not pacing: Halo's and our own rate budgets are out of the way
 	sim POST /_sim/faults '{"rate_limit": {"limit": 0, "window": 300}}' > /dev/null
+	HALO_URL=$SIM AUTH_URL=http://127.0.0.1:$SIM_AUTH/auth CA_LINE=
+	if [ "$TLS" = 1 ]; then
+		# https as in production: a self-signed certificate made now, and
+		# tlsproxy.py in front of both of the simulator's ports
+		mkdir -p "$T/tls"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		    -keyout "$T/tls/key.pem" -out "$T/tls/cert.pem" -days 2 \
+		    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		    2> "$T/tls/openssl.log" || die "openssl: $(cat "$T/tls/openssl.log")"
+		rm -f "$T/tls/stats.json"
+		python3 "$HERE/tlsproxy.py" "$T/tls/cert.pem" "$T/tls/key.pem" \
+		    "$T/tls/stats.json" "0:$SIM_PORT" "0:$SIM_AUTH" 2> "$T/tls/proxy.log" &
+		PROXY_PID=$!
+		_b_i=0
+		while [ ! -s "$T/tls/stats.json" ] && [ $_b_i -lt 100 ]; do
+			sleep 0.1
+			_b_i=$((_b_i + 1))
+		done
+		[ -s "$T/tls/stats.json" ] || die "tlsproxy.py did not start"
+		_px=$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["ports"]; print(p[sys.argv[2]], p[sys.argv[3]])' \
+		    "$T/tls/stats.json" "$SIM_PORT" "$SIM_AUTH")
+		HALO_URL=https://127.0.0.1:${_px% *}
+		AUTH_URL=https://127.0.0.1:${_px#* }/auth
+		CA_LINE="halo_ca_file = $T/tls/cert.pem"
+	fi
 	MILTER_PORT=$(pf_free_port)
 	MILTER_CONF=$T/halo-milter-sim.conf
 	MILTER_STATE=$T/state-sim
@@ -292,10 +343,12 @@ insecure_http = yes
 retry_base = 1
 workers = 2
 web_listen = 127.0.0.1:$(pf_free_port)
+max_message_size = 64M
+$CA_LINE
 
 [tenant sim]
-halo_url = $SIM
-auth_url = http://127.0.0.1:$SIM_AUTH/auth
+halo_url = $HALO_URL
+auth_url = $AUTH_URL
 client_id = halo-milter-native
 ticket_type_id = 1
 cf_message_id = CFMilterKey
@@ -310,10 +363,15 @@ EOC
 	token_for alice@msp.example | ctl token import alice@msp.example sim > /dev/null ||
 		die "token import"
 	say "requests per message: $MIX_N messages in $MIX_WAVES waves"
+	[ "$TLS" = 1 ] && { hs0=$(tls_stat handshakes); rs0=$(tls_stat resumed); }
 	python3 "$HERE/mix.py" count "$PF_PORT" "$SIM" "$CTL -c $MILTER_CONF" \
 	    "$MIX_N" "$MIX_WAVES" "$run" "$T/threads.json" > "$T/mix.json" ||
 		die "mix count failed"
 	record requests $run "$(cat "$T/mix.json")"
+	if [ "$TLS" = 1 ]; then
+		record tls $run "$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(json.dumps({"handshakes": int(sys.argv[2]), "resumed": int(sys.argv[3]), "requests": m["api_requests"] + m["auth_requests"], "workers": 2}))' \
+		    "$T/mix.json" $(( $(tls_stat handshakes) - hs0 )) $(( $(tls_stat resumed) - rs0 )))"
+	fi
 	sim POST /_sim/faults "{\"latency_ms\": $SIM_LATENCY_MS}" > /dev/null
 	say "end to action: $LAT_M messages at $LAT_RATE/s, Halo +${SIM_LATENCY_MS} ms per request"
 	python3 "$HERE/mix.py" latency "$PF_PORT" "$SIM" "$CTL -c $MILTER_CONF" \
@@ -329,6 +387,23 @@ EOC
 	[ "$failed" -eq 0 ] || say "warning: $failed failed job(s): $(ctl queue -s failed | head -3)"
 	daemon_stop
 	pf_stop
+
+	# -------------------------------------------- 6. peak RSS while logging
+	sim POST /_sim/faults '{"latency_ms": 0}' > /dev/null
+	for size in $LOGRSS_SIZES; do
+		fresh_daemon unix
+		token_for alice@msp.example | ctl token import alice@msp.example sim > /dev/null ||
+			die "token import"
+		sleep 0.5
+		say "peak rss while the workers log one $size-byte mail with attachments"
+		python3 "$HERE/milterclient.py" logrss "$MSPEC" "$MILTER_PID" "$size" \
+		    "$CTL -c $MILTER_CONF" support@msp.example > "$T/logrss.json" ||
+			die "logrss client failed"
+		record "logrss_$size" $run "$(cat "$T/logrss.json")"
+		daemon_stop
+		rm -rf "$MILTER_STATE"
+	done
+	proxy_stop
 	sim_stop
 	rm -rf "$MILTER_STATE"
 	# the throughput set-up uses daemon.sh's configuration again

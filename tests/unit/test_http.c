@@ -1,7 +1,9 @@
 /*
  * test_http.c - unit tests for common/http.c against the halosim simulator
  * (started once as a subprocess on free ports): every http_result class,
- * Retry-After, the response cap, the https-only policy, and the encoders.
+ * Retry-After, the response cap, the https-only policy, and the encoders;
+ * and, against a scripted raw HTTP server on a thread (below), connection
+ * reuse and that a POST on a reused connection that dies is never re-sent.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -501,6 +504,253 @@ test_names_and_retryable(void **state)
 	assert_int_equal(http_status_result(502), HTTP_SERVER_ERROR);
 }
 
+/* ---------------------------------------------- scripted raw server */
+
+/*
+ * A one-thread HTTP/1.1 server on a free loopback port. Per connection it
+ * serves requests in order; request number K (counted over all
+ * connections, from 0) gets the action script[K]: ANSWER (200 keep-alive),
+ * ANSWER_CLOSE (200, then close without saying so, as an idle timeout
+ * does), or DROP (read the whole request, then close without answering).
+ * Past the script it answers. It counts accepts and POSTs seen.
+ */
+enum raw_action { RAW_ANSWER, RAW_ANSWER_CLOSE, RAW_DROP };
+
+struct raw_server {
+	int lfd;
+	int port;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	enum raw_action script[8];
+	int nscript;
+	int accepts;
+	int requests;
+	int posts;
+	bool stop;
+};
+
+/* Read one request (head and Content-Length body) from FD; 1 ok, 0 EOF, -1 error. */
+static int
+raw_read_request(int fd, bool *is_post)
+{
+	char buf[8192];
+	size_t len = 0;
+	char *end, *cl;
+	long body = 0;
+	ssize_t n;
+
+	for (;;) {
+		if (len > 0 && (end = memmem(buf, len, "\r\n\r\n", 4)) != NULL)
+			break;
+		if (len >= sizeof(buf) - 1)
+			return -1;
+		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n <= 0)
+			return len == 0 && n == 0 ? 0 : -1;
+		len += (size_t)n;
+		buf[len] = '\0';
+	}
+	*end = '\0';
+	*is_post = strncmp(buf, "POST ", 5) == 0;
+	if ((cl = strcasestr(buf, "\r\nContent-Length:")) != NULL)
+		body = strtol(cl + 17, NULL, 10);
+	body -= (long)(len - (size_t)(end + 4 - buf));
+	while (body > 0) {
+		n = read(fd, buf, sizeof(buf));
+		if (n <= 0)
+			return -1;
+		body -= n;
+	}
+	return 1;
+}
+
+/* The server thread: accept, serve requests by the script. */
+static void *
+raw_server_main(void *arg)
+{
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+	    "Content-Length: 2\r\n\r\n{}";
+	struct raw_server *rs = arg;
+	enum raw_action act;
+	bool post;
+	int fd, k;
+
+	for (;;) {
+		fd = accept(rs->lfd, NULL, NULL);
+		pthread_mutex_lock(&rs->lock);
+		if (rs->stop || fd < 0) {
+			pthread_mutex_unlock(&rs->lock);
+			if (fd >= 0)
+				close(fd);
+			return NULL;
+		}
+		rs->accepts++;
+		pthread_mutex_unlock(&rs->lock);
+		while (raw_read_request(fd, &post) == 1) {
+			pthread_mutex_lock(&rs->lock);
+			k = rs->requests++;
+			if (post)
+				rs->posts++;
+			act = k < rs->nscript ? rs->script[k] : RAW_ANSWER;
+			pthread_mutex_unlock(&rs->lock);
+			if (act == RAW_DROP)
+				break;
+			if (write(fd, ok, sizeof(ok) - 1) != (ssize_t)sizeof(ok) - 1)
+				break;
+			if (act == RAW_ANSWER_CLOSE)
+				break;
+		}
+		close(fd);
+	}
+}
+
+/* Start RS on a free loopback port with the script ACTS. */
+static void
+raw_server_start(struct raw_server *rs, const enum raw_action *acts, int nacts)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	int one = 1;
+
+	memset(rs, 0, sizeof(*rs));
+	assert_true(nacts <= (int)(sizeof(rs->script) / sizeof(rs->script[0])));
+	memcpy(rs->script, acts, (size_t)nacts * sizeof(*acts));
+	rs->nscript = nacts;
+	pthread_mutex_init(&rs->lock, NULL);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	rs->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(rs->lfd >= 0);
+	(void)setsockopt(rs->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	assert_int_equal(bind(rs->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(rs->lfd, 16), 0);
+	assert_int_equal(getsockname(rs->lfd, (struct sockaddr *)&sa, &sl), 0);
+	rs->port = ntohs(sa.sin_port);
+	assert_int_equal(pthread_create(&rs->thread, NULL, raw_server_main, rs), 0);
+}
+
+/* Stop RS: wake its accept with a connection of our own. */
+static void
+raw_server_stop(struct raw_server *rs)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int fd;
+
+	/* close our kept-alive connection first: the server reads on it */
+	http_thread_cleanup();
+	pthread_mutex_lock(&rs->lock);
+	rs->stop = true;
+	pthread_mutex_unlock(&rs->lock);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)rs->port);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd >= 0) {
+		(void)connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+		close(fd);
+	}
+	pthread_join(rs->thread, NULL);
+	close(rs->lfd);
+	pthread_mutex_destroy(&rs->lock);
+}
+
+/* One request to RS: METHOD with BODY (or NULL). */
+static enum http_result
+raw_req(struct raw_server *rs, const char *method, const char *body)
+{
+	struct http_request req = { 0 };
+	struct http_response resp;
+	enum http_result r;
+	char url[128];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/Tickets", rs->port);
+	req.method = method;
+	req.url = url;
+	req.body = body;
+	req.body_len = body != NULL ? strlen(body) : 0;
+	req.content_type = body != NULL ? "application/json" : NULL;
+	req.total_timeout_ms = 5000;
+	r = http_do(&req, &resp);
+	http_response_free(&resp);
+	return r;
+}
+
+/* Read a raw server counter under its lock. */
+static int
+raw_count(struct raw_server *rs, const int *field)
+{
+	int v;
+
+	pthread_mutex_lock(&rs->lock);
+	v = *field;
+	pthread_mutex_unlock(&rs->lock);
+	return v;
+}
+
+/* GETs in a row go over one kept-alive connection. */
+static void
+test_keepalive_reuse(void **state)
+{
+	struct raw_server rs;
+	int i;
+
+	(void)state;
+	http_allow_loopback_http(true);
+	raw_server_start(&rs, NULL, 0);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(raw_req(&rs, "GET", NULL), HTTP_OK);
+	assert_int_equal(raw_req(&rs, "POST", "{\"a\":1}"), HTTP_OK);
+	assert_int_equal(raw_count(&rs, &rs.requests), 6);
+	assert_int_equal(raw_count(&rs, &rs.accepts), 1);
+	raw_server_stop(&rs);
+}
+
+/*
+ * The second request, a POST on the reused connection, is read by the
+ * server, which then closes without answering: libcurl would re-send it on
+ * a fresh connection; it must not, and the result must be UNCERTAIN.
+ */
+static void
+test_post_on_dead_reuse_not_resent(void **state)
+{
+	static const enum raw_action acts[] = { RAW_ANSWER, RAW_DROP };
+	struct raw_server rs;
+
+	(void)state;
+	http_allow_loopback_http(true);
+	raw_server_start(&rs, acts, 2);
+	assert_int_equal(raw_req(&rs, "GET", NULL), HTTP_OK);
+	assert_int_equal(raw_req(&rs, "POST", "{\"summary\":\"once\"}"), HTTP_UNCERTAIN);
+	usleep(100 * 1000);     /* a re-send, if any, would have come by now */
+	/* libcurl 7.88 may open the fresh connection before it finds it
+	 * cannot rewind; what matters is that nothing more was sent */
+	assert_int_equal(raw_count(&rs, &rs.posts), 1);
+	assert_int_equal(raw_count(&rs, &rs.requests), 2);
+	/* and the thread's handle still works afterwards */
+	assert_int_equal(raw_req(&rs, "POST", "{\"a\":1}"), HTTP_OK);
+	assert_int_equal(raw_count(&rs, &rs.posts), 2);
+	raw_server_stop(&rs);
+}
+
+/* A server that closed the idle connection: the next GET and POST go on a
+ * fresh connection and succeed. */
+static void
+test_idle_closed_by_server(void **state)
+{
+	static const enum raw_action acts[] = { RAW_ANSWER_CLOSE, RAW_ANSWER_CLOSE };
+	struct raw_server rs;
+
+	(void)state;
+	http_allow_loopback_http(true);
+	raw_server_start(&rs, acts, 2);
+	assert_int_equal(raw_req(&rs, "GET", NULL), HTTP_OK);
+	usleep(50 * 1000);      /* the server's close arrives */
+	assert_int_equal(raw_req(&rs, "GET", NULL), HTTP_OK);
+	usleep(50 * 1000);
+	assert_int_equal(raw_req(&rs, "POST", "{\"a\":1}"), HTTP_OK);
+	assert_int_equal(raw_count(&rs, &rs.posts), 1);
+	assert_int_equal(raw_count(&rs, &rs.accepts), 3);
+	raw_server_stop(&rs);
+}
+
 int
 main(void)
 {
@@ -520,6 +770,9 @@ main(void)
 		cmocka_unit_test(test_retry_after_parse),
 		cmocka_unit_test(test_encoders),
 		cmocka_unit_test(test_names_and_retryable),
+		cmocka_unit_test(test_keepalive_reuse),
+		cmocka_unit_test(test_post_on_dead_reuse_not_resent),
+		cmocka_unit_test(test_idle_closed_by_server),
 	};
 
 	return cmocka_run_group_tests(tests, sim_group_setup, sim_group_teardown);
