@@ -1,12 +1,26 @@
 /*
- * store.h - the durable job store: one narrow interface.
+ * store.h - the durable job store: one interface, two backends.
  *
- * Today's implementation is SQLite in WAL mode (store_sqlite.c) with
- * versioned migrations; the interface avoids SQLite-isms (no rowid tricks,
- * no statements leaking out) so a PostgreSQL implementation can follow.
- * Every function is safe to call from several threads on one handle.
- * Strings passed in are copied; strings handed out belong to the caller
- * and are freed with the matching *_free() function.
+ * Callers (intake, worker, oauth, web, the CLI) see only the functions
+ * below; none of them knows which database is underneath. Behind them the
+ * store is split the way OpenSMTPD splits its queue backends:
+ *
+ *   store.c         the query logic, written once in the SQL SQLite (3.35+)
+ *                   and PostgreSQL both accept (?N placeholders, INSERT ...
+ *                   ON CONFLICT, RETURNING);
+ *   store_int.h     the driver table: open + migrate, begin/commit/
+ *                   rollback, and a statement cursor (prepare, bind, step,
+ *                   column, changes, finalize), plus the few dialect
+ *                   differences as data (the claim's FOR UPDATE SKIP
+ *                   LOCKED);
+ *   store_sqlite.c  SQLite in WAL mode: the embedded default;
+ *   store_pg.c      PostgreSQL via libpq, for several MX nodes sharing one
+ *                   store ("store = postgresql://..." selects it).
+ *
+ * So a second backend is one small cursor driver and its schema, not a
+ * second copy of every query. Every function is safe to call from several
+ * threads on one handle. Strings passed in are copied; strings handed out
+ * belong to the caller and are freed with the matching *_free() function.
  */
 #ifndef HALO_STORE_H
 #define HALO_STORE_H
@@ -164,6 +178,14 @@ struct store *store_open_version(const char *path, int max_version,
 
 /* Close; returns NULL. */
 struct store *store_close(struct store *st);
+
+/* Whether the store target TARGET (a store = value) names PostgreSQL. */
+bool store_target_is_pg(const char *target);
+
+/* Whether several nodes may share this store (PostgreSQL): then jobs a
+ * crash left running are not reset at start (another node may hold
+ * them), and message bytes live in the store, not the spool directory. */
+bool store_is_shared(struct store *st);
 
 /* The schema version in use, and the newest this build knows. */
 int store_schema_version(struct store *st);
