@@ -6,6 +6,7 @@
  * at once; conf_load() then returns NULL if there was any. Only libc is used.
  */
 #include "conf.h"
+#include "store.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -47,6 +48,7 @@
 enum key_id {
 	KEY_SOCKET,
 	KEY_STATE_DIR,
+	KEY_STORE,
 	KEY_WEB_LISTEN,
 	KEY_PUBLIC_URL,
 	KEY_USER,
@@ -120,6 +122,7 @@ struct key_def {
 static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_SOCKET]             = { "socket", SCOPE_GLOBAL, false },
 	[KEY_STATE_DIR]          = { "state_dir", SCOPE_GLOBAL, false },
+	[KEY_STORE]              = { "store", SCOPE_GLOBAL, false },
 	[KEY_WEB_LISTEN]         = { "web_listen", SCOPE_GLOBAL, false },
 	[KEY_PUBLIC_URL]         = { "public_url", SCOPE_GLOBAL, false },
 	[KEY_USER]               = { "user", SCOPE_GLOBAL, false },
@@ -689,6 +692,7 @@ struct conf *conf_free(struct conf *conf)
 	free(conf->path);
 	free(conf->socket);
 	free(conf->state_dir);
+	free(conf->store);
 	free(conf->web_listen);
 	free(conf->public_url);
 	free(conf->web_root);
@@ -1249,6 +1253,16 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 			    "path", value);
 		else
 			set_str(p, line, &c->state_dir, value);
+		break;
+	case KEY_STORE:
+		/* PostgreSQL (a URI or a libpq conninfo) or a SQLite file */
+		if (!text_ok(value) || strlen(value) >= PATH_MAX ||
+		    (!store_target_is_pg(value) && value[0] != '/'))
+			conf_error(p, line, "store: '%s' is neither a"
+			    " postgresql:// URI, a libpq conninfo nor an"
+			    " absolute path", value);
+		else
+			set_str(p, line, &c->store, value);
 		break;
 	case KEY_WEB_LISTEN:
 		if (strcasecmp(value, "off") == 0) {

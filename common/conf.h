@@ -143,6 +143,9 @@ struct conf {
 	char *path;
 	char *socket;                /* default "unix:/run/halo-milter/milter.sock" */
 	char *state_dir;             /* default "/var/lib/halo-milter" */
+	char *store;                 /* NULL: STATE_DIR/halo-milter.db;
+	                                postgresql://... or a conninfo:
+	                                PostgreSQL (several nodes) */
 	char *web_listen;            /* default "127.0.0.1:8025"; NULL when
 	                                "web_listen = off" (no web server) */
 	char *public_url;            /* optional */

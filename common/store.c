@@ -10,11 +10,15 @@
 #include "store_int.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* The driver's cursor, shortened. */
 static struct store_stmt *
@@ -150,7 +154,7 @@ store_driver_for(const char *target)
 	if (strncmp(target, "postgresql://", 13) == 0 ||
 	    strncmp(target, "postgres://", 11) == 0 ||
 	    (key > 0 && target[key] == '='))
-		return NULL;
+		return &store_pg_driver;
 	return &store_sqlite_driver;
 }
 
@@ -158,7 +162,7 @@ store_driver_for(const char *target)
 bool
 store_target_is_pg(const char *target)
 {
-	return target != NULL && store_driver_for(target) == NULL;
+	return target != NULL && store_driver_for(target) == &store_pg_driver;
 }
 
 /* Open and migrate up to MAX_VERSION. */
@@ -173,13 +177,14 @@ store_open_version(const char *path, int max_version, char *err, size_t errsz)
 		return NULL;
 	}
 	st->drv = store_driver_for(path);
-	if (st->drv == NULL) {
-		snprintf(err, errsz, "%s: PostgreSQL is not built in", path);
+	if ((st->target = strdup(path)) == NULL) {
+		snprintf(err, errsz, "out of memory");
 		free(st);
 		return NULL;
 	}
 	st->conn = st->drv->open(path, max_version, err, errsz);
 	if (st->conn == NULL) {
+		free(st->target);
 		free(st);
 		return NULL;
 	}
@@ -202,6 +207,7 @@ store_close(struct store *st)
 		return NULL;
 	st->drv->close(st->conn);
 	pthread_mutex_destroy(&st->lock);
+	free(st->target);
 	free(st);
 	return NULL;
 }
@@ -321,18 +327,84 @@ store_conv_put_locked(struct store *st, const char *msgid, const char *key,
 	return step == STORE_STEP_DONE ? 0 : -1;
 }
 
+/* Read the whole file PATH, which must be SIZE bytes (the job's record
+ * of it, itself bounded by intake's size limit); malloc'd, or NULL. */
+static void *
+store_file_read(const char *path, uint64_t size)
+{
+	struct stat sb;
+	unsigned char *buf;
+	size_t got = 0;
+	ssize_t r;
+	int fd;
+
+	if (size > STORE_MESSAGE_MAX || (fd = open(path, O_RDONLY |
+	    O_CLOEXEC)) < 0)
+		return NULL;
+	if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size != size ||
+	    (buf = malloc(size ? (size_t)size : 1)) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	while (got < (size_t)size) {
+		r = read(fd, buf + got, (size_t)size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			free(buf);
+			close(fd);
+			return NULL;
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	return buf;
+}
+
+/* Keep message bytes in a shared store (lock and transaction held). */
+static int
+store_message_put_locked(struct store *st, const char *name, const void *data,
+    uint64_t size, time_t now)
+{
+	struct store_stmt *stmt;
+	int step;
+
+	if ((stmt = sq_prepare(st, "INSERT INTO messages (name, size, created,"
+	    " data) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING")) == NULL)
+		return -1;
+	sq_text(stmt, 1, name);
+	sq_int(stmt, 2, (int64_t)size);
+	sq_int(stmt, 3, (int64_t)now);
+	stmt->drv->bind_blob(stmt, 4, data, (size_t)size);
+	step = sq_step(stmt);
+	sq_finalize(stmt);
+	return step == STORE_STEP_DONE ? 0 : -1;
+}
+
 /* Add jobs in one transaction (see store.h). */
 enum store_status
 store_jobs_add(struct store *st, const struct store_job_new *jobs, size_t n,
     enum store_status *results, int64_t *ids, const char *conv_msgid,
     const char *conv_key)
 {
+	const struct store_job_new *msg = NULL;
 	time_t now = time(NULL);
+	void *data = NULL;
 	size_t i;
 
+	/* a shared store keeps the message itself: read before the lock */
+	for (i = 0; st->drv->shared && i < n && msg == NULL; i++)
+		if (jobs[i].spool != NULL && jobs[i].spool_file != NULL)
+			msg = &jobs[i];
+	if (msg != NULL && (data = store_file_read(msg->spool_file,
+	    msg->size)) == NULL)
+		return STORE_ERROR;
 	pthread_mutex_lock(&st->lock);
 	if (sq_begin(st) != 0)
 		goto fail_unlock;
+	if (msg != NULL && store_message_put_locked(st, msg->spool, data,
+	    msg->size, now) != 0)
+		goto fail;
 	for (i = 0; i < n; i++) {
 		results[i] = store_insert_locked(st, &jobs[i], now, &ids[i]);
 		if (results[i] == STORE_ERROR)
@@ -344,11 +416,13 @@ store_jobs_add(struct store *st, const struct store_job_new *jobs, size_t n,
 	if (sq_commit(st) != 0)
 		goto fail;
 	pthread_mutex_unlock(&st->lock);
+	free(data);
 	return STORE_OK;
 fail:
 	sq_rollback(st);
 fail_unlock:
 	pthread_mutex_unlock(&st->lock);
+	free(data);
 	return STORE_ERROR;
 }
 
@@ -609,8 +683,13 @@ store_spool_used(struct store *st, const char *name, bool *used)
 
 	*used = false;
 	pthread_mutex_lock(&st->lock);
-	if ((stmt = sq_prepare(st, "SELECT 1 FROM jobs WHERE spool = ?1"
-	    " LIMIT 1")) != NULL) {
+	/* shared: done jobs of other nodes keep naming files this node no
+	 * longer needs; a local copy is needed while the store holds the
+	 * bytes or a job still needs them */
+	if ((stmt = sq_prepare(st, st->drv->shared ? "SELECT 1 FROM messages"
+	    " WHERE name = ?1 UNION ALL SELECT 1 FROM jobs WHERE spool = ?1"
+	    " AND state NOT IN ('done', 'skipped') LIMIT 1" :
+	    "SELECT 1 FROM jobs WHERE spool = ?1 LIMIT 1")) != NULL) {
 		sq_text(stmt, 1, name);
 		step = sq_step(stmt);
 		if (step == STORE_STEP_ROW || step == STORE_STEP_DONE) {
@@ -1011,6 +1090,12 @@ store_jobs_reset_running(struct store *st, unsigned *n)
 	int changes = 0;
 	enum store_status rc;
 
+	/* shared: a running job may be another node's, alive; its lease
+	 * says when it may be taken over */
+	if (st->drv->shared) {
+		*n = 0;
+		return STORE_OK;
+	}
 	rc = store_exec(st, "UPDATE jobs SET state = 'queued', lease_until = 0,"
 	    " next_attempt = 0 WHERE state = 'running'", "", &changes);
 	*n = (unsigned)changes;
@@ -1753,5 +1838,240 @@ store_job_done_by_pane(struct store *st, int64_t id,
 	    (int64_t)time(NULL), r->summary, r->ticket_status);
 	if (rc == STORE_OK && changes == 0)
 		return STORE_NOT_FOUND;
+	return rc;
+}
+
+/* ------------------------------------------------ several nodes (shared) */
+
+/* Write a message's bytes to PATH durably (temp file, fsync, rename). */
+static int
+store_file_write(const char *path, const void *data, size_t len)
+{
+	char tmp[4096];
+	size_t done = 0;
+	ssize_t w;
+	int fd;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.fetch", path) >= (int)sizeof(tmp))
+		return -1;
+	unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+		return -1;
+	while (done < len) {
+		w = write(fd, (const char *)data + done, len - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		done += (size_t)w;
+	}
+	if (done != len || fsync(fd) != 0 || close(fd) != 0 ||
+	    rename(tmp, path) != 0) {
+		if (done != len)
+			close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* Bring a shared store's copy of message NAME to PATH (see store.h). */
+enum store_status
+store_message_fetch(struct store *st, const char *name, const char *path)
+{
+	struct store_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	const void *data;
+	size_t len = 0;
+	int step;
+
+	if (!st->drv->shared)
+		return STORE_NOT_FOUND;
+	pthread_mutex_lock(&st->lock);
+	if ((stmt = sq_prepare(st, "SELECT size, data FROM messages"
+	    " WHERE name = ?1")) != NULL) {
+		sq_text(stmt, 1, name);
+		step = sq_step(stmt);
+		if (step == STORE_STEP_ROW) {
+			data = stmt->drv->col_blob(stmt, 1, &len);
+			if (data != NULL && (int64_t)len == sq_col_int(stmt, 0) &&
+			    store_file_write(path, data, len) == 0)
+				rc = STORE_OK;
+		} else if (step == STORE_STEP_DONE) {
+			rc = STORE_NOT_FOUND;
+		}
+		sq_finalize(stmt);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* Drop a shared store's copy of message NAME (no job needs it). */
+enum store_status
+store_message_delete(struct store *st, const char *name)
+{
+	if (!st->drv->shared)
+		return STORE_OK;
+	return store_exec(st, "DELETE FROM messages WHERE name = ?1", "s", NULL,
+	    name);
+}
+
+/* A token row under a lock (see store.h). */
+struct store_token_lock {
+	struct store *st;           /* the handle the row is read on */
+	bool own;                   /* a connection of its own (shared) */
+	char *tenant, *agent;
+};
+
+/* Open a second connection to ST's database (no migration). */
+static struct store *
+store_connect(struct store *st)
+{
+	struct store *c;
+	char err[256];
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->drv = st->drv;
+	c->conn = st->drv->open(st->target, -1, err, sizeof(err));
+	if (c->conn == NULL) {
+		free(c);
+		return NULL;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+/* Release a token lock's strings and connection. */
+static void
+store_token_lock_free(struct store_token_lock *lk)
+{
+	if (lk == NULL)
+		return;
+	if (lk->own)
+		store_close(lk->st);
+	free(lk->tenant);
+	free(lk->agent);
+	free(lk);
+}
+
+/* Read TENANT/AGENT's token row under a lock held until
+ * store_token_unlock(). */
+enum store_status
+store_token_lock(struct store *st, const char *tenant, const char *agent,
+    struct store_token **out, struct store_token_lock **lock)
+{
+	struct store_token_lock *lk;
+	struct store_stmt *stmt;
+	struct store_token *t;
+	enum store_status rc = STORE_ERROR;
+	char sql[256];
+	int step;
+
+	*out = NULL;
+	*lock = NULL;
+	if (!st->drv->shared) {         /* one node: the caller's lock is it */
+		if ((rc = store_token_get(st, tenant, agent, out)) != STORE_OK)
+			return rc;
+		if ((lk = calloc(1, sizeof(*lk))) == NULL ||
+		    (lk->tenant = strdup(tenant)) == NULL ||
+		    (lk->agent = strdup(agent)) == NULL) {
+			store_token_lock_free(lk);
+			*out = store_token_free(*out);
+			return STORE_ERROR;
+		}
+		lk->st = st;
+		*lock = lk;
+		return STORE_OK;
+	}
+	if ((lk = calloc(1, sizeof(*lk))) == NULL)
+		return STORE_ERROR;
+	lk->own = true;
+	if ((lk->tenant = strdup(tenant)) == NULL ||
+	    (lk->agent = strdup(agent)) == NULL ||
+	    (lk->st = store_connect(st)) == NULL) {
+		lk->own = lk->st != NULL;
+		store_token_lock_free(lk);
+		return STORE_ERROR;
+	}
+	snprintf(sql, sizeof(sql), "SELECT tenant, agent, sealed, state,"
+	    " last_refresh, updated FROM tokens WHERE tenant = ?1 AND"
+	    " agent = ?2%s", st->drv->row_lock);
+	if (sq_begin(lk->st) != 0 || (stmt = sq_prepare(lk->st, sql)) == NULL) {
+		store_token_lock_free(lk);
+		return STORE_ERROR;
+	}
+	sq_text(stmt, 1, tenant);
+	sq_text(stmt, 2, agent);
+	step = sq_step(stmt);
+	if (step == STORE_STEP_ROW && (t = calloc(1, sizeof(*t))) != NULL) {
+		t->tenant = store_col_dup(stmt, 0);
+		t->agent = store_col_dup(stmt, 1);
+		t->sealed = store_col_dup(stmt, 2);
+		t->state = store_col_dup(stmt, 3);
+		t->last_refresh = (time_t)sq_col_int(stmt, 4);
+		t->updated = (time_t)sq_col_int(stmt, 5);
+		*out = t;
+		rc = STORE_OK;
+	} else if (step == STORE_STEP_DONE) {
+		rc = STORE_NOT_FOUND;
+	}
+	sq_finalize(stmt);
+	if (rc != STORE_OK) {
+		sq_rollback(lk->st);
+		store_token_lock_free(lk);
+		return rc;
+	}
+	*lock = lk;
+	return STORE_OK;
+}
+
+/* Write and release a token lock (see store.h). */
+enum store_status
+store_token_unlock(struct store_token_lock *lk, const char *sealed,
+    const char *state)
+{
+	struct store *st;
+	struct store_stmt *stmt;
+	enum store_status rc = STORE_OK;
+	int step;
+
+	if (lk == NULL)
+		return STORE_OK;
+	st = lk->st;
+	if (!lk->own) {
+		if (sealed != NULL)
+			rc = store_token_put(st, lk->tenant, lk->agent, sealed,
+			    state != NULL ? state : "ok");
+		else if (state != NULL)
+			rc = store_token_set_state(st, lk->tenant, lk->agent,
+			    state);
+		store_token_lock_free(lk);
+		return rc;
+	}
+	if (sealed != NULL || state != NULL) {
+		if ((stmt = sq_prepare(st, "UPDATE tokens SET"
+		    " sealed = COALESCE(?3, sealed), state = COALESCE(?4, state),"
+		    " last_refresh = CASE WHEN ?3 IS NULL THEN last_refresh"
+		    " ELSE ?5 END, updated = ?5 WHERE tenant = ?1 AND"
+		    " agent = ?2")) == NULL) {
+			rc = STORE_ERROR;
+		} else {
+			sq_text(stmt, 1, lk->tenant);
+			sq_text(stmt, 2, lk->agent);
+			sq_text(stmt, 3, sealed);
+			sq_text(stmt, 4, state);
+			sq_int(stmt, 5, (int64_t)time(NULL));
+			step = sq_step(stmt);
+			if (step != STORE_STEP_DONE || sq_changes(stmt) != 1)
+				rc = STORE_ERROR;
+			sq_finalize(stmt);
+		}
+	}
+	if (rc == STORE_OK && sq_commit(st) != 0)
+		rc = STORE_ERROR;
+	if (rc != STORE_OK)
+		sq_rollback(st);
+	store_token_lock_free(lk);
 	return rc;
 }

@@ -93,6 +93,9 @@ struct store_job_new {
 	const char *outbound_auth;  /* an agent's outgoing mail: how the
 	                               session proved it ("sasl" or
 	                               "network"); NULL for other mail */
+	const char *spool_file;     /* the committed spool file's path: a
+	                               shared store copies its bytes in the
+	                               jobs' transaction; NULL: not copied */
 };
 
 /* A job as stored. */
@@ -236,7 +239,8 @@ enum store_status store_conv_get(struct store *st, const char *message_id,
 enum store_status store_sender_creates(struct store *st, const char *tenant,
     const char *sender, time_t since, unsigned *count);
 
-/* Whether any job refers to the spool file NAME. */
+/* Whether any job refers to the spool file NAME (a shared store: any job
+ * not done or skipped, or the store still keeps its bytes). */
 enum store_status store_spool_used(struct store *st, const char *name,
     bool *used);
 
@@ -482,5 +486,39 @@ enum store_status store_job_done_by_pane(struct store *st, int64_t id,
  * its agent once Halo said who signed in. */
 enum store_status store_enroll_set_agent(struct store *st, int64_t id,
     const char *agent);
+
+/*
+ * Several nodes (a shared store: PostgreSQL). Message bytes: store_jobs_add()
+ * keeps the spool file a job names (store_job_new.spool_file) in the store,
+ * in the same transaction as the job, so any node's worker can read it;
+ * STORE_MESSAGE_MAX bounds it (intake's own limit is far lower).
+ * store_message_fetch() writes the stored copy of NAME to PATH (temp file,
+ * fsync, rename); NOT_FOUND when the store keeps none (SQLite: the spool
+ * file is the only copy). store_message_delete() drops it once no job needs
+ * it (SQLite: nothing to do).
+ */
+#define STORE_MESSAGE_MAX   ((uint64_t)512 * 1024 * 1024)
+enum store_status store_message_fetch(struct store *st, const char *name,
+    const char *path);
+enum store_status store_message_delete(struct store *st, const char *name);
+
+/*
+ * Token refresh, single-flight across nodes: store_token_lock() reads
+ * TENANT/AGENT's row (as store_token_get) under a lock held until
+ * store_token_unlock(). On PostgreSQL that is SELECT ... FOR UPDATE in a
+ * transaction on a connection of its own, so a second node's refresh waits
+ * and then reads the rotated token, never the one already presented; on
+ * SQLite (one node) the caller's per-agent lock is the single flight.
+ * store_token_unlock() writes SEALED (when not NULL: the rotated token,
+ * last_refresh now) and STATE (when not NULL), commits, then releases: a
+ * rotated token is durable before anyone uses it. STORE_ERROR when the
+ * write did not commit. LOCK is freed in every case.
+ */
+struct store_token_lock;
+enum store_status store_token_lock(struct store *st, const char *tenant,
+    const char *agent, struct store_token **out,
+    struct store_token_lock **lock);
+enum store_status store_token_unlock(struct store_token_lock *lock,
+    const char *sealed, const char *state);
 
 #endif

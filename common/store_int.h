@@ -36,8 +36,8 @@ struct store_stmt {
 
 struct store_driver {
 	const char *name;           /* "sqlite", "postgresql" */
-	/* Open TARGET and migrate its schema to MAX_VERSION; NULL and ERR on
-	 * failure. */
+	/* Open TARGET and migrate its schema to MAX_VERSION (< 0: connect
+	 * only); NULL and ERR on failure. */
 	void *(*open)(const char *target, int max_version, char *err,
 	    size_t errsz);
 	void (*close)(void *conn);
@@ -72,6 +72,8 @@ struct store {
 	const struct store_driver *drv;
 	void *conn;
 	pthread_mutex_t lock;
+	char *target;               /* what it was opened with (a second
+	                               connection for a token lock) */
 };
 
 extern const struct store_driver store_sqlite_driver;

@@ -1375,8 +1375,10 @@ main(int argc, char **argv)
 		conf_free(conf);
 		return rc;
 	}
-	snprintf(db_path, sizeof(db_path), "%s/halo-milter.db", conf->state_dir);
-	if (access(db_path, R_OK | W_OK) != 0) {
+	snprintf(db_path, sizeof(db_path), conf->store != NULL ? "%s" :
+	    "%s/halo-milter.db", conf->store != NULL ? conf->store :
+	    conf->state_dir);
+	if (!store_target_is_pg(db_path) && access(db_path, R_OK | W_OK) != 0) {
 		/* say which: a missing store and a refused one need different
 		 * fixes (start the daemon once, or run as its user or root) */
 		if (errno == ENOENT)
