@@ -75,6 +75,7 @@ enum key_id {
 	KEY_ROUTE,
 	KEY_WORKERS,
 	KEY_RETRY_BASE,
+	KEY_JOB_LEASE,
 	KEY_INSECURE_HTTP,
 	KEY_FALLBACK_CLIENT_ID,
 	KEY_CF_CONVERSATION_ID,
@@ -148,6 +149,7 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_LOOP_WINDOW]        = { "loop_window", SCOPE_TENANT, false },
 	[KEY_WORKERS]            = { "workers", SCOPE_GLOBAL, false },
 	[KEY_RETRY_BASE]         = { "retry_base", SCOPE_GLOBAL, false },
+	[KEY_JOB_LEASE]          = { "job_lease", SCOPE_GLOBAL, false },
 	[KEY_INSECURE_HTTP]      = { "insecure_http", SCOPE_GLOBAL, false },
 	[KEY_FALLBACK_CLIENT_ID] = { "fallback_client_id", SCOPE_TENANT, false },
 	[KEY_CF_CONVERSATION_ID] = { "cf_conversation_id", SCOPE_TENANT, false },
@@ -1342,6 +1344,13 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 		else
 			c->retry_base = (unsigned)num;
 		break;
+	case KEY_JOB_LEASE:
+		if (!parse_ulong_range(value, 5, 3600, &num))
+			conf_error(p, line, "job_lease: invalid '%s' (expected "
+			    "seconds from 5 to 3600)", value);
+		else
+			c->job_lease = (unsigned)num;
+		break;
 	case KEY_ADMIN_NETWORKS:
 		parse_networks(p, line, name, value, &c->admin_networks,
 		    &c->n_admin_networks);
@@ -1930,6 +1939,7 @@ struct conf *conf_load(const char *path, FILE *errs, int *nerrors)
 	p.conf->log_level = LOG_INFO;
 	p.conf->workers = 2;
 	p.conf->retry_base = 15;
+	p.conf->job_lease = 300;
 	p.conf->web_max_connections = CONF_WEB_MAX_CONNECTIONS;
 	p.conf->web_connections_per_ip = CONF_WEB_CONNECTIONS_PER_IP;
 	p.conf->web_request_timeout = CONF_WEB_REQUEST_TIMEOUT;

@@ -162,6 +162,9 @@ struct conf {
 	unsigned workers;            /* worker threads; default 2; 0 = intake
 	                                only (another node's workers log) */
 	unsigned retry_base;         /* first retry delay, seconds; default 15 */
+	unsigned job_lease;          /* seconds a claimed job is a worker's
+	                                before another (node) may take it
+	                                over; default 300 */
 	bool insecure_http;          /* tests only: allow http:// to loopback */
 	struct conf_net *admin_networks;   /* who may open /admin (and
 	                                      /metrics); none = any (/metrics:
