@@ -2075,3 +2075,189 @@ store_token_unlock(struct store_token_lock *lk, const char *sealed,
 	store_token_lock_free(lk);
 	return rc;
 }
+
+/* --------------------------------------------------- store migrate */
+
+/* The tables store_copy() moves, with each column's kind: 's' text,
+ * 'i' integer. Ids are kept (jobs and enrollments are referred to by id). */
+static const struct store_copy_table {
+	const char *name;
+	const char *columns;
+	const char *kinds;
+	bool has_id;
+} store_copy_tables[] = {
+	{ "jobs", STORE_JOB_COLUMNS,
+	  "i" "ssssssssssssss" "iiiiiiiii" "sss" "ii" "s" "ii" "sssss", true },
+	{ "conversations", "message_id, conv_key, created", "ssi", false },
+	{ "tokens", "tenant, agent, sealed, state, last_refresh, updated",
+	  "ssssii", false },
+	{ "senders", "tenant, key, kind, user_id, site_id, client_id, name,"
+	  " client_name, expires", "ssiiiissi", false },
+	{ "enrollments", "id, tenant, agent, code_hash, created, expires, used,"
+	  " state_hash, verifier_sealed, state_expires, result, finished",
+	  "isssiiissisi", true },
+	{ "participants", "tenant, ticket_id, address, created", "sisi", false },
+	{ "ticket_owners", "tenant, ticket_id, user_id, client_id, source,"
+	  " updated", "siiisi", false },
+	{ "pane_sessions", "id_hash, tenant, agent, agent_id, created, expires",
+	  "sssiii", false },
+	{ "pane_defaults", "tenant, agent, tickettype_id, outcome, attachments,"
+	  " internal, updated", "ssisiii", false },
+};
+
+/* Copy one table's rows (TO's lock and transaction held). */
+static int
+store_copy_rows(struct store *from, struct store *to,
+    const struct store_copy_table *t, unsigned *rows)
+{
+	struct store_stmt *in, *out;
+	char sql[1024], *p;
+	size_t i, n = strlen(t->kinds);
+	int step, w;
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM %s", t->columns, t->name);
+	if ((in = sq_prepare(from, sql)) == NULL)
+		return -1;
+	w = snprintf(sql, sizeof(sql), "INSERT INTO %s (%s) VALUES (",
+	    t->name, t->columns);
+	for (i = 0, p = sql + w; i < n && p < sql + sizeof(sql) - 16; i++)
+		p += snprintf(p, 16, "%s?%zu", i ? ", " : "", i + 1);
+	snprintf(p, 4, ")");
+	*rows = 0;
+	while ((step = sq_step(in)) == STORE_STEP_ROW) {
+		if ((out = sq_prepare(to, sql)) == NULL)
+			break;
+		for (i = 0; i < n; i++) {
+			if (sq_col_null(in, (int)i) && t->kinds[i] == 'i')
+				out->drv->bind_null_int(out, (int)i + 1);
+			else if (sq_col_null(in, (int)i))
+				sq_text(out, (int)i + 1, NULL);
+			else if (t->kinds[i] == 'i')
+				sq_int(out, (int)i + 1, sq_col_int(in, (int)i));
+			else
+				sq_text(out, (int)i + 1, sq_col_text(in,
+				    (int)i));
+		}
+		w = sq_step(out);
+		sq_finalize(out);
+		if (w != STORE_STEP_DONE)
+			break;
+		(*rows)++;
+	}
+	sq_finalize(in);
+	return step == STORE_STEP_DONE ? 0 : -1;
+}
+
+/* Copy message bytes of unfinished jobs from SPOOL_DIR/msg (TO shared). */
+static int
+store_copy_messages(struct store *from, struct store *to,
+    const char *spool_dir, unsigned *copied)
+{
+	struct store_stmt *in;
+	char path[4096];
+	const char *name;
+	void *data;
+	uint64_t size;
+	int step, rc = 0;
+
+	*copied = 0;
+	if ((in = sq_prepare(from, "SELECT spool, max(size) FROM jobs WHERE"
+	    " spool IS NOT NULL AND state NOT IN ('done', 'skipped')"
+	    " GROUP BY spool")) == NULL)
+		return -1;
+	while (rc == 0 && (step = sq_step(in)) == STORE_STEP_ROW) {
+		name = sq_col_text(in, 0);
+		size = (uint64_t)sq_col_int(in, 1);
+		if (name == NULL || strchr(name, '/') != NULL ||
+		    snprintf(path, sizeof(path), "%s/msg/%s", spool_dir, name) >=
+		    (int)sizeof(path))
+			continue;
+		if ((data = store_file_read(path, size)) == NULL) {
+			rc = -1;        /* a job whose message is gone */
+			break;
+		}
+		if (store_message_put_locked(to, name, data, size,
+		    time(NULL)) != 0)
+			rc = -1;
+		else
+			(*copied)++;
+		free(data);
+	}
+	if (rc == 0 && step != STORE_STEP_DONE)
+		rc = -1;
+	sq_finalize(in);
+	return rc;
+}
+
+/* Copy every row of FROM into the empty shared store TO (see store.h). */
+enum store_status
+store_copy(struct store *from, struct store *to, const char *spool_dir,
+    struct store_copy_report *rep, char *err, size_t errsz)
+{
+	const struct store_copy_table *t;
+	unsigned rows;
+	int64_t one;
+	size_t i;
+
+	memset(rep, 0, sizeof(*rep));
+	if (store_query_id(to, "SELECT 1 FROM jobs UNION ALL SELECT 1 FROM"
+	    " tokens LIMIT 1", NULL, NULL, &one) != STORE_NOT_FOUND) {
+		snprintf(err, errsz, "the target store is not empty");
+		return STORE_DUPLICATE;
+	}
+	pthread_mutex_lock(&from->lock);
+	pthread_mutex_lock(&to->lock);
+	if (sq_begin(to) != 0) {
+		snprintf(err, errsz, "cannot begin a transaction on the target");
+		goto fail_unlock;
+	}
+	for (i = 0; i < sizeof(store_copy_tables) /
+	    sizeof(store_copy_tables[0]); i++) {
+		t = &store_copy_tables[i];
+		if (store_copy_rows(from, to, t, &rows) != 0) {
+			snprintf(err, errsz, "copying %s failed", t->name);
+			goto fail;
+		}
+		if (strcmp(t->name, "jobs") == 0)
+			rep->jobs = rows;
+		else if (strcmp(t->name, "tokens") == 0)
+			rep->tokens = rows;
+		else if (strcmp(t->name, "enrollments") == 0)
+			rep->enrollments = rows;
+		else
+			rep->index_rows += rows;
+		/* new ids continue after the copied ones */
+		if (t->has_id && to->drv->id_resync != NULL &&
+		    to->drv->id_resync(to->conn, t->name) != 0) {
+			snprintf(err, errsz, "cannot move %s ids on", t->name);
+			goto fail;
+		}
+	}
+	if (to->drv->shared && spool_dir != NULL &&
+	    store_copy_messages(from, to, spool_dir, &rep->messages) != 0) {
+		snprintf(err, errsz, "copying spooled messages from %s/msg"
+		    " failed (a job's file missing or of another size)",
+		    spool_dir);
+		goto fail;
+	}
+	if (sq_commit(to) != 0) {
+		snprintf(err, errsz, "commit failed");
+		goto fail;
+	}
+	pthread_mutex_unlock(&to->lock);
+	pthread_mutex_unlock(&from->lock);
+	return STORE_OK;
+fail:
+	sq_rollback(to);
+fail_unlock:
+	pthread_mutex_unlock(&to->lock);
+	pthread_mutex_unlock(&from->lock);
+	return STORE_ERROR;
+}
+
+/* The backend's name ("sqlite", "postgresql"). */
+const char *
+store_backend(struct store *st)
+{
+	return st->drv->name;
+}

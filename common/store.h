@@ -521,4 +521,23 @@ enum store_status store_token_lock(struct store *st, const char *tenant,
 enum store_status store_token_unlock(struct store_token_lock *lock,
     const char *sealed, const char *state);
 
+/*
+ * "halo-milterctl store migrate": copy every row of FROM (jobs with their
+ * ids, tokens still sealed, enrollments, the conversation index, sender
+ * cache, participants, owners, pane sessions and defaults) into TO, which
+ * must hold no job and no token, in one transaction on TO. When TO is
+ * shared, the spooled messages of unfinished jobs are read from
+ * SPOOL_DIR/msg into it too (a missing one fails the copy). STORE_DUPLICATE
+ * when TO is not empty; STORE_ERROR with ERR otherwise.
+ */
+struct store_copy_report {
+	unsigned jobs, tokens, enrollments, index_rows, messages;
+};
+enum store_status store_copy(struct store *from, struct store *to,
+    const char *spool_dir, struct store_copy_report *rep, char *err,
+    size_t errsz);
+
+/* The backend's name: "sqlite" or "postgresql". */
+const char *store_backend(struct store *st);
+
 #endif

@@ -49,6 +49,7 @@ struct store_driver {
 	struct store_stmt *(*prepare)(void *conn, const char *sql);
 	void (*bind_text)(struct store_stmt *s, int idx, const char *v);
 	void (*bind_int)(struct store_stmt *s, int idx, int64_t v);
+	void (*bind_null_int)(struct store_stmt *s, int idx);  /* typed NULL */
 	void (*bind_blob)(struct store_stmt *s, int idx, const void *v,
 	    size_t len);
 	int (*step)(struct store_stmt *s);  /* STORE_STEP_* */
@@ -65,6 +66,9 @@ struct store_driver {
 	/* appended to a token read that precedes a refresh (row lock) */
 	const char *row_lock;
 	bool shared;                /* several nodes may use the database */
+	/* after rows with explicit ids were copied into TABLE: move its id
+	 * generator past them; 0 = ok (NULL: the database does it itself) */
+	int (*id_resync)(void *conn, const char *table);
 };
 
 /* The handle: one connection, serialised by LOCK. */

@@ -126,7 +126,7 @@ _Static_assert(PG_NMIGRATIONS == STORE_SCHEMA_LATEST,
 /* Any advisory lock key of ours: migrations of several nodes queue on it. */
 #define PG_MIGRATE_LOCK "4812093"
 
-#define PG_MAXPARAMS 32
+#define PG_MAXPARAMS 48
 
 /* Parameter types (pg_type.h's OIDs, stable across releases). */
 #define PG_INT8OID  20
@@ -417,6 +417,12 @@ pg_bind_int(struct store_stmt *st, int idx, int64_t v)
 }
 
 static void
+pg_bind_null_int(struct store_stmt *st, int idx)
+{
+	pg_bind((struct pg_stmt *)st, idx, PG_INT8OID, NULL, 0, 0);
+}
+
+static void
 pg_bind_blob(struct store_stmt *st, int idx, const void *v, size_t len)
 {
 	char *copy = NULL;
@@ -533,6 +539,22 @@ pg_finalize(struct store_stmt *st)
 	free(s);
 }
 
+/* Identity columns: new ids continue after copied ones (jobs, enrollments;
+ * TABLE is one of store.c's names, never input). */
+static int
+pg_id_resync(void *conn, const char *table)
+{
+	struct pg_conn *c = conn;
+	char sql[256];
+
+	if (strspn(table, "abcdefghijklmnopqrstuvwxyz_") != strlen(table))
+		return -1;
+	snprintf(sql, sizeof(sql), "SELECT setval(pg_get_serial_sequence('%s',"
+	    " 'id'), (SELECT COALESCE(max(id), 0) + 1 FROM %s), false)", table,
+	    table);
+	return pg_command(c->pg, sql, NULL, 0);
+}
+
 const struct store_driver store_pg_driver = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -544,6 +566,7 @@ const struct store_driver store_pg_driver = {
 	.prepare = pg_prepare,
 	.bind_text = pg_bind_text,
 	.bind_int = pg_bind_int,
+	.bind_null_int = pg_bind_null_int,
 	.bind_blob = pg_bind_blob,
 	.step = pg_step,
 	.col_null = pg_col_null,
@@ -555,4 +578,5 @@ const struct store_driver store_pg_driver = {
 	.claim_lock = " FOR UPDATE SKIP LOCKED",
 	.row_lock = " FOR UPDATE",
 	.shared = true,
+	.id_resync = pg_id_resync,
 };

@@ -315,6 +315,12 @@ sqlite_bind_int(struct store_stmt *st, int idx, int64_t v)
 }
 
 static void
+sqlite_bind_null_int(struct store_stmt *st, int idx)
+{
+	sqlite3_bind_null(((struct sqlite_stmt *)st)->stmt, idx);
+}
+
+static void
 sqlite_bind_blob(struct store_stmt *st, int idx, const void *v, size_t len)
 {
 	struct sqlite_stmt *s = (struct sqlite_stmt *)st;
@@ -403,6 +409,7 @@ const struct store_driver store_sqlite_driver = {
 	.prepare = sqlite_prepare,
 	.bind_text = sqlite_bind_text,
 	.bind_int = sqlite_bind_int,
+	.bind_null_int = sqlite_bind_null_int,
 	.bind_blob = sqlite_bind_blob,
 	.step = sqlite_step,
 	.col_null = sqlite_col_null,

@@ -70,14 +70,15 @@ sim_start || exit 1
 sink_start "$T0/sink" || exit 1
 
 # node_conf: this node's configuration (its own state_dir, the shared store)
+NODE_STORE=
 node_conf() {
-	MILTER_PORT=$(pf_free_port)
+	[ -n "$MILTER_PORT" ] || MILTER_PORT=$(pf_free_port)
 	MILTER_CONF=$T/halo-milter.conf
 	MILTER_STATE=$T/state
 	cat > "$MILTER_CONF" <<EOC
 socket = inet:$MILTER_PORT@127.0.0.1
 state_dir = $MILTER_STATE
-store = $PG
+${NODE_STORE:+store = $NODE_STORE}
 insecure_http = yes
 retry_base = 1
 workers = 2
@@ -93,22 +94,6 @@ cf_message_id = CFMilterKey
 route = support@msp.example intake agent=alice@msp.example
 EOC
 }
-
-node a
-node_conf
-daemon_start || exit 1
-pf_start "inet:$MILTER_PORT@127.0.0.1" tempfail || exit 1
-# one sealing key for every node: node A made it, B gets a copy
-node b
-node_conf
-mkdir -p "$MILTER_STATE" && chmod 700 "$MILTER_STATE"
-cp -p "$a_T/state/seal.key" "$MILTER_STATE/seal.key" || exit 1
-daemon_start || exit 1
-pf_start "inet:$MILTER_PORT@127.0.0.1" tempfail || exit 1
-# one enrollment (made through node A) serves both nodes
-node a
-token_for alice@msp.example | ctl token import alice@msp.example sim > /dev/null
-check "one token row, seen from node B too" eq "$(node b; ctl agents 2>/dev/null | grep -c alice@msp.example)" 1
 
 # mail FROM SUBJECT MSGID [extra header lines...]: to support@, via the
 # current node's Postfix
@@ -140,6 +125,42 @@ wait_done() {
 	return 1
 }
 ticket_of() { ctl queue -s done -m "$1" --json | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j[0]["ticket_id"] if j else "")'; }
+
+# --- 0. a single node on SQLite, then "store migrate" into PostgreSQL ----
+node a
+node_conf
+daemon_start || exit 1
+pf_start "inet:$MILTER_PORT@127.0.0.1" tempfail || exit 1
+token_for alice@msp.example | ctl token import alice@msp.example sim > /dev/null
+mail "Ann <ann@acme.example>" "Before the move" "<pre@acme.example>"
+check "SQLite node: mail logged" wait_done "<pre@acme.example>"
+daemon_stop
+ctl store migrate "$PG" > "$T0/migrate.out" 2>&1
+check "store migrate: exit 0" eq "$?" 0
+check "store migrate: the job and the sealed token copied" \
+    grep -q "^copied 1 jobs, 1 tokens (still sealed)" "$T0/migrate.out"
+ctl store migrate "$PG" > "$T0/migrate2.out" 2>&1
+check "store migrate: a second run is refused" eq "$?" 1
+check "store migrate: says why" grep -q "not empty" "$T0/migrate2.out"
+
+# --- both nodes on the shared store --------------------------------------
+NODE_STORE=$PG
+node_conf
+daemon_start || exit 1
+# one sealing key for every node: node A made it, B gets a copy
+node b
+node_conf
+mkdir -p "$MILTER_STATE" && chmod 700 "$MILTER_STATE"
+cp -p "$a_T/state/seal.key" "$MILTER_STATE/seal.key" || exit 1
+daemon_start || exit 1
+pf_start "inet:$MILTER_PORT@127.0.0.1" tempfail || exit 1
+# the enrollment made on the SQLite node serves both nodes now
+check "one token row, seen from node B too" eq "$(ctl agents 2>/dev/null | grep -c alice@msp.example)" 1
+check "node B's doctor checks the shared store" eval \
+    'ctl doctor sim 2>&1 | grep -q "ok   store: postgresql, schema version"'
+mail "Ann <ann@acme.example>" "Before the move" "<pre@acme.example>"
+check "mail logged before the move is a duplicate on node B" eq "$(posted '<pre@acme.example>')" 1
+node a
 
 # --- 1. the same mail through both nodes is logged once --------------------
 node a

@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1023,6 +1024,82 @@ test_token_lock(void **state)
 	row = store_token_free(row);
 }
 
+/* "store migrate": a SQLite store's rows (ids kept, tokens as sealed) and
+ * its unfinished jobs' messages move into an empty store, once. */
+static void
+test_copy(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[2];
+	struct store_copy_report rep;
+	struct store_token *tok = NULL;
+	struct store_sender snd;
+	enum store_status res[2];
+	int64_t ids[2], id3 = 0;
+	char src_path[PATH_MAX + 16], dir[PATH_MAX + 16], err[256] = "";
+	char key[33];
+	struct store *src;
+	FILE *fp;
+
+	snprintf(src_path, sizeof(src_path), "%s/old.db", f->dir);
+	src = store_open(src_path, err, sizeof(err));
+	assert_non_null(src);
+	j[0] = job_new("acme", "<c1@x>");
+	j[0].spool = "m1";
+	j[0].size = 5;
+	j[1] = job_new("acme", "<c2@x>");
+	assert_int_equal(store_jobs_add(src, j, 2, res, ids, "<c1@x>",
+	    "0123456789abcdef0123456789abcdef"), STORE_OK);
+	assert_int_equal(store_job_finish(src, ids[1], STORE_SKIPPED, "x"),
+	    STORE_OK);
+	assert_int_equal(store_token_put(src, "acme", "a@x", "v1.sealed", "ok"),
+	    STORE_OK);
+	memset(&snd, 0, sizeof(snd));
+	snd.kind = STORE_SENDER_CONTACT;
+	snd.user_id = 7;
+	snd.expires = time(NULL) + 3600;
+	assert_int_equal(store_sender_put(src, "acme", "ann@x", &snd), STORE_OK);
+	/* the spool of the unfinished job */
+	snprintf(dir, sizeof(dir), "%s/msg", f->dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(dir, sizeof(dir), "%s/msg/m1", f->dir);
+	fp = fopen(dir, "wb");
+	assert_non_null(fp);
+	fputs("12345", fp);
+	fclose(fp);
+
+	open_latest(f);
+	assert_int_equal(store_copy(src, f->st, f->dir, &rep, err, sizeof(err)),
+	    STORE_OK);
+	assert_int_equal(rep.jobs, 2);
+	assert_int_equal(rep.tokens, 1);
+	assert_int_equal(rep.messages, f->pg ? 1 : 0);
+	assert_int_equal(store_token_get(f->st, "acme", "a@x", &tok), STORE_OK);
+	assert_string_equal(tok->sealed, "v1.sealed");
+	tok = store_token_free(tok);
+	assert_int_equal(store_conv_get(f->st, "<c1@x>", key), STORE_OK);
+	assert_int_equal(store_sender_get(f->st, "acme", "ann@x", time(NULL),
+	    &snd), STORE_OK);
+	assert_int_equal(snd.user_id, 7);
+	store_sender_clear(&snd);
+	assert_int_equal(store_job_find(f->st, "acme", "<c2@x>", &id3),
+	    STORE_OK);
+	assert_true(id3 == ids[1]);
+	/* new jobs take ids after the copied ones */
+	j[0] = job_new("acme", "<c3@x>");
+	assert_int_equal(store_jobs_add(f->st, j, 1, res, &id3, NULL, NULL),
+	    STORE_OK);
+	assert_true(id3 > ids[1]);
+	if (f->pg) {
+		snprintf(dir, sizeof(dir), "%s/fetched", f->dir);
+		assert_int_equal(store_message_fetch(f->st, "m1", dir), STORE_OK);
+	}
+	/* a second run finds the target in use and copies nothing */
+	assert_int_equal(store_copy(src, f->st, f->dir, &rep, err, sizeof(err)),
+	    STORE_DUPLICATE);
+	store_close(src);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TP(fn) cmocka_unit_test_setup_teardown(fn, setup_pg, teardown)
 
@@ -1049,6 +1126,7 @@ main(void)
 		TP(test_two_handles),
 		TP(test_messages),
 		TP(test_token_lock),
+		TP(test_copy),
 	};
 	const struct CMUnitTest tests[] = {
 		T(test_fresh_latest),
@@ -1070,6 +1148,7 @@ main(void)
 		T(test_two_handles),
 		T(test_messages),
 		T(test_token_lock),
+		T(test_copy),
 	};
 
 	const char *pg = getenv("HALO_TEST_PG");
