@@ -2261,3 +2261,83 @@ store_backend(struct store *st)
 {
 	return st->drv->name;
 }
+
+/* Take one request of TENANT's budget (see store.h). */
+enum store_status
+store_budget_take(struct store *st, const char *tenant, time_t now,
+    unsigned window, unsigned cap, time_t *oldest)
+{
+	static const char *const steps[] = {
+		"INSERT INTO budget_tenants (tenant) VALUES (?1)"
+		" ON CONFLICT DO NOTHING",
+		"DELETE FROM budget WHERE tenant = ?1 AND at <= ?2",
+	};
+	struct store_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+	char sql[128];
+	int64_t count = 0;
+	size_t i;
+	int step;
+
+	*oldest = now;
+	if (!st->drv->shared)
+		return STORE_ERROR;
+	pthread_mutex_lock(&st->lock);
+	if (sq_begin(st) != 0)
+		goto unlock;
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		if ((stmt = sq_prepare(st, steps[i])) == NULL)
+			goto rollback;
+		sq_text(stmt, 1, tenant);
+		if (i == 1)
+			sq_int(stmt, 2, (int64_t)now - (int64_t)window);
+		step = sq_step(stmt);
+		sq_finalize(stmt);
+		if (step != STORE_STEP_DONE)
+			goto rollback;
+		if (i == 0) {   /* the tenant's row: one node at a time */
+			snprintf(sql, sizeof(sql), "SELECT tenant FROM"
+			    " budget_tenants WHERE tenant = ?1%s",
+			    st->drv->row_lock);
+			if ((stmt = sq_prepare(st, sql)) == NULL)
+				goto rollback;
+			sq_text(stmt, 1, tenant);
+			step = sq_step(stmt);
+			sq_finalize(stmt);
+			if (step != STORE_STEP_ROW)
+				goto rollback;
+		}
+	}
+	if ((stmt = sq_prepare(st, "SELECT count(*), COALESCE(min(at), 0)"
+	    " FROM budget WHERE tenant = ?1")) == NULL)
+		goto rollback;
+	sq_text(stmt, 1, tenant);
+	if ((step = sq_step(stmt)) == STORE_STEP_ROW) {
+		count = sq_col_int(stmt, 0);
+		*oldest = (time_t)sq_col_int(stmt, 1);
+	}
+	sq_finalize(stmt);
+	if (step != STORE_STEP_ROW)
+		goto rollback;
+	rc = STORE_NOT_FOUND;
+	if (count < (int64_t)cap) {
+		if ((stmt = sq_prepare(st, "INSERT INTO budget (tenant, at)"
+		    " VALUES (?1, ?2)")) == NULL)
+			goto rollback;
+		sq_text(stmt, 1, tenant);
+		sq_int(stmt, 2, (int64_t)now);
+		step = sq_step(stmt);
+		sq_finalize(stmt);
+		if (step != STORE_STEP_DONE)
+			goto rollback;
+		rc = STORE_OK;
+	}
+	if (sq_commit(st) == 0)
+		goto unlock;
+rollback:
+	rc = STORE_ERROR;
+	sq_rollback(st);
+unlock:
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}

@@ -537,6 +537,16 @@ enum store_status store_copy(struct store *from, struct store *to,
     const char *spool_dir, struct store_copy_report *rep, char *err,
     size_t errsz);
 
+/*
+ * A tenant's request budget shared by every node (PostgreSQL): take one
+ * request at NOW when fewer than CAP were taken in the last WINDOW seconds
+ * (STORE_OK), else STORE_NOT_FOUND with *OLDEST the oldest one still
+ * counted. One node at a time per tenant (a row lock). STORE_ERROR on
+ * SQLite, whose single node counts in memory.
+ */
+enum store_status store_budget_take(struct store *st, const char *tenant,
+    time_t now, unsigned window, unsigned cap, time_t *oldest);
+
 /* The backend's name: "sqlite" or "postgresql". */
 const char *store_backend(struct store *st);
 

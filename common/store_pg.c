@@ -20,7 +20,7 @@
 
 /* Schema migrations: index i brings the schema from version i to i + 1,
  * kept in step with the SQLite ones (store_sqlite.c). Version 1 also makes
- * the table of message bytes, which only this backend has. */
+ * the tables only a shared store has: message bytes and request budgets. */
 static const char *const pg_migrations[] = {
 	/* 1: jobs, the conversation index, message bytes */
 	"CREATE TABLE jobs ("
@@ -48,7 +48,13 @@ static const char *const pg_migrations[] = {
 	" name TEXT PRIMARY KEY,"
 	" size BIGINT NOT NULL,"
 	" created BIGINT NOT NULL,"
-	" data BYTEA NOT NULL);",
+	" data BYTEA NOT NULL);"
+	/* the tenants' request budgets, shared by the nodes */
+	"CREATE TABLE budget_tenants (tenant TEXT PRIMARY KEY);"
+	"CREATE TABLE budget ("
+	" id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	" tenant TEXT NOT NULL, at BIGINT NOT NULL);"
+	"CREATE INDEX budget_tenant ON budget (tenant, at);",
 	/* 2 */
 	"CREATE INDEX jobs_sender ON jobs (tenant, from_addr, created)"
 	" WHERE starts_thread = 1;",

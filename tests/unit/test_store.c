@@ -1100,6 +1100,43 @@ test_copy(void **state)
 	store_close(src);
 }
 
+/* The tenant's request budget, shared by two nodes (PostgreSQL only). */
+static void
+test_budget(void **state)
+{
+	struct fixture *f = *state;
+	struct store *other;
+	char err[256] = "";
+	time_t oldest = 0;
+
+	open_latest(f);
+	if (!f->pg) {           /* one node counts in memory */
+		assert_int_equal(store_budget_take(f->st, "acme", 100, 10, 2,
+		    &oldest), STORE_ERROR);
+		return;
+	}
+	other = store_open(f->db, err, sizeof(err));
+	assert_non_null(other);
+	assert_int_equal(store_budget_take(f->st, "acme", 100, 10, 2, &oldest),
+	    STORE_OK);
+	assert_int_equal(store_budget_take(other, "acme", 101, 10, 2, &oldest),
+	    STORE_OK);
+	/* the two nodes together are at the cap */
+	assert_int_equal(store_budget_take(f->st, "acme", 102, 10, 2, &oldest),
+	    STORE_NOT_FOUND);
+	assert_int_equal(oldest, 100);
+	/* another tenant has a budget of its own */
+	assert_int_equal(store_budget_take(other, "globex", 102, 10, 2,
+	    &oldest), STORE_OK);
+	/* the window slides: 100 is out at 110, 101 still counts */
+	assert_int_equal(store_budget_take(other, "acme", 110, 10, 2, &oldest),
+	    STORE_OK);
+	assert_int_equal(store_budget_take(f->st, "acme", 110, 10, 2, &oldest),
+	    STORE_NOT_FOUND);
+	assert_int_equal(oldest, 101);
+	other = store_close(other);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TP(fn) cmocka_unit_test_setup_teardown(fn, setup_pg, teardown)
 
@@ -1127,6 +1164,7 @@ main(void)
 		TP(test_messages),
 		TP(test_token_lock),
 		TP(test_copy),
+		TP(test_budget),
 	};
 	const struct CMUnitTest tests[] = {
 		T(test_fresh_latest),
@@ -1149,6 +1187,7 @@ main(void)
 		T(test_messages),
 		T(test_token_lock),
 		T(test_copy),
+		T(test_budget),
 	};
 
 	const char *pg = getenv("HALO_TEST_PG");
