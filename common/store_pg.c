@@ -160,6 +160,12 @@ struct pg_stmt {
 	unsigned char *blob;        /* the last col_blob, unescaped */
 };
 
+/* Session settings: quiet NOTICEs (IF NOT EXISTS) must not reach stderr;
+ * no statement waits longer than a minute (a token row lock is held for a
+ * Halo refresh, itself bounded at 30 s). */
+#define PG_SESSION "SET client_min_messages = warning;" \
+	" SET statement_timeout = 60000"
+
 /* Run a command that returns no rows; 0 when it did what it said. */
 static int
 pg_command(PGconn *pg, const char *sql, char *err, size_t errsz)
@@ -240,6 +246,18 @@ pg_migrate(PGconn *pg, int max_version, char *err, size_t errsz)
 	}
 }
 
+/* Connect to TARGET: an unreachable server must not hold end of message
+ * for minutes, so connect_timeout is 10 s unless TARGET (expanded after
+ * it, so it wins) says otherwise. */
+static PGconn *
+pg_connect(const char *target)
+{
+	const char *const keys[] = { "connect_timeout", "dbname", NULL };
+	const char *const values[] = { "10", target, NULL };
+
+	return PQconnectdbParams(keys, values, 1);
+}
+
 /* Connect to TARGET (a URI or conninfo) and migrate up to MAX_VERSION. */
 static void *
 pg_open(const char *target, int max_version, char *err, size_t errsz)
@@ -251,7 +269,7 @@ pg_open(const char *target, int max_version, char *err, size_t errsz)
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
-	c->pg = PQconnectdb(target);
+	c->pg = pg_connect(target);
 	if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) {
 		snprintf(err, errsz, "postgresql: %s", c->pg ?
 		    PQerrorMessage(c->pg) : "out of memory");
@@ -261,8 +279,7 @@ pg_open(const char *target, int max_version, char *err, size_t errsz)
 		free(c);
 		return NULL;
 	}
-	/* quiet: NOTICEs (IF NOT EXISTS) must not reach stderr */
-	pg_command(c->pg, "SET client_min_messages = warning", NULL, 0);
+	pg_command(c->pg, PG_SESSION, NULL, 0);
 	if (max_version >= 0 && pg_migrate(c->pg, max_version, err, errsz) != 0) {
 		if ((nl = strchr(err, '\n')) != NULL)
 			*nl = '\0';
@@ -290,8 +307,7 @@ pg_revive(struct pg_conn *c)
 	if (PQstatus(c->pg) == CONNECTION_BAD && !c->in_tx) {
 		PQreset(c->pg);
 		if (PQstatus(c->pg) == CONNECTION_OK)
-			pg_command(c->pg, "SET client_min_messages = warning",
-			    NULL, 0);
+			pg_command(c->pg, PG_SESSION, NULL, 0);
 	}
 }
 
