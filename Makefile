@@ -47,7 +47,7 @@ SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover
 endif
 
 CC       ?= cc
-PKGS     := gmime-3.0 libcjson sqlite3 openssl libcurl gumbo libytnef libmicrohttpd libqrencode \
+PKGS     := gmime-3.0 libcjson sqlite3 libpq openssl libcurl gumbo libytnef libmicrohttpd libqrencode \
             libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -140,8 +140,15 @@ check-all: all $(UNIT_BIN) $(BUILD)/corpus-intake $(BUILD)/mime-json
 	     END { printf "check: %d passed, %d failed\n", p, f }' $(BUILD)/check.log; \
 	exit $$status
 
+# the store's tests run on SQLite and on a private PostgreSQL server
+# (scripts/pg.sh: initdb in a temporary directory, Unix socket only)
 check-unit: $(UNIT_BIN)
-	@sh tests/run-unit.sh $(UNIT_BIN); rc=$$?; echo $$rc > $(BUILD)/.rc-check-unit; exit $$rc
+	@pgdir=$$(mktemp -d "$${TMPDIR:-/tmp}/halo-pg.XXXXXX"); \
+	  if ! pg=$$(sh scripts/pg.sh start "$$pgdir"); then \
+	    echo "check-unit: cannot start PostgreSQL (make deps)"; rm -rf "$$pgdir"; \
+	    echo 1 > $(BUILD)/.rc-check-unit; exit 1; fi; \
+	  HALO_TEST_PG="$$pg" sh tests/run-unit.sh $(UNIT_BIN); rc=$$?; \
+	  sh scripts/pg.sh stop "$$pgdir"; echo $$rc > $(BUILD)/.rc-check-unit; exit $$rc
 
 check-milter: all
 	@BUILD=$(BUILD) sh tests/milter/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-milter; exit $$rc
@@ -150,7 +157,7 @@ check-corpus: $(BUILD)/corpus-intake $(BUILD)/mime-json
 	@BUILD=$(BUILD) sh tests/corpus/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-corpus; exit $$rc
 
 check-e2e: all
-	@rc=0; for t in selftest run halo trust enroll webattack sealkey sendmail; do BUILD=$(BUILD) sh tests/e2e/$$t.sh || rc=1; done; \
+	@rc=0; for t in selftest run halo trust enroll webattack sealkey sendmail twonode; do BUILD=$(BUILD) sh tests/e2e/$$t.sh || rc=1; done; \
 	  echo $$rc > $(BUILD)/.rc-check-e2e; exit $$rc
 
 # the fault-injection soak, short (tests/soak/run.sh; make soak for the long one)

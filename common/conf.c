@@ -6,6 +6,7 @@
  * at once; conf_load() then returns NULL if there was any. Only libc is used.
  */
 #include "conf.h"
+#include "store.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -48,6 +49,7 @@
 enum key_id {
 	KEY_SOCKET,
 	KEY_STATE_DIR,
+	KEY_STORE,
 	KEY_WEB_LISTEN,
 	KEY_PUBLIC_URL,
 	KEY_USER,
@@ -74,6 +76,7 @@ enum key_id {
 	KEY_ROUTE,
 	KEY_WORKERS,
 	KEY_RETRY_BASE,
+	KEY_JOB_LEASE,
 	KEY_INSECURE_HTTP,
 	KEY_HALO_CA_FILE,
 	KEY_FALLBACK_CLIENT_ID,
@@ -125,6 +128,7 @@ struct key_def {
 static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_SOCKET]             = { "socket", SCOPE_GLOBAL, false },
 	[KEY_STATE_DIR]          = { "state_dir", SCOPE_GLOBAL, false },
+	[KEY_STORE]              = { "store", SCOPE_GLOBAL, false },
 	[KEY_WEB_LISTEN]         = { "web_listen", SCOPE_GLOBAL, false },
 	[KEY_PUBLIC_URL]         = { "public_url", SCOPE_GLOBAL, false },
 	[KEY_USER]               = { "user", SCOPE_GLOBAL, false },
@@ -150,6 +154,7 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_LOOP_WINDOW]        = { "loop_window", SCOPE_TENANT, false },
 	[KEY_WORKERS]            = { "workers", SCOPE_GLOBAL, false },
 	[KEY_RETRY_BASE]         = { "retry_base", SCOPE_GLOBAL, false },
+	[KEY_JOB_LEASE]          = { "job_lease", SCOPE_GLOBAL, false },
 	[KEY_INSECURE_HTTP]      = { "insecure_http", SCOPE_GLOBAL, false },
 	[KEY_HALO_CA_FILE]       = { "halo_ca_file", SCOPE_GLOBAL, false },
 	[KEY_FALLBACK_CLIENT_ID] = { "fallback_client_id", SCOPE_TENANT, false },
@@ -701,6 +706,7 @@ struct conf *conf_free(struct conf *conf)
 	free(conf->socket);
 	free(conf->state_dir);
 	free(conf->halo_ca_file);
+	free(conf->store);
 	free(conf->web_listen);
 	free(conf->public_url);
 	free(conf->web_root);
@@ -1322,6 +1328,16 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 		else
 			set_str(p, line, &c->state_dir, value);
 		break;
+	case KEY_STORE:
+		/* PostgreSQL (a URI or a libpq conninfo) or a SQLite file */
+		if (!text_ok(value) || strlen(value) >= PATH_MAX ||
+		    (!store_target_is_pg(value) && value[0] != '/'))
+			conf_error(p, line, "store: '%s' is neither a"
+			    " postgresql:// URI, a libpq conninfo nor an"
+			    " absolute path", value);
+		else
+			set_str(p, line, &c->store, value);
+		break;
 	case KEY_WEB_LISTEN:
 		if (strcasecmp(value, "off") == 0) {
 			p->web_off = true;
@@ -1399,6 +1415,13 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 			    "seconds from 1 to 3600)", value);
 		else
 			c->retry_base = (unsigned)num;
+		break;
+	case KEY_JOB_LEASE:
+		if (!parse_ulong_range(value, 5, 3600, &num))
+			conf_error(p, line, "job_lease: invalid '%s' (expected "
+			    "seconds from 5 to 3600)", value);
+		else
+			c->job_lease = (unsigned)num;
 		break;
 	case KEY_ADMIN_NETWORKS:
 		parse_networks(p, line, name, value, &c->admin_networks,
@@ -2012,6 +2035,7 @@ struct conf *conf_load(const char *path, FILE *errs, int *nerrors)
 	p.conf->log_level = LOG_INFO;
 	p.conf->workers = 2;
 	p.conf->retry_base = 15;
+	p.conf->job_lease = 300;
 	p.conf->web_max_connections = CONF_WEB_MAX_CONNECTIONS;
 	p.conf->web_connections_per_ip = CONF_WEB_CONNECTIONS_PER_IP;
 	p.conf->web_request_timeout = CONF_WEB_REQUEST_TIMEOUT;

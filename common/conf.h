@@ -158,6 +158,9 @@ struct conf {
 	char *path;
 	char *socket;                /* default "unix:/run/halo-milter/milter.sock" */
 	char *state_dir;             /* default "/var/lib/halo-milter" */
+	char *store;                 /* NULL: STATE_DIR/halo-milter.db;
+	                                postgresql://... or a conninfo:
+	                                PostgreSQL (several nodes) */
 	char *web_listen;            /* default "127.0.0.1:8025"; NULL when
 	                                "web_listen = off" (no web server) */
 	char *public_url;            /* optional */
@@ -174,6 +177,9 @@ struct conf {
 	unsigned workers;            /* worker threads; default 2; 0 = intake
 	                                only (another node's workers log) */
 	unsigned retry_base;         /* first retry delay, seconds; default 15 */
+	unsigned job_lease;          /* seconds a claimed job is a worker's
+	                                before another (node) may take it
+	                                over; default 300 */
 	bool insecure_http;          /* tests only: allow http:// to loopback */
 	char *halo_ca_file;          /* NULL or CA bundle verifying Halo (https) */
 	struct conf_net *admin_networks;   /* who may open /admin (and

@@ -154,23 +154,44 @@ oauth_count(struct oauth *oa, uint64_t *counter)
 	pthread_mutex_unlock(&oa->lock);
 }
 
-/* Refresh with the stored token; agent lock held. */
+/* Seal REFRESH for TENANT/AGENT: malloc'd text, or NULL. */
+static char *
+oauth_seal(struct oauth *oa, const char *tenant, const char *agent,
+    const char *refresh)
+{
+	char aad[1024], *sealed = NULL;
+	size_t aad_len = oauth_aad(tenant, agent, aad, sizeof(aad));
+
+	if (aad_len == 0 || crypto_seal(oa->key, aad, aad_len, refresh,
+	    strlen(refresh), &sealed) != 0)
+		return NULL;
+	return sealed;
+}
+
+/*
+ * Refresh with the stored token; agent lock held. The token row stays
+ * locked in the store from the read to the commit of the rotated token
+ * (store_token_lock): another node refreshing the same agent waits, then
+ * reads the new token, so one refresh token is never presented twice.
+ */
 static enum oauth_status
 oauth_refresh_locked(struct oauth *oa, struct oauth_agent *a,
     const struct halo_conf *hc, struct halo_err *err)
 {
+	struct store_token_lock *lock = NULL;
 	struct store_token *row = NULL;
 	struct halo_tokens tok;
 	uint8_t *refresh = NULL;
 	size_t refresh_len = 0, aad_len;
-	char aad[1024];
+	char aad[1024], *sealed = NULL;
 	enum oauth_status rc;
 	enum store_status ss;
 
 	memset(&tok, 0, sizeof(tok));
-	ss = store_token_get(oa->store, a->tenant, a->agent, &row);
+	ss = store_token_lock(oa->store, a->tenant, a->agent, &row, &lock);
 	if (ss == STORE_NOT_FOUND || (ss == STORE_OK && row->sealed == NULL)) {
 		store_token_free(row);
+		store_token_unlock(lock, NULL, NULL);
 		return OAUTH_NO_TOKEN;
 	}
 	if (ss != STORE_OK) {
@@ -179,6 +200,7 @@ oauth_refresh_locked(struct oauth *oa, struct oauth_agent *a,
 	}
 	if (strcmp(row->state, "ok") != 0) {
 		store_token_free(row);
+		store_token_unlock(lock, NULL, NULL);
 		return OAUTH_REENROLL;
 	}
 	aad_len = oauth_aad(a->tenant, a->agent, aad, sizeof(aad));
@@ -192,6 +214,7 @@ oauth_refresh_locked(struct oauth *oa, struct oauth_agent *a,
 		    " this sealing key (seal.key replaced or the row damaged);"
 		    " its jobs wait for the right key", a->tenant, a->agent);
 		store_token_free(row);
+		store_token_unlock(lock, NULL, NULL);
 		oauth_count(oa, &oa->stats.refresh_failures);
 		snprintf(err->message, sizeof(err->message), "the stored token"
 		    " does not open with this sealing key (seal.key)");
@@ -206,13 +229,14 @@ oauth_refresh_locked(struct oauth *oa, struct oauth_agent *a,
 			log_warnx("oauth: %s/%s: refresh token refused"
 			    " (invalid_grant); the agent must re-enroll",
 			    a->tenant, a->agent);
-			store_token_set_state(oa->store, a->tenant, a->agent,
-			    "reenroll");
+			store_token_unlock(lock, NULL, "reenroll");
 			rc = OAUTH_REENROLL;
 		} else {
+			store_token_unlock(lock, NULL, NULL);
 			oauth_count(oa, &oa->stats.refresh_failures);
 			rc = OAUTH_RETRY;
 		}
+		lock = NULL;
 		goto out;
 	}
 	/* rotated: persist the new refresh token before using the access token;
@@ -220,8 +244,11 @@ oauth_refresh_locked(struct oauth *oa, struct oauth_agent *a,
 	if (tok.refresh_token != NULL &&
 	    strcmp(tok.refresh_token, (const char *)refresh) != 0)
 		oauth_count(oa, &oa->stats.rotations);
-	if (oauth_persist(oa, a->tenant, a->agent, tok.refresh_token ?
-	    tok.refresh_token : (const char *)refresh) != 0) {
+	sealed = oauth_seal(oa, a->tenant, a->agent, tok.refresh_token ?
+	    tok.refresh_token : (const char *)refresh);
+	ss = store_token_unlock(lock, sealed, "ok");
+	lock = NULL;
+	if (sealed == NULL || ss != STORE_OK) {
 		log_crit("oauth: %s/%s: cannot store the refreshed token",
 		    a->tenant, a->agent);
 		snprintf(err->message, sizeof(err->message),
@@ -235,6 +262,7 @@ oauth_refresh_locked(struct oauth *oa, struct oauth_agent *a,
 	a->expires = time(NULL) + (tok.expires_in > 0 ? tok.expires_in : 300);
 	rc = OAUTH_OK;
 out:
+	free(sealed);
 	crypto_free_secret(refresh, refresh_len);
 	halo_tokens_free(&tok);
 	return rc;

@@ -1,12 +1,26 @@
 /*
- * store.h - the durable job store: one narrow interface.
+ * store.h - the durable job store: one interface, two backends.
  *
- * Today's implementation is SQLite in WAL mode (store_sqlite.c) with
- * versioned migrations; the interface avoids SQLite-isms (no rowid tricks,
- * no statements leaking out) so a PostgreSQL implementation can follow.
- * Every function is safe to call from several threads on one handle.
- * Strings passed in are copied; strings handed out belong to the caller
- * and are freed with the matching *_free() function.
+ * Callers (intake, worker, oauth, web, the CLI) see only the functions
+ * below; none of them knows which database is underneath. Behind them the
+ * store is split the way OpenSMTPD splits its queue backends:
+ *
+ *   store.c         the query logic, written once in the SQL SQLite (3.35+)
+ *                   and PostgreSQL both accept (?N placeholders, INSERT ...
+ *                   ON CONFLICT, RETURNING);
+ *   store_int.h     the driver table: open + migrate, begin/commit/
+ *                   rollback, and a statement cursor (prepare, bind, step,
+ *                   column, changes, finalize), plus the few dialect
+ *                   differences as data (the claim's FOR UPDATE SKIP
+ *                   LOCKED);
+ *   store_sqlite.c  SQLite in WAL mode: the embedded default;
+ *   store_pg.c      PostgreSQL via libpq, for several MX nodes sharing one
+ *                   store ("store = postgresql://..." selects it).
+ *
+ * So a second backend is one small cursor driver and its schema, not a
+ * second copy of every query. Every function is safe to call from several
+ * threads on one handle. Strings passed in are copied; strings handed out
+ * belong to the caller and are freed with the matching *_free() function.
  */
 #ifndef HALO_STORE_H
 #define HALO_STORE_H
@@ -79,6 +93,9 @@ struct store_job_new {
 	const char *outbound_auth;  /* an agent's outgoing mail: how the
 	                               session proved it ("sasl" or
 	                               "network"); NULL for other mail */
+	const char *spool_file;     /* the committed spool file's path: a
+	                               shared store copies its bytes in the
+	                               jobs' transaction; NULL: not copied */
 };
 
 /* A job as stored. */
@@ -165,6 +182,14 @@ struct store *store_open_version(const char *path, int max_version,
 /* Close; returns NULL. */
 struct store *store_close(struct store *st);
 
+/* Whether the store target TARGET (a store = value) names PostgreSQL. */
+bool store_target_is_pg(const char *target);
+
+/* Whether several nodes may share this store (PostgreSQL): then jobs a
+ * crash left running are not reset at start (another node may hold
+ * them), and message bytes live in the store, not the spool directory. */
+bool store_is_shared(struct store *st);
+
 /* The schema version in use, and the newest this build knows. */
 int store_schema_version(struct store *st);
 int store_schema_latest(void);
@@ -214,7 +239,8 @@ enum store_status store_conv_get(struct store *st, const char *message_id,
 enum store_status store_sender_creates(struct store *st, const char *tenant,
     const char *sender, time_t since, unsigned *count);
 
-/* Whether any job refers to the spool file NAME. */
+/* Whether any job refers to the spool file NAME (a shared store: any job
+ * not done or skipped, or the store still keeps its bytes). */
 enum store_status store_spool_used(struct store *st, const char *name,
     bool *used);
 
@@ -473,5 +499,68 @@ enum store_status store_job_done_by_pane(struct store *st, int64_t id,
  * its agent once Halo said who signed in. */
 enum store_status store_enroll_set_agent(struct store *st, int64_t id,
     const char *agent);
+
+/*
+ * Several nodes (a shared store: PostgreSQL). Message bytes: store_jobs_add()
+ * keeps the spool file a job names (store_job_new.spool_file) in the store,
+ * in the same transaction as the job, so any node's worker can read it;
+ * STORE_MESSAGE_MAX bounds it (intake's own limit is far lower).
+ * store_message_fetch() writes the stored copy of NAME to PATH (temp file,
+ * fsync, rename); NOT_FOUND when the store keeps none (SQLite: the spool
+ * file is the only copy). store_message_delete() drops it once no job needs
+ * it (SQLite: nothing to do).
+ */
+#define STORE_MESSAGE_MAX   ((uint64_t)512 * 1024 * 1024)
+enum store_status store_message_fetch(struct store *st, const char *name,
+    const char *path);
+enum store_status store_message_delete(struct store *st, const char *name);
+
+/*
+ * Token refresh, single-flight across nodes: store_token_lock() reads
+ * TENANT/AGENT's row (as store_token_get) under a lock held until
+ * store_token_unlock(). On PostgreSQL that is SELECT ... FOR UPDATE in a
+ * transaction on a connection of its own, so a second node's refresh waits
+ * and then reads the rotated token, never the one already presented; on
+ * SQLite (one node) the caller's per-agent lock is the single flight.
+ * store_token_unlock() writes SEALED (when not NULL: the rotated token,
+ * last_refresh now) and STATE (when not NULL), commits, then releases: a
+ * rotated token is durable before anyone uses it. STORE_ERROR when the
+ * write did not commit. LOCK is freed in every case.
+ */
+struct store_token_lock;
+enum store_status store_token_lock(struct store *st, const char *tenant,
+    const char *agent, struct store_token **out,
+    struct store_token_lock **lock);
+enum store_status store_token_unlock(struct store_token_lock *lock,
+    const char *sealed, const char *state);
+
+/*
+ * "halo-milterctl store migrate": copy every row of FROM (jobs with their
+ * ids, tokens still sealed, enrollments, the conversation index, sender
+ * cache, participants, owners, pane sessions and defaults) into TO, which
+ * must hold no job and no token, in one transaction on TO. When TO is
+ * shared, the spooled messages of unfinished jobs are read from
+ * SPOOL_DIR/msg into it too (a missing one fails the copy). STORE_DUPLICATE
+ * when TO is not empty; STORE_ERROR with ERR otherwise.
+ */
+struct store_copy_report {
+	unsigned jobs, tokens, enrollments, index_rows, messages;
+};
+enum store_status store_copy(struct store *from, struct store *to,
+    const char *spool_dir, struct store_copy_report *rep, char *err,
+    size_t errsz);
+
+/*
+ * A tenant's request budget shared by every node (PostgreSQL): take one
+ * request at NOW when fewer than CAP were taken in the last WINDOW seconds
+ * (STORE_OK), else STORE_NOT_FOUND with *OLDEST the oldest one still
+ * counted. One node at a time per tenant (a row lock). STORE_ERROR on
+ * SQLite, whose single node counts in memory.
+ */
+enum store_status store_budget_take(struct store *st, const char *tenant,
+    time_t now, unsigned window, unsigned cap, time_t *oldest);
+
+/* The backend's name: "sqlite" or "postgresql". */
+const char *store_backend(struct store *st);
 
 #endif

@@ -339,7 +339,8 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (snprintf(db_path, sizeof(db_path), "%s/halo-milter.db",
+	if (snprintf(db_path, sizeof(db_path), conf->store != NULL ? "%s" :
+	    "%s/halo-milter.db", conf->store != NULL ? conf->store :
 	    conf->state_dir) >= (int)sizeof(db_path) ||
 	    snprintf(spool_dir, sizeof(spool_dir), "%s/spool",
 	    conf->state_dir) >= (int)sizeof(spool_dir)) {

@@ -14,6 +14,8 @@
  *   halo-milterctl [-c FILE] keys rotate [--force]        new sealing key
  *   halo-milterctl [-c FILE] manifest --format xml|json [--tenant T]
  *                                                        Outlook add-in manifest
+ *   halo-milterctl [-c FILE] store migrate [--from FILE] [TARGET]
+ *                                                        SQLite -> PostgreSQL
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -78,6 +80,10 @@ ctl_usage(FILE *out, int status)
 	    "                               (PUBLIC_URL/admin), read from stdin\n"
 	    "  keys rotate [--force]        re-seal every token under a new sealing\n"
 	    "                               key (stop the daemon first)\n"
+	    "  store migrate [--from FILE] [TARGET]\n"
+	    "                               copy the SQLite store (FILE; default\n"
+	    "                               STATE_DIR/halo-milter.db) into the empty\n"
+	    "                               PostgreSQL store TARGET (default: store =)\n"
 	    "  manifest --format xml|json [--tenant T]\n"
 	    "                               the Outlook add-in manifest of this\n"
 	    "                               deployment (URLs from public_url)\n"
@@ -840,6 +846,11 @@ ctl_doctor(struct store *st, const struct conf *conf, const char *tenant)
 	int problems = 0;
 	size_t i, checked = 0;
 
+	/* the database: reachable (it is open), its schema this build's */
+	ctl_diag(&problems, store_schema_version(st) == store_schema_latest(),
+	    "store: %s, schema version %d (this build: %d)%s", store_backend(st),
+	    store_schema_version(st), store_schema_latest(),
+	    store_is_shared(st) ? "; shared by every node using it" : "");
 	snprintf(key_path, sizeof(key_path), "%s/seal.key", conf->state_dir);
 	if (keys_load(conf->state_dir, st, key, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sealing key: %s\n", err);
@@ -1267,6 +1278,66 @@ ctl_daemon_running(const struct conf *conf)
 	return up;
 }
 
+/* "store migrate [--from FILE] [TARGET]": every row of a SQLite store, and
+ * the spooled messages of its unfinished jobs, into an empty PostgreSQL
+ * store, in one transaction there. Tokens stay sealed: copy seal.key to
+ * every node. */
+static int
+ctl_store_migrate(const struct conf *conf, int argc, char **argv)
+{
+	const char *from = NULL, *target = conf->store;
+	struct store_copy_report rep;
+	struct store *src, *dst;
+	char src_path[PATH_MAX], spool_dir[PATH_MAX], err[512];
+	enum store_status ss;
+	int i;
+
+	for (i = 3; i < argc; i++) {        /* after "store migrate" */
+		if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
+			from = argv[++i];
+		else if (argv[i][0] != '-' && i == argc - 1)
+			target = argv[i];
+		else
+			usage();
+	}
+	snprintf(src_path, sizeof(src_path), "%s/halo-milter.db",
+	    conf->state_dir);
+	snprintf(spool_dir, sizeof(spool_dir), "%s/spool", conf->state_dir);
+	if (from == NULL)
+		from = src_path;
+	if (target == NULL || !store_target_is_pg(target)) {
+		fprintf(stderr, "store migrate: name a PostgreSQL store"
+		    " (postgresql://... or a conninfo), or set store =\n");
+		return 2;
+	}
+	if (store_target_is_pg(from) || access(from, R_OK) != 0) {
+		fprintf(stderr, "store migrate: no SQLite store at %s\n", from);
+		return 1;
+	}
+	if ((src = store_open(from, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "cannot open %s: %s\n", from, err);
+		return 1;
+	}
+	if ((dst = store_open(target, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "cannot open the PostgreSQL store: %s\n", err);
+		store_close(src);
+		return 1;
+	}
+	ss = store_copy(src, dst, spool_dir, &rep, err, sizeof(err));
+	store_close(dst);
+	store_close(src);
+	if (ss != STORE_OK) {
+		fprintf(stderr, "store migrate: %s; nothing copied\n", err);
+		return 1;
+	}
+	printf("copied %u jobs, %u tokens (still sealed), %u enrollments,"
+	    " %u index rows, %u spooled messages\n", rep.jobs, rep.tokens,
+	    rep.enrollments, rep.index_rows, rep.messages);
+	printf("next: set store = to it on every node, copy %s/seal.key to"
+	    " each, restart\n", conf->state_dir);
+	return 0;
+}
+
 /* "keys rotate [--force]": a new sealing key, everything re-sealed (the
  * order of the steps, and why an interruption loses nothing: keys.h). */
 static int
@@ -1415,8 +1486,18 @@ main(int argc, char **argv)
 		conf_free(conf);
 		return rc;
 	}
-	snprintf(db_path, sizeof(db_path), "%s/halo-milter.db", conf->state_dir);
-	if (access(db_path, R_OK | W_OK) != 0) {
+	/* opens both stores itself */
+	if (strcmp(argv[1], "store") == 0) {
+		if (argc < 3 || strcmp(argv[2], "migrate") != 0)
+			usage();
+		rc = ctl_store_migrate(conf, argc, argv);
+		conf_free(conf);
+		return rc;
+	}
+	snprintf(db_path, sizeof(db_path), conf->store != NULL ? "%s" :
+	    "%s/halo-milter.db", conf->store != NULL ? conf->store :
+	    conf->state_dir);
+	if (!store_target_is_pg(db_path) && access(db_path, R_OK | W_OK) != 0) {
 		/* say which: a missing store and a refused one need different
 		 * fixes (start the daemon once, or run as its user or root) */
 		if (errno == ENOENT)

@@ -834,7 +834,8 @@ intake_msg_eom(struct intake_msg *msg)
 	enum authres_sender sender_auth;
 	const char *qid = msg->queue_id ? msg->queue_id : "NOQUEUE";
 	bool add_msgid, starts = false, have_from, have_env, any_new = false;
-	bool need_spool = false, spooled = false;
+	bool need_spool = false, spooled = false, store_failed = false;
+	char spool_file[PATH_MAX];
 	char *subject = NULL;
 	enum intake_verdict verdict = INTAKE_CONTINUE;
 
@@ -877,6 +878,12 @@ intake_msg_eom(struct intake_msg *msg)
 			goto spool_error;
 		}
 		spooled = true;
+		/* a shared store keeps the bytes too (store_jobs_add) */
+		if (spool_path(msg->in->spool_dir, spool_name(msg->spool),
+		    spool_file, sizeof(spool_file)) != 0) {
+			msg->spool_errno = ENAMETOOLONG;
+			goto store_error;
+		}
 	}
 
 	/* one transaction for every tenant's row and the conversation key */
@@ -909,6 +916,7 @@ intake_msg_eom(struct intake_msg *msg)
 		r->spool = spooled ? spool_name(msg->spool) : NULL;
 		r->sha256 = NULL;       /* no longer computed (spool.h) */
 		r->size = spooled ? spool_size(msg->spool) : 0;
+		r->spool_file = spooled ? spool_file : NULL;
 		r->no_create = job->no_create;
 		r->starts_thread = starts;
 		r->dedup_key = dedup;
@@ -919,6 +927,7 @@ intake_msg_eom(struct intake_msg *msg)
 	if (store_jobs_add(msg->in->store, rows, n_rows, results, ids,
 	    msg->msgid, key) != STORE_OK) {
 		msg->spool_errno = EIO;
+		store_failed = true;
 		goto store_error;
 	}
 	for (i = 0; i < n_rows; i++) {
@@ -958,9 +967,13 @@ store_error:
 spool_error:
 	log_warnx("%s: msgid=%s cannot spool: %s; %s", qid, safe_id,
 	    strerror(msg->spool_errno ? msg->spool_errno : EIO),
-	    conf->on_spool_error == CONF_SPOOL_ACCEPT ? "accepting unlogged" :
+	    conf->on_spool_error == CONF_SPOOL_ACCEPT && !(store_failed &&
+	    store_is_shared(msg->in->store)) ? "accepting unlogged" :
 	    "temporary failure");
-	if (conf->on_spool_error == CONF_SPOOL_ACCEPT) {
+	/* a shared store that is down (PostgreSQL) always tempfails: the
+	 * sender's MTA retries, and any node may take the mail then */
+	if (conf->on_spool_error == CONF_SPOOL_ACCEPT &&
+	    !(store_failed && store_is_shared(msg->in->store))) {
 		intake_strip_ours(msg);
 		intake_edit(msg, INTAKE_EDIT_ADD, "X-Halo-Status", 0,
 		    "error; reason=spool");

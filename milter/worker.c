@@ -34,8 +34,10 @@ worker_release_spool(struct worker *w, const char *name)
 	bool pending = true;
 
 	if (name != NULL && store_spool_pending(w->store, name, &pending) ==
-	    STORE_OK && !pending)
+	    STORE_OK && !pending) {
 		spool_remove(w->spool_dir, name);
+		store_message_delete(w->store, name);   /* shared store's copy */
+	}
 }
 
 /* Free the context. */
@@ -134,6 +136,13 @@ job_check_spool(struct job_ctx *ctx)
 	    ctx->path, sizeof(ctx->path)) != 0) {
 		snprintf(ctx->reason, sizeof(ctx->reason), "no spooled message");
 		return STEP_FAIL;
+	}
+	/* another node's mail: a shared store has its bytes */
+	if (stat(ctx->path, &sb) != 0 && errno == ENOENT &&
+	    store_message_fetch(ctx->w->store, job->spool, ctx->path) ==
+	    STORE_ERROR) {
+		snprintf(ctx->reason, sizeof(ctx->reason), "store unavailable");
+		return STEP_RETRY;
 	}
 	if (stat(ctx->path, &sb) != 0 || (uint64_t)sb.st_size != job->size) {
 		snprintf(ctx->reason, sizeof(ctx->reason), "spooled message"

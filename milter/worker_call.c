@@ -45,21 +45,36 @@ call_budget(struct job_ctx *ctx)
 				    "Halo asked us to wait (429)");
 			continue;
 		}
-		if (r->count == r->cap) {
+		if (store_is_shared(ctx->w->store)) {
+			/* several nodes: the budget is counted in the store */
+			switch (store_budget_take(ctx->w->store, ctx->t->name,
+			    now, r->window, r->cap, &oldest)) {
+			case STORE_OK:
+				pthread_mutex_unlock(&r->lock);
+				worker_count(ctx->w, &ctx->w->stats.requests);
+				return true;
+			case STORE_NOT_FOUND:
+				break;
+			default:
+				pthread_mutex_unlock(&r->lock);
+				return call_budget_out(ctx, 5, "store unavailable");
+			}
+		} else if (r->count == r->cap) {
 			oldest = r->stamps[r->head];
 			if (now - oldest >= (time_t)r->window) {
 				r->head = (r->head + 1) % r->cap;
 				r->count--;
 			}
 		}
-		if (r->count < r->cap) {
+		if (!store_is_shared(ctx->w->store) && r->count < r->cap) {
 			r->stamps[(r->head + r->count) % r->cap] = now;
 			r->count++;
 			pthread_mutex_unlock(&r->lock);
 			worker_count(ctx->w, &ctx->w->stats.requests);
 			return true;
 		}
-		oldest = r->stamps[r->head];
+		if (!store_is_shared(ctx->w->store))
+			oldest = r->stamps[r->head];
 		pthread_mutex_unlock(&r->lock);
 		if (waited >= WORKER_BUDGET_WAIT) {
 			snprintf(why, sizeof(why), "local request budget (%u per %us)"

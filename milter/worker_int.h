@@ -30,7 +30,8 @@
 #include "store.h"
 #include "worker.h"
 
-#define WORKER_LEASE        300     /* seconds a claimed job is ours */
+#define WORKER_LEASE        ((int)w->conf->job_lease)  /* seconds a
+	                                claimed job is ours (W in scope) */
 #define WORKER_IDLE_MS      200     /* poll interval when idle */
 #define WORKER_BACKOFF_MAX  3600    /* longest retry delay */
 #define WORKER_HEADER_MAX   (256 * 1024)    /* header block read per job */

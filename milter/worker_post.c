@@ -363,7 +363,9 @@ post_html(struct job_ctx *ctx, const struct mime_message *m)
 static enum step
 post_mark(struct job_ctx *ctx)
 {
-	switch (store_job_mark_posting(ctx->w->store, ctx->job->id,
+	const struct worker *w = ctx->w;
+
+	switch (store_job_mark_posting(w->store, ctx->job->id,
 	    ctx->job->lease_until, time(NULL) + WORKER_LEASE)) {
 	case STORE_OK:
 		return STEP_OK;

@@ -568,6 +568,8 @@ static void test_tenant_defaults(void **state)
 	assert_int_equal(t->ticket_status_ttl, 300);
 	assert_int_equal(l.conf->workers, 2);
 	assert_int_equal(l.conf->retry_base, 15);
+	assert_int_equal(l.conf->job_lease, 300);
+	assert_null(l.conf->store);
 	assert_false(l.conf->insecure_http);
 	unload(&l);
 }
@@ -625,6 +627,22 @@ static void test_worker_keys(void **state)
 	unload(&l);
 	load_text(&l, "retry_base = 0\n");
 	expect_error(&l, 1, "retry_base: invalid '0'", 1);
+	unload(&l);
+	/* several nodes: a shared store and a shorter lease */
+	load_text(&l, "job_lease = 20\nstore = postgresql://mx@db.example/halo\n"
+	    TENANT_ACME);
+	expect_ok(&l);
+	assert_int_equal(l.conf->job_lease, 20);
+	assert_string_equal(l.conf->store, "postgresql://mx@db.example/halo");
+	unload(&l);
+	load_text(&l, "store = host=/run/postgresql dbname=halo\n" TENANT_ACME);
+	expect_ok(&l);
+	unload(&l);
+	load_text(&l, "job_lease = 4\n");
+	expect_error(&l, 1, "job_lease: invalid '4'", 1);
+	unload(&l);
+	load_text(&l, "store = halo.db\n");
+	expect_error(&l, 1, "store: 'halo.db' is neither", 1);
 	unload(&l);
 	load_text(&l, TENANT_ACME "rate_limit = 0\n");
 	expect_error(&l, 5, "rate_limit: invalid '0'", 1);

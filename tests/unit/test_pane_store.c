@@ -3,7 +3,9 @@
  * store (schema v9): pane sessions (live only with the agent's token,
  * expiry, renewal, sign-out, revoke is final, purge), agents' defaults,
  * a pane sign-in naming its agent, and a job logged by the pane (never one
- * the worker holds). Each test uses its own mkdtemp directory.
+ * the worker holds). Each test uses its own mkdtemp directory; every test
+ * runs on SQLite and, when HALO_TEST_PG names a PostgreSQL database (make
+ * check-unit starts one), again on PostgreSQL with an emptied schema.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "store.h"
 
 #define H1 "1111111111111111111111111111111111111111111111111111111111111111"
@@ -27,12 +31,45 @@
 
 struct fixture {
 	char dir[PATH_MAX];
-	char db[PATH_MAX + 16];
+	char db[PATH_MAX + 16];     /* SQLite file or PostgreSQL conninfo */
+	bool pg;
 	struct store *st;
 };
 
+/* Empty PostgreSQL database DB's schema; -1 when it cannot be reached. */
+static int
+pg_reset(const char *db)
+{
+	PGconn *pg = PQconnectdb(db);
+	PGresult *res;
+	int rc = -1;
+
+	if (PQstatus(pg) == CONNECTION_OK) {
+		PQclear(PQexec(pg, "SET client_min_messages = warning"));
+		res = PQexec(pg, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
+		rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+		PQclear(res);
+	}
+	PQfinish(pg);
+	return rc;
+}
+
+static int setup_as(void **state, bool pg);
+
 static int
 setup(void **state)
+{
+	return setup_as(state, false);
+}
+
+static int
+setup_pg(void **state)
+{
+	return setup_as(state, true);
+}
+
+static int
+setup_as(void **state, bool pg)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	const char *tmp = getenv("TMPDIR");
@@ -47,6 +84,14 @@ setup(void **state)
 		return -1;
 	}
 	snprintf(f->db, sizeof(f->db), "%s/halo.db", f->dir);
+	if ((f->pg = pg)) {
+		snprintf(f->db, sizeof(f->db), "%s", getenv("HALO_TEST_PG"));
+		if (pg_reset(f->db) != 0) {
+			rmdir(f->dir);
+			free(f);
+			return -1;
+		}
+	}
 	f->st = store_open(f->db, err, sizeof(err));
 	if (f->st == NULL) {
 		free(f);
@@ -136,6 +181,8 @@ test_upgrade_from_v8(void **state)
 		snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
 		unlink(path);
 	}
+	if (f->pg)
+		assert_int_equal(pg_reset(f->db), 0);
 	f->st = store_open_version(f->db, 8, err, sizeof(err));
 	assert_non_null(f->st);
 	assert_int_equal(store_schema_version(f->st), 8);
@@ -321,23 +368,37 @@ test_enroll_set_agent(void **state)
 	store_enroll_free(e);
 }
 
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define TP(fn) cmocka_unit_test_setup_teardown(fn, setup_pg, teardown)
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_schema, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_upgrade_from_v8, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_session_live, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_session_renew_end_revoke,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_job_done_by_pane, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_enroll_set_agent, setup,
-		    teardown),
+		T(test_schema),
+		T(test_upgrade_from_v8),
+		T(test_session_live),
+		T(test_session_renew_end_revoke),
+		T(test_defaults),
+		T(test_job_done_by_pane),
+		T(test_enroll_set_agent),
 	};
+	const struct CMUnitTest pg_tests[] = {
+		TP(test_schema),
+		TP(test_upgrade_from_v8),
+		TP(test_session_live),
+		TP(test_session_renew_end_revoke),
+		TP(test_defaults),
+		TP(test_job_done_by_pane),
+		TP(test_enroll_set_agent),
+	};
+	const char *pg = getenv("HALO_TEST_PG");
+	int failed;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	failed = cmocka_run_group_tests_name("pane-store-sqlite", tests, NULL,
+	    NULL);
+	if (pg == NULL || *pg == '\0')
+		return failed;
+	return failed + cmocka_run_group_tests_name("pane-store-postgresql",
+	    pg_tests, NULL, NULL);
 }

@@ -1,5 +1,8 @@
 /*
- * test_store.c - unit tests for common/store_sqlite.c: schema migrations,
+ * test_store.c - unit tests for the store (common/store.c) on both of its
+ * backends: every test runs on SQLite and, when HALO_TEST_PG names a
+ * PostgreSQL database (make check-unit starts one: scripts/pg.sh), again on
+ * PostgreSQL, whose schema is emptied before each test. Schema migrations,
  * atomic job insertion with (tenant, message_id) idempotency, job read-back,
  * listing, counting, conversation keys, per-sender creation counts and spool
  * references. Each test uses its own mkdtemp directory and removes it.
@@ -12,6 +15,8 @@
 
 #include <dirent.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "fixture.h"
@@ -26,7 +32,8 @@
 
 struct fixture {
 	char dir[PATH_MAX];
-	char db[PATH_MAX + 16];
+	char db[PATH_MAX + 16];     /* SQLite file, or PostgreSQL conninfo */
+	bool pg;
 	struct store *st;
 };
 
@@ -43,6 +50,39 @@ setup(void **state)
 	}
 	snprintf(f->db, sizeof(f->db), "%s/halo.db", f->dir);
 	*state = f;
+	return 0;
+}
+
+/* Run SQL on PostgreSQL CONNINFO with a connection of its own. */
+static void
+exec_pg(const char *conninfo, const char *sql)
+{
+	PGconn *pg = PQconnectdb(conninfo);
+	PGresult *res;
+
+	if (PQstatus(pg) != CONNECTION_OK)
+		fail_msg("%s: %s", conninfo, PQerrorMessage(pg));
+	PQclear(PQexec(pg, "SET client_min_messages = warning"));
+	res = PQexec(pg, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(pg));
+	PQclear(res);
+	PQfinish(pg);
+}
+
+/* The same fixture on PostgreSQL: an empty schema in HALO_TEST_PG. */
+static int
+setup_pg(void **state)
+{
+	struct fixture *f;
+
+	if (setup(state) != 0)
+		return -1;
+	f = *state;
+	f->pg = true;
+	snprintf(f->db, sizeof(f->db), "%s", getenv("HALO_TEST_PG"));
+	exec_pg(f->db, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
 	return 0;
 }
 
@@ -69,12 +109,17 @@ open_latest(struct fixture *f)
 	return f->st;
 }
 
-/* Run SQL on the database file with a separate connection. */
+/* Run SQL on the database with a separate connection. */
 static void
 exec_sql(const char *db, const char *sql)
 {
 	sqlite3 *h = NULL;
 	char *msg = NULL;
+
+	if (store_target_is_pg(db)) {
+		exec_pg(db, sql);
+		return;
+	}
 
 	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
 	if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK)
@@ -166,8 +211,8 @@ test_newer_refused(void **state)
 
 	open_latest(f);
 	f->st = store_close(f->st);
-	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
-	    store_schema_latest() + 1);
+	snprintf(sql, sizeof(sql), f->pg ? "UPDATE halo_schema SET version"
+	    " = %d" : "PRAGMA user_version = %d", store_schema_latest() + 1);
 	exec_sql(f->db, sql);
 	f->st = store_open(f->db, err, sizeof(err));
 	assert_null(f->st);
@@ -181,7 +226,11 @@ test_open_error(void **state)
 	struct fixture *f = *state;
 	char path[PATH_MAX * 2], err[256] = "";
 
-	snprintf(path, sizeof(path), "%s/missing/dir/halo.db", f->dir);
+	if (f->pg)      /* no server there */
+		snprintf(path, sizeof(path), "host=%s/missing dbname=halo",
+		    f->dir);
+	else
+		snprintf(path, sizeof(path), "%s/missing/dir/halo.db", f->dir);
 	assert_null(store_open(path, err, sizeof(err)));
 	assert_true(strlen(err) > 0);
 }
@@ -614,6 +663,8 @@ test_reset_running(void **state)
 	time_t now = time(NULL);
 
 	open_latest(f);
+	if (f->pg)      /* shared: no node requeues (test_two_handles) */
+		skip();
 	assert_int_equal(store_jobs_add(f->st, j, 2, res, ids, NULL, NULL),
 	    STORE_OK);
 	assert_int_equal(store_job_claim(f->st, now, 300, &a), STORE_OK);
@@ -841,11 +892,331 @@ test_participants(void **state)
 	got = store_job_free(got);
 }
 
+/* Two handles on one database (two nodes): one shares the other's
+ * conversation index and dedup, and they never claim the same job. */
+static void
+test_two_handles(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[2];
+	struct store_job *a = NULL, *b = NULL, *c = NULL;
+	enum store_status res[2];
+	int64_t ids[2], found = 0;
+	struct store *other;
+	char err[256] = "", key[33];
+	unsigned n = 99, posting = 99;
+
+	open_latest(f);
+	other = store_open(f->db, err, sizeof(err));
+	assert_non_null(other);
+	assert_int_equal(store_is_shared(other), f->pg);
+	j[0] = job_new("acme", "<n1@x>");
+	j[1] = job_new("acme", "<n2@x>");
+	assert_int_equal(store_jobs_add(f->st, j, 2, res, ids, "<n1@x>",
+	    "0123456789abcdef0123456789abcdef"), STORE_OK);
+	/* the other node sees the index and calls a second copy a duplicate */
+	assert_int_equal(store_conv_get(other, "<n1@x>", key), STORE_OK);
+	assert_string_equal(key, "0123456789abcdef0123456789abcdef");
+	assert_int_equal(store_jobs_add(other, j, 1, res, &found, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(res[0], STORE_DUPLICATE);
+	assert_true(found == ids[0]);
+	/* each node claims a different job, then nothing is left */
+	assert_int_equal(store_job_claim(f->st, 1000, 300, &a), STORE_OK);
+	assert_int_equal(store_job_claim(other, 1000, 300, &b), STORE_OK);
+	assert_true(a->id != b->id);
+	assert_int_equal(store_job_claim(other, 1001, 300, &c), STORE_NOT_FOUND);
+	/* a node starting up does not take a shared store's running jobs */
+	assert_int_equal(store_jobs_reset_running(other, 35, &n, &posting),
+	    STORE_OK);
+	assert_int_equal(n, f->pg ? 0 : 2);
+	assert_int_equal(posting, 0);
+	store_job_free(a);
+	store_job_free(b);
+	other = store_close(other);
+}
+
+/* Message bytes: a shared store keeps them with the job, for any node. */
+static void
+test_messages(void **state)
+{
+	struct fixture *f = *state;
+	static const char body[] = "Subject: hi\r\n\r\nbytes\0with a NUL\r\n";
+	char path[PATH_MAX + 16], copy[PATH_MAX + 16], got[sizeof(body)];
+	struct store_job_new j = job_new("acme", "<bytes@x>");
+	enum store_status res;
+	int64_t id;
+	bool used = false;
+	FILE *fp;
+
+	open_latest(f);
+	snprintf(path, sizeof(path), "%s/m1", f->dir);
+	snprintf(copy, sizeof(copy), "%s/m1.copy", f->dir);
+	fp = fopen(path, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(body, 1, sizeof(body), fp), sizeof(body));
+	fclose(fp);
+	j.spool = "m1";
+	j.spool_file = path;
+	j.size = sizeof(body) + 1;      /* not what the file holds */
+	assert_int_equal(store_jobs_add(f->st, &j, 1, &res, &id, NULL, NULL),
+	    f->pg ? STORE_ERROR : STORE_OK);
+	if (!f->pg) {
+		/* the spool file is the only copy */
+		assert_int_equal(store_message_fetch(f->st, "m1", copy),
+		    STORE_NOT_FOUND);
+		assert_int_equal(store_message_delete(f->st, "m1"), STORE_OK);
+		return;
+	}
+	j.size = sizeof(body);
+	assert_int_equal(store_jobs_add(f->st, &j, 1, &res, &id, NULL, NULL),
+	    STORE_OK);
+	unlink(path);                   /* another node has no local file */
+	assert_int_equal(store_spool_used(f->st, "m1", &used), STORE_OK);
+	assert_true(used);
+	assert_int_equal(store_message_fetch(f->st, "m1", copy), STORE_OK);
+	fp = fopen(copy, "rb");
+	assert_non_null(fp);
+	assert_int_equal(fread(got, 1, sizeof(got), fp), sizeof(body));
+	fclose(fp);
+	assert_memory_equal(got, body, sizeof(body));
+	assert_int_equal(store_message_delete(f->st, "m1"), STORE_OK);
+	assert_int_equal(store_message_fetch(f->st, "m1", copy),
+	    STORE_NOT_FOUND);
+	/* the job still needs the file; once it is over, nobody does */
+	assert_int_equal(store_spool_used(f->st, "m1", &used), STORE_OK);
+	assert_true(used);
+	assert_int_equal(store_job_finish(f->st, id, STORE_SKIPPED, "test"),
+	    STORE_OK);
+	assert_int_equal(store_spool_used(f->st, "m1", &used), STORE_OK);
+	assert_false(used);
+}
+
+struct lock_waiter {
+	const char *db;
+	char seen[32];
+	enum store_status rc;
+};
+
+/* A second node refreshing the same agent: lock, note the token, unlock. */
+static void *
+lock_waiter_run(void *arg)
+{
+	struct lock_waiter *lw = arg;
+	struct store_token_lock *lock = NULL;
+	struct store_token *row = NULL;
+	struct store *st;
+	char err[256];
+
+	if ((st = store_open(lw->db, err, sizeof(err))) == NULL)
+		return NULL;
+	lw->rc = store_token_lock(st, "acme", "agent@acme.example", &row,
+	    &lock);
+	if (lw->rc == STORE_OK) {
+		snprintf(lw->seen, sizeof(lw->seen), "%s", row->sealed);
+		store_token_free(row);
+		lw->rc = store_token_unlock(lock, NULL, NULL);
+	}
+	store_close(st);
+	return NULL;
+}
+
+/* Token refresh is single-flight: a second node waits for the rotated
+ * token and never reads the one already being presented. */
+static void
+test_token_lock(void **state)
+{
+	struct fixture *f = *state;
+	struct store_token_lock *lock = NULL;
+	struct store_token *row = NULL;
+	struct lock_waiter lw;
+	pthread_t tid;
+
+	open_latest(f);
+	assert_int_equal(store_token_lock(f->st, "acme", "agent@acme.example",
+	    &row, &lock), STORE_NOT_FOUND);
+	assert_null(lock);
+	assert_int_equal(store_token_put(f->st, "acme", "agent@acme.example",
+	    "sealed-1", "ok"), STORE_OK);
+	assert_int_equal(store_token_lock(f->st, "acme", "agent@acme.example",
+	    &row, &lock), STORE_OK);
+	assert_string_equal(row->sealed, "sealed-1");
+	row = store_token_free(row);
+	memset(&lw, 0, sizeof(lw));
+	lw.db = f->db;
+	lw.rc = STORE_ERROR;
+	if (f->pg) {
+		/* the other node blocks on the row until the commit below */
+		assert_int_equal(pthread_create(&tid, NULL, lock_waiter_run,
+		    &lw), 0);
+		usleep(200 * 1000);
+		assert_string_equal(lw.seen, "");
+	}
+	assert_int_equal(store_token_unlock(lock, "sealed-2", "ok"), STORE_OK);
+	if (f->pg) {
+		assert_int_equal(pthread_join(tid, NULL), 0);
+		assert_int_equal(lw.rc, STORE_OK);
+		assert_string_equal(lw.seen, "sealed-2");
+	}
+	assert_int_equal(store_token_get(f->st, "acme", "agent@acme.example",
+	    &row), STORE_OK);
+	assert_string_equal(row->sealed, "sealed-2");
+	assert_true(row->last_refresh > 0);
+	row = store_token_free(row);
+	/* a refused refresh marks the agent, keeping its token */
+	assert_int_equal(store_token_lock(f->st, "acme", "agent@acme.example",
+	    &row, &lock), STORE_OK);
+	row = store_token_free(row);
+	assert_int_equal(store_token_unlock(lock, NULL, "reenroll"), STORE_OK);
+	assert_int_equal(store_token_get(f->st, "acme", "agent@acme.example",
+	    &row), STORE_OK);
+	assert_string_equal(row->state, "reenroll");
+	assert_string_equal(row->sealed, "sealed-2");
+	row = store_token_free(row);
+}
+
+/* "store migrate": a SQLite store's rows (ids kept, tokens as sealed) and
+ * its unfinished jobs' messages move into an empty store, once. */
+static void
+test_copy(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[2];
+	struct store_copy_report rep;
+	struct store_token *tok = NULL;
+	struct store_sender snd;
+	enum store_status res[2];
+	int64_t ids[2], id3 = 0;
+	char src_path[PATH_MAX + 16], dir[PATH_MAX + 16], err[256] = "";
+	char key[33];
+	struct store *src;
+	FILE *fp;
+
+	snprintf(src_path, sizeof(src_path), "%s/old.db", f->dir);
+	src = store_open(src_path, err, sizeof(err));
+	assert_non_null(src);
+	j[0] = job_new("acme", "<c1@x>");
+	j[0].spool = "m1";
+	j[0].size = 5;
+	j[1] = job_new("acme", "<c2@x>");
+	assert_int_equal(store_jobs_add(src, j, 2, res, ids, "<c1@x>",
+	    "0123456789abcdef0123456789abcdef"), STORE_OK);
+	assert_int_equal(store_job_finish(src, ids[1], STORE_SKIPPED, "x"),
+	    STORE_OK);
+	assert_int_equal(store_token_put(src, "acme", "a@x", "v1.sealed", "ok"),
+	    STORE_OK);
+	memset(&snd, 0, sizeof(snd));
+	snd.kind = STORE_SENDER_CONTACT;
+	snd.user_id = 7;
+	snd.expires = time(NULL) + 3600;
+	assert_int_equal(store_sender_put(src, "acme", "ann@x", &snd), STORE_OK);
+	/* the spool of the unfinished job */
+	snprintf(dir, sizeof(dir), "%s/msg", f->dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(dir, sizeof(dir), "%s/msg/m1", f->dir);
+	fp = fopen(dir, "wb");
+	assert_non_null(fp);
+	fputs("12345", fp);
+	fclose(fp);
+
+	open_latest(f);
+	assert_int_equal(store_copy(src, f->st, f->dir, &rep, err, sizeof(err)),
+	    STORE_OK);
+	assert_int_equal(rep.jobs, 2);
+	assert_int_equal(rep.tokens, 1);
+	assert_int_equal(rep.messages, f->pg ? 1 : 0);
+	assert_int_equal(store_token_get(f->st, "acme", "a@x", &tok), STORE_OK);
+	assert_string_equal(tok->sealed, "v1.sealed");
+	tok = store_token_free(tok);
+	assert_int_equal(store_conv_get(f->st, "<c1@x>", key), STORE_OK);
+	assert_int_equal(store_sender_get(f->st, "acme", "ann@x", time(NULL),
+	    &snd), STORE_OK);
+	assert_int_equal(snd.user_id, 7);
+	store_sender_clear(&snd);
+	assert_int_equal(store_job_find(f->st, "acme", "<c2@x>", &id3),
+	    STORE_OK);
+	assert_true(id3 == ids[1]);
+	/* new jobs take ids after the copied ones */
+	j[0] = job_new("acme", "<c3@x>");
+	assert_int_equal(store_jobs_add(f->st, j, 1, res, &id3, NULL, NULL),
+	    STORE_OK);
+	assert_true(id3 > ids[1]);
+	if (f->pg) {
+		snprintf(dir, sizeof(dir), "%s/fetched", f->dir);
+		assert_int_equal(store_message_fetch(f->st, "m1", dir), STORE_OK);
+	}
+	/* a second run finds the target in use and copies nothing */
+	assert_int_equal(store_copy(src, f->st, f->dir, &rep, err, sizeof(err)),
+	    STORE_DUPLICATE);
+	store_close(src);
+}
+
+/* The tenant's request budget, shared by two nodes (PostgreSQL only). */
+static void
+test_budget(void **state)
+{
+	struct fixture *f = *state;
+	struct store *other;
+	char err[256] = "";
+	time_t oldest = 0;
+
+	open_latest(f);
+	if (!f->pg) {           /* one node counts in memory */
+		assert_int_equal(store_budget_take(f->st, "acme", 100, 10, 2,
+		    &oldest), STORE_ERROR);
+		return;
+	}
+	other = store_open(f->db, err, sizeof(err));
+	assert_non_null(other);
+	assert_int_equal(store_budget_take(f->st, "acme", 100, 10, 2, &oldest),
+	    STORE_OK);
+	assert_int_equal(store_budget_take(other, "acme", 101, 10, 2, &oldest),
+	    STORE_OK);
+	/* the two nodes together are at the cap */
+	assert_int_equal(store_budget_take(f->st, "acme", 102, 10, 2, &oldest),
+	    STORE_NOT_FOUND);
+	assert_int_equal(oldest, 100);
+	/* another tenant has a budget of its own */
+	assert_int_equal(store_budget_take(other, "globex", 102, 10, 2,
+	    &oldest), STORE_OK);
+	/* the window slides: 100 is out at 110, 101 still counts */
+	assert_int_equal(store_budget_take(other, "acme", 110, 10, 2, &oldest),
+	    STORE_OK);
+	assert_int_equal(store_budget_take(f->st, "acme", 110, 10, 2, &oldest),
+	    STORE_NOT_FOUND);
+	assert_int_equal(oldest, 101);
+	other = store_close(other);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define TP(fn) cmocka_unit_test_setup_teardown(fn, setup_pg, teardown)
 
 int
 main(void)
 {
+	const struct CMUnitTest pg_tests[] = {
+		TP(test_fresh_latest),
+		TP(test_upgrade_keeps_rows),
+		TP(test_newer_refused),
+		TP(test_open_error),
+		TP(test_jobs_add),
+		TP(test_jobs_add_atomic),
+		TP(test_job_get_fields),
+		TP(test_list_and_counts),
+		TP(test_conv),
+		TP(test_sender_creates),
+		TP(test_spool_used),
+		TP(test_claim_and_fenced_posting),
+		TP(test_state_names),
+		TP(test_dedup_key),
+		TP(test_requeue),
+		TP(test_participants),
+		TP(test_two_handles),
+		TP(test_messages),
+		TP(test_token_lock),
+		TP(test_copy),
+		TP(test_budget),
+	};
 	const struct CMUnitTest tests[] = {
 		T(test_fresh_latest),
 		T(test_upgrade_keeps_rows),
@@ -864,7 +1235,22 @@ main(void)
 		T(test_dedup_key),
 		T(test_requeue),
 		T(test_participants),
+		T(test_two_handles),
+		T(test_messages),
+		T(test_token_lock),
+		T(test_copy),
+		T(test_budget),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const char *pg = getenv("HALO_TEST_PG");
+	int failed;
+
+	failed = cmocka_run_group_tests_name("store-sqlite", tests, NULL, NULL);
+	if (pg == NULL || *pg == '\0') {
+		printf("test_store: HALO_TEST_PG not set: PostgreSQL not"
+		    " tested (make check-unit starts a server)\n");
+		return failed;
+	}
+	return failed + cmocka_run_group_tests_name("store-postgresql",
+	    pg_tests, NULL, NULL);
 }
