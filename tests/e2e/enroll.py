@@ -349,7 +349,8 @@ check("agents: alice enrolled", "enrolled" in line and "not enrolled" not in lin
       line)
 d = ctl("doctor", "sim")
 check("doctor: alice's token refreshes and Agent/me matches",
-      "ok   agent alice@msp.example: token refreshed" in d.stdout, d.stdout)
+      "ok   agent alice@msp.example: token refreshed" in d.stdout,
+      "exit %d\n%s\nstderr: %s" % (d.returncode, d.stdout, d.stderr))
 
 # the job that waited for alice's token is logged now
 done = False
