@@ -614,7 +614,8 @@ raw_server_start(struct raw_server *rs, const enum raw_action *acts, int nacts)
 
 	memset(rs, 0, sizeof(*rs));
 	assert_true(nacts <= (int)(sizeof(rs->script) / sizeof(rs->script[0])));
-	memcpy(rs->script, acts, (size_t)nacts * sizeof(*acts));
+	if (nacts > 0)          /* no script: ACTS may be NULL */
+		memcpy(rs->script, acts, (size_t)nacts * sizeof(*acts));
 	rs->nscript = nacts;
 	pthread_mutex_init(&rs->lock, NULL);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
