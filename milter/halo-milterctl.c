@@ -47,6 +47,7 @@
 #include "oauth.h"
 #include "spool.h"
 #include "store.h"
+#include "worker.h"
 #include "web.h"
 
 #define DEFAULT_CONF "/etc/halo-milter/halo-milter.conf"
@@ -851,6 +852,13 @@ ctl_doctor(struct store *st, const struct conf *conf, const char *tenant)
 	    "store: %s, schema version %d (this build: %d)%s", store_backend(st),
 	    store_schema_version(st), store_schema_latest(),
 	    store_is_shared(st) ? "; shared by every node using it" : "");
+	/* a job another node takes over after the lease is rechecked in Halo;
+	 * a request of the dead node may still be in flight that long */
+	if (store_is_shared(st) && conf->job_lease < WORKER_POST_GRACE)
+		printf("  warn job_lease %u s is shorter than %d s: a node could"
+		    " post a job again while the request of the node that died"
+		    " is still in flight at Halo\n", conf->job_lease,
+		    WORKER_POST_GRACE);
 	snprintf(key_path, sizeof(key_path), "%s/seal.key", conf->state_dir);
 	if (keys_load(conf->state_dir, st, key, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sealing key: %s\n", err);

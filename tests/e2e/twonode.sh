@@ -158,6 +158,8 @@ pf_start "inet:$MILTER_PORT@127.0.0.1" tempfail || exit 1
 check "one token row, seen from node B too" eq "$(ctl agents 2>/dev/null | grep -c alice@msp.example)" 1
 check "node B's doctor checks the shared store" eval \
     'ctl doctor sim 2>&1 | grep -q "ok   store: postgresql, schema version"'
+check "node B's doctor warns that the test's short job_lease is below the posting grace" eval \
+    'ctl doctor sim 2>&1 | grep -q "warn job_lease 10 s is shorter than 35 s"'
 mail "Ann <ann@acme.example>" "Before the move" "<pre@acme.example>"
 check "mail logged before the move is a duplicate on node B" eq "$(posted '<pre@acme.example>')" 1
 node a
