@@ -72,9 +72,14 @@ fuzz_check(const struct mime_message *m, const struct mime_limits *lim)
 				abort();
 		if (a->content_id != NULL && a->content_id[0] == '\0')
 			abort();
-		if (a->over_cap != (a->data == NULL))
+		/* no bytes exactly when a reason says why (mime.h); over the
+		 * cap is one such reason */
+		if ((a->data == NULL) != (a->skip != MIME_SKIP_NONE) ||
+		    a->over_cap != (a->skip == MIME_SKIP_SIZE))
 			abort();
 		if (a->data == NULL && a->len != 0)
+			abort();
+		if (a->skip == MIME_SKIP_LIMIT && a->original_len != 0)
 			abort();
 		if (a->data != NULL) {
 			if (a->len != a->original_len || a->len > lim->max_attachment)
