@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "http.h"
 #include "oauth.h"
 #include "store.h"
 
@@ -28,7 +29,7 @@ struct worker;
  * that runs before that would post a second ticket. The HTTP client's total
  * request timeout (http.h) plus a margin.
  */
-#define WORKER_POST_GRACE   35
+#define WORKER_POST_GRACE   ((int)(HTTP_DEFAULT_TOTAL_MS / 1000) + 5)
 
 /* Start NTHREADS workers (conf->workers when 0). NULL on failure. */
 struct worker *worker_start(const struct conf *conf, struct store *store,
