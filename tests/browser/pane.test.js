@@ -462,14 +462,22 @@ async function agentPaneTests(browser) {
     await text(page, '#outcome'));
   await page.shot('appended-by-agent.png');
 
-  // assign to me, change status
+  // pick a new status, then assign to me: the list is drawn again after the
+  // assign, and the redrawn row keeps the status the agent picked
+  const statusSel = 'select[aria-label="New status for ticket ' + tid + '"]';
+  await page.selectOption(statusSel, '3');
+  await page.$eval(statusSel, (el) => { el.dataset.before = 'yes'; });
   await page.click('button[aria-label="Assign ticket ' + tid + ' to me"]');
   t.check('assign: done', await waitText(page, '#act-result', new RegExp('#' + tid + ' is assigned to you')));
   state = await simState();
   t.check('assign: Halo has alice as the ticket\'s agent', state.tickets.some((x) => x.id === tid && x.agent_id === 1));
-  // the list is drawn again after the assign: act on the new one, not a row being replaced
   t.check('assign: the list shows it', await waitText(page, '#tickets', /assigned to you/));
-  await page.selectOption('select[aria-label="New status for ticket ' + tid + '"]', '3');
+  const redrawn = await page.waitForFunction((s) => {
+    const el = document.querySelector(s);
+    return el && el.dataset.before !== 'yes';
+  }, statusSel, { timeout: 10000 }).then(() => true, () => false);
+  const kept = await page.inputValue(statusSel);
+  t.check('status: a redraw keeps the status the agent picked', redrawn && kept === '3', 'redrawn ' + redrawn + ', value ' + kept);
   await page.click('button[aria-label="Set the status of ticket ' + tid + '"]');
   t.check('status: done', await waitText(page, '#act-result', /is now Waiting on Customer/));
   state = await simState();

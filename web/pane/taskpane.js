@@ -273,7 +273,7 @@
     var gen = generation;
     if (timer) { clearTimeout(timer); timer = null; }
     clearResult();
-    ctx = null; selected = 0; mail = null;
+    ctx = null; selected = 0; mail = null; statusPick = {};
     // nothing of the previous message stays on screen
     $('tickets').textContent = '';
     setText('contact', 'Loading\u2026');
@@ -337,6 +337,7 @@
   var ctx = null;                         // what the open message is in Halo
   var mail = null;                        // {mid, from, subject, conv, tenant}
   var selected = 0;                       // the ticket chosen for "Add to ticket"
+  var statusPick = {};                    // ticket id -> status chosen, not yet set (kept across redraws)
   var lastStamp = null;                   // the open message's stamp, if any
 
   function loadSession() {
@@ -550,7 +551,10 @@
       row.appendChild(assign);
       var sel = document.createElement('select');
       sel.setAttribute('aria-label', 'New status for ticket ' + t.id);
-      (ctx.statuses || []).forEach(function (st) { option(sel, st.id, st.name, st.id === t.status_id); });
+      // a redraw (another action's refresh) keeps what the agent picked
+      var want = statusPick[t.id] !== undefined ? statusPick[t.id] : t.status_id;
+      (ctx.statuses || []).forEach(function (st) { option(sel, st.id, st.name, st.id === want); });
+      sel.addEventListener('change', function () { statusPick[t.id] = parseInt(sel.value, 10); });
       row.appendChild(sel);
       var set = document.createElement('button');
       set.type = 'button'; set.textContent = 'Set status';
@@ -558,7 +562,7 @@
       set.addEventListener('click', function () {
         var name = sel.options[sel.selectedIndex] ? sel.options[sel.selectedIndex].textContent : '';
         act(set, 'status', { ticket_id: t.id, status_id: parseInt(sel.value, 10) }, 'Setting #' + t.id + ' to ' + name,
-          'Ticket #' + t.id + ' is now ' + name + '.');
+          'Ticket #' + t.id + ' is now ' + name + '.', function () { delete statusPick[t.id]; });
       });
       row.appendChild(set);
       if (/^https?:\/\//i.test(t.url)) {
