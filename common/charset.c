@@ -14,6 +14,7 @@
 #include <gmime/gmime.h>
 
 #include "hdr.h"
+#include "util.h"
 
 #define CHARSET_NAME_MAX 64     /* longest charset name in an encoded word */
 
@@ -449,23 +450,6 @@ charset_word_parse(const char *s, size_t n, struct charset_word *w)
 	return false;
 }
 
-/* Value of base64 digit C, or -1. */
-static int
-charset_b64(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* Append the bytes of word W to B: base64 without needing its padding
  * (a lone sixth bit group is dropped), or Q ('_' is a space). */
 static void
@@ -482,7 +466,7 @@ charset_word_bytes(const struct charset_word *w, struct charset_buf *b)
 		if (w->enc == 'B') {
 			if (c == '=')
 				break;
-			if ((v = charset_b64(c)) < 0)
+			if ((v = util_b64_digit(c)) < 0)
 				continue;
 			acc = (acc << 6) | (uint32_t)v;
 			bits += 6;

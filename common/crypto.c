@@ -3,6 +3,7 @@
  * codes (see crypto.h). Depends on libc and OpenSSL 3 only.
  */
 #include "crypto.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -108,60 +109,6 @@ crypto_read_full(int fd, uint8_t *buf, size_t len)
 	return 0;
 }
 
-/* Write LEN bytes to FD (retrying short writes); -1 with errno otherwise. */
-static int
-crypto_write_full(int fd, const uint8_t *buf, size_t len)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = write(fd, buf + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0) {
-			errno = EIO;
-			return -1;
-		}
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-/* fsync the directory that holds PATH, so a new entry in it is durable. */
-static int
-crypto_fsync_parent(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir;
-	size_t len;
-	int fd, rc, saved;
-
-	if (slash == NULL)
-		dir = strdup(".");
-	else {
-		len = slash == path ? 1 : (size_t)(slash - path);
-		dir = malloc(len + 1);
-		if (dir != NULL) {
-			memcpy(dir, path, len);
-			dir[len] = '\0';
-		}
-	}
-	if (dir == NULL)
-		return -1;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(dir);
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return rc;
-}
-
 /*
  * Create a new key file at PATH holding fresh random KEY. 1 when PATH
  * appeared meanwhile (caller loads it), 0 on success, -1 on failure (a
@@ -187,7 +134,7 @@ crypto_key_create(const char *path, uint8_t key[CRYPTO_KEY_LEN], char *err,
 		    path);
 		goto fail;
 	}
-	if (crypto_write_full(fd, key, CRYPTO_KEY_LEN) != 0 || fsync(fd) != 0) {
+	if (util_write_full(fd, key, CRYPTO_KEY_LEN) != 0 || fsync(fd) != 0) {
 		crypto_set_err(err, errsz, "cannot write key file %s: %s",
 		    path, strerror(errno));
 		goto fail;
@@ -199,7 +146,7 @@ crypto_key_create(const char *path, uint8_t key[CRYPTO_KEY_LEN], char *err,
 		goto fail;
 	}
 	fd = -1;
-	if (crypto_fsync_parent(path) != 0) {
+	if (util_fsync_parent(path) != 0) {
 		crypto_set_err(err, errsz,
 		    "cannot fsync the directory of key file %s: %s", path,
 		    strerror(errno));
@@ -363,23 +310,6 @@ crypto_b64url_encode(const void *data, size_t len)
 	return out;
 }
 
-/* Value of base64url character C, or -1. */
-static int
-b64url_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
 /* Strict base64url decode, malloc'd result. */
 int
 crypto_b64url_decode(const char *text, uint8_t **out, size_t *out_len)
@@ -403,7 +333,7 @@ crypto_b64url_decode(const char *text, uint8_t **out, size_t *out_len)
 	if (buf == NULL)
 		return -1;
 	for (i = 0; i < n; i++) {
-		int v = b64url_value((unsigned char)text[i]);
+		int v = util_b64url_digit((unsigned char)text[i]);
 
 		if (v < 0)
 			goto fail;

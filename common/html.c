@@ -8,6 +8,7 @@
  * for the closing tags of open elements is reserved as they are opened.
  */
 #include "html.h"
+#include "util.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -181,42 +182,6 @@ html_buf_finish(struct html_buf *b)
 
 /* --- escaping ---------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at S (N bytes left), 0 if invalid. */
-static size_t
-html_utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len, i;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	if (len == 3) {
-		cp = (uint32_t)(s[0] & 0x0f) << 12 | (uint32_t)(s[1] & 0x3f) << 6 |
-		    (s[2] & 0x3f);
-		if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-	} else if (len == 4) {
-		cp = (uint32_t)(s[0] & 0x07) << 18 | (uint32_t)(s[1] & 0x3f) << 12 |
-		    (uint32_t)(s[2] & 0x3f) << 6 | (s[3] & 0x3f);
-		if (cp < 0x10000 || cp > 0x10ffff)
-			return 0;
-	}
-	return len;
-}
-
 /* The entity for byte C, or NULL when it stands for itself. */
 static const char *
 html_entity(unsigned char c)
@@ -267,7 +232,7 @@ html_put_text(struct html_buf *b, const char *s, size_t n, bool *visible)
 	const char *ent;
 
 	while (i < n) {
-		len = html_utf8_len(p + i, n - i);
+		len = util_utf8_seq(p + i, n - i);
 		if (len == 0) {
 			if (!html_buf_put(b, "\xef\xbf\xbd", 3))
 				return false;
@@ -1406,19 +1371,6 @@ html_text(struct html_ctx *c, const char *t)
 		html_cut(c);
 }
 
-/* Value of hex digit C, or -1. */
-static int
-html_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode the cid: reference V into OUT (HTML_CID_MAX + 1), NUL
  * bytes left out, without surrounding blanks or <>. */
 static void
@@ -1429,8 +1381,8 @@ html_cid_decode(const char *v, char *out)
 	while (*v == ' ')
 		v++;
 	for (; *v != '\0' && n < HTML_CID_MAX; v++) {
-		int hi = v[0] == '%' ? html_hex(v[1]) : -1;
-		int lo = hi >= 0 ? html_hex(v[2]) : -1;
+		int hi = v[0] == '%' ? util_hex_digit(v[1]) : -1;
+		int lo = hi >= 0 ? util_hex_digit(v[2]) : -1;
 
 		if (lo >= 0) {
 			if (hi != 0 || lo != 0)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "oauth.h"
+#include "util.h"
 
 struct keys_job {
 	const uint8_t *open_key, *seal_key;
@@ -259,19 +260,6 @@ keys_load(const char *state_dir, struct store *st,
 	return 0;
 }
 
-/* fsync the directory DIR. */
-static int
-keys_fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 /* The whole rotation. */
 int
 keys_rotate(const char *state_dir, struct store *st,
@@ -343,7 +331,7 @@ keys_rotate(const char *state_dir, struct store *st,
 	}
 install:
 	/* 4: the new key takes the old one's place, atomically */
-	if (rename(new_path, cur_path) != 0 || keys_fsync_dir(state_dir) != 0) {
+	if (rename(new_path, cur_path) != 0 || util_fsync_dir(state_dir) != 0) {
 		snprintf(err, errsz, "the store is re-sealed but %s could not"
 		    " replace %s (%s): run \"halo-milterctl keys rotate\" again",
 		    new_path, cur_path, strerror(errno));
@@ -355,7 +343,7 @@ install:
 		    strerror(errno));
 		goto out;
 	}
-	keys_fsync_dir(state_dir);
+	util_fsync_dir(state_dir);
 	rc = 0;
 out:
 	crypto_wipe(cur, sizeof(cur));

@@ -25,6 +25,7 @@
 
 #include "charset.h"
 #include "hdr.h"
+#include "util.h"
 
 #define MIME_CHUNK          8192    /* bytes read from a filter stream */
 #define MIME_CID_MAX        998     /* longest Content-ID kept */
@@ -165,23 +166,6 @@ struct mime_dec {
 	bool damaged;
 };
 
-/* Value of base64 digit C, or -1. */
-static int
-mime_b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* Decode one uuencoded line (D->line) into OUT; returns the bytes. */
 static size_t
 mime_uu_line(struct mime_dec *d, unsigned char *out)
@@ -254,7 +238,7 @@ mime_dec_step(struct mime_dec *d, const unsigned char *in, size_t len,
 				d->ended = true;    /* padded: the data ends */
 			continue;
 		}
-		if ((v = mime_b64_value(c)) < 0)
+		if ((v = util_b64_digit(c)) < 0)
 			continue;
 		if (d->pads > 0) {
 			/* digits after a stray '=': the quad goes on */
