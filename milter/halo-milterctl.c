@@ -48,7 +48,7 @@
 #include "spool.h"
 #include "store.h"
 #include "worker.h"
-#include "web.h"
+#include "enroll.h"
 
 #define DEFAULT_CONF "/etc/halo-milter/halo-milter.conf"
 #define CTL_HEADER_MAX (256 * 1024)   /* header block shown by "show" */
@@ -917,7 +917,7 @@ ctl_enroll(struct store *st, const struct conf *conf, const char *agent_arg,
 	char code[9], shown[10], until[32];
 	uint8_t key[CRYPTO_KEY_LEN];
 	const char *tenant, *ttl_env;
-	long ttl = WEB_CODE_TTL;
+	long ttl = ENROLL_CODE_TTL;
 	time_t now = time(NULL);
 	struct stat sb;
 	struct tm tm;
@@ -940,9 +940,9 @@ ctl_enroll(struct store *st, const struct conf *conf, const char *agent_arg,
 
 		errno = 0;
 		ttl = strtol(ttl_env, &end, 10);
-		if (errno != 0 || *end != '\0' || ttl < 0 || ttl > WEB_CODE_TTL) {
+		if (errno != 0 || *end != '\0' || ttl < 0 || ttl > ENROLL_CODE_TTL) {
 			fprintf(stderr, "HALO_MILTER_TEST_CODE_TTL: 0 to %d\n",
-			    WEB_CODE_TTL);
+			    ENROLL_CODE_TTL);
 			return 2;
 		}
 	}
@@ -954,7 +954,7 @@ ctl_enroll(struct store *st, const struct conf *conf, const char *agent_arg,
 	if (stat(conf->state_dir, &sb) == 0 &&
 	    chown(key_path, sb.st_uid, sb.st_gid) != 0 && errno != EPERM)
 		fprintf(stderr, "warning: cannot chown %s\n", key_path);
-	if (web_hash_key(key, hash_key) != 0) {
+	if (enroll_hash_key(key, hash_key) != 0) {
 		crypto_wipe(key, sizeof(key));
 		return 1;
 	}
@@ -964,7 +964,7 @@ ctl_enroll(struct store *st, const struct conf *conf, const char *agent_arg,
 	for (tries = 0, ss = STORE_DUPLICATE; tries < 5 && ss == STORE_DUPLICATE;
 	    tries++) {
 		if (crypto_user_code(code) != 0 ||
-		    web_code_hash(hash_key, code, hash) != 0) {
+		    enroll_code_hash(hash_key, code, hash) != 0) {
 			ss = STORE_ERROR;
 			break;
 		}
@@ -976,7 +976,7 @@ ctl_enroll(struct store *st, const struct conf *conf, const char *agent_arg,
 		crypto_wipe(code, sizeof(code));
 		return 1;
 	}
-	web_code_format(code, shown);
+	enroll_code_format(code, shown);
 	gmtime_r(&(time_t){ now + ttl }, &tm);
 	strftime(until, sizeof(until), "%H:%M UTC", &tm);
 	printf("enrollment for %s in tenant %s\n", agent, tenant);

@@ -43,7 +43,6 @@
 #define WEB_CONN_MEMORY     (32 * 1024) /* per connection: headers + buffers */
 #define WEB_PEM_MAX         (256 * 1024)
 #define WEB_LIMITER_SLOTS   1024
-#define WEB_TYPED_CODE_MAX  64          /* what we read of a typed code */
 
 /* The stylesheet (inline styles are blocked by our own CSP). */
 static const char web_css[] =
@@ -69,67 +68,6 @@ static const char *const web_result_names[WEB_R_COUNT] = {
 };
 
 /* ---------------------------------------------------------------- pure */
-
-/* The hash key derived from the sealing key. */
-int
-web_hash_key(const uint8_t seal_key[CRYPTO_KEY_LEN], char out[65])
-{
-	static const char label[] = "halo-milter enrollment hash key v1";
-
-	return crypto_hmac_hex(seal_key, CRYPTO_KEY_LEN, label,
-	    sizeof(label) - 1, out);
-}
-
-/* Keyed hash of "LABEL:VALUE". */
-static int
-web_keyed_hash(const char *hash_key, const char *label, const char *value,
-    char out[65])
-{
-	char data[WEB_STATE_MAX + 16];
-	int n, rc;
-
-	n = snprintf(data, sizeof(data), "%s:%s", label, value);
-	if (n < 0 || (size_t)n >= sizeof(data))
-		return -1;
-	rc = crypto_hmac_hex((const uint8_t *)hash_key, strlen(hash_key), data,
-	    (size_t)n, out);
-	crypto_wipe(data, sizeof(data));
-	return rc;
-}
-
-/* Keyed hash of a typed code, after normalisation. */
-int
-web_code_hash(const char *hash_key, const char *typed, char out[65])
-{
-	char norm[9];
-	int rc;
-
-	if (typed == NULL || strlen(typed) > WEB_TYPED_CODE_MAX ||
-	    !crypto_user_code_normalize(typed, norm))
-		return -1;
-	rc = web_keyed_hash(hash_key, "code", norm, out);
-	crypto_wipe(norm, sizeof(norm));
-	return rc;
-}
-
-/* Keyed hash of an OAuth state. */
-int
-web_state_hash(const char *hash_key, const char *state, char out[65])
-{
-	if (state == NULL || *state == '\0' || strlen(state) > WEB_STATE_MAX)
-		return -1;
-	return web_keyed_hash(hash_key, "state", state, out);
-}
-
-/* "BCDFGHJK" -> "BCDF-GHJK". */
-void
-web_code_format(const char code[9], char out[10])
-{
-	memcpy(out, code, 4);
-	out[4] = '-';
-	memcpy(out + 5, code + 4, 4);
-	out[9] = '\0';
-}
 
 /* Cookie NAME from a Cookie header. */
 bool
@@ -796,7 +734,7 @@ web_code_lookup(struct web *w, const char *client, const char *typed,
 	enum store_status ss;
 
 	*out = NULL;
-	if (web_code_hash(w->hash_key, typed, hash) != 0) {
+	if (enroll_code_hash(w->hash_key, typed, hash) != 0) {
 		*status = MHD_HTTP_BAD_REQUEST;
 		problem = "That is not a valid code: it has 8 letters, like"
 		    " BCDF-GHJK.";
@@ -879,7 +817,7 @@ web_enroll_get(struct web *w, struct MHD_Connection *c, const char *client)
 	if (problem != NULL)
 		return web_code_form(w, c, status, problem);
 	crypto_user_code_normalize(typed, norm);
-	web_code_format(norm, shown);
+	enroll_code_format(norm, shown);
 	t = web_tenant(w, e->tenant);
 	left = (long)(e->expires - now);
 	web_buf_add(&body, "<p>You are about to let this mail gateway log mail"
@@ -958,7 +896,7 @@ web_enroll_start(struct web *w, struct MHD_Connection *c, const char *client,
 	struct store_enroll *e = NULL;
 	struct halo_conf hc;
 	uint8_t raw[32];
-	char typed[WEB_TYPED_CODE_MAX + 1], verifier[44], challenge[44];
+	char typed[ENROLL_TYPED_MAX + 1], verifier[44], challenge[44];
 	char state_hash[65], cookie[256], aad[96], *state = NULL;
 	char *sealed = NULL, *url = NULL;
 	const char *problem;
@@ -987,7 +925,7 @@ web_enroll_start(struct web *w, struct MHD_Connection *c, const char *client,
 	    crypto_pkce_challenge(verifier, challenge) != 0 ||
 	    crypto_random(raw, sizeof(raw)) != 0 ||
 	    (state = crypto_b64url_encode(raw, sizeof(raw))) == NULL ||
-	    web_state_hash(w->hash_key, state, state_hash) != 0 ||
+	    enroll_state_hash(w->hash_key, state, state_hash) != 0 ||
 	    oauth_verifier_aad(state_hash, aad, sizeof(aad)) == 0 ||
 	    crypto_seal(w->seal_key, aad, strlen(aad), verifier, strlen(verifier),
 	    &sealed) != 0 ||
@@ -1080,7 +1018,7 @@ web_enroll_callback(struct web *w, struct MHD_Connection *c,
 	struct halo_agent me;
 	struct halo_err herr;
 	struct web_buf body = { 0 };
-	char cookie_state[WEB_STATE_MAX + 1], state_hash[65], aad[96];
+	char cookie_state[ENROLL_STATE_MAX + 1], state_hash[65], aad[96];
 	char clear[160], message[400], why[LOG_CLEAN_MAX + 1], *sealed = NULL;
 	uint8_t *verifier = NULL;
 	size_t verifier_len = 0;
@@ -1101,7 +1039,7 @@ web_enroll_callback(struct web *w, struct MHD_Connection *c,
 	else
 		ws = web_state_check(cookie_state, state, NULL, now);
 	if (ws == WEB_STATE_UNKNOWN) {
-		if (web_state_hash(w->hash_key, state, state_hash) != 0)
+		if (enroll_state_hash(w->hash_key, state, state_hash) != 0)
 			ss = STORE_NOT_FOUND;
 		else
 			ss = store_enroll_by_state(w->store, state_hash, &e);
@@ -1816,7 +1754,7 @@ web_start(const struct conf *conf, struct store *store, struct oauth *oauth,
 	if (snprintf(key_path, sizeof(key_path), "%s/seal.key",
 	    conf->state_dir) >= (int)sizeof(key_path) ||
 	    crypto_key_load_or_create(key_path, w->seal_key, err, errsz) != 0 ||
-	    web_hash_key(w->seal_key, w->hash_key) != 0)
+	    enroll_hash_key(w->seal_key, w->hash_key) != 0)
 		goto fail;
 	if (conf->public_url != NULL) {
 		w->https_public = strncasecmp(conf->public_url, "https://", 8) == 0;

@@ -26,13 +26,12 @@
 
 #include "conf.h"
 #include "crypto.h"
+#include "enroll.h"
 #include "oauth.h"
 #include "store.h"
 
-#define WEB_CODE_TTL       600          /* a code's life, seconds */
 #define WEB_STATE_TTL      600          /* a started sign-in's life */
 #define WEB_POST_MAX       4096         /* POST body bytes before sign-in */
-#define WEB_STATE_MAX      128          /* longest state we accept */
 #define WEB_AUTH_CODE_MAX  2048         /* longest Halo code we accept */
 #define WEB_FAIL_PER_IP    10           /* wrong codes per IP per window
                                            (no limit in all: see web.c) */
@@ -51,19 +50,6 @@ struct web *web_start(const struct conf *conf, struct store *store,
 
 /* Stop the server (waits for running requests) and free it; NULL. */
 struct web *web_stop(struct web *w);
-
-/* The hash key (64 hex + NUL) derived from the sealing key. 0 or -1. */
-int web_hash_key(const uint8_t seal_key[CRYPTO_KEY_LEN], char out[65]);
-
-/* Keyed hash of a typed code after crypto_user_code_normalize(); -1 when
- * TYPED is not a well-formed code. */
-int web_code_hash(const char *hash_key, const char *typed, char out[65]);
-
-/* Keyed hash of an OAuth state. -1 when STATE is empty or too long. */
-int web_state_hash(const char *hash_key, const char *state, char out[65]);
-
-/* "BCDFGHJK" -> "BCDF-GHJK" (OUT: 10 bytes). */
-void web_code_format(const char code[9], char out[10]);
 
 /*
  * The value of cookie NAME in a Cookie header ("a=1; b=2"); false when it is

@@ -688,12 +688,12 @@ admin_enroll(const struct admin_ctx *a)
 	for (tries = 0, ss = STORE_DUPLICATE; tries < 5 && ss == STORE_DUPLICATE;
 	    tries++) {
 		if (crypto_user_code(code) != 0 ||
-		    web_code_hash(w->hash_key, code, hash) != 0) {
+		    enroll_code_hash(w->hash_key, code, hash) != 0) {
 			ss = STORE_ERROR;
 			break;
 		}
 		ss = store_enroll_add(w->store, tenant, agent, hash, now,
-		    now + WEB_CODE_TTL, NULL);
+		    now + ENROLL_CODE_TTL, NULL);
 	}
 	if (ss != STORE_OK) {
 		crypto_wipe(code, sizeof(code));
@@ -701,7 +701,7 @@ admin_enroll(const struct admin_ctx *a)
 		    " enroll", "error", "The gateway could not store the code;"
 		    " try again.", true, NULL);
 	}
-	web_code_format(code, shown);
+	enroll_code_format(code, shown);
 	crypto_wipe(code, sizeof(code));
 	log_info("admin: %s/%s: enrollment code made from %s", tenant, agent,
 	    a->call->client);
@@ -710,7 +710,7 @@ admin_enroll(const struct admin_ctx *a)
 	if (asprintf(&link_code, "%s/enroll?code=%s", w->conf->public_url,
 	    shown) < 0)
 		link_code = NULL;
-	admin_time(now + WEB_CODE_TTL, until, sizeof(until));
+	admin_time(now + ENROLL_CODE_TTL, until, sizeof(until));
 	web_buf_add(&body, "<dl><dt>Agent</dt><dd id=\"code-agent\">");
 	web_buf_escape(&body, agent);
 	web_buf_add(&body, "</dd><dt>Halo</dt><dd>");

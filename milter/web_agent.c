@@ -611,7 +611,7 @@ agent_signin(const struct web_call *call)
 	struct halo_conf hc;
 	uint8_t raw[32];
 	char verifier[44], challenge[44], code_hash[65], state_hash[65];
-	char aad[96], cookie[256], state[WEB_STATE_MAX + 1], *b64 = NULL;
+	char aad[96], cookie[256], state[ENROLL_STATE_MAX + 1], *b64 = NULL;
 	char *sealed = NULL, *url = NULL;
 	time_t now = time(NULL);
 	int64_t id = 0;
@@ -652,7 +652,7 @@ agent_signin(const struct web_call *call)
 	b64 = crypto_b64url_encode(raw, sizeof(raw));
 	if (b64 == NULL || snprintf(state, sizeof(state), "%s%s",
 	    WEB_AGENT_STATE_PREFIX, b64) >= (int)sizeof(state) ||
-	    web_state_hash(w->hash_key, state, state_hash) != 0 ||
+	    enroll_state_hash(w->hash_key, state, state_hash) != 0 ||
 	    oauth_verifier_aad(state_hash, aad, sizeof(aad)) == 0 ||
 	    crypto_seal(w->seal_key, aad, strlen(aad), verifier,
 	    strlen(verifier), &sealed) != 0 ||
@@ -741,7 +741,7 @@ agent_callback(const struct web_call *call, const char *state)
 	struct halo_tokens tok;
 	struct halo_agent me;
 	struct halo_err herr;
-	char cookie_state[WEB_STATE_MAX + 1], state_hash[65], aad[96];
+	char cookie_state[ENROLL_STATE_MAX + 1], state_hash[65], aad[96];
 	char clear[160], message[400], sid[WEB_AGENT_TOKEN_LEN + 1];
 	char *sealed = NULL;
 	uint8_t *verifier = NULL;
@@ -762,7 +762,7 @@ agent_callback(const struct web_call *call, const char *state)
 		cookie_state[0] = '\0';
 	ws = web_state_check(cookie_state, state, NULL, now);
 	if (ws == WEB_STATE_UNKNOWN) {
-		if (web_state_hash(w->hash_key, state, state_hash) != 0)
+		if (enroll_state_hash(w->hash_key, state, state_hash) != 0)
 			ss = STORE_NOT_FOUND;
 		else
 			ss = store_enroll_by_state(w->store, state_hash, &e);
@@ -1880,7 +1880,7 @@ web_agent_route(const struct web_call *call, enum MHD_Result *rc)
 	size_t i;
 
 	if (strcmp(call->url, "/enroll/callback") == 0) {
-		state = agent_arg(call, "state", WEB_STATE_MAX);
+		state = agent_arg(call, "state", ENROLL_STATE_MAX);
 		if (!call->get || state == NULL || strncmp(state,
 		    WEB_AGENT_STATE_PREFIX, strlen(WEB_AGENT_STATE_PREFIX)) != 0)
 			return false;       /* an enrollment's: web.c's */

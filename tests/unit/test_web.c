@@ -37,7 +37,7 @@
 #include "web.h"
 #include "web_int.h"
 
-#define WEB_TYPED_CODE_MAX_TEST 64     /* what web.c reads of a typed code */
+#define ENROLL_TYPED_MAX_TEST 64     /* what web.c reads of a typed code */
 
 static const uint8_t KEY1[CRYPTO_KEY_LEN] = { 1, 2, 3 };
 static const uint8_t KEY2[CRYPTO_KEY_LEN] = { 9, 8, 7 };
@@ -56,58 +56,58 @@ test_code_hash(void **state)
 		"", "BCDFGHJ", "BCDFGHJKL", "ABCDEFGH", "BCDF-GHJ1", "BCDF_GHJK",
 		"BCDF-GHJK-BCDF"
 	};
-	char padded[WEB_TYPED_CODE_MAX_TEST + 2];
+	char padded[ENROLL_TYPED_MAX_TEST + 2];
 	size_t i;
 
 	(void)state;
-	assert_int_equal(web_hash_key(KEY1, key1), 0);
-	assert_int_equal(web_hash_key(KEY2, key2), 0);
+	assert_int_equal(enroll_hash_key(KEY1, key1), 0);
+	assert_int_equal(enroll_hash_key(KEY2, key2), 0);
 	assert_int_equal(strlen(key1), 64);
 	assert_string_not_equal(key1, key2);
-	assert_int_equal(web_code_hash(key1, same[0], a), 0);
+	assert_int_equal(enroll_code_hash(key1, same[0], a), 0);
 	assert_int_equal(strlen(a), 64);
 	for (i = 0; i < strlen(a); i++)
 		assert_true(strchr("0123456789abcdef", a[i]) != NULL);
 	for (i = 1; i < sizeof(same) / sizeof(same[0]); i++) {
-		assert_int_equal(web_code_hash(key1, same[i], b), 0);
+		assert_int_equal(enroll_code_hash(key1, same[i], b), 0);
 		assert_string_equal(a, b);
 	}
 	/* another code, another key: another hash; never the code itself */
-	assert_int_equal(web_code_hash(key1, "BCDFGHJL", b), 0);
+	assert_int_equal(enroll_code_hash(key1, "BCDFGHJL", b), 0);
 	assert_string_not_equal(a, b);
-	assert_int_equal(web_code_hash(key2, "BCDFGHJK", c), 0);
+	assert_int_equal(enroll_code_hash(key2, "BCDFGHJK", c), 0);
 	assert_string_not_equal(a, c);
 	assert_null(strstr(a, "BCDFGHJK"));
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(web_code_hash(key1, bad[i], b), -1);
-	assert_int_equal(web_code_hash(key1, NULL, b), -1);
+		assert_int_equal(enroll_code_hash(key1, bad[i], b), -1);
+	assert_int_equal(enroll_code_hash(key1, NULL, b), -1);
 	/* 8 good letters, but more typed than a code can be: refused */
 	memset(padded, ' ', sizeof(padded) - 1);
 	padded[sizeof(padded) - 1] = '\0';
 	memcpy(padded, "BCDFGHJK", 8);
-	assert_int_equal(web_code_hash(key1, padded, b), -1);
-	padded[WEB_TYPED_CODE_MAX_TEST] = '\0';
-	assert_int_equal(web_code_hash(key1, padded, b), 0);
+	assert_int_equal(enroll_code_hash(key1, padded, b), -1);
+	padded[ENROLL_TYPED_MAX_TEST] = '\0';
+	assert_int_equal(enroll_code_hash(key1, padded, b), 0);
 }
 
 /* States hash under their own label; empty and huge ones are refused. */
 static void
 test_state_hash(void **state)
 {
-	char key[65], a[65], b[65], big[WEB_STATE_MAX + 2];
+	char key[65], a[65], b[65], big[ENROLL_STATE_MAX + 2];
 
 	(void)state;
-	assert_int_equal(web_hash_key(KEY1, key), 0);
-	assert_int_equal(web_state_hash(key, "BCDFGHJK", a), 0);
-	assert_int_equal(web_code_hash(key, "BCDFGHJK", b), 0);
+	assert_int_equal(enroll_hash_key(KEY1, key), 0);
+	assert_int_equal(enroll_state_hash(key, "BCDFGHJK", a), 0);
+	assert_int_equal(enroll_code_hash(key, "BCDFGHJK", b), 0);
 	assert_string_not_equal(a, b);      /* a state is not a code */
-	assert_int_equal(web_state_hash(key, "", a), -1);
-	assert_int_equal(web_state_hash(key, NULL, a), -1);
+	assert_int_equal(enroll_state_hash(key, "", a), -1);
+	assert_int_equal(enroll_state_hash(key, NULL, a), -1);
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	assert_int_equal(web_state_hash(key, big, a), -1);
-	big[WEB_STATE_MAX] = '\0';
-	assert_int_equal(web_state_hash(key, big, a), 0);
+	assert_int_equal(enroll_state_hash(key, big, a), -1);
+	big[ENROLL_STATE_MAX] = '\0';
+	assert_int_equal(enroll_state_hash(key, big, a), 0);
 }
 
 /* Codes are shown as XXXX-XXXX, and crypto_user_code's output fits. */
@@ -118,11 +118,11 @@ test_code_format(void **state)
 	int i;
 
 	(void)state;
-	web_code_format("BCDFGHJK", shown);
+	enroll_code_format("BCDFGHJK", shown);
 	assert_string_equal(shown, "BCDF-GHJK");
 	for (i = 0; i < 50; i++) {
 		assert_int_equal(crypto_user_code(code), 0);
-		web_code_format(code, shown);
+		enroll_code_format(code, shown);
 		assert_true(crypto_user_code_normalize(shown, norm));
 		assert_string_equal(norm, code);
 	}
