@@ -1937,8 +1937,60 @@ store_message_delete(struct store *st, const char *name)
 struct store_token_lock {
 	struct store *st;           /* the handle the row is read on */
 	bool own;                   /* a connection of its own (shared) */
+	int lockfd;                 /* one node: the lock file, or -1 */
 	char *tenant, *agent;
 };
+
+/*
+ * One node (SQLite): the daemon and halo-milterctl (doctor, token tests)
+ * are separate processes on one database, so the refresh of one agent
+ * is serialised across processes by an open-file-description lock on one
+ * byte of "<database>.tokens.lock", the byte chosen by a hash of tenant
+ * and agent. OFD locks belong to the descriptor, not the process: two
+ * threads of one daemon exclude each other too, and closing one
+ * descriptor releases only its own lock. Returns the descriptor holding
+ * the lock, or -1.
+ */
+static int
+store_token_flock(const struct store *st, const char *tenant,
+    const char *agent)
+{
+	char path[4096];
+	struct flock fl;
+	struct stat sb;
+	uint64_t h = 1469598103934665603ULL;          /* FNV-1a */
+	const char *p;
+	int fd;
+
+	for (p = tenant; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h = (h ^ 0) * 1099511628211ULL;
+	for (p = agent; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	if (snprintf(path, sizeof(path), "%s.tokens.lock", st->target) >=
+	    (int)sizeof(path))
+		return -1;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	/* made by root (halo-milterctl): the daemon's user must open it */
+	if (geteuid() == 0 && stat(st->target, &sb) == 0 &&
+	    fchown(fd, sb.st_uid, sb.st_gid) != 0) {
+		/* the daemon then fails to open it, and says so */
+	}
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = (off_t)(h & 0x3fffffff);
+	fl.l_len = 1;
+	while (fcntl(fd, F_OFD_SETLKW, &fl) != 0) {
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
 
 /* Open a second connection to ST's database (no migration). */
 static struct store *
@@ -1967,6 +2019,8 @@ store_token_lock_free(struct store_token_lock *lk)
 		return;
 	if (lk->own)
 		store_close(lk->st);
+	if (lk->lockfd >= 0)
+		close(lk->lockfd);      /* releases the lock */
 	free(lk->tenant);
 	free(lk->agent);
 	free(lk);
@@ -1987,22 +2041,27 @@ store_token_lock(struct store *st, const char *tenant, const char *agent,
 
 	*out = NULL;
 	*lock = NULL;
-	if (!st->drv->shared) {         /* one node: the caller's lock is it */
-		if ((rc = store_token_get(st, tenant, agent, out)) != STORE_OK)
-			return rc;
-		if ((lk = calloc(1, sizeof(*lk))) == NULL ||
-		    (lk->tenant = strdup(tenant)) == NULL ||
-		    (lk->agent = strdup(agent)) == NULL) {
+	if (!st->drv->shared) {         /* one node: a lock file */
+		if ((lk = calloc(1, sizeof(*lk))) == NULL)
+			return STORE_ERROR;
+		lk->st = st;
+		if ((lk->tenant = strdup(tenant)) == NULL ||
+		    (lk->agent = strdup(agent)) == NULL ||
+		    (lk->lockfd = store_token_flock(st, tenant, agent)) < 0) {
+			lk->lockfd = -1;
 			store_token_lock_free(lk);
-			*out = store_token_free(*out);
 			return STORE_ERROR;
 		}
-		lk->st = st;
+		if ((rc = store_token_get(st, tenant, agent, out)) != STORE_OK) {
+			store_token_lock_free(lk);
+			return rc;
+		}
 		*lock = lk;
 		return STORE_OK;
 	}
 	if ((lk = calloc(1, sizeof(*lk))) == NULL)
 		return STORE_ERROR;
+	lk->lockfd = -1;
 	lk->own = true;
 	if ((lk->tenant = strdup(tenant)) == NULL ||
 	    (lk->agent = strdup(agent)) == NULL ||

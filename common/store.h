@@ -521,7 +521,8 @@ enum store_status store_message_delete(struct store *st, const char *name);
  * store_token_unlock(). On PostgreSQL that is SELECT ... FOR UPDATE in a
  * transaction on a connection of its own, so a second node's refresh waits
  * and then reads the rotated token, never the one already presented; on
- * SQLite (one node) the caller's per-agent lock is the single flight.
+ * SQLite (one node, but the daemon and halo-milterctl are two processes)
+ * an open-file-description lock on a byte of "<database>.tokens.lock".
  * store_token_unlock() writes SEALED (when not NULL: the rotated token,
  * last_refresh now) and STATE (when not NULL), commits, then releases: a
  * rotated token is durable before anyone uses it. STORE_ERROR when the
