@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "crypto.h"
 #include "halo.h"
 #include "http.h"
@@ -136,8 +137,7 @@ setup(void **state)
 	char db[PATH_MAX + 16], buf[256];
 
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/test_oauth.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(fixture_dir_make(f->dir, "test_oauth"), 0);
 	assert_int_equal(sim_start(&f->sim, "test_oauth"), 0);
 	snprintf(f->url, sizeof(f->url), "%s", f->sim.base);
 	snprintf(f->auth_url, sizeof(f->auth_url), "%s/auth", f->sim.auth);
