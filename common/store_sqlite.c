@@ -184,11 +184,16 @@ sqlite_version_read(sqlite3 *db)
 	return v;
 }
 
-/* Apply migrations up to MAX_VERSION, each in its own transaction. */
+/*
+ * Apply migrations up to MAX_VERSION, each in its own transaction. The
+ * version is read again inside each write transaction: the daemon and
+ * halo-milterctl may open a new store at the same moment, and the second
+ * must find the first one's migration done rather than apply it twice.
+ */
 static int
 sqlite_migrate(sqlite3 *db, int max_version, char *err, size_t errsz)
 {
-	int v = sqlite_version_read(db);
+	int v = sqlite_version_read(db), cur;
 	char *msg = NULL;
 	char sql[64];
 
@@ -201,10 +206,26 @@ sqlite_migrate(sqlite3 *db, int max_version, char *err, size_t errsz)
 		    v, STORE_NMIGRATIONS);
 		return -1;
 	}
-	for (; v < max_version && v < STORE_NMIGRATIONS; v++) {
+	while (v < max_version && v < STORE_NMIGRATIONS) {
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) {
+			snprintf(err, errsz, "migration to version %d failed: %s",
+			    v + 1, msg ? msg : sqlite3_errmsg(db));
+			sqlite3_free(msg);
+			return -1;
+		}
+		if ((cur = sqlite_version_read(db)) != v) {
+			/* another process migrated meanwhile */
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			if (cur < 0 || cur > STORE_NMIGRATIONS) {
+				snprintf(err, errsz, "schema version changed to"
+				    " %d while opening", cur);
+				return -1;
+			}
+			v = cur;
+			continue;
+		}
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
-		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
-		    sqlite3_exec(db, store_migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
+		if (sqlite3_exec(db, store_migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
 		    sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK ||
 		    sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
 			snprintf(err, errsz, "migration to version %d failed: %s",
@@ -213,6 +234,7 @@ sqlite_migrate(sqlite3 *db, int max_version, char *err, size_t errsz)
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 			return -1;
 		}
+		v++;
 	}
 	return 0;
 }

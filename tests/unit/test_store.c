@@ -1021,6 +1021,55 @@ lock_waiter_run(void *arg)
 	return NULL;
 }
 
+/* The daemon and halo-milterctl opening a new store at the same moment:
+ * each migration is applied once, and every opener gets the store. */
+struct opener {
+	const char *db;
+	pthread_barrier_t *go;
+	bool ok;
+	char err[256];
+};
+
+static void *
+opener_run(void *arg)
+{
+	struct opener *o = arg;
+	struct store *st;
+
+	pthread_barrier_wait(o->go);
+	st = store_open(o->db, o->err, sizeof(o->err));
+	o->ok = st != NULL && store_schema_version(st) == store_schema_latest();
+	store_close(st);
+	return NULL;
+}
+
+static void
+test_concurrent_open(void **state)
+{
+	struct fixture *f = *state;
+	struct opener o[8];
+	pthread_t tid[8];
+	pthread_barrier_t go;
+	int i;
+
+	if (f->pg)
+		skip();
+	pthread_barrier_init(&go, NULL, 8);
+	for (i = 0; i < 8; i++) {
+		memset(&o[i], 0, sizeof(o[i]));
+		o[i].db = f->db;
+		o[i].go = &go;
+		assert_int_equal(pthread_create(&tid[i], NULL, opener_run,
+		    &o[i]), 0);
+	}
+	for (i = 0; i < 8; i++)
+		assert_int_equal(pthread_join(tid[i], NULL), 0);
+	pthread_barrier_destroy(&go);
+	for (i = 0; i < 8; i++)
+		if (!o[i].ok)
+			fail_msg("opener %d: %s", i, o[i].err);
+}
+
 /* Token refresh is single-flight: a second node waits for the rotated
  * token and never reads the one already being presented. */
 static void
@@ -1236,6 +1285,7 @@ main(void)
 		T(test_two_handles),
 		T(test_messages),
 		T(test_token_lock),
+		T(test_concurrent_open),
 		T(test_copy),
 		T(test_budget),
 	};
