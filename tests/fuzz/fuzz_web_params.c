@@ -71,7 +71,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fz_check_str(out, 4);
 	}
 	if (web_form_get(f[0], len, "code", out, sizeof(out)) &&
-	    web_code_hash(hash_key, out, hash) == 0 && strlen(hash) != 64)
+	    enroll_code_hash(hash_key, out, hash) == 0 && strlen(hash) != 64)
 		abort();
 	/* the Cookie header */
 	for (i = 0; i < 3; i++) {
@@ -81,7 +81,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fz_check_str(out, sizeof(out));
 			if (out[0] == '\0')
 				abort();
-			(void)web_state_hash(hash_key, out, hash);
+			(void)enroll_state_hash(hash_key, out, hash);
 			(void)web_admin_csrf_ok(out, f[0]);
 		}
 	}
