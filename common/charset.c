@@ -367,39 +367,6 @@ charset_to_utf8(const unsigned char *in, size_t len, const char *charset,
 
 /* --- RFC 2047 encoded words ------------------------------------------- */
 
-/* A growing output string. */
-struct charset_buf {
-	char *s;
-	size_t len, cap;
-	bool oom;
-};
-
-/* Append LEN bytes at P to B. */
-static void
-charset_buf_add(struct charset_buf *b, const void *p, size_t len)
-{
-	char *grown;
-	size_t want;
-
-	if (b->oom || len == 0)
-		return;
-	if (b->len + len + 1 > b->cap) {
-		want = b->cap == 0 ? 128 : b->cap;
-		while (want < b->len + len + 1)
-			want *= 2;
-		grown = realloc(b->s, want);
-		if (grown == NULL) {
-			b->oom = true;
-			return;
-		}
-		b->s = grown;
-		b->cap = want;
-	}
-	memcpy(b->s + b->len, p, len);
-	b->len += len;
-	b->s[b->len] = '\0';
-}
-
 /* One parsed encoded word. */
 struct charset_word {
 	char charset[CHARSET_NAME_MAX + 1];
@@ -453,7 +420,7 @@ charset_word_parse(const char *s, size_t n, struct charset_word *w)
 /* Append the bytes of word W to B: base64 without needing its padding
  * (a lone sixth bit group is dropped), or Q ('_' is a space). */
 static void
-charset_word_bytes(const struct charset_word *w, struct charset_buf *b)
+charset_word_bytes(const struct charset_word *w, struct util_buf *b)
 {
 	unsigned char out[3];
 	uint32_t acc = 0;
@@ -473,29 +440,29 @@ charset_word_bytes(const struct charset_word *w, struct charset_buf *b)
 			if (bits >= 8) {
 				bits -= 8;
 				out[0] = (unsigned char)(acc >> bits);
-				charset_buf_add(b, out, 1);
+				util_buf_add(b, out, 1);
 				acc &= (1u << bits) - 1;
 			}
 			continue;
 		}
 		if (c == '_') {
-			charset_buf_add(b, " ", 1);
+			util_buf_add(b, " ", 1);
 		} else if (c == '=' && i + 2 < w->text_len &&
 		    g_ascii_isxdigit(w->text[i + 1]) &&
 		    g_ascii_isxdigit(w->text[i + 2])) {
 			out[0] = (unsigned char)(g_ascii_xdigit_value(w->text[i + 1])
 			    << 4 | g_ascii_xdigit_value(w->text[i + 2]));
-			charset_buf_add(b, out, 1);
+			util_buf_add(b, out, 1);
 			i += 2;
 		} else
-			charset_buf_add(b, &c, 1);
+			util_buf_add(b, &c, 1);
 	}
 }
 
 /* Append RAW (bytes in CHARSET, NULL: undeclared) to OUT as UTF-8 and
  * empty RAW. */
 static void
-charset_flush(struct charset_buf *out, struct charset_buf *raw,
+charset_flush(struct util_buf *out, struct util_buf *raw,
     const char *charset)
 {
 	char *text;
@@ -511,7 +478,7 @@ charset_flush(struct charset_buf *out, struct charset_buf *raw,
 		out->oom = true;
 		return;
 	}
-	charset_buf_add(out, text, strlen(text));
+	util_buf_add(out, text, strlen(text));
 	free(text);
 	raw->len = 0;
 }
@@ -520,8 +487,8 @@ charset_flush(struct charset_buf *out, struct charset_buf *raw,
 char *
 charset_decode_words(const char *in, size_t len)
 {
-	struct charset_buf out = { NULL, 0, 0, false };
-	struct charset_buf raw = { NULL, 0, 0, false };  /* undecoded run */
+	struct util_buf out = { 0 };
+	struct util_buf raw = { 0 };  /* undecoded run */
 	struct charset_word w;
 	char word_charset[CHARSET_NAME_MAX + 1] = "";
 	bool after_word = false, blank = false, in_word_run = false;
@@ -549,7 +516,7 @@ charset_decode_words(const char *in, size_t len)
 				charset_flush(&out, &raw, in_word_run ?
 				    word_charset : NULL);
 				if (blank && !after_word && out.len > 0)
-					charset_buf_add(&out, " ", 1);
+					util_buf_add(&out, " ", 1);
 				snprintf(word_charset, sizeof(word_charset), "%s",
 				    w.charset);
 			}
@@ -567,10 +534,10 @@ charset_decode_words(const char *in, size_t len)
 			in_word_run = false;
 		}
 		if (blank && (out.len > 0 || raw.len > 0))
-			charset_buf_add(&raw, " ", 1);
+			util_buf_add(&raw, " ", 1);
 		blank = false;
 		after_word = false;
-		charset_buf_add(&raw, &c, 1);
+		util_buf_add(&raw, &c, 1);
 		i++;
 	}
 	charset_flush(&out, &raw, in_word_run ? word_charset : NULL);

@@ -7,6 +7,7 @@
  */
 #include "conf.h"
 #include "store.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -603,18 +604,11 @@ static void read_secret_file(struct parser *p, int line, char **field,
 	} else if (!S_ISREG(st.st_mode)) {
 		why = S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file";
 	} else {
-		while (len < sizeof(buf)) {
-			n = read(fd, buf + len, sizeof(buf) - len);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
-				why = strerror(errno);
-				break;
-			}
-			if (n == 0)
-				break;
-			len += (size_t)n;
-		}
+		n = util_read_full(fd, buf, sizeof(buf));
+		if (n < 0)
+			why = strerror(errno);
+		else
+			len = (size_t)n;
 		if (why == NULL && len > CONF_SECRET_MAX)
 			why = "file is too large";
 	}

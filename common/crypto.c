@@ -95,18 +95,9 @@ crypto_random(void *buf, size_t len)
 static int
 crypto_read_full(int fd, uint8_t *buf, size_t len)
 {
-	size_t done = 0;
+	long n = util_read_full(fd, buf, len);
 
-	while (done < len) {
-		ssize_t n = read(fd, buf + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		done += (size_t)n;
-	}
-	return 0;
+	return n >= 0 && (size_t)n == len ? 0 : -1;
 }
 
 /*

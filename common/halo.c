@@ -16,6 +16,7 @@
 
 #include "crypto.h"
 #include "log.h"
+#include "util.h"
 
 #define HALO_PAGE_SIZE      100
 #define HALO_MAX_PAGES      10      /* contact search: at most 1000 hits read */
@@ -232,36 +233,6 @@ halo_ascii_caseeq(const char *a, size_t alen, const char *b, size_t blen)
 	return true;
 }
 
-/* Length of a valid UTF-8 sequence at S (at most AVAIL bytes), 0 if invalid. */
-static size_t
-halo_utf8_seq(const unsigned char *s, size_t avail)
-{
-	unsigned int cp;
-	size_t n, i;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (avail < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 /*
  * Valid UTF-8 copy of untrusted S: invalid bytes become U+FFFD, control
  * characters a space (SINGLE_LINE: also tab and line ends; then the ends are
@@ -280,7 +251,7 @@ halo_utf8_clean(const char *s, size_t max_chars, bool single_line)
 	if (out == NULL)
 		return NULL;
 	while (i < len && (max_chars == 0 || chars < max_chars)) {
-		size_t n = halo_utf8_seq(p + i, len - i);
+		size_t n = util_utf8_seq(p + i, len - i);
 		if (n == 0) {
 			memcpy(out + o, "\xef\xbf\xbd", 3);
 			o += 3;

@@ -28,13 +28,10 @@
 
 /* Output buffer: LEN + RESERVE never exceeds LIMIT. */
 struct html_buf {
-	char *s;
-	size_t len;
-	size_t cap;
+	struct util_buf u;      /* the bytes; u.oom: out of memory */
 	size_t limit;           /* bytes the result may hold, NUL excluded */
 	size_t reserve;         /* kept free: closing tags and the cut mark */
 	bool full;              /* something did not fit */
-	bool oom;
 };
 
 /* Attribute groups an allowed element may carry (beyond the global ones:
@@ -92,40 +89,14 @@ struct html_ctx {
 
 /* --- output buffer ----------------------------------------------------- */
 
-/* Make room for N more bytes (and a NUL). */
-static bool
-html_buf_grow(struct html_buf *b, size_t n)
-{
-	size_t want;
-	char *grown;
-
-	if (b->oom)
-		return false;
-	if (b->len + n + 1 <= b->cap)
-		return true;
-	want = b->cap < 256 ? 256 : b->cap * 2;
-	if (want < b->len + n + 1)
-		want = b->len + n + 1;
-	if (b->limit != SIZE_MAX && want > b->limit + 1)
-		want = b->limit + 1;
-	grown = realloc(b->s, want);
-	if (grown == NULL) {
-		b->oom = true;
-		return false;
-	}
-	b->s = grown;
-	b->cap = want;
-	return true;
-}
-
 /* Would N more bytes fit beside the reserve? Marks B full when not. */
 static bool
 html_buf_fits(struct html_buf *b, size_t n)
 {
-	if (b->full || b->oom)
+	if (b->full || b->u.oom)
 		return false;
-	if (b->len + b->reserve > b->limit ||
-	    n > b->limit - b->len - b->reserve) {
+	if (b->u.len + b->reserve > b->limit ||
+	    n > b->limit - b->u.len - b->reserve) {
 		b->full = true;
 		return false;
 	}
@@ -136,12 +107,7 @@ html_buf_fits(struct html_buf *b, size_t n)
 static bool
 html_buf_put(struct html_buf *b, const char *p, size_t n)
 {
-	if (!html_buf_fits(b, n) || !html_buf_grow(b, n))
-		return false;
-	memcpy(b->s + b->len, p, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-	return true;
+	return html_buf_fits(b, n) && util_buf_add(&b->u, p, n);
 }
 
 /* Append a NUL-terminated string. */
@@ -155,29 +121,20 @@ html_buf_puts(struct html_buf *b, const char *s)
 static void
 html_buf_put_reserved(struct html_buf *b, const char *p, size_t n)
 {
-	if (b->oom || n > b->reserve || !html_buf_grow(b, n))
+	if (n > b->reserve || !util_buf_add(&b->u, p, n))
 		return;
-	memcpy(b->s + b->len, p, n);
-	b->len += n;
 	b->reserve -= n;
-	b->s[b->len] = '\0';
 }
 
 /* The finished string (ownership to the caller), or NULL on ENOMEM. */
 static char *
 html_buf_finish(struct html_buf *b)
 {
-	if (b->oom) {
-		free(b->s);
-		b->s = NULL;
+	if (b->u.oom || !util_buf_reserve(&b->u, 0)) {
+		util_buf_clear(&b->u);
 		return NULL;
 	}
-	if (b->s == NULL) {
-		b->s = malloc(1);
-		if (b->s != NULL)
-			b->s[0] = '\0';
-	}
-	return b->s;
+	return b->u.s;
 }
 
 /* --- escaping ---------------------------------------------------------- */
@@ -265,9 +222,9 @@ html_escape(const char *s)
 
 	if (s == NULL)
 		s = "";
-	if (!html_buf_grow(&b, strlen(s)))
+	if (!util_buf_reserve(&b.u, strlen(s)))
 		return NULL;
-	b.s[0] = '\0';
+	b.u.s[0] = '\0';
 	for (; *s != '\0'; s++) {
 		ent = html_entity((unsigned char)*s);
 		if (ent != NULL)
@@ -1323,7 +1280,7 @@ html_push(struct html_ctx *c, const GumboNode *node, const char *close)
 
 		grown = realloc(c->stack, want * sizeof(*grown));
 		if (grown == NULL) {
-			c->out.oom = true;
+			c->out.u.oom = true;
 			return false;
 		}
 		c->stack = grown;
@@ -1343,13 +1300,13 @@ html_cut(struct html_ctx *c)
 {
 	size_t i;
 
-	if (c->hr_end != 0 && c->hr_end <= c->out.len) {
-		for (i = c->hr_end; i < c->out.len; i++)
-			if (strchr(" \t\n\r", c->out.s[i]) == NULL)
+	if (c->hr_end != 0 && c->hr_end <= c->out.u.len) {
+		for (i = c->hr_end; i < c->out.u.len; i++)
+			if (strchr(" \t\n\r", c->out.u.s[i]) == NULL)
 				break;
-		if (i == c->out.len) {
-			c->out.len = c->hr_start;
-			c->out.s[c->out.len] = '\0';
+		if (i == c->out.u.len) {
+			c->out.u.len = c->hr_start;
+			c->out.u.s[c->out.u.len] = '\0';
 		}
 	}
 	c->stop = true;
@@ -1537,18 +1494,18 @@ html_open(struct html_ctx *c, const char *name, const GumboElement *el,
 			html_put_attr(&tag, a->name, a->value);
 	}
 	html_buf_puts(&tag, ">");
-	if (tag.oom) {
-		free(tag.s);
-		c->out.oom = true;
+	if (tag.u.oom) {
+		free(tag.u.s);
+		c->out.u.oom = true;
 		return false;
 	}
 	/* the start tag and, kept in reserve, its end tag */
-	ok = tag.len <= SIZE_MAX - close_len &&
-	    html_buf_fits(&c->out, tag.len + close_len) &&
-	    html_buf_put(&c->out, tag.s, tag.len);
+	ok = tag.u.len <= SIZE_MAX - close_len &&
+	    html_buf_fits(&c->out, tag.u.len + close_len) &&
+	    html_buf_put(&c->out, tag.u.s, tag.u.len);
 	if (ok)
 		c->out.reserve += close_len;
-	free(tag.s);
+	free(tag.u.s);
 	return ok;
 }
 
@@ -1609,7 +1566,7 @@ html_element(struct html_ctx *c, const GumboNode *node)
 		html_push(c, node, NULL);
 		return;
 	}
-	before = c->out.len;
+	before = c->out.u.len;
 	if (!html_open(c, name, el, attrs, href)) {
 		free(href);
 		c->stop = true;
@@ -1618,7 +1575,7 @@ html_element(struct html_ctx *c, const GumboNode *node)
 	free(href);
 	if (el->tag == GUMBO_TAG_HR) {
 		c->hr_start = before;
-		c->hr_end = c->out.len;
+		c->hr_end = c->out.u.len;
 	}
 	if (attrs & HTML_A_VOID)
 		return;
@@ -1648,7 +1605,7 @@ html_walk(struct html_ctx *c, const GumboNode *root)
 
 	if (!html_push(c, root, NULL))
 		return;
-	while (c->depth > 0 && !c->out.oom) {
+	while (c->depth > 0 && !c->out.u.oom) {
 		f = &c->stack[c->depth - 1];
 		kids = html_children(f->node);
 		if (!c->stop && kids != NULL && f->next < kids->length) {
@@ -1690,6 +1647,7 @@ html_render(const GumboOutput *tree, const struct html_options *opt,
 	c.out.limit = opt->max_output != 0 ? opt->max_output :
 	    HTML_DEFAULT_MAX_OUTPUT;
 	c.out.reserve = c.out.limit >= mark ? mark : 0;
+	c.out.u.max = c.out.limit;      /* never more memory than the result */
 	html_walk(&c, tree->document);
 	free(c.stack);
 	if (c.out.full && c.out.reserve >= mark)

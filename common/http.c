@@ -34,6 +34,8 @@
 
 #include <curl/curl.h>
 
+#include "util.h"
+
 #define HTTP_RETRY_AFTER_MAX 86400L     /* clamp absurd Retry-After values */
 
 #define HTTP_MAX_IDLE_REUSE_S 30L      /* older idle connections are not reused */
@@ -55,12 +57,9 @@ struct http_body {
 
 /* Growing response buffer with a hard cap. */
 struct http_buf {
-	char *data;
-	size_t len;
-	size_t cap;
+	struct util_buf u;      /* the answer; u.oom: out of memory */
 	size_t max;
 	bool too_large;
-	bool oom;
 };
 
 /* What the header callback collects. */
@@ -290,33 +289,14 @@ http_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct http_buf *b = userdata;
 	size_t n = size * nmemb;
-	size_t want;
-	char *p;
 
 	if (n == 0)
 		return 0;
-	if (n > b->max || b->len > b->max - n) {
+	if (n > b->max || b->u.len > b->max - n) {
 		b->too_large = true;
 		return 0;
 	}
-	if (b->len + n + 1 > b->cap) {
-		want = b->cap ? b->cap : 4096;
-		while (want < b->len + n + 1)
-			want *= 2;
-		if (want > b->max + 1)
-			want = b->max + 1;
-		p = realloc(b->data, want);
-		if (p == NULL) {
-			b->oom = true;
-			return 0;
-		}
-		b->data = p;
-		b->cap = want;
-	}
-	memcpy(b->data + b->len, ptr, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return n;
+	return util_buf_add(&b->u, ptr, n) ? n : 0;
 }
 
 /* Parse a Retry-After value: delta-seconds or HTTP-date; -1 if unusable. */
@@ -535,6 +515,7 @@ http_perform(const struct http_request *req, struct http_response *resp)
 	buf.max = req->max_response > 0 ? req->max_response : HTTP_DEFAULT_MAX_RESPONSE;
 	if (buf.max > (size_t)INT64_MAX - 1)
 		buf.max = (size_t)INT64_MAX - 1;
+	buf.u.max = buf.max;
 
 	h = http_thread_handle();
 	if (h == NULL) {
@@ -640,7 +621,7 @@ http_perform(const struct http_request *req, struct http_response *resp)
 		res = HTTP_TOO_LARGE;
 		snprintf(resp->error, sizeof(resp->error),
 		    "response larger than %zu bytes", buf.max);
-	} else if (buf.oom) {
+	} else if (buf.u.oom) {
 		res = HTTP_INTERNAL;
 		http_set_error(resp->error, sizeof(resp->error), "out of memory");
 	} else {
@@ -649,15 +630,15 @@ http_perform(const struct http_request *req, struct http_response *resp)
 		    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(prc));
 	}
 
-	if (res != HTTP_TOO_LARGE && (buf.data != NULL || status > 0)) {
-		if (buf.data == NULL)
-			buf.data = calloc(1, 1);
-		resp->body = buf.data;
-		resp->body_len = buf.len;
-		buf.data = NULL;
+	if (res != HTTP_TOO_LARGE && (buf.u.s != NULL || status > 0)) {
+		if (buf.u.s == NULL)
+			buf.u.s = calloc(1, 1);
+		resp->body = buf.u.s;
+		resp->body_len = buf.u.len;
+		buf.u.s = NULL;
 	}
 out:
-	free(buf.data);
+	free(buf.u.s);
 	if (h != NULL) {
 		/* the handle outlives this call: drop pointers to our locals */
 		(void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);

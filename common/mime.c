@@ -280,46 +280,27 @@ mime_dec_finish(struct mime_dec *d, unsigned char *out)
 /* Where decoded bytes go: all or nothing, or a prefix (see
  * mime_part_read). */
 struct mime_sink {
-	unsigned char *buf;
-	size_t cap, kept, keep, total;
-	bool prefix, keeping, oom;
+	struct util_buf u;      /* what is kept (u.max = KEEP); u.oom: ENOMEM */
+	size_t keep, total;
+	bool prefix, keeping;
 };
 
 /* Take LEN decoded bytes at P; false when reading may stop. */
 static bool
 mime_sink_take(struct mime_sink *k, const unsigned char *p, size_t got)
 {
-	unsigned char *grown;
 	size_t take = 0;
 
 	if (k->keeping) {
-		take = got <= k->keep - k->kept ? got :
-		    k->prefix ? k->keep - k->kept : 0;
-		if (!k->prefix && got > k->keep - k->kept) {
-			free(k->buf);
-			k->buf = NULL;
+		take = got <= k->keep - k->u.len ? got :
+		    k->prefix ? k->keep - k->u.len : 0;
+		if (!k->prefix && got > k->keep - k->u.len) {
+			util_buf_clear(&k->u);
 			k->keeping = false;
 		}
 	}
-	if (take > 0 && k->kept + take > k->cap) {
-		size_t want = k->cap == 0 ? MIME_CHUNK * 2 : k->cap * 2;
-
-		if (want > k->keep)
-			want = k->keep;
-		if (want < k->kept + take)
-			want = k->kept + take;
-		grown = realloc(k->buf, want + 1);
-		if (grown == NULL) {
-			k->oom = true;
-			return false;
-		}
-		k->buf = grown;
-		k->cap = want;
-	}
-	if (take > 0) {
-		memcpy(k->buf + k->kept, p, take);
-		k->kept += take;
-	}
+	if (take > 0 && !util_buf_add(&k->u, p, take))
+		return false;
 	k->total += got;
 	return !(k->prefix && k->total > k->keep);
 }
@@ -351,6 +332,7 @@ mime_part_read(GMimePart *part, size_t keep, bool prefix,
 		*damaged = false;
 	memset(&sink, 0, sizeof(sink));
 	sink.keep = keep;
+	sink.u.max = keep;
 	sink.prefix = prefix;
 	sink.keeping = true;
 	content = g_mime_part_get_content(part);
@@ -396,7 +378,7 @@ mime_part_read(GMimePart *part, size_t keep, bool prefix,
 			if (dec == NULL)
 				more = mime_sink_take(&sink, chunk, (size_t)n);
 		}
-		if (dec != NULL && more && !sink.oom) {
+		if (dec != NULL && more && !sink.u.oom) {
 			(void)mime_sink_take(&sink, out, mime_dec_finish(dec, out));
 			if (damaged != NULL)
 				*damaged = dec->damaged;
@@ -405,16 +387,15 @@ mime_part_read(GMimePart *part, size_t keep, bool prefix,
 		g_object_unref(filtered);
 	}
 	*total = sink.total;
-	if (sink.oom) {
-		free(sink.buf);
+	if (sink.u.oom) {
+		util_buf_clear(&sink.u);
 		return false;
 	}
 	if (!sink.keeping)
 		return true;
-	if (sink.buf == NULL && (sink.buf = malloc(1)) == NULL)
+	if (!util_buf_reserve(&sink.u, 0))
 		return false;
-	sink.buf[sink.kept] = '\0';
-	*data = sink.buf;
+	*data = (unsigned char *)sink.u.s;
 	return true;
 }
 

@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util.h"
+
 /* The driver's cursor, shortened. */
 static struct store_stmt *
 sq_prepare(struct store *st, const char *sql)
@@ -334,8 +336,7 @@ store_file_read(const char *path, uint64_t size)
 {
 	struct stat sb;
 	unsigned char *buf;
-	size_t got = 0;
-	ssize_t r;
+	long r;
 	int fd;
 
 	if (size > STORE_MESSAGE_MAX || (fd = open(path, O_RDONLY |
@@ -346,18 +347,12 @@ store_file_read(const char *path, uint64_t size)
 		close(fd);
 		return NULL;
 	}
-	while (got < (size_t)size) {
-		r = read(fd, buf + got, (size_t)size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			free(buf);
-			close(fd);
-			return NULL;
-		}
-		got += (size_t)r;
-	}
+	r = util_read_full(fd, buf, (size_t)size);
 	close(fd);
+	if (r < 0 || (uint64_t)r != size) {
+		free(buf);
+		return NULL;
+	}
 	return buf;
 }
 

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -107,6 +108,28 @@ util_write_full(int fd, const void *p, size_t len)
 	return 0;
 }
 
+long
+util_read_full(int fd, void *p, size_t len)
+{
+	unsigned char *buf = p;
+	size_t done = 0;
+
+	if (len > LONG_MAX)
+		len = LONG_MAX;
+	while (done < len) {
+		ssize_t n = read(fd, buf + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (long)done;
+}
+
 int
 util_fsync_dir(const char *dir)
 {
@@ -139,4 +162,56 @@ util_fsync_parent(const char *path)
 	memcpy(dir, path, len);
 	dir[len] = '\0';
 	return util_fsync_dir(dir);
+}
+
+bool
+util_buf_reserve(struct util_buf *b, size_t n)
+{
+	size_t want;
+	char *grown;
+
+	if (b->oom)
+		return false;
+	if (n > SIZE_MAX - 1 - b->len || (b->max != 0 && n > b->max - b->len)) {
+		b->oom = true;
+		return false;
+	}
+	if (b->len + n + 1 <= b->cap)
+		return true;
+	want = b->cap < 256 ? 256 : b->cap;
+	while (want < b->len + n + 1)
+		want = want > SIZE_MAX / 2 ? b->len + n + 1 : want * 2;
+	if (b->max != 0 && b->max < SIZE_MAX && want > b->max + 1)
+		want = b->max + 1;
+	grown = realloc(b->s, want);
+	if (grown == NULL) {
+		b->oom = true;
+		return false;
+	}
+	b->s = grown;
+	b->cap = want;
+	b->s[b->len] = '\0';
+	return true;
+}
+
+bool
+util_buf_add(struct util_buf *b, const void *p, size_t n)
+{
+	if (!util_buf_reserve(b, n))
+		return false;
+	if (n > 0)
+		memcpy(b->s + b->len, p, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+	return true;
+}
+
+void
+util_buf_clear(struct util_buf *b)
+{
+	size_t max = b->max;
+
+	free(b->s);
+	memset(b, 0, sizeof(*b));
+	b->max = max;
 }

@@ -39,6 +39,7 @@
 #include "halo.h"
 #include "http.h"
 #include "log.h"
+#include "util.h"
 
 #define WEB_CONN_MEMORY     (32 * 1024) /* per connection: headers + buffers */
 #define WEB_PEM_MAX         (256 * 1024)
@@ -109,19 +110,6 @@ web_cookie_get(const char *header, const char *name, char *out, size_t outsz)
 	return false;
 }
 
-/* Value of one hex digit, or -1. */
-static int
-web_hex(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decode LEN bytes of form encoding into OUT; false on any problem. */
 static bool
 web_form_decode(const char *s, size_t len, char *out, size_t outsz)
@@ -136,8 +124,8 @@ web_form_decode(const char *s, size_t len, char *out, size_t outsz)
 		} else if (c == '%') {
 			if (i + 2 >= len)
 				return false;
-			hi = web_hex((unsigned char)s[i + 1]);
-			lo = web_hex((unsigned char)s[i + 2]);
+			hi = util_hex_digit((unsigned char)s[i + 1]);
+			lo = util_hex_digit((unsigned char)s[i + 2]);
 			if (hi < 0 || lo < 0)
 				return false;
 			c = hi * 16 + lo;
@@ -369,46 +357,11 @@ web_client_key(const char *ip, char *out, size_t outsz)
 	snprintf(out, outsz, "%s/64", text);
 }
 
-/* Make room for N more bytes (and a NUL). */
-static bool
-web_buf_reserve(struct web_buf *b, size_t n)
-{
-	size_t cap;
-	char *grown;
-
-	if (b->failed)
-		return false;
-	if (b->len + n + 1 <= b->cap)
-		return true;
-	cap = b->cap ? b->cap : 1024;
-	while (cap < b->len + n + 1) {
-		if (cap > SIZE_MAX / 2) {
-			b->failed = true;
-			return false;
-		}
-		cap *= 2;
-	}
-	grown = realloc(b->data, cap);
-	if (grown == NULL) {
-		b->failed = true;
-		return false;
-	}
-	b->data = grown;
-	b->cap = cap;
-	return true;
-}
-
 /* Append S as is. */
 void
 web_buf_add(struct web_buf *b, const char *s)
 {
-	size_t n = strlen(s);
-
-	if (!web_buf_reserve(b, n))
-		return;
-	memcpy(b->data + b->len, s, n);
-	b->len += n;
-	b->data[b->len] = '\0';
+	util_buf_add(&b->u, s, strlen(s));
 }
 
 /* Append formatted text (the caller escapes what it passes). */
@@ -422,15 +375,15 @@ web_buf_printf(struct web_buf *b, const char *fmt, ...)
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
 	if (n < 0) {
-		b->failed = true;
+		b->u.oom = true;
 		return;
 	}
-	if (!web_buf_reserve(b, (size_t)n))
+	if (!util_buf_reserve(&b->u, (size_t)n))
 		return;
 	va_start(ap, fmt);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	vsnprintf(b->u.s + b->u.len, (size_t)n + 1, fmt, ap);
 	va_end(ap);
-	b->len += (size_t)n;
+	b->u.len += (size_t)n;
 }
 
 /* Append S HTML-escaped. */
@@ -463,11 +416,11 @@ web_buf_take(struct web_buf *b, size_t *len)
 {
 	char *out = NULL;
 
-	if (!b->failed && web_buf_reserve(b, 0)) {
-		out = b->data;
-		*len = b->len;
-		out[b->len] = '\0';
-		b->data = NULL;
+	if (util_buf_reserve(&b->u, 0)) {
+		out = b->u.s;
+		*len = b->u.len;
+		out[b->u.len] = '\0';
+		b->u.s = NULL;
 	}
 	web_buf_free(b);
 	return out;
@@ -477,8 +430,8 @@ web_buf_take(struct web_buf *b, size_t *len)
 void
 web_buf_free(struct web_buf *b)
 {
-	free(b->data);
-	memset(b, 0, sizeof(*b));
+	util_buf_clear(&b->u);
+	b->u.oom = false;
 }
 
 /* "scheme://host[:port]" of a URL. */
@@ -628,10 +581,10 @@ web_page(struct web *w, struct MHD_Connection *c, unsigned status,
 	    " href=\"%sstatic/enroll.css\"></head>\n<body><main><h1>", root);
 	web_buf_escape(&page, title);
 	web_buf_add(&page, "</h1>\n");
-	if (body->data != NULL && !body->failed)
-		web_buf_add(&page, body->data);
-	else if (body->failed)
-		page.failed = true;
+	if (body->u.s != NULL && !body->u.oom)
+		web_buf_add(&page, body->u.s);
+	else if (body->u.oom)
+		page.u.oom = true;
 	web_buf_add(&page, "</main></body></html>\n");
 	web_buf_free(body);
 	text = web_buf_take(&page, &len);
@@ -1609,15 +1562,9 @@ web_read_pem(const char *path, char *err, size_t errsz)
 		close(fd);
 		return NULL;
 	}
-	while (len < WEB_PEM_MAX) {
-		n = read(fd, buf + len, WEB_PEM_MAX - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
+	n = util_read_full(fd, buf, WEB_PEM_MAX);
 	close(fd);
+	len = n > 0 ? (size_t)n : 0;
 	buf[len] = '\0';
 	if (len == 0 || strstr(buf, "-----BEGIN ") == NULL) {
 		snprintf(err, errsz, "%s: not a PEM file", path);
@@ -1704,8 +1651,8 @@ web_build_csp(const struct conf *conf)
 
 		origin = web_origin(t->auth_url != NULL ? t->auth_url :
 		    t->halo_url);
-		if (origin != NULL && (b.data == NULL ||
-		    strstr(b.data, origin) == NULL)) {
+		if (origin != NULL && (b.u.s == NULL ||
+		    strstr(b.u.s, origin) == NULL)) {
 			web_buf_add(&b, " ");
 			web_buf_add(&b, origin);
 		}

@@ -26,6 +26,7 @@
 
 #include "conf.h"
 #include "crypto.h"
+#include "util.h"
 #include "enroll.h"
 #include "oauth.h"
 #include "store.h"
@@ -113,9 +114,7 @@ void web_client_key(const char *ip, char *out, size_t outsz);
 
 /* A growing page buffer; any failure sticks and web_buf_take gives NULL. */
 struct web_buf {
-	char *data;
-	size_t len, cap;
-	bool failed;
+	struct util_buf u;      /* u.oom: something did not fit */
 };
 void web_buf_add(struct web_buf *b, const char *s);
 void web_buf_printf(struct web_buf *b, const char *fmt, ...)

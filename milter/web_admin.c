@@ -300,10 +300,10 @@ admin_page(const struct admin_ctx *a, unsigned status, const char *title,
 		web_buf_escape(&page, title);
 		web_buf_add(&page, "</h1>\n");
 	}
-	if (body->failed)
-		page.failed = true;
-	else if (body->data != NULL)
-		web_buf_add(&page, body->data);
+	if (body->u.oom)
+		page.u.oom = true;
+	else if (body->u.s != NULL)
+		web_buf_add(&page, body->u.s);
 	web_buf_add(&page, "</main></body></html>\n");
 	web_buf_free(body);
 	text = web_buf_take(&page, &len);
@@ -357,15 +357,9 @@ admin_pw_read(const struct conf *conf, char *out, size_t outsz)
 		    path, outsz - 1);
 		return -1;
 	}
-	while (len < outsz - 1) {
-		n = read(fd, out + len, outsz - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
+	n = util_read_full(fd, out, outsz - 1);
 	close(fd);
+	len = n > 0 ? (size_t)n : 0;
 	out[len] = '\0';
 	return 1;
 }

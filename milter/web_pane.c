@@ -339,15 +339,9 @@ web_pane_file(const struct web_call *call, const char *name)
 	    sb.st_size > WEB_PANE_FILE_MAX ||
 	    (buf = malloc((size_t)sb.st_size + 1)) == NULL)
 		goto missing;
-	while (len < (size_t)sb.st_size) {
-		n = read(fd, buf + len, (size_t)sb.st_size - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
+	n = util_read_full(fd, buf, (size_t)sb.st_size);
 	close(fd);
+	len = n > 0 ? (size_t)n : 0;
 	/* pages change with an upgrade; the rest may be cached a while */
 	r = web_response(call->w, ctype, buf, len, WEB_PANE_CSP,
 	    strcmp(ctype, WEB_CT_HTML) != 0);

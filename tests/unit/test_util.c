@@ -1,6 +1,7 @@
 /*
  * test_util.c - the shared byte-level helpers (common/util.c): digit
- * values, UTF-8 sequence validation, full writes and directory fsync.
+ * values, UTF-8 sequence validation, the growable buffer, full reads and
+ * writes and directory fsync.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -103,10 +104,33 @@ test_write_and_fsync(void **state)
 	assert_int_equal(util_fsync_dir(dir), 0);
 	fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
-	n = read(fd, back, sizeof(back));
+	n = util_read_full(fd, back, sizeof(back));
 	close(fd);
 	assert_int_equal(n, 12);
 	assert_memory_equal(back, "hello, world", 12);
+	/* a bound shorter than the file reads just that much */
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(util_read_full(fd, back, 5), 5);
+	assert_int_equal(util_read_full(fd, back + 5, 64), 7);
+	assert_int_equal(util_read_full(fd, back, 64), 0);
+	close(fd);
+	assert_memory_equal(back, "hello, world", 12);
+	/* reading from a pipe in short pieces gathers them all */
+	{
+		int pfd[2];
+
+		assert_int_equal(pipe(pfd), 0);
+		assert_int_equal(write(pfd[1], "ab", 2), 2);
+		assert_int_equal(write(pfd[1], "cd", 2), 2);
+		close(pfd[1]);
+		assert_int_equal(util_read_full(pfd[0], back, sizeof(back)), 4);
+		assert_memory_equal(back, "abcd", 4);
+		close(pfd[0]);
+	}
+	errno = 0;
+	assert_int_equal(util_read_full(fd, back, 1), -1);
+	assert_int_equal(errno, EBADF);
 	/* a closed descriptor and a missing directory are errors, with errno */
 	errno = 0;
 	assert_int_equal(util_write_full(fd, "x", 1), -1);
@@ -117,6 +141,54 @@ test_write_and_fsync(void **state)
 	fixture_dir_remove(dir);
 }
 
+/* The growable buffer: NUL-terminated, bounded by MAX, sticky failure. */
+static void
+test_buf(void **state)
+{
+	struct util_buf b = { 0 };
+	char big[1000];
+	size_t i;
+
+	(void)state;
+
+	/* an empty reservation still gives a string */
+	assert_true(util_buf_reserve(&b, 0));
+	assert_non_null(b.s);
+	assert_string_equal(b.s, "");
+	assert_int_equal(b.len, 0);
+	util_buf_clear(&b);
+	assert_null(b.s);
+
+	memset(big, 'x', sizeof(big));
+	for (i = 0; i < 100; i++)
+		assert_true(util_buf_add(&b, big, sizeof(big)));
+	assert_int_equal(b.len, 100000);
+	assert_true(b.cap > b.len);
+	assert_int_equal(b.s[b.len], '\0');
+	assert_int_equal(strspn(b.s, "x"), 100000);
+	assert_true(util_buf_add(&b, "yz", 2));
+	assert_string_equal(b.s + 100000, "yz");
+	util_buf_clear(&b);
+
+	/* MAX bounds the length and the memory; a refusal sticks */
+	b.max = 10;
+	assert_true(util_buf_add(&b, "0123456789", 10));
+	assert_true(b.cap <= 11);
+	assert_false(util_buf_add(&b, "a", 1));
+	assert_true(b.oom);
+	assert_false(util_buf_reserve(&b, 0));
+	assert_string_equal(b.s, "0123456789");
+	util_buf_clear(&b);
+	assert_int_equal(b.max, 10);
+	assert_false(b.oom);
+	/* a length that would overflow is refused, not wrapped */
+	b.max = 0;
+	assert_true(util_buf_add(&b, "ab", 2));
+	assert_false(util_buf_reserve(&b, SIZE_MAX - 1));
+	assert_true(b.oom);
+	util_buf_clear(&b);
+}
+
 int
 main(void)
 {
@@ -124,6 +196,7 @@ main(void)
 		cmocka_unit_test(test_digits),
 		cmocka_unit_test(test_utf8_seq),
 		cmocka_unit_test(test_write_and_fsync),
+		cmocka_unit_test(test_buf),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -484,9 +484,9 @@ test_escape(void **state)
 	    "&gt; &amp; &quot;q&quot; é</p>42");
 	assert_int_equal(len, strlen(out));
 	free(out);
-	assert_null(b.data);
+	assert_null(b.u.s);
 	/* a failed buffer gives nothing */
-	b.failed = true;
+	b.u.oom = true;
 	web_buf_add(&b, "x");
 	assert_null(web_buf_take(&b, &len));
 }
