@@ -116,7 +116,7 @@ agent_rows_collect(struct store *st, const struct conf *conf, time_t now,
 
 /* Free the rows. */
 void
-agent_rows_free(struct agent_rows *rows)
+agent_rows_clear(struct agent_rows *rows)
 {
 	size_t i;
 

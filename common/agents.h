@@ -37,10 +37,10 @@ struct agent_rows {
 /*
  * Gather ROWS at NOW, ordered by tenant, then agent. 0, or -1 when the
  * store could not be read whole (ROWS then holds what was read). Free
- * with agent_rows_free() either way.
+ * with agent_rows_clear() either way.
  */
 int agent_rows_collect(struct store *st, const struct conf *conf, time_t now,
     struct agent_rows *rows);
-void agent_rows_free(struct agent_rows *rows);
+void agent_rows_clear(struct agent_rows *rows);
 
 #endif

@@ -480,7 +480,7 @@ halo_call(const struct halo_conf *c, const char *what, const char *method,
 out:
 	if (wipe && resp.body != NULL)
 		OPENSSL_cleanse(resp.body, resp.body_len);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	return rc;
 }
 
@@ -546,7 +546,7 @@ halo_args_ok(const struct halo_conf *c, const char *token, struct halo_err *err)
 
 /* Wipe and free the tokens, reset *T. */
 void
-halo_tokens_free(struct halo_tokens *t)
+halo_tokens_clear(struct halo_tokens *t)
 {
 	if (t == NULL)
 		return;
@@ -629,7 +629,7 @@ halo_token_post(const struct halo_conf *c, const char *const *pairs,
 		out->expires_in = (long)exp;
 	if (out->access_token == NULL || (rt != NULL && *rt != '\0' && out->refresh_token == NULL) ||
 	    (sc != NULL && out->scope == NULL)) {
-		halo_tokens_free(out);
+		halo_tokens_clear(out);
 		halo_err_set(err, HTTP_INTERNAL, 200, "out of memory");
 		goto out;
 	}
@@ -810,7 +810,7 @@ halo_agent_me(const struct halo_conf *c, const char *token,
 	out->email = halo_json_dup(obj, "email");
 	out->disabled = halo_json_bool(obj, "isdisabled", false);
 	if (out->name == NULL || out->email == NULL) {
-		halo_agent_free(out);
+		halo_agent_clear(out);
 		halo_err_set(err, HTTP_INTERNAL, 0, "out of memory");
 		goto out;
 	}
@@ -822,7 +822,7 @@ out:
 
 /* Free an agent, reset *A. */
 void
-halo_agent_free(struct halo_agent *a)
+halo_agent_clear(struct halo_agent *a)
 {
 	if (a == NULL)
 		return;
@@ -953,12 +953,12 @@ halo_contact_by_email(const struct halo_conf *c, const char *token,
 		*match = HALO_MATCH_ONE;
 	} else {
 		*match = found > 1 ? HALO_MATCH_AMBIGUOUS : HALO_MATCH_NONE;
-		halo_contact_free(out);
+		halo_contact_clear(out);
 	}
 	rc = 0;
 out:
 	if (rc != 0)
-		halo_contact_free(out);
+		halo_contact_clear(out);
 	cJSON_Delete(root);
 	free(path);
 	free(esc);
@@ -967,7 +967,7 @@ out:
 
 /* Free a contact, reset *CT. */
 void
-halo_contact_free(struct halo_contact *ct)
+halo_contact_clear(struct halo_contact *ct)
 {
 	if (ct == NULL)
 		return;
@@ -1175,7 +1175,7 @@ halo_client_scan(const struct halo_conf *c, const char *token,
 		*match = HALO_MATCH_ONE;
 	} else {
 		*match = found > 1 ? HALO_MATCH_AMBIGUOUS : HALO_MATCH_NONE;
-		halo_org_free(out);
+		halo_org_clear(out);
 	}
 	rc = 0;
 out:
@@ -1251,12 +1251,12 @@ halo_client_by_domain(const struct halo_conf *c, const char *token,
 		*match = HALO_MATCH_ONE;
 	} else {
 		*match = found > 1 ? HALO_MATCH_AMBIGUOUS : HALO_MATCH_NONE;
-		halo_org_free(out);
+		halo_org_clear(out);
 	}
 	rc = 0;
 out:
 	if (rc != 0)
-		halo_org_free(out);
+		halo_org_clear(out);
 	cJSON_Delete(root);
 	free(path);
 	free(esc);
@@ -1265,7 +1265,7 @@ out:
 
 /* Free an org, reset *O. */
 void
-halo_org_free(struct halo_org *o)
+halo_org_clear(struct halo_org *o)
 {
 	if (o == NULL)
 		return;
@@ -1348,7 +1348,7 @@ halo_ticket_get(const struct halo_conf *c, const char *token, int64_t id,
 	rc = 0;
 out:
 	if (rc != 0)
-		halo_ticket_free(out);
+		halo_ticket_clear(out);
 	cJSON_Delete(root);
 	return rc;
 }
@@ -1367,7 +1367,7 @@ halo_ticket_has_field(const struct halo_ticket *t, const char *name)
 
 /* Free a ticket, reset *T. */
 void
-halo_ticket_free(struct halo_ticket *t)
+halo_ticket_clear(struct halo_ticket *t)
 {
 	size_t i;
 

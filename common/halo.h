@@ -9,9 +9,10 @@
  *
  * Every call returns 0 on success and -1 on failure (halo_find_by_message_id
  * also 1 for "not found") and fills *ERR on failure. Strings in the output
- * structs are malloc'd and owned by the struct; free with the matching
- * *_free() function (which also resets the struct). Name and e-mail strings
- * are never NULL in a successful result ("" when Halo omitted them).
+ * structs are malloc'd and owned by the struct; release them with the
+ * matching *_clear() (which also resets the struct; arrays: *_free()).
+ * Name and e-mail strings are never NULL in a successful result ("" when
+ * Halo omitted them).
  * Tokens, codes and secrets are never logged nor copied into ERR.
  */
 #ifndef HALO_HALO_H
@@ -54,7 +55,7 @@ struct halo_tokens {
 };
 
 /* Wipe and free the tokens, reset *T. */
-void halo_tokens_free(struct halo_tokens *t);
+void halo_tokens_clear(struct halo_tokens *t);
 
 /* grant_type=refresh_token. On rotation OUT->refresh_token is the new one;
  * NULL means "keep the old one". */
@@ -91,7 +92,7 @@ struct halo_agent {
 /* GET /api/Agent/me: who TOKEN belongs to. */
 int halo_agent_me(const struct halo_conf *c, const char *token,
     struct halo_agent *out, struct halo_err *err);
-void halo_agent_free(struct halo_agent *a);
+void halo_agent_clear(struct halo_agent *a);
 
 enum halo_match { HALO_MATCH_NONE = 0, HALO_MATCH_ONE, HALO_MATCH_AMBIGUOUS };
 
@@ -107,7 +108,7 @@ struct halo_contact {
 int halo_contact_by_email(const struct halo_conf *c, const char *token,
     const char *email, enum halo_match *match, struct halo_contact *out,
     struct halo_err *err);
-void halo_contact_free(struct halo_contact *ct);
+void halo_contact_clear(struct halo_contact *ct);
 
 struct halo_org {
 	int64_t client_id, site_id;     /* site_id 0 when unknown */
@@ -124,7 +125,7 @@ struct halo_org {
 int halo_client_by_domain(const struct halo_conf *c, const char *token,
     const char *domain, enum halo_match *match, struct halo_org *out,
     struct halo_err *err);
-void halo_org_free(struct halo_org *o);
+void halo_org_clear(struct halo_org *o);
 
 struct halo_ticket {
 	int64_t id, client_id, site_id, user_id, status_id;
@@ -143,7 +144,7 @@ bool halo_ticket_has_field(const struct halo_ticket *t, const char *name);
 /* GET /api/Tickets/ID; 404 gives kind HTTP_NOT_FOUND. */
 int halo_ticket_get(const struct halo_conf *c, const char *token, int64_t id,
     struct halo_ticket *out, struct halo_err *err);
-void halo_ticket_free(struct halo_ticket *t);
+void halo_ticket_clear(struct halo_ticket *t);
 
 /* GET /api/Actions?internetmessageid=: the ticket (and action; 0 for a
  * ticket's own Message-ID) carrying MSGID, tried with and without angle

@@ -655,7 +655,7 @@ out:
 
 /* Free the response body and reset RESP. */
 void
-http_response_free(struct http_response *resp)
+http_response_clear(struct http_response *resp)
 {
 	if (resp == NULL)
 		return;

@@ -54,7 +54,7 @@ struct http_request {
 };
 
 /*
- * The answer. BODY (NUL-terminated, owned, free with http_response_free) is
+ * The answer. BODY (NUL-terminated, owned, free with http_response_clear) is
  * filled for every status, so error bodies can be read. STATUS is 0 when no
  * response arrived. RETRY_AFTER is in seconds, -1 when absent. ERROR is a
  * short printable reason for a failure, never containing secrets.
@@ -87,7 +87,7 @@ int http_set_ca_file(const char *path);
 /* Tests only: permit http:// to 127.0.0.0/8, ::1 and localhost. */
 void http_allow_loopback_http(bool allow);
 
-/* Perform REQ; RESP is always initialised (free it with http_response_free). */
+/* Perform REQ; RESP is always initialised (free it with http_response_clear). */
 enum http_result http_do(const struct http_request *req, struct http_response *resp);
 
 /*
@@ -104,7 +104,7 @@ void http_set_transport(http_transport_fn fn);
 void http_counts_get(uint64_t counts[HTTP_RESULT_COUNT]);
 
 /* Free the response body and reset RESP. */
-void http_response_free(struct http_response *resp);
+void http_response_clear(struct http_response *resp);
 
 /* Short constant name of R, for logs. */
 const char *http_result_name(enum http_result r);

@@ -53,20 +53,6 @@ log_stderr_is_journal(void)
 	    (unsigned long long)st.st_ino == ino;
 }
 
-/* Change the threshold (SIGHUP reload). */
-void
-log_set_level(int level)
-{
-	log_level = level;
-}
-
-/* True when debug lines would be written. */
-bool
-log_debug_enabled(void)
-{
-	return log_level >= LOG_DEBUG;
-}
-
 /* Write one line at PRI, with ": strerror" appended when ERRNUM is not 0. */
 static void
 log_vwrite(int pri, int errnum, const char *fmt, va_list ap)

@@ -32,8 +32,6 @@ void log_open(const char *ident, enum log_dest dest, int level);
 /* Whether stderr is a systemd journal stream ($JOURNAL_STREAM names its
  * device and inode). */
 bool log_stderr_is_journal(void);
-void log_set_level(int level);
-bool log_debug_enabled(void);
 
 void log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);

@@ -264,7 +264,7 @@ oauth_refresh_locked(struct oauth *oa, struct oauth_agent *a,
 out:
 	free(sealed);
 	crypto_free_secret(refresh, refresh_len);
-	halo_tokens_free(&tok);
+	halo_tokens_clear(&tok);
 	return rc;
 }
 

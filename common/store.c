@@ -290,7 +290,8 @@ store_insert_locked(struct store *st, const struct store_job_new *j,
 	sq_text(stmt, 11, j->mode);
 	sq_text(stmt, 12, j->conv_key);
 	sq_text(stmt, 13, j->spool);
-	sq_text(stmt, 14, j->sha256);
+	sq_text(stmt, 14, NULL);        /* sha256: no longer computed; the
+	                                   worker checks SIZE (column kept) */
 	sq_int(stmt, 15, (int64_t)j->size);
 	sq_int(stmt, 16, j->no_create);
 	sq_int(stmt, 17, j->starts_thread);
@@ -489,7 +490,6 @@ store_job_from_row(struct store_stmt *stmt)
 	j->job_mode = store_mode_parse(j->mode);
 	j->conv_key = store_col_dup(stmt, 12);
 	j->spool = store_col_dup(stmt, 13);
-	j->sha256 = store_col_dup(stmt, 14);
 	j->size = (uint64_t)sq_col_int(stmt, 15);
 	j->no_create = sq_col_int(stmt, 16) != 0;
 	j->starts_thread = sq_col_int(stmt, 17) != 0;
@@ -524,7 +524,7 @@ store_job_free(struct store_job *j)
 	free(j->tenant); free(j->message_id); free(j->reason); free(j->queue_id);
 	free(j->env_from); free(j->from_addr); free(j->subject);
 	free(j->recipients); free(j->agent); free(j->mode); free(j->conv_key);
-	free(j->spool); free(j->sha256);
+	free(j->spool);
 	free(j->result); free(j->contact); free(j->client);
 	free(j->sender); free(j->summary); free(j->ticket_status);
 	free(j->dedup_key); free(j->sender_auth); free(j->outbound_auth);

@@ -77,9 +77,6 @@ struct store_job_new {
 	const char *mode;           /* "intake" or "thread-only" */
 	const char *conv_key;       /* 32 hex */
 	const char *spool;          /* spool file name, or NULL */
-	const char *sha256;         /* no longer computed (intake passes NULL;
-	                               the worker checks SIZE instead); kept for
-	                               the column of older databases */
 	uint64_t size;              /* spool file size in bytes */
 	bool no_create;
 	bool starts_thread;
@@ -102,7 +99,7 @@ struct store_job_new {
 struct store_job {
 	int64_t id;
 	char *tenant, *message_id, *reason, *queue_id, *env_from, *from_addr;
-	char *subject, *recipients, *agent, *mode, *conv_key, *spool, *sha256;
+	char *subject, *recipients, *agent, *mode, *conv_key, *spool;
 	enum store_mode job_mode;   /* MODE, parsed when the row is read */
 	enum store_state state;
 	uint64_t size;

@@ -726,7 +726,7 @@ ctl_doctor_fields(struct store *st, const struct conf_tenant *t,
 			    " field on ticket type %ld?", names[i], n.ticket_id,
 			    t->ticket_type_id);
 	}
-	halo_ticket_free(&tk);
+	halo_ticket_clear(&tk);
 }
 
 /* Check one tenant as configured. */
@@ -791,7 +791,7 @@ ctl_doctor_tenant(struct store *st, struct oauth *oa,
 			    me.disabled ? " (DISABLED in Halo)" : "");
 		if (me.disabled)
 			(*problems)++;
-		halo_agent_free(&me);
+		halo_agent_clear(&me);
 		if (working == NULL) {
 			working = token;
 			token = NULL;
@@ -1033,7 +1033,7 @@ ctl_agents(struct store *st, const struct conf *conf)
 		printf("%-12s %-36s %s\n", r->tenant, log_safe(r->agent, safe,
 		    sizeof(safe)), status);
 	}
-	agent_rows_free(&rows);
+	agent_rows_clear(&rows);
 	return rc;
 }
 

@@ -914,7 +914,6 @@ intake_msg_eom(struct intake_msg *msg)
 		    "intake" : "thread-only";
 		r->conv_key = key;
 		r->spool = spooled ? spool_name(msg->spool) : NULL;
-		r->sha256 = NULL;       /* no longer computed (spool.h) */
 		r->size = spooled ? spool_size(msg->spool) : 0;
 		r->spool_file = spooled ? spool_file : NULL;
 		r->no_create = job->no_create;

@@ -422,13 +422,13 @@ web_buf_take(struct web_buf *b, size_t *len)
 		out[b->u.len] = '\0';
 		b->u.s = NULL;
 	}
-	web_buf_free(b);
+	web_buf_clear(b);
 	return out;
 }
 
 /* Free and reset. */
 void
-web_buf_free(struct web_buf *b)
+web_buf_clear(struct web_buf *b)
 {
 	util_buf_clear(&b->u);
 	b->u.oom = false;
@@ -586,7 +586,7 @@ web_page(struct web *w, struct MHD_Connection *c, unsigned status,
 	else if (body->u.oom)
 		page.u.oom = true;
 	web_buf_add(&page, "</main></body></html>\n");
-	web_buf_free(body);
+	web_buf_clear(body);
 	text = web_buf_take(&page, &len);
 	if (text == NULL)
 		return web_respond(w, c, MHD_HTTP_INTERNAL_SERVER_ERROR, WEB_CT_TEXT,
@@ -1126,8 +1126,8 @@ out:
 	crypto_free_secret(verifier, verifier_len);
 	if (sealed != NULL)
 		crypto_free_secret(sealed, strlen(sealed));
-	halo_tokens_free(&tok);
-	halo_agent_free(&me);
+	halo_tokens_clear(&tok);
+	halo_agent_clear(&me);
 	store_enroll_free(e);
 	return rc;
 }

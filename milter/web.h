@@ -123,7 +123,7 @@ void web_buf_printf(struct web_buf *b, const char *fmt, ...)
 void web_buf_escape(struct web_buf *b, const char *s);
 /* The text (malloc'd; *LEN its length) or NULL; B is reset. */
 char *web_buf_take(struct web_buf *b, size_t *len);
-void web_buf_free(struct web_buf *b);
+void web_buf_clear(struct web_buf *b);
 
 /* "scheme://host[:port]" of URL (malloc'd), or NULL when it has none. */
 char *web_origin(const char *url);

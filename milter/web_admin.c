@@ -305,7 +305,7 @@ admin_page(const struct admin_ctx *a, unsigned status, const char *title,
 	else if (body->u.s != NULL)
 		web_buf_add(&page, body->u.s);
 	web_buf_add(&page, "</main></body></html>\n");
-	web_buf_free(body);
+	web_buf_clear(body);
 	text = web_buf_take(&page, &len);
 	if (text == NULL)
 		return web_respond(w, a->call->c, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -537,7 +537,7 @@ admin_home(const struct admin_ctx *a)
 	if (rows.n == 0)
 		web_buf_add(&body, "<tr><td colspan=\"6\">No agents yet: routes"
 		    " name none and nobody has enrolled.</td></tr>\n");
-	agent_rows_free(&rows);
+	agent_rows_clear(&rows);
 	web_buf_add(&body, "</tbody></table>\n");
 	if (enroll_on && conf->n_tenants > 0) {
 		web_buf_printf(&body, "<h2>Enroll an agent</h2>\n<form method="

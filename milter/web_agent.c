@@ -891,8 +891,8 @@ out:
 		crypto_free_secret(verifier, verifier_len);
 	if (sealed != NULL)
 		crypto_free_secret(sealed, strlen(sealed));
-	halo_tokens_free(&tok);
-	halo_agent_free(&me);
+	halo_tokens_clear(&tok);
+	halo_agent_clear(&me);
 	store_enroll_free(e);
 	return rc;
 }
@@ -957,7 +957,7 @@ pane_join_verdict(struct agent_call *ac, const struct store_job *job,
 		f.ticket_client = tk.client_id;
 		store_ticket_owner_put(store, ac->ps->tenant, ticket_id,
 		    tk.user_id, tk.client_id, "halo");
-		halo_ticket_free(&tk);
+		halo_ticket_clear(&tk);
 	}
 	f.owner_known = true;
 	return join_decide(&f);
@@ -1282,7 +1282,7 @@ agent_api_context(struct agent_call *ac)
 				cJSON_AddStringToObject(sender, "why", "more than one"
 				    " client claims this domain");
 			}
-			halo_org_free(&org);
+			halo_org_clear(&org);
 		}
 	}
 	if (client_id > 0 && !agent_open_tickets(ac, client_id, match,

@@ -271,7 +271,7 @@ closed_state(struct job_ctx *ctx, enum closed_seen *seen, int64_t *first_open)
 		return STEP_OK;
 	}
 	closed = tk.closed;
-	halo_ticket_free(&tk);
+	halo_ticket_clear(&tk);
 	closed_remember(ctx, ctx->ticket_id, closed);
 	*seen = closed ? CLOSED_SEEN_CLOSED : CLOSED_SEEN_OPEN;
 	return STEP_OK;

@@ -97,7 +97,7 @@ sender_by_address(struct job_ctx *ctx, const char *addr, const char *key)
 		    rq.ct.site_id, rq.ct.client_id, rq.ct.name, rq.ct.client_name);
 	else    /* an ambiguous address (two contacts) is not guessed either */
 		sender_set(ctx, key, STORE_SENDER_NONE, 0, 0, 0, NULL, NULL);
-	halo_contact_free(&rq.ct);
+	halo_contact_clear(&rq.ct);
 	return STEP_OK;
 }
 
@@ -120,7 +120,7 @@ sender_by_domain(struct job_ctx *ctx, const char *domain, const char *key)
 		sender_set(ctx, key, STORE_SENDER_AMBIGUOUS, 0, 0, 0, NULL, NULL);
 	} else
 		sender_set(ctx, key, STORE_SENDER_NONE, 0, 0, 0, NULL, NULL);
-	halo_org_free(&rq.org);
+	halo_org_clear(&rq.org);
 	return STEP_OK;
 }
 

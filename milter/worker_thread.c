@@ -146,7 +146,7 @@ thread_join_owner(struct job_ctx *ctx, int64_t ticket, struct join_facts *f)
 	    tk.client_id, "halo");
 	if (know_closed)
 		closed_remember(ctx, ticket, tk.closed);
-	halo_ticket_free(&tk);
+	halo_ticket_clear(&tk);
 	return STEP_OK;
 }
 
@@ -403,7 +403,7 @@ thread_by_subject_tag(struct job_ctx *ctx)
 	step = thread_propose(ctx, tk.id, &tk, "subject-tag", &taken);
 	if (step == STEP_OK && taken && know_closed)
 		closed_remember(ctx, tk.id, tk.closed);
-	halo_ticket_free(&tk);
+	halo_ticket_clear(&tk);
 	return step;
 }
 

@@ -96,30 +96,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (halo_token_refresh(&cc, "rt", &tok, &err) == 0) {
 		if (tok.access_token == NULL)
 			abort();
-		halo_tokens_free(&tok);
+		halo_tokens_clear(&tok);
 	}
 	fz_check_err(&err);
 	if (halo_token_from_code(&cc, "code", "verifier", "https://r/cb", &tok,
 	    &err) == 0)
-		halo_tokens_free(&tok);
+		halo_tokens_clear(&tok);
 	fz_check_err(&err);
 	if (halo_agent_me(&cc, "at", &me, &err) == 0)
-		halo_agent_free(&me);
+		halo_agent_clear(&me);
 	fz_check_err(&err);
 	if (halo_contact_by_email(&cc, "at", "ann@acme.example", &match, &ct,
 	    &err) == 0 && match == HALO_MATCH_ONE)
-		halo_contact_free(&ct);
+		halo_contact_clear(&ct);
 	fz_check_err(&err);
 	if (halo_client_by_domain(&cc, "at", "acme.example", &match, &org,
 	    &err) == 0 && match == HALO_MATCH_ONE)
-		halo_org_free(&org);
+		halo_org_clear(&org);
 	fz_check_err(&err);
 	if (halo_ticket_get(&cc, "at", 7, &tk, &err) == 0) {
 		if (tk.id != 7 || tk.summary == NULL ||
 		    tk.n_fields > HALO_TICKET_FIELDS_MAX)
 			abort();
 		(void)halo_ticket_has_field(&tk, "CFOutlookConversationId");
-		halo_ticket_free(&tk);
+		halo_ticket_clear(&tk);
 	}
 	fz_check_err(&err);
 	(void)halo_find_by_message_id(&cc, "at", "<m@x>", &a, &b, &err);

@@ -111,7 +111,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		free(page);
 	}
-	web_buf_free(&b);
+	web_buf_clear(&b);
 	free(buf);
 	return 0;
 }

@@ -189,7 +189,7 @@ sim_post(const struct sim *s, const char *path, const char *body)
 	req.max_response = 16 << 20;
 	if (http_do(&req, &resp) == HTTP_OK)
 		j = cJSON_ParseWithLength(resp.body, resp.body_len);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	return j;
 }
 

@@ -67,7 +67,7 @@ sim_json(const char *method, const char *path, const char *body)
 	if (r != HTTP_OK)
 		fail_msg("%s %s: %s %s", method, path, http_result_name(r), resp.error);
 	j = cJSON_ParseWithLength(resp.body, resp.body_len);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	assert_non_null(j);
 	return j;
 }
@@ -192,15 +192,15 @@ test_refresh_rotate(void **state)
 	/* the new access token works */
 	assert_int_equal(halo_agent_me(&f->conf, t.access_token, &me, &err), 0);
 	assert_int_equal(me.id, 1);
-	halo_agent_free(&me);
+	halo_agent_clear(&me);
 	/* the old refresh token died */
 	assert_int_equal(halo_token_refresh(&f->conf, f->refresh, &t2, &err), -1);
 	assert_true(halo_err_is_invalid_grant(&err));
 	assert_null(t2.access_token);
 	/* the rotated one works */
 	assert_int_equal(halo_token_refresh(&f->conf, t.refresh_token, &t2, &err), 0);
-	halo_tokens_free(&t2);
-	halo_tokens_free(&t);
+	halo_tokens_clear(&t2);
+	halo_tokens_clear(&t);
 	assert_null(t.access_token);
 }
 
@@ -213,9 +213,9 @@ test_refresh_reuse(void **state)
 	refresh_in_mode(f, "reuse", &t);
 	assert_non_null(t.refresh_token);
 	assert_string_equal(t.refresh_token, f->refresh);
-	halo_tokens_free(&t);
+	halo_tokens_clear(&t);
 	refresh_in_mode(f, "reuse", &t);        /* still valid */
-	halo_tokens_free(&t);
+	halo_tokens_clear(&t);
 }
 
 static void
@@ -226,10 +226,10 @@ test_refresh_omit(void **state)
 
 	refresh_in_mode(f, "omit", &t);
 	assert_null(t.refresh_token);           /* keep the old one */
-	halo_tokens_free(&t);
+	halo_tokens_clear(&t);
 	refresh_in_mode(f, "omit", &t);         /* and it still works */
 	assert_null(t.refresh_token);
-	halo_tokens_free(&t);
+	halo_tokens_clear(&t);
 }
 
 static void
@@ -286,14 +286,14 @@ test_tenant_and_auth_base(void **state)
 	assert_false(halo_err_is_invalid_grant(&err));
 	f->conf.tenant = "halosim";
 	assert_int_equal(halo_token_refresh(&f->conf, f->refresh, &t, &err), 0);
-	halo_tokens_free(&t);
+	halo_tokens_clear(&t);
 	f->conf.tenant = NULL;
 	sim_control("/_sim/faults", "{\"tenant_required\": false}");
 	/* an auth base with a path and a trailing slash (as /api/authinfo gives) */
 	snprintf(auth, sizeof(auth), "%s/auth/", sim.auth);
 	f->conf.auth_url = auth;
 	assert_int_equal(halo_token_refresh(&f->conf, f->refresh, &t, &err), 0);
-	halo_tokens_free(&t);
+	halo_tokens_clear(&t);
 }
 
 /* base64url without padding. */
@@ -390,7 +390,7 @@ test_code_exchange(void **state)
 		    &t2, &err), -1);
 		assert_true(halo_err_is_invalid_grant(&err));
 	}
-	halo_tokens_free(&t);
+	halo_tokens_clear(&t);
 	free(code);
 	free(url);
 }
@@ -410,12 +410,12 @@ test_agent_me(void **state)
 	assert_string_equal(me.name, "Alice Agent");
 	assert_string_equal(me.email, "alice@msp.example");
 	assert_false(me.disabled);
-	halo_agent_free(&me);
+	halo_agent_clear(&me);
 
 	sim_tokens("bob@msp.example", "read:tickets", &bob, NULL);
 	assert_int_equal(halo_agent_me(&f->conf, bob, &me, &err), 0);
 	assert_int_equal(me.id, 2);
-	halo_agent_free(&me);
+	halo_agent_clear(&me);
 	free(bob);
 
 	assert_int_equal(halo_agent_me(&f->conf, "expired-or-bogus", &me, &err), -1);
@@ -426,7 +426,7 @@ test_agent_me(void **state)
 	assert_int_equal(halo_agent_me(&f->conf, f->access, &me, &err), -1);
 	assert_int_equal(err.kind, HTTP_UNAUTHORIZED);
 	assert_int_equal(halo_agent_me(&f->conf, f->access, &me, &err), 0);
-	halo_agent_free(&me);
+	halo_agent_clear(&me);
 }
 
 /* Contact lookup expecting MATCH (and USER_ID for ONE). */
@@ -449,7 +449,7 @@ expect_contact(struct fx *f, const char *email, enum halo_match want, int64_t us
 		assert_int_equal(ct.user_id, 0);
 		assert_null(ct.name);
 	}
-	halo_contact_free(&ct);
+	halo_contact_clear(&ct);
 }
 
 static void
@@ -469,7 +469,7 @@ test_contact_exact(void **state)
 	assert_int_equal(ct.client_id, 10);
 	assert_string_equal(ct.name, "Jo Smith");
 	assert_string_equal(ct.client_name, "Acme Corp");
-	halo_contact_free(&ct);
+	halo_contact_clear(&ct);
 
 	expect_contact(f, "JO@Acme.Example", HALO_MATCH_ONE, 1001);
 	expect_contact(f, "bojo@acme.example", HALO_MATCH_ONE, 1002);
@@ -596,7 +596,7 @@ expect_domain(struct fx *f, const char *domain, enum halo_match want, int64_t cl
 		assert_int_equal(org.client_id, 0);
 		assert_null(org.client_name);
 	}
-	halo_org_free(&org);
+	halo_org_clear(&org);
 }
 
 static void
@@ -645,12 +645,12 @@ test_ticket_get(void **state)
 	assert_int_equal(t.status_id, 2);
 	assert_string_equal(t.summary, "Printer on fire");
 	assert_false(t.closed);
-	halo_ticket_free(&t);
+	halo_ticket_clear(&t);
 
 	/* closed statuses unknown: 502 is not reported closed */
 	assert_int_equal(halo_ticket_get(&f->conf, f->access, 502, &t, &err), 0);
 	assert_false(t.closed);
-	halo_ticket_free(&t);
+	halo_ticket_clear(&t);
 
 	/* the plain list says nothing about closed (TStatus has no flag) */
 	assert_int_equal(halo_list_statuses(&f->conf, f->access, &st, &n, &err), 0);
@@ -675,10 +675,10 @@ test_ticket_get(void **state)
 	assert_int_equal(halo_ticket_get(&f->conf, f->access, 502, &t, &err), 0);
 	assert_true(t.closed);
 	assert_string_equal(t.summary, "VPN broken [ID:502]");
-	halo_ticket_free(&t);
+	halo_ticket_clear(&t);
 	assert_int_equal(halo_ticket_get(&f->conf, f->access, 501, &t, &err), 0);
 	assert_false(t.closed);
-	halo_ticket_free(&t);
+	halo_ticket_clear(&t);
 
 	assert_int_equal(halo_ticket_get(&f->conf, f->access, 424242, &t, &err), -1);
 	assert_int_equal(err.kind, HTTP_NOT_FOUND);
@@ -977,12 +977,12 @@ test_ticket_create(void **state)
 		assert_true(halo_ticket_has_field(&back, "cfoutlookconversationid"));
 		assert_false(halo_ticket_has_field(&back, "CFNoSuchField"));
 		assert_false(halo_ticket_has_field(&back, NULL));
-		halo_ticket_free(&back);
+		halo_ticket_clear(&back);
 		assert_int_equal(back.n_fields, 0);
 		assert_int_equal(halo_ticket_get(&f->conf, f->access, 501, &back,
 		    &err), 0);
 		assert_false(halo_ticket_has_field(&back, "CFMilterKey"));
-		halo_ticket_free(&back);
+		halo_ticket_clear(&back);
 	}
 
 	/* the first action carries the Message-ID */
@@ -1087,7 +1087,7 @@ test_rate_limited_and_server_errors(void **state)
 
 	sim_control("/_sim/faults", "{\"rate_limit\": {\"limit\": 1, \"window\": 60}}");
 	assert_int_equal(halo_agent_me(&f->conf, f->access, &me, &err), 0);
-	halo_agent_free(&me);
+	halo_agent_clear(&me);
 	assert_int_equal(halo_agent_me(&f->conf, f->access, &me, &err), -1);
 	assert_int_equal(err.kind, HTTP_RATE_LIMITED);
 	assert_true(err.retry_after >= 0);
@@ -1352,7 +1352,7 @@ test_user_create(void **state)
 	assert_int_equal(ct.user_id, uid);
 	assert_int_equal(ct.client_id, 10);
 	assert_int_equal(ct.site_id, site);
-	halo_contact_free(&ct);
+	halo_contact_clear(&ct);
 	assert_int_equal(halo_client_main_site(&f->conf, f->access, 424242, &site,
 	    &err), -1);
 }

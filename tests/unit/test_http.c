@@ -65,7 +65,7 @@ sim_control(const char *path, const char *json)
 
 	if (r != HTTP_OK)
 		fail_msg("control %s: %s %s", path, http_result_name(r), resp.error);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 }
 
 /* GET /_sim/state parsed. */
@@ -77,7 +77,7 @@ sim_state(void)
 
 	assert_int_equal(sim_req("GET", "/_sim/state", NULL, NULL, 10000, &resp), HTTP_OK);
 	j = cJSON_ParseWithLength(resp.body, resp.body_len);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	assert_non_null(j);
 	return j;
 }
@@ -95,7 +95,7 @@ sim_token(const char *scope)
 	    scope);
 	assert_int_equal(sim_req("POST", "/_sim/token", body, NULL, 10000, &resp), HTTP_OK);
 	j = cJSON_ParseWithLength(resp.body, resp.body_len);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	assert_non_null(j);
 	assert_true(cJSON_IsString(cJSON_GetObjectItem(j, "access_token")));
 	tok = strdup(cJSON_GetObjectItem(j, "access_token")->valuestring);
@@ -144,7 +144,7 @@ test_ok_get(void **state)
 	assert_int_equal(strlen(resp.body), resp.body_len);
 	assert_non_null(strstr(resp.body, "auth_url"));
 	assert_int_equal(resp.retry_after, -1);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	assert_null(resp.body);
 }
 
@@ -160,35 +160,35 @@ test_status_classes(void **state)
 	assert_int_equal(sim_req("GET", "/api/Agent/me", NULL, NULL, 0, &resp), HTTP_UNAUTHORIZED);
 	assert_int_equal(resp.status, 401);
 	assert_non_null(resp.body);             /* error bodies are kept */
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	/* 200 with the token */
 	assert_int_equal(sim_req("GET", "/api/Agent/me", NULL, tok, 0, &resp), HTTP_OK);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	/* 403: scope does not cover customers */
 	assert_int_equal(sim_req("GET", "/api/Users?search=ann", NULL, ro, 0, &resp),
 	    HTTP_FORBIDDEN);
 	assert_int_equal(resp.status, 403);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	/* 404 */
 	assert_int_equal(sim_req("GET", "/api/Tickets/999999", NULL, tok, 0, &resp),
 	    HTTP_NOT_FOUND);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	/* 405 -> other 4xx */
 	assert_int_equal(sim_req("DELETE", "/api/Outcome", NULL, tok, 0, &resp),
 	    HTTP_CLIENT_ERROR);
 	assert_int_equal(resp.status, 405);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	/* 400 */
 	assert_int_equal(sim_req("POST", "/api/Actions", "[{\"ticket_id\":501}]", tok, 0, &resp),
 	    HTTP_CLIENT_ERROR);
 	assert_int_equal(resp.status, 400);
 	assert_non_null(strstr(resp.body, "Outcome"));
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	/* 500 */
 	sim_control("/_sim/faults", "{\"crash_next\": 1}");
 	assert_int_equal(sim_req("GET", "/api/Outcome", NULL, tok, 0, &resp), HTTP_SERVER_ERROR);
 	assert_int_equal(resp.status, 500);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	free(tok);
 	free(ro);
 }
@@ -207,10 +207,10 @@ test_status_burst(void **state)
 		    HTTP_SERVER_ERROR);
 		assert_int_equal(resp.status, 503);
 		assert_true(http_result_retryable(HTTP_SERVER_ERROR));
-		http_response_free(&resp);
+		http_response_clear(&resp);
 	}
 	assert_int_equal(sim_req("GET", "/api/Outcome", NULL, tok, 0, &resp), HTTP_OK);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	free(tok);
 }
 
@@ -223,17 +223,17 @@ test_rate_limit(void **state)
 	(void)state;
 	sim_control("/_sim/faults", "{\"rate_limit\": {\"limit\": 1, \"window\": 60}}");
 	assert_int_equal(sim_req("GET", "/api/Outcome", NULL, tok, 0, &resp), HTTP_OK);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	assert_int_equal(sim_req("GET", "/api/Outcome", NULL, tok, 0, &resp), HTTP_RATE_LIMITED);
 	assert_int_equal(resp.status, 429);
 	assert_true(resp.retry_after >= 0 && resp.retry_after <= 60);
 	assert_non_null(strstr(resp.body, "Rate Limit"));
-	http_response_free(&resp);
+	http_response_clear(&resp);
 
 	sim_control("/_sim/faults", "{\"retry_after\": false}");
 	assert_int_equal(sim_req("GET", "/api/Outcome", NULL, tok, 0, &resp), HTTP_RATE_LIMITED);
 	assert_int_equal(resp.retry_after, -1);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	free(tok);
 }
 
@@ -249,7 +249,7 @@ test_drop_after_request(void **state)
 	    HTTP_UNCERTAIN);
 	assert_int_equal(resp.status, 0);
 	assert_true(resp.error[0] != '\0');
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	assert_int_equal(sim_actions_created(), 1);     /* it was applied */
 	free(tok);
 }
@@ -265,11 +265,11 @@ test_drop_before_apply(void **state)
 	/* the client cannot tell this from drop_after_request */
 	assert_int_equal(sim_req("POST", "/api/Actions", action_body, tok, 0, &resp),
 	    HTTP_UNCERTAIN);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	assert_int_equal(sim_actions_created(), 0);
 	/* the retry goes through */
 	assert_int_equal(sim_req("POST", "/api/Actions", action_body, tok, 0, &resp), HTTP_OK);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	assert_int_equal(sim_actions_created(), 1);
 	free(tok);
 }
@@ -285,7 +285,7 @@ test_latency_uncertain(void **state)
 	assert_int_equal(sim_req("GET", "/api/Outcome", NULL, tok, 300, &resp), HTTP_UNCERTAIN);
 	assert_int_equal(resp.status, 0);
 	assert_non_null(strstr(resp.error, "imed out"));
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	sim_control("/_sim/faults", "{\"latency_ms\": 0}");
 	free(tok);
 }
@@ -313,7 +313,7 @@ test_timeout_before_send(void **state)
 	assert_int_equal(http_do(&req, &resp), HTTP_TIMEOUT);
 	assert_int_equal(resp.status, 0);
 	assert_true(http_result_retryable(HTTP_TIMEOUT));
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	close(fd);
 }
 
@@ -340,7 +340,7 @@ test_closed_port_network(void **state)
 	req.body_len = 2;
 	assert_int_equal(http_do(&req, &resp), HTTP_NETWORK);
 	assert_true(http_result_retryable(HTTP_NETWORK));
-	http_response_free(&resp);
+	http_response_clear(&resp);
 }
 
 static void
@@ -361,20 +361,20 @@ test_https_only(void **state)
 		assert_int_equal(http_do(&req, &resp), HTTP_REFUSED);
 		assert_int_equal(resp.status, 0);
 		assert_null(resp.body);
-		http_response_free(&resp);
+		http_response_clear(&resp);
 	}
 	/* loopback http is refused unless a test allows it */
 	snprintf(url, sizeof(url), "%s/api/authinfo", sim.base);
 	req.url = url;
 	http_allow_loopback_http(false);
 	assert_int_equal(http_do(&req, &resp), HTTP_REFUSED);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	http_allow_loopback_http(true);
 	assert_int_equal(http_do(&req, &resp), HTTP_OK);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	snprintf(url, sizeof(url), "http://localhost:%d/api/authinfo", sim.port);
 	assert_int_equal(http_do(&req, &resp), HTTP_OK);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 }
 
 static void
@@ -393,11 +393,11 @@ test_too_large(void **state)
 	assert_int_equal(http_do(&req, &resp), HTTP_TOO_LARGE);
 	assert_null(resp.body);
 	assert_false(http_result_retryable(HTTP_TOO_LARGE));
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	req.max_response = 0;           /* default cap: fine */
 	assert_int_equal(http_do(&req, &resp), HTTP_OK);
 	assert_true(resp.body_len > 64);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	free(tok);
 }
 
@@ -414,19 +414,19 @@ test_bad_arguments(void **state)
 	req.bearer = "abc\r\nX-Injected: 1";
 	assert_int_equal(http_do(&req, &resp), HTTP_INTERNAL);
 	assert_null(strstr(resp.error, "abc"));
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	req.bearer = NULL;
 	req.content_type = "text/plain\nX: y";
 	req.body = "x";
 	req.body_len = 1;
 	assert_int_equal(http_do(&req, &resp), HTTP_INTERNAL);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	req.content_type = NULL;
 	req.method = "GET";             /* GET with a body */
 	assert_int_equal(http_do(&req, &resp), HTTP_INTERNAL);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	assert_int_equal(http_do(NULL, &resp), HTTP_INTERNAL);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 }
 
 static void
@@ -670,7 +670,7 @@ raw_req(struct raw_server *rs, const char *method, const char *body)
 	req.content_type = body != NULL ? "application/json" : NULL;
 	req.total_timeout_ms = 5000;
 	r = http_do(&req, &resp);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	return r;
 }
 

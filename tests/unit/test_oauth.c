@@ -62,7 +62,7 @@ sim_call(struct fixture *f, const char *method, const char *path,
 	rq.body_len = json ? strlen(json) : 0;
 	assert_int_equal(http_do(&rq, &rs), HTTP_OK);
 	body = rs.body ? strdup(rs.body) : strdup("");
-	http_response_free(&rs);
+	http_response_clear(&rs);
 	return body;
 }
 
@@ -185,7 +185,7 @@ test_import_and_use(void **state)
 	memset(&me, 0, sizeof(me));
 	assert_int_equal(halo_agent_me(&f->hc, at, &me, &err), 0);
 	assert_string_equal(me.email, AGENT);
-	halo_agent_free(&me);
+	halo_agent_clear(&me);
 	/* sealed at rest: the raw row does not contain the token */
 	{
 		struct store_token *t = NULL;

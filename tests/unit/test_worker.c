@@ -347,7 +347,7 @@ sim_state(void)
 	req.max_response = 16 << 20;
 	if (http_do(&req, &resp) == HTTP_OK)
 		j = cJSON_ParseWithLength(resp.body, resp.body_len);
-	http_response_free(&resp);
+	http_response_clear(&resp);
 	return j;
 }
 
