@@ -2,7 +2,7 @@
  * test_crypto.c - unit tests for common/crypto.c: PKCE and HMAC against the
  * RFC vectors, sealing round trips and every kind of tampering, the key
  * file's checks, strict base64url, constant-time comparison and user codes.
- * Key-file tests work in their own mkdtemp directory and remove it.
+ * Key-file tests work in their own temporary directory (fixture.h).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "fixture.h"
 #include "crypto.h"
 
 /* "tenant\0agent-email", the AAD shape the token store uses. */
@@ -39,7 +40,7 @@ static const uint8_t test_key[CRYPTO_KEY_LEN] = {
 };
 
 struct fixture {
-	char dir[PATH_MAX];        /* mkdtemp directory */
+	char dir[PATH_MAX];        /* fixture_dir_make directory */
 	char key[PATH_MAX + 16];   /* DIR/key, not created by setup */
 	char aux[PATH_MAX + 16];   /* DIR/aux, a second file for symlink tests */
 };
@@ -49,14 +50,10 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
 
 	if (f == NULL)
 		return -1;
-	if (tmp == NULL || *tmp == '\0')
-		tmp = "/tmp";
-	snprintf(f->dir, sizeof(f->dir), "%s/test_crypto.XXXXXX", tmp);
-	if (mkdtemp(f->dir) == NULL) {
+	if (fixture_dir_make(f->dir, "test_crypto") != 0) {
 		free(f);
 		return -1;
 	}
@@ -72,10 +69,7 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	unlink(f->key);
-	rmdir(f->key);
-	unlink(f->aux);
-	rmdir(f->dir);
+	fixture_dir_remove(f->dir);
 	free(f);
 	return 0;
 }

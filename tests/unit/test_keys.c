@@ -4,7 +4,7 @@
  * key with its own AAD, values the old key cannot open left alone, all or
  * nothing when a value fails, and the key files' dance, including both
  * kinds of interrupted run (before and after the transaction committed).
- * Each test works in its own mkdtemp directory and removes it.
+ * Each test works in its own temporary directory (fixture.h).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "fixture.h"
 #include "crypto.h"
 #include "keys.h"
 #include "oauth.h"
@@ -31,8 +32,8 @@
 #define TENANT "acme"
 
 struct fx {
-	char dir[64];
-	char key_path[128];
+	char dir[PATH_MAX];
+	char key_path[PATH_MAX + 16];
 	struct store *st;
 };
 
@@ -40,11 +41,10 @@ static int
 setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	char db[128], err[256];
+	char db[PATH_MAX + 32], err[256];
 
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/halo-test-keys.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(fixture_dir_make(f->dir, "test_keys"), 0);
 	snprintf(db, sizeof(db), "%s/halo-milter.db", f->dir);
 	snprintf(f->key_path, sizeof(f->key_path), "%s/seal.key", f->dir);
 	f->st = store_open(db, err, sizeof(err));
@@ -57,11 +57,9 @@ static int
 teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[200];
 
 	store_close(f->st);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(fixture_dir_remove(f->dir), 0);
 	free(f);
 	return 0;
 }
@@ -274,7 +272,7 @@ read_key(const char *path, uint8_t key[CRYPTO_KEY_LEN])
 static bool
 exists(const char *dir, const char *name)
 {
-	char path[200];
+	char path[PATH_MAX + 64];
 	struct stat sb;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -317,7 +315,7 @@ test_rotate_interrupted_before_commit(void **state)
 	uint8_t before[CRYPTO_KEY_LEN], stray[CRYPTO_KEY_LEN];
 	uint8_t after[CRYPTO_KEY_LEN];
 	struct keys_counts c;
-	char path[200], err[512], *pt;
+	char path[PATH_MAX + 64], err[512], *pt;
 
 	read_key(f->key_path, before);
 	put_token(f->st, before, "alice@msp.example", "rt-alice");
@@ -345,7 +343,7 @@ test_rotate_interrupted_after_commit(void **state)
 	uint8_t before[CRYPTO_KEY_LEN], next[CRYPTO_KEY_LEN];
 	uint8_t after[CRYPTO_KEY_LEN];
 	struct keys_counts c;
-	char path[200], old_path[200], err[512], *pt;
+	char path[PATH_MAX + 64], old_path[PATH_MAX + 64], err[512], *pt;
 
 	read_key(f->key_path, before);
 	put_token(f->st, before, "alice@msp.example", "rt-alice");
@@ -380,7 +378,7 @@ test_load_refuses_wrong_or_missing_key(void **state)
 	uint8_t first[CRYPTO_KEY_LEN], got[CRYPTO_KEY_LEN];
 	uint8_t other[CRYPTO_KEY_LEN];
 	struct store_token *t = NULL;
-	char err[1024], aside[200], *pt;
+	char err[1024], aside[PATH_MAX + 64], *pt;
 
 	/* nothing sealed: the key is made */
 	assert_int_equal(keys_load(f->dir, f->st, first, err, sizeof(err)), 0);

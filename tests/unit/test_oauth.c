@@ -158,13 +158,11 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[PATH_MAX + 16];
 
 	oauth_free(f->oa);
 	store_close(f->st);
 	sim_stop(&f->sim);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
+	if (fixture_dir_remove(f->dir) != 0)
 		fprintf(stderr, "cannot remove %s\n", f->dir);
 	free(f);
 	return 0;

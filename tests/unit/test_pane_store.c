@@ -3,7 +3,7 @@
  * store (schema v9): pane sessions (live only with the agent's token,
  * expiry, renewal, sign-out, revoke is final, purge), agents' defaults,
  * a pane sign-in naming its agent, and a job logged by the pane (never one
- * the worker holds). Each test uses its own mkdtemp directory; every test
+ * the worker holds). Each test uses its own temporary directory; every test
  * runs on SQLite and, when HALO_TEST_PG names a PostgreSQL database (make
  * check-unit starts one), again on PostgreSQL with an emptied schema.
  */
@@ -23,6 +23,7 @@
 
 #include <libpq-fe.h>
 
+#include "fixture.h"
 #include "store.h"
 
 #define H1 "1111111111111111111111111111111111111111111111111111111111111111"
@@ -72,14 +73,11 @@ static int
 setup_as(void **state, bool pg)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
 	char err[256];
 
 	if (f == NULL)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "%s/test_pane_store.XXXXXX",
-	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	if (mkdtemp(f->dir) == NULL) {
+	if (fixture_dir_make(f->dir, "test_pane_store") != 0) {
 		free(f);
 		return -1;
 	}
@@ -105,17 +103,9 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	char path[PATH_MAX + 32];
-	static const char *const files[] = { "halo.db", "halo.db-wal",
-	    "halo.db-shm", "halo.db-journal" };
-	size_t i;
 
 	f->st = store_close(f->st);
-	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
-		unlink(path);
-	}
-	rmdir(f->dir);
+	fixture_dir_remove(f->dir);
 	free(f);
 	return 0;
 }

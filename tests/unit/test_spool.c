@@ -1,7 +1,7 @@
 /*
  * test_spool.c - unit tests for common/spool.c: the tmp/ -> msg/ life of a
  * spool file, its size and digest, removal and start-up recovery.
- * Each test works in its own mkdtemp directory and removes it.
+ * Each test works in its own temporary directory (fixture.h).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,48 +21,22 @@
 #include <unistd.h>
 
 
+#include "fixture.h"
 #include "spool.h"
 
 struct fixture {
-	char root[PATH_MAX];     /* mkdtemp directory */
+	char root[PATH_MAX];     /* fixture_dir_make directory */
 	char spool[PATH_MAX + 8];  /* ROOT/spool, not created by setup */
 };
-
-/* Remove DIR/SUB/ * and DIR/SUB. */
-static void
-rm_sub(const char *dir, const char *sub)
-{
-	char path[PATH_MAX * 2];
-	struct dirent *de;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, sub);
-	d = opendir(path);
-	if (d != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			char file[PATH_MAX * 3];
-			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-				continue;
-			snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
-			unlink(file);
-		}
-		closedir(d);
-	}
-	rmdir(path);
-}
 
 static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
 
 	if (f == NULL)
 		return -1;
-	if (tmp == NULL || *tmp == '\0')
-		tmp = "/tmp";
-	snprintf(f->root, sizeof(f->root), "%s/test_spool.XXXXXX", tmp);
-	if (mkdtemp(f->root) == NULL) {
+	if (fixture_dir_make(f->root, "test_spool") != 0) {
 		free(f);
 		return -1;
 	}
@@ -76,10 +50,7 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	rm_sub(f->spool, "tmp");
-	rm_sub(f->spool, "msg");
-	rmdir(f->spool);
-	rmdir(f->root);
+	fixture_dir_remove(f->root);
 	free(f);
 	return 0;
 }

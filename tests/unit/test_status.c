@@ -20,6 +20,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "fixture.h"
 #include "conf.h"
 #include "crypto.h"
 #include "manifest.h"
@@ -418,7 +419,7 @@ test_manifest(void **state)
 static void
 test_store_result(void **state)
 {
-	char dir[] = "/tmp/halo-test-status-st-XXXXXX", path[PATH_MAX];
+	char dir[PATH_MAX], path[PATH_MAX + 32];
 	char err[256];
 	struct store *st;
 	struct store_job_new jn;
@@ -428,7 +429,7 @@ test_store_result(void **state)
 	int64_t ids[2];
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
+	assert_int_equal(fixture_dir_make(dir, "test_status"), 0);
 	snprintf(path, sizeof(path), "%s/s.db", dir);
 	st = store_open(path, err, sizeof(err));
 	assert_non_null(st);
@@ -476,8 +477,7 @@ test_store_result(void **state)
 	assert_int_equal(job->contact_id, 0);
 	job = store_job_free(job);
 	store_close(st);
-	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
-	assert_int_equal(system(path), 0);
+	assert_int_equal(fixture_dir_remove(dir), 0);
 }
 
 int

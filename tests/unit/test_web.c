@@ -30,6 +30,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "fixture.h"
 #include "conf.h"
 #include "crypto.h"
 #include "oauth.h"
@@ -531,14 +532,11 @@ static int
 dir_setup(void **state)
 {
 	struct dir_fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
 	char err[256];
 
 	if (f == NULL)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "%s/test_web.XXXXXX",
-	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	if (mkdtemp(f->dir) == NULL) {
+	if (fixture_dir_make(f->dir, "test_web") != 0) {
 		free(f);
 		return -1;
 	}
@@ -556,11 +554,9 @@ static int
 dir_teardown(void **state)
 {
 	struct dir_fixture *f = *state;
-	char cmd[PATH_MAX + 32];
 
 	f->st = store_close(f->st);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
+	if (fixture_dir_remove(f->dir) != 0)
 		return -1;
 	free(f);
 	return 0;
@@ -731,13 +727,10 @@ struct server {
 static void
 server_init(struct server *s)
 {
-	const char *tmp = getenv("TMPDIR");
 	char err[256];
 
 	memset(s, 0, sizeof(*s));
-	snprintf(s->dir, sizeof(s->dir), "%s/test_web_srv.XXXXXX",
-	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	assert_non_null(mkdtemp(s->dir));
+	assert_int_equal(fixture_dir_make(s->dir, "test_web_srv"), 0);
 	snprintf(s->db, sizeof(s->db), "%s/halo-milter.db", s->dir);
 	s->st = store_open(s->db, err, sizeof(err));
 	assert_non_null(s->st);
@@ -754,13 +747,10 @@ server_init(struct server *s)
 static void
 server_done(struct server *s)
 {
-	char cmd[PATH_MAX + 32];
-
 	s->web = web_stop(s->web);
 	s->oa = oauth_free(s->oa);
 	s->st = store_close(s->st);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(fixture_dir_remove(s->dir), 0);
 }
 
 /* Routes, security headers, bounded bodies, a port in use. */
