@@ -2210,19 +2210,6 @@ halo_client_main_site(const struct halo_conf *c, const char *token,
 	return 0;
 }
 
-/* The value of hex digit CH, or -1. */
-static int
-halo_hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* The 16 bytes of a GUID written as 32 hex digits (dashes and braces
  * allowed) into OUT; false when S is not one. */
 static bool
@@ -2234,7 +2221,7 @@ halo_guid_hex(const char *s, unsigned char out[16])
 	for (; *s != '\0'; s++) {
 		if (*s == '-' || *s == '{' || *s == '}')
 			continue;
-		if ((v = halo_hexval(*s)) < 0 || n >= 16)
+		if ((v = util_hex_digit((unsigned char)*s)) < 0 || n >= 16)
 			return false;
 		if (hi < 0) {
 			hi = v;

@@ -47,6 +47,7 @@
 #include "oauth.h"
 #include "spool.h"
 #include "store.h"
+#include "util.h"
 #include "worker.h"
 #include "enroll.h"
 
@@ -1133,9 +1134,7 @@ ctl_write_private(const char *dir, const char *path, const char *text)
 {
 	char tmp[PATH_MAX];
 	struct stat sb;
-	size_t len = strlen(text), off = 0;
-	ssize_t n;
-	int fd, dfd, saved;
+	int fd, saved;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return -1;
@@ -1146,14 +1145,8 @@ ctl_write_private(const char *dir, const char *path, const char *text)
 	    0600);
 	if (fd < 0)
 		return -1;
-	while (off < len) {
-		n = write(fd, text + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			goto fail;
-		off += (size_t)n;
-	}
+	if (util_write_full(fd, text, strlen(text)) != 0)
+		goto fail;
 	/* the daemon's user must read it: give it the state dir's owner */
 	if (stat(dir, &sb) == 0 && fchown(fd, sb.st_uid, sb.st_gid) != 0 &&
 	    errno != EPERM)
@@ -1167,10 +1160,7 @@ ctl_write_private(const char *dir, const char *path, const char *text)
 	fd = -1;
 	if (rename(tmp, path) != 0)
 		goto fail;
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
+	(void)util_fsync_dir(dir);
 	return 0;
 fail:
 	saved = errno;

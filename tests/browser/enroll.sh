@@ -20,11 +20,8 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/halo-browser-enroll.XXXXXX")
 . "$E2E/sim.sh"
 trap 'daemon_stop; sim_stop' EXIT
 trap 'daemon_stop; sim_stop; trap - EXIT; exit 130' INT TERM
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   browser-enroll: $1"; }
-not_ok() { fail=$((fail + 1)); echo "FAIL browser-enroll: $1"; }
-check() { _c_d=$1; shift; if "$@"; then ok "$_c_d"; else not_ok "$_c_d"; fi; }
+SUITE=browser-enroll
+. "$TOP/tests/lib/check.sh"
 finish() {
 	echo "browser-enroll: $pass passed, $fail failed"
 	if [ $fail -ne 0 ]; then
@@ -96,8 +93,7 @@ rm -rf "$ARTIFACTS"
     node enroll.test.js) > "$T/node.out" 2>&1
 node_rc=$?
 grep -E "^(ok  |FAIL) browser-enroll: |^    " "$T/node.out"
-pass=$((pass + $(grep -c "^ok   browser-enroll: " "$T/node.out")))
-fail=$((fail + $(grep -c "^FAIL browser-enroll: " "$T/node.out")))
+count_from "$T/node.out"
 if [ $node_rc -ne 0 ] && ! grep -q "^FAIL browser-enroll: " "$T/node.out"; then
 	not_ok "enroll.test.js ended early (exit $node_rc)"
 	tail -20 "$T/node.out" | sed 's/^/    /'

@@ -37,21 +37,7 @@ sim POST /_sim/reset "$(cat "$T/reset.json")" > /dev/null ||
 	say_fail "the simulator did not take our redirect URI"
 MILTER_CONF=$T/halo-milter.conf
 MILTER_STATE=$T/state
-cat > "$MILTER_CONF" <<EOC
-socket = inet:$MILTER_PORT@127.0.0.1
-state_dir = $MILTER_STATE
-web_listen = 127.0.0.1:$WEB_PORT
-public_url = $WEB
-web_root = $TOP/web
-insecure_http = yes
-retry_base = 1
-workers = 2
-
-[tenant sim]
-halo_url = $SIM
-auth_url = http://127.0.0.1:$SIM_AUTH/auth
-client_id = halo-milter-native
-ticket_type_id = 1
+{ sim_conf "web_listen=127.0.0.1:$WEB_PORT" "public_url=$WEB" "web_root=$TOP/web"; cat <<EOC
 cf_message_id = none
 route = support@msp.example intake agent=alice@msp.example
 route = sales@msp.example intake agent=bob@msp.example
@@ -72,6 +58,7 @@ ticket_type_id = 99
 cf_message_id = none
 route = broken@msp.example intake agent=alice@msp.example
 EOC
+} > "$MILTER_CONF"
 daemon_start || say_fail "halo-milter did not start"
 _i=0
 while ! _h_listening "$WEB_PORT" && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done

@@ -16,33 +16,18 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/halo-e2e-enroll.XXXXXX")
 . "$HERE/sim.sh"
 trap 'daemon_stop; sim_stop' EXIT
 trap 'daemon_stop; sim_stop; trap - EXIT; exit 130' INT TERM
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   enroll: $1"; }
-not_ok() { fail=$((fail + 1)); echo "FAIL enroll: $1"; }
-check() { _c_d=$1; shift; if "$@"; then ok "$_c_d"; else not_ok "$_c_d"; fi; }
+SUITE=enroll
+. "$TOP/tests/lib/check.sh"
 
 sim_start || exit 1
 web_ports
 MILTER_CONF=$T/halo-milter.conf
 MILTER_STATE=$T/state
-cat > "$MILTER_CONF" <<EOC
-socket = inet:$MILTER_PORT@127.0.0.1
-state_dir = $MILTER_STATE
-web_listen = 127.0.0.1:$WEB_PORT
-public_url = $WEB
-insecure_http = yes
-retry_base = 1
-workers = 1
-
-[tenant sim]
-halo_url = $SIM
-auth_url = http://127.0.0.1:$SIM_AUTH/auth
-client_id = halo-milter-native
-ticket_type_id = 1
+{ sim_conf "web_listen=127.0.0.1:$WEB_PORT" "public_url=$WEB" workers=1; cat <<EOC
 cf_message_id = none
 route = support@msp.example intake agent=alice@msp.example
 EOC
+} > "$MILTER_CONF"
 daemon_start || exit 1
 _i=0
 while ! _h_listening "$WEB_PORT" && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
@@ -60,8 +45,7 @@ python3 "$HERE/enroll.py" --web "$WEB" --sim "$SIM" \
     --secrets "$T/secrets.txt" --msgid "$MSGID" > "$T/py.out" 2>&1
 py_rc=$?
 grep -E "^(ok  |FAIL) enroll: |^    " "$T/py.out"
-pass=$((pass + $(grep -c "^ok   enroll: " "$T/py.out")))
-fail=$((fail + $(grep -c "^FAIL enroll: " "$T/py.out")))
+count_from "$T/py.out"
 if [ $py_rc -ne 0 ] && ! grep -q "^FAIL enroll: " "$T/py.out"; then
 	not_ok "enroll.py ended early (exit $py_rc)"
 	tail -20 "$T/py.out" | sed 's/^/    /'

@@ -11,12 +11,8 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/halo-e2e-halo.XXXXXX")
 . "$HERE/daemon.sh"
 trap 'daemon_stop; sim_stop; harness_cleanup' EXIT
 trap 'daemon_stop; sim_stop; harness_cleanup; trap - EXIT; exit 130' INT TERM
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   halo: $1"; }
-not_ok() { fail=$((fail + 1)); echo "FAIL halo: $1"; }
-check() { _c_d=$1; shift; if "$@"; then ok "$_c_d"; else not_ok "$_c_d"; fi; }
-eq() { [ "$1" = "$2" ] || { echo "    got '$1', want '$2'" >&2; return 1; }; }
+SUITE=halo
+. "$TOP/tests/lib/check.sh"
 
 # --- the simulator --------------------------------------------------------
 . "$HERE/sim.sh"
@@ -26,19 +22,7 @@ sim_start || exit 1
 MILTER_PORT=$(pf_free_port)
 MILTER_CONF=$T/halo-milter.conf
 MILTER_STATE=$T/state
-cat > "$MILTER_CONF" <<EOC
-socket = inet:$MILTER_PORT@127.0.0.1
-state_dir = $MILTER_STATE
-insecure_http = yes
-retry_base = 1
-workers = 2
-web_listen = off
-
-[tenant sim]
-halo_url = $SIM
-auth_url = http://127.0.0.1:$SIM_AUTH/auth
-client_id = halo-milter-native
-ticket_type_id = 1
+{ sim_conf; cat <<EOC
 cf_message_id = CFMilterKey
 halo_senders = notify@msp.example
 rate_limit = 40
@@ -63,6 +47,7 @@ create_contacts = no
 route = followup@msp.example intake agent=bob@msp.example
 route = sales@msp.example intake agent=bob@msp.example type=1 team=Sales priority=2 assign=2
 EOC
+} > "$MILTER_CONF"
 sink_start "$T/sink" || exit 1
 daemon_start || exit 1
 pf_start "inet:$MILTER_PORT@127.0.0.1" tempfail || exit 1

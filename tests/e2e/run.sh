@@ -12,16 +12,9 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/halo-e2e.XXXXXX")
 trap 'daemon_stop; harness_cleanup' EXIT
 trap 'daemon_stop; harness_cleanup; trap - EXIT; exit 130' INT TERM
 MAIL="$HERE/mail"
-pass=0
-fail=0
+SUITE=e2e
+. "$TOP/tests/lib/check.sh"
 
-ok() { pass=$((pass + 1)); echo "ok   e2e: $1"; }
-not_ok() { fail=$((fail + 1)); echo "FAIL e2e: $1"; }
-check() {        # check DESCRIPTION COMMAND...
-	_c_d=$1; shift
-	if "$@"; then ok "$_c_d"; else not_ok "$_c_d"; fi
-}
-eq() { [ "$1" = "$2" ] || { echo "    got '$1', want '$2'" >&2; return 1; }; }
 jobs_with_state() { ctl queue -s "$1" | grep -c '^[0-9]'; }
 job_count() { ctl queue | grep -c '^[0-9]'; }
 job_of() { ctl queue | awk -v id="$1" '$NF == id { print $1; exit }'; }

@@ -12,11 +12,8 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/halo-e2e-sealkey.XXXXXX")
 . "$HERE/daemon.sh"
 trap 'daemon_stop; rm -rf "$T"' EXIT
 trap 'daemon_stop; rm -rf "$T"; trap - EXIT; exit 130' INT TERM
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   sealkey: $1"; }
-not_ok() { fail=$((fail + 1)); echo "FAIL sealkey: $1"; }
-check() { _c_d=$1; shift; if "$@"; then ok "$_c_d"; else not_ok "$_c_d"; fi; }
+SUITE=sealkey
+. "$TOP/tests/lib/check.sh"
 KEY=$T/state/seal.key
 
 # start_refused: the daemon exits at start, naming the key file

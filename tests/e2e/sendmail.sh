@@ -26,12 +26,8 @@ spy_stop() {
 cleanup() { spy_stop; daemon_stop; sim_stop; sm_cleanup; }
 trap cleanup EXIT
 trap 'cleanup; trap - EXIT; exit 130' INT TERM
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   sendmail: $1"; }
-not_ok() { fail=$((fail + 1)); echo "FAIL sendmail: $1"; }
-check() { _c_d=$1; shift; if "$@"; then ok "$_c_d"; else not_ok "$_c_d"; fi; }
-eq() { [ "$1" = "$2" ] || { echo "    got '$1', want '$2'" >&2; return 1; }; }
+SUITE=sendmail
+. "$TOP/tests/lib/check.sh"
 
 if ! sm_available; then
 	not_ok "Sendmail is not unpacked in $SM_ROOT (run make deps)"
@@ -47,23 +43,12 @@ SPY_PORT=$(pf_free_port)
 while [ "$SPY_PORT" = "$MILTER_PORT" ]; do SPY_PORT=$(pf_free_port); done
 MILTER_CONF=$T/halo-milter.conf
 MILTER_STATE=$T/state
-cat > "$MILTER_CONF" <<EOC
-socket = inet:$MILTER_PORT@127.0.0.1
-state_dir = $MILTER_STATE
-insecure_http = yes
-retry_base = 1
-workers = 2
-web_listen = off
-
-[tenant sim]
-halo_url = $SIM
-auth_url = http://127.0.0.1:$SIM_AUTH/auth
-client_id = halo-milter-native
-ticket_type_id = 1
+{ sim_conf; cat <<EOC
 cf_message_id = CFMilterKey
 halo_senders = notify@msp.example
 route = support@msp.example intake agent=alice@msp.example
 EOC
+} > "$MILTER_CONF"
 
 # spy_start: the milter-protocol tap between Sendmail and the daemon; it
 # logs the macros Sendmail sends to $T/macros.jsonl.

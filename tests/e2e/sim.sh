@@ -58,3 +58,37 @@ token_for() {
 	sim POST /_sim/token "{\"agent_email\": \"$1\", \"scope\": \"all offline_access\"}" |
 	    python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])'
 }
+
+# sim_conf [KEY=VALUE...]: print the start of a daemon configuration against
+# this simulator: the milter on inet:$MILTER_PORT@127.0.0.1, state in
+# $MILTER_STATE, plain http, 1-second retries, two workers, no web
+# listener; each KEY=VALUE replaces that global setting or adds one (an
+# empty VALUE drops it). Then "[tenant sim]" with the simulator's URLs, the
+# native client id and ticket type 1: the caller appends the tenant's own
+# lines, e.g. { sim_conf workers=4; cat <<EOC ... EOC; } > "$MILTER_CONF".
+sim_conf() {
+	for _sc_d in "socket=inet:$MILTER_PORT@127.0.0.1" \
+	    "state_dir=$MILTER_STATE" insecure_http=yes retry_base=1 \
+	    workers=2 web_listen=off; do
+		_sc_k=${_sc_d%%=*}
+		_sc_v=${_sc_d#*=}
+		for _sc_a in "$@"; do
+			[ "${_sc_a%%=*}" = "$_sc_k" ] && _sc_v=${_sc_a#*=}
+		done
+		[ -n "$_sc_v" ] && echo "$_sc_k = $_sc_v"
+	done
+	for _sc_a in "$@"; do
+		case " socket state_dir insecure_http retry_base workers web_listen " in
+		*" ${_sc_a%%=*} "*) ;;
+		*) [ -n "${_sc_a#*=}" ] && echo "${_sc_a%%=*} = ${_sc_a#*=}" ;;
+		esac
+	done
+	cat <<EOC
+
+[tenant sim]
+halo_url = $SIM
+auth_url = http://127.0.0.1:$SIM_AUTH/auth
+client_id = halo-milter-native
+ticket_type_id = 1
+EOC
+}

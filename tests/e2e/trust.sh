@@ -12,12 +12,8 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/halo-e2e-trust.XXXXXX")
 . "$HERE/daemon.sh"
 trap 'daemon_stop; sim_stop; harness_cleanup' EXIT
 trap 'daemon_stop; sim_stop; harness_cleanup; trap - EXIT; exit 130' INT TERM
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   trust: $1"; }
-not_ok() { fail=$((fail + 1)); echo "FAIL trust: $1"; }
-check() { _c_d=$1; shift; if "$@"; then ok "$_c_d"; else not_ok "$_c_d"; fi; }
-eq() { [ "$1" = "$2" ] || { echo "    got '$1', want '$2'" >&2; return 1; }; }
+SUITE=trust
+. "$TOP/tests/lib/check.sh"
 ne() { [ "$1" != "$2" ] || { echo "    got '$1', must differ" >&2; return 1; }; }
 has() { case "$1" in *"$2"*) return 0;; esac; echo "    '$1' lacks '$2'" >&2; return 1; }
 
@@ -28,19 +24,7 @@ sim_start || exit 1
 MILTER_PORT=$(pf_free_port)
 MILTER_CONF=$T/halo-milter.conf
 MILTER_STATE=$T/state
-cat > "$MILTER_CONF" <<EOC
-socket = inet:$MILTER_PORT@127.0.0.1
-state_dir = $MILTER_STATE
-insecure_http = yes
-retry_base = 1
-workers = 2
-web_listen = off
-
-[tenant sim]
-halo_url = $SIM
-auth_url = http://127.0.0.1:$SIM_AUTH/auth
-client_id = halo-milter-native
-ticket_type_id = 1
+{ sim_conf; cat <<EOC
 cf_message_id = none
 closed_tickets = append
 route = support@msp.example intake agent=alice@msp.example
@@ -55,6 +39,7 @@ closed_tickets = append
 fallback_client_id = 15
 route = catchall@msp.example intake agent=bob@msp.example
 EOC
+} > "$MILTER_CONF"
 sink_start "$T/sink" || exit 1
 daemon_start || exit 1
 pf_start "inet:$MILTER_PORT@127.0.0.1" tempfail || exit 1

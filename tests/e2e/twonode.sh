@@ -18,12 +18,8 @@ mkdir -p "$T0/a" "$T0/b"
 . "$HERE/lib.sh"
 . "$HERE/daemon.sh"
 . "$HERE/sim.sh"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   twonode: $1"; }
-not_ok() { fail=$((fail + 1)); echo "FAIL twonode: $1"; }
-check() { _c_d=$1; shift; if "$@"; then ok "$_c_d"; else not_ok "$_c_d"; fi; }
-eq() { [ "$1" = "$2" ] || { echo "    got '$1', want '$2'" >&2; return 1; }; }
+SUITE=twonode
+. "$TOP/tests/lib/check.sh"
 
 # --- two nodes in one shell: lib.sh and daemon.sh keep one node's state in
 # these variables; node X swaps them in
@@ -75,24 +71,11 @@ node_conf() {
 	[ -n "$MILTER_PORT" ] || MILTER_PORT=$(pf_free_port)
 	MILTER_CONF=$T/halo-milter.conf
 	MILTER_STATE=$T/state
-	cat > "$MILTER_CONF" <<EOC
-socket = inet:$MILTER_PORT@127.0.0.1
-state_dir = $MILTER_STATE
-${NODE_STORE:+store = $NODE_STORE}
-insecure_http = yes
-retry_base = 1
-workers = 2
-job_lease = 10
-web_listen = off
-
-[tenant sim]
-halo_url = $SIM
-auth_url = http://127.0.0.1:$SIM_AUTH/auth
-client_id = halo-milter-native
-ticket_type_id = 1
+	{ sim_conf "store=${NODE_STORE}" job_lease=10; cat <<EOC
 cf_message_id = CFMilterKey
 route = support@msp.example intake agent=alice@msp.example
 EOC
+	} > "$MILTER_CONF"
 }
 
 # mail FROM SUBJECT MSGID [extra header lines...]: to support@, via the

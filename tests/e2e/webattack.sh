@@ -14,11 +14,8 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/halo-e2e-webattack.XXXXXX")
 . "$HERE/daemon.sh"
 trap 'daemon_stop; rm -rf "$T"' EXIT
 trap 'daemon_stop; rm -rf "$T"; trap - EXIT; exit 130' INT TERM
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   webattack: $1"; }
-not_ok() { fail=$((fail + 1)); echo "FAIL webattack: $1"; }
-check() { _c_d=$1; shift; if "$@"; then ok "$_c_d"; else not_ok "$_c_d"; fi; }
+SUITE=webattack
+. "$TOP/tests/lib/check.sh"
 
 TIMEOUT=6
 web_ports
@@ -64,8 +61,7 @@ python3 "$HERE/webattack.py" --port "$WEB_PORT" --code "$CODE" \
     --password "$PASSWORD" --timeout "$TIMEOUT" > "$T/py.out" 2>&1
 py_rc=$?
 grep -E "^(ok  |FAIL) webattack: |^    " "$T/py.out"
-pass=$((pass + $(grep -c "^ok   webattack: " "$T/py.out")))
-fail=$((fail + $(grep -c "^FAIL webattack: " "$T/py.out")))
+count_from "$T/py.out"
 if [ $py_rc -ne 0 ] && ! grep -q "^FAIL webattack: " "$T/py.out"; then
 	not_ok "webattack.py ended early (exit $py_rc)"
 	tail -20 "$T/py.out" | sed 's/^/    /'

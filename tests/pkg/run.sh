@@ -35,12 +35,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'cleanup; trap - EXIT; exit 130' INT TERM
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   pkg: $1"; }
-not_ok() { fail=$((fail + 1)); echo "FAIL pkg: $1"; }
-check() { _c_d=$1; shift; if "$@"; then ok "$_c_d"; else not_ok "$_c_d"; fi; }
-eq() { [ "$1" = "$2" ] || { echo "    got '$1', want '$2'" >&2; return 1; }; }
+SUITE=pkg
+. "$TOP/tests/lib/check.sh"
 finish() { echo "pkg: $pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
 in_root() { chroot "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
 as_daemon() { chroot --userspec=halo-milter:halo-milter "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
