@@ -219,18 +219,14 @@ keys_check(struct store *st, const char *path,
 
 /* The sealing key of a process that uses ST (see keys.h). */
 int
-keys_load(const char *state_dir, struct store *st,
+keys_load(const struct statedir *sd, struct store *st,
     uint8_t key[CRYPTO_KEY_LEN], char *err, size_t errsz)
 {
-	char path[PATH_MAX], want[2 * CRYPTO_KEY_ID_LEN + 1];
+	const char *path = sd->seal_key;
+	char want[2 * CRYPTO_KEY_ID_LEN + 1];
 	struct keys_survey sv;
 	struct stat sb;
 
-	if (snprintf(path, sizeof(path), "%s/seal.key", state_dir) >=
-	    (int)sizeof(path)) {
-		snprintf(err, errsz, "state_dir is too long");
-		return -1;
-	}
 	if (lstat(path, &sb) != 0 && errno == ENOENT) {
 		/* a new key opens none of the sealed tokens: never make one
 		 * while there are any */
@@ -262,21 +258,20 @@ keys_load(const char *state_dir, struct store *st,
 
 /* The whole rotation. */
 int
-keys_rotate(const char *state_dir, struct store *st,
+keys_rotate(const struct statedir *sd, struct store *st,
     struct keys_counts *counts, char *err, size_t errsz)
 {
-	char cur_path[PATH_MAX], new_path[PATH_MAX], old_path[PATH_MAX];
+	const char *cur_path = sd->seal_key, *state_dir = sd->dir;
+	char new_path[PATH_MAX], old_path[PATH_MAX];
 	uint8_t cur[CRYPTO_KEY_LEN], next[CRYPTO_KEY_LEN];
 	struct stat sb;
 	int rc = -1;
 
 	memset(counts, 0, sizeof(*counts));
-	if (snprintf(cur_path, sizeof(cur_path), "%s/seal.key", state_dir) >=
-	    (int)sizeof(cur_path) ||
-	    snprintf(new_path, sizeof(new_path), "%s/seal.key.new", state_dir) >=
-	    (int)sizeof(new_path) ||
-	    snprintf(old_path, sizeof(old_path), "%s/seal.key.old", state_dir) >=
-	    (int)sizeof(old_path)) {
+	if (statedir_path(new_path, sizeof(new_path), state_dir,
+	    STATEDIR_SEAL_KEY, ".new") != 0 ||
+	    statedir_path(old_path, sizeof(old_path), state_dir,
+	    STATEDIR_SEAL_KEY, ".old") != 0) {
 		snprintf(err, errsz, "state_dir is too long");
 		return -1;
 	}
@@ -349,4 +344,20 @@ out:
 	crypto_wipe(cur, sizeof(cur));
 	crypto_wipe(next, sizeof(next));
 	return rc;
+}
+
+/* Both keys of a process (see keys.h). */
+int
+keys_load_all(const struct statedir *sd, struct store *st,
+    struct statedir_keys *k, char *err, size_t errsz)
+{
+	if (keys_load(sd, st, k->seal, err, errsz) != 0)
+		return -1;
+	/* the key of X-Halo-Token: made on first start, 0600, only ours */
+	if (crypto_key_load_or_create(sd->status_key, k->status, err,
+	    errsz) != 0) {
+		statedir_keys_wipe(k);
+		return -1;
+	}
+	return 0;
 }

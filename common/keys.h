@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "crypto.h"
+#include "statedir.h"
 #include "store.h"
 
 struct keys_counts {
@@ -46,7 +47,7 @@ int keys_reseal(struct store *st, const uint8_t old_key[CRYPTO_KEY_LEN],
     const uint8_t new_key[CRYPTO_KEY_LEN], struct keys_counts *counts);
 
 /*
- * The sealing key STATE_DIR/seal.key of a process that uses ST, into KEY.
+ * The sealing key SD->seal_key of a process that uses ST, into KEY.
  * It is created only while ST holds no sealed value. Refused (-1, a
  * message naming the file in ERR, KEY wiped) when the file is missing or
  * unusable while refresh tokens are sealed, or when none of them was made
@@ -56,12 +57,20 @@ int keys_reseal(struct store *st, const uint8_t old_key[CRYPTO_KEY_LEN],
  * restores them all. 0 on success. The daemon and the CLI call this at
  * start.
  */
-int keys_load(const char *state_dir, struct store *st,
+int keys_load(const struct statedir *sd, struct store *st,
     uint8_t key[CRYPTO_KEY_LEN], char *err, size_t errsz);
 
-/* The whole rotation in STATE_DIR (steps 1-5, or the end of an interrupted
+/* The whole rotation in SD (steps 1-5, or the end of an interrupted
  * run). 0, or -1 with a message in ERR. */
-int keys_rotate(const char *state_dir, struct store *st,
+int keys_rotate(const struct statedir *sd, struct store *st,
     struct keys_counts *counts, char *err, size_t errsz);
+
+/*
+ * The keys a daemon holds, loaded once: the sealing key (keys_load) and
+ * the status key (made on first start). 0, or -1 with a message naming
+ * the file in ERR (K wiped).
+ */
+int keys_load_all(const struct statedir *sd, struct store *st,
+    struct statedir_keys *k, char *err, size_t errsz);
 
 #endif

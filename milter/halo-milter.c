@@ -33,6 +33,7 @@
 #include "crypto.h"
 #include "intake.h"
 #include "keys.h"
+#include "statedir.h"
 #include "log.h"
 #include "oauth.h"
 #include "spool.h"
@@ -276,8 +277,9 @@ main(int argc, char **argv)
 	struct worker *worker = NULL;
 	struct web *web = NULL;
 	struct passwd *pw = NULL;
-	uint8_t key[CRYPTO_KEY_LEN];
-	char db_path[PATH_MAX], spool_dir[PATH_MAX], err[1024];
+	struct statedir sd;
+	struct statedir_keys keys;
+	char err[1024];
 	char hostname[256];
 	unsigned tmp_removed = 0, orphans = 0, posting = 0;
 	int ch, nerrors = 0, rc = 1;
@@ -339,12 +341,9 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (snprintf(db_path, sizeof(db_path), conf->store != NULL ? "%s" :
-	    "%s/halo-milter.db", conf->store != NULL ? conf->store :
-	    conf->state_dir) >= (int)sizeof(db_path) ||
-	    snprintf(spool_dir, sizeof(spool_dir), "%s/spool",
-	    conf->state_dir) >= (int)sizeof(spool_dir)) {
-		log_warnx("state_dir is too long");
+	if (statedir_init(&sd, conf->state_dir, conf->store, err,
+	    sizeof(err)) != 0) {
+		log_warnx("%s", err);
 		goto out;
 	}
 	if (main_mkdir(conf->state_dir, pw ? pw->pw_uid : 0,
@@ -377,15 +376,15 @@ main(int argc, char **argv)
 	/* the sealing key: created on first start, 0600, only ours; a
 	 * missing or different key while tokens are sealed stops us here,
 	 * before we detach, so the refusal reaches whoever started us */
-	store = store_open(db_path, err, sizeof(err));
+	store = store_open(sd.store, err, sizeof(err));
 	if (store == NULL) {
 		log_warnx("cannot open store: %s", err);
 		goto out;
 	}
-	if (keys_load(conf->state_dir, store, key, err, sizeof(err)) != 0) {
+	if (keys_load_all(&sd, store, &keys, err, sizeof(err)) != 0) {
 		if (!foreground)
-			fprintf(stderr, "halo-milter: sealing key: %s\n", err);
-		log_warnx("sealing key: %s", err);
+			fprintf(stderr, "halo-milter: key: %s\n", err);
+		log_warnx("key: %s", err);
 		goto out;
 	}
 	store = store_close(store);
@@ -396,18 +395,18 @@ main(int argc, char **argv)
 		goto out;
 	}
 	umask(077);
-	store = store_open(db_path, err, sizeof(err));
+	store = store_open(sd.store, err, sizeof(err));
 	if (store == NULL) {
 		log_warnx("cannot open store: %s", err);
 		goto out;
 	}
-	if (spool_init(spool_dir) != 0) {
-		log_warn("cannot create spool %s", spool_dir);
+	if (spool_init(sd.spool) != 0) {
+		log_warn("cannot create spool %s", sd.spool);
 		goto out;
 	}
-	if (spool_recover(spool_dir, main_spool_used, store, &tmp_removed,
+	if (spool_recover(sd.spool, main_spool_used, store, &tmp_removed,
 	    &orphans) != 0) {
-		log_warn("cannot read spool %s", spool_dir);
+		log_warn("cannot read spool %s", sd.spool);
 		goto out;
 	}
 	if (tmp_removed || orphans)
@@ -432,20 +431,20 @@ main(int argc, char **argv)
 	 */
 	if (main_block_stop_signals() != 0)
 		goto out;
-	oauth = oauth_new(store, key);
-	crypto_wipe(key, sizeof(key));
-	in = intake_new(conf, store, spool_dir, hostname);
+	oauth = oauth_new(store, keys.seal);
+	in = intake_new(conf, store, sd.spool, hostname, keys.status);
 	if (oauth == NULL || in == NULL) {
 		log_warnx("out of memory");
 		goto out;
 	}
 	if (conf->workers > 0 &&
-	    (worker = worker_start(conf, store, oauth, spool_dir, 0)) == NULL) {
+	    (worker = worker_start(conf, store, oauth, sd.spool, 0)) == NULL) {
 		log_warnx("cannot start worker threads");
 		goto out;
 	}
 	if (conf->web_listen != NULL &&
-	    (web = web_start(conf, store, oauth, err, sizeof(err))) == NULL) {
+	    (web = web_start(conf, store, oauth, &sd, &keys, err,
+	    sizeof(err))) == NULL) {
 		log_warnx("cannot start the web server: %s", err);
 		goto out;
 	}
@@ -463,7 +462,7 @@ main(int argc, char **argv)
 	(void)sd_notify(0, "STOPPING=1");
 	log_info("stopping");
 out:
-	crypto_wipe(key, sizeof(key));
+	statedir_keys_wipe(&keys);
 	web = web_stop(web);
 	worker = worker_stop(worker);
 	oauth = oauth_free(oauth);

@@ -46,12 +46,16 @@
 #include "manifest.h"
 #include "oauth.h"
 #include "spool.h"
+#include "statedir.h"
 #include "store.h"
 #include "util.h"
 #include "worker.h"
 #include "enroll.h"
 
 #define DEFAULT_CONF "/etc/halo-milter/halo-milter.conf"
+
+/* The state files of the configuration loaded (statedir.h), set by main. */
+static struct statedir ctl_sd;
 #define CTL_HEADER_MAX (256 * 1024)   /* header block shown by "show" */
 #define CTL_QUEUE_LIMIT 50            /* "queue" rows without -n, on a tty */
 
@@ -319,10 +323,10 @@ ctl_field(const char *label, const char *value)
 
 /* "show ID". */
 static int
-ctl_show(struct store *st, const struct conf *conf, const char *idtext)
+ctl_show(struct store *st, const char *idtext)
 {
 	struct store_job *j = NULL;
-	char *end, created[64], path[PATH_MAX], spool_dir[PATH_MAX];
+	char *end, created[64], path[PATH_MAX];
 	long long id;
 	struct tm tm;
 	enum store_status rc;
@@ -377,8 +381,7 @@ ctl_show(struct store *st, const struct conf *conf, const char *idtext)
 	ctl_field("spool", j->spool);
 	printf("%-14s %" PRIu64 "\n", "size", j->size);
 	if (j->spool != NULL) {
-		snprintf(spool_dir, sizeof(spool_dir), "%s/spool", conf->state_dir);
-		if (spool_path(spool_dir, j->spool, path, sizeof(path)) == 0) {
+		if (spool_path(ctl_sd.spool, j->spool, path, sizeof(path)) == 0) {
 			printf("headers:\n");
 			ctl_print_headers(path);
 		}
@@ -453,7 +456,7 @@ static int
 ctl_token_import(struct store *st, const struct conf *conf, const char *agent,
     const char *tenant)
 {
-	char key_path[PATH_MAX], err[1024], line[8192], lower[321];
+	char err[1024], line[8192], lower[321];
 	uint8_t key[CRYPTO_KEY_LEN];
 	struct oauth *oa;
 	struct stat sb;
@@ -490,16 +493,15 @@ ctl_token_import(struct store *st, const struct conf *conf, const char *agent,
 		fprintf(stderr, "empty token\n");
 		return 1;
 	}
-	snprintf(key_path, sizeof(key_path), "%s/seal.key", conf->state_dir);
-	if (keys_load(conf->state_dir, st, key, err, sizeof(err)) != 0) {
+	if (keys_load(&ctl_sd, st, key, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sealing key: %s\n", err);
 		crypto_wipe(line, sizeof(line));
 		return 1;
 	}
 	/* a key made here must stay readable by the daemon's user */
 	if (stat(conf->state_dir, &sb) == 0 &&
-	    chown(key_path, sb.st_uid, sb.st_gid) != 0 && errno != EPERM)
-		fprintf(stderr, "warning: cannot chown %s\n", key_path);
+	    chown(ctl_sd.seal_key, sb.st_uid, sb.st_gid) != 0 && errno != EPERM)
+		fprintf(stderr, "warning: cannot chown %s\n", ctl_sd.seal_key);
 	oa = oauth_new(st, key);
 	crypto_wipe(key, sizeof(key));
 	if (oa != NULL && oauth_import(oa, tenant, lower, line) == 0) {
@@ -842,7 +844,7 @@ ctl_doctor_tenant(struct store *st, struct oauth *oa,
 static int
 ctl_doctor(struct store *st, const struct conf *conf, const char *tenant)
 {
-	char key_path[PATH_MAX], err[1024];
+	char err[1024];
 	uint8_t key[CRYPTO_KEY_LEN];
 	struct oauth *oa;
 	int problems = 0;
@@ -860,8 +862,7 @@ ctl_doctor(struct store *st, const struct conf *conf, const char *tenant)
 		    " post a job again while the request of the node that died"
 		    " is still in flight at Halo\n", conf->job_lease,
 		    WORKER_POST_GRACE);
-	snprintf(key_path, sizeof(key_path), "%s/seal.key", conf->state_dir);
-	if (keys_load(conf->state_dir, st, key, err, sizeof(err)) != 0) {
+	if (keys_load(&ctl_sd, st, key, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sealing key: %s\n", err);
 		return 1;
 	}
@@ -914,7 +915,7 @@ static int
 ctl_enroll(struct store *st, const struct conf *conf, const char *agent_arg,
     const char *tenant_arg)
 {
-	char key_path[PATH_MAX], err[1024], agent[321], hash_key[65], hash[65];
+	char err[1024], agent[321], hash_key[65], hash[65];
 	char code[9], shown[10], until[32];
 	uint8_t key[CRYPTO_KEY_LEN];
 	const char *tenant, *ttl_env;
@@ -947,14 +948,13 @@ ctl_enroll(struct store *st, const struct conf *conf, const char *agent_arg,
 			return 2;
 		}
 	}
-	snprintf(key_path, sizeof(key_path), "%s/seal.key", conf->state_dir);
-	if (keys_load(conf->state_dir, st, key, err, sizeof(err)) != 0) {
+	if (keys_load(&ctl_sd, st, key, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sealing key: %s\n", err);
 		return 1;
 	}
 	if (stat(conf->state_dir, &sb) == 0 &&
-	    chown(key_path, sb.st_uid, sb.st_gid) != 0 && errno != EPERM)
-		fprintf(stderr, "warning: cannot chown %s\n", key_path);
+	    chown(ctl_sd.seal_key, sb.st_uid, sb.st_gid) != 0 && errno != EPERM)
+		fprintf(stderr, "warning: cannot chown %s\n", ctl_sd.seal_key);
 	if (enroll_hash_key(key, hash_key) != 0) {
 		crypto_wipe(key, sizeof(key));
 		return 1;
@@ -1176,15 +1176,13 @@ static int
 ctl_admin_password(const struct conf *conf)
 {
 	char first[CRYPTO_PW_MAX + 2], again[CRYPTO_PW_MAX + 2];
-	char hash[CRYPTO_PW_HASH_MAX + 2], path[PATH_MAX];
+	char hash[CRYPTO_PW_HASH_MAX + 2];
+	const char *path = ctl_sd.admin_pw;
 	bool tty = isatty(STDIN_FILENO);
 	int rc = 1;
 
 	memset(again, 0, sizeof(again));
 	memset(hash, 0, sizeof(hash));
-	if (snprintf(path, sizeof(path), "%s/admin.pw", conf->state_dir) >=
-	    (int)sizeof(path))
-		return 1;
 	if (access(conf->state_dir, W_OK) != 0) {
 		fprintf(stderr, "%s: %s\n", conf->state_dir, strerror(errno));
 		return 1;
@@ -1286,7 +1284,7 @@ ctl_store_migrate(const struct conf *conf, int argc, char **argv)
 	const char *from = NULL, *target = conf->store;
 	struct store_copy_report rep;
 	struct store *src, *dst;
-	char src_path[PATH_MAX], spool_dir[PATH_MAX], err[512];
+	char err[512];
 	enum store_status ss;
 	int i;
 
@@ -1298,11 +1296,8 @@ ctl_store_migrate(const struct conf *conf, int argc, char **argv)
 		else
 			usage();
 	}
-	snprintf(src_path, sizeof(src_path), "%s/halo-milter.db",
-	    conf->state_dir);
-	snprintf(spool_dir, sizeof(spool_dir), "%s/spool", conf->state_dir);
 	if (from == NULL)
-		from = src_path;
+		from = ctl_sd.sqlite;
 	if (target == NULL || !store_target_is_pg(target)) {
 		fprintf(stderr, "store migrate: name a PostgreSQL store"
 		    " (postgresql://... or a conninfo), or set store =\n");
@@ -1321,7 +1316,7 @@ ctl_store_migrate(const struct conf *conf, int argc, char **argv)
 		store_close(src);
 		return 1;
 	}
-	ss = store_copy(src, dst, spool_dir, &rep, err, sizeof(err));
+	ss = store_copy(src, dst, ctl_sd.spool, &rep, err, sizeof(err));
 	store_close(dst);
 	store_close(src);
 	if (ss != STORE_OK) {
@@ -1357,7 +1352,7 @@ ctl_keys_rotate(struct store *st, const struct conf *conf, bool force)
 		fprintf(stderr, "warning: --force: something answers on %s; if it"
 		    " is halo-milter, restart it right after this\n", conf->socket);
 	}
-	if (keys_rotate(conf->state_dir, st, &counts, err, sizeof(err)) != 0) {
+	if (keys_rotate(&ctl_sd, st, &counts, err, sizeof(err)) != 0) {
 		fprintf(stderr, "keys rotate: %s\n", err);
 		return 1;
 	}
@@ -1452,7 +1447,8 @@ main(int argc, char **argv)
 	const char *conf_path = DEFAULT_CONF;
 	struct conf *conf;
 	struct store *st;
-	char db_path[PATH_MAX], err[512];
+	const char *db_path;
+	char err[512];
 	int nerrors = 0, rc;
 
 	/* help needs neither a configuration nor a store */
@@ -1471,6 +1467,13 @@ main(int argc, char **argv)
 	conf = conf_load(conf_path, stderr, &nerrors);
 	if (conf == NULL)
 		return 1;
+	if (statedir_init(&ctl_sd, conf->state_dir, conf->store, err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s\n", conf_path, err);
+		conf_free(conf);
+		return 1;
+	}
+	db_path = ctl_sd.store;
 	/* needs no store: the page may be set up before the first start */
 	if (strcmp(argv[1], "admin-password") == 0) {
 		if (argc != 2)
@@ -1492,9 +1495,6 @@ main(int argc, char **argv)
 		conf_free(conf);
 		return rc;
 	}
-	snprintf(db_path, sizeof(db_path), conf->store != NULL ? "%s" :
-	    "%s/halo-milter.db", conf->store != NULL ? conf->store :
-	    conf->state_dir);
 	if (!store_target_is_pg(db_path) && access(db_path, R_OK | W_OK) != 0) {
 		/* say which: a missing store and a refused one need different
 		 * fixes (start the daemon once, or run as its user or root) */
@@ -1517,7 +1517,7 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "queue") == 0)
 		rc = ctl_queue(st, argc - 1, argv + 1);
 	else if (strcmp(argv[1], "show") == 0 && argc == 3)
-		rc = ctl_show(st, conf, argv[2]);
+		rc = ctl_show(st, argv[2]);
 	else if (strcmp(argv[1], "stats") == 0 && (argc == 2 ||
 	    (argc == 3 && strcmp(argv[2], "--json") == 0)))
 		rc = ctl_stats(st, argc == 3);

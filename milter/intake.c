@@ -109,10 +109,9 @@ struct intake_msg {
 /* Set up shared intake state. */
 struct intake *
 intake_new(const struct conf *conf, struct store *store, const char *spool_dir,
-    const char *hostname)
+    const char *hostname, const uint8_t status_key[CRYPTO_KEY_LEN])
 {
 	struct intake *in = calloc(1, sizeof(*in));
-	char key_path[PATH_MAX], err[256] = "";
 
 	if (in == NULL)
 		return NULL;
@@ -122,14 +121,8 @@ intake_new(const struct conf *conf, struct store *store, const char *spool_dir,
 	in->hostname = strdup(hostname ? hostname : "localhost");
 	if (in->spool_dir == NULL || in->hostname == NULL)
 		return intake_free(in);
-	/* the key of X-Halo-Token: made on first start, 0600, only ours */
-	if (snprintf(key_path, sizeof(key_path), "%s/status.key",
-	    conf->state_dir) >= (int)sizeof(key_path) ||
-	    crypto_key_load_or_create(key_path, in->status_key, err,
-	    sizeof(err)) != 0) {
-		log_warnx("status key: %s", err[0] ? err : "state_dir too long");
-		return intake_free(in);
-	}
+	/* the key of X-Halo-Token (statedir.h), loaded once by the caller */
+	memcpy(in->status_key, status_key, sizeof(in->status_key));
 	hdr_init();
 	return in;
 }

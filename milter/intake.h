@@ -17,8 +17,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf.h"
+#include "crypto.h"
 #include "store.h"
 
 struct intake;
@@ -42,12 +44,13 @@ enum intake_verdict {
 };
 
 /*
- * Shared state: configuration, store, spool directory and the host name
- * used in generated Message-IDs. CONF and STORE stay owned by the caller
+ * Shared state: configuration, store, spool directory, the host name
+ * used in generated Message-IDs and the key of X-Halo-Token (copied). CONF and STORE stay owned by the caller
  * and must outlive the intake.
  */
 struct intake *intake_new(const struct conf *conf, struct store *store,
-    const char *spool_dir, const char *hostname);
+    const char *spool_dir, const char *hostname,
+    const uint8_t status_key[CRYPTO_KEY_LEN]);
 struct intake *intake_free(struct intake *in);
 
 /* A new message. NULL on allocation failure. */

@@ -1666,10 +1666,10 @@ web_build_csp(const struct conf *conf)
 /* Start the server. */
 struct web *
 web_start(const struct conf *conf, struct store *store, struct oauth *oauth,
-    char *err, size_t errsz)
+    const struct statedir *sd, const struct statedir_keys *keys, char *err,
+    size_t errsz)
 {
 	struct web *w;
-	char key_path[PATH_MAX];
 	sigset_t block, old;
 	unsigned flags, max_conns, per_ip, timeout;
 	bool v6 = false;
@@ -1698,11 +1698,12 @@ web_start(const struct conf *conf, struct store *store, struct oauth *oauth,
 	w->conf = conf;
 	w->store = store;
 	w->oauth = oauth;
-	if (snprintf(key_path, sizeof(key_path), "%s/seal.key",
-	    conf->state_dir) >= (int)sizeof(key_path) ||
-	    crypto_key_load_or_create(key_path, w->seal_key, err, errsz) != 0 ||
-	    enroll_hash_key(w->seal_key, w->hash_key) != 0)
+	w->sd = *sd;
+	memcpy(w->seal_key, keys->seal, sizeof(w->seal_key));
+	if (enroll_hash_key(w->seal_key, w->hash_key) != 0) {
+		snprintf(err, errsz, "cannot derive the enrollment hash key");
 		goto fail;
+	}
 	if (conf->public_url != NULL) {
 		w->https_public = strncasecmp(conf->public_url, "https://", 8) == 0;
 		w->cookie_name = w->https_public ? "__Host-halo_enroll" :
@@ -1722,7 +1723,7 @@ web_start(const struct conf *conf, struct store *store, struct oauth *oauth,
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
-	if ((w->pane = web_pane_new(conf, err, errsz)) == NULL)
+	if ((w->pane = web_pane_new(conf, keys->status, err, errsz)) == NULL)
 		goto fail;
 	if (conf->tls_cert != NULL && conf->tls_key != NULL) {
 		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {

@@ -29,6 +29,7 @@
 #include "util.h"
 #include "enroll.h"
 #include "oauth.h"
+#include "statedir.h"
 #include "store.h"
 
 #define WEB_STATE_TTL      600          /* a started sign-in's life */
@@ -43,11 +44,13 @@ struct web;
 
 /*
  * Start the web server on CONF->web_listen (HTTPS when tls_cert/tls_key are
- * set). CONF, STORE and OAUTH must outlive it. The sealing key is read from
- * state_dir/seal.key. NULL and a message in ERR on failure.
+ * set). CONF, STORE and OAUTH must outlive it. SD names the state files
+ * (copied); KEYS are the process's keys, loaded once (copied). NULL and a
+ * message in ERR on failure.
  */
 struct web *web_start(const struct conf *conf, struct store *store,
-    struct oauth *oauth, char *err, size_t errsz);
+    struct oauth *oauth, const struct statedir *sd,
+    const struct statedir_keys *keys, char *err, size_t errsz);
 
 /* Stop the server (waits for running requests) and free it; NULL. */
 struct web *web_stop(struct web *w);

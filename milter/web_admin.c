@@ -34,7 +34,6 @@
 #include "agents.h"
 #include "log.h"
 
-#define ADMIN_PW_FILE        "admin.pw"
 #define ADMIN_FAIL_PER_IP    10          /* wrong passwords per client; no
                                             limit in all: a flood from a few
                                             addresses must not lock the
@@ -330,20 +329,16 @@ admin_message(const struct admin_ctx *a, unsigned status, const char *title,
 	return admin_page(a, status, title, &body, cookie);
 }
 
-/* Read state_dir/admin.pw into OUT: 1 read, 0 absent, -1 unusable. */
+/* Read the admin password file PATH (state_dir/admin.pw) into OUT: 1 read, 0 absent, -1 unusable. */
 static int
-admin_pw_read(const struct conf *conf, char *out, size_t outsz)
+admin_pw_read(const char *path, char *out, size_t outsz)
 {
-	char path[PATH_MAX];
 	struct stat sb;
 	ssize_t n;
 	size_t len = 0;
 	int fd;
 
 	out[0] = '\0';
-	if (snprintf(path, sizeof(path), "%s/" ADMIN_PW_FILE, conf->state_dir) >=
-	    (int)sizeof(path))
-		return -1;
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
 	    O_NONBLOCK);
 	if (fd < 0)
@@ -367,17 +362,15 @@ admin_pw_read(const struct conf *conf, char *out, size_t outsz)
 /* Is an admin password set? *STAMP identifies the file (inode, size,
  * modification time): a new password is a new stamp. */
 static bool
-admin_pw_set(const struct conf *conf, uint64_t *stamp)
+admin_pw_set(const char *path, uint64_t *stamp)
 {
-	char path[PATH_MAX];
 	struct stat sb;
 	uint64_t h = 1469598103934665603ULL;
 	uint64_t parts[4];
 	size_t i;
 
 	*stamp = 0;
-	if (snprintf(path, sizeof(path), "%s/" ADMIN_PW_FILE, conf->state_dir) >=
-	    (int)sizeof(path) || lstat(path, &sb) != 0)
+	if (lstat(path, &sb) != 0)
 		return false;
 	parts[0] = (uint64_t)sb.st_ino;
 	parts[1] = (uint64_t)sb.st_size;
@@ -793,7 +786,7 @@ admin_login(struct admin_ctx *a)
 		    " attempts", "error", "Too many wrong passwords. Wait 15"
 		    " minutes, then try again.", false, NULL);
 	}
-	have = admin_pw_read(w->conf, stored, sizeof(stored));
+	have = admin_pw_read(w->sd.admin_pw, stored, sizeof(stored));
 	if (have == 0)
 		return admin_not_set_up(a);
 	if (have < 0)
@@ -893,7 +886,7 @@ web_admin_route(const struct web_call *call, enum MHD_Result *rc)
 		    "error", "The admin page could not start.", false, NULL);
 		return true;
 	}
-	if (!admin_pw_set(w->conf, &a.stamp)) {
+	if (!admin_pw_set(w->sd.admin_pw, &a.stamp)) {
 		*rc = admin_not_set_up(&a);
 		return true;
 	}

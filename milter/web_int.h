@@ -42,6 +42,7 @@ struct web {
 	struct store *store;
 	struct oauth *oauth;
 	struct MHD_Daemon *mhd;
+	struct statedir sd;             /* the state files (statedir.h) */
 	uint8_t seal_key[CRYPTO_KEY_LEN];
 	char hash_key[65];
 	char *csp;
@@ -172,7 +173,8 @@ bool web_pane_route(const struct web_call *call, enum MHD_Result *rc);
 /* The pane part's state: status key, rate limiter, CSP, manifests. NULL
  * with a message in ERR on failure. */
 struct web_pane;
-struct web_pane *web_pane_new(const struct conf *conf, char *err,
+struct web_pane *web_pane_new(const struct conf *conf,
+    const uint8_t status_key[CRYPTO_KEY_LEN], char *err,
     size_t errsz);
 struct web_pane *web_pane_free(struct web_pane *p);
 /* The job an X-Halo-Token value names, when it is that job's token for

@@ -73,20 +73,17 @@ struct web_pane {
 
 /* Set up the pane's part. */
 struct web_pane *
-web_pane_new(const struct conf *conf, char *err, size_t errsz)
+web_pane_new(const struct conf *conf, const uint8_t status_key[CRYPTO_KEY_LEN],
+    char *err, size_t errsz)
 {
 	struct web_pane *p = calloc(1, sizeof(*p));
-	char key_path[PATH_MAX];
 
 	if (p == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
-	/* the same key intake stamps with: whoever starts first makes it */
-	if (snprintf(key_path, sizeof(key_path), "%s/status.key",
-	    conf->state_dir) >= (int)sizeof(key_path) ||
-	    crypto_key_load_or_create(key_path, p->key, err, errsz) != 0)
-		return web_pane_free(p);
+	/* the same key intake stamps with, loaded once (statedir.h) */
+	memcpy(p->key, status_key, sizeof(p->key));
 	p->limiter = web_limiter_new(WEB_PANE_PER_MIN, WEB_PANE_GLOBAL,
 	    WEB_PANE_WINDOW);
 	p->web_root = strdup(conf->web_root != NULL ? conf->web_root : "/");

@@ -16,8 +16,10 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "crypto.h"
 #include "intake.h"
 #include "spool.h"
+#include "statedir.h"
 #include "store.h"
 
 #define CORPUS_HEADER_MAX (256 * 1024)   /* one header, as Postfix bounds it */
@@ -132,8 +134,10 @@ body:
 int
 main(int argc, char **argv)
 {
-	char dir[] = "/tmp/halo-corpus.XXXXXX", path[512], db[600], spool[600];
+	char dir[] = "/tmp/halo-corpus.XXXXXX", path[512];
 	char err[256];
+	struct statedir sd;
+	uint8_t key[CRYPTO_KEY_LEN];
 	struct conf *conf;
 	struct store *st;
 	struct intake *in;
@@ -162,14 +166,22 @@ main(int argc, char **argv)
 	    dir, dir);
 	fclose(fp);
 	conf = conf_load(path, stderr, &nerr);
-	snprintf(db, sizeof(db), "%s/halo-milter.db", dir);
-	snprintf(spool, sizeof(spool), "%s/spool", dir);
-	st = conf ? store_open(db, err, sizeof(err)) : NULL;
-	if (conf == NULL || st == NULL || spool_init(spool) != 0) {
+	if (statedir_init(&sd, dir, NULL, err, sizeof(err)) != 0) {
+		fprintf(stderr, "set-up failed: %s\n", err);
+		return 1;
+	}
+	st = conf ? store_open(sd.store, err, sizeof(err)) : NULL;
+	if (conf == NULL || st == NULL || spool_init(sd.spool) != 0) {
 		fprintf(stderr, "set-up failed: %s\n", st ? "spool" : err);
 		return 1;
 	}
-	in = intake_new(conf, st, spool, "corpus.test");
+	if (crypto_key_load_or_create(sd.status_key, key, err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, "status key: %s\n", err);
+		return 1;
+	}
+	in = intake_new(conf, st, sd.spool, "corpus.test", key);
+	crypto_wipe(key, sizeof(key));
 	for (i = 1; i < argc; i++)
 		failed += corpus_one(in, argv[i], i) != 0;
 	intake_free(in);

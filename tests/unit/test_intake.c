@@ -28,6 +28,7 @@
 #include "crypto.h"
 #include "hdr.h"
 #include "intake.h"
+#include "statedir.h"
 #include "log.h"
 #include "status.h"
 #include "spool.h"
@@ -109,6 +110,8 @@ count_files(const char *dir, const char *sub)
 static void
 start(struct fixture *f, const char *globals, const char *spool_dir)
 {
+	struct statedir sd;
+	uint8_t key[CRYPTO_KEY_LEN];
 	char err[256] = "";
 	FILE *fp;
 	int nerrors = 0;
@@ -125,8 +128,13 @@ start(struct fixture *f, const char *globals, const char *spool_dir)
 	if (f->st == NULL)
 		fail_msg("store_open: %s", err);
 	assert_int_equal(spool_init(f->spool), 0);
+	/* the daemon's way: the state files named once, the key loaded once */
+	assert_int_equal(statedir_init(&sd, f->dir, NULL, err, sizeof(err)), 0);
+	assert_int_equal(crypto_key_load_or_create(sd.status_key, key, err,
+	    sizeof(err)), 0);
 	f->in = intake_new(f->conf, f->st, spool_dir ? spool_dir : f->spool,
-	    HOSTNAME);
+	    HOSTNAME, key);
+	crypto_wipe(key, sizeof(key));
 	assert_non_null(f->in);
 }
 

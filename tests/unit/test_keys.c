@@ -34,6 +34,7 @@
 struct fx {
 	char dir[PATH_MAX];
 	char key_path[PATH_MAX + 16];
+	struct statedir sd;
 	struct store *st;
 };
 
@@ -45,9 +46,15 @@ setup(void **state)
 
 	assert_non_null(f);
 	assert_int_equal(fixture_dir_make(f->dir, "test_keys"), 0);
+	assert_int_equal(statedir_init(&f->sd, f->dir, NULL, err, sizeof(err)),
+	    0);
 	snprintf(db, sizeof(db), "%s/halo-milter.db", f->dir);
 	snprintf(f->key_path, sizeof(f->key_path), "%s/seal.key", f->dir);
-	f->st = store_open(db, err, sizeof(err));
+	/* the names statedir gives are the documented ones */
+	assert_string_equal(f->sd.sqlite, db);
+	assert_string_equal(f->sd.store, db);
+	assert_string_equal(f->sd.seal_key, f->key_path);
+	f->st = store_open(f->sd.store, err, sizeof(err));
 	assert_non_null(f->st);
 	*state = f;
 	return 0;
@@ -289,11 +296,11 @@ test_rotate_files(void **state)
 	char err[512], *pt;
 
 	/* no key yet: nothing to rotate */
-	assert_int_equal(keys_rotate(f->dir, f->st, &c, err, sizeof(err)), -1);
+	assert_int_equal(keys_rotate(&f->sd, f->st, &c, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "nothing to rotate"));
 	read_key(f->key_path, before);
 	put_token(f->st, before, "alice@msp.example", "rt-alice");
-	assert_int_equal(keys_rotate(f->dir, f->st, &c, err, sizeof(err)), 0);
+	assert_int_equal(keys_rotate(&f->sd, f->st, &c, err, sizeof(err)), 0);
 	assert_int_equal(c.tokens, 1);
 	assert_int_equal(c.resumed, 0);
 	read_key(f->key_path, after);
@@ -322,7 +329,7 @@ test_rotate_interrupted_before_commit(void **state)
 	/* a run died after writing seal.key.new, before its transaction */
 	snprintf(path, sizeof(path), "%s/seal.key.new", f->dir);
 	read_key(path, stray);
-	assert_int_equal(keys_rotate(f->dir, f->st, &c, err, sizeof(err)), 0);
+	assert_int_equal(keys_rotate(&f->sd, f->st, &c, err, sizeof(err)), 0);
 	assert_int_equal(c.resumed, 0);
 	assert_int_equal(c.tokens, 1);
 	read_key(f->key_path, after);
@@ -356,7 +363,7 @@ test_rotate_interrupted_after_commit(void **state)
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(keys_reseal(f->st, before, next, &c), 0);
 	assert_int_equal(c.tokens, 2);
-	assert_int_equal(keys_rotate(f->dir, f->st, &c, err, sizeof(err)), 0);
+	assert_int_equal(keys_rotate(&f->sd, f->st, &c, err, sizeof(err)), 0);
 	assert_int_equal(c.resumed, 1);
 	read_key(f->key_path, after);
 	assert_memory_equal(after, next, CRYPTO_KEY_LEN);
@@ -381,31 +388,31 @@ test_load_refuses_wrong_or_missing_key(void **state)
 	char err[1024], aside[PATH_MAX + 64], *pt;
 
 	/* nothing sealed: the key is made */
-	assert_int_equal(keys_load(f->dir, f->st, first, err, sizeof(err)), 0);
+	assert_int_equal(keys_load(&f->sd, f->st, first, err, sizeof(err)), 0);
 	assert_true(exists(f->dir, "seal.key"));
 	put_token(f->st, first, "alice@msp.example", "rt-alice");
 	put_token(f->st, first, "bob@msp.example", "rt-bob");
-	assert_int_equal(keys_load(f->dir, f->st, got, err, sizeof(err)), 0);
+	assert_int_equal(keys_load(&f->sd, f->st, got, err, sizeof(err)), 0);
 	assert_memory_equal(got, first, CRYPTO_KEY_LEN);
 
 	/* the key file is lost: refused, and no new key is made */
 	snprintf(aside, sizeof(aside), "%s/seal.key.backup", f->dir);
 	assert_int_equal(rename(f->key_path, aside), 0);
-	assert_int_equal(keys_load(f->dir, f->st, got, err, sizeof(err)), -1);
+	assert_int_equal(keys_load(&f->sd, f->st, got, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, f->key_path));
 	assert_non_null(strstr(err, "missing"));
 	assert_false(exists(f->dir, "seal.key"));
 
 	/* another key in its place: refused, naming the file */
 	read_key(f->key_path, other);
-	assert_int_equal(keys_load(f->dir, f->st, got, err, sizeof(err)), -1);
+	assert_int_equal(keys_load(&f->sd, f->st, got, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, f->key_path));
 	assert_non_null(strstr(err, "is not the key"));
 	/* keys rotate refuses it too, and changes nothing */
 	{
 		struct keys_counts c;
 
-		assert_int_equal(keys_rotate(f->dir, f->st, &c, err,
+		assert_int_equal(keys_rotate(&f->sd, f->st, &c, err,
 		    sizeof(err)), -1);
 		assert_non_null(strstr(err, "is not the key"));
 	}
@@ -416,7 +423,7 @@ test_load_refuses_wrong_or_missing_key(void **state)
 
 	/* the right key back: accepted, every token opens */
 	assert_int_equal(rename(aside, f->key_path), 0);
-	assert_int_equal(keys_load(f->dir, f->st, got, err, sizeof(err)), 0);
+	assert_int_equal(keys_load(&f->sd, f->st, got, err, sizeof(err)), 0);
 	assert_memory_equal(got, first, CRYPTO_KEY_LEN);
 	pt = open_token(f->st, got, "bob@msp.example");
 	assert_non_null(pt);
@@ -439,10 +446,10 @@ test_load_checks_values_without_key_id(void **state)
 	assert_int_equal(store_token_put(f->st, TENANT, "carol@msp.example", v1,
 	    "ok"), STORE_OK);
 	free(v1);
-	assert_int_equal(keys_load(f->dir, f->st, got, err, sizeof(err)), 0);
+	assert_int_equal(keys_load(&f->sd, f->st, got, err, sizeof(err)), 0);
 	assert_int_equal(unlink(f->key_path), 0);
 	read_key(f->key_path, other);
-	assert_int_equal(keys_load(f->dir, f->st, got, err, sizeof(err)), -1);
+	assert_int_equal(keys_load(&f->sd, f->st, got, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, f->key_path));
 }
 
@@ -458,8 +465,59 @@ test_load_ignores_verifiers(void **state)
 	memset(lost, 0x33, sizeof(lost));
 	put_signin(f->st, lost, "code-hash-1", "state-hash-1",
 	    "verifier-0123456789-0123456789-0123456789-01");
-	assert_int_equal(keys_load(f->dir, f->st, got, err, sizeof(err)), 0);
+	assert_int_equal(keys_load(&f->sd, f->st, got, err, sizeof(err)), 0);
 	assert_true(exists(f->dir, "seal.key"));
+}
+
+/* statedir: every name made once, none used cut short; keys_load_all()
+ * loads both keys once (the status key made on first use) and keeps the
+ * sealing key's refusal. */
+static void
+test_statedir(void **state)
+{
+	struct fx *f = *state;
+	struct statedir sd;
+	struct statedir_keys k, again;
+	char err[512], *dir;
+	size_t n = PATH_MAX - 8;
+
+	/* a state_dir so long that "/seal.key.new" no longer fits */
+	dir = malloc(n + 1);
+	assert_non_null(dir);
+	memset(dir, 'd', n);
+	dir[0] = '/';
+	dir[n] = '\0';
+	assert_int_equal(statedir_init(&sd, dir, NULL, err, sizeof(err)), -1);
+	assert_string_equal(err, "state_dir is too long");
+	free(dir);
+	assert_int_equal(statedir_path(err, 8, "/x", "seal.key", ""), -1);
+	assert_string_equal(err, "");
+
+	/* a configured store is the target; the SQLite name stays */
+	assert_int_equal(statedir_init(&sd, "/srv/halo", "postgresql:///halo",
+	    err, sizeof(err)), 0);
+	assert_string_equal(sd.store, "postgresql:///halo");
+	assert_string_equal(sd.sqlite, "/srv/halo/halo-milter.db");
+	assert_string_equal(sd.spool, "/srv/halo/spool");
+	assert_string_equal(sd.status_key, "/srv/halo/status.key");
+	assert_string_equal(sd.admin_pw, "/srv/halo/admin.pw");
+
+	/* both keys, once; the same ones the next time */
+	assert_int_equal(keys_load_all(&f->sd, f->st, &k, err, sizeof(err)), 0);
+	assert_true(exists(f->dir, "seal.key"));
+	assert_true(exists(f->dir, "status.key"));
+	assert_int_equal(keys_load_all(&f->sd, f->st, &again, err,
+	    sizeof(err)), 0);
+	assert_memory_equal(&k, &again, sizeof(k));
+	assert_memory_not_equal(k.seal, k.status, CRYPTO_KEY_LEN);
+
+	/* a token sealed, then the sealing key gone: refused, naming it */
+	put_token(f->st, k.seal, "alice@msp.example", "rt-alice");
+	assert_int_equal(unlink(f->key_path), 0);
+	assert_int_equal(keys_load_all(&f->sd, f->st, &again, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, f->key_path));
+	statedir_keys_wipe(&k);
 }
 
 int
@@ -480,6 +538,7 @@ main(void)
 		    test_load_checks_values_without_key_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_ignores_verifiers,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_statedir, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -721,6 +721,8 @@ struct server {
 	struct store *st;
 	struct oauth *oa;
 	struct web *web;
+	struct statedir sd;
+	struct statedir_keys keys;
 };
 
 /* A store, a token manager and a configuration in a temporary dir. */
@@ -739,6 +741,10 @@ server_init(struct server *s)
 	snprintf(s->listen, sizeof(s->listen), "127.0.0.1:%d", s->port);
 	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
 	s->conf.state_dir = s->dir;
+	assert_int_equal(statedir_init(&s->sd, s->dir, NULL, err, sizeof(err)),
+	    0);
+	memcpy(s->keys.seal, KEY1, sizeof(s->keys.seal));
+	memset(s->keys.status, 0x5a, sizeof(s->keys.status));
 	s->conf.web_listen = s->listen;
 	s->conf.public_url = s->url;
 }
@@ -769,7 +775,7 @@ test_server(void **state)
 
 	(void)state;
 	server_init(&s);
-	s.web = web_start(&s.conf, s.st, s.oa, err, sizeof(err));
+	s.web = web_start(&s.conf, s.st, s.oa, &s.sd, &s.keys, err, sizeof(err));
 	if (s.web == NULL)
 		fail_msg("web_start: %s", err);
 
@@ -825,13 +831,13 @@ test_server(void **state)
 	assert_int_equal(status, 400);
 
 	/* the port is taken: a clear error */
-	second = web_start(&s.conf, s.st, s.oa, err, sizeof(err));
+	second = web_start(&s.conf, s.st, s.oa, &s.sd, &s.keys, err, sizeof(err));
 	assert_null(second);
 	assert_non_null(strstr(err, "Address already in use"));
 	/* web_listen = off */
 	off = s.conf;
 	off.web_listen = NULL;
-	assert_null(web_start(&off, s.st, s.oa, err, sizeof(err)));
+	assert_null(web_start(&off, s.st, s.oa, &s.sd, &s.keys, err, sizeof(err)));
 	free(out);
 	server_done(&s);
 }
@@ -846,7 +852,7 @@ test_server_no_public_url(void **state)
 	(void)state;
 	server_init(&s);
 	s.conf.public_url = NULL;
-	s.web = web_start(&s.conf, s.st, s.oa, err, sizeof(err));
+	s.web = web_start(&s.conf, s.st, s.oa, &s.sd, &s.keys, err, sizeof(err));
 	assert_non_null(s.web);
 	assert_int_equal(http_raw(s.port, "GET /enroll HTTP/1.0\r\n\r\n", 0, out,
 	    sizeof(out)), 503);
@@ -906,7 +912,7 @@ test_server_tls(void **state)
 	write_cert(cert, key);
 	s.conf.tls_cert = cert;
 	s.conf.tls_key = key;
-	s.web = web_start(&s.conf, s.st, s.oa, err, sizeof(err));
+	s.web = web_start(&s.conf, s.st, s.oa, &s.sd, &s.keys, err, sizeof(err));
 	if (s.web == NULL)
 		fail_msg("web_start with TLS: %s", err);
 	ctx = SSL_CTX_new(TLS_client_method());
@@ -934,7 +940,7 @@ test_server_tls(void **state)
 	assert_non_null(fp);
 	fputs("not a key\n", fp);
 	fclose(fp);
-	assert_null(web_start(&s.conf, s.st, s.oa, err, sizeof(err)));
+	assert_null(web_start(&s.conf, s.st, s.oa, &s.sd, &s.keys, err, sizeof(err)));
 	assert_non_null(strstr(err, "not a PEM file"));
 	server_done(&s);
 }
