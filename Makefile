@@ -126,11 +126,15 @@ $(BUILD)/mime-json: tests/corpus/mime-json.c $(LIBHALO)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIBHALO) $(LIBS)
 
+$(BUILD)/html-golden: tests/corpus/html-golden.c $(LIBHALO)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIBHALO) $(LIBS)
+
 # deps first, then a fresh make: pkg-config flags are read when make starts
 check: deps
 	@$(MAKE) --no-print-directory check-all
 
-check-all: all $(UNIT_BIN) $(BUILD)/corpus-intake $(BUILD)/mime-json
+check-all: all $(UNIT_BIN) $(BUILD)/corpus-intake $(BUILD)/mime-json $(BUILD)/html-golden
 	@rm -f $(BUILD)/check.log $(BUILD)/.rc-check-*
 	@status=0; for t in check-unit check-man check-cli check-milter check-corpus check-e2e check-soak check-browser check-halosim; do \
 	  $(MAKE) --no-print-directory $$t 2>&1 | tee -a $(BUILD)/check.log; \
@@ -153,7 +157,7 @@ check-unit: $(UNIT_BIN)
 check-milter: all
 	@BUILD=$(BUILD) sh tests/milter/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-milter; exit $$rc
 
-check-corpus: $(BUILD)/corpus-intake $(BUILD)/mime-json
+check-corpus: $(BUILD)/corpus-intake $(BUILD)/mime-json $(BUILD)/html-golden
 	@BUILD=$(BUILD) sh tests/corpus/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-corpus; exit $$rc
 
 check-e2e: all

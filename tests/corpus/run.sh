@@ -2,7 +2,8 @@
 # run.sh - every message under ../shared/corpus (when present) and the
 # project's own samples through the intake path, under a timeout. Under
 # SANITIZE builds, ASan/UBSan/LSan reports fail the run. Then the golden
-# messages (tests/golden: each against its .ref) and the differential
+# messages (tests/golden: each against its .ref), the HTML sanitiser's
+# golden files (tests/golden/html: each .in against its .ref) and the differential
 # check of the extraction against Python's email package (diff.py) over
 # the corpus and the golden messages.
 set -u
@@ -30,6 +31,10 @@ grep -E "^corpus:|: (no X-Halo|intake asked)|ERROR|runtime error" "$TOP/$BUILD/c
 # golden messages: what the product takes from each shape
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} timeout 120 \
     python3 "$TOP/tests/golden/check.py" "$TOP/$BUILD/mime-json" || rc=1
+
+# the HTML sanitiser's golden files: each .in against its .ref, byte for byte
+ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} timeout 60 \
+    "$TOP/$BUILD/html-golden" "$TOP"/tests/golden/html/*.in || rc=1
 
 # the differential check: mail files only (not the .tnef payloads)
 grep -E '\.(eml|txt|msg)$' "$files" | grep -v "/tests/e2e/" > "$files.diff"
