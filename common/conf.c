@@ -2151,3 +2151,14 @@ conf_override_lookup(const struct conf_tenant *t, const char *addr)
 	}
 	return NULL;
 }
+
+const struct conf_tenant *
+conf_tenant_find(const struct conf *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; name != NULL && i < c->n_tenants; i++)
+		if (strcmp(c->tenants[i]->name, name) == 0)
+			return c->tenants[i];
+	return NULL;
+}

@@ -247,4 +247,8 @@ bool conf_login_may_send_as(const struct conf_tenant *t, const char *login,
 /* Parse a size with optional K/M/G suffix (binary units). 0 on success. */
 int conf_parse_size(const char *text, uint64_t *out);
 
+/* The tenant of C called NAME, or NULL (NAME may be NULL). */
+const struct conf_tenant *conf_tenant_find(const struct conf *c,
+    const char *name);
+
 #endif

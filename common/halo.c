@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "conf.h"
 #include "crypto.h"
 #include "log.h"
 #include "util.h"
@@ -2367,4 +2368,15 @@ halo_pane_post(const struct halo_conf *c, const char *token, const char *what,
 	if (!halo_args_ok(c, token, err))
 		return -1;
 	return halo_api_post(c, token, what, path, body, json, err);
+}
+
+void
+halo_conf_tenant(struct halo_conf *hc, const struct conf_tenant *t)
+{
+	memset(hc, 0, sizeof(*hc));
+	hc->halo_url = t->halo_url;
+	hc->auth_url = t->auth_url;
+	hc->tenant = t->halo_tenant;
+	hc->client_id = t->client_id;
+	hc->client_secret = t->client_secret;
 }

@@ -39,6 +39,10 @@ struct halo_conf {
 	size_t n_closed_status_ids;
 };
 
+/* CONF of tenant T's Halo (URLs, tenant, client); the rest zeroed. */
+struct conf_tenant;
+void halo_conf_tenant(struct halo_conf *hc, const struct conf_tenant *t);
+
 struct halo_err {
 	enum http_result kind;
 	long status;                /* HTTP status, 0 when none arrived */

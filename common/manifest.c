@@ -375,7 +375,7 @@ manifest_build(const struct conf *conf, enum manifest_format format,
     const char *tenant, char *err, size_t errsz)
 {
 	char id[37], name[128], origin[2048], *base, *text, *sep, *end;
-	size_t i, n;
+	size_t n;
 
 	if (conf->public_url == NULL) {
 		snprintf(err, errsz, "public_url is not set: the pane's address"
@@ -383,10 +383,7 @@ manifest_build(const struct conf *conf, enum manifest_format format,
 		return NULL;
 	}
 	if (tenant != NULL) {
-		for (i = 0; i < conf->n_tenants; i++)
-			if (strcmp(conf->tenants[i]->name, tenant) == 0)
-				break;
-		if (i == conf->n_tenants) {
+		if (conf_tenant_find(conf, tenant) == NULL) {
 			snprintf(err, errsz, "no tenant '%s' in the configuration",
 			    tenant);
 			return NULL;

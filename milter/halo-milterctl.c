@@ -460,7 +460,7 @@ ctl_token_import(struct store *st, const struct conf *conf, const char *agent,
 	uint8_t key[CRYPTO_KEY_LEN];
 	struct oauth *oa;
 	struct stat sb;
-	size_t len, i;
+	size_t len;
 	int rc = 1;
 
 	if (tenant == NULL) {
@@ -470,10 +470,7 @@ ctl_token_import(struct store *st, const struct conf *conf, const char *agent,
 		}
 		tenant = conf->tenants[0]->name;
 	}
-	for (i = 0; i < conf->n_tenants; i++)
-		if (strcmp(conf->tenants[i]->name, tenant) == 0)
-			break;
-	if (i == conf->n_tenants) {
+	if (conf_tenant_find(conf, tenant) == NULL) {
 		fprintf(stderr, "no tenant '%s' in %s\n", tenant, conf->path);
 		return 2;
 	}
@@ -744,12 +741,7 @@ ctl_doctor_tenant(struct store *st, struct oauth *oa,
 	char *token = NULL, *working = NULL;
 	size_t i, n = 0;
 
-	memset(&hc, 0, sizeof(hc));
-	hc.halo_url = t->halo_url;
-	hc.auth_url = t->auth_url;
-	hc.tenant = t->halo_tenant;
-	hc.client_id = t->client_id;
-	hc.client_secret = t->client_secret;
+	halo_conf_tenant(&hc, t);
 	printf("tenant %s: %s (auth %s%s)\n", t->name, t->halo_url,
 	    t->auth_url ? t->auth_url : t->halo_url, t->auth_url ? "" : "/auth");
 	ctl_agents_add(&agents, t->default_agent);
@@ -893,8 +885,6 @@ ctl_doctor(struct store *st, const struct conf *conf, const char *tenant)
 static const char *
 ctl_pick_tenant(const struct conf *conf, const char *tenant)
 {
-	size_t i;
-
 	if (tenant == NULL) {
 		if (conf->n_tenants != 1) {
 			fprintf(stderr, "%s: name one\n", conf->n_tenants == 0 ?
@@ -903,9 +893,8 @@ ctl_pick_tenant(const struct conf *conf, const char *tenant)
 		}
 		return conf->tenants[0]->name;
 	}
-	for (i = 0; i < conf->n_tenants; i++)
-		if (strcmp(conf->tenants[i]->name, tenant) == 0)
-			return tenant;
+	if (conf_tenant_find(conf, tenant) != NULL)
+		return tenant;
 	fprintf(stderr, "no tenant '%s' in %s\n", tenant, conf->path);
 	return NULL;
 }

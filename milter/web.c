@@ -635,30 +635,6 @@ web_code_form(struct web *w, struct MHD_Connection *c, unsigned status,
 	return web_page(w, c, status, "", "Enroll in halo-milter", &body, NULL);
 }
 
-/* The configured tenant named NAME, or NULL. */
-static const struct conf_tenant *
-web_tenant(const struct web *w, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < w->conf->n_tenants; i++)
-		if (strcmp(w->conf->tenants[i]->name, name) == 0)
-			return w->conf->tenants[i];
-	return NULL;
-}
-
-/* Halo call settings of tenant T. */
-static void
-web_halo_conf(const struct conf_tenant *t, struct halo_conf *hc)
-{
-	memset(hc, 0, sizeof(*hc));
-	hc->halo_url = t->halo_url;
-	hc->auth_url = t->auth_url;
-	hc->tenant = t->halo_tenant;
-	hc->client_id = t->client_id;
-	hc->client_secret = t->client_secret;
-}
-
 /* Why a code cannot be used, or NULL when it can (E found, at NOW). */
 static const char *
 web_code_problem(const struct store_enroll *e, time_t now, unsigned *status)
@@ -705,7 +681,7 @@ web_code_lookup(struct web *w, const char *client, const char *typed,
 		goto fail;
 	}
 	problem = web_code_problem(*out, now, status);
-	if (problem == NULL && web_tenant(w, (*out)->tenant) == NULL) {
+	if (problem == NULL && conf_tenant_find(w->conf, (*out)->tenant) == NULL) {
 		*status = MHD_HTTP_INTERNAL_SERVER_ERROR;
 		problem = "This code is for a Halo tenant this gateway no longer"
 		    " serves.";
@@ -771,7 +747,7 @@ web_enroll_get(struct web *w, struct MHD_Connection *c, const char *client)
 		return web_code_form(w, c, status, problem);
 	crypto_user_code_normalize(typed, norm);
 	enroll_code_format(norm, shown);
-	t = web_tenant(w, e->tenant);
+	t = conf_tenant_find(w->conf, e->tenant);
 	left = (long)(e->expires - now);
 	web_buf_add(&body, "<p>You are about to let this mail gateway log mail"
 	    " into HaloPSA <strong>under your name</strong>.</p>\n<dl>"
@@ -872,8 +848,8 @@ web_enroll_start(struct web *w, struct MHD_Connection *c, const char *client,
 	if (problem != NULL)
 		return web_message(w, c, status, "../", "Cannot enroll", "error",
 		    problem, true, NULL);
-	t = web_tenant(w, e->tenant);
-	web_halo_conf(t, &hc);
+	t = conf_tenant_find(w->conf, e->tenant);
+	halo_conf_tenant(&hc, t);
 	if (crypto_pkce_verifier(verifier) != 0 ||
 	    crypto_pkce_challenge(verifier, challenge) != 0 ||
 	    crypto_random(raw, sizeof(raw)) != 0 ||
@@ -1014,13 +990,13 @@ web_enroll_callback(struct web *w, struct MHD_Connection *c,
 		return web_state_page(w, c, WEB_STATE_USED, client);
 	}
 	web_cookie(w, NULL, clear, sizeof(clear));
-	t = web_tenant(w, e->tenant);
+	t = conf_tenant_find(w->conf, e->tenant);
 	if (t == NULL) {
 		snprintf(message, sizeof(message), "This enrollment is for a Halo"
 		    " tenant this gateway no longer serves.");
 		goto failed;
 	}
-	web_halo_conf(t, &hc);
+	halo_conf_tenant(&hc, t);
 	if (error != NULL) {
 		if (strcmp(error, "access_denied") == 0) {
 			result = "denied";

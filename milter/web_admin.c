@@ -618,18 +618,6 @@ admin_agent_address(const char *agent, char out[ADMIN_AGENT_MAX + 1])
 	return true;
 }
 
-/* The configured tenant named NAME, or NULL. */
-static const struct conf_tenant *
-admin_tenant(const struct conf *conf, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < conf->n_tenants; i++)
-		if (strcmp(conf->tenants[i]->name, name) == 0)
-			return conf->tenants[i];
-	return NULL;
-}
-
 /* Read TENANT and AGENT from the form; a message when they are unusable. */
 static const char *
 admin_form_agent(const struct admin_ctx *a, char tenant[72],
@@ -639,7 +627,7 @@ admin_form_agent(const struct admin_ctx *a, char tenant[72],
 	char typed[ADMIN_AGENT_MAX + 1];
 
 	if (!web_form_get(rq->body, rq->len, "tenant", tenant, 72) ||
-	    admin_tenant(a->call->w->conf, tenant) == NULL)
+	    conf_tenant_find(a->call->w->conf, tenant) == NULL)
 		return "No such tenant in this gateway's configuration.";
 	if (!web_form_get(rq->body, rq->len, "agent", typed, sizeof(typed)) ||
 	    !admin_agent_address(typed, agent))
@@ -669,7 +657,7 @@ admin_enroll(const struct admin_ctx *a)
 	if ((problem = admin_form_agent(a, tenant, agent)) != NULL)
 		return admin_message(a, MHD_HTTP_BAD_REQUEST, "Cannot enroll",
 		    "error", problem, true, NULL);
-	t = admin_tenant(w->conf, tenant);
+	t = conf_tenant_find(w->conf, tenant);
 	/* old enrollments are history only: keep a month of it */
 	store_enroll_purge(w->store, now - 30 * 86400, NULL);
 	for (tries = 0, ss = STORE_DUPLICATE; tries < 5 && ss == STORE_DUPLICATE;

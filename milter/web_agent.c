@@ -135,28 +135,11 @@ web_agent_free(struct web_agent *a)
 
 /* ---------------------------------------------------------------- helpers */
 
-/* The tenant called NAME, or NULL. */
-static const struct conf_tenant *
-agent_tenant(const struct conf *conf, const char *name)
-{
-	size_t i;
-
-	for (i = 0; name != NULL && i < conf->n_tenants; i++)
-		if (strcmp(conf->tenants[i]->name, name) == 0)
-			return conf->tenants[i];
-	return NULL;
-}
-
-/* Halo call settings of tenant T. */
+/* Halo call settings of tenant T: an agent waits at most 15 s. */
 static void
 agent_halo_conf(const struct conf_tenant *t, struct halo_conf *hc)
 {
-	memset(hc, 0, sizeof(*hc));
-	hc->halo_url = t->halo_url;
-	hc->auth_url = t->auth_url;
-	hc->tenant = t->halo_tenant;
-	hc->client_id = t->client_id;
-	hc->client_secret = t->client_secret;
+	halo_conf_tenant(hc, t);
 	hc->timeout_ms = 15000;
 }
 
@@ -338,7 +321,7 @@ agent_auth(const struct web_call *call, struct agent_call *ac, bool write,
 		    "The gateway cannot read its database.", "5");
 		return false;
 	}
-	if (ss != STORE_OK || (ac->t = agent_tenant(call->w->conf,
+	if (ss != STORE_OK || (ac->t = conf_tenant_find(call->w->conf,
 	    ac->ps->tenant)) == NULL) {
 		agent_call_clear(ac);
 		*rc = agent_error(call, MHD_HTTP_UNAUTHORIZED, "signin",
@@ -627,7 +610,7 @@ agent_signin(const struct web_call *call)
 		    "rate_limited", "Too many sign-ins from here. Wait ten"
 		    " minutes.", NULL);
 	web_limiter_fail(a->signins, call->client, now);
-	t = agent_tenant(w->conf, tenant);
+	t = conf_tenant_find(w->conf, tenant);
 	if (t == NULL && (tenant == NULL || *tenant == '\0') &&
 	    w->conf->n_tenants == 1)
 		t = w->conf->tenants[0];
@@ -788,7 +771,7 @@ agent_callback(const struct web_call *call, const char *state)
 		    "This sign-in was already used. Start again from the pane.",
 		    clear);
 	}
-	t = agent_tenant(w->conf, e->tenant);
+	t = conf_tenant_find(w->conf, e->tenant);
 	if (t == NULL) {
 		snprintf(message, sizeof(message), "This gateway no longer"
 		    " serves that Halo tenant.");

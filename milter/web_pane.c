@@ -180,18 +180,6 @@ web_pane_arg(const struct web_call *call, const char *name, size_t max,
 	return value;
 }
 
-/* The tenant called NAME, or NULL. */
-static const struct conf_tenant *
-web_pane_tenant(const struct conf *conf, const char *name)
-{
-	size_t i;
-
-	for (i = 0; name != NULL && i < conf->n_tenants; i++)
-		if (strcmp(conf->tenants[i]->name, name) == 0)
-			return conf->tenants[i];
-	return NULL;
-}
-
 /* GET /api/status. */
 static enum MHD_Result
 web_pane_status(const struct web_call *call)
@@ -225,7 +213,7 @@ web_pane_status(const struct web_call *call)
 	ok = status_params_ok(tenant, tenant_len, mid, mid_len, token,
 	    token_len);
 	/* the token names its job and is bound to it (status.h) */
-	t = ok ? web_pane_tenant(call->w->conf, tenant) : NULL;
+	t = ok ? conf_tenant_find(call->w->conf, tenant) : NULL;
 	if (t == NULL)
 		return web_pane_json(call, MHD_HTTP_FORBIDDEN,
 		    strdup("{\"error\":\"forbidden\"}"), NULL);

@@ -114,11 +114,7 @@ ctx_init(struct job_ctx *ctx, struct worker *w, struct store_job *job)
 		    "tenant '%s' is not configured", job->tenant);
 		return false;
 	}
-	ctx->hc.halo_url = ctx->t->halo_url;
-	ctx->hc.auth_url = ctx->t->auth_url;
-	ctx->hc.tenant = ctx->t->halo_tenant;
-	ctx->hc.client_id = ctx->t->client_id;
-	ctx->hc.client_secret = ctx->t->client_secret;
+	halo_conf_tenant(&ctx->hc, ctx->t);
 	ctx->outbound = job->job_mode == STORE_MODE_OUTBOUND;
 	ctx->route = job_route(w->conf, ctx->t, job->recipients);
 	return true;

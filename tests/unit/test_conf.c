@@ -390,6 +390,24 @@ static void test_error_case(void **state)
 	unload(&l);
 }
 
+/* conf_tenant_find(): by exact name, NULL for another, a case variant or
+ * NULL. */
+static void test_tenant_find(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load_text(&l, TENANT_ACME TENANT_GLOBEX);
+	expect_ok(&l);
+	assert_ptr_equal(conf_tenant_find(l.conf, "acme"), l.conf->tenants[0]);
+	assert_ptr_equal(conf_tenant_find(l.conf, "globex"),
+	    l.conf->tenants[1]);
+	assert_null(conf_tenant_find(l.conf, "ACME"));
+	assert_null(conf_tenant_find(l.conf, "acm"));
+	assert_null(conf_tenant_find(l.conf, NULL));
+	unload(&l);
+}
+
 /* An empty file is valid: every global default, no tenant, no routes. */
 static void test_empty_file_defaults(void **state)
 {
@@ -1407,6 +1425,7 @@ int main(void)
 		cmocka_unit_test(test_null_arguments),
 		cmocka_unit_test(test_example_config),
 		cmocka_unit_test(test_trust_keys),
+		cmocka_unit_test(test_tenant_find),
 	};
 	size_t n_fixed = sizeof(fixed) / sizeof(fixed[0]);
 	size_t n_cases = sizeof(error_cases) / sizeof(error_cases[0]);
