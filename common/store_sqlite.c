@@ -5,6 +5,8 @@
  */
 #include "store_int.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,12 +163,33 @@ static const char *const store_migrations[] = {
 _Static_assert(STORE_NMIGRATIONS == STORE_SCHEMA_LATEST,
     "store_int.h STORE_SCHEMA_LATEST and the SQLite migrations disagree");
 
-/* A statement: the cursor store.c drives. */
+/* A statement: the cursor store.c drives. A cached one (SQL set) goes
+ * back to its connection's cache at finalize, reset, instead of being
+ * compiled again at the next call (issue 16: half of the store's CPU at
+ * end of message was sqlite3_prepare). */
 struct sqlite_stmt {
 	struct store_stmt base;
 	sqlite3 *db;
 	sqlite3_stmt *stmt;
 	int changes;
+	char *sql;                  /* cached: the statement's text */
+	bool busy;                  /* cached: handed out, not finalized */
+};
+
+/*
+ * A connection and its prepared statements, keyed by their text (never by
+ * the pointer: store.c builds some SQL at run time). Every use of a
+ * connection is under the store's lock (SQLITE_OPEN_NOMUTEX), so the cache
+ * needs none of its own. A statement asked for while its cached copy is
+ * handed out (a nested use of one query) is compiled on its own and
+ * finalized as before.
+ */
+#define SQLITE_CACHE_SLOTS 256      /* open addressing; the store has ~150
+                                       distinct queries */
+struct sqlite_conn {
+	sqlite3 *db;
+	struct sqlite_stmt *cache[SQLITE_CACHE_SLOTS];
+	size_t n_cached;
 };
 
 /* Read PRAGMA user_version; -1 on error. */
@@ -243,6 +266,7 @@ sqlite_migrate(sqlite3 *db, int max_version, char *err, size_t errsz)
 static void *
 sqlite_open(const char *path, int max_version, char *err, size_t errsz)
 {
+	struct sqlite_conn *c;
 	sqlite3 *db = NULL;
 	char *msg = NULL;
 
@@ -266,19 +290,37 @@ sqlite_open(const char *path, int max_version, char *err, size_t errsz)
 		sqlite3_close(db);
 		return NULL;
 	}
-	return db;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		sqlite3_close(db);
+		return NULL;
+	}
+	c->db = db;
+	return c;
 }
 
 static void
 sqlite_close(void *conn)
 {
-	sqlite3_close(conn);
+	struct sqlite_conn *c = conn;
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < SQLITE_CACHE_SLOTS; i++)
+		if (c->cache[i] != NULL) {
+			sqlite3_finalize(c->cache[i]->stmt);
+			free(c->cache[i]->sql);
+			free(c->cache[i]);
+		}
+	sqlite3_close(c->db);
+	free(c);
 }
 
 static int
 sqlite_version(void *conn)
 {
-	return sqlite_version_read(conn);
+	return sqlite_version_read(((struct sqlite_conn *)conn)->db);
 }
 
 /* IMMEDIATE: the write lock at once, so a transaction never fails half
@@ -286,35 +328,74 @@ sqlite_version(void *conn)
 static int
 sqlite_begin(void *conn)
 {
-	return sqlite3_exec(conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) ==
+	return sqlite3_exec(((struct sqlite_conn *)conn)->db, "BEGIN IMMEDIATE",
+	    NULL, NULL, NULL) ==
 	    SQLITE_OK ? 0 : -1;
 }
 
 static int
 sqlite_commit(void *conn)
 {
-	return sqlite3_exec(conn, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ?
+	return sqlite3_exec(((struct sqlite_conn *)conn)->db, "COMMIT", NULL,
+	    NULL, NULL) == SQLITE_OK ?
 	    0 : -1;
 }
 
 static void
 sqlite_rollback(void *conn)
 {
-	sqlite3_exec(conn, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_exec(((struct sqlite_conn *)conn)->db, "ROLLBACK", NULL, NULL,
+	    NULL);
+}
+
+/* The cache slot of SQL in C: its entry, or the empty slot it would take
+ * (NULL when the table is full). */
+static struct sqlite_stmt **
+sqlite_cache_slot(struct sqlite_conn *c, const char *sql)
+{
+	uint64_t h = 1469598103934665603ULL;      /* FNV-1a */
+	const unsigned char *p;
+	size_t i, n;
+
+	for (p = (const unsigned char *)sql; *p != '\0'; p++) {
+		h ^= *p;
+		h *= 1099511628211ULL;
+	}
+	for (n = 0, i = (size_t)(h % SQLITE_CACHE_SLOTS); n < SQLITE_CACHE_SLOTS;
+	    n++, i = (i + 1) % SQLITE_CACHE_SLOTS)
+		if (c->cache[i] == NULL || strcmp(c->cache[i]->sql, sql) == 0)
+			return &c->cache[i];
+	return NULL;
 }
 
 static struct store_stmt *
 sqlite_prepare(void *conn, const char *sql)
 {
-	struct sqlite_stmt *s;
+	struct sqlite_conn *c = conn;
+	struct sqlite_stmt *s, **slot = sqlite_cache_slot(c, sql);
 
+	if (slot != NULL && *slot != NULL && !(*slot)->busy) {
+		s = *slot;              /* reset and unbound at its finalize */
+		s->busy = true;
+		s->changes = 0;
+		return &s->base;
+	}
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->base.drv = &store_sqlite_driver;
-	s->db = conn;
-	if (sqlite3_prepare_v2(conn, sql, -1, &s->stmt, NULL) != SQLITE_OK) {
+	s->db = c->db;
+	if (sqlite3_prepare_v3(c->db, sql, -1, slot != NULL && *slot == NULL ?
+	    SQLITE_PREPARE_PERSISTENT : 0, &s->stmt, NULL) != SQLITE_OK) {
 		free(s);
 		return NULL;
+	}
+	/* keep it, bounded: a full table leaves the rest uncached */
+	if (slot != NULL && *slot == NULL &&
+	    c->n_cached < SQLITE_CACHE_SLOTS * 3 / 4 &&
+	    (s->sql = strdup(sql)) != NULL) {
+		s->busy = true;
+		*slot = s;
+		c->n_cached++;
 	}
 	return &s->base;
 }
@@ -416,6 +497,13 @@ sqlite_finalize(struct store_stmt *st)
 
 	if (s == NULL)
 		return;
+	if (s->sql != NULL) {
+		/* back to the cache: no row held, no value kept */
+		sqlite3_reset(s->stmt);
+		sqlite3_clear_bindings(s->stmt);
+		s->busy = false;
+		return;
+	}
 	sqlite3_finalize(s->stmt);
 	free(s);
 }

@@ -29,6 +29,7 @@
 
 #include "fixture.h"
 #include "store.h"
+#include "store_int.h"
 
 struct fixture {
 	char dir[PATH_MAX];
@@ -1233,6 +1234,61 @@ test_budget(void **state)
 	other = store_close(other);
 }
 
+/* The SQLite driver's statement cache (issue 16): a query asked for again
+ * gets its compiled statement back reset and unbound; the same query used
+ * inside itself gets a second statement; more queries than the cache holds
+ * still run. */
+static void
+test_stmt_cache(void **state)
+{
+	struct fixture *f = *state;
+	const struct store_driver *d = &store_sqlite_driver;
+	struct store_stmt *outer, *inner, *again, *first;
+	char err[256], sql[64];
+	void *conn;
+	int i;
+
+	conn = d->open(f->db, STORE_SCHEMA_LATEST, err, sizeof(err));
+	assert_non_null(conn);
+	outer = d->prepare(conn, "SELECT ?1");
+	assert_non_null(outer);
+	d->bind_int(outer, 1, 7);
+	assert_int_equal(d->step(outer), STORE_STEP_ROW);
+	/* nested: its own statement, not the busy cached one */
+	inner = d->prepare(conn, "SELECT ?1");
+	assert_non_null(inner);
+	assert_ptr_not_equal(inner, outer);
+	d->bind_int(inner, 1, 8);
+	assert_int_equal(d->step(inner), STORE_STEP_ROW);
+	assert_int_equal(d->col_int(inner, 0), 8);
+	d->finalize(inner);
+	assert_int_equal(d->col_int(outer, 0), 7);      /* untouched */
+	d->finalize(outer);
+	/* the cached one again: reset, bindings cleared */
+	first = outer;
+	again = d->prepare(conn, "SELECT ?1");
+	assert_ptr_equal(again, first);
+	assert_int_equal(d->step(again), STORE_STEP_ROW);
+	assert_true(d->col_null(again, 0));
+	d->finalize(again);
+	/* more distinct queries than slots: each still right */
+	for (i = 0; i < 400; i++) {
+		snprintf(sql, sizeof(sql), "SELECT %d + ?1", i);
+		again = d->prepare(conn, sql);
+		assert_non_null(again);
+		d->bind_int(again, 1, 1);
+		assert_int_equal(d->step(again), STORE_STEP_ROW);
+		assert_int_equal(d->col_int(again, 0), i + 1);
+		d->finalize(again);
+	}
+	/* a failed statement leaves the cache usable */
+	assert_null(d->prepare(conn, "SELEC nonsense"));
+	again = d->prepare(conn, "SELECT ?1");
+	assert_ptr_equal(again, first);
+	d->finalize(again);
+	d->close(conn);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TP(fn) cmocka_unit_test_setup_teardown(fn, setup_pg, teardown)
 
@@ -1286,6 +1342,7 @@ main(void)
 		T(test_concurrent_open),
 		T(test_copy),
 		T(test_budget),
+		T(test_stmt_cache),
 	};
 
 	const char *pg = getenv("HALO_TEST_PG");
