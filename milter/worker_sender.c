@@ -7,6 +7,7 @@
 #include "worker_int.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,74 @@
 
 #include "hdr.h"
 #include "log.h"
+
+/*
+ * Single flight (issue 16): while one worker asks Halo about a key (an
+ * address or a domain of a tenant), another worker that misses the same
+ * key waits for that answer and reads it from the cache instead of asking
+ * again. Bounded: with every slot taken a worker just asks. A worker pool
+ * is part of the key, so two pools in one process (tests) never wait on
+ * each other.
+ */
+#define SENDER_FLIGHTS 64
+static struct {
+	const struct worker *w;
+	size_t tenant;
+	char key[HDR_ADDR_MAX + 16];
+	bool used;
+} sender_flights[SENDER_FLIGHTS];
+static pthread_mutex_t sender_flight_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sender_flight_done = PTHREAD_COND_INITIALIZER;
+
+/* The flight of KEY (lock held), or -1. */
+static int
+sender_flight_find(const struct job_ctx *ctx, const char *key)
+{
+	int i;
+
+	for (i = 0; i < SENDER_FLIGHTS; i++)
+		if (sender_flights[i].used && sender_flights[i].w == ctx->w &&
+		    sender_flights[i].tenant == ctx->tenant &&
+		    strcmp(sender_flights[i].key, key) == 0)
+			return i;
+	return -1;
+}
+
+/* Wait while another worker asks Halo about KEY, then take the flight:
+ * its slot, or -1 when none was free (ask anyway). */
+static int
+sender_flight_begin(const struct job_ctx *ctx, const char *key)
+{
+	int i;
+
+	if (strlen(key) >= sizeof(sender_flights[0].key))
+		return -1;
+	pthread_mutex_lock(&sender_flight_lock);
+	while (sender_flight_find(ctx, key) >= 0)
+		pthread_cond_wait(&sender_flight_done, &sender_flight_lock);
+	for (i = 0; i < SENDER_FLIGHTS && sender_flights[i].used; i++)
+		;
+	if (i < SENDER_FLIGHTS) {
+		sender_flights[i].used = true;
+		sender_flights[i].w = ctx->w;
+		sender_flights[i].tenant = ctx->tenant;
+		memcpy(sender_flights[i].key, key, strlen(key) + 1);
+	} else
+		i = -1;
+	pthread_mutex_unlock(&sender_flight_lock);
+	return i;
+}
+
+static void
+sender_flight_end(int slot)
+{
+	if (slot < 0)
+		return;
+	pthread_mutex_lock(&sender_flight_lock);
+	sender_flights[slot].used = false;
+	pthread_cond_broadcast(&sender_flight_done);
+	pthread_mutex_unlock(&sender_flight_lock);
+}
 
 /* Copy a resolution into the context and, under KEY, the cache. */
 static void
@@ -124,6 +193,26 @@ sender_by_domain(struct job_ctx *ctx, const char *domain, const char *key)
 	return STEP_OK;
 }
 
+/* The cached answer for KEY, else Halo's (LOOKUP on WHAT), asked by one
+ * worker at a time per key when answers are cached. */
+static enum step
+sender_lookup(struct job_ctx *ctx, const char *what, const char *key,
+    enum step (*lookup)(struct job_ctx *, const char *, const char *))
+{
+	enum step step;
+	int slot;
+
+	if (sender_cached(ctx, key))
+		return STEP_OK;
+	if (ctx->t->sender_cache_ttl == 0)
+		return lookup(ctx, what, key);
+	slot = sender_flight_begin(ctx, key);
+	/* the worker we waited for may have answered it */
+	step = sender_cached(ctx, key) ? STEP_OK : lookup(ctx, what, key);
+	sender_flight_end(slot);
+	return step;
+}
+
 /* Sender resolution: exact contact, else client by domain (cached). */
 enum step
 sender_resolve(struct job_ctx *ctx)
@@ -147,13 +236,13 @@ sender_resolve(struct job_ctx *ctx)
 	}
 	snprintf(key, sizeof(key), "addr:%s", addr);
 	snprintf(dkey, sizeof(dkey), "domain:%s", domain);
-	if (!sender_cached(ctx, key) &&
-	    (step = sender_by_address(ctx, addr, key)) != STEP_OK)
+	if ((step = sender_lookup(ctx, addr, key, sender_by_address)) !=
+	    STEP_OK)
 		return step;
 	if (ctx->sender_kind != STORE_SENDER_NONE)
 		return STEP_OK;
-	if (!sender_cached(ctx, dkey) &&
-	    (step = sender_by_domain(ctx, domain, dkey)) != STEP_OK)
+	if ((step = sender_lookup(ctx, domain, dkey, sender_by_domain)) !=
+	    STEP_OK)
 		return step;
 	if (ctx->sender_kind == STORE_SENDER_NONE &&
 	    ctx->t->fallback_client_id > 0) {

@@ -331,6 +331,57 @@ test_closed_statuses(void **state)
 	f->rate.closed_ids = NULL;
 }
 
+/* Two workers resolving one sender at once, Halo slow: one worker asks
+ * for the address and for the domain, the other waits and reads the cached
+ * answers (issue 16: single-flight lookups). */
+struct resolver {
+	struct job_ctx ctx;
+	enum step step;
+};
+
+static void *
+resolve_thread(void *arg)
+{
+	struct resolver *r = arg;
+
+	r->step = sender_resolve(&r->ctx);
+	return NULL;
+}
+
+static void
+test_sender_single_flight(void **state)
+{
+	struct fx *f = *state;
+	struct resolver r[2];
+	pthread_t th[2];
+	cJSON *resp;
+	int i;
+
+	f->t.sender_cache_ttl = 300;
+	/* no contact for this address: the address, then the domain */
+	f->job.from_addr = "newcomer@acme.example";
+	resp = sim_post(&sim, "/_sim/faults", "{\"latency_ms\": 300}");
+	cJSON_Delete(resp);
+	for (i = 0; i < 2; i++) {
+		r[i].ctx = f->ctx;
+		assert_int_equal(pthread_create(&th[i], NULL, resolve_thread,
+		    &r[i]), 0);
+	}
+	for (i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	resp = sim_post(&sim, "/_sim/faults", "{\"latency_ms\": 0}");
+	cJSON_Delete(resp);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(r[i].step, STEP_OK);
+		assert_int_equal(r[i].ctx.sender_kind, STORE_SENDER_CLIENT);
+		assert_int_equal(r[i].ctx.client_id, 10);
+		free(r[i].ctx.contact_name);
+		free(r[i].ctx.client_name);
+	}
+	/* one lookup of the address and one of the domain, not two each */
+	assert_int_equal(f->w.stats.requests, 2);
+}
+
 /* The simulator's /_sim/state, parsed; NULL on failure. */
 static cJSON *
 sim_state(void)
@@ -719,6 +770,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_note_lists_parts, setup,
 		    teardown),
 		cmocka_unit_test(test_join_rule),
+		cmocka_unit_test_setup_teardown(test_sender_single_flight, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_join_refused_paths, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_join_fallback_and_widening,
