@@ -88,6 +88,7 @@ enum key_id {
 	KEY_RATE_WINDOW,
 	KEY_MAX_ATTACHMENT_SIZE,
 	KEY_MAX_ATTACHMENTS_TOTAL,
+	KEY_HALO_REQUEST_MAX,
 	KEY_SENDER_CACHE_TTL,
 	KEY_OVERRIDE,
 	KEY_TLS_CERT,
@@ -166,6 +167,7 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_RATE_WINDOW]        = { "rate_window", SCOPE_TENANT, false },
 	[KEY_MAX_ATTACHMENT_SIZE] = { "max_attachment_size", SCOPE_TENANT, false },
 	[KEY_MAX_ATTACHMENTS_TOTAL] = { "max_attachments_total", SCOPE_TENANT, false },
+	[KEY_HALO_REQUEST_MAX]   = { "halo_request_max", SCOPE_TENANT, false },
 	[KEY_SENDER_CACHE_TTL]   = { "sender_cache_ttl", SCOPE_TENANT, false },
 	[KEY_OVERRIDE]           = { "override", SCOPE_TENANT, true },
 	[KEY_LOG_OUTBOUND]       = { "log_outbound", SCOPE_TENANT, false },
@@ -1716,6 +1718,14 @@ static void apply_tenant(struct parser *p, int line, enum key_id key,
 			conf_error(p, line, "%s: invalid size '%s' (expected "
 			    "digits with optional K, M or G)", name, value);
 		break;
+	case KEY_HALO_REQUEST_MAX:
+		/* below 1M no mail with an attachment could go at all */
+		if (conf_parse_size(value, &t->halo_request_max) != 0 ||
+		    t->halo_request_max < (1ULL << 20) ||
+		    t->halo_request_max > (1ULL << 30))
+			conf_error(p, line, "%s: invalid size '%s' (expected 1M"
+			    " to 1G)", name, value);
+		break;
 	default:
 		break;
 	}
@@ -1820,6 +1830,7 @@ static void start_tenant(struct parser *p, int line, const char *name)
 	t->rate_window = 300;
 	t->max_attachment_size = 10ULL << 20;
 	t->max_attachments_total = 25ULL << 20;
+	t->halo_request_max = 10ULL << 20;
 	t->sender_cache_ttl = 3600;
 	t->closed_tickets = CONF_CLOSED_REOPEN;
 	t->ticket_status_ttl = 300;

@@ -110,6 +110,7 @@ struct conf_tenant {
 	unsigned rate_window;        /* seconds; 300 */
 	uint64_t max_attachment_size;    /* per file; 10 MiB */
 	uint64_t max_attachments_total;  /* per message; 25 MiB */
+	uint64_t halo_request_max;  /* largest request body Halo takes; 10 MiB */
 	unsigned sender_cache_ttl;   /* seconds; 3600 */
 	bool log_outbound;           /* log enrolled agents' outgoing mail; yes */
 	char *outbound_outcome;      /* default "Email Sent" */

@@ -31,6 +31,19 @@ post_cid_lookup(const char *cid, void *arg)
 	return NULL;
 }
 
+/* Room for a request's fields other than the note and the attachments. */
+#define POST_REQUEST_SLACK (64 * 1024)
+
+/* Bytes a file of LEN bytes named NAME (TYPE) takes in a request: base64,
+ * a third larger, in a data URI, its name JSON-escaped at worst. */
+static uint64_t
+post_att_bytes(size_t len, const char *name, const char *type)
+{
+	return ((uint64_t)len + 2) / 3 * 4 + 64 +
+	    (name != NULL ? strlen(name) * 6 : 0) +
+	    (type != NULL ? strlen(type) * 2 : 0);
+}
+
 /* Whether attachment A is left out of the upload, and why (into *WHY). */
 static bool
 post_left_out(const struct job_ctx *ctx, const struct mime_attachment *a,
@@ -43,6 +56,11 @@ post_left_out(const struct job_ctx *ctx, const struct mime_attachment *a,
 	}
 	if (!ctx->t->attachments) {
 		*why = "attachments are not uploaded (attachments = no)";
+		return true;
+	}
+	if (post_att_bytes(a->len, a->filename, a->content_type) +
+	    POST_REQUEST_SLACK > ctx->t->halo_request_max) {
+		*why = "too large for one Halo request (halo_request_max)";
 		return true;
 	}
 	return false;
@@ -243,7 +261,9 @@ post_attachments(struct job_ctx *ctx, const struct mime_message *m, size_t *n)
 		return NULL;
 	for (i = 0; i < m->n_attachments; i++) {
 		const struct mime_attachment *ma = &m->attachments[i];
-		if (ma->data == NULL)
+		const char *why;
+
+		if (post_left_out(ctx, ma, &why))
 			continue;
 		a[*n].filename = ma->filename;
 		a[*n].content_type = ma->content_type;
@@ -464,6 +484,81 @@ post_settle(struct job_ctx *ctx)
 	return STEP_OK;
 }
 
+/* One upload (a worker_call() function). */
+struct post_upload_req {
+	const struct halo_attachment *a;
+	struct halo_attach_result res;
+};
+
+static int
+post_upload_call(struct job_ctx *ctx, void *arg)
+{
+	struct post_upload_req *rq = arg;
+
+	return halo_attachment_upload(&ctx->hc, ctx->token, ctx->posted_ticket,
+	    ctx->posted_action, rq->a, &rq->res, &ctx->err);
+}
+
+/*
+ * Keep in RQ the attachments that fit beside HTML in one request of the
+ * tenant's halo_request_max, in order; move the others to the end of
+ * RQ->att, their count in *N_LATER (uploaded one request each once the
+ * mail is in Halo). Each alone fits a request (post_left_out()).
+ */
+static void
+post_split(const struct job_ctx *ctx, const char *html, struct post_req *rq,
+    size_t *n_later)
+{
+	struct halo_attachment *later;
+	uint64_t budget, used = 0, need;
+	size_t i, n_in = 0, n_out = 0, n = rq->n_att;
+
+	*n_later = 0;
+	budget = ctx->t->halo_request_max;
+	need = (uint64_t)strlen(html) * 2 + POST_REQUEST_SLACK;
+	budget = budget > need ? budget - need : 0;
+	if (n == 0 || (later = calloc(n, sizeof(*later))) == NULL)
+		return;         /* no memory: all in one request, as before */
+	for (i = 0; i < n; i++) {
+		const struct halo_attachment *a = &rq->att[i];
+
+		need = post_att_bytes(a->len, a->filename, a->content_type);
+		if (used + need <= budget) {
+			used += need;
+			rq->att[n_in++] = *a;
+		} else
+			later[n_out++] = *a;
+	}
+	memcpy(rq->att + n_in, later, n_out * sizeof(*later));
+	free(later);
+	rq->n_att = n_in;
+	*n_later = n_out;
+}
+
+/* The attachments that did not fit the request that logged the mail
+ * (RQ->att after its N_ATT), one request each. */
+static enum step
+post_later(struct job_ctx *ctx, const struct post_req *rq, size_t n_later)
+{
+	enum step step = STEP_OK;
+	size_t i;
+
+	for (i = 0; i < n_later; i++) {
+		struct post_upload_req up;
+
+		memset(&up, 0, sizeof(up));
+		up.a = &rq->att[rq->n_att + i];
+		if (worker_call(ctx, post_upload_call, &up, &step) < 0)
+			return step;    /* the retry uploads what Halo lacks */
+		if (up.res.failed) {
+			log_warnx("%s: Halo did not store attachment %s: %s",
+			    ctx->who, up.a->filename, up.res.why);
+			post_att_failed(ctx, up.a->filename, up.res.why);
+		}
+	}
+	return STEP_OK;
+}
+
 /* Append the mail to the matched ticket, or create one. */
 enum step
 post_message(struct job_ctx *ctx, const struct mime_message *m)
@@ -471,7 +566,7 @@ post_message(struct job_ctx *ctx, const struct mime_message *m)
 	struct post_req rq;
 	enum step step;
 	char *html;
-	size_t i;
+	size_t i, n_later = 0;
 
 	if ((html = post_html(ctx, m)) == NULL) {
 		snprintf(ctx->reason, sizeof(ctx->reason), "out of memory");
@@ -486,6 +581,7 @@ post_message(struct job_ctx *ctx, const struct mime_message *m)
 		snprintf(ctx->reason, sizeof(ctx->reason), "out of memory");
 		return STEP_RETRY;
 	}
+	post_split(ctx, html, &rq, &n_later);
 	post_mail_when(ctx->h_date, ctx->job->created, rq.when);
 	post_reported_by(ctx->h_from, ctx->job->from_addr, rq.reported_by,
 	    sizeof(rq.reported_by));
@@ -503,7 +599,13 @@ post_message(struct job_ctx *ctx, const struct mime_message *m)
 				    ctx->who, i + 1, rq.res[i].why);
 				post_att_failed(ctx, rq.att[i].filename, rq.res[i].why);
 			}
-		step = post_settle(ctx);
+		if (n_later > 0)
+			log_info("%s: %zu attachment%s did not fit the request;"
+			    " uploading one at a time", ctx->who, n_later,
+			    n_later == 1 ? "" : "s");
+		step = post_later(ctx, &rq, n_later);
+		if (step == STEP_OK)
+			step = post_settle(ctx);
 	}
 	free(html);
 	free(rq.att);
@@ -527,21 +629,6 @@ post_list_call(struct job_ctx *ctx, void *arg)
 	rq->n = 0;
 	return halo_attachment_list(&ctx->hc, ctx->token, ctx->posted_ticket,
 	    ctx->posted_action, &rq->list, &rq->n, &ctx->err);
-}
-
-/* One upload (a worker_call() function). */
-struct post_upload_req {
-	const struct halo_attachment *a;
-	struct halo_attach_result res;
-};
-
-static int
-post_upload_call(struct job_ctx *ctx, void *arg)
-{
-	struct post_upload_req *rq = arg;
-
-	return halo_attachment_upload(&ctx->hc, ctx->token, ctx->posted_ticket,
-	    ctx->posted_action, rq->a, &rq->res, &ctx->err);
 }
 
 /* A retry of a job already in Halo: upload what Halo does not hold. */

@@ -578,6 +578,7 @@ static void test_tenant_defaults(void **state)
 	assert_int_equal(t->rate_window, 300);
 	assert_int_equal(t->max_attachment_size, 10 << 20);
 	assert_int_equal(t->max_attachments_total, 25 << 20);
+	assert_int_equal(t->halo_request_max, 10 << 20);
 	assert_int_equal(t->sender_cache_ttl, 3600);
 	assert_true(t->log_outbound);
 	assert_string_equal(t->outbound_outcome, "Email Sent");
@@ -604,6 +605,7 @@ static void test_worker_keys(void **state)
 	    "cf_message_id = none\ntrim_quotes = no\nrate_limit = 8\n"
 	    "rate_window = 5\nmax_attachment_size = 1K\n"
 	    "max_attachments_total = 2M\nsender_cache_ttl = 0\n"
+	    "halo_request_max = 30M\n"
 	    "log_outbound = no\noutbound_outcome = Email User\n"
 	    "closed_tickets = new\nreopen_status_id = 4\nticket_status_ttl = 0\n");
 	expect_ok(&l);
@@ -619,6 +621,7 @@ static void test_worker_keys(void **state)
 	assert_int_equal(t->rate_window, 5);
 	assert_int_equal(t->max_attachment_size, 1024);
 	assert_int_equal(t->max_attachments_total, 2 << 20);
+	assert_int_equal(t->halo_request_max, 30 << 20);
 	assert_int_equal(t->sender_cache_ttl, 0);
 	assert_false(t->log_outbound);
 	assert_string_equal(t->outbound_outcome, "Email User");
@@ -664,6 +667,13 @@ static void test_worker_keys(void **state)
 	unload(&l);
 	load_text(&l, TENANT_ACME "rate_limit = 0\n");
 	expect_error(&l, 5, "rate_limit: invalid '0'", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "halo_request_max = 512K\n");
+	expect_error(&l, 5, "halo_request_max: invalid size '512K' (expected"
+	    " 1M to 1G)", 1);
+	unload(&l);
+	load_text(&l, TENANT_ACME "halo_request_max = 2G\n");
+	expect_error(&l, 5, "halo_request_max: invalid size '2G'", 1);
 	unload(&l);
 	load_text(&l, TENANT_ACME "cf_message_id = two words\n");
 	expect_error(&l, 5, "cf_message_id: invalid custom field name", 1);

@@ -109,6 +109,7 @@ setup(void **state)
 	f->t.name = "t";
 	f->t.subject_tag = "[ID:{n}]";
 	f->t.closed_tickets = CONF_CLOSED_APPEND;
+	f->t.halo_request_max = 10 << 20;       /* conf.c's default */
 	f->job.id = 1;
 	f->job.tenant = "t";
 	f->job.message_id = "<new@acme.example>";
@@ -380,6 +381,106 @@ test_sender_single_flight(void **state)
 	}
 	/* one lookup of the address and one of the domain, not two each */
 	assert_int_equal(f->w.stats.requests, 2);
+}
+
+/* A mail whose attachments exceed one request (issue 16: Halo answered
+ * 413 and the mail was never logged): what fits goes with the note, the
+ * rest one request each, a file too large for any request is named in the
+ * note; Halo never sees a request over halo_request_max. */
+static void
+test_post_split_requests(void **state)
+{
+	static struct conf gconf;
+	struct fx *f = *state;
+	struct store_job_new jn = { 0 };
+	struct store_job *claimed = NULL;
+	struct mime_attachment att[3];
+	struct mime_message m;
+	struct halo_stored *list;
+	struct halo_err err;
+	enum store_status result;
+	unsigned char *a, *b, *c;
+	size_t n, i;
+	int64_t id;
+	bool got_a = false, got_b = false, got_c = false;
+
+	a = malloc(400 * 1024);
+	b = malloc(400 * 1024);
+	c = malloc(900 * 1024);
+	assert_true(a != NULL && b != NULL && c != NULL);
+	memset(a, 'a', 400 * 1024);
+	memset(b, 'b', 400 * 1024);
+	memset(c, 'c', 900 * 1024);
+	memset(att, 0, sizeof(att));
+	memset(&m, 0, sizeof(m));
+	att[0].filename = "a.bin";
+	att[0].content_type = "application/octet-stream";
+	att[0].data = a;
+	att[0].len = att[0].original_len = 400 * 1024;
+	att[1] = att[0];
+	att[1].filename = "b.bin";
+	att[1].data = b;
+	att[2] = att[0];
+	att[2].filename = "c.bin";
+	att[2].data = c;
+	att[2].len = att[2].original_len = 900 * 1024;
+	m.text = "three files";
+	m.attachments = att;
+	m.n_attachments = 3;
+	f->t.attachments = true;
+	f->t.append_outcome = "Email Received";
+	f->t.halo_request_max = 1 << 20;
+
+	/* a claimed job, as the pool hands one over, under a 300 s lease */
+	gconf.job_lease = 300;
+	f->w.conf = &gconf;
+	jn.tenant = "t";
+	jn.message_id = "<big@acme.example>";
+	jn.state = STORE_QUEUED;
+	jn.agent = "alice@msp.example";
+	jn.mode = "intake";
+	assert_int_equal(store_jobs_add(f->w.store, &jn, 1, &result, &id, NULL,
+	    NULL), STORE_OK);
+	assert_int_equal(store_job_claim(f->w.store, time(NULL), 300,
+	    &claimed), STORE_OK);
+	f->ctx.job = claimed;
+	f->ctx.ticket_id = 501;
+	f->ctx.create = false;
+
+	assert_int_equal(post_message(&f->ctx, &m), STEP_OK);
+	assert_int_equal(f->ctx.posted_ticket, 501);
+	assert_true(f->ctx.posted_action > 0);
+	assert_int_equal(f->ctx.n_att_failed, 0);
+	/* a.bin with the note, b.bin on its own: both stored */
+	assert_int_equal(halo_attachment_list(&f->ctx.hc, f->ctx.token, 501,
+	    f->ctx.posted_action, &list, &n, &err), 0);
+	for (i = 0; i < n; i++) {
+		got_a |= strcmp(list[i].filename, "a.bin") == 0;
+		got_b |= strcmp(list[i].filename, "b.bin") == 0;
+		got_c |= strcmp(list[i].filename, "c.bin") == 0;
+	}
+	halo_stored_free(list, n);
+	assert_true(got_a);
+	assert_true(got_b);
+	assert_false(got_c);
+	/* append + one upload: two requests, none refused as too large */
+	assert_int_equal(f->w.stats.requests, 2);
+	/* c.bin, too large for any request, is named in the note */
+	{
+		char *html = post_body_html(&f->ctx, &m, false);
+
+		assert_non_null(html);
+		assert_non_null(strstr(html, "<li>c.bin (921600 bytes): too large"
+		    " for one Halo request"));
+		assert_null(strstr(html, "a.bin"));
+		free(html);
+	}
+	f->ctx.job = &f->job;
+	f->w.conf = NULL;
+	store_job_free(claimed);
+	free(a);
+	free(b);
+	free(c);
 }
 
 /* The simulator's /_sim/state, parsed; NULL on failure. */
@@ -770,6 +871,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_note_lists_parts, setup,
 		    teardown),
 		cmocka_unit_test(test_join_rule),
+		cmocka_unit_test_setup_teardown(test_post_split_requests, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_sender_single_flight, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_join_refused_paths, setup,
