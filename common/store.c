@@ -613,6 +613,54 @@ store_job_counts(struct store *st, uint64_t counts[STORE_STATE_COUNT])
 	return step == STORE_STEP_DONE ? STORE_OK : STORE_ERROR;
 }
 
+/* Count jobs per tenant and state. */
+enum store_status
+store_job_counts_by_tenant(struct store *st, store_count_fn fn, void *arg)
+{
+	struct store_stmt *stmt;
+	const char *tenant;
+	int step, s;
+
+	pthread_mutex_lock(&st->lock);
+	if ((stmt = sq_prepare(st, "SELECT tenant, state, count(*) FROM jobs"
+	    " GROUP BY tenant, state ORDER BY tenant, state")) == NULL) {
+		pthread_mutex_unlock(&st->lock);
+		return STORE_ERROR;
+	}
+	while ((step = sq_step(stmt)) == STORE_STEP_ROW) {
+		tenant = sq_col_text(stmt, 0);
+		s = store_state_parse(sq_col_text(stmt, 1));
+		if (tenant != NULL && s >= 0 && s < STORE_STATE_COUNT)
+			fn(tenant, (enum store_state)s,
+			    (uint64_t)sq_col_int(stmt, 2), arg);
+	}
+	sq_finalize(stmt);
+	pthread_mutex_unlock(&st->lock);
+	return step == STORE_STEP_DONE ? STORE_OK : STORE_ERROR;
+}
+
+/* Creation time of the oldest queued job (0: none). */
+enum store_status
+store_job_oldest_queued(struct store *st, time_t *created)
+{
+	struct store_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+
+	*created = 0;
+	pthread_mutex_lock(&st->lock);
+	if ((stmt = sq_prepare(st, "SELECT min(created) FROM jobs"
+	    " WHERE state = 'queued'")) != NULL) {
+		if (sq_step(stmt) == STORE_STEP_ROW) {
+			if (!sq_col_null(stmt, 0))
+				*created = (time_t)sq_col_int(stmt, 0);
+			rc = STORE_OK;
+		}
+		sq_finalize(stmt);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
 /* Conversation key for a Message-ID. */
 enum store_status
 store_conv_get(struct store *st, const char *message_id, char key[33])

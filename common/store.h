@@ -228,6 +228,16 @@ enum store_status store_job_list(struct store *st, int state, unsigned limit,
 enum store_status store_job_counts(struct store *st,
     uint64_t counts[STORE_STATE_COUNT]);
 
+/* Count jobs per tenant and state: FN once per (TENANT, STATE) that has
+ * jobs, tenants in name order. */
+typedef void (*store_count_fn)(const char *tenant, enum store_state state,
+    uint64_t count, void *arg);
+enum store_status store_job_counts_by_tenant(struct store *st,
+    store_count_fn fn, void *arg);
+
+/* When the oldest queued job was created; 0 when none is queued. */
+enum store_status store_job_oldest_queued(struct store *st, time_t *created);
+
 /* The conversation key recorded for MESSAGE_ID (33 bytes with NUL). */
 enum store_status store_conv_get(struct store *st, const char *message_id,
     char key[33]);

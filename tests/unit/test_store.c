@@ -1233,6 +1233,49 @@ test_budget(void **state)
 	other = store_close(other);
 }
 
+/* store_job_counts_by_tenant() callback: "tenant/state=count;" lines. */
+static void
+count_line(const char *tenant, enum store_state state, uint64_t count,
+    void *arg)
+{
+	char *out = arg;
+
+	snprintf(out + strlen(out), 512 - strlen(out), "%s/%s=%llu;", tenant,
+	    store_state_name(state), (unsigned long long)count);
+}
+
+/* Jobs per tenant and state; the oldest queued job's creation time. */
+static void
+test_tenant_counts_oldest(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[4];
+	enum store_status res[4];
+	int64_t ids[4];
+	char out[512] = "";
+	time_t oldest = 1;
+
+	open_latest(f);
+	assert_int_equal(store_job_oldest_queued(f->st, &oldest), STORE_OK);
+	assert_int_equal(oldest, 0);
+	j[0] = job_new("beta", "<1@x>");
+	j[1] = job_new("acme", "<2@x>");
+	j[2] = job_new("acme", "<3@x>");
+	j[3] = job_new("acme", "<4@x>");
+	j[3].state = STORE_SKIPPED;
+	assert_int_equal(store_jobs_add(f->st, j, 4, res, ids, NULL, NULL),
+	    STORE_OK);
+	exec_sql(f->db, "UPDATE jobs SET created = 1000 WHERE message_id ="
+	    " '<3@x>'; UPDATE jobs SET created = 500 WHERE message_id ="
+	    " '<4@x>'");
+	assert_int_equal(store_job_counts_by_tenant(f->st, count_line, out),
+	    STORE_OK);
+	assert_string_equal(out, "acme/queued=2;acme/skipped=1;beta/queued=1;");
+	/* the skipped job is older, but not queued */
+	assert_int_equal(store_job_oldest_queued(f->st, &oldest), STORE_OK);
+	assert_int_equal(oldest, 1000);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TP(fn) cmocka_unit_test_setup_teardown(fn, setup_pg, teardown)
 
@@ -1261,6 +1304,7 @@ main(void)
 		TP(test_token_lock),
 		TP(test_copy),
 		TP(test_budget),
+		TP(test_tenant_counts_oldest),
 	};
 	const struct CMUnitTest tests[] = {
 		T(test_fresh_latest),
@@ -1286,6 +1330,7 @@ main(void)
 		T(test_concurrent_open),
 		T(test_copy),
 		T(test_budget),
+		T(test_tenant_counts_oldest),
 	};
 
 	const char *pg = getenv("HALO_TEST_PG");
