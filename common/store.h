@@ -305,6 +305,21 @@ enum store_status store_job_requeue(struct store *st, int64_t id);
 enum store_status store_jobs_wake_agent(struct store *st, const char *tenant,
     const char *agent, unsigned *woken);
 
+/*
+ * Retention: delete at most BATCH finished jobs (done, skipped, failed)
+ * last changed before BEFORE, oldest ids first, in one transaction, with a
+ * shared store's copies of their messages. Of each that reached a ticket,
+ * its Message-ID, conversation key, ticket and summary stay in the thread
+ * index (store_ticket_by_msgid/_by_conv still find them). *N counts the jobs
+ * deleted: fewer than BATCH when none is left. After the commit FN (may be
+ * NULL) is called with each spool file name they referred to, for the
+ * caller to remove the file when store_spool_used() says no job needs it.
+ * Queued, running and waiting jobs are never deleted.
+ */
+typedef void (*store_name_fn)(const char *name, void *arg);
+enum store_status store_jobs_purge(struct store *st, time_t before,
+    unsigned batch, unsigned *n, store_name_fn fn, void *arg);
+
 /* Our index: the ticket a logged Message-ID / conversation went to. */
 enum store_status store_ticket_by_msgid(struct store *st, const char *tenant,
     const char *message_id, int64_t *ticket_id);

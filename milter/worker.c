@@ -455,6 +455,7 @@ worker_thread(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		if (stop)
 			break;
+		worker_retention(w);
 		if (worker_run_once(w))
 			continue;
 		pthread_mutex_lock(&w->lock);
