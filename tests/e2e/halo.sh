@@ -503,6 +503,28 @@ wait_jobs 39
 check "a Date years before arrival: the ticket is dated when the mail arrived" \
     eq "$(simq "[(t.get('dateoccurred') or '')[:10] for t in s['tickets'] if t.get('internet_message_id') == '<olddate@acme.example>']")" "['$(date -u +%Y-%m-%d)']"
 
+# --- 26. retention: finished jobs past job_retention go, threading stays --
+daemon_stop
+sqlite3 "$MILTER_STATE/halo-milter.db" "UPDATE jobs SET updated = 0 WHERE
+    message_id IN ('<n1@acme.example>', '<oof@acme.example>')"
+daemon_start || exit 1
+_r_i=0
+while [ $_r_i -lt 100 ] && ! grep -q "retention: deleted" "$T/daemon.log"; do
+	sleep 0.1
+	_r_i=$((_r_i + 1))
+done
+check "retention: the daemon deleted the two old finished jobs at start" \
+    grep -q "retention: deleted 2 finished jobs older than 30 days" "$T/daemon.log"
+check "retention: they are gone, the others stay" \
+    eq "$(ctl queue | grep -c '<n1@acme.example>\|<oof@acme.example>\|<n2@acme.example>')" 1
+mail "Ann <ann@acme.example>" support@msp.example "Re: Laptop will not boot" "<n9@acme.example>" \
+    "In-Reply-To: <n1@acme.example>" "References: <n1@acme.example>"
+wait_jobs 38
+check "retention: a reply to a deleted job's mail joins its ticket" \
+    eq "$(job_field "<n9@acme.example>" ticket)" "$t1"
+check "retention: found by our own Message-ID index, not by asking Halo" \
+    grep -q "msgid=<n9@acme.example> ticket=$t1 .*matched-by=message-id" "$T/daemon.log"
+
 if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" "$T/daemon.log"; then
 	not_ok "sanitizer report in daemon log"
 	grep -A20 "Sanitizer\|runtime error" "$T/daemon.log" | head -40
