@@ -65,7 +65,8 @@ COMMON_SRC := $(sort $(wildcard common/*.c))
 # milter/ sources that do not use libmilter (shared with tests and fuzzers)
 CORE_SRC   := milter/intake.c milter/worker.c milter/worker_call.c \
               milter/worker_sender.c milter/worker_thread.c \
-              milter/worker_closed.c milter/worker_post.c milter/web.c \
+              milter/worker_closed.c milter/worker_post.c \
+              milter/worker_retention.c milter/web.c \
               milter/web_admin.c \
               milter/web_pane.c milter/web_agent.c
 DAEMON_SRC := milter/halo-milter.c milter/callbacks.c

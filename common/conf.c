@@ -78,6 +78,7 @@ enum key_id {
 	KEY_WORKERS,
 	KEY_RETRY_BASE,
 	KEY_JOB_LEASE,
+	KEY_JOB_RETENTION,
 	KEY_INSECURE_HTTP,
 	KEY_HALO_CA_FILE,
 	KEY_FALLBACK_CLIENT_ID,
@@ -157,6 +158,7 @@ static const struct key_def key_defs[KEY_COUNT] = {
 	[KEY_WORKERS]            = { "workers", SCOPE_GLOBAL, false },
 	[KEY_RETRY_BASE]         = { "retry_base", SCOPE_GLOBAL, false },
 	[KEY_JOB_LEASE]          = { "job_lease", SCOPE_GLOBAL, false },
+	[KEY_JOB_RETENTION]      = { "job_retention", SCOPE_GLOBAL, false },
 	[KEY_INSECURE_HTTP]      = { "insecure_http", SCOPE_GLOBAL, false },
 	[KEY_HALO_CA_FILE]       = { "halo_ca_file", SCOPE_GLOBAL, false },
 	[KEY_FALLBACK_CLIENT_ID] = { "fallback_client_id", SCOPE_TENANT, false },
@@ -1419,6 +1421,13 @@ static void apply_global(struct parser *p, int line, enum key_id key,
 		else
 			c->job_lease = (unsigned)num;
 		break;
+	case KEY_JOB_RETENTION:
+		if (!parse_ulong_range(value, 0, 36500, &num))
+			conf_error(p, line, "job_retention: invalid '%s' (expected"
+			    " days from 0 (keep for ever) to 36500)", value);
+		else
+			c->job_retention = (unsigned)num;
+		break;
 	case KEY_ADMIN_NETWORKS:
 		parse_networks(p, line, name, value, &c->admin_networks,
 		    &c->n_admin_networks);
@@ -2040,6 +2049,7 @@ struct conf *conf_load(const char *path, FILE *errs, int *nerrors)
 	p.conf->log_level = LOG_INFO;
 	p.conf->workers = 2;
 	p.conf->retry_base = 15;
+	p.conf->job_retention = 30;
 	p.conf->job_lease = 300;
 	p.conf->web_max_connections = CONF_WEB_MAX_CONNECTIONS;
 	p.conf->web_connections_per_ip = CONF_WEB_CONNECTIONS_PER_IP;

@@ -177,6 +177,9 @@ struct conf {
 	enum conf_log log;           /* default auto */
 	unsigned workers;            /* worker threads; default 2; 0 = intake
 	                                only (another node's workers log) */
+	unsigned job_retention;      /* days a finished job (done, skipped,
+	                                failed) is kept; default 30; 0 = for
+	                                ever */
 	unsigned retry_base;         /* first retry delay, seconds; default 15 */
 	unsigned job_lease;          /* seconds a claimed job is a worker's
 	                                before another (node) may take it

@@ -613,6 +613,54 @@ store_job_counts(struct store *st, uint64_t counts[STORE_STATE_COUNT])
 	return step == STORE_STEP_DONE ? STORE_OK : STORE_ERROR;
 }
 
+/* Count jobs per tenant and state. */
+enum store_status
+store_job_counts_by_tenant(struct store *st, store_count_fn fn, void *arg)
+{
+	struct store_stmt *stmt;
+	const char *tenant;
+	int step, s;
+
+	pthread_mutex_lock(&st->lock);
+	if ((stmt = sq_prepare(st, "SELECT tenant, state, count(*) FROM jobs"
+	    " GROUP BY tenant, state ORDER BY tenant, state")) == NULL) {
+		pthread_mutex_unlock(&st->lock);
+		return STORE_ERROR;
+	}
+	while ((step = sq_step(stmt)) == STORE_STEP_ROW) {
+		tenant = sq_col_text(stmt, 0);
+		s = store_state_parse(sq_col_text(stmt, 1));
+		if (tenant != NULL && s >= 0 && s < STORE_STATE_COUNT)
+			fn(tenant, (enum store_state)s,
+			    (uint64_t)sq_col_int(stmt, 2), arg);
+	}
+	sq_finalize(stmt);
+	pthread_mutex_unlock(&st->lock);
+	return step == STORE_STEP_DONE ? STORE_OK : STORE_ERROR;
+}
+
+/* Creation time of the oldest queued job (0: none). */
+enum store_status
+store_job_oldest_queued(struct store *st, time_t *created)
+{
+	struct store_stmt *stmt;
+	enum store_status rc = STORE_ERROR;
+
+	*created = 0;
+	pthread_mutex_lock(&st->lock);
+	if ((stmt = sq_prepare(st, "SELECT min(created) FROM jobs"
+	    " WHERE state = 'queued'")) != NULL) {
+		if (sq_step(stmt) == STORE_STEP_ROW) {
+			if (!sq_col_null(stmt, 0))
+				*created = (time_t)sq_col_int(stmt, 0);
+			rc = STORE_OK;
+		}
+		sq_finalize(stmt);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
 /* Conversation key for a Message-ID. */
 enum store_status
 store_conv_get(struct store *st, const char *message_id, char key[33])
@@ -819,7 +867,10 @@ store_job_done(struct store *st, int64_t id, const struct store_result *r)
 	    " client = ?6, updated = ?7, lease_until = 0, sender = ?8,"
 	    " contact_id = ?9, client_id = ?10, summary = COALESCE(?11,"
 	    " (SELECT o.summary FROM jobs o WHERE o.tenant = jobs.tenant AND"
-	    " o.ticket_id = ?2 AND o.summary IS NOT NULL ORDER BY o.id LIMIT 1)),"
+	    " o.ticket_id = ?2 AND o.summary IS NOT NULL ORDER BY o.id LIMIT 1),"
+	    " (SELECT p.summary FROM msgid_tickets p WHERE p.tenant ="
+	    " jobs.tenant AND p.ticket_id = ?2 AND p.summary IS NOT NULL"
+	    " ORDER BY p.job_id LIMIT 1)),"
 	    " ticket_status = ?12 WHERE id = ?1",
 	    "iiisssisiisss", NULL, id, r->ticket_id, r->action_id, r->result,
 	    r->contact, r->client, (int64_t)time(NULL), r->sender,
@@ -921,8 +972,9 @@ store_ticket_by_msgid(struct store *st, const char *tenant,
     const char *message_id, int64_t *ticket_id)
 {
 	return store_query_id(st, "SELECT ticket_id FROM jobs WHERE tenant = ?1"
-	    " AND message_id = ?2 AND ticket_id IS NOT NULL", tenant, message_id,
-	    ticket_id);
+	    " AND message_id = ?2 AND ticket_id IS NOT NULL UNION ALL"
+	    " SELECT ticket_id FROM msgid_tickets WHERE tenant = ?1 AND"
+	    " message_id = ?2 LIMIT 1", tenant, message_id, ticket_id);
 }
 
 /* The newest ticket of a conversation. */
@@ -930,9 +982,11 @@ enum store_status
 store_ticket_by_conv(struct store *st, const char *tenant, const char *conv_key,
     int64_t *ticket_id)
 {
-	return store_query_id(st, "SELECT ticket_id FROM jobs WHERE tenant = ?1"
-	    " AND conv_key = ?2 AND ticket_id IS NOT NULL ORDER BY id DESC"
-	    " LIMIT 1", tenant, conv_key, ticket_id);
+	return store_query_id(st, "SELECT ticket_id FROM (SELECT id, ticket_id"
+	    " FROM jobs WHERE tenant = ?1 AND conv_key = ?2 AND ticket_id IS NOT"
+	    " NULL UNION ALL SELECT job_id, ticket_id FROM msgid_tickets WHERE"
+	    " tenant = ?1 AND conv_key = ?2) AS c ORDER BY id DESC LIMIT 1",
+	    tenant, conv_key, ticket_id);
 }
 
 /* Load an agent's token row. */
@@ -1404,6 +1458,121 @@ store_enroll_purge(struct store *st, time_t before, unsigned *n)
 	return rc;
 }
 
+/* The finished jobs a purge batch takes: ?1 = before, ?2 = the batch's
+ * highest id. */
+#define STORE_PURGE_WHERE "state IN ('done', 'skipped', 'failed') AND" \
+	" updated < ?1 AND id <= ?2"
+
+/* One purge step: SQL with BEFORE and LAST bound; false on error. */
+static bool
+store_purge_exec(struct store *st, const char *sql, time_t before,
+    int64_t last, int *changes)
+{
+	struct store_stmt *stmt;
+	int step;
+
+	if ((stmt = sq_prepare(st, sql)) == NULL)
+		return false;
+	sq_int(stmt, 1, (int64_t)before);
+	sq_int(stmt, 2, last);
+	step = sq_step(stmt);
+	if (changes != NULL)
+		*changes = sq_changes(stmt);
+	sq_finalize(stmt);
+	return step == STORE_STEP_DONE;
+}
+
+/* Delete a batch of finished jobs (store.h). */
+enum store_status
+store_jobs_purge(struct store *st, time_t before, unsigned batch, unsigned *n,
+    store_name_fn fn, void *arg)
+{
+	struct store_stmt *stmt;
+	char **names = NULL, **grown;
+	size_t n_names = 0, i;
+	int64_t last = 0;
+	int step, changes = 0;
+	bool ok = false;
+
+	*n = 0;
+	if (batch == 0)
+		return STORE_OK;
+	pthread_mutex_lock(&st->lock);
+	if (sq_begin(st) != 0) {
+		pthread_mutex_unlock(&st->lock);
+		return STORE_ERROR;
+	}
+	/* the batch: the BATCH lowest ids due, named by the highest of them */
+	if ((stmt = sq_prepare(st, "SELECT max(id) FROM (SELECT id FROM jobs"
+	    " WHERE state IN ('done', 'skipped', 'failed') AND updated < ?1"
+	    " ORDER BY id LIMIT ?2) AS b")) == NULL)
+		goto out;
+	sq_int(stmt, 1, (int64_t)before);
+	sq_int(stmt, 2, (int64_t)batch);
+	step = sq_step(stmt);
+	if (step == STORE_STEP_ROW && !sq_col_null(stmt, 0))
+		last = sq_col_int(stmt, 0);
+	sq_finalize(stmt);
+	if (step != STORE_STEP_ROW)
+		goto out;
+	if (last == 0) {            /* nothing due: end the transaction */
+		sq_rollback(st);
+		pthread_mutex_unlock(&st->lock);
+		return STORE_OK;
+	}
+	/* the spool files they refer to, for the caller once committed */
+	if ((stmt = sq_prepare(st, "SELECT DISTINCT spool FROM jobs WHERE "
+	    STORE_PURGE_WHERE " AND spool IS NOT NULL")) == NULL)
+		goto out;
+	sq_int(stmt, 1, (int64_t)before);
+	sq_int(stmt, 2, last);
+	while ((step = sq_step(stmt)) == STORE_STEP_ROW) {
+		if (sq_col_text(stmt, 0) == NULL)
+			continue;
+		if ((grown = realloc(names, (n_names + 1) *
+		    sizeof(*names))) == NULL)
+			break;
+		names = grown;
+		if ((names[n_names] = strdup(sq_col_text(stmt, 0))) == NULL)
+			break;
+		n_names++;
+	}
+	sq_finalize(stmt);
+	if (step != STORE_STEP_DONE)
+		goto out;
+	/* what threading needs stays; then the message bytes a shared store
+	 * keeps, unless a job that stays refers to them; then the jobs */
+	if (!store_purge_exec(st, "INSERT INTO msgid_tickets (job_id, tenant,"
+	    " message_id, conv_key, ticket_id, summary, created) SELECT id,"
+	    " tenant, message_id, conv_key, ticket_id, summary, created FROM"
+	    " jobs WHERE " STORE_PURGE_WHERE " AND ticket_id IS NOT NULL"
+	    " ON CONFLICT DO NOTHING", before, last, NULL))
+		goto out;
+	if (st->drv->shared && !store_purge_exec(st, "DELETE FROM messages"
+	    " WHERE name IN (SELECT spool FROM jobs WHERE " STORE_PURGE_WHERE
+	    ") AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.spool ="
+	    " messages.name AND NOT (o.state IN ('done', 'skipped', 'failed')"
+	    " AND o.updated < ?1 AND o.id <= ?2))", before, last, NULL))
+		goto out;
+	if (!store_purge_exec(st, "DELETE FROM jobs WHERE " STORE_PURGE_WHERE,
+	    before, last, &changes))
+		goto out;
+	ok = sq_commit(st) == 0;
+out:
+	if (!ok)
+		sq_rollback(st);
+	pthread_mutex_unlock(&st->lock);
+	if (ok)
+		*n = changes > 0 ? (unsigned)changes : 0;
+	for (i = 0; i < n_names; i++) {
+		if (ok && fn != NULL)
+			fn(names[i], arg);
+		free(names[i]);
+	}
+	free(names);
+	return ok ? STORE_OK : STORE_ERROR;
+}
+
 /* Does AGENT hold a usable token in TENANT? */
 enum store_status
 store_agent_enrolled(struct store *st, const char *tenant, const char *agent,
@@ -1844,7 +2013,10 @@ store_job_done_by_pane(struct store *st, int64_t id,
 	    " ticket_id = ?2, action_id = ?3, result = ?4, updated = ?5,"
 	    " lease_until = 0, summary = COALESCE(?6, (SELECT o.summary FROM"
 	    " jobs o WHERE o.tenant = jobs.tenant AND o.ticket_id = ?2 AND"
-	    " o.summary IS NOT NULL ORDER BY o.id LIMIT 1)), ticket_status = ?7"
+	    " o.summary IS NOT NULL ORDER BY o.id LIMIT 1), (SELECT p.summary"
+	    " FROM msgid_tickets p WHERE p.tenant = jobs.tenant AND p.ticket_id"
+	    " = ?2 AND p.summary IS NOT NULL ORDER BY p.job_id LIMIT 1)),"
+	    " ticket_status = ?7"
 	    " WHERE id = ?1 AND state NOT IN ('queued', 'running')",
 	    "iiisiss", &changes, id, r->ticket_id, r->action_id, r->result,
 	    (int64_t)time(NULL), r->summary, r->ticket_status);
@@ -2174,6 +2346,8 @@ static const struct store_copy_table {
 	  "sssiii", false },
 	{ "pane_defaults", "tenant, agent, tickettype_id, outcome, attachments,"
 	  " internal, updated", "ssisiii", false },
+	{ "msgid_tickets", "job_id, tenant, message_id, conv_key, ticket_id,"
+	  " summary, created", "isssisi", false },
 };
 
 /* Copy one table's rows (TO's lock and transaction held). */

@@ -228,6 +228,16 @@ enum store_status store_job_list(struct store *st, int state, unsigned limit,
 enum store_status store_job_counts(struct store *st,
     uint64_t counts[STORE_STATE_COUNT]);
 
+/* Count jobs per tenant and state: FN once per (TENANT, STATE) that has
+ * jobs, tenants in name order. */
+typedef void (*store_count_fn)(const char *tenant, enum store_state state,
+    uint64_t count, void *arg);
+enum store_status store_job_counts_by_tenant(struct store *st,
+    store_count_fn fn, void *arg);
+
+/* When the oldest queued job was created; 0 when none is queued. */
+enum store_status store_job_oldest_queued(struct store *st, time_t *created);
+
 /* The conversation key recorded for MESSAGE_ID (33 bytes with NUL). */
 enum store_status store_conv_get(struct store *st, const char *message_id,
     char key[33]);
@@ -294,6 +304,21 @@ enum store_status store_job_requeue(struct store *st, int64_t id);
 /* Jobs of TENANT/AGENT in "waiting" go back to the queue (token fixed). */
 enum store_status store_jobs_wake_agent(struct store *st, const char *tenant,
     const char *agent, unsigned *woken);
+
+/*
+ * Retention: delete at most BATCH finished jobs (done, skipped, failed)
+ * last changed before BEFORE, oldest ids first, in one transaction, with a
+ * shared store's copies of their messages. Of each that reached a ticket,
+ * its Message-ID, conversation key, ticket and summary stay in the thread
+ * index (store_ticket_by_msgid/_by_conv still find them). *N counts the jobs
+ * deleted: fewer than BATCH when none is left. After the commit FN (may be
+ * NULL) is called with each spool file name they referred to, for the
+ * caller to remove the file when store_spool_used() says no job needs it.
+ * Queued, running and waiting jobs are never deleted.
+ */
+typedef void (*store_name_fn)(const char *name, void *arg);
+enum store_status store_jobs_purge(struct store *st, time_t before,
+    unsigned batch, unsigned *n, store_name_fn fn, void *arg);
 
 /* Our index: the ticket a logged Message-ID / conversation went to. */
 enum store_status store_ticket_by_msgid(struct store *st, const char *tenant,

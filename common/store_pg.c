@@ -123,6 +123,19 @@ static const char *const pg_migrations[] = {
 	" internal BIGINT NOT NULL DEFAULT 0,"
 	" updated BIGINT NOT NULL,"
 	" PRIMARY KEY (tenant, agent));",
+	/* 10: job retention (issue 15): finished jobs are deleted after
+	 * job_retention days; what threading needs of those that reached a
+	 * ticket stays here (Message-ID, conversation, ticket, summary),
+	 * keyed by the job's id */
+	"CREATE TABLE msgid_tickets ("
+	" job_id BIGINT PRIMARY KEY,"
+	" tenant TEXT NOT NULL, message_id TEXT NOT NULL, conv_key TEXT,"
+	" ticket_id BIGINT NOT NULL, summary TEXT, created BIGINT NOT NULL);"
+	"CREATE INDEX msgid_tickets_msgid ON msgid_tickets (tenant, message_id);"
+	"CREATE INDEX msgid_tickets_conv ON msgid_tickets (tenant, conv_key);"
+	"CREATE INDEX msgid_tickets_ticket ON msgid_tickets (tenant, ticket_id);"
+	"CREATE INDEX jobs_finished ON jobs (updated) WHERE state IN"
+	" ('done', 'skipped', 'failed');",
 };
 #define PG_NMIGRATIONS ((int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])))
 

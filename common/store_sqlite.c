@@ -157,6 +157,19 @@ static const char *const store_migrations[] = {
 	" internal INTEGER NOT NULL DEFAULT 0,"
 	" updated INTEGER NOT NULL,"
 	" PRIMARY KEY (tenant, agent));",
+	/* 10: job retention (issue 15): finished jobs are deleted after
+	 * job_retention days; what threading needs of those that reached a
+	 * ticket stays here (Message-ID, conversation, ticket, summary),
+	 * keyed by the job's id */
+	"CREATE TABLE msgid_tickets ("
+	" job_id INTEGER PRIMARY KEY,"
+	" tenant TEXT NOT NULL, message_id TEXT NOT NULL, conv_key TEXT,"
+	" ticket_id INTEGER NOT NULL, summary TEXT, created INTEGER NOT NULL);"
+	"CREATE INDEX msgid_tickets_msgid ON msgid_tickets (tenant, message_id);"
+	"CREATE INDEX msgid_tickets_conv ON msgid_tickets (tenant, conv_key);"
+	"CREATE INDEX msgid_tickets_ticket ON msgid_tickets (tenant, ticket_id);"
+	"CREATE INDEX jobs_finished ON jobs (updated) WHERE state IN"
+	" ('done', 'skipped', 'failed');",
 };
 #define STORE_NMIGRATIONS ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 

@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 
 static struct intake *callbacks_intake;
 static struct worker *callbacks_worker;
@@ -265,7 +267,7 @@ cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 
 /* End of message: local work only, then apply the edits. */
 static sfsistat
-cb_eom(SMFICTX *ctx)
+cb_eom_run(SMFICTX *ctx)
 {
 	struct connctx *cc = cb_conn(ctx);
 	const struct intake_edit *edits;
@@ -304,6 +306,22 @@ cb_eom(SMFICTX *ctx)
 	cb_msg_done(cc);
 	worker_kick(callbacks_worker);
 	return SMFIS_CONTINUE;
+}
+
+/* End of message, timed for halo_milter_eom_seconds (the answer it gives
+ * the MTA is ready when it returns). */
+static sfsistat
+cb_eom(SMFICTX *ctx)
+{
+	struct timespec t0, t1;
+	sfsistat rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = cb_eom_run(ctx);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	metrics_observe(METRICS_EOM, (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	return rc;
 }
 
 /* The transaction was aborted: no job, no file. */

@@ -38,6 +38,7 @@
 #include "oauth.h"
 #include "spool.h"
 #include "store.h"
+#include "version.h"
 #include "web.h"
 #include "worker.h"
 
@@ -292,7 +293,7 @@ main(int argc, char **argv)
 		case 'f': foreground = true; break;
 		case 'd': debug = true; break;
 		case 't': test_only = true; break;
-		case 'V': puts("halo-milter 0.1"); return 0;
+		case 'V': puts("halo-milter " HALO_MILTER_VERSION); return 0;
 		case 'h': usage(stdout, 0);
 		default: usage(stderr, 2);
 		}

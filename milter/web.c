@@ -39,7 +39,9 @@
 #include "halo.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
+#include "version.h"
 
 #define WEB_CONN_MEMORY     (32 * 1024) /* per connection: headers + buffers */
 #define WEB_PEM_MAX         (256 * 1024)
@@ -1119,32 +1121,156 @@ web_healthz(struct web *w, struct MHD_Connection *c)
 	    WEB_CT_TEXT, body, body != NULL ? strlen(body) : 0, NULL, NULL, false);
 }
 
+/* Append S as a Prometheus label value: backslash, double quote and
+ * newline escaped (text format 0.0.4). */
+static void
+web_buf_label(struct web_buf *b, const char *s)
+{
+	char one[2] = { 0, 0 };
+
+	for (; *s != '\0'; s++) {
+		switch (*s) {
+		case '\\': web_buf_add(b, "\\\\"); break;
+		case '"': web_buf_add(b, "\\\""); break;
+		case '\n': web_buf_add(b, "\\n"); break;
+		default: one[0] = *s; web_buf_add(b, one); break;
+		}
+	}
+}
+
+/* One tenant's jobs per state, for halo_milter_tenant_jobs. */
+struct web_tenant_jobs {
+	char *tenant;
+	uint64_t jobs[STORE_STATE_COUNT];
+};
+struct web_tenant_list {
+	struct web_tenant_jobs *v;
+	size_t n;
+	bool failed;
+};
+
+/* The entry for TENANT in L, added (all zero) when missing; NULL when
+ * memory ran out. */
+static struct web_tenant_jobs *
+web_tenant_entry(struct web_tenant_list *l, const char *tenant)
+{
+	struct web_tenant_jobs *v;
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].tenant, tenant) == 0)
+			return &l->v[i];
+	if ((v = realloc(l->v, (l->n + 1) * sizeof(*v))) == NULL) {
+		l->failed = true;
+		return NULL;
+	}
+	l->v = v;
+	memset(&v[l->n], 0, sizeof(v[0]));
+	if ((v[l->n].tenant = strdup(tenant)) == NULL) {
+		l->failed = true;
+		return NULL;
+	}
+	return &v[l->n++];
+}
+
+/* store_job_counts_by_tenant() callback. */
+static void
+web_tenant_count(const char *tenant, enum store_state state, uint64_t count,
+    void *arg)
+{
+	struct web_tenant_jobs *e = web_tenant_entry(arg, tenant);
+
+	if (e != NULL)
+		e->jobs[state] = count;
+}
+
+/* Append histogram H in text format. */
+static void
+web_metrics_hist(struct web_buf *b, enum metrics_hist h)
+{
+	struct metrics_snapshot ms;
+	size_t i;
+
+	metrics_read(h, &ms);
+	web_buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", ms.name,
+	    ms.help, ms.name);
+	for (i = 0; i < ms.n; i++)
+		web_buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", ms.name,
+		    ms.le[i], (unsigned long long)ms.cum[i]);
+	web_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n"
+	    "%s_count %llu\n", ms.name, (unsigned long long)ms.count, ms.name,
+	    ms.sum, ms.name, (unsigned long long)ms.count);
+}
+
+/* Append the store's gauges: jobs per state in all, per tenant and state
+ * (every configured tenant, and any other the store holds jobs of), and
+ * the age of the oldest queued job. False when the store did not answer. */
+static bool
+web_metrics_store(struct web *w, struct web_buf *b)
+{
+	struct web_tenant_list tl = { 0 };
+	uint64_t jobs[STORE_STATE_COUNT];
+	time_t oldest = 0, now = time(NULL);
+	size_t i;
+	int s;
+
+	if (store_job_counts(w->store, jobs) != STORE_OK)
+		return false;
+	web_buf_add(b, "# HELP halo_milter_jobs Jobs in the store, by"
+	    " state.\n# TYPE halo_milter_jobs gauge\n");
+	for (s = 0; s < STORE_STATE_COUNT; s++)
+		web_buf_printf(b, "halo_milter_jobs{state=\"%s\"} %llu\n",
+		    store_state_name((enum store_state)s),
+		    (unsigned long long)jobs[s]);
+	for (i = 0; i < w->conf->n_tenants; i++)
+		web_tenant_entry(&tl, w->conf->tenants[i]->name);
+	if (store_job_counts_by_tenant(w->store, web_tenant_count, &tl) ==
+	    STORE_OK && !tl.failed) {
+		web_buf_add(b, "# HELP halo_milter_tenant_jobs Jobs in the"
+		    " store, by tenant and state.\n"
+		    "# TYPE halo_milter_tenant_jobs gauge\n");
+		for (i = 0; i < tl.n; i++)
+			for (s = 0; s < STORE_STATE_COUNT; s++) {
+				web_buf_add(b, "halo_milter_tenant_jobs{tenant=\"");
+				web_buf_label(b, tl.v[i].tenant);
+				web_buf_printf(b, "\",state=\"%s\"} %llu\n",
+				    store_state_name((enum store_state)s),
+				    (unsigned long long)tl.v[i].jobs[s]);
+			}
+	}
+	for (i = 0; i < tl.n; i++)
+		free(tl.v[i].tenant);
+	free(tl.v);
+	if (store_job_oldest_queued(w->store, &oldest) == STORE_OK)
+		web_buf_printf(b, "# HELP halo_milter_oldest_queued_job_age_seconds"
+		    " Age of the oldest queued job (0 when none is queued).\n"
+		    "# TYPE halo_milter_oldest_queued_job_age_seconds gauge\n"
+		    "halo_milter_oldest_queued_job_age_seconds %lld\n",
+		    oldest > 0 && now > oldest ? (long long)(now - oldest) : 0LL);
+	return true;
+}
+
 /* GET /metrics: Prometheus text format. */
 static enum MHD_Result
 web_metrics(struct web *w, struct MHD_Connection *c)
 {
 	struct web_buf b = { 0 };
 	struct oauth_stats os;
-	uint64_t jobs[6], counts[WEB_R_COUNT], halo[HTTP_RESULT_COUNT], cut_off;
+	uint64_t counts[WEB_R_COUNT], halo[HTTP_RESULT_COUNT], cut_off;
 	uint64_t refused;
 	bool have_jobs;
 	char *text;
 	size_t len = 0;
 	int i;
 
-	have_jobs = store_job_counts(w->store, jobs) == STORE_OK;
 	oauth_stats(w->oauth, &os);
 	pthread_mutex_lock(&w->lock);
 	memcpy(counts, w->counts, sizeof(counts));
 	pthread_mutex_unlock(&w->lock);
-	if (have_jobs) {
-		web_buf_add(&b, "# HELP halo_milter_jobs Jobs in the store, by"
-		    " state.\n# TYPE halo_milter_jobs gauge\n");
-		for (i = 0; i < 6; i++)
-			web_buf_printf(&b, "halo_milter_jobs{state=\"%s\"} %llu\n",
-			    store_state_name((enum store_state)i),
-			    (unsigned long long)jobs[i]);
-	}
+	web_buf_add(&b, "# HELP halo_milter_build_info The running build (value"
+	    " 1).\n# TYPE halo_milter_build_info gauge\n"
+	    "halo_milter_build_info{version=\"" HALO_MILTER_VERSION "\"} 1\n");
+	have_jobs = web_metrics_store(w, &b);
 	web_buf_printf(&b, "# HELP halo_milter_store_up Whether the store"
 	    " answered.\n# TYPE halo_milter_store_up gauge\n"
 	    "halo_milter_store_up %d\n", have_jobs ? 1 : 0);
@@ -1193,6 +1319,8 @@ web_metrics(struct web *w, struct MHD_Connection *c)
 	    "# TYPE halo_milter_web_refused_total counter\n"
 	    "halo_milter_web_refused_total %llu\n", (unsigned long long)cut_off,
 	    (unsigned long long)refused);
+	web_metrics_hist(&b, METRICS_EOM);
+	web_metrics_hist(&b, METRICS_MAIL_TO_HALO);
 	text = web_buf_take(&b, &len);
 	return web_respond(w, c, text != NULL ? MHD_HTTP_OK :
 	    MHD_HTTP_INTERNAL_SERVER_ERROR,

@@ -16,6 +16,7 @@
 #include "hdr.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "spool.h"
 
 /* Count into the worker's stats. */
@@ -318,6 +319,18 @@ job_run(struct job_ctx *ctx)
 	return job_post(ctx);
 }
 
+/* Count the time from the mail's arrival (its job's creation, whole
+ * seconds) to now, when it is logged in Halo. */
+static void
+worker_observe_latency(const struct store_job *job)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	metrics_observe(METRICS_MAIL_TO_HALO, (double)(now.tv_sec -
+	    job->created) + (double)now.tv_nsec / 1e9);
+}
+
 /* Record a job that reached Halo. */
 static void
 job_done(struct job_ctx *ctx)
@@ -345,6 +358,8 @@ job_done(struct job_ctx *ctx)
 		res.reason = ctx->att_note;
 	if (store_job_done(w->store, job->id, &res) != STORE_OK)
 		log_warnx("%s: cannot record result", ctx->who);
+	else
+		worker_observe_latency(job);
 	/* the Message-ID comes from mail: printable only, like intake's lines */
 	log_info("%s %s: tenant=%s msgid=%s ticket=%" PRId64 " action=%" PRId64
 	    "%s%s", ctx->who, ctx->outcome, job->tenant,
@@ -436,6 +451,7 @@ worker_thread(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		if (stop)
 			break;
+		worker_retention(w);
 		if (worker_run_once(w))
 			continue;
 		pthread_mutex_lock(&w->lock);

@@ -11,6 +11,7 @@
  *   worker_thread.c  thread match (which ticket) and who may join it
  *   worker_closed.c  ticket-state cache, status list, closed-ticket policy
  *   worker_post.c    body and attachment rendering, the create/append
+ *   worker_retention.c  deleting finished jobs after job_retention days
  */
 #ifndef HALO_WORKER_INT_H
 #define HALO_WORKER_INT_H
@@ -45,6 +46,8 @@
 #define WORKER_DATE_AHEAD   300     /* a mail's Date may run this far ahead
                                      * of its arrival ... */
 #define WORKER_DATE_BEHIND  (30 * 86400)    /* ... and this far behind */
+#define WORKER_PURGE_EVERY  3600    /* seconds between retention runs */
+#define WORKER_PURGE_BATCH  500     /* jobs deleted per transaction */
 #define WORKER_CLOSED_BUILTIN 9     /* Halo's built-in Closed status: used
                                      * only when excludeclosed cannot tell */
 
@@ -83,6 +86,8 @@ struct worker {
 	struct worker_rate *rates;      /* one per tenant, conf order */
 	struct worker_tstate tstates[WORKER_TSTATE_SLOTS];  /* under lock */
 	struct worker_stats stats;
+	time_t next_purge;              /* under lock: next retention run */
+	bool purging;                   /* under lock: a thread runs it */
 };
 
 /* How a step ended. */
@@ -220,5 +225,11 @@ enum step sender_create_contact(struct job_ctx *ctx);
  * ticket (and, when created, its user and client) and put the join note
  * into RES->reason. */
 void thread_done(struct job_ctx *ctx, struct store_result *res);
+
+/* Retention (worker_retention.c): when due (at start, then every
+ * WORKER_PURGE_EVERY seconds) and job_retention is not 0, delete finished
+ * jobs older than that in batches, and log how many. One thread at a time;
+ * the others return at once. */
+void worker_retention(struct worker *w);
 
 #endif

@@ -10,7 +10,7 @@ libmilter-dev libcurl4-openssl-dev libcjson-dev libgmime-3.0-dev libssl-dev
 libsqlite3-dev sqlite3 postgresql libpq-dev libmicrohttpd-dev libcmocka-dev libgumbo-dev libytnef0-dev
 miltertest postfix swaks python3 procps chromium libqrencode-dev libxml2-utils
 man-db libsystemd-dev m4 libwrap0 libdb5.3 libldap-2.5-0 libnsl2 libsasl2-2 libssl3
-libsasl2-modules libsasl2-modules-db sasl2-bin"
+libsasl2-modules libsasl2-modules-db sasl2-bin prometheus"
 
 missing=""
 for p in $PKGS; do

@@ -22,7 +22,8 @@ sim_start || exit 1
 MILTER_PORT=$(pf_free_port)
 MILTER_CONF=$T/halo-milter.conf
 MILTER_STATE=$T/state
-{ sim_conf; cat <<EOC
+WEB_PORT=$(pf_free_port)
+{ sim_conf "web_listen=127.0.0.1:$WEB_PORT"; cat <<EOC
 cf_message_id = CFMilterKey
 halo_senders = notify@msp.example
 rate_limit = 40
@@ -177,6 +178,39 @@ printf 'From: Ann <ann@acme.example>\nTo: support@msp.example, helpdesk@msp.exam
 send_mail "$_m" ann@acme.example support@msp.example helpdesk@msp.example
 wait_jobs 12
 check "two intake mailboxes: one ticket" eq "$(simq "len([t for t in s['tickets'] if t.get('summary') == 'Both mailboxes'])")" 1
+
+# --- 7b. /metrics after this mail (the daemon has not restarted yet) --------
+python3 -c 'import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' \
+    "http://127.0.0.1:$WEB_PORT/metrics" > "$T/metrics.txt"
+check "/metrics answers" test -s "$T/metrics.txt"
+if command -v promtool > /dev/null 2>&1; then
+	promtool check metrics < "$T/metrics.txt" > "$T/promtool.out" 2>&1
+	_p_rc=$?
+	check "promtool check metrics: no error and no lint warning" \
+	    sh -c "[ $_p_rc -eq 0 ] && [ ! -s '$T/promtool.out' ]"
+	[ -s "$T/promtool.out" ] && sed 's/^/    /' "$T/promtool.out" >&2
+else
+	not_ok "promtool check metrics: no promtool (make deps installs prometheus)"
+fi
+metric() { awk -v k="$1" '$1 == k { print $2; exit }' "$T/metrics.txt"; }
+done_jobs=$(metric 'halo_milter_jobs{state="done"}')
+check "metrics: end of message timed once per message sent (12)" \
+    eq "$(metric halo_milter_eom_seconds_count)" 12
+check "metrics: the +Inf bucket holds every end of message" \
+    eq "$(metric 'halo_milter_eom_seconds_bucket{le="+Inf"}')" 12
+check "metrics: mail-to-Halo time counted once per job logged in Halo" \
+    sh -c "[ '${done_jobs:-0}' -ge 10 ] && [ '$(metric halo_milter_mail_to_halo_seconds_count)' = '$done_jobs' ]"
+check "metrics: mail-to-Halo buckets end at +Inf = count" \
+    eq "$(metric 'halo_milter_mail_to_halo_seconds_bucket{le="+Inf"}')" "$done_jobs"
+check "metrics: build_info names the version" \
+    grep -q '^halo_milter_build_info{version="[0-9][^"]*"} 1$' "$T/metrics.txt"
+check "metrics: no job queued, so the oldest queued job is 0 s old" \
+    eq "$(metric halo_milter_oldest_queued_job_age_seconds)" 0
+check "metrics: per-tenant done jobs (sim)" \
+    eq "$(metric 'halo_milter_tenant_jobs{tenant="sim",state="done"}')" "$done_jobs"
+check "metrics: a configured tenant without jobs shows zeros (sim2)" \
+    eq "$(metric 'halo_milter_tenant_jobs{tenant="sim2",state="queued"}')" 0
 
 # --- 8. Halo down for a while, then back: everything logged once ---------
 sim POST /_sim/faults '{"status_burst": {"status": 503, "count": 6}}' > /dev/null
@@ -468,6 +502,28 @@ send_mail "$T/old.eml" ann@acme.example support@msp.example
 wait_jobs 39
 check "a Date years before arrival: the ticket is dated when the mail arrived" \
     eq "$(simq "[(t.get('dateoccurred') or '')[:10] for t in s['tickets'] if t.get('internet_message_id') == '<olddate@acme.example>']")" "['$(date -u +%Y-%m-%d)']"
+
+# --- 26. retention: finished jobs past job_retention go, threading stays --
+daemon_stop
+sqlite3 "$MILTER_STATE/halo-milter.db" "UPDATE jobs SET updated = 0 WHERE
+    message_id IN ('<n1@acme.example>', '<oof@acme.example>')"
+daemon_start || exit 1
+_r_i=0
+while [ $_r_i -lt 100 ] && ! grep -q "retention: deleted" "$T/daemon.log"; do
+	sleep 0.1
+	_r_i=$((_r_i + 1))
+done
+check "retention: the daemon deleted the two old finished jobs at start" \
+    grep -q "retention: deleted 2 finished jobs older than 30 days" "$T/daemon.log"
+check "retention: they are gone, the others stay" \
+    eq "$(ctl queue | grep -c '<n1@acme.example>\|<oof@acme.example>\|<n2@acme.example>')" 1
+mail "Ann <ann@acme.example>" support@msp.example "Re: Laptop will not boot" "<n9@acme.example>" \
+    "In-Reply-To: <n1@acme.example>" "References: <n1@acme.example>"
+wait_jobs 38
+check "retention: a reply to a deleted job's mail joins its ticket" \
+    eq "$(job_field "<n9@acme.example>" ticket)" "$t1"
+check "retention: found by our own Message-ID index, not by asking Halo" \
+    grep -q "msgid=<n9@acme.example> ticket=$t1 .*matched-by=message-id" "$T/daemon.log"
 
 if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" "$T/daemon.log"; then
 	not_ok "sanitizer report in daemon log"

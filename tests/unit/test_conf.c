@@ -588,6 +588,7 @@ static void test_tenant_defaults(void **state)
 	assert_int_equal(l.conf->workers, 2);
 	assert_int_equal(l.conf->retry_base, 15);
 	assert_int_equal(l.conf->job_lease, 300);
+	assert_int_equal(l.conf->job_retention, 30);
 	assert_null(l.conf->store);
 	assert_false(l.conf->insecure_http);
 	unload(&l);
@@ -648,6 +649,13 @@ static void test_worker_keys(void **state)
 	unload(&l);
 	load_text(&l, "retry_base = 0\n");
 	expect_error(&l, 1, "retry_base: invalid '0'", 1);
+	unload(&l);
+	load_text(&l, "job_retention = 0\n" TENANT_ACME);
+	expect_ok(&l);
+	assert_int_equal(l.conf->job_retention, 0);
+	unload(&l);
+	load_text(&l, "job_retention = 36501\n");
+	expect_error(&l, 1, "job_retention: invalid '36501'", 1);
 	unload(&l);
 	/* several nodes: a shared store and a shorter lease */
 	load_text(&l, "job_lease = 20\nstore = postgresql://mx@db.example/halo\n"

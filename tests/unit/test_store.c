@@ -1289,6 +1289,179 @@ test_stmt_cache(void **state)
 	d->close(conn);
 }
 
+/* store_job_counts_by_tenant() callback: "tenant/state=count;" lines. */
+static void
+count_line(const char *tenant, enum store_state state, uint64_t count,
+    void *arg)
+{
+	char *out = arg;
+
+	snprintf(out + strlen(out), 512 - strlen(out), "%s/%s=%llu;", tenant,
+	    store_state_name(state), (unsigned long long)count);
+}
+
+/* Jobs per tenant and state; the oldest queued job's creation time. */
+static void
+test_tenant_counts_oldest(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[4];
+	enum store_status res[4];
+	int64_t ids[4];
+	char out[512] = "";
+	time_t oldest = 1;
+
+	open_latest(f);
+	assert_int_equal(store_job_oldest_queued(f->st, &oldest), STORE_OK);
+	assert_int_equal(oldest, 0);
+	j[0] = job_new("beta", "<1@x>");
+	j[1] = job_new("acme", "<2@x>");
+	j[2] = job_new("acme", "<3@x>");
+	j[3] = job_new("acme", "<4@x>");
+	j[3].state = STORE_SKIPPED;
+	assert_int_equal(store_jobs_add(f->st, j, 4, res, ids, NULL, NULL),
+	    STORE_OK);
+	exec_sql(f->db, "UPDATE jobs SET created = 1000 WHERE message_id ="
+	    " '<3@x>'; UPDATE jobs SET created = 500 WHERE message_id ="
+	    " '<4@x>'");
+	assert_int_equal(store_job_counts_by_tenant(f->st, count_line, out),
+	    STORE_OK);
+	assert_string_equal(out, "acme/queued=2;acme/skipped=1;beta/queued=1;");
+	/* the skipped job is older, but not queued */
+	assert_int_equal(store_job_oldest_queued(f->st, &oldest), STORE_OK);
+	assert_int_equal(oldest, 1000);
+}
+
+/* store_jobs_purge() callback: "name;" per spool file. */
+static void
+purge_name(const char *name, void *arg)
+{
+	char *out = arg;
+
+	snprintf(out + strlen(out), 256 - strlen(out), "%s;", name);
+}
+
+/* Retention: finished jobs past the cut-off go in batches, with a shared
+ * store's message bytes; the thread index keeps what threading needs;
+ * queued, running and waiting jobs stay whatever their age. */
+static void
+test_purge(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[9];
+	struct store_result r;
+	struct store_job *got;
+	enum store_status res[9];
+	int64_t ids[9], ticket = 0;
+	uint64_t counts[STORE_STATE_COUNT];
+	char names[256] = "", path[PATH_MAX + 32], err[256];
+	unsigned n = 1, total = 0, calls = 0;
+	struct store *other;
+	int64_t id = 0;
+
+	open_latest(f);
+	j[0] = job_new("acme", "<done-old@x>");      /* reached ticket 77 */
+	j[0].conv_key = "0123456789abcdef0123456789abcdef";
+	j[0].spool = "a.eml";
+	j[1] = job_new("acme", "<skipped-old@x>");
+	j[1].state = STORE_SKIPPED;
+	j[2] = job_new("acme", "<failed-old@x>");
+	j[2].spool = "c.eml";
+	j[3] = job_new("acme", "<queued-old@x>");
+	j[4] = job_new("acme", "<running-old@x>");
+	j[5] = job_new("acme", "<waiting-old@x>");
+	j[6] = job_new("acme", "<done-new@x>");
+	j[7] = job_new("acme", "<done-shared@x>");   /* its spool file is also */
+	j[7].spool = "shared.eml";
+	j[8] = job_new("acme", "<queued-shared@x>"); /* ... a queued job's */
+	j[8].spool = "shared.eml";
+	assert_int_equal(store_jobs_add(f->st, j, 9, res, ids, NULL, NULL),
+	    STORE_OK);
+	memset(&r, 0, sizeof(r));
+	r.ticket_id = 77;
+	r.result = "created";
+	r.summary = "Printer on fire";
+	assert_int_equal(store_job_done(f->st, ids[0], &r), STORE_OK);
+	r.ticket_id = 78;
+	r.summary = NULL;
+	assert_int_equal(store_job_done(f->st, ids[6], &r), STORE_OK);
+	assert_int_equal(store_job_done(f->st, ids[7], &r), STORE_OK);
+	assert_int_equal(store_job_finish(f->st, ids[2], STORE_FAILED, "bad"),
+	    STORE_OK);
+	assert_int_equal(store_job_finish(f->st, ids[5], STORE_WAITING, "token"),
+	    STORE_OK);
+	exec_sql(f->db, "UPDATE jobs SET state = 'running' WHERE message_id ="
+	    " '<running-old@x>'");
+	exec_sql(f->db, "UPDATE jobs SET updated = 100 WHERE message_id <>"
+	    " '<done-new@x>'");
+	if (f->pg)
+		exec_sql(f->db, "INSERT INTO messages (name, size, created, data)"
+		    " VALUES ('c.eml', 1, 1, 'c'), ('shared.eml', 1, 1, 's')");
+
+	assert_int_equal(store_jobs_purge(f->st, 1000, 0, &n, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(n, 0);
+	do {    /* 4 due, 3 per batch: 3, then 1 */
+		assert_int_equal(store_jobs_purge(f->st, 1000, 3, &n, purge_name,
+		    names), STORE_OK);
+		total += n;
+		calls++;
+	} while (n == 3);
+	assert_int_equal(total, 4);
+	assert_int_equal(calls, 2);
+	assert_non_null(strstr(names, "a.eml;"));
+	assert_non_null(strstr(names, "c.eml;"));
+	assert_non_null(strstr(names, "shared.eml;"));
+	assert_int_equal(store_jobs_purge(f->st, 1000, 3, &n, NULL, NULL),
+	    STORE_OK);
+	assert_int_equal(n, 0);
+	/* a purge with nothing due leaves no transaction open: another
+	 * connection can write */
+	other = store_open(f->db, err, sizeof(err));
+	assert_non_null(other);
+	j[0] = job_new("acme", "<after-purge@x>");
+	assert_int_equal(store_jobs_add(other, j, 1, res, &id, NULL, NULL),
+	    STORE_OK);
+	other = store_close(other);
+	assert_int_equal(store_job_get(f->st, id, &got), STORE_OK);
+	store_job_free(got);
+
+	assert_int_equal(store_job_counts(f->st, counts), STORE_OK);
+	assert_true(counts[STORE_DONE] == 1 && counts[STORE_SKIPPED] == 0 &&
+	    counts[STORE_FAILED] == 0 && counts[STORE_QUEUED] == 3 &&
+	    counts[STORE_RUNNING] == 1 && counts[STORE_WAITING] == 1);
+	assert_int_equal(store_job_get(f->st, ids[0], &got), STORE_NOT_FOUND);
+	assert_int_equal(store_job_get(f->st, ids[6], &got), STORE_OK);
+	store_job_free(got);
+
+	/* threading still finds the deleted job's ticket */
+	assert_int_equal(store_ticket_by_msgid(f->st, "acme", "<done-old@x>",
+	    &ticket), STORE_OK);
+	assert_int_equal(ticket, 77);
+	assert_int_equal(store_ticket_by_msgid(f->st, "other", "<done-old@x>",
+	    &ticket), STORE_NOT_FOUND);
+	ticket = 0;
+	assert_int_equal(store_ticket_by_conv(f->st, "acme",
+	    "0123456789abcdef0123456789abcdef", &ticket), STORE_OK);
+	assert_int_equal(ticket, 77);
+	/* and a later append to that ticket keeps its summary */
+	r.ticket_id = 77;
+	r.result = "appended";
+	assert_int_equal(store_job_done(f->st, ids[3], &r), STORE_OK);
+	assert_int_equal(store_job_get(f->st, ids[3], &got), STORE_OK);
+	assert_string_equal(got->summary, "Printer on fire");
+	store_job_free(got);
+
+	/* a shared store's bytes go with the job, unless a kept job needs them */
+	if (f->pg) {
+		snprintf(path, sizeof(path), "%s/fetched", f->dir);
+		assert_int_equal(store_message_fetch(f->st, "c.eml", path),
+		    STORE_NOT_FOUND);
+		assert_int_equal(store_message_fetch(f->st, "shared.eml", path),
+		    STORE_OK);
+	}
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TP(fn) cmocka_unit_test_setup_teardown(fn, setup_pg, teardown)
 
@@ -1317,6 +1490,8 @@ main(void)
 		TP(test_token_lock),
 		TP(test_copy),
 		TP(test_budget),
+		TP(test_tenant_counts_oldest),
+		TP(test_purge),
 	};
 	const struct CMUnitTest tests[] = {
 		T(test_fresh_latest),
@@ -1343,6 +1518,8 @@ main(void)
 		T(test_copy),
 		T(test_budget),
 		T(test_stmt_cache),
+		T(test_tenant_counts_oldest),
+		T(test_purge),
 	};
 
 	const char *pg = getenv("HALO_TEST_PG");

@@ -33,6 +33,7 @@
 #include "fixture.h"
 #include "conf.h"
 #include "crypto.h"
+#include "metrics.h"
 #include "oauth.h"
 #include "store.h"
 #include "web.h"
@@ -797,6 +798,46 @@ test_server(void **state)
 	assert_non_null(strstr(out, "halo_milter_token_refreshes_total 0\n"));
 	assert_non_null(strstr(out,
 	    "halo_milter_enrollments_total{result=\"ok\"} 0\n"));
+	assert_non_null(strstr(out, "halo_milter_build_info{version=\""));
+	assert_non_null(strstr(out,
+	    "halo_milter_oldest_queued_job_age_seconds 0\n"));
+	assert_non_null(strstr(out, "# TYPE halo_milter_eom_seconds histogram\n"));
+	assert_non_null(strstr(out, "halo_milter_mail_to_halo_seconds_count "));
+
+	/* a tenant label escaped; a histogram's buckets cumulative */
+	{
+		struct store_job_new j;
+		enum store_status res;
+		int64_t id;
+		char *line;
+
+		memset(&j, 0, sizeof(j));
+		j.tenant = "a\"b\\c\nd";
+		j.message_id = "<m@x>";
+		j.state = STORE_QUEUED;
+		assert_int_equal(store_jobs_add(s.st, &j, 1, &res, &id, NULL,
+		    NULL), STORE_OK);
+		metrics_reset();
+		metrics_observe(METRICS_EOM, 0.002);
+		metrics_observe(METRICS_EOM, 7);
+		status = http_raw(s.port, "GET /metrics HTTP/1.0\r\n\r\n", 0,
+		    out, 65536);
+		assert_int_equal(status, 200);
+		assert_non_null(strstr(out, "halo_milter_tenant_jobs{tenant="
+		    "\"a\\\"b\\\\c\\nd\",state=\"queued\"} 1\n"));
+		assert_non_null(strstr(out,
+		    "halo_milter_eom_seconds_bucket{le=\"0.001\"} 0\n"
+		    "halo_milter_eom_seconds_bucket{le=\"0.0025\"} 1\n"));
+		assert_non_null(strstr(out,
+		    "halo_milter_eom_seconds_bucket{le=\"1\"} 1\n"
+		    "halo_milter_eom_seconds_bucket{le=\"+Inf\"} 2\n"
+		    "halo_milter_eom_seconds_sum 7.002000\n"
+		    "halo_milter_eom_seconds_count 2\n"));
+		line = strstr(out, "halo_milter_oldest_queued_job_age_seconds ");
+		assert_non_null(line);
+		assert_true(atoi(line + strlen("halo_milter_oldest_queued_job_"
+		    "age_seconds ")) <= 2);
+	}
 
 	status = http_raw(s.port, "GET /enroll HTTP/1.0\r\n\r\n", 0, out, 65536);
 	assert_int_equal(status, 200);
