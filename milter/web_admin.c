@@ -1,6 +1,8 @@
 /*
  * web_admin.c - the admin pages (/admin): agents and their standing, new
- * enrollment codes (with the link as a QR code), revocation.
+ * enrollment codes (with the link as a QR code), revocation; failed and
+ * waiting jobs with their reasons and a retry button (as "halo-milterctl
+ * retry"); each tenant's doctor checks, run on demand (common/doctor.c).
  *
  * Guarded, in this order, on every request:
  *   1. admin_networks (conf): other addresses get 403 and never see a form;
@@ -19,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -32,7 +35,9 @@
 #include <qrencode.h>
 
 #include "agents.h"
+#include "doctor.h"
 #include "log.h"
+#include "worker.h"
 
 #define ADMIN_PW_FILE        "admin.pw"
 #define ADMIN_FAIL_PER_IP    10          /* wrong passwords per client; no
@@ -43,6 +48,12 @@
 #define ADMIN_AGENT_MAX      320
 #define ADMIN_QR_SCALE       5           /* pixels per module on screen */
 #define ADMIN_QR_QUIET       4           /* modules of white border */
+#define ADMIN_JOBS_MAX       100         /* failed and waiting jobs listed */
+#define ADMIN_CELL_MAX       160         /* bytes of a subject, sender or
+                                            reason shown in the jobs table */
+#define ADMIN_DOCTOR_SECONDS 20          /* a doctor run starts no Halo
+                                            call after this (each call has
+                                            its own timeout) */
 
 /* The admin pages' own stylesheet (the enrollment one comes first). */
 static const char admin_css[] =
@@ -61,7 +72,13 @@ static const char admin_css[] =
 	".status-never{color:#5f6b7a}\n"
 	"svg.qr{display:block;margin:1rem 0;width:14rem;height:14rem}\n"
 	".bar{display:flex;justify-content:space-between;align-items:center}\n"
-	".code{font-size:1.6rem;letter-spacing:.1em;font-weight:600}\n";
+	".code{font-size:1.6rem;letter-spacing:.1em;font-weight:600}\n"
+	"td.level-ok{color:#1e8e3e;font-weight:600}\n"
+	"td.level-note{color:#5f6b7a;font-weight:600}\n"
+	"td.level-warn{color:#b06000;font-weight:600}\n"
+	"td.level-fix{color:#c5221f;font-weight:600}\n"
+	"td.reason{max-width:22rem;overflow-wrap:anywhere}\n"
+	"td.when{white-space:nowrap}\n";
 
 struct admin_session {
 	uint8_t id_hash[32];        /* HMAC of the id under admin_key */
@@ -77,6 +94,8 @@ static uint8_t admin_key[32];
 static bool admin_ready;
 static struct admin_session admin_sessions[WEB_ADMIN_SESSIONS];
 static struct web_limiter *admin_limiter;
+/* one doctor run at a time: each makes several Halo calls */
+static pthread_mutex_t admin_doctor_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Make the session key and the sign-in limiter (once). */
 static void
@@ -458,6 +477,175 @@ admin_hidden(struct web_buf *b, const struct admin_ctx *a, const char *tenant,
 	}
 }
 
+/* One row of the jobs table, copied out of the store's callback. */
+struct admin_job {
+	int64_t id;
+	enum store_state state;
+	time_t updated;
+	char *tenant, *from, *subject, *reason;
+};
+
+/* The failed and waiting jobs read for the page. */
+struct admin_jobs {
+	struct admin_job *v;        /* 2 * ADMIN_JOBS_MAX slots */
+	size_t n;
+	bool oom;
+};
+
+/* store_job_list callback: keep a copy of the job's listed fields. */
+static void
+admin_job_keep(const struct store_job *j, void *arg)
+{
+	struct admin_jobs *jobs = arg;
+	struct admin_job *r;
+
+	if (jobs->n >= 2 * ADMIN_JOBS_MAX)
+		return;
+	r = &jobs->v[jobs->n];
+	r->id = j->id;
+	r->state = j->state;
+	r->updated = j->updated;
+	r->tenant = strdup(j->tenant != NULL ? j->tenant : "");
+	r->from = strdup(j->from_addr != NULL ? j->from_addr : "");
+	r->subject = strdup(j->subject != NULL ? j->subject : "");
+	r->reason = strdup(j->reason != NULL ? j->reason : "");
+	jobs->n++;
+	if (r->tenant == NULL || r->from == NULL || r->subject == NULL ||
+	    r->reason == NULL)
+		jobs->oom = true;
+}
+
+/* qsort: the most recently changed first, then the highest id. */
+static int
+admin_job_newer(const void *pa, const void *pb)
+{
+	const struct admin_job *a = pa, *b = pb;
+
+	if (a->updated != b->updated)
+		return a->updated > b->updated ? -1 : 1;
+	return a->id > b->id ? -1 : a->id < b->id ? 1 : 0;
+}
+
+/* Free what admin_job_keep copied. */
+static void
+admin_jobs_clear(struct admin_jobs *jobs)
+{
+	size_t i;
+
+	for (i = 0; i < jobs->n; i++) {
+		free(jobs->v[i].tenant);
+		free(jobs->v[i].from);
+		free(jobs->v[i].subject);
+		free(jobs->v[i].reason);
+	}
+	free(jobs->v);
+	memset(jobs, 0, sizeof(*jobs));
+}
+
+/* At most ADMIN_CELL_MAX bytes of S (cut at a character boundary, "..."
+ * added), escaped: mail headers are the sender's to choose. */
+static void
+admin_cell(struct web_buf *b, const char *s)
+{
+	char cut[ADMIN_CELL_MAX + 1];
+	size_t len = strlen(s);
+
+	if (len <= ADMIN_CELL_MAX) {
+		web_buf_escape(b, s);
+		return;
+	}
+	len = ADMIN_CELL_MAX;
+	while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+		len--;
+	memcpy(cut, s, len);
+	cut[len] = '\0';
+	web_buf_escape(b, cut);
+	web_buf_add(b, "...");
+}
+
+/* The failed and waiting jobs, newest first, each with a Retry button. */
+static void
+admin_jobs_section(struct web_buf *body, const struct admin_ctx *a)
+{
+	struct store *st = a->call->w->store;
+	struct admin_jobs jobs = { 0 };
+	char when[40];
+	size_t i, shown;
+
+	web_buf_add(body, "<h2>Failed and waiting jobs</h2>\n");
+	jobs.v = calloc(2 * ADMIN_JOBS_MAX, sizeof(*jobs.v));
+	if (jobs.v == NULL ||
+	    store_job_list(st, STORE_FAILED, ADMIN_JOBS_MAX, admin_job_keep,
+	    &jobs) != STORE_OK ||
+	    store_job_list(st, STORE_WAITING, ADMIN_JOBS_MAX, admin_job_keep,
+	    &jobs) != STORE_OK || jobs.oom)
+		web_buf_add(body, "<p class=\"error\">The gateway could not read"
+		    " its jobs whole; the list may be incomplete.</p>\n");
+	qsort(jobs.v, jobs.n, sizeof(*jobs.v), admin_job_newer);
+	shown = jobs.n < ADMIN_JOBS_MAX ? jobs.n : ADMIN_JOBS_MAX;
+	web_buf_add(body, "<table id=\"jobs\"><thead><tr><th>Job</th>"
+	    "<th>State</th><th>Tenant</th><th>From</th><th>Subject</th>"
+	    "<th>Reason</th><th>Since</th><th></th></tr></thead><tbody>\n");
+	for (i = 0; i < shown; i++) {
+		struct admin_job *j = &jobs.v[i];
+
+		admin_time(j->updated, when, sizeof(when));
+		web_buf_printf(body, "<tr id=\"job-%" PRId64 "\"><td>%" PRId64
+		    "</td><td>%s</td><td>", j->id, j->id,
+		    store_state_name(j->state));
+		admin_cell(body, j->tenant);
+		web_buf_add(body, "</td><td>");
+		admin_cell(body, j->from);
+		web_buf_add(body, "</td><td>");
+		admin_cell(body, j->subject);
+		web_buf_add(body, "</td><td class=\"reason\">");
+		admin_cell(body, j->reason[0] != '\0' ? j->reason : "-");
+		web_buf_printf(body, "</td><td class=\"when\">%s</td><td><form"
+		    " class=\"inline\""
+		    " method=\"post\" action=\"%sadmin/retry\">", when, a->root);
+		admin_hidden(body, a, NULL, NULL);
+		web_buf_printf(body, "<input type=\"hidden\" name=\"id\" value=\"%"
+		    PRId64 "\"><button type=\"submit\">Retry</button></form>"
+		    "</td></tr>\n", j->id);
+	}
+	if (shown == 0)
+		web_buf_add(body, "<tr><td colspan=\"8\">No failed or waiting"
+		    " jobs.</td></tr>\n");
+	web_buf_add(body, "</tbody></table>\n");
+	if (jobs.n > shown)
+		web_buf_printf(body, "<p>The newest %u are shown; <code>"
+		    "halo-milterctl queue -s failed</code> (or <code>-s waiting"
+		    "</code>) lists them all.</p>\n", ADMIN_JOBS_MAX);
+	admin_jobs_clear(&jobs);
+}
+
+/* Each tenant with a button that runs its doctor checks. */
+static void
+admin_tenants_section(struct web_buf *body, const struct admin_ctx *a)
+{
+	const struct conf *conf = a->call->w->conf;
+	size_t i;
+
+	web_buf_add(body, "<h2>Tenants</h2>\n<table id=\"tenants\"><thead><tr>"
+	    "<th>Tenant</th><th>Halo</th><th></th></tr></thead><tbody>\n");
+	for (i = 0; i < conf->n_tenants; i++) {
+		web_buf_add(body, "<tr><td>");
+		web_buf_escape(body, conf->tenants[i]->name);
+		web_buf_add(body, "</td><td>");
+		web_buf_escape(body, conf->tenants[i]->halo_url);
+		web_buf_printf(body, "</td><td><form class=\"inline\" method=\"post\""
+		    " action=\"%sadmin/doctor\">", a->root);
+		admin_hidden(body, a, conf->tenants[i]->name, NULL);
+		web_buf_add(body, "<button type=\"submit\" class=\"secondary\">"
+		    "Run doctor</button></form></td></tr>\n");
+	}
+	web_buf_printf(body, "</tbody></table>\n<p>Doctor checks the store and"
+	    " the tenant's Halo set-up: each agent's token, the ticket type,"
+	    " the outcomes, the statuses, the custom fields and the request"
+	    " budget. It makes several Halo calls and stops starting new ones"
+	    " after %d seconds.</p>\n", ADMIN_DOCTOR_SECONDS);
+}
+
 /* GET /admin, signed in: the agents and the forms. */
 static enum MHD_Result
 admin_home(const struct admin_ctx *a)
@@ -565,6 +753,8 @@ admin_home(const struct admin_ctx *a)
 		    " they know is you): whoever uses it signs in to Halo, and"
 		    " the gateway checks that it is that agent.</p>\n");
 	}
+	admin_jobs_section(&body, a);
+	admin_tenants_section(&body, a);
 	return admin_page(a, MHD_HTTP_OK, "Admin", &body, NULL);
 }
 
@@ -774,6 +964,116 @@ admin_revoke(const struct admin_ctx *a)
 	    NULL);
 }
 
+/* POST /admin/retry: queue a failed, skipped or waiting job again (as
+ * "halo-milterctl retry": a done or running job is refused). */
+static enum MHD_Result
+admin_retry(const struct admin_ctx *a)
+{
+	const struct web_req *rq = a->call->rq;
+	struct store *st = a->call->w->store;
+	struct store_job *job = NULL;
+	char idtext[24], message[300], *end;
+	long long id = 0;
+	enum store_status ss;
+	unsigned status;
+
+	if (web_form_get(rq->body, rq->len, "id", idtext, sizeof(idtext))) {
+		errno = 0;
+		id = strtoll(idtext, &end, 10);
+		if (errno != 0 || end == idtext || *end != '\0')
+			id = 0;
+	}
+	if (id <= 0)
+		return admin_message(a, MHD_HTTP_BAD_REQUEST, "Cannot retry",
+		    "error", "That is not a job id.", true, NULL);
+	ss = store_job_requeue(st, id);
+	if (ss == STORE_NOT_FOUND) {
+		status = MHD_HTTP_CONFLICT;
+		if (store_job_get(st, id, &job) != STORE_OK || job == NULL) {
+			status = MHD_HTTP_NOT_FOUND;
+			snprintf(message, sizeof(message), "There is no job %lld.", id);
+		} else if (job->state == STORE_DONE) {
+			snprintf(message, sizeof(message), "Job %lld is done: its mail"
+			    " is on its Halo ticket and its spooled message is gone;"
+			    " nothing to retry.", id);
+		} else {
+			snprintf(message, sizeof(message), "Job %lld is %s now; try"
+			    " again when it has finished.", id,
+			    store_state_name(job->state));
+		}
+		store_job_free(job);
+		return admin_message(a, status, "Cannot retry", "error", message,
+		    true, NULL);
+	}
+	if (ss != STORE_OK)
+		return admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Cannot"
+		    " retry", "error", "The gateway could not change its database;"
+		    " try again.", true, NULL);
+	log_info("admin: job %lld queued again by the admin signed in from %s",
+	    id, a->call->client);
+	snprintf(message, sizeof(message), "Job %lld is queued again.", id);
+	return admin_message(a, MHD_HTTP_OK, "Retried", "ok", message, true,
+	    NULL);
+}
+
+/* doctor_line_fn: one row of the doctor table in the web_buf ARG,
+ * escaped (Halo's error text is in it). */
+static void
+admin_doctor_line(enum doctor_level level, const char *text, void *arg)
+{
+	struct web_buf *body = arg;
+	const char *name = doctor_level_name(level);
+
+	web_buf_printf(body, "<tr class=\"check\"><td class=\"level-%s\">%s"
+	    "</td><td>", name, name);
+	web_buf_escape(body, text);
+	web_buf_add(body, "</td></tr>\n");
+}
+
+/* POST /admin/doctor: one tenant's doctor checks (as "halo-milterctl
+ * doctor TENANT"), one run at a time, stopping after ADMIN_DOCTOR_SECONDS. */
+static enum MHD_Result
+admin_doctor(const struct admin_ctx *a)
+{
+	struct web *w = a->call->w;
+	const struct web_req *rq = a->call->rq;
+	const struct conf_tenant *t;
+	struct web_buf body = { 0 };
+	char tenant[72], title[100];
+	int problems;
+
+	if (!web_form_get(rq->body, rq->len, "tenant", tenant, sizeof(tenant)) ||
+	    (t = admin_tenant(w->conf, tenant)) == NULL)
+		return admin_message(a, MHD_HTTP_BAD_REQUEST, "Cannot run doctor",
+		    "error", "No such tenant in this gateway's configuration.",
+		    true, NULL);
+	if (w->oauth == NULL)
+		return admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Cannot run"
+		    " doctor", "error", "This gateway's web server holds no agent"
+		    " tokens; run halo-milterctl doctor on it.", true, NULL);
+	if (pthread_mutex_trylock(&admin_doctor_lock) != 0)
+		return admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Cannot run"
+		    " doctor", "error", "Doctor is running already; try again in a"
+		    " minute.", true, NULL);
+	log_info("admin: doctor run for tenant %s by the admin signed in from %s",
+	    t->name, a->call->client);
+	web_buf_add(&body, "<p>");
+	web_buf_escape(&body, t->halo_url);
+	web_buf_add(&body, "</p>\n<table id=\"doctor\"><thead><tr><th>Level</th>"
+	    "<th>Check</th></tr></thead><tbody>\n");
+	problems = doctor_store(w->store, w->conf->job_lease, WORKER_POST_GRACE,
+	    admin_doctor_line, &body);
+	problems += doctor_tenant(w->store, w->oauth, t,
+	    time(NULL) + ADMIN_DOCTOR_SECONDS, admin_doctor_line, &body);
+	pthread_mutex_unlock(&admin_doctor_lock);
+	web_buf_printf(&body, "</tbody></table>\n<p class=\"%s\" id=\"problems\">"
+	    "%d problem%s found.</p>\n<p><a href=\"%sadmin\">Back to the admin"
+	    " page</a></p>\n", problems == 0 ? "ok" : "error", problems,
+	    problems == 1 ? "" : "s", a->root);
+	snprintf(title, sizeof(title), "Doctor: tenant %s", t->name);
+	return admin_page(a, MHD_HTTP_OK, title, &body, NULL);
+}
+
 /* POST /admin/login. */
 static enum MHD_Result
 admin_login(struct admin_ctx *a)
@@ -914,7 +1214,8 @@ web_admin_route(const struct web_call *call, enum MHD_Result *rc)
 		goto out;
 	}
 	if (strcmp(page, "/login") != 0 && strcmp(page, "/enroll") != 0 &&
-	    strcmp(page, "/revoke") != 0 && strcmp(page, "/logout") != 0) {
+	    strcmp(page, "/revoke") != 0 && strcmp(page, "/logout") != 0 &&
+	    strcmp(page, "/retry") != 0 && strcmp(page, "/doctor") != 0) {
 		*rc = admin_message(&a, MHD_HTTP_NOT_FOUND, "Not found", "error",
 		    "There is no such page here.", true, NULL);
 		goto out;
@@ -961,6 +1262,10 @@ web_admin_route(const struct web_call *call, enum MHD_Result *rc)
 		*rc = admin_enroll(&a);
 	else if (strcmp(page, "/revoke") == 0)
 		*rc = admin_revoke(&a);
+	else if (strcmp(page, "/retry") == 0)
+		*rc = admin_retry(&a);
+	else if (strcmp(page, "/doctor") == 0)
+		*rc = admin_doctor(&a);
 	else
 		*rc = admin_logout(&a);
 out:
