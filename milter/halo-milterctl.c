@@ -56,6 +56,9 @@
 
 #define DEFAULT_CONF "/etc/halo-milter/halo-milter.conf"
 #define CTL_HEADER_MAX (256 * 1024)   /* header block shown by "show" */
+#define CTL_HEADER_LINE 4096          /* read at once (longer lines: pieces) */
+#define CTL_HEADER_BUF (CTL_HEADER_MAX + CTL_HEADER_LINE)  /* the last line
+                                         read may cross CTL_HEADER_MAX */
 #define CTL_QUEUE_LIMIT 50            /* "queue" rows without -n, on a tty */
 #define CTL_SHOW_MATCHES 20           /* jobs "show" lists when several match */
 
@@ -302,7 +305,7 @@ static int
 ctl_read_headers(const char *path, struct util_buf *out, bool *truncated)
 {
 	FILE *fp = fopen(path, "r");
-	char line[4096];
+	char line[CTL_HEADER_LINE];
 	size_t total = 0, len, i, seq;
 
 	*truncated = false;
@@ -346,7 +349,7 @@ ctl_spool_file(const struct conf *conf, const struct store_job *j,
 static void
 ctl_print_headers(const char *path)
 {
-	struct util_buf hdr = { .max = CTL_HEADER_MAX };
+	struct util_buf hdr = { .max = CTL_HEADER_BUF };
 	char safe[4096], *line, *next;
 	bool truncated;
 	int rc;
@@ -460,7 +463,7 @@ ctl_show_ambiguous(struct store *st, const char *arg, const struct ctl_find *f)
 static int
 ctl_show_json(const struct conf *conf, const struct store_job *j)
 {
-	struct util_buf hdr = { .max = CTL_HEADER_MAX };
+	struct util_buf hdr = { .max = CTL_HEADER_BUF };
 	char path[PATH_MAX];
 	bool truncated = false;
 	cJSON *obj = ctl_job_json(j);
@@ -512,6 +515,10 @@ ctl_show(struct store *st, const struct conf *conf, const char *arg,
 	struct tm tm;
 	enum store_status rc;
 
+	if (*arg == '\0') {
+		fprintf(stderr, "show: name a job id, queue ID or Message-ID\n");
+		return 2;
+	}
 	errno = 0;
 	id = strtoll(arg, &end, 10);
 	if (errno != 0 || *end != '\0' || end == arg || id <= 0)

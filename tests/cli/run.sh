@@ -3,6 +3,9 @@
 # both programs without a configuration or store, the stricter -t (missing
 # user, web port below 1024, plain http:// Halo, the example's placeholder
 # client id), and halo-milterctl telling a missing store from a refused one.
+# On a store the daemon made, with jobs written into it by sqlite3: queue,
+# show (by job id, queue ID, Message-ID; several matches exit 3), agents,
+# doctor, each as text and --json (parsed by python3). KEEP=1 keeps $T.
 set -u
 BUILD=${BUILD:-build}
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -10,19 +13,18 @@ D=$TOP/$BUILD/halo-milter
 C=$TOP/$BUILD/halo-milterctl
 T=$(mktemp -d "${TMPDIR:-/tmp}/halo-cli.XXXXXX")
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "cli: FAIL: $*"; }
+SUITE=cli
+. "$TOP/tests/lib/check.sh"
 # expect RC PATTERN DESC CMD...: CMD exits RC and its output matches PATTERN
 expect() {
 	_rc=$1 _pat=$2 _desc=$3; shift 3
 	_out=$("$@" 2>&1); _got=$?
 	if [ "$_got" -ne "$_rc" ]; then
-		bad "$_desc: exit $_got, want $_rc"; echo "$_out" | head -3 | sed 's/^/    /'
+		not_ok "$_desc: exit $_got, want $_rc"; echo "$_out" | head -3 | sed 's/^/    /'
 	elif ! printf '%s\n' "$_out" | grep -q -- "$_pat"; then
-		bad "$_desc: output lacks '$_pat'"; echo "$_out" | head -3 | sed 's/^/    /'
+		not_ok "$_desc: output lacks '$_pat'"; echo "$_out" | head -3 | sed 's/^/    /'
 	else
-		ok
+		ok "$_desc"
 	fi
 }
 
@@ -118,6 +120,7 @@ if [ -s "$T/st2/halo-milter.db" ]; then
 	expect 1 'no job with queue ID or Message-ID' "ctl show: unknown ID" "$C" -c "$T/run2.conf" show nosuch@x.example
 	expect 1 'no job with id' "ctl show: unknown job id" "$C" -c "$T/run2.conf" show 99
 	expect 2 'usage:' "ctl show without an argument" "$C" -c "$T/run2.conf" show --json
+	expect 2 'name a job id' "ctl show of an empty argument" "$C" -c "$T/run2.conf" show ''
 	expect 0 'ok' "ctl show --json: queue's fields and the headers" sh -c \
 	    "'$C' -c '$T/run2.conf' show QA1 --json | python3 -c 'import json,sys; d = json.load(sys.stdin); assert d[\"id\"] == 1 and d[\"state\"] == \"failed\" and d[\"reason\"] == \"Halo said no\" and d[\"queue_id\"] == \"QA1\" and d[\"message_id\"] == \"<one@x.example>\" and d[\"from\"] == \"ann@x.example\" and d[\"subject\"] == \"Printer\" and d[\"ticket_id\"] is None, d; assert d[\"headers\"] == \"From: Ann <ann@x.example>\\nSubject: Printer\\n\\tfolded\\n\" and d[\"headers_truncated\"] is False, d[\"headers\"]; print(\"ok\")'"
 	expect 0 'ok' "ctl show --json: the same names as queue --json" sh -c \
@@ -135,7 +138,6 @@ if [ -s "$T/st2/halo-milter.db" ]; then
 	expect 2 'no tenant zz' "ctl doctor --json of an unknown tenant" "$C" -c "$T/run2.conf" doctor zz --json
 	expect 2 'usage:' "ctl retry --json is not a thing" "$C" -c "$T/run2.conf" retry 1 --json
 else
-	bad "the daemon made no store ($(tail -1 "$T/daemon.log"))"
+	not_ok "the daemon made no store ($(tail -1 "$T/daemon.log"))"
 fi
-echo "cli: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary
