@@ -1,8 +1,7 @@
 /*
- * web_admin.c - the admin pages (/admin): agents and their standing, new
- * enrollment codes (with the link as a QR code), revocation; failed and
- * waiting jobs with their reasons and a retry button (as "halo-milterctl
- * retry"); each tenant's doctor checks, run on demand (common/doctor.c).
+ * web_admin.c - the admin pages (/admin): the guards, sessions, agents and
+ * their standing, new enrollment codes (with the link as a QR code),
+ * revocation. The jobs and doctor sections are web_admin_ops.c.
  *
  * Guarded, in this order, on every request:
  *   1. admin_networks (conf): other addresses get 403 and never see a form;
@@ -17,11 +16,10 @@
  * all: a flood from a few addresses must not lock the admin out. Nothing here
  * logs a password, session id, CSRF token or enrollment code.
  */
-#include "web_int.h"
+#include "web_admin_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -35,9 +33,7 @@
 #include <qrencode.h>
 
 #include "agents.h"
-#include "doctor.h"
 #include "log.h"
-#include "worker.h"
 
 #define ADMIN_PW_FILE        "admin.pw"
 #define ADMIN_FAIL_PER_IP    10          /* wrong passwords per client; no
@@ -48,12 +44,6 @@
 #define ADMIN_AGENT_MAX      320
 #define ADMIN_QR_SCALE       5           /* pixels per module on screen */
 #define ADMIN_QR_QUIET       4           /* modules of white border */
-#define ADMIN_JOBS_MAX       100         /* failed and waiting jobs listed */
-#define ADMIN_CELL_MAX       160         /* bytes of a subject, sender or
-                                            reason shown in the jobs table */
-#define ADMIN_DOCTOR_SECONDS 20          /* a doctor run starts no Halo
-                                            call after this (each call has
-                                            its own timeout) */
 
 /* The admin pages' own stylesheet (the enrollment one comes first). */
 static const char admin_css[] =
@@ -94,8 +84,6 @@ static uint8_t admin_key[32];
 static bool admin_ready;
 static struct admin_session admin_sessions[WEB_ADMIN_SESSIONS];
 static struct web_limiter *admin_limiter;
-/* one doctor run at a time: each makes several Halo calls */
-static pthread_mutex_t admin_doctor_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Make the session key and the sign-in limiter (once). */
 static void
@@ -261,16 +249,6 @@ web_admin_csrf_ok(const char *expected, const char *given)
 
 /* ---------------------------------------------------------------- pages */
 
-/* What a request carries once it passed the guards. */
-struct admin_ctx {
-	const struct web_call *call;
-	const char *root;           /* "" for /admin, "../" below it */
-	char sid[WEB_ADMIN_SID_LEN + 1];
-	char csrf[65];
-	uint64_t stamp;             /* the password file's identity */
-	bool signed_in;
-};
-
 /* The session cookie's name. */
 static const char *
 admin_cookie_name(const struct web *w)
@@ -289,8 +267,8 @@ admin_cookie(const struct web *w, const char *sid, char *out, size_t outsz)
 }
 
 /* A whole admin page (both stylesheets). BODY is taken over. */
-static enum MHD_Result
-admin_page(const struct admin_ctx *a, unsigned status, const char *title,
+enum MHD_Result
+web_admin_page(const struct admin_ctx *a, unsigned status, const char *title,
     struct web_buf *body, const char *cookie)
 {
 	struct web_buf page = { 0 };
@@ -334,9 +312,10 @@ admin_page(const struct admin_ctx *a, unsigned status, const char *title,
 }
 
 /* A page with one paragraph of class CLASS and an optional way back. */
-static enum MHD_Result
-admin_message(const struct admin_ctx *a, unsigned status, const char *title,
-    const char *class, const char *message, bool back, const char *cookie)
+enum MHD_Result
+web_admin_message(const struct admin_ctx *a, unsigned status,
+    const char *title, const char *class, const char *message, bool back,
+    const char *cookie)
 {
 	struct web_buf body = { 0 };
 
@@ -346,7 +325,7 @@ admin_message(const struct admin_ctx *a, unsigned status, const char *title,
 	if (back)
 		web_buf_printf(&body, "<p><a href=\"%sadmin\">Back to the admin"
 		    " page</a></p>\n", a->root);
-	return admin_page(a, status, title, &body, cookie);
+	return web_admin_page(a, status, title, &body, cookie);
 }
 
 /* Read state_dir/admin.pw into OUT: 1 read, 0 absent, -1 unusable. */
@@ -424,7 +403,8 @@ admin_not_set_up(const struct admin_ctx *a)
 	    " of at least 12 characters. Then reload this page. Agents can"
 	    " still be enrolled from the command line (<code>halo-milterctl"
 	    " enroll AGENT</code>).</p>\n");
-	return admin_page(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Admin", &body, NULL);
+	return web_admin_page(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Admin", &body,
+	    NULL);
 }
 
 /* The sign-in form (with an optional error above it). */
@@ -445,12 +425,12 @@ admin_login_form(const struct admin_ctx *a, unsigned status, const char *error,
 	    " autocomplete=\"current-password\" maxlength=\"%d\" required"
 	    " autofocus></p><p><button type=\"submit\" id=\"login\">Sign in"
 	    "</button></p></form>\n", a->root, CRYPTO_PW_MAX);
-	return admin_page(a, status, "Admin sign-in", &body, cookie);
+	return web_admin_page(a, status, "Admin sign-in", &body, cookie);
 }
 
 /* "2026-11-24 10:00 UTC". */
-static void
-admin_time(time_t t, char *out, size_t outsz)
+void
+web_admin_time(time_t t, char *out, size_t outsz)
 {
 	struct tm tm;
 
@@ -459,9 +439,9 @@ admin_time(time_t t, char *out, size_t outsz)
 }
 
 /* Hidden fields naming TENANT/AGENT plus the CSRF token. */
-static void
-admin_hidden(struct web_buf *b, const struct admin_ctx *a, const char *tenant,
-    const char *agent)
+void
+web_admin_hidden(struct web_buf *b, const struct admin_ctx *a,
+    const char *tenant, const char *agent)
 {
 	web_buf_printf(b, "<input type=\"hidden\" name=\"csrf\" value=\"%s\">",
 	    a->csrf);
@@ -475,175 +455,6 @@ admin_hidden(struct web_buf *b, const struct admin_ctx *a, const char *tenant,
 		web_buf_escape(b, agent);
 		web_buf_add(b, "\">");
 	}
-}
-
-/* One row of the jobs table, copied out of the store's callback. */
-struct admin_job {
-	int64_t id;
-	enum store_state state;
-	time_t updated;
-	char *tenant, *from, *subject, *reason;
-};
-
-/* The failed and waiting jobs read for the page. */
-struct admin_jobs {
-	struct admin_job *v;        /* 2 * ADMIN_JOBS_MAX slots */
-	size_t n;
-	bool oom;
-};
-
-/* store_job_list callback: keep a copy of the job's listed fields. */
-static void
-admin_job_keep(const struct store_job *j, void *arg)
-{
-	struct admin_jobs *jobs = arg;
-	struct admin_job *r;
-
-	if (jobs->n >= 2 * ADMIN_JOBS_MAX)
-		return;
-	r = &jobs->v[jobs->n];
-	r->id = j->id;
-	r->state = j->state;
-	r->updated = j->updated;
-	r->tenant = strdup(j->tenant != NULL ? j->tenant : "");
-	r->from = strdup(j->from_addr != NULL ? j->from_addr : "");
-	r->subject = strdup(j->subject != NULL ? j->subject : "");
-	r->reason = strdup(j->reason != NULL ? j->reason : "");
-	jobs->n++;
-	if (r->tenant == NULL || r->from == NULL || r->subject == NULL ||
-	    r->reason == NULL)
-		jobs->oom = true;
-}
-
-/* qsort: the most recently changed first, then the highest id. */
-static int
-admin_job_newer(const void *pa, const void *pb)
-{
-	const struct admin_job *a = pa, *b = pb;
-
-	if (a->updated != b->updated)
-		return a->updated > b->updated ? -1 : 1;
-	return a->id > b->id ? -1 : a->id < b->id ? 1 : 0;
-}
-
-/* Free what admin_job_keep copied. */
-static void
-admin_jobs_clear(struct admin_jobs *jobs)
-{
-	size_t i;
-
-	for (i = 0; i < jobs->n; i++) {
-		free(jobs->v[i].tenant);
-		free(jobs->v[i].from);
-		free(jobs->v[i].subject);
-		free(jobs->v[i].reason);
-	}
-	free(jobs->v);
-	memset(jobs, 0, sizeof(*jobs));
-}
-
-/* At most ADMIN_CELL_MAX bytes of S (cut at a character boundary, "..."
- * added), escaped: mail headers are the sender's to choose. */
-static void
-admin_cell(struct web_buf *b, const char *s)
-{
-	char cut[ADMIN_CELL_MAX + 1];
-	size_t len = strlen(s);
-
-	if (len <= ADMIN_CELL_MAX) {
-		web_buf_escape(b, s);
-		return;
-	}
-	len = ADMIN_CELL_MAX;
-	while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
-		len--;
-	memcpy(cut, s, len);
-	cut[len] = '\0';
-	web_buf_escape(b, cut);
-	web_buf_add(b, "...");
-}
-
-/* The failed and waiting jobs, newest first, each with a Retry button. */
-static void
-admin_jobs_section(struct web_buf *body, const struct admin_ctx *a)
-{
-	struct store *st = a->call->w->store;
-	struct admin_jobs jobs = { 0 };
-	char when[40];
-	size_t i, shown;
-
-	web_buf_add(body, "<h2>Failed and waiting jobs</h2>\n");
-	jobs.v = calloc(2 * ADMIN_JOBS_MAX, sizeof(*jobs.v));
-	if (jobs.v == NULL ||
-	    store_job_list(st, STORE_FAILED, ADMIN_JOBS_MAX, admin_job_keep,
-	    &jobs) != STORE_OK ||
-	    store_job_list(st, STORE_WAITING, ADMIN_JOBS_MAX, admin_job_keep,
-	    &jobs) != STORE_OK || jobs.oom)
-		web_buf_add(body, "<p class=\"error\">The gateway could not read"
-		    " its jobs whole; the list may be incomplete.</p>\n");
-	qsort(jobs.v, jobs.n, sizeof(*jobs.v), admin_job_newer);
-	shown = jobs.n < ADMIN_JOBS_MAX ? jobs.n : ADMIN_JOBS_MAX;
-	web_buf_add(body, "<table id=\"jobs\"><thead><tr><th>Job</th>"
-	    "<th>State</th><th>Tenant</th><th>From</th><th>Subject</th>"
-	    "<th>Reason</th><th>Since</th><th></th></tr></thead><tbody>\n");
-	for (i = 0; i < shown; i++) {
-		struct admin_job *j = &jobs.v[i];
-
-		admin_time(j->updated, when, sizeof(when));
-		web_buf_printf(body, "<tr id=\"job-%" PRId64 "\"><td>%" PRId64
-		    "</td><td>%s</td><td>", j->id, j->id,
-		    store_state_name(j->state));
-		admin_cell(body, j->tenant);
-		web_buf_add(body, "</td><td>");
-		admin_cell(body, j->from);
-		web_buf_add(body, "</td><td>");
-		admin_cell(body, j->subject);
-		web_buf_add(body, "</td><td class=\"reason\">");
-		admin_cell(body, j->reason[0] != '\0' ? j->reason : "-");
-		web_buf_printf(body, "</td><td class=\"when\">%s</td><td><form"
-		    " class=\"inline\""
-		    " method=\"post\" action=\"%sadmin/retry\">", when, a->root);
-		admin_hidden(body, a, NULL, NULL);
-		web_buf_printf(body, "<input type=\"hidden\" name=\"id\" value=\"%"
-		    PRId64 "\"><button type=\"submit\">Retry</button></form>"
-		    "</td></tr>\n", j->id);
-	}
-	if (shown == 0)
-		web_buf_add(body, "<tr><td colspan=\"8\">No failed or waiting"
-		    " jobs.</td></tr>\n");
-	web_buf_add(body, "</tbody></table>\n");
-	if (jobs.n > shown)
-		web_buf_printf(body, "<p>The newest %u are shown; <code>"
-		    "halo-milterctl queue -s failed</code> (or <code>-s waiting"
-		    "</code>) lists them all.</p>\n", ADMIN_JOBS_MAX);
-	admin_jobs_clear(&jobs);
-}
-
-/* Each tenant with a button that runs its doctor checks. */
-static void
-admin_tenants_section(struct web_buf *body, const struct admin_ctx *a)
-{
-	const struct conf *conf = a->call->w->conf;
-	size_t i;
-
-	web_buf_add(body, "<h2>Tenants</h2>\n<table id=\"tenants\"><thead><tr>"
-	    "<th>Tenant</th><th>Halo</th><th></th></tr></thead><tbody>\n");
-	for (i = 0; i < conf->n_tenants; i++) {
-		web_buf_add(body, "<tr><td>");
-		web_buf_escape(body, conf->tenants[i]->name);
-		web_buf_add(body, "</td><td>");
-		web_buf_escape(body, conf->tenants[i]->halo_url);
-		web_buf_printf(body, "</td><td><form class=\"inline\" method=\"post\""
-		    " action=\"%sadmin/doctor\">", a->root);
-		admin_hidden(body, a, conf->tenants[i]->name, NULL);
-		web_buf_add(body, "<button type=\"submit\" class=\"secondary\">"
-		    "Run doctor</button></form></td></tr>\n");
-	}
-	web_buf_printf(body, "</tbody></table>\n<p>Doctor checks the store and"
-	    " the tenant's Halo set-up: each agent's token, the ticket type,"
-	    " the outcomes, the statuses, the custom fields and the request"
-	    " budget. It makes several Halo calls and stops starting new ones"
-	    " after %d seconds.</p>\n", ADMIN_DOCTOR_SECONDS);
 }
 
 /* GET /admin, signed in: the agents and the forms. */
@@ -693,14 +504,14 @@ admin_home(const struct admin_ctx *a)
 			    strcmp(r->last, "denied") == 0 ? "declined" : "failed");
 		web_buf_add(&body, "</td><td>");
 		if (r->token != NULL && r->last_refresh > 0) {
-			admin_time(r->last_refresh, when, sizeof(when));
+			web_admin_time(r->last_refresh, when, sizeof(when));
 			web_buf_add(&body, when);
 		} else {
 			web_buf_add(&body, "-");
 		}
 		web_buf_add(&body, "</td><td>");
 		if (r->pending > 0) {
-			admin_time(r->pending_until, when, sizeof(when));
+			web_admin_time(r->pending_until, when, sizeof(when));
 			web_buf_printf(&body, "%u, valid until %s", r->pending, when);
 		} else {
 			web_buf_add(&body, "-");
@@ -709,14 +520,14 @@ admin_home(const struct admin_ctx *a)
 		if (enroll_on) {
 			web_buf_printf(&body, "<form class=\"inline\" method=\"post\""
 			    " action=\"%sadmin/enroll\">", a->root);
-			admin_hidden(&body, a, r->tenant, r->agent);
+			web_admin_hidden(&body, a, r->tenant, r->agent);
 			web_buf_add(&body, "<button type=\"submit\" name=\"new\""
 			    " value=\"1\">New code</button></form>");
 		}
 		if (r->token != NULL) {
 			web_buf_printf(&body, "<form class=\"inline\" method=\"post\""
 			    " action=\"%sadmin/revoke\">", a->root);
-			admin_hidden(&body, a, r->tenant, r->agent);
+			web_admin_hidden(&body, a, r->tenant, r->agent);
 			web_buf_add(&body, "<button type=\"submit\" class=\"danger\">"
 			    "Revoke</button></form>");
 		}
@@ -730,7 +541,7 @@ admin_home(const struct admin_ctx *a)
 	if (enroll_on && conf->n_tenants > 0) {
 		web_buf_printf(&body, "<h2>Enroll an agent</h2>\n<form method="
 		    "\"post\" action=\"%sadmin/enroll\" id=\"enroll\">", a->root);
-		admin_hidden(&body, a, conf->n_tenants == 1 ?
+		web_admin_hidden(&body, a, conf->n_tenants == 1 ?
 		    conf->tenants[0]->name : NULL, NULL);
 		web_buf_printf(&body, "<p><label for=\"agent\">Agent's Halo email"
 		    " address</label><br><input type=\"email\" id=\"agent\""
@@ -753,9 +564,9 @@ admin_home(const struct admin_ctx *a)
 		    " they know is you): whoever uses it signs in to Halo, and"
 		    " the gateway checks that it is that agent.</p>\n");
 	}
-	admin_jobs_section(&body, a);
-	admin_tenants_section(&body, a);
-	return admin_page(a, MHD_HTTP_OK, "Admin", &body, NULL);
+	web_admin_ops_jobs(&body, a);
+	web_admin_ops_tenants(&body, a);
+	return web_admin_page(a, MHD_HTTP_OK, "Admin", &body, NULL);
 }
 
 /* TEXT as an inline SVG QR code made of rects (no style, no script: our
@@ -816,8 +627,8 @@ admin_agent_address(const char *agent, char out[ADMIN_AGENT_MAX + 1])
 }
 
 /* The configured tenant named NAME, or NULL. */
-static const struct conf_tenant *
-admin_tenant(const struct conf *conf, const char *name)
+const struct conf_tenant *
+web_admin_tenant(const struct conf *conf, const char *name)
 {
 	size_t i;
 
@@ -836,7 +647,7 @@ admin_form_agent(const struct admin_ctx *a, char tenant[72],
 	char typed[ADMIN_AGENT_MAX + 1];
 
 	if (!web_form_get(rq->body, rq->len, "tenant", tenant, 72) ||
-	    admin_tenant(a->call->w->conf, tenant) == NULL)
+	    web_admin_tenant(a->call->w->conf, tenant) == NULL)
 		return "No such tenant in this gateway's configuration.";
 	if (!web_form_get(rq->body, rq->len, "agent", typed, sizeof(typed)) ||
 	    !admin_agent_address(typed, agent))
@@ -860,13 +671,13 @@ admin_enroll(const struct admin_ctx *a)
 	int tries;
 
 	if (w->redirect_uri == NULL)
-		return admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Cannot"
-		    " enroll", "error", "Enrollment is off: this gateway has no"
-		    " public_url.", true, NULL);
+		return web_admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "Cannot enroll", "error", "Enrollment is off: this gateway"
+		    " has no public_url.", true, NULL);
 	if ((problem = admin_form_agent(a, tenant, agent)) != NULL)
-		return admin_message(a, MHD_HTTP_BAD_REQUEST, "Cannot enroll",
-		    "error", problem, true, NULL);
-	t = admin_tenant(w->conf, tenant);
+		return web_admin_message(a, MHD_HTTP_BAD_REQUEST,
+		    "Cannot enroll", "error", problem, true, NULL);
+	t = web_admin_tenant(w->conf, tenant);
 	/* old enrollments are history only: keep a month of it */
 	store_enroll_purge(w->store, now - 30 * 86400, NULL);
 	for (tries = 0, ss = STORE_DUPLICATE; tries < 5 && ss == STORE_DUPLICATE;
@@ -881,9 +692,9 @@ admin_enroll(const struct admin_ctx *a)
 	}
 	if (ss != STORE_OK) {
 		crypto_wipe(code, sizeof(code));
-		return admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Cannot"
-		    " enroll", "error", "The gateway could not store the code;"
-		    " try again.", true, NULL);
+		return web_admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "Cannot enroll", "error", "The gateway could not store the"
+		    " code; try again.", true, NULL);
 	}
 	enroll_code_format(code, shown);
 	crypto_wipe(code, sizeof(code));
@@ -894,7 +705,7 @@ admin_enroll(const struct admin_ctx *a)
 	if (asprintf(&link_code, "%s/enroll?code=%s", w->conf->public_url,
 	    shown) < 0)
 		link_code = NULL;
-	admin_time(now + ENROLL_CODE_TTL, until, sizeof(until));
+	web_admin_time(now + ENROLL_CODE_TTL, until, sizeof(until));
 	web_buf_add(&body, "<dl><dt>Agent</dt><dd id=\"code-agent\">");
 	web_buf_escape(&body, agent);
 	web_buf_add(&body, "</dd><dt>Halo</dt><dd>");
@@ -923,7 +734,7 @@ admin_enroll(const struct admin_ctx *a)
 	    " time.</p>\n");
 	web_buf_printf(&body, "<p><a href=\"%sadmin\">Back to the admin page"
 	    "</a></p>\n", a->root);
-	rc = admin_page(a, MHD_HTTP_OK, "Enrollment code", &body, NULL);
+	rc = web_admin_page(a, MHD_HTTP_OK, "Enrollment code", &body, NULL);
 	crypto_wipe(shown, sizeof(shown));
 	if (link_code != NULL)
 		crypto_free_secret(link_code, strlen(link_code));
@@ -941,18 +752,18 @@ admin_revoke(const struct admin_ctx *a)
 	enum store_status ss;
 
 	if ((problem = admin_form_agent(a, tenant, agent)) != NULL)
-		return admin_message(a, MHD_HTTP_BAD_REQUEST, "Cannot revoke",
-		    "error", problem, true, NULL);
+		return web_admin_message(a, MHD_HTTP_BAD_REQUEST,
+		    "Cannot revoke", "error", problem, true, NULL);
 	ss = store_token_delete(a->call->w->store, tenant, agent);
 	if (ss == STORE_NOT_FOUND) {
 		snprintf(message, sizeof(message), "%s has no token in tenant %s.",
 		    agent, tenant);
-		return admin_message(a, MHD_HTTP_NOT_FOUND, "Cannot revoke",
+		return web_admin_message(a, MHD_HTTP_NOT_FOUND, "Cannot revoke",
 		    "error", message, true, NULL);
 	}
 	if (ss != STORE_OK)
-		return admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Cannot"
-		    " revoke", "error", "The gateway could not change its"
+		return web_admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "Cannot revoke", "error", "The gateway could not change its"
 		    " database; try again.", true, NULL);
 	log_info("admin: %s/%s: token revoked from %s", tenant, agent,
 	    a->call->client);
@@ -960,118 +771,8 @@ admin_revoke(const struct admin_ctx *a)
 	    " deleted. Their jobs wait until they enroll again. Halo still knows"
 	    " the grant: remove it in Halo too if the token may have leaked.",
 	    agent, tenant);
-	return admin_message(a, MHD_HTTP_OK, "Revoked", "ok", message, true,
+	return web_admin_message(a, MHD_HTTP_OK, "Revoked", "ok", message, true,
 	    NULL);
-}
-
-/* POST /admin/retry: queue a failed, skipped or waiting job again (as
- * "halo-milterctl retry": a done or running job is refused). */
-static enum MHD_Result
-admin_retry(const struct admin_ctx *a)
-{
-	const struct web_req *rq = a->call->rq;
-	struct store *st = a->call->w->store;
-	struct store_job *job = NULL;
-	char idtext[24], message[300], *end;
-	long long id = 0;
-	enum store_status ss;
-	unsigned status;
-
-	if (web_form_get(rq->body, rq->len, "id", idtext, sizeof(idtext))) {
-		errno = 0;
-		id = strtoll(idtext, &end, 10);
-		if (errno != 0 || end == idtext || *end != '\0')
-			id = 0;
-	}
-	if (id <= 0)
-		return admin_message(a, MHD_HTTP_BAD_REQUEST, "Cannot retry",
-		    "error", "That is not a job id.", true, NULL);
-	ss = store_job_requeue(st, id);
-	if (ss == STORE_NOT_FOUND) {
-		status = MHD_HTTP_CONFLICT;
-		if (store_job_get(st, id, &job) != STORE_OK || job == NULL) {
-			status = MHD_HTTP_NOT_FOUND;
-			snprintf(message, sizeof(message), "There is no job %lld.", id);
-		} else if (job->state == STORE_DONE) {
-			snprintf(message, sizeof(message), "Job %lld is done: its mail"
-			    " is on its Halo ticket and its spooled message is gone;"
-			    " nothing to retry.", id);
-		} else {
-			snprintf(message, sizeof(message), "Job %lld is %s now; try"
-			    " again when it has finished.", id,
-			    store_state_name(job->state));
-		}
-		store_job_free(job);
-		return admin_message(a, status, "Cannot retry", "error", message,
-		    true, NULL);
-	}
-	if (ss != STORE_OK)
-		return admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Cannot"
-		    " retry", "error", "The gateway could not change its database;"
-		    " try again.", true, NULL);
-	log_info("admin: job %lld queued again by the admin signed in from %s",
-	    id, a->call->client);
-	snprintf(message, sizeof(message), "Job %lld is queued again.", id);
-	return admin_message(a, MHD_HTTP_OK, "Retried", "ok", message, true,
-	    NULL);
-}
-
-/* doctor_line_fn: one row of the doctor table in the web_buf ARG,
- * escaped (Halo's error text is in it). */
-static void
-admin_doctor_line(enum doctor_level level, const char *text, void *arg)
-{
-	struct web_buf *body = arg;
-	const char *name = doctor_level_name(level);
-
-	web_buf_printf(body, "<tr class=\"check\"><td class=\"level-%s\">%s"
-	    "</td><td>", name, name);
-	web_buf_escape(body, text);
-	web_buf_add(body, "</td></tr>\n");
-}
-
-/* POST /admin/doctor: one tenant's doctor checks (as "halo-milterctl
- * doctor TENANT"), one run at a time, stopping after ADMIN_DOCTOR_SECONDS. */
-static enum MHD_Result
-admin_doctor(const struct admin_ctx *a)
-{
-	struct web *w = a->call->w;
-	const struct web_req *rq = a->call->rq;
-	const struct conf_tenant *t;
-	struct web_buf body = { 0 };
-	char tenant[72], title[100];
-	int problems;
-
-	if (!web_form_get(rq->body, rq->len, "tenant", tenant, sizeof(tenant)) ||
-	    (t = admin_tenant(w->conf, tenant)) == NULL)
-		return admin_message(a, MHD_HTTP_BAD_REQUEST, "Cannot run doctor",
-		    "error", "No such tenant in this gateway's configuration.",
-		    true, NULL);
-	if (w->oauth == NULL)
-		return admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Cannot run"
-		    " doctor", "error", "This gateway's web server holds no agent"
-		    " tokens; run halo-milterctl doctor on it.", true, NULL);
-	if (pthread_mutex_trylock(&admin_doctor_lock) != 0)
-		return admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Cannot run"
-		    " doctor", "error", "Doctor is running already; try again in a"
-		    " minute.", true, NULL);
-	log_info("admin: doctor run for tenant %s by the admin signed in from %s",
-	    t->name, a->call->client);
-	web_buf_add(&body, "<p>");
-	web_buf_escape(&body, t->halo_url);
-	web_buf_add(&body, "</p>\n<table id=\"doctor\"><thead><tr><th>Level</th>"
-	    "<th>Check</th></tr></thead><tbody>\n");
-	problems = doctor_store(w->store, w->conf->job_lease, WORKER_POST_GRACE,
-	    admin_doctor_line, &body);
-	problems += doctor_tenant(w->store, w->oauth, t,
-	    time(NULL) + ADMIN_DOCTOR_SECONDS, admin_doctor_line, &body);
-	pthread_mutex_unlock(&admin_doctor_lock);
-	web_buf_printf(&body, "</tbody></table>\n<p class=\"%s\" id=\"problems\">"
-	    "%d problem%s found.</p>\n<p><a href=\"%sadmin\">Back to the admin"
-	    " page</a></p>\n", problems == 0 ? "ok" : "error", problems,
-	    problems == 1 ? "" : "s", a->root);
-	snprintf(title, sizeof(title), "Doctor: tenant %s", t->name);
-	return admin_page(a, MHD_HTTP_OK, title, &body, NULL);
 }
 
 /* POST /admin/login. */
@@ -1089,16 +790,16 @@ admin_login(struct admin_ctx *a)
 	if (web_limiter_blocked(admin_limiter, a->call->client, now)) {
 		log_notice("admin: %s is over the wrong-password limit",
 		    a->call->client);
-		return admin_message(a, MHD_HTTP_TOO_MANY_REQUESTS, "Too many"
-		    " attempts", "error", "Too many wrong passwords. Wait 15"
-		    " minutes, then try again.", false, NULL);
+		return web_admin_message(a, MHD_HTTP_TOO_MANY_REQUESTS,
+		    "Too many attempts", "error", "Too many wrong passwords."
+		    " Wait 15 minutes, then try again.", false, NULL);
 	}
 	have = admin_pw_read(w->conf, stored, sizeof(stored));
 	if (have == 0)
 		return admin_not_set_up(a);
 	if (have < 0)
-		return admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Admin"
-		    " sign-in", "error", "The gateway cannot read its admin"
+		return web_admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "Admin sign-in", "error", "The gateway cannot read its admin"
 		    " password file; see its log.", false, NULL);
 	if (web_form_get(rq->body, rq->len, "password", password,
 	    sizeof(password)))
@@ -1108,8 +809,8 @@ admin_login(struct admin_ctx *a)
 	if (match < 0) {
 		log_warnx("admin: the admin password file is malformed; run"
 		    " halo-milterctl admin-password");
-		return admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Admin"
-		    " sign-in", "error", "The gateway cannot read its admin"
+		return web_admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "Admin sign-in", "error", "The gateway cannot read its admin"
 		    " password file; see its log.", false, NULL);
 	}
 	if (match == 0) {
@@ -1119,9 +820,9 @@ admin_login(struct admin_ctx *a)
 		    NULL);
 	}
 	if (!web_admin_session_new(now, a->stamp, a->sid))
-		return admin_message(a, MHD_HTTP_INTERNAL_SERVER_ERROR, "Admin"
-		    " sign-in", "error", "The gateway could not start a session;"
-		    " try again.", false, NULL);
+		return web_admin_message(a, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "Admin sign-in", "error", "The gateway could not start a"
+		    " session; try again.", false, NULL);
 	log_info("admin: signed in from %s", a->call->client);
 	admin_cookie(w, a->sid, cookie, sizeof(cookie));
 	rc = web_respond(w, a->call->c, MHD_HTTP_SEE_OTHER, WEB_CT_TEXT, NULL, 0,
@@ -1183,14 +884,15 @@ web_admin_route(const struct web_call *call, enum MHD_Result *rc)
 
 	if (!conf_admin_allowed(w->conf, call->ip)) {
 		log_notice("admin: refused %s (not in admin_networks)", call->ip);
-		*rc = admin_message(&a, MHD_HTTP_FORBIDDEN, "Not allowed", "error",
-		    "The admin page cannot be opened from your network.", false,
-		    NULL);
+		*rc = web_admin_message(&a, MHD_HTTP_FORBIDDEN, "Not allowed",
+		    "error", "The admin page cannot be opened from your network.",
+		    false, NULL);
 		return true;
 	}
 	if (!admin_ready) {
-		*rc = admin_message(&a, MHD_HTTP_INTERNAL_SERVER_ERROR, "Admin",
-		    "error", "The admin page could not start.", false, NULL);
+		*rc = web_admin_message(&a, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "Admin", "error", "The admin page could not start.", false,
+		    NULL);
 		return true;
 	}
 	if (!admin_pw_set(w->conf, &a.stamp)) {
@@ -1216,8 +918,8 @@ web_admin_route(const struct web_call *call, enum MHD_Result *rc)
 	if (strcmp(page, "/login") != 0 && strcmp(page, "/enroll") != 0 &&
 	    strcmp(page, "/revoke") != 0 && strcmp(page, "/logout") != 0 &&
 	    strcmp(page, "/retry") != 0 && strcmp(page, "/doctor") != 0) {
-		*rc = admin_message(&a, MHD_HTTP_NOT_FOUND, "Not found", "error",
-		    "There is no such page here.", true, NULL);
+		*rc = web_admin_message(&a, MHD_HTTP_NOT_FOUND, "Not found",
+		    "error", "There is no such page here.", true, NULL);
 		goto out;
 	}
 	if (!call->post) {
@@ -1228,13 +930,13 @@ web_admin_route(const struct web_call *call, enum MHD_Result *rc)
 	if (!web_origin_ok(w, call->c)) {
 		log_notice("admin: refused a cross-site POST from %s",
 		    call->client);
-		*rc = admin_message(&a, MHD_HTTP_FORBIDDEN, "Refused", "error",
-		    "This form was sent from another site.", false, NULL);
+		*rc = web_admin_message(&a, MHD_HTTP_FORBIDDEN, "Refused",
+		    "error", "This form was sent from another site.", false, NULL);
 		goto out;
 	}
 	if (!admin_is_form(call->c)) {
-		*rc = admin_message(&a, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Refused",
-		    "error", "Expected a form.", false, NULL);
+		*rc = web_admin_message(&a, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+		    "Refused", "error", "Expected a form.", false, NULL);
 		goto out;
 	}
 	if (strcmp(page, "/login") == 0) {
@@ -1253,9 +955,10 @@ web_admin_route(const struct web_call *call, enum MHD_Result *rc)
 	if (!ok) {
 		log_notice("admin: refused a POST without a valid CSRF token from"
 		    " %s", call->client);
-		*rc = admin_message(&a, MHD_HTTP_FORBIDDEN, "Refused", "error",
-		    "This form did not come from this admin session. Nothing was"
-		    " changed. Reload the admin page and try again.", true, NULL);
+		*rc = web_admin_message(&a, MHD_HTTP_FORBIDDEN, "Refused",
+		    "error", "This form did not come from this admin session."
+		    " Nothing was changed. Reload the admin page and try again.",
+		    true, NULL);
 		goto out;
 	}
 	if (strcmp(page, "/enroll") == 0)
@@ -1263,9 +966,9 @@ web_admin_route(const struct web_call *call, enum MHD_Result *rc)
 	else if (strcmp(page, "/revoke") == 0)
 		*rc = admin_revoke(&a);
 	else if (strcmp(page, "/retry") == 0)
-		*rc = admin_retry(&a);
+		*rc = web_admin_ops_retry(&a);
 	else if (strcmp(page, "/doctor") == 0)
-		*rc = admin_doctor(&a);
+		*rc = web_admin_ops_doctor(&a);
 	else
 		*rc = admin_logout(&a);
 out:
