@@ -67,7 +67,7 @@ CORE_SRC   := milter/intake.c milter/worker.c milter/worker_call.c \
               milter/worker_sender.c milter/worker_thread.c \
               milter/worker_closed.c milter/worker_post.c \
               milter/worker_retention.c milter/web.c \
-              milter/web_admin.c \
+              milter/web_admin.c milter/web_admin_ops.c \
               milter/web_pane.c milter/web_agent.c
 DAEMON_SRC := milter/halo-milter.c milter/callbacks.c
 CTL_SRC    := milter/halo-milterctl.c

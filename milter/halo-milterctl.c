@@ -2,13 +2,14 @@
  * halo-milterctl.c - the operator's CLI.
  *
  *   halo-milterctl [-c FILE] queue [-s STATE] [-n LIMIT]   list jobs
- *   halo-milterctl [-c FILE] show ID                      one job + headers
- *   halo-milterctl [-c FILE] stats                        jobs per state
+ *   halo-milterctl [-c FILE] show ID|QUEUEID|MESSAGEID [--json]
+ *                                                        one job + headers
+ *   halo-milterctl [-c FILE] stats [--json]               jobs per state
  *   halo-milterctl [-c FILE] retry ID                     re-queue a job
  *   halo-milterctl [-c FILE] token import AGENT [TENANT]  refresh token on stdin
- *   halo-milterctl [-c FILE] doctor [TENANT]              check Halo set-up
+ *   halo-milterctl [-c FILE] doctor [TENANT] [--json]     check Halo set-up
  *   halo-milterctl [-c FILE] enroll AGENT [TENANT]        one-time code + link
- *   halo-milterctl [-c FILE] agents                       agents and standing
+ *   halo-milterctl [-c FILE] agents [--json]              agents and standing
  *   halo-milterctl [-c FILE] revoke AGENT [TENANT]        delete a token
  *   halo-milterctl [-c FILE] admin-password               set /admin's password
  *   halo-milterctl [-c FILE] keys rotate [--force]        new sealing key
@@ -39,7 +40,9 @@
 #include "agents.h"
 #include "conf.h"
 #include "crypto.h"
+#include "doctor.h"
 #include "halo.h"
+#include "hdr.h"
 #include "http.h"
 #include "keys.h"
 #include "log.h"
@@ -57,7 +60,11 @@
 /* The state files of the configuration loaded (statedir.h), set by main. */
 static struct statedir ctl_sd;
 #define CTL_HEADER_MAX (256 * 1024)   /* header block shown by "show" */
+#define CTL_HEADER_LINE 4096          /* read at once (longer lines: pieces) */
+#define CTL_HEADER_BUF (CTL_HEADER_MAX + CTL_HEADER_LINE)  /* the last line
+                                         read may cross CTL_HEADER_MAX */
 #define CTL_QUEUE_LIMIT 50            /* "queue" rows without -n, on a tty */
+#define CTL_SHOW_MATCHES 20           /* jobs "show" lists when several match */
 
 /* Print usage to OUT and exit with STATUS. */
 static void __attribute__((noreturn))
@@ -69,17 +76,21 @@ ctl_usage(FILE *out, int status)
 	    "  queue [-s STATE] [-n LIMIT] [-t TENANT] [-q QUEUEID] [-m MESSAGEID]\n"
 	    "        [--json]               list jobs, newest first (LIMIT: 0 = all;\n"
 	    "                               default 50 on a terminal, else all)\n"
-	    "  show ID                      one job and its message headers\n"
+	    "  show ID|QUEUEID|MESSAGEID [--json]\n"
+	    "                               one job and its message headers (a\n"
+	    "                               number is a job id; else a queue ID,\n"
+	    "                               then a Message-ID; exit 3 when several\n"
+	    "                               jobs match)\n"
 	    "  stats [--json]               number of jobs per state\n"
 	    "  retry ID                     queue a failed, skipped or waiting job again\n"
 	    "                               (not a done one)\n"
 	    "  token import AGENT [TENANT]  store AGENT's Halo refresh token, read\n"
 	    "                               from standard input (sealed at rest)\n"
-	    "  doctor [TENANT]              check each tenant's Halo set-up: agents'\n"
+	    "  doctor [TENANT] [--json]     check each tenant's Halo set-up: agents'\n"
 	    "                               tokens, ticket type, outcomes, budget\n"
 	    "  enroll AGENT [TENANT]        a one-time code (10 minutes) and the link\n"
 	    "                               AGENT opens to connect their Halo account\n"
-	    "  agents                       agents and their standing (enrolled,\n"
+	    "  agents [--json]              agents and their standing (enrolled,\n"
 	    "                               re-enroll needed, pending code, ...)\n"
 	    "  revoke AGENT [TENANT]        delete AGENT's token; their jobs wait\n"
 	    "  admin-password               set the password of the admin page\n"
@@ -94,6 +105,8 @@ ctl_usage(FILE *out, int status)
 	    "                               the Outlook add-in manifest of this\n"
 	    "                               deployment (URLs from public_url)\n"
 	    "states: queued skipped running done failed waiting\n"
+	    "exit status: 0 ok, 1 failed (doctor: problems found), 2 wrong command\n"
+	    "line, 3 several jobs match (show)\n"
 	    "See halo-milterctl(8).\n");
 	exit(status);
 }
@@ -140,6 +153,33 @@ ctl_json_str(cJSON *obj, const char *name, const char *value)
 		cJSON_AddNullToObject(obj, name);
 }
 
+/* A job as JSON: the fields of "queue --json" (and the start of
+ * "show --json"); NULL when out of memory. */
+static cJSON *
+ctl_job_json(const struct store_job *j)
+{
+	cJSON *obj = cJSON_CreateObject();
+
+	if (obj == NULL)
+		return NULL;
+	cJSON_AddNumberToObject(obj, "id", (double)j->id);
+	cJSON_AddStringToObject(obj, "state", store_state_name(j->state));
+	cJSON_AddNumberToObject(obj, "created", (double)j->created);
+	cJSON_AddNumberToObject(obj, "updated", (double)j->updated);
+	ctl_json_str(obj, "tenant", j->tenant);
+	ctl_json_str(obj, "reason", j->reason);
+	ctl_json_str(obj, "from", j->from_addr);
+	ctl_json_str(obj, "message_id", j->message_id);
+	ctl_json_str(obj, "queue_id", j->queue_id);
+	cJSON_AddNumberToObject(obj, "attempts", j->attempts);
+	ctl_json_str(obj, "result", j->result);
+	if (j->ticket_id != 0)
+		cJSON_AddNumberToObject(obj, "ticket_id", (double)j->ticket_id);
+	else
+		cJSON_AddNullToObject(obj, "ticket_id");
+	return obj;
+}
+
 /* One row of "queue". */
 static void
 ctl_queue_row(const struct store_job *j, void *arg)
@@ -159,26 +199,8 @@ ctl_queue_row(const struct store_job *j, void *arg)
 		return;
 	o->shown++;
 	if (o->json != NULL) {
-		obj = cJSON_CreateObject();
-		if (obj == NULL)
-			return;
-		cJSON_AddNumberToObject(obj, "id", (double)j->id);
-		cJSON_AddStringToObject(obj, "state", store_state_name(j->state));
-		cJSON_AddNumberToObject(obj, "created", (double)j->created);
-		cJSON_AddNumberToObject(obj, "updated", (double)j->updated);
-		ctl_json_str(obj, "tenant", j->tenant);
-		ctl_json_str(obj, "reason", j->reason);
-		ctl_json_str(obj, "from", j->from_addr);
-		ctl_json_str(obj, "message_id", j->message_id);
-		ctl_json_str(obj, "queue_id", j->queue_id);
-		cJSON_AddNumberToObject(obj, "attempts", j->attempts);
-		ctl_json_str(obj, "result", j->result);
-		if (j->ticket_id != 0)
-			cJSON_AddNumberToObject(obj, "ticket_id",
-			    (double)j->ticket_id);
-		else
-			cJSON_AddNullToObject(obj, "ticket_id");
-		cJSON_AddItemToArray(o->json, obj);
+		if ((obj = ctl_job_json(j)) != NULL)
+			cJSON_AddItemToArray(o->json, obj);
 		return;
 	}
 	ctl_age(j->created, age, sizeof(age));
@@ -280,19 +302,19 @@ ctl_queue(struct store *st, int argc, char **argv)
 	return json ? ctl_json_print(o.json) : 0;
 }
 
-/* Print the header block of a spool file, made safe for a terminal. */
-static void
-ctl_print_headers(const char *path)
+/* The header block of spool file PATH into OUT (lines end in "\n", bytes
+ * that are not UTF-8 become '?'), at most CTL_HEADER_MAX bytes read;
+ * *TRUNCATED when cut there. 0, or an errno. */
+static int
+ctl_read_headers(const char *path, struct util_buf *out, bool *truncated)
 {
 	FILE *fp = fopen(path, "r");
-	char line[4096], safe[4096];
-	size_t total = 0, len;
+	char line[CTL_HEADER_LINE];
+	size_t total = 0, len, i, seq;
 
-	if (fp == NULL) {
-		printf("  (%s)\n", errno == ENOENT ? "message removed from the"
-		    " spool once logged" : strerror(errno));
-		return;
-	}
+	*truncated = false;
+	if (fp == NULL)
+		return errno;
 	while (total < CTL_HEADER_MAX && fgets(line, sizeof(line), fp) != NULL) {
 		len = strlen(line);
 		total += len;
@@ -300,15 +322,55 @@ ctl_print_headers(const char *path)
 			line[--len] = '\0';
 		if (len == 0)
 			break;
+		for (i = 0; i < len; i += seq)
+			if ((seq = util_utf8_seq((unsigned char *)line + i,
+			    len - i)) == 0) {
+				line[i] = '?';
+				seq = 1;
+			}
+		util_buf_add(out, line, len);
+		util_buf_add(out, "\n", 1);
+	}
+	*truncated = total >= CTL_HEADER_MAX;
+	fclose(fp);
+	return out->oom ? ENOMEM : 0;
+}
+
+/* The spool file of job J, or false when it has none. */
+static bool
+ctl_spool_file(const struct store_job *j, char path[PATH_MAX])
+{
+	if (j->spool == NULL)
+		return false;
+	return spool_path(ctl_sd.spool, j->spool, path, PATH_MAX) == 0;
+}
+
+/* Print the header block of a spool file, made safe for a terminal. */
+static void
+ctl_print_headers(const char *path)
+{
+	struct util_buf hdr = { .max = CTL_HEADER_BUF };
+	char safe[4096], *line, *next;
+	bool truncated;
+	int rc;
+
+	if ((rc = ctl_read_headers(path, &hdr, &truncated)) != 0) {
+		printf("  (%s)\n", rc == ENOENT ? "message removed from the"
+		    " spool once logged" : strerror(rc));
+		util_buf_clear(&hdr);
+		return;
+	}
+	for (line = hdr.s; line != NULL && *line != '\0'; line = next) {
+		next = strchr(line, '\n');
+		*next++ = '\0';
 		/* keep the folding whitespace visible, mask control bytes */
-		for (size_t i = 0; i < len; i++)
-			if (line[i] == '\t')
-				line[i] = ' ';
+		for (char *tab = line; (tab = strchr(tab, '\t')) != NULL; tab++)
+			*tab = ' ';
 		printf("  %s\n", log_safe(line, safe, sizeof(safe)));
 	}
-	if (total >= CTL_HEADER_MAX)
+	if (truncated)
 		printf("  (header block truncated at %d bytes)\n", CTL_HEADER_MAX);
-	fclose(fp);
+	util_buf_clear(&hdr);
 }
 
 /* One "label value" line of "show", made safe for a terminal. */
@@ -321,29 +383,173 @@ ctl_field(const char *label, const char *value)
 	    sizeof(safe)));
 }
 
-/* "show ID". */
+/* What "show" looks for: the argument, and the ids of the jobs found. */
+struct ctl_find {
+	const char *queue_id;       /* or NULL */
+	const char *message_id;     /* as given, or NULL */
+	char bracketed[HDR_MSGID_MAX + 3];  /* "<" MESSAGE_ID ">", or "" */
+	int64_t ids[CTL_SHOW_MATCHES];
+	size_t n;                   /* matches (may exceed the ids kept) */
+};
+
+/* store_job_list callback: a job whose queue ID or Message-ID matches. */
+static void
+ctl_find_job(const struct store_job *j, void *arg)
+{
+	struct ctl_find *f = arg;
+	bool match;
+
+	if (f->queue_id != NULL)
+		match = j->queue_id != NULL && strcmp(j->queue_id, f->queue_id) == 0;
+	else
+		match = j->message_id != NULL &&
+		    (strcmp(j->message_id, f->message_id) == 0 ||
+		    (f->bracketed[0] != '\0' &&
+		    strcmp(j->message_id, f->bracketed) == 0));
+	if (!match)
+		return;
+	if (f->n < CTL_SHOW_MATCHES)
+		f->ids[f->n] = j->id;
+	f->n++;
+}
+
+/* The jobs whose queue ID, else whose Message-ID (with or without its
+ * angle brackets), is ARG into F; -1 when the store could not be read. */
 static int
-ctl_show(struct store *st, const char *idtext)
+ctl_find(struct store *st, const char *arg, struct ctl_find *f)
+{
+	size_t len = strlen(arg);
+
+	memset(f, 0, sizeof(*f));
+	f->queue_id = arg;
+	if (store_job_list(st, -1, 0, ctl_find_job, f) != STORE_OK)
+		return -1;
+	if (f->n > 0)
+		return 0;
+	f->queue_id = NULL;
+	f->message_id = arg;
+	if (len >= 2 && arg[0] == '<' && arg[len - 1] == '>')
+		snprintf(f->bracketed, sizeof(f->bracketed), "%.*s",
+		    (int)(len - 2), arg + 1);   /* an old row stored without */
+	else if (len + 2 < sizeof(f->bracketed))
+		snprintf(f->bracketed, sizeof(f->bracketed), "<%s>", arg);
+	return store_job_list(st, -1, 0, ctl_find_job, f) == STORE_OK ? 0 : -1;
+}
+
+/* Several jobs match ARG: list them briefly on standard error. */
+static void
+ctl_show_ambiguous(struct store *st, const char *arg, const struct ctl_find *f)
+{
+	struct store_job *j;
+	char safe[128], from[64];
+	size_t i;
+
+	fprintf(stderr, "%zu jobs match '%s'; show one by its id:\n", f->n,
+	    log_safe(arg, safe, sizeof(safe)));
+	for (i = 0; i < f->n && i < CTL_SHOW_MATCHES; i++) {
+		j = NULL;
+		if (store_job_get(st, f->ids[i], &j) != STORE_OK || j == NULL)
+			continue;
+		fprintf(stderr, "  %-6" PRId64 " %-8s %-12s %s\n", j->id,
+		    store_state_name(j->state), j->tenant,
+		    log_safe(j->from_addr, from, sizeof(from)));
+		store_job_free(j);
+	}
+	if (f->n > CTL_SHOW_MATCHES)
+		fprintf(stderr, "  (and %zu more)\n", f->n - CTL_SHOW_MATCHES);
+}
+
+/* "show --json": the job's fields, the header block as one string. */
+static int
+ctl_show_json(const struct store_job *j)
+{
+	struct util_buf hdr = { .max = CTL_HEADER_BUF };
+	char path[PATH_MAX];
+	bool truncated = false;
+	cJSON *obj = ctl_job_json(j);
+
+	if (obj == NULL)
+		return 1;
+	ctl_json_str(obj, "env_from", j->env_from);
+	ctl_json_str(obj, "subject", j->subject);
+	ctl_json_str(obj, "recipients", j->recipients);
+	ctl_json_str(obj, "mode", j->mode);
+	ctl_json_str(obj, "agent", j->agent);
+	ctl_json_str(obj, "sender_auth", j->sender_auth);
+	ctl_json_str(obj, "outbound_auth", j->outbound_auth);
+	ctl_json_str(obj, "conversation", j->conv_key);
+	cJSON_AddBoolToObject(obj, "starts_thread", j->starts_thread);
+	cJSON_AddBoolToObject(obj, "no_create", j->no_create);
+	cJSON_AddBoolToObject(obj, "post_started", j->post_started);
+	cJSON_AddNumberToObject(obj, "next_attempt", (double)j->next_attempt);
+	if (j->action_id != 0)
+		cJSON_AddNumberToObject(obj, "action_id", (double)j->action_id);
+	else
+		cJSON_AddNullToObject(obj, "action_id");
+	ctl_json_str(obj, "ticket_status", j->ticket_status);
+	ctl_json_str(obj, "contact", j->contact);
+	ctl_json_str(obj, "client", j->client);
+	ctl_json_str(obj, "spool", j->spool);
+	cJSON_AddNumberToObject(obj, "size", (double)j->size);
+	/* null once the message left the spool (it is on its ticket) */
+	if (ctl_spool_file(j, path) &&
+	    ctl_read_headers(path, &hdr, &truncated) == 0 && hdr.s != NULL)
+		cJSON_AddStringToObject(obj, "headers", hdr.s);
+	else
+		cJSON_AddNullToObject(obj, "headers");
+	cJSON_AddBoolToObject(obj, "headers_truncated", truncated);
+	util_buf_clear(&hdr);
+	return ctl_json_print(obj);
+}
+
+/* "show ID|QUEUEID|MESSAGEID [--json]": 0, 1 (no such job), 3 (several
+ * match; listed on standard error). */
+static int
+ctl_show(struct store *st, const char *arg, bool json)
 {
 	struct store_job *j = NULL;
-	char *end, created[64], path[PATH_MAX];
+	struct ctl_find f;
+	char *end, created[64], path[PATH_MAX], safe[128];
 	long long id;
 	struct tm tm;
 	enum store_status rc;
 
-	errno = 0;
-	id = strtoll(idtext, &end, 10);
-	if (errno != 0 || *end != '\0' || id <= 0) {
-		fprintf(stderr, "bad job id '%s'\n", idtext);
+	if (*arg == '\0') {
+		fprintf(stderr, "show: name a job id, queue ID or Message-ID\n");
 		return 2;
 	}
-	rc = store_job_get(st, id, &j);
+	errno = 0;
+	id = strtoll(arg, &end, 10);
+	if (errno != 0 || *end != '\0' || end == arg || id <= 0)
+		id = 0;
+	/* a number is a job id; an all-digit queue ID is tried after it */
+	rc = id > 0 ? store_job_get(st, id, &j) : STORE_NOT_FOUND;
 	if (rc == STORE_NOT_FOUND) {
-		fprintf(stderr, "no job %lld\n", id);
+		if (ctl_find(st, arg, &f) != 0)
+			return 1;
+		if (f.n > 1) {
+			ctl_show_ambiguous(st, arg, &f);
+			return 3;
+		}
+		if (f.n == 0) {
+			fprintf(stderr, "no job %s '%s'\n", id > 0 ? "with id,"
+			    " queue ID or Message-ID" : "with queue ID or Message-ID",
+			    log_safe(arg, safe, sizeof(safe)));
+			return 1;
+		}
+		id = f.ids[0];
+		rc = store_job_get(st, id, &j);
+	}
+	if (rc != STORE_OK || j == NULL) {
+		fprintf(stderr, "cannot read job %lld\n", id);
 		return 1;
 	}
-	if (rc != STORE_OK)
-		return 1;
+	if (json) {
+		int out = ctl_show_json(j);
+
+		store_job_free(j);
+		return out;
+	}
 	gmtime_r(&j->created, &tm);
 	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	printf("%-14s %lld\n", "job", id);
@@ -380,11 +586,9 @@ ctl_show(struct store *st, const char *idtext)
 	ctl_field("client", j->client);
 	ctl_field("spool", j->spool);
 	printf("%-14s %" PRIu64 "\n", "size", j->size);
-	if (j->spool != NULL) {
-		if (spool_path(ctl_sd.spool, j->spool, path, sizeof(path)) == 0) {
-			printf("headers:\n");
-			ctl_print_headers(path);
-		}
+	if (ctl_spool_file(j, path)) {
+		printf("headers:\n");
+		ctl_print_headers(path);
 	}
 	store_job_free(j);
 	return 0;
@@ -512,372 +716,127 @@ ctl_token_import(struct store *st, const struct conf *conf, const char *agent,
 	return rc;
 }
 
-/* A growing list of agent addresses (doctor). */
-struct ctl_agents {
-	char **v;
-	size_t n;
+/* Where doctor's lines go: standard output, or the JSON being built. */
+struct ctl_doctor {
+	cJSON *checks;              /* the current part's checks; NULL: text */
 };
 
-/* Add AGENT unless present. */
+/* doctor_line_fn: one doctor line, printed or added to the JSON. */
 static void
-ctl_agents_add(struct ctl_agents *a, const char *agent)
+ctl_doctor_line(enum doctor_level level, const char *text, void *arg)
 {
-	char **grown;
-	size_t i;
+	struct ctl_doctor *d = arg;
+	cJSON *obj;
 
-	if (agent == NULL)
-		return;
-	for (i = 0; i < a->n; i++)
-		if (strcmp(a->v[i], agent) == 0)
-			return;
-	grown = realloc(a->v, (a->n + 1) * sizeof(*grown));
-	if (grown == NULL)
-		return;
-	a->v = grown;
-	if ((a->v[a->n] = strdup(agent)) != NULL)
-		a->n++;
-}
-
-/* store_token_list callback: collect agents with a token row. */
-static void
-ctl_collect_agent(const struct store_token *t, void *arg)
-{
-	ctl_agents_add(arg, t->agent);
-}
-
-/* One doctor line; counts problems. */
-static void
-ctl_diag(int *problems, bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("  %s ", ok ? "ok  " : "FIX ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	if (!ok)
-		(*problems)++;
-}
-
-/* Is NAME one of LIST's names (case-insensitive)? */
-static bool
-ctl_named_has(const struct halo_named *list, size_t n, const char *name,
-    int64_t id)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if ((name != NULL && list[i].name != NULL &&
-		    strcasecmp(list[i].name, name) == 0) ||
-		    (name == NULL && list[i].id == id))
-			return true;
-	return false;
-}
-
-/*
- * Which statuses are closed (the full list against excludeclosed=true:
- * Halo's status schema has no closed flag): listed, and a problem when
- * that cannot tell (then closed tickets are never seen, unless the
- * policy is "append"). With "reopen", the status a reopened ticket gets
- * must exist in Halo and be open.
- */
-static void
-ctl_doctor_statuses(const struct conf_tenant *t, const struct halo_conf *hc,
-    const char *token, int *problems)
-{
-	struct halo_named *list = NULL;
-	struct halo_err err;
-	char names[512];
-	int64_t open = 0;
-	size_t i, n = 0, len = 0, closed = 0;
-	int found = -1;
-	bool known = false;
-
-	memset(&err, 0, sizeof(err));
-	if (halo_status_states(hc, token, &list, &n, &known, &err) != 0) {
-		ctl_diag(problems, false, "cannot list statuses: %s", err.message);
+	if (d->checks == NULL) {
+		printf("  %-4s %s\n", level == DOCTOR_FIX ? "FIX" :
+		    doctor_level_name(level), text);
 		return;
 	}
-	names[0] = '\0';
-	for (i = 0; i < n; i++) {
-		if (list[i].closed) {
-			closed++;
-			if (len < sizeof(names) - 1)
-				len += (size_t)snprintf(names + len, sizeof(names) - len,
-				    "%s%" PRId64 " %s", len ? ", " : "", list[i].id,
-				    list[i].name != NULL ? list[i].name : "");
-			if (len >= sizeof(names))
-				len = sizeof(names) - 1;
-		} else if (list[i].id > 0 && (open == 0 || list[i].id < open)) {
-			open = list[i].id;
-		}
-		if (list[i].id == t->reopen_status_id)
-			found = (int)i;
-	}
-	if (known)
-		ctl_diag(problems, true, "closed statuses (Status?excludeclosed=true"
-		    " leaves them out): %s", names);
-	else if (t->closed_tickets == CONF_CLOSED_APPEND)
-		printf("  warn cannot tell which statuses are closed (Halo's"
-		    " Status?excludeclosed=true lists %s); closed_tickets = append"
-		    " does not need to\n", closed == n ? "none of them" :
-		    "every status");
+	if ((obj = cJSON_CreateObject()) == NULL)
+		return;
+	cJSON_AddStringToObject(obj, "level", doctor_level_name(level));
+	cJSON_AddStringToObject(obj, "text", text);
+	cJSON_AddItemToArray(d->checks, obj);
+}
+
+/* A JSON part {[tenant, halo_url,] checks: [], problems} added to
+ * PARENT (under NAME, or to the array PARENT when NAME is NULL), for
+ * tenant T or the store (T NULL); its checks array, or NULL. */
+static cJSON *
+ctl_doctor_part(cJSON *parent, const char *name, const struct conf_tenant *t,
+    cJSON **part)
+{
+	if ((*part = cJSON_CreateObject()) == NULL)
+		return NULL;
+	if (name != NULL)
+		cJSON_AddItemToObject(parent, name, *part);
 	else
-		ctl_diag(problems, false, "cannot tell which statuses are closed:"
-		    " Status?excludeclosed=true lists %s, so closed tickets are"
-		    " not recognised (the worker falls back to status 9 only)",
-		    n > 0 && closed == n ? "none of them" : "every status");
-	if (t->closed_tickets != CONF_CLOSED_REOPEN) {
-		halo_named_free(list, n);
-		return;
+		cJSON_AddItemToArray(parent, *part);
+	if (t != NULL) {
+		cJSON_AddStringToObject(*part, "tenant", t->name);
+		cJSON_AddStringToObject(*part, "halo_url", t->halo_url);
 	}
-	if (t->reopen_status_id > 0)
-		ctl_diag(problems, found >= 0 && !list[found].closed,
-		    "reopen_status_id %ld %s", t->reopen_status_id, found < 0 ?
-		    "does not exist in Halo" : list[found].closed ?
-		    "is a closed status in Halo" : "exists and is open");
-	else
-		ctl_diag(problems, open > 0 && known, "closed tickets reopen to %s",
-		    open > 0 && known ? "Halo's lowest-numbered open status" :
-		    "nothing certain: Halo does not tell open from closed (set"
-		    " reopen_status_id)");
-	halo_named_free(list, n);
+	return cJSON_AddArrayToObject(*part, "checks");
 }
 
-/* The newest created and the newest failed job of one tenant. */
-struct ctl_newest {
-	const char *tenant;
-	int64_t ticket_id;          /* of the newest "created" job; 0: none */
-	char *failed_reason;        /* of the newest failed job; NULL: none */
-};
-
-static void
-ctl_newest_created(const struct store_job *j, void *arg)
-{
-	struct ctl_newest *n = arg;
-
-	if (n->ticket_id == 0 && strcmp(j->tenant, n->tenant) == 0 &&
-	    j->result != NULL && strcmp(j->result, "created") == 0 &&
-	    j->ticket_id > 0)
-		n->ticket_id = j->ticket_id;
-}
-
-static void
-ctl_newest_failed(const struct store_job *j, void *arg)
-{
-	struct ctl_newest *n = arg;
-
-	if (n->failed_reason == NULL && strcmp(j->tenant, n->tenant) == 0 &&
-	    j->reason != NULL && strcasestr(j->reason, "custom field") != NULL)
-		n->failed_reason = strdup(j->reason);
-}
-
-/*
- * Whether Halo takes the custom fields. halo-api.md names no read API for
- * field definitions, so doctor looks at what happened: the newest failed
- * job that Halo refused over a custom field, and the newest ticket the
- * gateway created, read back to see that each configured field holds a
- * value (Halo may drop a field that is not on the ticket type).
- */
-static void
-ctl_doctor_fields(struct store *st, const struct conf_tenant *t,
-    const struct halo_conf *hc, const char *token, int *problems)
-{
-	const char *names[2] = { t->cf_conversation_id, t->cf_message_id };
-	struct ctl_newest n = { t->name, 0, NULL };
-	struct halo_ticket tk;
-	struct halo_err err;
-	size_t i;
-
-	if (names[0][0] == '\0' && names[1][0] == '\0')
-		return;
-	(void)store_job_list(st, STORE_FAILED, 500, ctl_newest_failed, &n);
-	if (n.failed_reason != NULL) {
-		ctl_diag(problems, false, "custom fields: Halo refused a ticket: %s"
-		    " (create the field in Halo, or set cf_conversation_id /"
-		    " cf_message_id = none)", n.failed_reason);
-		free(n.failed_reason);
-	}
-	(void)store_job_list(st, STORE_DONE, 500, ctl_newest_created, &n);
-	if (n.ticket_id == 0) {
-		printf("  note custom fields %s%s%s: no ticket created through the"
-		    " gateway yet to check them on; run doctor again after the"
-		    " first one\n", names[0], names[0][0] && names[1][0] ?
-		    " and " : "", names[1]);
-		return;
-	}
-	memset(&err, 0, sizeof(err));
-	if (halo_ticket_get(hc, token, n.ticket_id, &tk, &err) != 0) {
-		ctl_diag(problems, false, "custom fields: cannot read ticket %"
-		    PRId64 " back: %s", n.ticket_id, err.message);
-		return;
-	}
-	for (i = 0; i < 2; i++) {
-		if (names[i][0] == '\0')
-			continue;
-		if (halo_ticket_has_field(&tk, names[i]))
-			ctl_diag(problems, true, "custom field %s holds a value on"
-			    " ticket %" PRId64 " (the newest the gateway created)",
-			    names[i], n.ticket_id);
-		else
-			ctl_diag(problems, false, "custom field %s is empty on ticket"
-			    " %" PRId64 ", which the gateway created with it: is the"
-			    " field on ticket type %ld?", names[i], n.ticket_id,
-			    t->ticket_type_id);
-	}
-	halo_ticket_clear(&tk);
-}
-
-/* Check one tenant as configured. */
-static void
-ctl_doctor_tenant(struct store *st, struct oauth *oa,
-    const struct conf_tenant *t, int *problems)
-{
-	struct ctl_agents agents = { NULL, 0 };
-	struct halo_conf hc;
-	struct halo_err err;
-	struct halo_named *list = NULL;
-	char *token = NULL, *working = NULL;
-	size_t i, n = 0;
-
-	halo_conf_tenant(&hc, t);
-	printf("tenant %s: %s (auth %s%s)\n", t->name, t->halo_url,
-	    t->auth_url ? t->auth_url : t->halo_url, t->auth_url ? "" : "/auth");
-	ctl_agents_add(&agents, t->default_agent);
-	for (i = 0; i < t->n_routes; i++)
-		if (t->routes[i]->mode != CONF_MODE_OFF)
-			ctl_agents_add(&agents, t->routes[i]->agent);
-	store_token_list(st, t->name, ctl_collect_agent, &agents);
-	if (agents.n == 0)
-		ctl_diag(problems, false, "no agent: routes name none and no token"
-		    " is stored (halo-milterctl token import AGENT %s)", t->name);
-	for (i = 0; i < agents.n; i++) {
-		struct halo_agent me;
-		enum oauth_status os = oauth_access_token(oa, &hc, t->name,
-		    agents.v[i], true, &token, &err);
-		if (os == OAUTH_NO_TOKEN) {
-			ctl_diag(problems, false, "agent %s: no token; enroll it"
-			    " (halo-milterctl token import %s %s)", agents.v[i],
-			    agents.v[i], t->name);
-			continue;
-		}
-		if (os == OAUTH_REENROLL) {
-			ctl_diag(problems, false, "agent %s: Halo refused its refresh"
-			    " token; it must enroll again", agents.v[i]);
-			continue;
-		}
-		if (os != OAUTH_OK) {
-			ctl_diag(problems, false, "agent %s: cannot reach the auth"
-			    " server: %s: %s", agents.v[i],
-			    http_result_name(err.kind), err.message);
-			continue;
-		}
-		memset(&me, 0, sizeof(me));
-		if (halo_agent_me(&hc, token, &me, &err) != 0)
-			ctl_diag(problems, false, "agent %s: token works at the auth"
-			    " server but Agent/me failed: %s", agents.v[i], err.message);
-		else if (me.email == NULL || strcasecmp(me.email, agents.v[i]) != 0)
-			ctl_diag(problems, false, "agent %s: the token belongs to %s",
-			    agents.v[i], me.email ? me.email : "someone else");
-		else
-			ctl_diag(problems, true, "agent %s: token refreshed, signed in"
-			    " as %s%s", agents.v[i], me.name ? me.name : me.email,
-			    me.disabled ? " (DISABLED in Halo)" : "");
-		if (me.disabled)
-			(*problems)++;
-		halo_agent_clear(&me);
-		if (working == NULL) {
-			working = token;
-			token = NULL;
-		}
-		oauth_token_free(token);
-		token = NULL;
-	}
-	if (working != NULL) {
-		if (halo_list_ticket_types(&hc, working, &list, &n, &err) == 0) {
-			ctl_diag(problems, ctl_named_has(list, n, NULL,
-			    t->ticket_type_id), "ticket type %ld %s", t->ticket_type_id,
-			    ctl_named_has(list, n, NULL, t->ticket_type_id) ?
-			    "exists" : "does not exist in Halo");
-			halo_named_free(list, n);
-		} else {
-			ctl_diag(problems, false, "cannot list ticket types: %s",
-			    err.message);
-		}
-		if (halo_list_outcomes(&hc, working, &list, &n, &err) == 0) {
-			bool a = ctl_named_has(list, n, t->append_outcome, 0);
-			bool c = ctl_named_has(list, n, t->create_outcome, 0);
-			ctl_diag(problems, a, "append outcome '%s' %s", t->append_outcome,
-			    a ? "exists" : "is not an outcome in Halo");
-			ctl_diag(problems, c, "create outcome '%s' %s", t->create_outcome,
-			    c ? "exists" : "is not an outcome in Halo");
-			halo_named_free(list, n);
-		} else {
-			ctl_diag(problems, false, "cannot list outcomes: %s", err.message);
-		}
-		ctl_doctor_statuses(t, &hc, working, problems);
-		ctl_doctor_fields(st, t, &hc, working, problems);
-		oauth_token_free(working);
-	}
-	/* self-hosted Halo may allow more: a warning, not a problem */
-	printf("  %s request budget %u per %us%s\n",
-	    (double)t->rate_limit / t->rate_window <= 1.0 ? "ok  " : "warn",
-	    t->rate_limit, t->rate_window,
-	    (double)t->rate_limit / t->rate_window <= 1.0 ? " (under hosted"
-	    " Halo's 300 per 5 minutes)" : ": above hosted Halo's 300 per 5"
-	    " minutes; expect 429s there");
-	for (i = 0; i < agents.n; i++)
-		free(agents.v[i]);
-	free(agents.v);
-}
-
-/* "doctor [TENANT]". */
+/* "doctor [TENANT] [--json]". */
 static int
-ctl_doctor(struct store *st, const struct conf *conf, const char *tenant)
+ctl_doctor(struct store *st, const struct conf *conf, const char *tenant,
+    bool json)
 {
 	char err[1024];
 	uint8_t key[CRYPTO_KEY_LEN];
+	struct ctl_doctor d = { NULL };
 	struct oauth *oa;
-	int problems = 0;
+	cJSON *root = NULL, *tenants = NULL, *part = NULL;
+	int problems = 0, n;
 	size_t i, checked = 0;
+	bool oom = false;
 
-	/* the database: reachable (it is open), its schema this build's */
-	ctl_diag(&problems, store_schema_version(st) == store_schema_latest(),
-	    "store: %s, schema version %d (this build: %d)%s", store_backend(st),
-	    store_schema_version(st), store_schema_latest(),
-	    store_is_shared(st) ? "; shared by every node using it" : "");
-	/* a job another node takes over after the lease is rechecked in Halo;
-	 * a request of the dead node may still be in flight that long */
-	if (store_is_shared(st) && conf->job_lease < WORKER_POST_GRACE)
-		printf("  warn job_lease %u s is shorter than %d s: a node could"
-		    " post a job again while the request of the node that died"
-		    " is still in flight at Halo\n", conf->job_lease,
-		    WORKER_POST_GRACE);
+	if (json && ((root = cJSON_CreateObject()) == NULL ||
+	    (d.checks = ctl_doctor_part(root, "store", NULL, &part)) == NULL ||
+	    (tenants = cJSON_AddArrayToObject(root, "tenants")) == NULL)) {
+		cJSON_Delete(root);
+		return 1;
+	}
+	n = doctor_store(st, conf->job_lease, WORKER_POST_GRACE,
+	    ctl_doctor_line, &d);
+	problems += n;
+	if (json)
+		cJSON_AddNumberToObject(part, "problems", n);
 	if (keys_load(&ctl_sd, st, key, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sealing key: %s\n", err);
+		cJSON_Delete(root);
 		return 1;
 	}
 	oa = oauth_new(st, key);
 	crypto_wipe(key, sizeof(key));
-	if (oa == NULL)
+	if (oa == NULL) {
+		cJSON_Delete(root);
 		return 1;
+	}
 	http_global_init();
 	(void)http_set_ca_file(conf->halo_ca_file);
 	if (conf->insecure_http)
 		http_allow_loopback_http(true);
 	for (i = 0; i < conf->n_tenants; i++) {
-		if (tenant != NULL && strcmp(conf->tenants[i]->name, tenant) != 0)
+		const struct conf_tenant *t = conf->tenants[i];
+
+		if (tenant != NULL && strcmp(t->name, tenant) != 0)
 			continue;
-		ctl_doctor_tenant(st, oa, conf->tenants[i], &problems);
+		if (json) {
+			if ((d.checks = ctl_doctor_part(tenants, NULL, t, &part)) ==
+			    NULL) {
+				oom = true;
+				break;
+			}
+		} else {
+			printf("tenant %s: %s (auth %s%s)\n", t->name, t->halo_url,
+			    t->auth_url ? t->auth_url : t->halo_url,
+			    t->auth_url ? "" : "/auth");
+		}
+		n = doctor_tenant(st, oa, t, 0, ctl_doctor_line, &d);
+		problems += n;
+		if (json)
+			cJSON_AddNumberToObject(part, "problems", n);
 		checked++;
 	}
 	oauth_free(oa);
-	if (checked == 0) {
+	if (oom || checked == 0) {
+		cJSON_Delete(root);
+		if (oom)
+			return 1;
 		fprintf(stderr, "no tenant %s\n", tenant ? tenant : "configured");
 		return 2;
 	}
-	printf("%d problem%s found\n", problems, problems == 1 ? "" : "s");
+	if (json) {
+		cJSON_AddNumberToObject(root, "problems", problems);
+		if (ctl_json_print(root) != 0)
+			return 1;
+	} else {
+		printf("%d problem%s found\n", problems, problems == 1 ? "" : "s");
+	}
 	return problems == 0 ? 0 : 1;
 }
 
@@ -981,19 +940,60 @@ ctl_enroll(struct store *st, const struct conf *conf, const char *agent_arg,
 	return 0;
 }
 
-/* "agents": every agent the configuration names or the store knows. */
+/* A time member: seconds since the epoch, or null when T is 0. */
+static void
+ctl_json_time(cJSON *obj, const char *name, time_t t)
+{
+	if (t > 0)
+		cJSON_AddNumberToObject(obj, name, (double)t);
+	else
+		cJSON_AddNullToObject(obj, name);
+}
+
+/* Row R of "agents --json": the standing as fields, and the text line's
+ * STATUS. */
+static cJSON *
+ctl_agent_json(const struct agent_row *r, time_t now, const char *status)
+{
+	cJSON *obj = cJSON_CreateObject();
+
+	if (obj == NULL)
+		return NULL;
+	cJSON_AddStringToObject(obj, "tenant", r->tenant);
+	cJSON_AddStringToObject(obj, "agent", r->agent);
+	cJSON_AddStringToObject(obj, "standing", r->token == NULL ?
+	    "not_enrolled" : strcmp(r->token, "ok") == 0 ? "enrolled" :
+	    "reenroll");
+	ctl_json_time(obj, "last_refresh", r->token != NULL ? r->last_refresh :
+	    0);
+	cJSON_AddNumberToObject(obj, "pending_codes", r->pending);
+	ctl_json_time(obj, "pending_until", r->pending_until > now ?
+	    r->pending_until : 0);
+	cJSON_AddBoolToObject(obj, "signing_in", r->signin_until > now);
+	ctl_json_str(obj, "last_enrollment", r->last[0] != '\0' ? r->last :
+	    NULL);
+	cJSON_AddStringToObject(obj, "status", status);
+	return obj;
+}
+
+/* "agents [--json]": every agent the configuration names or the store
+ * knows. */
 static int
-ctl_agents(struct store *st, const struct conf *conf)
+ctl_agents(struct store *st, const struct conf *conf, bool json)
 {
 	struct agent_rows rows;
 	char status[160], age[24], safe[96];
+	cJSON *array = NULL, *obj;
 	size_t i;
 	int rc = 0;
 
+	if (json && (array = cJSON_CreateArray()) == NULL)
+		return 1;
 	if (agent_rows_collect(st, conf, time(NULL), &rows) != 0 ||
 	    rows.truncated)
 		rc = 1;
-	printf("%-12s %-36s %s\n", "TENANT", "AGENT", "STATUS");
+	if (!json)
+		printf("%-12s %-36s %s\n", "TENANT", "AGENT", "STATUS");
 	for (i = 0; i < rows.n; i++) {
 		struct agent_row *r = &rows.v[i];
 		size_t len;
@@ -1020,10 +1020,19 @@ ctl_agents(struct store *st, const struct conf *conf)
 		    r->token == NULL)
 			snprintf(status + len, sizeof(status) - len, "; last"
 			    " enrollment %s", r->last);
+		if (json) {
+			if ((obj = ctl_agent_json(r, rows.now, status)) == NULL)
+				rc = 1;
+			else
+				cJSON_AddItemToArray(array, obj);
+			continue;
+		}
 		printf("%-12s %-36s %s\n", r->tenant, log_safe(r->agent, safe,
 		    sizeof(safe)), status);
 	}
 	agent_rows_clear(&rows);
+	if (json && ctl_json_print(array) != 0)
+		rc = 1;
 	return rc;
 }
 
@@ -1439,6 +1448,7 @@ main(int argc, char **argv)
 	const char *db_path;
 	char err[512];
 	int nerrors = 0, rc;
+	bool json;
 
 	/* help needs neither a configuration nor a store */
 	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 ||
@@ -1503,21 +1513,26 @@ main(int argc, char **argv)
 		conf_free(conf);
 		return 1;
 	}
+	/* --json anywhere after the command (queue reads its own) */
+	json = strcmp(argv[1], "queue") != 0 && ctl_take_json(&argc, argv);
+	if (json && strcmp(argv[1], "show") != 0 &&
+	    strcmp(argv[1], "stats") != 0 && strcmp(argv[1], "agents") != 0 &&
+	    strcmp(argv[1], "doctor") != 0)
+		usage();
 	if (strcmp(argv[1], "queue") == 0)
 		rc = ctl_queue(st, argc - 1, argv + 1);
 	else if (strcmp(argv[1], "show") == 0 && argc == 3)
-		rc = ctl_show(st, argv[2]);
-	else if (strcmp(argv[1], "stats") == 0 && (argc == 2 ||
-	    (argc == 3 && strcmp(argv[2], "--json") == 0)))
-		rc = ctl_stats(st, argc == 3);
+		rc = ctl_show(st, argv[2], json);
+	else if (strcmp(argv[1], "stats") == 0 && argc == 2)
+		rc = ctl_stats(st, json);
 	else if (strcmp(argv[1], "doctor") == 0 && argc <= 3)
-		rc = ctl_doctor(st, conf, argc == 3 ? argv[2] : NULL);
+		rc = ctl_doctor(st, conf, argc == 3 ? argv[2] : NULL, json);
 	else if (strcmp(argv[1], "retry") == 0 && argc == 3)
 		rc = ctl_retry(st, argv[2]);
 	else if (strcmp(argv[1], "enroll") == 0 && argc >= 3 && argc <= 4)
 		rc = ctl_enroll(st, conf, argv[2], argc == 4 ? argv[3] : NULL);
 	else if (strcmp(argv[1], "agents") == 0 && argc == 2)
-		rc = ctl_agents(st, conf);
+		rc = ctl_agents(st, conf, json);
 	else if (strcmp(argv[1], "revoke") == 0 && argc >= 3 && argc <= 4)
 		rc = ctl_revoke(st, conf, argv[2], argc == 4 ? argv[3] : NULL);
 	else if (strcmp(argv[1], "keys") == 0 && argc >= 3 && argc <= 4 &&

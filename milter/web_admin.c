@@ -1,6 +1,7 @@
 /*
- * web_admin.c - the admin pages (/admin): agents and their standing, new
- * enrollment codes (with the link as a QR code), revocation.
+ * web_admin.c - the admin pages (/admin): the guards, sessions, agents and
+ * their standing, new enrollment codes (with the link as a QR code),
+ * revocation. The jobs and doctor sections are web_admin_ops.c.
  *
  * Guarded, in this order, on every request:
  *   1. admin_networks (conf): other addresses get 403 and never see a form;
@@ -15,7 +16,7 @@
  * all: a flood from a few addresses must not lock the admin out. Nothing here
  * logs a password, session id, CSRF token or enrollment code.
  */
-#include "web_int.h"
+#include "web_admin_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -60,7 +61,13 @@ static const char admin_css[] =
 	".status-never{color:#5f6b7a}\n"
 	"svg.qr{display:block;margin:1rem 0;width:14rem;height:14rem}\n"
 	".bar{display:flex;justify-content:space-between;align-items:center}\n"
-	".code{font-size:1.6rem;letter-spacing:.1em;font-weight:600}\n";
+	".code{font-size:1.6rem;letter-spacing:.1em;font-weight:600}\n"
+	"td.level-ok{color:#1e8e3e;font-weight:600}\n"
+	"td.level-note{color:#5f6b7a;font-weight:600}\n"
+	"td.level-warn{color:#b06000;font-weight:600}\n"
+	"td.level-fix{color:#c5221f;font-weight:600}\n"
+	"td.reason{max-width:22rem;overflow-wrap:anywhere}\n"
+	"td.when{white-space:nowrap}\n";
 
 struct admin_session {
 	uint8_t id_hash[32];        /* HMAC of the id under admin_key */
@@ -241,16 +248,6 @@ web_admin_csrf_ok(const char *expected, const char *given)
 
 /* ---------------------------------------------------------------- pages */
 
-/* What a request carries once it passed the guards. */
-struct admin_ctx {
-	const struct web_call *call;
-	const char *root;           /* "" for /admin, "../" below it */
-	char sid[WEB_ADMIN_SID_LEN + 1];
-	char csrf[65];
-	uint64_t stamp;             /* the password file's identity */
-	bool signed_in;
-};
-
 /* The session cookie's name. */
 static const char *
 admin_cookie_name(const struct web *w)
@@ -269,8 +266,8 @@ admin_cookie(const struct web *w, const char *sid, char *out, size_t outsz)
 }
 
 /* A whole admin page (both stylesheets). BODY is taken over. */
-static enum MHD_Result
-admin_page(const struct admin_ctx *a, unsigned status, const char *title,
+enum MHD_Result
+web_admin_page(const struct admin_ctx *a, unsigned status, const char *title,
     struct web_buf *body, const char *cookie)
 {
 	struct web_buf page = { 0 };
@@ -314,9 +311,10 @@ admin_page(const struct admin_ctx *a, unsigned status, const char *title,
 }
 
 /* A page with one paragraph of class CLASS and an optional way back. */
-static enum MHD_Result
-admin_message(const struct admin_ctx *a, unsigned status, const char *title,
-    const char *class, const char *message, bool back, const char *cookie)
+enum MHD_Result
+web_admin_message(const struct admin_ctx *a, unsigned status,
+    const char *title, const char *class, const char *message, bool back,
+    const char *cookie)
 {
 	struct web_buf body = { 0 };
 
@@ -326,10 +324,11 @@ admin_message(const struct admin_ctx *a, unsigned status, const char *title,
 	if (back)
 		web_buf_printf(&body, "<p><a href=\"%sadmin\">Back to the admin"
 		    " page</a></p>\n", a->root);
-	return admin_page(a, status, title, &body, cookie);
+	return web_admin_page(a, status, title, &body, cookie);
 }
 
-/* Read the admin password file PATH (state_dir/admin.pw) into OUT: 1 read, 0 absent, -1 unusable. */
+/* Read the admin password file PATH (state_dir/admin.pw) into OUT: 1
+ * read, 0 absent, -1 unusable. */
 static int
 admin_pw_read(const char *path, char *out, size_t outsz)
 {
@@ -398,7 +397,8 @@ admin_not_set_up(const struct admin_ctx *a)
 	    " of at least 12 characters. Then reload this page. Agents can"
 	    " still be enrolled from the command line (<code>halo-milterctl"
 	    " enroll AGENT</code>).</p>\n");
-	return admin_page(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Admin", &body, NULL);
+	return web_admin_page(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Admin", &body,
+	    NULL);
 }
 
 /* The sign-in form (with an optional error above it). */
@@ -419,12 +419,12 @@ admin_login_form(const struct admin_ctx *a, unsigned status, const char *error,
 	    " autocomplete=\"current-password\" maxlength=\"%d\" required"
 	    " autofocus></p><p><button type=\"submit\" id=\"login\">Sign in"
 	    "</button></p></form>\n", a->root, CRYPTO_PW_MAX);
-	return admin_page(a, status, "Admin sign-in", &body, cookie);
+	return web_admin_page(a, status, "Admin sign-in", &body, cookie);
 }
 
 /* "2026-11-24 10:00 UTC". */
-static void
-admin_time(time_t t, char *out, size_t outsz)
+void
+web_admin_time(time_t t, char *out, size_t outsz)
 {
 	struct tm tm;
 
@@ -433,9 +433,9 @@ admin_time(time_t t, char *out, size_t outsz)
 }
 
 /* Hidden fields naming TENANT/AGENT plus the CSRF token. */
-static void
-admin_hidden(struct web_buf *b, const struct admin_ctx *a, const char *tenant,
-    const char *agent)
+void
+web_admin_hidden(struct web_buf *b, const struct admin_ctx *a,
+    const char *tenant, const char *agent)
 {
 	web_buf_printf(b, "<input type=\"hidden\" name=\"csrf\" value=\"%s\">",
 	    a->csrf);
@@ -498,14 +498,14 @@ admin_home(const struct admin_ctx *a)
 			    strcmp(r->last, "denied") == 0 ? "declined" : "failed");
 		web_buf_add(&body, "</td><td>");
 		if (r->token != NULL && r->last_refresh > 0) {
-			admin_time(r->last_refresh, when, sizeof(when));
+			web_admin_time(r->last_refresh, when, sizeof(when));
 			web_buf_add(&body, when);
 		} else {
 			web_buf_add(&body, "-");
 		}
 		web_buf_add(&body, "</td><td>");
 		if (r->pending > 0) {
-			admin_time(r->pending_until, when, sizeof(when));
+			web_admin_time(r->pending_until, when, sizeof(when));
 			web_buf_printf(&body, "%u, valid until %s", r->pending, when);
 		} else {
 			web_buf_add(&body, "-");
@@ -514,14 +514,14 @@ admin_home(const struct admin_ctx *a)
 		if (enroll_on) {
 			web_buf_printf(&body, "<form class=\"inline\" method=\"post\""
 			    " action=\"%sadmin/enroll\">", a->root);
-			admin_hidden(&body, a, r->tenant, r->agent);
+			web_admin_hidden(&body, a, r->tenant, r->agent);
 			web_buf_add(&body, "<button type=\"submit\" name=\"new\""
 			    " value=\"1\">New code</button></form>");
 		}
 		if (r->token != NULL) {
 			web_buf_printf(&body, "<form class=\"inline\" method=\"post\""
 			    " action=\"%sadmin/revoke\">", a->root);
-			admin_hidden(&body, a, r->tenant, r->agent);
+			web_admin_hidden(&body, a, r->tenant, r->agent);
 			web_buf_add(&body, "<button type=\"submit\" class=\"danger\">"
 			    "Revoke</button></form>");
 		}
@@ -535,7 +535,7 @@ admin_home(const struct admin_ctx *a)
 	if (enroll_on && conf->n_tenants > 0) {
 		web_buf_printf(&body, "<h2>Enroll an agent</h2>\n<form method="
 		    "\"post\" action=\"%sadmin/enroll\" id=\"enroll\">", a->root);
-		admin_hidden(&body, a, conf->n_tenants == 1 ?
+		web_admin_hidden(&body, a, conf->n_tenants == 1 ?
 		    conf->tenants[0]->name : NULL, NULL);
 		web_buf_printf(&body, "<p><label for=\"agent\">Agent's Halo email"
 		    " address</label><br><input type=\"email\" id=\"agent\""
@@ -558,7 +558,9 @@ admin_home(const struct admin_ctx *a)
 		    " they know is you): whoever uses it signs in to Halo, and"
 		    " the gateway checks that it is that agent.</p>\n");
 	}
-	return admin_page(a, MHD_HTTP_OK, "Admin", &body, NULL);
+	web_admin_ops_jobs(&body, a);
+	web_admin_ops_tenants(&body, a);
+	return web_admin_page(a, MHD_HTTP_OK, "Admin", &body, NULL);
 }
 
 /* TEXT as an inline SVG QR code made of rects (no style, no script: our
@@ -651,12 +653,12 @@ admin_enroll(const struct admin_ctx *a)
 	int tries;
 
 	if (w->redirect_uri == NULL)
-		return admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Cannot"
-		    " enroll", "error", "Enrollment is off: this gateway has no"
-		    " public_url.", true, NULL);
+		return web_admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "Cannot enroll", "error", "Enrollment is off: this gateway"
+		    " has no public_url.", true, NULL);
 	if ((problem = admin_form_agent(a, tenant, agent)) != NULL)
-		return admin_message(a, MHD_HTTP_BAD_REQUEST, "Cannot enroll",
-		    "error", problem, true, NULL);
+		return web_admin_message(a, MHD_HTTP_BAD_REQUEST,
+		    "Cannot enroll", "error", problem, true, NULL);
 	t = conf_tenant_find(w->conf, tenant);
 	/* old enrollments are history only: keep a month of it */
 	store_enroll_purge(w->store, now - 30 * 86400, NULL);
@@ -672,9 +674,9 @@ admin_enroll(const struct admin_ctx *a)
 	}
 	if (ss != STORE_OK) {
 		crypto_wipe(code, sizeof(code));
-		return admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Cannot"
-		    " enroll", "error", "The gateway could not store the code;"
-		    " try again.", true, NULL);
+		return web_admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "Cannot enroll", "error", "The gateway could not store the"
+		    " code; try again.", true, NULL);
 	}
 	enroll_code_format(code, shown);
 	crypto_wipe(code, sizeof(code));
@@ -685,7 +687,7 @@ admin_enroll(const struct admin_ctx *a)
 	if (asprintf(&link_code, "%s/enroll?code=%s", w->conf->public_url,
 	    shown) < 0)
 		link_code = NULL;
-	admin_time(now + ENROLL_CODE_TTL, until, sizeof(until));
+	web_admin_time(now + ENROLL_CODE_TTL, until, sizeof(until));
 	web_buf_add(&body, "<dl><dt>Agent</dt><dd id=\"code-agent\">");
 	web_buf_escape(&body, agent);
 	web_buf_add(&body, "</dd><dt>Halo</dt><dd>");
@@ -714,7 +716,7 @@ admin_enroll(const struct admin_ctx *a)
 	    " time.</p>\n");
 	web_buf_printf(&body, "<p><a href=\"%sadmin\">Back to the admin page"
 	    "</a></p>\n", a->root);
-	rc = admin_page(a, MHD_HTTP_OK, "Enrollment code", &body, NULL);
+	rc = web_admin_page(a, MHD_HTTP_OK, "Enrollment code", &body, NULL);
 	crypto_wipe(shown, sizeof(shown));
 	if (link_code != NULL)
 		crypto_free_secret(link_code, strlen(link_code));
@@ -732,18 +734,18 @@ admin_revoke(const struct admin_ctx *a)
 	enum store_status ss;
 
 	if ((problem = admin_form_agent(a, tenant, agent)) != NULL)
-		return admin_message(a, MHD_HTTP_BAD_REQUEST, "Cannot revoke",
-		    "error", problem, true, NULL);
+		return web_admin_message(a, MHD_HTTP_BAD_REQUEST,
+		    "Cannot revoke", "error", problem, true, NULL);
 	ss = store_token_delete(a->call->w->store, tenant, agent);
 	if (ss == STORE_NOT_FOUND) {
 		snprintf(message, sizeof(message), "%s has no token in tenant %s.",
 		    agent, tenant);
-		return admin_message(a, MHD_HTTP_NOT_FOUND, "Cannot revoke",
+		return web_admin_message(a, MHD_HTTP_NOT_FOUND, "Cannot revoke",
 		    "error", message, true, NULL);
 	}
 	if (ss != STORE_OK)
-		return admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Cannot"
-		    " revoke", "error", "The gateway could not change its"
+		return web_admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "Cannot revoke", "error", "The gateway could not change its"
 		    " database; try again.", true, NULL);
 	log_info("admin: %s/%s: token revoked from %s", tenant, agent,
 	    a->call->client);
@@ -751,7 +753,7 @@ admin_revoke(const struct admin_ctx *a)
 	    " deleted. Their jobs wait until they enroll again. Halo still knows"
 	    " the grant: remove it in Halo too if the token may have leaked.",
 	    agent, tenant);
-	return admin_message(a, MHD_HTTP_OK, "Revoked", "ok", message, true,
+	return web_admin_message(a, MHD_HTTP_OK, "Revoked", "ok", message, true,
 	    NULL);
 }
 
@@ -770,16 +772,16 @@ admin_login(struct admin_ctx *a)
 	if (web_limiter_blocked(admin_limiter, a->call->client, now)) {
 		log_notice("admin: %s is over the wrong-password limit",
 		    a->call->client);
-		return admin_message(a, MHD_HTTP_TOO_MANY_REQUESTS, "Too many"
-		    " attempts", "error", "Too many wrong passwords. Wait 15"
-		    " minutes, then try again.", false, NULL);
+		return web_admin_message(a, MHD_HTTP_TOO_MANY_REQUESTS,
+		    "Too many attempts", "error", "Too many wrong passwords."
+		    " Wait 15 minutes, then try again.", false, NULL);
 	}
 	have = admin_pw_read(w->sd.admin_pw, stored, sizeof(stored));
 	if (have == 0)
 		return admin_not_set_up(a);
 	if (have < 0)
-		return admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Admin"
-		    " sign-in", "error", "The gateway cannot read its admin"
+		return web_admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "Admin sign-in", "error", "The gateway cannot read its admin"
 		    " password file; see its log.", false, NULL);
 	if (web_form_get(rq->body, rq->len, "password", password,
 	    sizeof(password)))
@@ -789,8 +791,8 @@ admin_login(struct admin_ctx *a)
 	if (match < 0) {
 		log_warnx("admin: the admin password file is malformed; run"
 		    " halo-milterctl admin-password");
-		return admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE, "Admin"
-		    " sign-in", "error", "The gateway cannot read its admin"
+		return web_admin_message(a, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "Admin sign-in", "error", "The gateway cannot read its admin"
 		    " password file; see its log.", false, NULL);
 	}
 	if (match == 0) {
@@ -800,9 +802,9 @@ admin_login(struct admin_ctx *a)
 		    NULL);
 	}
 	if (!web_admin_session_new(now, a->stamp, a->sid))
-		return admin_message(a, MHD_HTTP_INTERNAL_SERVER_ERROR, "Admin"
-		    " sign-in", "error", "The gateway could not start a session;"
-		    " try again.", false, NULL);
+		return web_admin_message(a, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "Admin sign-in", "error", "The gateway could not start a"
+		    " session; try again.", false, NULL);
 	log_info("admin: signed in from %s", a->call->client);
 	admin_cookie(w, a->sid, cookie, sizeof(cookie));
 	rc = web_respond(w, a->call->c, MHD_HTTP_SEE_OTHER, WEB_CT_TEXT, NULL, 0,
@@ -864,14 +866,15 @@ web_admin_route(const struct web_call *call, enum MHD_Result *rc)
 
 	if (!conf_admin_allowed(w->conf, call->ip)) {
 		log_notice("admin: refused %s (not in admin_networks)", call->ip);
-		*rc = admin_message(&a, MHD_HTTP_FORBIDDEN, "Not allowed", "error",
-		    "The admin page cannot be opened from your network.", false,
-		    NULL);
+		*rc = web_admin_message(&a, MHD_HTTP_FORBIDDEN, "Not allowed",
+		    "error", "The admin page cannot be opened from your network.",
+		    false, NULL);
 		return true;
 	}
 	if (!admin_ready) {
-		*rc = admin_message(&a, MHD_HTTP_INTERNAL_SERVER_ERROR, "Admin",
-		    "error", "The admin page could not start.", false, NULL);
+		*rc = web_admin_message(&a, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "Admin", "error", "The admin page could not start.", false,
+		    NULL);
 		return true;
 	}
 	if (!admin_pw_set(w->sd.admin_pw, &a.stamp)) {
@@ -895,9 +898,10 @@ web_admin_route(const struct web_call *call, enum MHD_Result *rc)
 		goto out;
 	}
 	if (strcmp(page, "/login") != 0 && strcmp(page, "/enroll") != 0 &&
-	    strcmp(page, "/revoke") != 0 && strcmp(page, "/logout") != 0) {
-		*rc = admin_message(&a, MHD_HTTP_NOT_FOUND, "Not found", "error",
-		    "There is no such page here.", true, NULL);
+	    strcmp(page, "/revoke") != 0 && strcmp(page, "/logout") != 0 &&
+	    strcmp(page, "/retry") != 0 && strcmp(page, "/doctor") != 0) {
+		*rc = web_admin_message(&a, MHD_HTTP_NOT_FOUND, "Not found",
+		    "error", "There is no such page here.", true, NULL);
 		goto out;
 	}
 	if (!call->post) {
@@ -908,13 +912,13 @@ web_admin_route(const struct web_call *call, enum MHD_Result *rc)
 	if (!web_origin_ok(w, call->c)) {
 		log_notice("admin: refused a cross-site POST from %s",
 		    call->client);
-		*rc = admin_message(&a, MHD_HTTP_FORBIDDEN, "Refused", "error",
-		    "This form was sent from another site.", false, NULL);
+		*rc = web_admin_message(&a, MHD_HTTP_FORBIDDEN, "Refused",
+		    "error", "This form was sent from another site.", false, NULL);
 		goto out;
 	}
 	if (!admin_is_form(call->c)) {
-		*rc = admin_message(&a, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Refused",
-		    "error", "Expected a form.", false, NULL);
+		*rc = web_admin_message(&a, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+		    "Refused", "error", "Expected a form.", false, NULL);
 		goto out;
 	}
 	if (strcmp(page, "/login") == 0) {
@@ -933,15 +937,20 @@ web_admin_route(const struct web_call *call, enum MHD_Result *rc)
 	if (!ok) {
 		log_notice("admin: refused a POST without a valid CSRF token from"
 		    " %s", call->client);
-		*rc = admin_message(&a, MHD_HTTP_FORBIDDEN, "Refused", "error",
-		    "This form did not come from this admin session. Nothing was"
-		    " changed. Reload the admin page and try again.", true, NULL);
+		*rc = web_admin_message(&a, MHD_HTTP_FORBIDDEN, "Refused",
+		    "error", "This form did not come from this admin session."
+		    " Nothing was changed. Reload the admin page and try again.",
+		    true, NULL);
 		goto out;
 	}
 	if (strcmp(page, "/enroll") == 0)
 		*rc = admin_enroll(&a);
 	else if (strcmp(page, "/revoke") == 0)
 		*rc = admin_revoke(&a);
+	else if (strcmp(page, "/retry") == 0)
+		*rc = web_admin_ops_retry(&a);
+	else if (strcmp(page, "/doctor") == 0)
+		*rc = web_admin_ops_doctor(&a);
 	else
 		*rc = admin_logout(&a);
 out:

@@ -4,8 +4,11 @@
 # Halo simulator's login form: the admin signs in, makes a code for alice
 # (with its QR code), alice opens the link in her own browser, confirms,
 # signs in at "Halo" and lands on the success page; the message that
-# waited for her token is then logged. Refusals: wrong password, admin
-# POSTs without or with a wrong CSRF token, a stale session after sign-out.
+# waited for her token is then logged. The jobs table (a failed job with a
+# hostile subject, sender and reason written into the store here; retry
+# through the page, refused without the CSRF token or for a done job) and
+# doctor run from the page. Refusals: wrong password, admin POSTs without
+# or with a wrong CSRF token, a stale session after sign-out.
 # Then a second start with admin_networks excluding 127.0.0.1 (403, no
 # form), and the daemon log must hold no password, session id, CSRF token,
 # code or token. Harness: tests/e2e/lib.sh, daemon.sh, sim.sh.
@@ -85,10 +88,29 @@ mt_mail "$MSGID" "Badge reader broken" "The badge reader at the back door is bro
 check "a message for alice's mailbox is queued" [ $? -eq 0 ]
 check "without a token its job waits" wait_job waiting "$MSGID"
 
+# a failed job whose subject, sender and reason are markup, and a done one
+# (ids far above the daemon's own)
+FAILED_ID=900 DONE_ID=901
+FAILED_REASON='Halo answered 400: <b>bad</b> request'
+HOSTILE_SUBJECT='<script>alert(1)</script> printer & scanner'
+HOSTILE_FROM='"<img src=x onerror=alert(2)>"@evil.example'
+q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/''/g")"; }
+now=$(date +%s)
+sqlite3 -cmd '.timeout 5000' "$MILTER_STATE/halo-milter.db" "INSERT INTO jobs
+    (id, tenant, message_id, state, reason, queue_id, from_addr, subject,
+    created, updated) VALUES
+    ($FAILED_ID, 'sim', '<hostile@evil.example>', 'failed', $(q "$FAILED_REASON"),
+    'QF1', $(q "$HOSTILE_FROM"), $(q "$HOSTILE_SUBJECT"), $now, $now),
+    ($DONE_ID, 'sim', '<done@acme.example>', 'done', NULL, 'QD1',
+    'ann@acme.example', 'Finished', $now, $now);"
+check "a failed and a done job written into the store" [ $? -eq 0 ]
+
 ARTIFACTS="$TOP/$BUILD/artifacts/browser-enroll"
 rm -rf "$ARTIFACTS"
 (cd "$HERE" && NODE_PATH="$HERE/node_modules" ARTIFACTS="$ARTIFACTS" \
     WEB="$WEB" SIM="$SIM" CTL="$CTL" CONF="$MILTER_CONF" MSGID="$MSGID" \
+    FAILED_ID=$FAILED_ID DONE_ID=$DONE_ID FAILED_REASON="$FAILED_REASON" \
+    HOSTILE_SUBJECT="$HOSTILE_SUBJECT" HOSTILE_FROM="$HOSTILE_FROM" \
     FIXTURE="$TOP/tests/halosim/fixture.json" SECRETS="$T/secrets.txt" \
     node enroll.test.js) > "$T/node.out" 2>&1
 node_rc=$?
@@ -98,6 +120,10 @@ if [ $node_rc -ne 0 ] && ! grep -q "^FAIL browser-enroll: " "$T/node.out"; then
 	not_ok "enroll.test.js ended early (exit $node_rc)"
 	tail -20 "$T/node.out" | sed 's/^/    /'
 fi
+check "the retry is in the daemon log with the admin and the job id" \
+    grep -q "admin: job $FAILED_ID queued again by the admin signed in from 127.0.0.1" "$T/daemon.log"
+check "the doctor run is in the daemon log" \
+    grep -q "admin: doctor run for tenant sim by the admin signed in from 127.0.0.1" "$T/daemon.log"
 check "screenshots of the admin and success pages saved" \
     test -s "$ARTIFACTS/admin.png" -a -s "$ARTIFACTS/success.png"
 

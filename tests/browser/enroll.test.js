@@ -4,12 +4,16 @@
 //
 // 1. the admin password is set with the CLI;
 // 2. the admin signs in (a wrong password first), sees alice never
-//    enrolled, and is refused on POSTs without or with a wrong CSRF token;
+//    enrolled, the failed and waiting jobs (a hostile subject, sender and
+//    reason shown as text), retries one (refused without the CSRF token
+//    and for a done job), and is refused on POSTs without or with a wrong
+//    CSRF token;
 // 3. the admin makes a code for alice: code, links, QR code (inline SVG);
 // 4. alice, in a browser context of her own, opens the filled-in link,
 //    confirms, signs in at the simulator's login form, and lands on the
 //    success page; the message that waited for her token is then logged;
-// 5. the admin signs out, and the old session cookie no longer works.
+// 5. the admin runs doctor for the tenant (Agent/me for alice);
+// 6. the admin signs out, and the old session cookie no longer works.
 // Every secret seen (password, session ids, CSRF tokens, code) goes to
 // SECRETS, which enroll.sh looks for in the daemon log.
 'use strict';
@@ -26,6 +30,12 @@ const MSGID = process.env.MSGID;
 const SECRETS = process.env.SECRETS;
 const PASSWORD = 'browser-test admin pw 1';
 const ALICE = 'alice@msp.example';
+// the jobs enroll.sh writes into the store
+const FAILED_ID = Number(process.env.FAILED_ID);
+const DONE_ID = Number(process.env.DONE_ID);
+const FAILED_REASON = process.env.FAILED_REASON;
+const HOSTILE_SUBJECT = process.env.HOSTILE_SUBJECT;
+const HOSTILE_FROM = process.env.HOSTILE_FROM;
 
 const t = suite('browser-enroll');
 const secrets = new Set([PASSWORD]);
@@ -34,6 +44,11 @@ function ctl(args, input) {
   return execFileSync(CTL, ['-c', CONF, ...args], {
     input: input || '', encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'],
   });
+}
+
+// The job of `halo-milterctl queue --json` that PRED picks, or undefined.
+function queueJob(pred) {
+  return JSON.parse(ctl(['queue', '--json'])).find(pred);
 }
 
 function agentsLine(agent) {
@@ -135,9 +150,50 @@ async function main() {
       await page.locator('form:not(:has(input[name=csrf]))').count() === 0, csrf);
     secrets.add(csrf);
 
+    // the jobs table: the job waiting for alice, the failed job enroll.sh
+    // wrote with a hostile subject, sender and reason, not the done one
+    const waiting = queueJob((j) => j.message_id === MSGID);
+    const waitRow = waiting ? await page.locator('#job-' + waiting.id).textContent() : '';
+    t.check('the jobs table lists the job waiting for alice with its reason',
+      waiting && waiting.state === 'waiting' && waiting.reason &&
+      waitRow.includes('waiting') && waitRow.includes(waiting.reason), waitRow);
+    const failRow = await page.locator('#job-' + FAILED_ID).textContent();
+    t.check('... and the failed job with its reason, as text',
+      failRow.includes('failed') && failRow.includes(FAILED_REASON), failRow);
+    t.check('hostile subject and sender are shown as text, not markup',
+      failRow.includes(HOSTILE_SUBJECT) && failRow.includes(HOSTILE_FROM) &&
+      await page.locator('script, #jobs img, #jobs b').count() === 0, failRow);
+    t.check('done jobs are not listed', await page.locator('#job-' + DONE_ID).count() === 0);
+    const jobRows = await page.locator('#jobs tbody tr').count();
+    t.check('every listed job has a Retry button with the CSRF token',
+      await page.locator('#jobs form[action="admin/retry"] input[name=csrf]').count() === jobRows &&
+      jobRows >= 2, jobRows);
+
+    // retry: without the CSRF token, of a done job, then through the button
+    let r = await postFrom(page, WEB + '/admin/retry', { id: String(FAILED_ID) });
+    let j = queueJob((x) => x.id === FAILED_ID);
+    t.check('POST /admin/retry without a CSRF token: 403, the job stays failed',
+      r.status === 403 && j.state === 'failed' && j.attempts === 0, r.status + ' ' + JSON.stringify(j));
+    r = await postFrom(page, WEB + '/admin/retry', { id: String(DONE_ID), csrf });
+    j = queueJob((x) => x.id === DONE_ID);
+    t.check('retry of a done job is refused (409) and it stays done',
+      r.status === 409 && r.text.includes('is done') && j.state === 'done', r.status + ' ' + r.text);
+    r = await postFrom(page, WEB + '/admin/retry', { id: '999999', csrf });
+    t.check('retry of a job that does not exist: 404', r.status === 404, r.status);
+    await page.goto(WEB + '/admin');
+    [resp] = await Promise.all([
+      page.waitForNavigation(),
+      page.locator('#job-' + FAILED_ID + ' button:has-text("Retry")').click(),
+    ]);
+    j = queueJob((x) => x.id === FAILED_ID);
+    t.check('Retry queues the failed job again (the worker took it up)',
+      resp.status() === 200 && (await page.textContent('#message')).includes('queued again') &&
+      (j.state !== 'failed' || j.attempts > 0), JSON.stringify(j));
+    await page.goto(WEB + '/admin');
+
     // CSRF: without, and with a wrong token, nothing changes
     const before = agentsLine(ALICE);
-    let r = await postFrom(page, WEB + '/admin/enroll',
+    r = await postFrom(page, WEB + '/admin/enroll',
       { tenant: 'sim', agent: ALICE });
     t.check('POST /admin/enroll without a CSRF token: 403', r.status === 403, r.status);
     r = await postFrom(page, WEB + '/admin/enroll',
@@ -234,6 +290,30 @@ async function main() {
     t.check('the admin page shows alice enrolled with her last refresh',
       row.includes('enrolled') && !row.includes('never') && /\d{4}-\d\d-\d\d \d\d:\d\d UTC/.test(row),
       row);
+    t.check('the waiting job left the jobs table once logged',
+      waiting && await page.locator('#job-' + waiting.id).count() === 0);
+
+    // doctor, on demand per tenant
+    r = await postFrom(page, WEB + '/admin/doctor', { tenant: 'sim' });
+    t.check('POST /admin/doctor without a CSRF token: 403', r.status === 403, r.status);
+    await page.goto(WEB + '/admin');
+    [resp] = await Promise.all([
+      page.waitForNavigation(),
+      page.locator('#tenants tr', { hasText: 'sim' }).locator('button:has-text("Run doctor")').click(),
+    ]);
+    const checks = await page.locator('#doctor tr.check').allTextContents();
+    t.check("doctor runs for the tenant and checks alice's token against Agent/me",
+      resp.status() === 200 && (await page.title()).startsWith('Doctor: tenant sim') &&
+      checks.some((c) => c.startsWith('ok') && c.includes('agent alice@msp.example: token refreshed')),
+      checks.join(' | '));
+    t.check('... with the store, ticket type and budget checks, and a problem count',
+      checks.some((c) => c.includes('store: sqlite')) &&
+      checks.some((c) => c.includes('ticket type 1 exists')) &&
+      checks.some((c) => c.includes('request budget')) &&
+      /^\d+ problems? found\.$/.test((await page.textContent('#problems')).trim()),
+      checks.join(' | '));
+    await page.screenshot({ path: path.join(t.artifacts, 'doctor.png'), fullPage: true });
+    await page.goto(WEB + '/admin');
 
     // 5. sign out; the old cookie is dead on the server too
     [resp] = await Promise.all([

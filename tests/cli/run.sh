@@ -3,26 +3,28 @@
 # both programs without a configuration or store, the stricter -t (missing
 # user, web port below 1024, plain http:// Halo, the example's placeholder
 # client id), and halo-milterctl telling a missing store from a refused one.
+# On a store the daemon made, with jobs written into it by sqlite3: queue,
+# show (by job id, queue ID, Message-ID; several matches exit 3), agents,
+# doctor, each as text and --json (parsed by python3). KEEP=1 keeps $T.
 set -u
 BUILD=${BUILD:-build}
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 D=$TOP/$BUILD/halo-milter
 C=$TOP/$BUILD/halo-milterctl
 T=$(mktemp -d "${TMPDIR:-/tmp}/halo-cli.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "cli: FAIL: $*"; }
+trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+SUITE=cli
+. "$TOP/tests/lib/check.sh"
 # expect RC PATTERN DESC CMD...: CMD exits RC and its output matches PATTERN
 expect() {
 	_rc=$1 _pat=$2 _desc=$3; shift 3
 	_out=$("$@" 2>&1); _got=$?
 	if [ "$_got" -ne "$_rc" ]; then
-		bad "$_desc: exit $_got, want $_rc"; echo "$_out" | head -3 | sed 's/^/    /'
+		not_ok "$_desc: exit $_got, want $_rc"; echo "$_out" | head -3 | sed 's/^/    /'
 	elif ! printf '%s\n' "$_out" | grep -q -- "$_pat"; then
-		bad "$_desc: output lacks '$_pat'"; echo "$_out" | head -3 | sed 's/^/    /'
+		not_ok "$_desc: output lacks '$_pat'"; echo "$_out" | head -3 | sed 's/^/    /'
 	else
-		ok
+		ok "$_desc"
 	fi
 }
 
@@ -94,8 +96,48 @@ if [ -s "$T/st2/halo-milter.db" ]; then
 	    "'$C' -c '$T/run2.conf' queue --json | python3 -c 'import json,sys; assert json.load(sys.stdin) == []; print(\"ok\")'"
 	expect 0 'ok' "ctl stats --json: a count per state" sh -c \
 	    "'$C' -c '$T/run2.conf' stats --json | python3 -c 'import json,sys; d = json.load(sys.stdin); assert sorted(d) == sorted([\"queued\", \"skipped\", \"running\", \"done\", \"failed\", \"waiting\"]) and set(d.values()) == {0}; print(\"ok\")'"
+	# show, agents and doctor on jobs written into the store: one failed
+	# with a spooled message, a Message-ID in two tenants, a shared queue ID
+	now=$(date +%s)
+	sqlite3 "$T/st2/halo-milter.db" "INSERT INTO jobs (id, tenant, message_id,
+	    state, reason, queue_id, from_addr, subject, spool, created, updated)
+	    VALUES (1, 'a', '<one@x.example>', 'failed', 'Halo said no', 'QA1',
+	    'ann@x.example', 'Printer', 'm1', $now, $now),
+	    (2, 'a', '<two@x.example>', 'waiting', 'no token', 'QDUP',
+	    'bob@x.example', 'Two', NULL, $now, $now),
+	    (3, 'b', '<two@x.example>', 'waiting', 'no token', 'QDUP',
+	    'bob@x.example', 'Two', NULL, $now, $now);"
+	mkdir -p "$T/st2/spool/msg"
+	printf 'From: Ann <ann@x.example>\r\nSubject: Printer\r\n\tfolded\r\n\r\nbody\r\n' \
+	    > "$T/st2/spool/msg/m1"
+	expect 0 '^subject *Printer' "ctl show by job id" "$C" -c "$T/run2.conf" show 1
+	expect 0 '^  Subject: Printer' "ctl show prints the header block" "$C" -c "$T/run2.conf" show 1
+	expect 0 '^job  *1$' "ctl show by queue ID" "$C" -c "$T/run2.conf" show QA1
+	expect 0 '^job  *1$' "ctl show by Message-ID" "$C" -c "$T/run2.conf" show '<one@x.example>'
+	expect 0 '^job  *1$' "ctl show by Message-ID without brackets" "$C" -c "$T/run2.conf" show one@x.example
+	expect 3 '2 jobs match' "ctl show: a queue ID of two jobs is ambiguous" "$C" -c "$T/run2.conf" show QDUP
+	expect 3 '^  3 ' "ctl show: ambiguous lists the jobs" "$C" -c "$T/run2.conf" show two@x.example
+	expect 1 'no job with queue ID or Message-ID' "ctl show: unknown ID" "$C" -c "$T/run2.conf" show nosuch@x.example
+	expect 1 'no job with id' "ctl show: unknown job id" "$C" -c "$T/run2.conf" show 99
+	expect 2 'usage:' "ctl show without an argument" "$C" -c "$T/run2.conf" show --json
+	expect 2 'name a job id' "ctl show of an empty argument" "$C" -c "$T/run2.conf" show ''
+	expect 0 'ok' "ctl show --json: queue's fields and the headers" sh -c \
+	    "'$C' -c '$T/run2.conf' show QA1 --json | python3 -c 'import json,sys; d = json.load(sys.stdin); assert d[\"id\"] == 1 and d[\"state\"] == \"failed\" and d[\"reason\"] == \"Halo said no\" and d[\"queue_id\"] == \"QA1\" and d[\"message_id\"] == \"<one@x.example>\" and d[\"from\"] == \"ann@x.example\" and d[\"subject\"] == \"Printer\" and d[\"ticket_id\"] is None, d; assert d[\"headers\"] == \"From: Ann <ann@x.example>\\nSubject: Printer\\n\\tfolded\\n\" and d[\"headers_truncated\"] is False, d[\"headers\"]; print(\"ok\")'"
+	expect 0 'ok' "ctl show --json: the same names as queue --json" sh -c \
+	    "'$C' -c '$T/run2.conf' queue --json -q QA1 > '$T/q.json' && '$C' -c '$T/run2.conf' show --json 1 | python3 -c 'import json,sys; d = json.load(sys.stdin); q = json.load(open(\"$T/q.json\"))[0]; assert all(d[k] == v for k, v in q.items()), (q, d); print(\"ok\")'"
+	expect 0 'ok' "ctl show --json: no spooled message, headers null" sh -c \
+	    "'$C' -c '$T/run2.conf' show --json 2 | python3 -c 'import json,sys; d = json.load(sys.stdin); assert d[\"headers\"] is None and d[\"tenant\"] == \"a\"; print(\"ok\")'"
+	expect 3 '2 jobs match' "ctl show --json: ambiguous is still exit 3" "$C" -c "$T/run2.conf" show --json QDUP
+	expect 0 '^a  *x@a.example  *not enrolled' "ctl agents" "$C" -c "$T/run2.conf" agents
+	expect 0 'ok' "ctl agents --json: one object per agent" sh -c \
+	    "'$C' -c '$T/run2.conf' agents --json | python3 -c 'import json,sys; d = json.load(sys.stdin); assert len(d) == 1 and d[0][\"tenant\"] == \"a\" and d[0][\"agent\"] == \"x@a.example\" and d[0][\"standing\"] == \"not_enrolled\" and d[0][\"last_refresh\"] is None and d[0][\"pending_codes\"] == 0 and d[0][\"signing_in\"] is False and d[0][\"status\"] == \"not enrolled\", d; print(\"ok\")'"
+	expect 1 'FIX  agent x@a.example: no token' "ctl doctor: an agent without a token" "$C" -c "$T/run2.conf" doctor
+	"$C" -c "$T/run2.conf" doctor --json > "$T/doctor.json" 2> "$T/doctor.err"
+	expect 0 '^1$' "ctl doctor --json: exit status unchanged" echo $?
+	expect 0 'ok' "ctl doctor --json: store and per-tenant checks" python3 -c "import json; d = json.load(open('$T/doctor.json')); s = d['store']; t = d['tenants']; assert s['checks'][0]['level'] == 'ok' and s['checks'][0]['text'].startswith('store: ') and s['problems'] == 0, s; assert len(t) == 1 and t[0]['tenant'] == 'a', t; c = t[0]['checks']; assert {'level': 'fix', 'text': 'agent x@a.example: no token; enroll it (halo-milterctl token import x@a.example a)'} in c, c; assert all(x['level'] in ('ok', 'note', 'warn', 'fix') for x in c); assert t[0]['problems'] == sum(x['level'] == 'fix' for x in c) == d['problems'], d; print('ok')"
+	expect 2 'no tenant zz' "ctl doctor --json of an unknown tenant" "$C" -c "$T/run2.conf" doctor zz --json
+	expect 2 'usage:' "ctl retry --json is not a thing" "$C" -c "$T/run2.conf" retry 1 --json
 else
-	bad "the daemon made no store ($(tail -1 "$T/daemon.log"))"
+	not_ok "the daemon made no store ($(tail -1 "$T/daemon.log"))"
 fi
-echo "cli: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

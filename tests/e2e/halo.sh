@@ -65,6 +65,10 @@ check "doctor: no ticket yet, so the custom fields wait for one" \
     grep -q "note custom fields CFOutlookConversationId and CFMilterKey: no ticket created" "$T/doctor.out"
 check "doctor: agent token checked against Agent/me" \
     grep -q "ok   agent alice@msp.example: token refreshed, signed in as Alice Agent" "$T/doctor.out"
+ctl doctor sim --json > "$T/doctor.json" 2> "$T/doctor-json.err"
+check "doctor --json: a good set-up passes" eq "$?" 0
+check "doctor --json: the agent's Agent/me check is an ok object, no problem" \
+    python3 -c "import json, sys; d = json.load(open(sys.argv[1])); t = d['tenants'][0]; assert t['tenant'] == 'sim' and t['problems'] == 0 == d['problems'] and any(c['level'] == 'ok' and c['text'].startswith('agent alice@msp.example: token refreshed') for c in t['checks']), d" "$T/doctor.json"
 sed 's/^ticket_type_id = 1$/ticket_type_id = 99/; s/^cf_message_id = CFMilterKey$/cf_message_id = CFMilterKey\nappend_outcome = No Such Outcome\nroute = carol@msp.example intake agent=carol@msp.example/' \
     "$MILTER_CONF" > "$T/bad.conf"
 "$CTL" -c "$T/bad.conf" doctor sim > "$T/doctor-bad.out" 2>&1
