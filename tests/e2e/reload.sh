@@ -23,18 +23,20 @@ SUITE=reload
 . "$HERE/sim.sh"
 sim_start || exit 1
 
-MILTER_PORT=$(pf_free_port)
+web_ports
 MILTER_CONF=$T/halo-milter.conf
 MILTER_STATE=$T/state
 
 # write_conf A|B [KEY=VALUE...]: the configuration, routes as in layout A
 # (support@ in tenant sim, helpdesk@ unrouted) or B (both in tenant sim2,
 # another ticket type); KEY=VALUE as sim_conf. "user = root": the tests run
-# as root, and -t (so a reload) refuses root without user.
+# as root, and -t (so a reload) refuses root without user. SIM_HALO: tenant
+# sim's halo_url (the simulator by another name, section 7).
 write_conf() {
 	_wc_layout=$1
 	shift
-	{ sim_conf user=root "$@"
+	{ sim_conf user=root "web_listen=127.0.0.1:$WEB_PORT" "public_url=$WEB" \
+	    "$@" | sed "s|^halo_url = .*|halo_url = ${SIM_HALO:-$SIM}|"
 	  [ "$_wc_layout" = A ] &&
 	    echo "route = support@msp.example intake agent=alice@msp.example"
 	  cat <<EOC
@@ -257,7 +259,18 @@ pf_wait_delivered "$T/sink" $((7 + N)) 60 > /dev/null
 wait_jobs $((6 + N)) > /dev/null
 check "log_level = debug applies without a restart" test "$(grep -c "debug:" "$T/daemon.log")" -gt "$before"
 
-# --- 7. SIGTERM still stops cleanly --------------------------------------------
+# --- 7. the web server reads tenants from the current generation ----------
+code=$(ctl enroll carol@msp.example sim | sed -n 's/^code: \([^ ]*\) .*/\1/p')
+check "web: the enrollment page names tenant sim's Halo" \
+    sh -c "curl -s '$WEB/enroll?code=$code' | grep -qF '<dd>$SIM (tenant sim)'"
+SIM_HALO=http://localhost:$SIM_PORT
+write_conf A log_level=debug
+hup
+check "web: after a reload it names the new halo_url" \
+    sh -c "curl -s '$WEB/enroll?code=$code' | grep -qF '<dd>$SIM_HALO (tenant sim)'"
+check "web: still listening" _h_listening "$WEB_PORT"
+
+# --- 8. SIGTERM still stops cleanly --------------------------------------------
 kill -TERM "$MILTER_PID"
 wait "$MILTER_PID"
 rc=$?
