@@ -7,8 +7,9 @@
  * are documented in conf/halo-milter.conf and README.md.
  *
  * The parsed configuration is a plain, read-only tree owned by the caller of
- * conf_load() and released with conf_free(). It is not modified after load, so
- * any number of threads may read it.
+ * conf_load() and released with conf_free(). It is not modified once in use
+ * (a reload prepares a new tree with conf_reload_keep() and publishes it as
+ * a generation, confgen.h), so any number of threads may read it.
  */
 #ifndef HALO_CONF_H
 #define HALO_CONF_H

@@ -37,6 +37,8 @@ write_conf() {
 	shift
 	{ sim_conf user=root "web_listen=127.0.0.1:$WEB_PORT" "public_url=$WEB" \
 	    "$@" | sed "s|^halo_url = .*|halo_url = ${SIM_HALO:-$SIM}|"
+	  # one sender makes all the tickets here: no loop cap in the way
+	  echo "loop_max_creates = 1000"
 	  [ "$_wc_layout" = A ] &&
 	    echo "route = support@msp.example intake agent=alice@msp.example"
 	  cat <<EOC
@@ -46,6 +48,7 @@ halo_url = $SIM
 auth_url = http://127.0.0.1:$SIM_AUTH/auth
 client_id = halo-milter-native
 ticket_type_id = 2
+loop_max_creates = 1000
 EOC
 	  [ "$_wc_layout" = B ] && cat <<EOC
 route = support@msp.example intake agent=bob@msp.example
