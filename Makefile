@@ -162,7 +162,7 @@ check-corpus: $(BUILD)/corpus-intake $(BUILD)/mime-json $(BUILD)/html-golden
 	@BUILD=$(BUILD) sh tests/corpus/run.sh; rc=$$?; echo $$rc > $(BUILD)/.rc-check-corpus; exit $$rc
 
 check-e2e: all
-	@rc=0; for t in selftest run halo trust enroll webattack sealkey sendmail twonode; do BUILD=$(BUILD) sh tests/e2e/$$t.sh || rc=1; done; \
+	@rc=0; for t in selftest run halo reload trust enroll webattack sealkey sendmail twonode; do BUILD=$(BUILD) sh tests/e2e/$$t.sh || rc=1; done; \
 	  echo $$rc > $(BUILD)/.rc-check-e2e; exit $$rc
 
 # the fault-injection soak, short (tests/soak/run.sh; make soak for the long one)

@@ -2183,3 +2183,137 @@ conf_tenant_find(const struct conf *c, const char *name)
 			return c->tenants[i];
 	return NULL;
 }
+
+/* Whether optional strings A and B differ. */
+static bool
+conf_str_differ(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+/* Report that KEY (of tenant TENANT when not NULL) changed but keeps its
+ * old value. */
+static void
+conf_report_restart(FILE *report, const char *key, const char *tenant)
+{
+	if (tenant != NULL)
+		fprintf(report, "tenant '%s': %s changed: needs a restart; the"
+		    " old value stays until then\n", tenant, key);
+	else
+		fprintf(report, "%s changed: needs a restart; the old value"
+		    " stays until then\n", key);
+}
+
+/* Give *NEXT the value CUR when they differ; 1 when they did, 0 when not,
+ * -1 when out of memory. */
+static int
+conf_keep_str(char **next, const char *cur, FILE *report, const char *key)
+{
+	char *copy = NULL;
+
+	if (!conf_str_differ(*next, cur))
+		return 0;
+	if (cur != NULL && (copy = strdup(cur)) == NULL)
+		return -1;
+	free(*next);
+	*next = copy;
+	conf_report_restart(report, key, NULL);
+	return 1;
+}
+
+/* Whether NEXT and CUR configure the same tenants, by name, in order. */
+static bool
+conf_same_tenants(const struct conf *next, const struct conf *cur)
+{
+	size_t i;
+
+	if (next->n_tenants != cur->n_tenants)
+		return false;
+	for (i = 0; i < next->n_tenants; i++)
+		if (strcmp(next->tenants[i]->name, cur->tenants[i]->name) != 0)
+			return false;
+	return true;
+}
+
+/* Keep the keys a reload cannot change (see conf.h). */
+int
+conf_reload_keep(struct conf *next, const struct conf *cur, FILE *report)
+{
+	/* the scalars: each macro keeps one and counts it */
+#define KEEP_NUM(field, key) do { \
+	if (next->field != cur->field) { \
+		next->field = cur->field; \
+		conf_report_restart(report, key, NULL); \
+		n++; \
+	} } while (0)
+#define KEEP_STR(field, key) do { \
+	int r_ = conf_keep_str(&next->field, cur->field, report, key); \
+	if (r_ < 0) \
+		return -1; \
+	n += r_; } while (0)
+	struct conf_net *nets;
+	size_t i;
+	int n = 0;
+
+	if (!conf_same_tenants(next, cur)) {
+		fprintf(report, "the [tenant] sections changed (added, removed,"
+		    " renamed or reordered): that needs a restart\n");
+		return -1;
+	}
+	KEEP_STR(socket, "socket");
+	KEEP_STR(state_dir, "state_dir");
+	KEEP_STR(store, "store");
+	KEEP_STR(user, "user");
+	KEEP_STR(web_listen, "web_listen");
+	KEEP_STR(public_url, "public_url");
+	KEEP_STR(web_root, "web_root");
+	KEEP_STR(tls_cert, "tls_cert");
+	KEEP_STR(tls_key, "tls_key");
+	KEEP_STR(halo_ca_file, "halo_ca_file");
+	KEEP_NUM(log, "log");
+	KEEP_NUM(workers, "workers");
+	KEEP_NUM(job_lease, "job_lease");
+	KEEP_NUM(job_retention, "job_retention");
+	KEEP_NUM(insecure_http, "insecure_http");
+	KEEP_NUM(web_max_connections, "web_max_connections");
+	KEEP_NUM(web_connections_per_ip, "web_connections_per_ip");
+	KEEP_NUM(web_request_timeout, "web_request_timeout");
+	if (next->n_admin_networks != cur->n_admin_networks ||
+	    (cur->n_admin_networks > 0 && memcmp(next->admin_networks,
+	    cur->admin_networks, cur->n_admin_networks *
+	    sizeof(*cur->admin_networks)) != 0)) {
+		nets = NULL;
+		if (cur->n_admin_networks > 0 && (nets = malloc(
+		    cur->n_admin_networks * sizeof(*nets))) == NULL)
+			return -1;
+		if (nets != NULL)
+			memcpy(nets, cur->admin_networks,
+			    cur->n_admin_networks * sizeof(*nets));
+		free(next->admin_networks);
+		next->admin_networks = nets;
+		next->n_admin_networks = cur->n_admin_networks;
+		conf_report_restart(report, "admin_networks", NULL);
+		n++;
+	}
+	for (i = 0; i < next->n_tenants; i++) {
+		struct conf_tenant *t = next->tenants[i];
+		const struct conf_tenant *old = cur->tenants[i];
+
+		/* the worker sized each tenant's request budget at start */
+		if (t->rate_limit != old->rate_limit) {
+			t->rate_limit = old->rate_limit;
+			conf_report_restart(report, "rate_limit", t->name);
+			n++;
+		}
+		if (t->rate_window != old->rate_window) {
+			t->rate_window = old->rate_window;
+			conf_report_restart(report, "rate_window", t->name);
+			n++;
+		}
+	}
+	return n;
+#undef KEEP_NUM
+#undef KEEP_STR
+}

@@ -7,8 +7,9 @@
  * are documented in conf/halo-milter.conf and README.md.
  *
  * The parsed configuration is a plain, read-only tree owned by the caller of
- * conf_load() and released with conf_free(). It is not modified after load, so
- * any number of threads may read it.
+ * conf_load() and released with conf_free(). It is not modified once in use
+ * (a reload prepares a new tree with conf_reload_keep() and publishes it as
+ * a generation, confgen.h), so any number of threads may read it.
  */
 #ifndef HALO_CONF_H
 #define HALO_CONF_H
@@ -247,6 +248,19 @@ bool conf_admin_allowed(const struct conf *conf, const char *ip);
  * AGENT itself, or an agent_login entry maps it to AGENT. */
 bool conf_login_may_send_as(const struct conf_tenant *t, const char *login,
     const char *agent);
+
+/*
+ * For a reload: NEXT (just loaded) is to replace CUR (running). Keys the
+ * running daemon read once at start (socket, state_dir, store, user,
+ * web_listen, public_url, web_root, tls_cert, tls_key, halo_ca_file, log,
+ * workers, job_lease, insecure_http, admin_networks, the web_* limits, and
+ * each tenant's rate_limit and rate_window) take CUR's value in NEXT, and
+ * each that differed is printed to REPORT as "KEY changed: needs a
+ * restart; ...". Returns how many were kept, or -1 when NEXT cannot
+ * replace CUR: its [tenant] sections differ from CUR's (by name and
+ * order; reason printed) or memory ran out.
+ */
+int conf_reload_keep(struct conf *next, const struct conf *cur, FILE *report);
 
 /* Parse a size with optional K/M/G suffix (binary units). 0 on success. */
 int conf_parse_size(const char *text, uint64_t *out);

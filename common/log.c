@@ -14,7 +14,7 @@
 
 static bool log_foreground = true;
 static bool log_prefix_priority = false;
-static int log_level = LOG_INFO;
+static _Atomic int log_level = LOG_INFO;   /* changed by a reload */
 static const char *log_ident = "halo-milter";
 
 /* Set up the destination and threshold. */
@@ -34,6 +34,13 @@ log_open(const char *ident, enum log_dest dest, int level)
 {
 	log_init(ident, dest != LOG_DEST_SYSLOG, level);
 	log_prefix_priority = dest == LOG_DEST_JOURNAL;
+}
+
+/* Change the threshold (a reload's log_level); any thread. */
+void
+log_set_level(int level)
+{
+	log_level = level;
 }
 
 /* Whether stderr is the journal stream systemd gave us (see log.h). */

@@ -29,6 +29,9 @@ enum log_dest {
 /* Start logging as IDENT to DEST, threshold LEVEL (as log_init). */
 void log_open(const char *ident, enum log_dest dest, int level);
 
+/* Set the threshold to LEVEL (as log_init) while threads log. */
+void log_set_level(int level);
+
 /* Whether stderr is a systemd journal stream ($JOURNAL_STREAM names its
  * device and inode). */
 bool log_stderr_is_journal(void);

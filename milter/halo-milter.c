@@ -7,6 +7,10 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <grp.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -23,6 +27,7 @@
 #include <sys/stat.h>
 #include <syslog.h>
 #include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libmilter/mfapi.h>
@@ -30,6 +35,7 @@
 
 #include "callbacks.h"
 #include "conf.h"
+#include "confgen.h"
 #include "crypto.h"
 #include "intake.h"
 #include "keys.h"
@@ -186,11 +192,11 @@ main_url_loopback(const char *url)
 
 /*
  * What -t checks beyond what the daemon needs to start: set-ups that parse
- * but cannot work as installed. Prints "FILE: ..." for each; returns the
- * number found.
+ * but cannot work as installed. Prints "FILE: ..." for each to OUT; returns
+ * the number found. A reload checks the same.
  */
 static int
-main_check_strict(const struct conf *conf, const char *path)
+main_check_strict(const struct conf *conf, const char *path, FILE *out)
 {
 	/* the client ids of conf/halo-milter.conf, the shipped example */
 	static const char *const placeholders[] = {
@@ -202,7 +208,7 @@ main_check_strict(const struct conf *conf, const char *path)
 	int n = 0;
 
 	if (conf->user == NULL && root) {
-		fprintf(stderr, "%s: user is not set: started as root, the daemon"
+		fprintf(out, "%s: user is not set: started as root, the daemon"
 		    " would keep running as root (set user = halo-milter)\n",
 		    path);
 		n++;
@@ -210,7 +216,7 @@ main_check_strict(const struct conf *conf, const char *path)
 	if (conf->web_listen != NULL &&
 	    (colon = strrchr(conf->web_listen, ':')) != NULL &&
 	    atoi(colon + 1) < 1024 && (conf->user != NULL || !root)) {
-		fprintf(stderr, "%s: web_listen %s: the web server starts without"
+		fprintf(out, "%s: web_listen %s: the web server starts without"
 		    " root, so it cannot listen on a port below 1024\n", path,
 		    conf->web_listen);
 		n++;
@@ -226,7 +232,7 @@ main_check_strict(const struct conf *conf, const char *path)
 				continue;
 			if (conf->insecure_http && main_url_loopback(urls[j]))
 				continue;
-			fprintf(stderr, "%s: tenant '%s': %s %s is plain http://;"
+			fprintf(out, "%s: tenant '%s': %s %s is plain http://;"
 			    " Halo is reached over https:// only (insecure_http"
 			    " allows loopback, for tests)\n", path, t->name,
 			    keys[j], urls[j]);
@@ -236,7 +242,7 @@ main_check_strict(const struct conf *conf, const char *path)
 		    j++)
 			if (t->client_id != NULL &&
 			    strcmp(t->client_id, placeholders[j]) == 0) {
-				fprintf(stderr, "%s: tenant '%s': client_id %s is"
+				fprintf(out, "%s: tenant '%s': client_id %s is"
 				    " the example's placeholder: use the Client ID"
 				    " of your Halo API application\n", path,
 				    t->name, t->client_id);
@@ -266,12 +272,218 @@ main_block_stop_signals(void)
 	return 0;
 }
 
+/*
+ * Reload (SIGHUP). libmilter's own signal thread sigwait()s for SIGHUP,
+ * SIGTERM and SIGINT and stops on each. SIGHUP must never reach it: the
+ * main thread keeps SIGHUP unblocked, with a handler, for the whole life of
+ * the daemon, while every other thread has it blocked (libmilter's signal
+ * thread is started by smfi_main with the three blocked, and waits for
+ * them). A signal sent to the process is given first to its main thread
+ * when that thread does not block it (Linux complete_signal(); POSIX
+ * leaves the choice open, other systems are untested), so kill -HUP and
+ * "systemctl reload" always land in the handler. The handler only writes
+ * a byte to a pipe; the main thread reads the pipe and reloads, while
+ * smfi_main runs in a thread of its own and writes 'q' when it returns.
+ */
+static int main_pipe[2] = { -1, -1 };
+static atomic_bool main_milter_done;
+
+/* SIGHUP: ask the main thread for a reload (async-signal-safe). */
+static void
+main_on_sighup(int sig)
+{
+	int saved = errno;
+
+	(void)sig;
+	/* a full pipe already holds a reload request */
+	if (write(main_pipe[1], "h", 1) < 0)
+		errno = saved;
+	errno = saved;
+}
+
+/* Set up the reload pipe and the SIGHUP handler. */
+static int
+main_reload_signal_init(void)
+{
+	struct sigaction sa;
+
+	if (pipe2(main_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		log_warn("pipe");
+		return -1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = main_on_sighup;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGHUP, &sa, NULL) != 0) {
+		log_warn("sigaction SIGHUP");
+		return -1;
+	}
+	return 0;
+}
+
+/* Block or unblock SIGHUP in the calling thread. */
+static int
+main_sighup_mask(int how)
+{
+	sigset_t set;
+	int err;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	err = pthread_sigmask(how, &set, NULL);
+	if (err != 0) {
+		errno = err;
+		log_warn("pthread_sigmask SIGHUP");
+		return -1;
+	}
+	return 0;
+}
+
+/* The milter thread: libmilter's main loop; wakes the main thread when it
+ * returns (SIGTERM, SIGINT or an error). ARG: where its result goes. */
+static void *
+main_milter_thread(void *arg)
+{
+	int *rc = arg;
+
+	/* before smfi_main starts libmilter's signal thread, which inherits
+	 * this mask: only the main thread takes SIGHUP */
+	(void)main_sighup_mask(SIG_BLOCK);
+	*rc = smfi_main() == MI_SUCCESS ? 0 : 1;
+	atomic_store(&main_milter_done, true);
+	/* a full pipe wakes the main thread as well: it checks the flag */
+	if (write(main_pipe[1], "q", 1) < 0)
+		log_debug("milter thread: reload pipe full");
+	return NULL;
+}
+
+/* Tell systemd a reload started (Type=notify; a no-op without it). */
+static void
+main_notify_reloading(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	(void)sd_notifyf(0, "RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC=%"
+	    PRIu64, (uint64_t)ts.tv_sec * 1000000u +
+	    (uint64_t)ts.tv_nsec / 1000u);
+}
+
+/* Log each line of a report (conf_load errors, -t's checks, restart-only
+ * keys) as a warning. */
+static void
+main_log_report(const char *report)
+{
+	const char *p = report, *nl;
+
+	while (p != NULL && *p != '\0') {
+		nl = strchr(p, '\n');
+		log_warnx("reload: %.*s", nl != NULL ? (int)(nl - p) :
+		    (int)strlen(p), p);
+		p = nl != NULL ? nl + 1 : NULL;
+	}
+}
+
+/*
+ * Reload PATH: parse and check it as -t does; refuse it (and keep the
+ * running generation) on any error; else keep the keys that need a
+ * restart at BOOT's values and publish it to GENS as the next generation.
+ * Messages, jobs and web requests already under way finish with the
+ * generation they started with.
+ */
+static void
+main_reload(struct confgen *gens, const char *path, const struct conf *boot,
+    bool debug)
+{
+	struct confgen_ref *cur;
+	struct conf *next = NULL;
+	char *report = NULL;
+	size_t report_len = 0, i, routes = 0;
+	uint64_t number, running;
+	FILE *errs;
+	int nerrors = 0, kept = 0;
+
+	main_notify_reloading();
+	log_info("reload: reading %s", path);
+	cur = confgen_acquire(gens);
+	running = confgen_number(cur);
+	cur = confgen_release(cur);
+	errs = open_memstream(&report, &report_len);
+	if (errs == NULL) {
+		log_warn("reload: refused: open_memstream");
+		goto done;
+	}
+	next = conf_load(path, errs, &nerrors);
+	if (next != NULL && (nerrors = main_check_strict(next, path, errs)) > 0)
+		next = conf_free(next);
+	if (next != NULL && (kept = conf_reload_keep(next, boot, errs)) < 0) {
+		next = conf_free(next);
+		nerrors = 1;
+	}
+	fclose(errs);
+	main_log_report(report);
+	free(report);
+	if (next == NULL) {
+		log_warnx("reload: refused: %s has %d error%s; configuration"
+		    " generation %" PRIu64 " stays in use", path, nerrors,
+		    nerrors == 1 ? "" : "s", running);
+		goto done;
+	}
+	for (i = 0; i < next->n_tenants; i++)
+		routes += next->tenants[i]->n_routes;
+	log_set_level(debug ? LOG_DEBUG : next->log_level);
+	worker_log_join_policy(next);
+	if ((number = confgen_publish(gens, next)) == 0) {
+		log_warnx("reload: refused: out of memory; configuration"
+		    " generation %" PRIu64 " stays in use", running);
+		conf_free(next);
+		goto done;
+	}
+	log_info("reload: configuration generation %" PRIu64 " in use: %zu"
+	    " route%s in %zu tenant%s%s", number, routes, routes == 1 ? "" : "s",
+	    boot->n_tenants, boot->n_tenants == 1 ? "" : "s",
+	    kept > 0 ? "; some keys need a restart (above)" : "");
+done:
+	(void)sd_notify(0, "READY=1\nSTATUS=serving");
+}
+
+/* The main thread while the milter serves: reload on each SIGHUP until
+ * the milter thread ends. */
+static void
+main_serve(struct confgen *gens, const char *path, const struct conf *boot,
+    bool debug)
+{
+	char buf[64];
+	ssize_t n, i;
+	bool reload;
+
+	while (!atomic_load(&main_milter_done)) {
+		struct pollfd pfd = { main_pipe[0], POLLIN, 0 };
+
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+			log_warn("poll");
+			sleep(1);
+			continue;
+		}
+		reload = false;
+		while ((n = read(main_pipe[0], buf, sizeof(buf))) > 0)
+			for (i = 0; i < n; i++)
+				reload |= buf[i] == 'h';
+		if (reload && !atomic_load(&main_milter_done))
+			main_reload(gens, path, boot, debug);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *conf_path = DEFAULT_CONF;
 	bool foreground = false, debug = false, test_only = false;
 	struct conf *conf;
+	struct confgen *gens = NULL;
+	struct confgen_ref *boot = NULL;
+	pthread_t milter_thread;
 	struct store *store = NULL;
 	struct intake *in = NULL;
 	struct oauth *oauth = NULL;
@@ -283,7 +495,7 @@ main(int argc, char **argv)
 	char err[1024];
 	char hostname[256];
 	unsigned tmp_removed = 0, orphans = 0, posting = 0;
-	int ch, nerrors = 0, rc = 1;
+	int ch, nerrors = 0, rc = 1, milter_rc = 1;
 
 	if (argc > 1 && strcmp(argv[1], "--help") == 0)
 		usage(stdout, 0);
@@ -308,7 +520,7 @@ main(int argc, char **argv)
 		    test_only ? "configuration is invalid" : "refusing to start");
 		return 1;
 	}
-	if (test_only && main_check_strict(conf, conf_path) > 0) {
+	if (test_only && main_check_strict(conf, conf_path, stderr) > 0) {
 		fprintf(stderr, "%s: configuration is invalid\n", conf_path);
 		conf_free(conf);
 		return 1;
@@ -322,6 +534,14 @@ main(int argc, char **argv)
 
 	log_open("halo-milter", main_log_dest(conf->log, foreground),
 	    debug ? LOG_DEBUG : conf->log_level);
+	/* generation 1; BOOT stays held to the end: what the daemon was
+	 * built on (socket, workers, web server) keeps being read there */
+	if ((gens = confgen_new(conf)) == NULL) {
+		log_warnx("out of memory");
+		conf_free(conf);
+		return 1;
+	}
+	boot = confgen_acquire(gens);
 	if (gethostname(hostname, sizeof(hostname)) != 0)
 		strcpy(hostname, "localhost");
 	hostname[sizeof(hostname) - 1] = '\0';
@@ -423,14 +643,14 @@ main(int argc, char **argv)
 		    posting == 1 ? "was" : "were", WORKER_POST_GRACE);
 
 	/*
-	 * libmilter's signal thread (started by smfi_main) takes SIGTERM,
-	 * SIGINT and SIGHUP with sigwait() and stops cleanly. The worker and
-	 * web threads start before it: block the three here, so that they
-	 * inherit the mask and a stop signal never lands in one of them
-	 * (which would kill the process without "stopping" or a clean
-	 * shutdown of the workers).
+	 * libmilter's signal thread (started by smfi_main) takes SIGTERM
+	 * and SIGINT with sigwait() and stops cleanly; SIGHUP is the main
+	 * thread's (main_serve). The worker and web threads start before it:
+	 * block the three here, so that they inherit the mask and a signal
+	 * never lands in one of them (a stop signal would kill the process
+	 * without "stopping" or a clean shutdown of the workers).
 	 */
-	if (main_block_stop_signals() != 0)
+	if (main_block_stop_signals() != 0 || main_reload_signal_init() != 0)
 		goto out;
 	oauth = oauth_new(store, keys.seal);
 	in = intake_new(conf, store, sd.spool, hostname, keys.status);
@@ -449,6 +669,9 @@ main(int argc, char **argv)
 		log_warnx("cannot start the web server: %s", err);
 		goto out;
 	}
+	intake_set_confgen(in, gens);
+	worker_set_confgen(worker, gens);
+	web_set_confgen(web, gens);
 	callbacks_set_intake(in, worker);
 	log_info("started: socket %s, state %s, %zu tenant%s, %u worker%s,"
 	    " web %s, schema v%d", conf->socket, conf->state_dir,
@@ -457,9 +680,20 @@ main(int argc, char **argv)
 	    conf->web_listen != NULL ? conf->web_listen : "off",
 	    store_schema_version(store));
 	worker_log_join_policy(conf);
+	/* SIGHUP now reloads (main_serve); the threads started from here
+	 * on block it themselves */
+	if (main_sighup_mask(SIG_UNBLOCK) != 0)
+		goto out;
+	if ((errno = pthread_create(&milter_thread, NULL, main_milter_thread,
+	    &milter_rc)) != 0) {
+		log_warn("cannot start the milter thread");
+		goto out;
+	}
 	/* systemd's Type=notify: up now (a no-op without $NOTIFY_SOCKET) */
 	(void)sd_notify(0, "READY=1\nSTATUS=serving");
-	rc = smfi_main() == MI_SUCCESS ? 0 : 1;
+	main_serve(gens, conf_path, conf, debug);
+	pthread_join(milter_thread, NULL);
+	rc = milter_rc;
 	(void)sd_notify(0, "STOPPING=1");
 	log_info("stopping");
 out:
@@ -469,6 +703,7 @@ out:
 	oauth = oauth_free(oauth);
 	intake_free(in);
 	store_close(store);
-	conf_free(conf);
+	confgen_release(boot);
+	confgen_free(gens);
 	return rc;
 }

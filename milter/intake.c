@@ -32,7 +32,8 @@
 #define INTAKE_MAX_EDITS      (INTAKE_MAX_OURS + 4 + 2 * 64)
 
 struct intake {
-	const struct conf *conf;
+	const struct conf *conf;    /* without generations: every message's */
+	struct confgen *gens;       /* NULL, or the daemon's generations */
 	struct store *store;
 	char *spool_dir;
 	char *hostname;
@@ -80,6 +81,8 @@ struct intake_ours {
 };
 
 struct intake_msg {
+	const struct conf *conf;    /* this message's configuration ... */
+	struct confgen_ref *gen;    /* ... held from start to free (or NULL) */
 	struct intake *in;
 	char *queue_id;
 	char *env_from;
@@ -149,6 +152,11 @@ intake_msg_new(struct intake *in)
 	if (msg == NULL)
 		return NULL;
 	msg->in = in;
+	if (in->gens != NULL) {
+		msg->gen = confgen_acquire(in->gens);
+		msg->conf = confgen_conf(msg->gen);
+	} else
+		msg->conf = in->conf;
 	msg->content = EVP_MD_CTX_new();
 	msg->body = EVP_MD_CTX_new();
 	if (msg->content == NULL || msg->body == NULL ||
@@ -188,6 +196,7 @@ intake_msg_free(struct intake_msg *msg)
 	free(msg->env_from);
 	free(msg->auth_login);
 	free(msg->client_addr);
+	msg->gen = confgen_release(msg->gen);
 	free(msg);
 	return NULL;
 }
@@ -232,7 +241,22 @@ intake_msg_session(struct intake_msg *msg, const char *auth_login,
 bool
 intake_wants_client_addr(const struct intake *in)
 {
-	return in->conf->n_submission_networks > 0;
+	struct confgen_ref *gen;
+	bool wants;
+
+	if (in->gens == NULL)
+		return in->conf->n_submission_networks > 0;
+	gen = confgen_acquire(in->gens);
+	wants = confgen_conf(gen)->n_submission_networks > 0;
+	confgen_release(gen);
+	return wants;
+}
+
+/* Take each message's configuration from GENS from now on. */
+void
+intake_set_confgen(struct intake *in, struct confgen *gens)
+{
+	in->gens = gens;
 }
 
 /* Append ADDR to a job's recipient list (bounded). */
@@ -265,7 +289,7 @@ intake_msg_rcpt(struct intake_msg *msg, const char *addr)
 	const char *agent;
 	size_t i;
 
-	route = conf_route_lookup(msg->in->conf, addr);
+	route = conf_route_lookup(msg->conf, addr);
 	if (route == NULL || route->mode == CONF_MODE_OFF)
 		return;
 	if (!hdr_addr_spec(addr, lower))
@@ -303,7 +327,7 @@ static const char *
 intake_outbound_auth(const struct intake_msg *msg, const struct conf_tenant *t,
     const char *sender)
 {
-	const struct conf *conf = msg->in->conf;
+	const struct conf *conf = msg->conf;
 
 	if (msg->auth_login != NULL)
 		return conf_login_may_send_as(t, msg->auth_login, sender) ?
@@ -319,7 +343,7 @@ intake_outbound_auth(const struct intake_msg *msg, const struct conf_tenant *t,
 bool
 intake_msg_outbound(struct intake_msg *msg)
 {
-	const struct conf *conf = msg->in->conf;
+	const struct conf *conf = msg->conf;
 	struct intake_job *grown, *job;
 	char sender[HDR_ADDR_MAX + 1];
 	const char *how;
@@ -372,7 +396,7 @@ intake_msg_routed(const struct intake_msg *msg)
 static void
 intake_spool(struct intake_msg *msg, const void *data, size_t len)
 {
-	uint64_t max = msg->in->conf->max_message_size;
+	uint64_t max = msg->conf->max_message_size;
 
 	if (msg->spool_failed || msg->too_large)
 		return;
@@ -802,7 +826,7 @@ static enum authres_sender
 intake_sender_auth(const struct intake_msg *msg, const char *from_addr,
     const char *env_addr)
 {
-	const struct conf *conf = msg->in->conf;
+	const struct conf *conf = msg->conf;
 	const char *from_dom = from_addr ? strrchr(from_addr, '@') : NULL;
 	const char *env_dom = env_addr ? strrchr(env_addr, '@') : NULL;
 
@@ -817,7 +841,7 @@ intake_sender_auth(const struct intake_msg *msg, const char *from_addr,
 enum intake_verdict
 intake_msg_eom(struct intake_msg *msg)
 {
-	const struct conf *conf = msg->in->conf;
+	const struct conf *conf = msg->conf;
 	struct store_job_new *rows = NULL;
 	enum store_status *results = NULL;
 	int64_t *ids = NULL;

@@ -21,6 +21,7 @@
 
 #include "conf.h"
 #include "crypto.h"
+#include "confgen.h"
 #include "store.h"
 
 struct intake;
@@ -52,6 +53,15 @@ struct intake *intake_new(const struct conf *conf, struct store *store,
     const char *spool_dir, const char *hostname,
     const uint8_t status_key[CRYPTO_KEY_LEN]);
 struct intake *intake_free(struct intake *in);
+
+/*
+ * Live reload: from now on each message takes a reference to GENS's
+ * current generation in intake_msg_new() and reads that configuration
+ * until intake_msg_free(). Without it every message reads the CONF given
+ * to intake_new(). GENS must outlive the intake; set it before messages
+ * flow. intake_new()'s CONF is still the one state_dir is read from.
+ */
+void intake_set_confgen(struct intake *in, struct confgen *gens);
 
 /* A new message. NULL on allocation failure. */
 struct intake_msg *intake_msg_new(struct intake *in);

@@ -657,7 +657,7 @@ web_code_problem(const struct store_enroll *e, time_t now, unsigned *status)
  * failure counted against CLIENT.
  */
 static const char *
-web_code_lookup(struct web *w, const char *client, const char *typed,
+web_code_lookup(struct web *w, const struct conf *conf, const char *client, const char *typed,
     time_t now, struct store_enroll **out, unsigned *status)
 {
 	char hash[65];
@@ -683,7 +683,7 @@ web_code_lookup(struct web *w, const char *client, const char *typed,
 		goto fail;
 	}
 	problem = web_code_problem(*out, now, status);
-	if (problem == NULL && conf_tenant_find(w->conf, (*out)->tenant) == NULL) {
+	if (problem == NULL && conf_tenant_find(conf, (*out)->tenant) == NULL) {
 		*status = MHD_HTTP_INTERNAL_SERVER_ERROR;
 		problem = "This code is for a Halo tenant this gateway no longer"
 		    " serves.";
@@ -725,7 +725,8 @@ web_too_many(struct web *w, struct MHD_Connection *c, const char *client,
 
 /* GET /enroll and GET /enroll?code=: the form, or the confirmation. */
 static enum MHD_Result
-web_enroll_get(struct web *w, struct MHD_Connection *c, const char *client)
+web_enroll_get(struct web *w, const struct conf *conf,
+    struct MHD_Connection *c, const char *client)
 {
 	const char *typed = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
 	    "code");
@@ -744,12 +745,12 @@ web_enroll_get(struct web *w, struct MHD_Connection *c, const char *client)
 		return web_code_form(w, c, MHD_HTTP_OK, NULL);
 	if (web_limiter_blocked(w->limiter, client, now))
 		return web_too_many(w, c, client, "");
-	problem = web_code_lookup(w, client, typed, now, &e, &status);
+	problem = web_code_lookup(w, conf, client, typed, now, &e, &status);
 	if (problem != NULL)
 		return web_code_form(w, c, status, problem);
 	crypto_user_code_normalize(typed, norm);
 	enroll_code_format(norm, shown);
-	t = conf_tenant_find(w->conf, e->tenant);
+	t = conf_tenant_find(conf, e->tenant);
 	left = (long)(e->expires - now);
 	web_buf_add(&body, "<p>You are about to let this mail gateway log mail"
 	    " into HaloPSA <strong>under your name</strong>.</p>\n<dl>"
@@ -820,7 +821,8 @@ web_cookie(const struct web *w, const char *state, char *out, size_t outsz)
 
 /* POST /enroll/start: consume the code, send the browser to Halo. */
 static enum MHD_Result
-web_enroll_start(struct web *w, struct MHD_Connection *c, const char *client,
+web_enroll_start(struct web *w, const struct conf *conf,
+    struct MHD_Connection *c, const char *client,
     struct web_req *rq)
 {
 	const struct conf_tenant *t;
@@ -845,12 +847,12 @@ web_enroll_start(struct web *w, struct MHD_Connection *c, const char *client,
 		return web_too_many(w, c, client, "../");
 	if (!web_form_get(rq->body, rq->len, "code", typed, sizeof(typed)))
 		typed[0] = '\0';
-	problem = web_code_lookup(w, client, typed, now, &e, &status);
+	problem = web_code_lookup(w, conf, client, typed, now, &e, &status);
 	crypto_wipe(typed, sizeof(typed));
 	if (problem != NULL)
 		return web_message(w, c, status, "../", "Cannot enroll", "error",
 		    problem, true, NULL);
-	t = conf_tenant_find(w->conf, e->tenant);
+	t = conf_tenant_find(conf, e->tenant);
 	halo_conf_tenant(&hc, t);
 	if (crypto_pkce_verifier(verifier) != 0 ||
 	    crypto_pkce_challenge(verifier, challenge) != 0 ||
@@ -931,7 +933,8 @@ web_state_page(struct web *w, struct MHD_Connection *c, enum web_state s,
 
 /* GET /enroll/callback?code=&state= (or ?error=&state=). */
 static enum MHD_Result
-web_enroll_callback(struct web *w, struct MHD_Connection *c,
+web_enroll_callback(struct web *w, const struct conf *conf,
+    struct MHD_Connection *c,
     const char *client)
 {
 	const char *state = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
@@ -992,7 +995,7 @@ web_enroll_callback(struct web *w, struct MHD_Connection *c,
 		return web_state_page(w, c, WEB_STATE_USED, client);
 	}
 	web_cookie(w, NULL, clear, sizeof(clear));
-	t = conf_tenant_find(w->conf, e->tenant);
+	t = conf_tenant_find(conf, e->tenant);
 	if (t == NULL) {
 		snprintf(message, sizeof(message), "This enrollment is for a Halo"
 		    " tenant this gateway no longer serves.");
@@ -1528,6 +1531,12 @@ web_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 }
 
 /* MHD's access handler: read a bounded body, then route. */
+static enum MHD_Result web_route(struct web *w, const struct conf *conf,
+    struct MHD_Connection *c, const char *url, bool get, bool post,
+    bool options, const char *ip, const char *client, struct web_req *rq);
+
+/* libmicrohttpd's handler: gather the request, then route it under the
+ * configuration generation current when it is complete. */
 static enum MHD_Result
 web_handler(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -1535,8 +1544,10 @@ web_handler(void *cls, struct MHD_Connection *c, const char *url,
 {
 	struct web *w = cls;
 	struct web_req *rq = *con_cls;
+	struct confgen_ref *gen;
 	char ip[INET6_ADDRSTRLEN + 8], client[INET6_ADDRSTRLEN + 8];
 	bool get, post, options;
+	enum MHD_Result rc;
 	int check;
 
 	(void)version;
@@ -1586,12 +1597,27 @@ web_handler(void *cls, struct MHD_Connection *c, const char *url,
 	web_conn_mark(w, c, true);
 	web_client_ip(c, ip, sizeof(ip));
 	web_client_key(ip, client, sizeof(client));
+	if (w->gens == NULL)
+		return web_route(w, w->conf, c, url, get, post, options, ip,
+		    client, rq);
+	gen = confgen_acquire(w->gens);
+	rc = web_route(w, confgen_conf(gen), c, url, get, post, options, ip,
+	    client, rq);
+	confgen_release(gen);
+	return rc;
+}
 
+/* Answer a request that has fully arrived, under configuration CONF. */
+static enum MHD_Result
+web_route(struct web *w, const struct conf *conf, struct MHD_Connection *c,
+    const char *url, bool get, bool post, bool options, const char *ip,
+    const char *client, struct web_req *rq)
+{
 	{
 		/* the pane's sign-in and API (web_agent.c); it also takes the
 		 * callbacks of its own sign-ins */
 		struct web_call acall = { w, c, url, get, post, options, ip,
-		    client, rq };
+		    client, rq, conf };
 		enum MHD_Result arc;
 
 		if (web_agent_route(&acall, &arc))
@@ -1600,7 +1626,7 @@ web_handler(void *cls, struct MHD_Connection *c, const char *url,
 	if (strcmp(url, "/healthz") == 0 && get)
 		return web_healthz(w, c);
 	if (strcmp(url, "/metrics") == 0 && get) {
-		if (!web_metrics_allowed(w->conf, ip)) {
+		if (!web_metrics_allowed(conf, ip)) {
 			log_notice("metrics: refused %s (not in admin_networks)",
 			    ip);
 			return web_respond(w, c, MHD_HTTP_FORBIDDEN, WEB_CT_TEXT,
@@ -1613,7 +1639,7 @@ web_handler(void *cls, struct MHD_Connection *c, const char *url,
 		return web_respond(w, c, MHD_HTTP_OK, "text/css; charset=utf-8",
 		    strdup(web_css), sizeof(web_css) - 1, NULL, NULL, true);
 	if (strcmp(url, "/enroll") == 0 && get)
-		return web_enroll_get(w, c, client);
+		return web_enroll_get(w, conf, c, client);
 	if (strcmp(url, "/enroll/start") == 0 && post) {
 		const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -1622,10 +1648,10 @@ web_handler(void *cls, struct MHD_Connection *c, const char *url,
 			return web_message(w, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
 			    "../", "Cannot enroll", "error", "Expected a form.",
 			    true, NULL);
-		return web_enroll_start(w, c, client, rq);
+		return web_enroll_start(w, conf, c, client, rq);
 	}
 	if (strcmp(url, "/enroll/callback") == 0 && get)
-		return web_enroll_callback(w, c, client);
+		return web_enroll_callback(w, conf, c, client);
 	if (strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0 ||
 	    strcmp(url, "/enroll") == 0 || strcmp(url, "/enroll/start") == 0 ||
 	    strcmp(url, "/enroll/callback") == 0 ||
@@ -1634,7 +1660,7 @@ web_handler(void *cls, struct MHD_Connection *c, const char *url,
 		    NULL, 0, NULL, NULL, false);
 	{
 		struct web_call call = { w, c, url, get, post, options, ip,
-		    client, rq };
+		    client, rq, conf };
 		enum MHD_Result hrc;
 
 		if (web_admin_route(&call, &hrc) || web_pane_route(&call, &hrc))
@@ -1903,6 +1929,14 @@ web_start(const struct conf *conf, struct store *store, struct oauth *oauth,
 	return w;
 fail:
 	return web_stop(w);
+}
+
+/* Route each request under GENS's current generation from now on. */
+void
+web_set_confgen(struct web *w, struct confgen *gens)
+{
+	if (w != NULL)
+		w->gens = gens;
 }
 
 /* Stop and free. */

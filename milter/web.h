@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "confgen.h"
 #include "crypto.h"
 #include "util.h"
 #include "enroll.h"
@@ -51,6 +52,15 @@ struct web;
 struct web *web_start(const struct conf *conf, struct store *store,
     struct oauth *oauth, const struct statedir *sd,
     const struct statedir_keys *keys, char *err, size_t errsz);
+
+/*
+ * Live reload: from now on each request takes a reference to GENS's current
+ * generation once it has arrived and reads tenants there until answered.
+ * What the server was built on at start (web_listen, TLS, public_url,
+ * web_root, the limits) stays web_start()'s CONF. GENS must outlive W;
+ * NULL W is accepted.
+ */
+void web_set_confgen(struct web *w, struct confgen *gens);
 
 /* Stop the server (waits for running requests) and free it; NULL. */
 struct web *web_stop(struct web *w);

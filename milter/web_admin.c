@@ -455,7 +455,7 @@ web_admin_hidden(struct web_buf *b, const struct admin_ctx *a,
 static enum MHD_Result
 admin_home(const struct admin_ctx *a)
 {
-	const struct conf *conf = a->call->w->conf;
+	const struct conf *conf = a->call->conf;
 	struct agent_rows rows;
 	struct web_buf body = { 0 };
 	char when[40];
@@ -629,7 +629,7 @@ admin_form_agent(const struct admin_ctx *a, char tenant[72],
 	char typed[ADMIN_AGENT_MAX + 1];
 
 	if (!web_form_get(rq->body, rq->len, "tenant", tenant, 72) ||
-	    conf_tenant_find(a->call->w->conf, tenant) == NULL)
+	    conf_tenant_find(a->call->conf, tenant) == NULL)
 		return "No such tenant in this gateway's configuration.";
 	if (!web_form_get(rq->body, rq->len, "agent", typed, sizeof(typed)) ||
 	    !admin_agent_address(typed, agent))
@@ -659,7 +659,7 @@ admin_enroll(const struct admin_ctx *a)
 	if ((problem = admin_form_agent(a, tenant, agent)) != NULL)
 		return web_admin_message(a, MHD_HTTP_BAD_REQUEST,
 		    "Cannot enroll", "error", problem, true, NULL);
-	t = conf_tenant_find(w->conf, tenant);
+	t = conf_tenant_find(a->call->conf, tenant);
 	/* old enrollments are history only: keep a month of it */
 	store_enroll_purge(w->store, now - 30 * 86400, NULL);
 	for (tries = 0, ss = STORE_DUPLICATE; tries < 5 && ss == STORE_DUPLICATE;

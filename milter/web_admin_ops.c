@@ -176,7 +176,7 @@ web_admin_ops_jobs(struct web_buf *body, const struct admin_ctx *a)
 void
 web_admin_ops_tenants(struct web_buf *body, const struct admin_ctx *a)
 {
-	const struct conf *conf = a->call->w->conf;
+	const struct conf *conf = a->call->conf;
 	size_t i;
 
 	web_buf_add(body, "<h2>Tenants</h2>\n<table id=\"tenants\"><thead><tr>"
@@ -280,7 +280,8 @@ web_admin_ops_doctor(const struct admin_ctx *a)
 	int problems;
 
 	if (!web_form_get(rq->body, rq->len, "tenant", tenant,
-	    sizeof(tenant)) || (t = conf_tenant_find(w->conf, tenant)) == NULL)
+	    sizeof(tenant)) ||
+	    (t = conf_tenant_find(a->call->conf, tenant)) == NULL)
 		return web_admin_message(a, MHD_HTTP_BAD_REQUEST,
 		    "Cannot run doctor", "error", "No such tenant in this"
 		    " gateway's configuration.", true, NULL);

@@ -321,7 +321,7 @@ agent_auth(const struct web_call *call, struct agent_call *ac, bool write,
 		    "The gateway cannot read its database.", "5");
 		return false;
 	}
-	if (ss != STORE_OK || (ac->t = conf_tenant_find(call->w->conf,
+	if (ss != STORE_OK || (ac->t = conf_tenant_find(call->conf,
 	    ac->ps->tenant)) == NULL) {
 		agent_call_clear(ac);
 		*rc = agent_error(call, MHD_HTTP_UNAUTHORIZED, "signin",
@@ -610,10 +610,10 @@ agent_signin(const struct web_call *call)
 		    "rate_limited", "Too many sign-ins from here. Wait ten"
 		    " minutes.", NULL);
 	web_limiter_fail(a->signins, call->client, now);
-	t = conf_tenant_find(w->conf, tenant);
+	t = conf_tenant_find(call->conf, tenant);
 	if (t == NULL && (tenant == NULL || *tenant == '\0') &&
-	    w->conf->n_tenants == 1)
-		t = w->conf->tenants[0];
+	    call->conf->n_tenants == 1)
+		t = call->conf->tenants[0];
 	if (t == NULL)
 		return agent_signin_failed(call, MHD_HTTP_BAD_REQUEST, "../",
 		    "tenant", "This gateway does not serve that Halo tenant.",
@@ -771,7 +771,7 @@ agent_callback(const struct web_call *call, const char *state)
 		    "This sign-in was already used. Start again from the pane.",
 		    clear);
 	}
-	t = conf_tenant_find(w->conf, e->tenant);
+	t = conf_tenant_find(call->conf, e->tenant);
 	if (t == NULL) {
 		snprintf(message, sizeof(message), "This gateway no longer"
 		    " serves that Halo tenant.");

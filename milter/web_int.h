@@ -38,7 +38,9 @@ enum web_result {
 };
 
 struct web {
-	const struct conf *conf;
+	const struct conf *conf;    /* at start: what the server is built on
+	                               (listen, TLS, public_url, web_root) */
+	struct confgen *gens;       /* NULL, or each request's generation */
 	struct store *store;
 	struct oauth *oauth;
 	struct MHD_Daemon *mhd;
@@ -89,6 +91,8 @@ struct web_call {
 	const char *ip;             /* the client's address as text */
 	const char *client;         /* its rate-limit key (IPv6 by /64) */
 	struct web_req *rq;
+	const struct conf *conf;    /* the request's configuration generation
+	                               (tenants, routes); held until answered */
 };
 
 /* Whether a client at IP may read /metrics: in admin_networks when that is

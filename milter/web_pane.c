@@ -213,7 +213,7 @@ web_pane_status(const struct web_call *call)
 	ok = status_params_ok(tenant, tenant_len, mid, mid_len, token,
 	    token_len);
 	/* the token names its job and is bound to it (status.h) */
-	t = ok ? conf_tenant_find(call->w->conf, tenant) : NULL;
+	t = ok ? conf_tenant_find(call->conf, tenant) : NULL;
 	if (t == NULL)
 		return web_pane_json(call, MHD_HTTP_FORBIDDEN,
 		    strdup("{\"error\":\"forbidden\"}"), NULL);

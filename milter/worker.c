@@ -57,6 +57,7 @@ ctx_free(struct job_ctx *ctx)
 	free(ctx->contact_name);
 	free(ctx->client_name);
 	free(ctx->closed_ids);
+	ctx->gen = confgen_release(ctx->gen);
 }
 
 /* The rule of TENANT that routed one of RECIPIENTS (comma-separated), for
@@ -96,6 +97,11 @@ ctx_init(struct job_ctx *ctx, struct worker *w, struct store_job *job)
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->w = w;
 	ctx->job = job;
+	if (w->gens != NULL) {
+		ctx->gen = confgen_acquire(w->gens);
+		ctx->conf = confgen_conf(ctx->gen);
+	} else
+		ctx->conf = w->conf;
 	worker_clear_err(ctx);
 	if (job->queue_id != NULL && job->queue_id[0] != '\0')
 		snprintf(ctx->who, sizeof(ctx->who), "%s: worker: job %" PRId64,
@@ -103,11 +109,12 @@ ctx_init(struct job_ctx *ctx, struct worker *w, struct store_job *job)
 	else
 		snprintf(ctx->who, sizeof(ctx->who), "worker: job %" PRId64,
 		    job->id);
-	for (i = 0; i < w->conf->n_tenants; i++)
-		if (strcmp(w->conf->tenants[i]->name, job->tenant) == 0) {
+	/* a reload keeps the tenants (conf_reload_keep): same indexes */
+	for (i = 0; i < ctx->conf->n_tenants && i < w->conf->n_tenants; i++)
+		if (strcmp(ctx->conf->tenants[i]->name, job->tenant) == 0) {
 			ctx->tenant = i;
 			ctx->rate = &w->rates[i];
-			ctx->t = w->conf->tenants[i];
+			ctx->t = ctx->conf->tenants[i];
 			break;
 		}
 	if (ctx->t == NULL) {
@@ -117,7 +124,7 @@ ctx_init(struct job_ctx *ctx, struct worker *w, struct store_job *job)
 	}
 	halo_conf_tenant(&ctx->hc, ctx->t);
 	ctx->outbound = job->job_mode == STORE_MODE_OUTBOUND;
-	ctx->route = job_route(w->conf, ctx->t, job->recipients);
+	ctx->route = job_route(ctx->conf, ctx->t, job->recipients);
 	return true;
 }
 
@@ -387,7 +394,7 @@ job_record(struct job_ctx *ctx, enum step step)
 		if (ctx->reason[0] == '\0')
 			snprintf(ctx->reason, sizeof(ctx->reason), "%s: %s",
 			    http_result_name(ctx->err.kind), ctx->err.message);
-		store_job_retry(w->store, job->id, worker_backoff(w->conf->retry_base,
+		store_job_retry(w->store, job->id, worker_backoff(ctx->conf->retry_base,
 		    job->attempts, ctx->err.retry_after), ctx->reason);
 		worker_count(w, &w->stats.retried);
 		log_notice("%s will be retried: %s", ctx->who, ctx->reason);
@@ -544,6 +551,14 @@ worker_stop(struct worker *w)
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 	return NULL;
+}
+
+/* Take each job's configuration from GENS from now on. */
+void
+worker_set_confgen(struct worker *w, struct confgen *gens)
+{
+	if (w != NULL)
+		w->gens = gens;
 }
 
 /* Wake a worker. */

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "confgen.h"
 #include "http.h"
 #include "oauth.h"
 #include "store.h"
@@ -37,6 +38,15 @@ struct worker *worker_start(const struct conf *conf, struct store *store,
 
 /* Stop the threads (each finishes the job it holds) and free; NULL. */
 struct worker *worker_stop(struct worker *w);
+
+/*
+ * Live reload: from now on each job takes a reference to GENS's current
+ * generation and reads its tenant's settings, routes and overrides there
+ * until it is recorded. The pool itself (threads, job_lease, each tenant's
+ * request budget) keeps worker_start()'s CONF, which must outlive it; so
+ * must GENS. Set it before jobs run (NULL W is accepted).
+ */
+void worker_set_confgen(struct worker *w, struct confgen *gens);
 
 /* Wake an idle worker now (a job was just queued). */
 void worker_kick(struct worker *w);

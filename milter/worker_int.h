@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "confgen.h"
 #include "halo.h"
 #include "mime.h"
 #include "oauth.h"
@@ -73,7 +74,9 @@ struct worker_tstate {
 };
 
 struct worker {
-	const struct conf *conf;
+	const struct conf *conf;        /* at start: pool-wide keys (workers,
+	                                   job_lease, tenants' budgets) */
+	struct confgen *gens;           /* NULL, or each job's generation */
 	struct store *store;
 	struct oauth *oauth;
 	char *spool_dir;
@@ -104,6 +107,8 @@ enum step {
 struct job_ctx {
 	struct worker *w;
 	struct store_job *job;
+	const struct conf *conf;        /* this job's configuration ... */
+	struct confgen_ref *gen;        /* ... held until ctx_free (or NULL) */
 	const struct conf_tenant *t;
 	struct worker_rate *rate;
 	size_t tenant;                  /* index of t in conf->tenants */
