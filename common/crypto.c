@@ -109,20 +109,27 @@ static int
 crypto_key_create(const char *path, uint8_t key[CRYPTO_KEY_LEN], char *err,
     size_t errsz)
 {
-	int fd, saved;
+	char tmp[PATH_MAX];
+	int fd = -1, saved;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC |
-	    O_NOCTTY, 0600);
+	/*
+	 * Written whole under a temporary name, then linked into place: a
+	 * process reading PATH at the same moment (the CLI beside a daemon
+	 * making its first key) finds no file or the whole key, never a
+	 * part of one. link() fails when PATH exists: then that key wins.
+	 */
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
+		crypto_set_err(err, errsz, "key file name too long: %s", path);
+		return -1;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
-		if (errno == EEXIST)
-			return 1;
 		crypto_set_err(err, errsz, "cannot create key file %s: %s",
 		    path, strerror(errno));
 		return -1;
 	}
-	if (crypto_random(key, CRYPTO_KEY_LEN) != 0) {
-		crypto_set_err(err, errsz, "no randomness for key file %s",
-		    path);
+	if (fchmod(fd, 0600) != 0 || crypto_random(key, CRYPTO_KEY_LEN) != 0) {
+		crypto_set_err(err, errsz, "cannot make key file %s", path);
 		goto fail;
 	}
 	if (util_write_full(fd, key, CRYPTO_KEY_LEN) != 0 || fsync(fd) != 0) {
@@ -137,11 +144,26 @@ crypto_key_create(const char *path, uint8_t key[CRYPTO_KEY_LEN], char *err,
 		goto fail;
 	}
 	fd = -1;
+	if (link(tmp, path) != 0) {
+		if (errno == EEXIST) {          /* another process's key won */
+			unlink(tmp);
+			crypto_wipe(key, CRYPTO_KEY_LEN);
+			return 1;
+		}
+		crypto_set_err(err, errsz, "cannot create key file %s: %s",
+		    path, strerror(errno));
+		goto fail;
+	}
+	unlink(tmp);
 	if (util_fsync_parent(path) != 0) {
 		crypto_set_err(err, errsz,
 		    "cannot fsync the directory of key file %s: %s", path,
 		    strerror(errno));
-		goto fail;
+		saved = errno;
+		unlink(path);
+		crypto_wipe(key, CRYPTO_KEY_LEN);
+		errno = saved;
+		return -1;
 	}
 	return 0;
 
@@ -149,7 +171,7 @@ fail:
 	saved = errno;
 	if (fd >= 0)
 		close(fd);
-	unlink(path);
+	unlink(tmp);
 	crypto_wipe(key, CRYPTO_KEY_LEN);
 	errno = saved;
 	return -1;

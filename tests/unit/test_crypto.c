@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <openssl/core_names.h>
@@ -657,6 +659,67 @@ test_key_create_and_reload(void **state)
 	assert_memory_equal(key2, test_key, sizeof(test_key));
 }
 
+/* Processes making the first key at once (the CLI beside a daemon's first
+ * start): each finds the whole key, never a part of one, and they all
+ * agree; no temporary file is left. */
+static void
+test_key_create_race(void **state)
+{
+	struct fixture *f = *state;
+	enum { KIDS = 6, ROUNDS = 25 };
+	uint8_t first[CRYPTO_KEY_LEN], got[CRYPTO_KEY_LEN + 1];
+	int round, i, go[2], out[2], status;
+	pid_t pid;
+	struct dirent *de;
+	DIR *d;
+	size_t entries;
+
+	for (round = 0; round < ROUNDS; round++) {
+		unlink(f->key);
+		assert_int_equal(pipe(go), 0);
+		assert_int_equal(pipe(out), 0);
+		for (i = 0; i < KIDS; i++) {
+			pid = fork();
+			assert_true(pid >= 0);
+			if (pid == 0) {
+				uint8_t k[CRYPTO_KEY_LEN + 1];
+				char c;
+
+				close(go[1]);
+				/* all start when the parent closes the pipe */
+				if (read(go[0], &c, 1) < 0)
+					_exit(1);
+				k[0] = crypto_key_load_or_create(f->key, k + 1,
+				    NULL, 0) == 0 ? 1 : 0;
+				_exit(write(out[1], k, sizeof(k)) ==
+				    (ssize_t)sizeof(k) ? 0 : 1);
+			}
+		}
+		close(go[0]);
+		close(go[1]);
+		close(out[1]);
+		for (i = 0; i < KIDS; i++) {
+			assert_int_equal(read(out[0], got, sizeof(got)),
+			    (ssize_t)sizeof(got));
+			assert_int_equal(got[0], 1);        /* loaded, no error */
+			if (i == 0)
+				memcpy(first, got + 1, sizeof(first));
+			else
+				assert_memory_equal(first, got + 1, sizeof(first));
+		}
+		close(out[0]);
+		while (wait(&status) > 0)
+			;
+	}
+	d = opendir(f->dir);
+	assert_non_null(d);
+	for (entries = 0; (de = readdir(d)) != NULL;)
+		if (strncmp(de->d_name, "key", 3) == 0)
+			entries++;
+	closedir(d);
+	assert_int_equal(entries, 1);
+}
+
 /* A key file group or other can read is refused, and left alone. */
 static void
 test_key_refuse_mode(void **state)
@@ -1022,6 +1085,8 @@ main(void)
 		cmocka_unit_test(test_open_truncated),
 		cmocka_unit_test(test_open_wrong_aad),
 		cmocka_unit_test(test_open_garbage),
+		cmocka_unit_test_setup_teardown(test_key_create_race, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_key_create_and_reload,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_refuse_mode, setup,
