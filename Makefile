@@ -10,6 +10,8 @@
 #   make soak         mail through Postfix while faults are injected, then
 #                     every message checked (SOAK_SECONDS=600, SOAK_SEED=);
 #                     make check runs a 60 s version (check-soak)
+#   make soak-pg      the same with two MX nodes sharing a private PostgreSQL
+#                     store (SOAK_NODES=2); check-soak runs a 45 s version
 #   make SANITIZE=address,undefined check   the suite under ASan/UBSan
 #   make install PREFIX=/usr/local DESTDIR=
 #   make deb          the Debian package (../halo-milter_*.deb, copied to build/)
@@ -82,7 +84,7 @@ FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: all deps check check-all check-unit check-milter check-corpus check-e2e \
         check-browser check-halosim check-soak check-man check-cli check-pkg demo demo-run \
-        fuzz bench bench-run soak soak-run install deb deps-pkg clean
+        fuzz bench bench-run soak soak-run soak-pg soak-pg-run install deb deps-pkg clean
 
 all: $(BUILD)/halo-milter $(BUILD)/halo-milterctl $(BUILD)/halo-milter.service
 
@@ -165,9 +167,11 @@ check-e2e: all
 	@rc=0; for t in selftest run halo reload trust enroll webattack sealkey sendmail twonode; do BUILD=$(BUILD) sh tests/e2e/$$t.sh || rc=1; done; \
 	  echo $$rc > $(BUILD)/.rc-check-e2e; exit $$rc
 
-# the fault-injection soak, short (tests/soak/run.sh; make soak for the long one)
+# the fault-injection soak, short (tests/soak/run.sh; make soak for the long
+# one), then its two-node PostgreSQL variant (make soak-pg), shorter still
 check-soak: all
 	@BUILD=$(BUILD) SOAK_SECONDS=60 sh tests/soak/run.sh; rc=$$?; \
+	  BUILD=$(BUILD) SOAK_NODES=2 SOAK_SECONDS=45 sh tests/soak/run.sh || rc=1; \
 	  echo $$rc > $(BUILD)/.rc-check-soak; exit $$rc
 
 # headless Debian chromium via playwright-core (tests/browser/run.sh)
@@ -203,6 +207,13 @@ soak: deps
 
 soak-run: all
 	@BUILD=$(BUILD) SOAK_SECONDS=$(SOAK_SECONDS) sh tests/soak/run.sh
+
+# the same with two MX nodes sharing a private PostgreSQL store (SOAK_NODES=2)
+soak-pg: deps
+	@$(MAKE) --no-print-directory soak-pg-run
+
+soak-pg-run: all
+	@BUILD=$(BUILD) SOAK_NODES=2 SOAK_SECONDS=$(SOAK_SECONDS) sh tests/soak/run.sh
 
 # libFuzzer targets: clang, ASan+UBSan, linked against a separately built core.
 FUZZ_BUILD := build/fuzz

@@ -10,6 +10,9 @@
 #   sh scripts/pg.sh halt DIR    stop it, keep DIR (start DIR again later)
 #   sh scripts/pg.sh resume DIR  start a halted server again
 #
+# The server runs with fsync=off (a test's data is thrown away);
+# PG_FSYNC=on keeps the server's default, for figures a deployment would see
+# (tests/bench/run.sh).
 # PostgreSQL refuses to run as root: as root the server runs as the
 # "postgres" user (made by the package) and DIR is handed to it.
 set -eu
@@ -35,7 +38,7 @@ as_pg() {
 
 pg_start() {
 	as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-	    -o "-k $dir -c listen_addresses= -c fsync=off -c max_connections=60" \
+	    -o "-k $dir -c listen_addresses= -c fsync=${PG_FSYNC:-off} -c max_connections=60" \
 	    start >/dev/null
 }
 

@@ -85,6 +85,18 @@ def main(argv):
         a["cpu_s"]["ms_per_msg"] / b["cpu_s"]["ms_per_msg"] for a, b in zip(nulls, unixes)
         if (a.get("cpu_s") or {}).get("ms_per_msg") and (b.get("cpu_s") or {}).get("ms_per_msg")), 3)
     throughput["one_connection"] = tp("tp1_", by.get("mailgen1", [{}])[0])
+    # 7. the PostgreSQL store, 20 connections: against Postfix alone and
+    # against halo-milter on SQLite, paired per run
+    pgs = by.get("tp_pg_unix", [])
+    nones = by.get("tp_none", [])
+    throughput["pg_unix"] = {
+        "msgs_per_s": r(med(x["msgs_per_s"] for x in pgs), 1),
+        "ratio": r(med(b["msgs_per_s"] / a["msgs_per_s"] for a, b in zip(nones, pgs)
+                       if a.get("msgs_per_s") and b.get("msgs_per_s")), 3),
+        "ratio_to_sqlite": r(med(b["msgs_per_s"] / a["msgs_per_s"] for a, b in zip(unixes, pgs)
+                                 if a.get("msgs_per_s") and b.get("msgs_per_s")), 3),
+        "cpu_ms_per_msg": r(med((x.get("cpu_s") or {}).get("ms_per_msg") for x in pgs), 2),
+        "per_run": pgs} if pgs else None
     bad = [x for k, xs in by.items() if k.startswith("tp") for x in xs
            if x.get("failed") or x.get("delivered") != x.get("sent")
            or (k.endswith(("unix", "inet")) and x.get("jobs") != x.get("sent"))]
@@ -93,7 +105,10 @@ def main(argv):
     eom = {}
     for key, label in (("eom_10240", "10KB"), ("eom_102400", "100KB"),
                        ("eom_10485760", "10MB"), ("eom_c20_102400", "100KB_20sess"),
-                       ("eom_tcp_102400", "100KB_tcp")):
+                       ("eom_tcp_102400", "100KB_tcp"), ("eom_pg_102400", "100KB_pg"),
+                       ("eom_pg_c20_102400", "100KB_20sess_pg"),
+                       ("eom_pg_nosync_102400", "100KB_pg_nosync"),
+                       ("eom_pg_nosync_c20_102400", "100KB_20sess_pg_nosync")):
         xs = by.get(key, [])
         if xs:
             eom[label] = {"count": xs[0]["count"], "sessions": xs[0].get("sessions", 1),
@@ -172,6 +187,7 @@ def main(argv):
     l50 = logrss.get("50MB", {}).get("peak")
     hs50 = tls["handshakes_per_50_requests_per_worker"] if tls else None
     bp99 = e2a["burst"]["p99"]
+    pg20 = eom.get("100KB_20sess_pg", {}).get("p99")
     goals = {
         "cpu_ratio_to_nullmilter": goal(">= 0.97", cr, cr is not None and cr >= 0.97),
         "eom_p99_100KB_1_session_ms": goal("< 2", e1, e1 is not None and e1 < 2),
@@ -189,6 +205,9 @@ def main(argv):
         "end_to_action_burst_p99_ms": goal("< 1000 (burst of %s, +%s ms per request)" % (
             e2a["burst"]["messages"], e2a["sim_latency_ms_per_request"]), bp99,
             bp99 is not None and bp99 < 1000),
+        # issue 14: the PostgreSQL store, a local server
+        "eom_p99_100KB_20_sessions_pg_ms": goal("< 5 (PostgreSQL store, local server)", pg20,
+                                                pg20 is not None and pg20 < 5),
     }
     out = {"machine": machine, "runs": runs, "throughput": throughput,
            "eom_latency_ms": eom, "peak_rss_mb": rss, "peak_rss_logging_mb": logrss,
@@ -204,6 +223,8 @@ def main(argv):
 
     def g(name):
         x = goals[name]
+        if x["value"] is None:
+            return "%-8s %s" % ("n/a", x["goal"] + " (not measured)")
         return "%-8s %s" % ("met" if x["met"] else "MISSED", x["goal"])
 
     p = print
@@ -257,6 +278,8 @@ def main(argv):
     p("2. end-of-message latency in the milter (ms; unix socket unless _tcp)")
     p("   %-13s %6s %9s %9s %9s" % ("size", "count", "p50", "p99", "max"))
     for label, x in eom.items():
+        if label.endswith(("_pg", "_pg_nosync")):
+            continue                    # section 7
         p("   %-13s %6d %9s %9s %9s" % (label, x["count"], f(x["p50"], "%.2f"),
                                        f(x["p99"], "%.2f"), f(x["max"], "%.2f")))
     if "10MB" in eom and "100KB" in eom and eom["100KB"]["p99"]:
@@ -304,10 +327,31 @@ def main(argv):
                 "%s %s" % (k, x["per_run"][0].get(k)) for k in ("failed", "skipped")),
             f(x["seconds_to_final"])))
     p("   50 MB: %s;  50 MB vs 1 MB: %s" % (g("rss_logging_50MB_mb"), g("rss_logging_50MB_vs_1MB")))
+    p("7. the PostgreSQL store (a local server, Unix socket, fsync on; workers = 0)")
+    p("   end of message, 100 KB (ms)        %9s %9s %9s" % ("p50", "p99", "max"))
+    for label, title in (("100KB", "SQLite, 1 session"),
+                         ("100KB_20sess", "SQLite, 20 sessions"),
+                         ("100KB_pg", "PostgreSQL, 1 session"),
+                         ("100KB_20sess_pg", "PostgreSQL, 20 sessions"),
+                         ("100KB_pg_nosync", "  synchronous_commit off, 1"),
+                         ("100KB_20sess_pg_nosync", "  synchronous_commit off, 20")):
+        x = eom.get(label)
+        if x:
+            p("   %-34s %9s %9s %9s" % (title, f(x["p50"], "%.2f"), f(x["p99"], "%.2f"),
+                                      f(x["max"], "%.2f")))
+    pu = t["pg_unix"]
+    if pu:
+        p("   throughput, %s connections: %s msg/s; ratio against Postfix alone %s"
+          " (SQLite %s), against halo-milter on SQLite %s" % (
+              t["concurrency"], f(pu["msgs_per_s"]), f(pu["ratio"], "%.3f"),
+              f(t["unix"]["ratio"], "%.3f"), f(pu["ratio_to_sqlite"], "%.3f")))
+    p("   p99 at 100KB, 20 concurrent sessions: %s" % g("eom_p99_100KB_20_sessions_pg_ms"))
     p("")
     met = [k for k, v in goals.items() if v["met"]]
-    p("goals met: %d of %d; unmet: %s" % (len(met), len(goals),
-                                        ", ".join(k for k in goals if k not in met) or "none"))
+    measured = [k for k, v in goals.items() if v["value"] is not None]
+    p("goals met: %d of %d measured (%d in all); unmet: %s" % (
+        len(met), len(measured), len(goals),
+        ", ".join(k for k in measured if k not in met) or "none"))
     if e2a["p50"] and e2a["sim_latency_ms_per_request"]:
         p("   ratio p50 / per-request latency %.1f" % (e2a["p50"] / e2a["sim_latency_ms_per_request"]))
     p("")

@@ -22,9 +22,15 @@
 #   6. log rss      daemon peak RSS (VmHWM) while its workers log one mail
 #                   with two attachments into the simulator: 1, 20, 50 MB
 #                   (fresh daemon each)
+#   7. postgresql   the PostgreSQL store (a private local server, scripts/pg.sh,
+#                   Unix socket, fsync on): end-of-message latency at 100 KB
+#                   with 1 and 20 concurrent sessions, and the throughput
+#                   pass of 1 (20 connections) with store = that server
 #
 # Environment: BENCH_RUNS (default 3; 1 with BENCH_QUICK=1), BENCH_QUICK=1
 # (one run, smaller counts, under 3 minutes), BENCH_OUT (default bench/results.json),
+# BENCH_ONLY=pg (only section 7, with the Postfix-alone and SQLite passes of
+# 1 at 20 connections beside it), BENCH_PG=0 (no section 7),
 # BUILD. Needs root (it runs a private Postfix, like tests/e2e).
 # shellcheck disable=SC2119  # daemon_stop takes an optional signal
 PYTHONDONTWRITEBYTECODE=1          # no __pycache__ in tests/bench
@@ -42,6 +48,7 @@ else
 	RUNS=${BENCH_RUNS:-3}
 	TP_N=2000 TP1_N=200 MIX_N=200 MIX_WAVES=5 LAT_M=100 EOM_TCP_COUNT=200
 fi
+EOM_PG_COUNT=200
 TP_CONC=20
 EOM_SIZES="10240:200 102400:200 10485760:20"
 RSS_SESSIONS=50
@@ -52,6 +59,13 @@ OUT=${BENCH_OUT:-$TOP/bench/results.json}
 TLS=${BENCH_TLS:-1}
 LOGRSS_SIZES="1048576 20971520 52428800"
 EOM_CONC=20
+ONLY=${BENCH_ONLY:-}
+case $ONLY in
+""|pg) ;;
+*) echo "bench: BENCH_ONLY is pg or unset" >&2; exit 2 ;;
+esac
+BENCH_PG=${BENCH_PG:-1}
+[ "$ONLY" = pg ] && BENCH_PG=1
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench: needs root (runs a private Postfix, like the e2e tests)" >&2
@@ -90,12 +104,15 @@ null_stop() {
 	wait "$NULL_PID" 2>/dev/null
 	NULL_PID=
 }
+PG=
 cleanup() {
 	null_stop
 	proxy_stop
 	daemon_stop
 	sim_stop
 	harness_cleanup
+	[ -n "$PG" ] && sh "$TOP/scripts/pg.sh" stop "$T/pg"
+	PG=
 }
 trap 'cleanup' EXIT
 trap 'cleanup; trap - EXIT; exit 130' INT TERM
@@ -174,6 +191,11 @@ throughput_pass() {
 		pf_start "$PSPEC" tempfail || die "postfix"
 	fi
 	_t_sent0=$(grep -c 'status=sent' "$PF_DIR/maillog")
+	# jobs queued before (a PostgreSQL store outlives fresh_daemon)
+	_t_jobs0=0
+	if [ "$1" = unix ] || [ "$1" = inet ]; then
+		_t_jobs0=$(ctl stats | awk '$1 == "queued" { print $2 }')
+	fi
 	say "throughput, milter: $1, $3 connection(s), $(find "$2" -name '*.wire' | wc -l) messages"
 	_t_pid=$MILTER_PID
 	[ "$1" = null ] && _t_pid=$NULL_PID
@@ -184,7 +206,7 @@ throughput_pass() {
 	_t_sent=$(( $(grep -c 'status=sent' "$PF_DIR/maillog") - _t_sent0 ))
 	_t_jobs=0
 	if [ "$1" = unix ] || [ "$1" = inet ]; then
-		_t_jobs=$(ctl stats | awk '$1 == "queued" { print $2 }')
+		_t_jobs=$(( $(ctl stats | awk '$1 == "queued" { print $2 }') - ${_t_jobs0:-0} ))
 	fi
 	record "$4" $run "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["delivered"]=int(sys.argv[2]); d["jobs"]=int(sys.argv[3]); print(json.dumps(d))' \
 	    "$T/tp.json" "$_t_sent" "${_t_jobs:-0}")"
@@ -239,11 +261,75 @@ record mailgen1 0 "$(cat "$T/mailgen1.json")"
 cc -O2 -Wall -o "$T/nullmilter" "$HERE/nullmilter.c" -lmilter -pthread ||
 	die "cannot build tests/bench/nullmilter.c"
 bench_sink_start || die "smtp-sink did not start"
+if [ "$BENCH_PG" = 1 ]; then
+	# fsync on, as a deployment runs it (the tests' server runs without)
+	PG=$(PG_FSYNC=on sh "$TOP/scripts/pg.sh" start "$T/pg") ||
+		{ PG=; die "PostgreSQL did not start (make deps; BENCH_PG=0 skips section 7)"; }
+fi
+
+# eom_pair PREFIX: end-of-message latency at 100 KB, one session and
+# EOM_CONC concurrent ones, against the running daemon; records PREFIX102400
+# and PREFIXc20_102400
+eom_pair() {
+	say "eom latency (${2:-SQLite}, unix socket): $EOM_PG_COUNT x 102400 bytes"
+	python3 "$HERE/milterclient.py" eom "$MSPEC" 102400 "$EOM_PG_COUNT" \
+	    > "$T/eom.json" || die "eom client failed"
+	record "${1}102400" $run "$(cat "$T/eom.json")"
+	say "eom latency (${2:-SQLite}, unix socket): $EOM_CONC concurrent sessions, 102400 bytes"
+	python3 "$HERE/milterclient.py" eom "$MSPEC" 102400 $((EOM_CONC * 10)) "$EOM_CONC" \
+	    > "$T/eom.json" || die "eom client failed"
+	record "${1}c${EOM_CONC}_102400" $run "$(cat "$T/eom.json")"
+}
+# pg_sql SQL: run SQL on the private server
+pg_sql() { psql -X -q -v ON_ERROR_STOP=1 -d "$PG" -c "$1" > /dev/null; }
+
+# pg_section: 7. the same daemon (workers = 0) on the PostgreSQL store.
+# BENCH_ONLY=pg: Postfix alone and halo-milter on SQLite first (throughput
+# pass and end-of-message latency at 100 KB), for the figures beside it
+pg_section() {
+	MILTER_CONF='' MILTER_PORT=''
+	DAEMON_EXTRA_CONF="workers = 0"
+	export DAEMON_EXTRA_CONF
+	daemon_conf
+	if [ "$ONLY" = pg ]; then
+		for mode in none unix; do
+			throughput_pass "$mode" "$T/mail" "$TP_CONC" "tp_$mode"
+		done
+		pf_stop
+		fresh_daemon unix
+		eom_pair eom_
+		daemon_stop
+		rm -rf "$MILTER_STATE"
+	fi
+	DAEMON_EXTRA_CONF="workers = 0
+store = $PG"
+	MILTER_CONF='' MILTER_PORT=''
+	daemon_conf
+	fresh_daemon unix
+	eom_pair eom_pg_ PostgreSQL
+	# where the time goes: the same without waiting for the commit's WAL
+	# flush (synchronous_commit = off; not a setting to deploy)
+	pg_sql "ALTER SYSTEM SET synchronous_commit = off" && pg_sql "SELECT pg_reload_conf()" ||
+		die "psql"
+	eom_pair eom_pg_nosync_ "PostgreSQL, synchronous_commit off"
+	pg_sql "ALTER SYSTEM RESET synchronous_commit" && pg_sql "SELECT pg_reload_conf()" ||
+		die "psql"
+	throughput_pass unix "$T/mail" "$TP_CONC" tp_pg_unix
+	daemon_stop
+	pf_stop
+	rm -rf "$MILTER_STATE"
+	DAEMON_EXTRA_CONF="workers = 0"
+	MILTER_CONF='' MILTER_PORT=''
+}
 
 run=0
 while [ $run -lt "$RUNS" ]; do
 	run=$((run + 1))
 	say "run $run of $RUNS"
+	if [ "$ONLY" = pg ]; then
+		pg_section
+		continue
+	fi
 
 	# -------------------------------------------- 1. throughput
 	MILTER_CONF='' MILTER_PORT=''
@@ -408,6 +494,9 @@ EOC
 	rm -rf "$MILTER_STATE"
 	# the throughput set-up uses daemon.sh's configuration again
 	MILTER_STATE=$T/state
+
+	# -------------------------------------------- 7. the PostgreSQL store
+	[ -n "$PG" ] && pg_section
 done
 
 mkdir -p "$(dirname "$OUT")"

@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """soak.py - the Python half of the fault-injection soak (tests/soak/run.sh).
 
-    soak.py plan   SEED SECONDS                       > faults.plan
-    soak.py send   SEED SECONDS RATE DRAIN PORT CTL MANIFEST
-    soak.py verify T SIM_URL SINK_PORT SINK_DIR MAILLOG STORE_DB FAULTS_LOG MANIFEST COUNTS
+    soak.py plan   SEED SECONDS [NODES]               > faults.plan
+    soak.py send   SEED SECONDS RATE DRAIN PORT[,PORT] CTL MANIFEST
+    soak.py verify T SIM_URL SINK_PORT SINK_DIR MAILLOG[,MAILLOG] STORE FAULTS_LOG MANIFEST COUNTS
 
 plan    The fault schedule, one line per fault: "OFFSET NAME ARGS...", OFFSET
         in seconds from the start.  The first round holds every fault once
         (the main ones first: a 60 s run sees those), then random picks.
-        The same SEED gives the same schedule.
+        The same SEED gives the same schedule.  With NODES 2 (two MX nodes
+        sharing a PostgreSQL store) each kill names the node it hits, "a" or
+        "b", as a fifth field, and the first round kills twice, one right
+        after the other and after at most one other fault: each node once
+        (later kills hit either).
 send    The mail: RATE new messages a second for SECONDS over SMTP to Postfix
         at 127.0.0.1:PORT, each with its own Message-ID, in a seeded mix (see
         KINDS).  A message that gets a 4xx (the milter is down: Postfix's
@@ -17,15 +21,22 @@ send    The mail: RATE new messages a second for SECONDS over SMTP to Postfix
         for at most DRAIN seconds.  Replies only answer threads whose message
         the worker has logged (seen "done" in "CTL queue"), so where each
         reply must land is known.  One JSON line per message in MANIFEST.
+        Several PORTs (one Postfix per node): each attempt goes to one of
+        them at random, a retry maybe to another, as an MTA's to several
+        MX hosts; the manifest records which ("node", the PORT's index).
 verify  The invariants, from what each side recorded: the manifest (what
         Postfix accepted), Postfix's log and the sink (what it delivered),
         the simulator's state (what reached Halo), the daemon's store (the
-        jobs; read after the daemon stopped).  Prints the figures and one
+        jobs; read after the daemon stopped): a SQLite file, or a PostgreSQL
+        conninfo (read with psql).  One MAILLOG per node, in PORT order.
+        Prints the figures and one
         "ok"/"FAIL" line per check; writes "PASSED FAILED" to COUNTS.
 
 Python 3 standard library only.
 """
 import base64
+import csv
+import io
 import json
 import os
 import random
@@ -103,8 +114,11 @@ def fault_args(rng, name):
     raise ValueError(name)
 
 
-def cmd_plan(seed, seconds):
+def cmd_plan(seed, seconds, nodes=1):
     rng = random.Random(seed * 7919 + 1)
+    # which node a kill hits: a generator of its own, so that the schedule
+    # is the single-node one with a node added
+    nrng = random.Random(seed * 104729 + 3)
     # the first round: every fault once, the ones that matter most first, so
     # that a short run (60 s) still sees each of those
     first = list(CORE_FAULTS)
@@ -112,6 +126,13 @@ def cmd_plan(seed, seconds):
     rest = [n for n in FAULTS if n not in CORE_FAULTS]
     rng.shuffle(rest)
     first += rest
+    if nodes > 1:
+        # two kills early (after at most one fault), one per node: a short
+        # run has both
+        at = min(first.index("kill"), 1)
+        first.remove("kill")
+        first[at:at] = ["kill", "kill"]
+    killed = []
     names = [n for n in FAULTS for _ in range(FAULT_WEIGHTS[n])]
     t = rng.uniform(2.0, 4.0)
     i = 0
@@ -121,6 +142,12 @@ def cmd_plan(seed, seconds):
         name = first[i] if i < len(first) else rng.choice(names)
         i += 1
         args, lasts = fault_args(rng, name)
+        if name == "kill" and nodes > 1:
+            n = nrng.randrange(nodes)
+            if len(killed) == 1:
+                n = 1 - killed[0]         # the first round: each node once
+            killed.append(n)
+            args += " " + "ab"[n]
         print(("%.1f %s %s" % (t, name, args)).rstrip())
         t += lasts + rng.uniform(0.5, 3.0)
     return 0
@@ -245,8 +272,11 @@ def done_ids(ctl):
     return {ln.split()[-1] for ln in out.splitlines()[1:] if ln.split()}
 
 
-def cmd_send(seed, seconds, rate, drain, port, ctl, manifest):
+def cmd_send(seed, seconds, rate, drain, ports, ctl, manifest):
     rng = random.Random(seed)
+    # the node of each attempt: a generator of its own, so that the mix is
+    # the single-node one
+    prng = random.Random(seed * 15485863 + 5)
     tag = "%d" % seed
     kinds = [k for k, v in KINDS.items() for _ in range(v[0])]
     out = open(manifest, "w", buffering=1)
@@ -269,7 +299,10 @@ def cmd_send(seed, seconds, rate, drain, port, ctl, manifest):
         nonlocal n_att, n_tmp
         n_att += 1
         rec["attempts"] += 1
-        code, text = smtp_send(port, frm, rcpt, wire)
+        node = prng.randrange(len(ports)) if len(ports) > 1 else 0
+        if len(ports) > 1:
+            rec["node"] = node
+        code, text = smtp_send(ports[node], frm, rcpt, wire)
         now = time.monotonic()
         if code == 250:
             m = re.search(r"queued as ([0-9A-Za-z]+)", text)
@@ -339,6 +372,8 @@ def cmd_send(seed, seconds, rate, drain, port, ctl, manifest):
     out.close()
     print("send: %d messages, %d SMTP attempts, %d tempfailed, %d never accepted, %.0f s"
           % (seq, n_att, n_tmp, len(retry), time.monotonic() - t0))
+    if len(ports) > 1:
+        print("send: over %d nodes" % len(ports))
     return 0
 
 
@@ -383,17 +418,37 @@ def maillog_sent(path, sink_port):
     return {q: (mids.get(q), q in sent) for q in set(mids) | sent}
 
 
+JOB_COLUMNS = ("SELECT id, message_id, state, reason, attempts, ticket_id,"
+               " action_id, result, mode FROM jobs")
+
+
+def store_jobs(store):
+    """The jobs' rows, from a SQLite file or a PostgreSQL conninfo/URI."""
+    if "=" not in store and not store.startswith("postgres"):
+        db = sqlite3.connect("file:%s?mode=ro" % store, uri=True)
+        rows = list(db.execute(JOB_COLUMNS))
+        db.close()
+        return rows
+    out = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", store, "-c",
+                          "COPY (%s) TO STDOUT WITH (FORMAT csv)" % JOB_COLUMNS],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    num = lambda v: int(v) if v != "" else None
+    return [(int(r[0]), r[1], r[2], r[3] or None, int(r[4]), num(r[5]), num(r[6]),
+             r[7] or None, r[8] or None) for r in csv.reader(io.StringIO(out))]
+
+
 class Checks:
     def __init__(self):
         self.passed = self.failed = 0
+        self.name = os.environ.get("SOAK_NAME", "soak")
 
     def check(self, what, ok, detail=None):
         if ok:
             self.passed += 1
-            print("ok   soak: %s" % what)
+            print("ok   %s: %s" % (self.name, what))
         else:
             self.failed += 1
-            print("FAIL soak: %s" % what)
+            print("FAIL %s: %s" % (self.name, what))
             if detail:
                 for d in detail[:10]:
                     print("      %s" % d)
@@ -415,12 +470,12 @@ def cmd_verify(sim, sink_port, sink_dir, maillog, store_db, faults_log, manifest
                 r.get("reply") or (r.get("tempfails") or [[0, 0, "-"]])[-1][2])
              for r in bad])
 
-    # --- Postfix: delivery log and the sink
-    log = maillog_sent(maillog, sink_port)
+    # --- Postfix: delivery log and the sink (one log per node)
+    logs = [maillog_sent(m, sink_port) for m in maillog.split(",")]
     bad = []
     for r in accepted:
         q = r.get("queue_id")
-        mid, sent = log.get(q, (None, False))
+        mid, sent = logs[r.get("node", 0)].get(q, (None, False))
         if not sent or mid != r["mid"]:
             bad.append("%s queue id %s: logged message-id %s, sent=%s" % (r["mid"], q, mid, sent))
     c.check("every accepted message is in Postfix's log as sent to the sink", not bad, bad)
@@ -435,13 +490,10 @@ def cmd_verify(sim, sink_port, sink_dir, maillog, store_db, faults_log, manifest
     c.check("every accepted message delivered to the sink once", not bad, bad)
 
     # --- the daemon's jobs (store read after the daemon stopped)
-    db = sqlite3.connect("file:%s?mode=ro" % store_db, uri=True)
     jobs = {}
-    for row in db.execute("SELECT id, message_id, state, reason, attempts, ticket_id,"
-                          " action_id, result, mode FROM jobs"):
+    for row in store_jobs(store_db):
         jobs[row[1]] = dict(zip(("id", "mid", "state", "reason", "attempts", "ticket",
                                  "action", "result", "mode"), row))
-    db.close()
     states = {}
     for j in jobs.values():
         states[j["state"]] = states.get(j["state"], 0) + 1
@@ -539,6 +591,10 @@ def cmd_verify(sim, sink_port, sink_dir, maillog, store_db, faults_log, manifest
     print("   sent %d  (%s)" % (len(recs), ", ".join("%s %d" % kv for kv in sorted(kinds.items()))))
     print("   accepted %d (after %d SMTP attempts; %d messages tempfailed at least once)"
           % (len(accepted), sum(r.get("attempts", 0) for r in recs), tempfailed))
+    if len(logs) > 1:
+        print("   accepted by node: %s" % ", ".join(
+            "%s %d" % ("ab"[i], sum(1 for r in accepted if r.get("node", 0) == i))
+            for i in range(len(logs))))
     print("   delivered %d  routed %d  to log in Halo %d  logged once %d  duplicates %d"
           "  missing %d  unexpected %d" % (delivered, len(routed), len(want), len(once),
                                           len(dups), len(missing), len(unexpected)))
@@ -561,11 +617,11 @@ def cmd_verify(sim, sink_port, sink_dir, maillog, store_db, faults_log, manifest
 
 
 def main(argv):
-    if argv and argv[0] == "plan" and len(argv) == 3:
-        return cmd_plan(int(argv[1]), float(argv[2]))
+    if argv and argv[0] == "plan" and len(argv) in (3, 4):
+        return cmd_plan(int(argv[1]), float(argv[2]), int(argv[3]) if len(argv) == 4 else 1)
     if argv and argv[0] == "send" and len(argv) == 8:
         return cmd_send(int(argv[1]), float(argv[2]), float(argv[3]), float(argv[4]),
-                        int(argv[5]), argv[6], argv[7])
+                        [int(p) for p in argv[5].split(",")], argv[6], argv[7])
     if argv and argv[0] == "verify" and len(argv) == 10:
         return cmd_verify(argv[2], int(argv[3]), argv[4], argv[5], argv[6], argv[7],
                           argv[8], argv[9])
