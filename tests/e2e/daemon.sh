@@ -149,3 +149,18 @@ wait_job() {
 	done
 	return 1
 }
+
+# wait_jobs N: until N jobs are in a final state (done/skipped/failed; at
+# most 60 s); the queue is shown when they are not.
+wait_jobs() {
+	_w_i=0
+	while [ $_w_i -lt 600 ]; do
+		_w_n=$(ctl queue | awk '$2 == "done" || $2 == "skipped" || $2 == "failed"' | wc -l)
+		[ "$_w_n" -ge "$1" ] && return 0
+		sleep 0.1
+		_w_i=$((_w_i + 1))
+	done
+	echo "    only $_w_n of $1 jobs finished:" >&2
+	ctl queue | sed 's/^/    /' >&2
+	return 1
+}

@@ -77,19 +77,6 @@ check "doctor: names the missing ticket type" grep -q "FIX  ticket type 99 does 
 check "doctor: names the missing outcome" grep -q "FIX  append outcome 'No Such Outcome'" "$T/doctor-bad.out"
 check "doctor: names the agent without a token" grep -q "FIX  agent carol@msp.example: no token" "$T/doctor-bad.out"
 
-# wait_jobs N: until N jobs are in a final state (done/skipped/failed)
-wait_jobs() {
-	_w_i=0
-	while [ $_w_i -lt 600 ]; do
-		_w_n=$(ctl queue | awk '$2 == "done" || $2 == "skipped" || $2 == "failed"' | wc -l)
-		[ "$_w_n" -ge "$1" ] && return 0
-		sleep 0.1
-		_w_i=$((_w_i + 1))
-	done
-	echo "    only $_w_n of $1 jobs finished:" >&2
-	ctl queue | sed 's/^/    /' >&2
-	return 1
-}
 job_field() { ctl queue | awk -v id="$1" '$NF == id { print $1; exit }' | xargs -r "$CTL" -c "$MILTER_CONF" show | awk -v f="$2" '$1 == f { $1 = ""; sub(/^ /, ""); print; exit }'; }
 mail() {  # mail FROM TO SUBJECT MSGID [extra header lines...]
 	_m_f=$T/m.eml

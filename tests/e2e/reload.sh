@@ -84,19 +84,6 @@ pf_start "inet:$MILTER_PORT@127.0.0.1" tempfail || exit 1
 token_for alice@msp.example | ctl token import alice@msp.example sim > /dev/null
 token_for bob@msp.example | ctl token import bob@msp.example sim2 > /dev/null
 
-# wait_jobs N: until N jobs are in a final state (done/skipped/failed)
-wait_jobs() {
-	_w_i=0
-	while [ $_w_i -lt 600 ]; do
-		_w_n=$(ctl queue | awk '$2 == "done" || $2 == "skipped" || $2 == "failed"' | wc -l)
-		[ "$_w_n" -ge "$1" ] && return 0
-		sleep 0.1
-		_w_i=$((_w_i + 1))
-	done
-	echo "    only $_w_n of $1 jobs finished:" >&2
-	ctl queue | sed 's/^/    /' >&2
-	return 1
-}
 # wait_log N TEXT: until the daemon log has N lines with TEXT (10 s)
 wait_log() {
 	_l_i=0

@@ -84,18 +84,6 @@ EOP
 last_qid() {
 	sed -n 's/^<-  250 2\.0\.0 \([A-Za-z0-9]*\) Message accepted.*/\1/p' "$SWAKS_LAST" | tail -1
 }
-wait_jobs() {        # wait_jobs N: until N jobs are in a final state
-	_w_i=0
-	while [ $_w_i -lt 600 ]; do
-		_w_n=$(ctl queue | awk '$2 == "done" || $2 == "skipped" || $2 == "failed"' | wc -l)
-		[ "$_w_n" -ge "$1" ] && return 0
-		sleep 0.1
-		_w_i=$((_w_i + 1))
-	done
-	echo "    only $_w_n of $1 jobs finished:" >&2
-	ctl queue | sed 's/^/    /' >&2
-	return 1
-}
 job_count() { ctl queue | grep -c '^[0-9]'; }
 in_halo() { simq "ids.count('$1')"; }
 msg() {      # msg FILE FROM TO SUBJECT [MSGID|-] [extra header lines...]
