@@ -47,19 +47,10 @@ token_for alice@msp.example | ctl token import alice@msp.example sim > /dev/null
 token_for bob@msp.example | ctl token import bob@msp.example catch > /dev/null
 
 done_n=0
-# wait_more: until one more job is in a final state
+# wait_more: until one more job is in a final state (daemon.sh's wait_jobs)
 wait_more() {
 	done_n=$((done_n + 1))
-	_w_i=0
-	while [ $_w_i -lt 600 ]; do
-		_w_n=$(ctl queue | awk '$2 == "done" || $2 == "skipped" || $2 == "failed"' | wc -l)
-		[ "$_w_n" -ge "$done_n" ] && return 0
-		sleep 0.1
-		_w_i=$((_w_i + 1))
-	done
-	echo "    only $_w_n of $done_n jobs finished:" >&2
-	ctl queue | sed 's/^/    /' >&2
-	return 1
+	wait_jobs "$done_n"
 }
 job_id() { ctl queue | awk -v id="$1" '$NF == id { print $1; exit }'; }
 job_field() { ctl show "$(job_id "$1")" | awk -v f="$2" '$1 == f { $1 = ""; sub(/^ /, ""); print; exit }'; }
