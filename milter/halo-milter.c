@@ -252,18 +252,21 @@ main_check_strict(const struct conf *conf, const char *path, FILE *out)
 	return n;
 }
 
-/* Block SIGTERM, SIGINT and SIGHUP in this thread and those it starts. */
+/* Block (HOW = SIG_BLOCK) or unblock SIGHUP in the calling thread and the
+ * threads it starts, with STOPS also SIGTERM and SIGINT. */
 static int
-main_block_stop_signals(void)
+main_sigmask(int how, bool stops)
 {
 	sigset_t set;
 	int err;
 
 	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
-	err = pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (stops) {
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+	}
+	err = pthread_sigmask(how, &set, NULL);
 	if (err != 0) {
 		errno = err;
 		log_warn("pthread_sigmask");
@@ -322,24 +325,6 @@ main_reload_signal_init(void)
 	return 0;
 }
 
-/* Block or unblock SIGHUP in the calling thread. */
-static int
-main_sighup_mask(int how)
-{
-	sigset_t set;
-	int err;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	err = pthread_sigmask(how, &set, NULL);
-	if (err != 0) {
-		errno = err;
-		log_warn("pthread_sigmask SIGHUP");
-		return -1;
-	}
-	return 0;
-}
-
 /* The milter thread: libmilter's main loop; wakes the main thread when it
  * returns (SIGTERM, SIGINT or an error). ARG: where its result goes. */
 static void *
@@ -349,7 +334,7 @@ main_milter_thread(void *arg)
 
 	/* before smfi_main starts libmilter's signal thread, which inherits
 	 * this mask: only the main thread takes SIGHUP */
-	(void)main_sighup_mask(SIG_BLOCK);
+	(void)main_sigmask(SIG_BLOCK, false);
 	*rc = smfi_main() == MI_SUCCESS ? 0 : 1;
 	atomic_store(&main_milter_done, true);
 	/* a full pipe wakes the main thread as well: it checks the flag */
@@ -650,7 +635,7 @@ main(int argc, char **argv)
 	 * never lands in one of them (a stop signal would kill the process
 	 * without "stopping" or a clean shutdown of the workers).
 	 */
-	if (main_block_stop_signals() != 0 || main_reload_signal_init() != 0)
+	if (main_sigmask(SIG_BLOCK, true) != 0 || main_reload_signal_init() != 0)
 		goto out;
 	oauth = oauth_new(store, keys.seal);
 	in = intake_new(conf, store, sd.spool, hostname, keys.status);
@@ -682,7 +667,7 @@ main(int argc, char **argv)
 	worker_log_join_policy(conf);
 	/* SIGHUP now reloads (main_serve); the threads started from here
 	 * on block it themselves */
-	if (main_sighup_mask(SIG_UNBLOCK) != 0)
+	if (main_sigmask(SIG_UNBLOCK, false) != 0)
 		goto out;
 	if ((errno = pthread_create(&milter_thread, NULL, main_milter_thread,
 	    &milter_rc)) != 0) {
