@@ -21,17 +21,8 @@ mkdir -p "$T0/a" "$T0/b"
 SUITE=twonode
 . "$TOP/tests/lib/check.sh"
 
-# --- two nodes in one shell: lib.sh and daemon.sh keep one node's state in
-# these variables; node X swaps them in
-NODE_VARS="T PF_PORT PF_DIR PF_CONF PF_QUEUE PF_MASTER_PID SWAKS_LAST MILTER_PORT MILTER_PID MILTER_CONF MILTER_STATE"
-CUR=
-node() {
-	if [ -n "$CUR" ]; then
-		for _v in $NODE_VARS; do eval "${CUR}_$_v=\${$_v:-}"; done
-	fi
-	for _v in $NODE_VARS; do eval "$_v=\${${1}_$_v:-}"; done
-	CUR=$1
-}
+# --- two nodes in one shell: "node X" swaps X's state in (nodes.sh)
+. "$HERE/nodes.sh"
 a_T=$T0/a
 b_T=$T0/b
 

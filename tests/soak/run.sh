@@ -73,18 +73,9 @@ fi
 DAEMON=$R/bin/halo-milter
 CTL=$R/bin/halo-milterctl
 
-# --- the nodes: lib.sh and daemon.sh keep one node's state in these
-# variables (as tests/e2e/twonode.sh does); "node X" swaps X's in.  One node:
-# node a, in R itself
-NODE_VARS="T PF_PORT PF_DIR PF_CONF PF_QUEUE PF_MASTER_PID SWAKS_LAST MILTER_PORT MILTER_PID MILTER_CONF MILTER_STATE"
-CUR=
-node() {
-	if [ -n "$CUR" ]; then
-		for _v in $NODE_VARS; do eval "${CUR}_$_v=\${$_v:-}"; done
-	fi
-	for _v in $NODE_VARS; do eval "$_v=\${${1}_$_v:-}"; done
-	CUR=$1
-}
+# --- the nodes: "node X" swaps X's state in (tests/e2e/nodes.sh).  One
+# node: node a, in R itself
+. "$TOP/tests/e2e/nodes.sh"
 if [ "$SOAK_NODES" -eq 1 ]; then
 	a_T=$R
 else
