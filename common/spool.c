@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,87 @@ spool_sync_dir(const char *dir, const char *sub)
 	return rc;
 }
 
+/*
+ * The directory fsync after a rename, grouped: threads committing files in
+ * the same spool at the same time share one fsync of msg/. A caller takes a
+ * ticket after its rename; the first to find no fsync under way runs one
+ * covering every ticket taken so far (their renames came before it) and
+ * wakes the others. A failed shared fsync is not trusted for anyone: each
+ * caller whose round failed syncs the directory itself.
+ */
+static struct spool_dirsync {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	char *dir;                  /* the spool these tickets are for */
+	uint64_t taken, done;       /* tickets issued, covered by an fsync */
+	uint64_t failures;          /* shared fsyncs that failed */
+	bool busy;
+	uint64_t syncs, calls;      /* fsyncs run, callers served */
+} spool_ds = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+    NULL, 0, 0, 0, false, 0, 0 };
+
+static int
+spool_sync_msgdir(const char *dir)
+{
+	struct spool_dirsync *g = &spool_ds;
+	uint64_t mine, failures, target;
+
+	pthread_mutex_lock(&g->lock);
+	g->calls++;
+	if (g->dir == NULL || strcmp(g->dir, dir) != 0) {
+		/* another spool (a test may open several): the group moves
+		 * to it once idle; until then this caller syncs alone */
+		char *copy = NULL;
+
+		if (!g->busy && g->taken == g->done)
+			copy = strdup(dir);
+		if (copy == NULL) {
+			g->syncs++;
+			pthread_mutex_unlock(&g->lock);
+			return spool_sync_dir(dir, "msg");
+		}
+		free(g->dir);
+		g->dir = copy;
+	}
+	mine = ++g->taken;
+	failures = g->failures;
+	while (g->done < mine) {
+		if (g->busy) {
+			pthread_cond_wait(&g->cond, &g->lock);
+			continue;
+		}
+		g->busy = true;
+		target = g->taken;
+		g->syncs++;
+		pthread_mutex_unlock(&g->lock);
+		bool failed = spool_sync_dir(dir, "msg") != 0;
+
+		pthread_mutex_lock(&g->lock);
+		if (failed)
+			g->failures++;
+		g->done = target;
+		g->busy = false;
+		pthread_cond_broadcast(&g->cond);
+	}
+	if (g->failures != failures) {
+		/* a shared fsync failed since this ticket: sync alone */
+		pthread_mutex_unlock(&g->lock);
+		return spool_sync_dir(dir, "msg");
+	}
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
+/* Directory fsyncs run, and the commits they served (see spool.h). */
+void
+spool_sync_stats(uint64_t *syncs, uint64_t *calls)
+{
+	pthread_mutex_lock(&spool_ds.lock);
+	*syncs = spool_ds.syncs;
+	*calls = spool_ds.calls;
+	pthread_mutex_unlock(&spool_ds.lock);
+}
+
 /* Durably move the file into msg/. */
 int
 spool_commit(struct spool_file *sf)
@@ -177,7 +259,7 @@ spool_commit(struct spool_file *sf)
 	if (rename(from, to) != 0)
 		goto fail;
 	sf->committed = true;
-	if (spool_sync_dir(sf->dir, "msg") != 0) {
+	if (spool_sync_msgdir(sf->dir) != 0) {
 		saved = errno;
 		unlink(to);
 		sf->committed = false;

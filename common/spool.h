@@ -32,6 +32,11 @@ int spool_write(struct spool_file *sf, const void *buf, size_t len);
  * (the temporary file is then removed). */
 int spool_commit(struct spool_file *sf);
 
+/* Threads committing into the same spool at once share one fsync of msg/
+ * (a group); SYNCS is how many directory fsyncs spool_commit() has run,
+ * CALLS how many commits they served (SYNCS <= CALLS). */
+void spool_sync_stats(uint64_t *syncs, uint64_t *calls);
+
 /* Remove an uncommitted file (or forget a committed one) and free SF;
  * returns NULL. */
 struct spool_file *spool_close(struct spool_file *sf);

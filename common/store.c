@@ -191,6 +191,9 @@ store_open_version(const char *path, int max_version, char *err, size_t errsz)
 		return NULL;
 	}
 	pthread_mutex_init(&st->lock, NULL);
+	pthread_mutex_init(&st->gc_lock, NULL);
+	pthread_cond_init(&st->gc_cond, NULL);
+	st->gc_tail = &st->gc_head;
 	return st;
 }
 
@@ -209,6 +212,8 @@ store_close(struct store *st)
 		return NULL;
 	st->drv->close(st->conn);
 	pthread_mutex_destroy(&st->lock);
+	pthread_mutex_destroy(&st->gc_lock);
+	pthread_cond_destroy(&st->gc_cond);
 	free(st->target);
 	free(st);
 	return NULL;
@@ -377,49 +382,145 @@ store_message_put_locked(struct store *st, const char *name, const void *data,
 	return step == STORE_STEP_DONE ? 0 : -1;
 }
 
-/* Add jobs in one transaction (see store.h). */
+/* One caller of store_jobs_add waiting in the group commit queue. */
+struct store_gc_entry {
+	const struct store_job_new *jobs;
+	size_t n;
+	enum store_status *results;
+	int64_t *ids;
+	const char *conv_msgid, *conv_key;
+	const struct store_job_new *msg;    /* whose bytes a shared store
+	                                       keeps, or NULL */
+	void *data;                         /* those bytes */
+	enum store_status rc;
+	bool done;
+	struct store_gc_entry *next;
+};
+
+/* Write E's rows; lock and transaction held. */
+static int
+store_gc_write(struct store *st, struct store_gc_entry *e, time_t now)
+{
+	size_t i;
+
+	if (e->msg != NULL && store_message_put_locked(st, e->msg->spool,
+	    e->data, e->msg->size, now) != 0)
+		return -1;
+	for (i = 0; i < e->n; i++) {
+		e->results[i] = store_insert_locked(st, &e->jobs[i], now,
+		    &e->ids[i]);
+		if (e->results[i] == STORE_ERROR)
+			return -1;
+	}
+	if (e->conv_msgid != NULL && e->conv_key != NULL &&
+	    store_conv_put_locked(st, e->conv_msgid, e->conv_key, now) != 0)
+		return -1;
+	return 0;
+}
+
+/* Write the entries from HEAD in one transaction; when that fails, each in
+ * its own, so one bad entry fails alone. Sets each entry's rc. */
+static void
+store_gc_run(struct store *st, struct store_gc_entry *head)
+{
+	struct store_gc_entry *e;
+	time_t now = time(NULL);
+	bool ok;
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&st->lock);
+	ok = sq_begin(st) == 0;
+	for (e = head; ok && e != NULL; e = e->next, n++)
+		ok = store_gc_write(st, e, now) == 0;
+	if (ok && sq_commit(st) == 0) {
+		for (e = head; e != NULL; e = e->next)
+			e->rc = STORE_OK;
+		st->gc_batches++;
+		st->gc_entries += n;
+		pthread_mutex_unlock(&st->lock);
+		return;
+	}
+	sq_rollback(st);
+	for (e = head; e != NULL; e = e->next) {
+		if (head->next == NULL || sq_begin(st) != 0) {
+			e->rc = STORE_ERROR;
+			continue;
+		}
+		if (store_gc_write(st, e, now) == 0 && sq_commit(st) == 0) {
+			e->rc = STORE_OK;
+			st->gc_batches++;
+			st->gc_entries++;
+		} else {
+			sq_rollback(st);
+			e->rc = STORE_ERROR;
+		}
+	}
+	pthread_mutex_unlock(&st->lock);
+}
+
+/*
+ * Add jobs in one transaction (see store.h), committed with whatever other
+ * threads are adding at the same time: the first caller to find no commit
+ * under way leads, takes every queued entry, writes them in one
+ * transaction (one WAL sync, one PostgreSQL commit) and wakes the others;
+ * those that queued while it was writing elect the next leader among
+ * themselves. A caller returns only once its own rows are committed.
+ */
 enum store_status
 store_jobs_add(struct store *st, const struct store_job_new *jobs, size_t n,
     enum store_status *results, int64_t *ids, const char *conv_msgid,
     const char *conv_key)
 {
-	const struct store_job_new *msg = NULL;
-	time_t now = time(NULL);
-	void *data = NULL;
+	struct store_gc_entry me, *batch, *e;
 	size_t i;
 
-	/* a shared store keeps the message itself: read before the lock */
-	for (i = 0; st->drv->shared && i < n && msg == NULL; i++)
+	memset(&me, 0, sizeof(me));
+	me.jobs = jobs;
+	me.n = n;
+	me.results = results;
+	me.ids = ids;
+	me.conv_msgid = conv_msgid;
+	me.conv_key = conv_key;
+	/* a shared store keeps the message itself: read before any lock */
+	for (i = 0; st->drv->shared && i < n && me.msg == NULL; i++)
 		if (jobs[i].spool != NULL && jobs[i].spool_file != NULL)
-			msg = &jobs[i];
-	if (msg != NULL && (data = store_file_read(msg->spool_file,
-	    msg->size)) == NULL)
+			me.msg = &jobs[i];
+	if (me.msg != NULL && (me.data = store_file_read(me.msg->spool_file,
+	    me.msg->size)) == NULL)
 		return STORE_ERROR;
-	pthread_mutex_lock(&st->lock);
-	if (sq_begin(st) != 0)
-		goto fail_unlock;
-	if (msg != NULL && store_message_put_locked(st, msg->spool, data,
-	    msg->size, now) != 0)
-		goto fail;
-	for (i = 0; i < n; i++) {
-		results[i] = store_insert_locked(st, &jobs[i], now, &ids[i]);
-		if (results[i] == STORE_ERROR)
-			goto fail;
+	pthread_mutex_lock(&st->gc_lock);
+	*st->gc_tail = &me;
+	st->gc_tail = &me.next;
+	while (!me.done) {
+		if (st->gc_leader) {
+			pthread_cond_wait(&st->gc_cond, &st->gc_lock);
+			continue;
+		}
+		st->gc_leader = true;
+		batch = st->gc_head;
+		st->gc_head = NULL;
+		st->gc_tail = &st->gc_head;
+		pthread_mutex_unlock(&st->gc_lock);
+		store_gc_run(st, batch);
+		pthread_mutex_lock(&st->gc_lock);
+		for (e = batch; e != NULL; e = e->next)
+			e->done = true;     /* E may return once this is seen */
+		st->gc_leader = false;
+		pthread_cond_broadcast(&st->gc_cond);
 	}
-	if (conv_msgid != NULL && conv_key != NULL &&
-	    store_conv_put_locked(st, conv_msgid, conv_key, now) != 0)
-		goto fail;
-	if (sq_commit(st) != 0)
-		goto fail;
+	pthread_mutex_unlock(&st->gc_lock);
+	free(me.data);
+	return me.rc;
+}
+
+/* Transactions store_jobs_add wrote, and the calls they held. */
+void
+store_group_stats(struct store *st, uint64_t *batches, uint64_t *entries)
+{
+	pthread_mutex_lock(&st->lock);
+	*batches = st->gc_batches;
+	*entries = st->gc_entries;
 	pthread_mutex_unlock(&st->lock);
-	free(data);
-	return STORE_OK;
-fail:
-	sq_rollback(st);
-fail_unlock:
-	pthread_mutex_unlock(&st->lock);
-	free(data);
-	return STORE_ERROR;
 }
 
 /* Find a job by its idempotency key. */

@@ -196,10 +196,19 @@ int store_schema_latest(void);
  * IDS[i] set, or STORE_DUPLICATE with IDS[i] the existing job's id.
  * When CONV_MSGID is not NULL, also record CONV_MSGID -> CONV_KEY.
  * Returns STORE_OK unless the transaction failed (then nothing was added).
+ * Group commit: calls made at the same time from several threads share one
+ * transaction (one sync), each returning once its own rows are committed;
+ * when that transaction fails, each call is retried in its own, so one
+ * failing call does not fail the others.
  */
 enum store_status store_jobs_add(struct store *st,
     const struct store_job_new *jobs, size_t n, enum store_status *results,
     int64_t *ids, const char *conv_msgid, const char *conv_key);
+
+/* How many transactions store_jobs_add has committed on ST, and how many
+ * calls they held (BATCHES <= ENTRIES; equal when nothing was grouped). */
+void store_group_stats(struct store *st, uint64_t *batches,
+    uint64_t *entries);
 
 /* The id of the oldest job for (TENANT, MESSAGE_ID), if any. */
 enum store_status store_job_find(struct store *st, const char *tenant,

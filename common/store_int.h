@@ -72,10 +72,21 @@ struct store_driver {
 };
 
 /* The handle: one connection, serialised by LOCK. */
+struct store_gc_entry;
+
 struct store {
 	const struct store_driver *drv;
 	void *conn;
 	pthread_mutex_t lock;
+	/* group commit of store_jobs_add (store.c): callers queue their rows
+	 * under gc_lock; one of them, the leader, writes every queued entry
+	 * in one transaction and wakes the rest on gc_cond */
+	pthread_mutex_t gc_lock;
+	pthread_cond_t gc_cond;
+	struct store_gc_entry *gc_head, **gc_tail;
+	bool gc_leader;             /* a leader is writing a batch */
+	uint64_t gc_batches;        /* transactions written (for tests) */
+	uint64_t gc_entries;        /* entries they held */
 	char *target;               /* what it was opened with (a second
 	                               connection for a token lock) */
 };

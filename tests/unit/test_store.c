@@ -311,6 +311,100 @@ test_jobs_add_atomic(void **state)
 	assert_true(counts[STORE_QUEUED] == 0);
 }
 
+/* Group commit: threads adding jobs at the same time. Every good call's
+ * rows are committed and found, with the ids it was given; a call whose
+ * row violates a constraint fails alone, whichever batch it shared. */
+#define GC_THREADS  6
+#define GC_CALLS    40
+
+struct gc_adder {
+	struct store *st;
+	pthread_barrier_t *go;
+	int who;
+	int ok, failed_good, bad_ok;
+	int64_t ids[GC_CALLS];
+};
+
+static void *
+gc_adder_run(void *arg)
+{
+	struct gc_adder *a = arg;
+	char msgid[64];
+	int i;
+
+	pthread_barrier_wait(a->go);
+	for (i = 0; i < GC_CALLS; i++) {
+		struct store_job_new j;
+		enum store_status res;
+		bool bad = a->who == 0 && i % 4 == 1;
+
+		snprintf(msgid, sizeof(msgid), "<gc-%d-%d@x>", a->who, i);
+		j = job_new(bad ? NULL : "acme", msgid);  /* NULL: NOT NULL */
+		a->ids[i] = 0;
+		if (store_jobs_add(a->st, &j, 1, &res, &a->ids[i], msgid,
+		    "0123456789abcdef0123456789abcdef") == STORE_OK) {
+			if (bad)
+				a->bad_ok++;
+			else if (res == STORE_OK)
+				a->ok++;
+		} else if (!bad)
+			a->failed_good++;
+	}
+	return NULL;
+}
+
+static void
+test_jobs_add_group(void **state)
+{
+	struct fixture *f = *state;
+	struct gc_adder a[GC_THREADS];
+	pthread_t tid[GC_THREADS];
+	pthread_barrier_t go;
+	uint64_t batches, entries, counts[6];
+	char msgid[64], key[33];
+	int64_t found;
+	int t, i, good = 0;
+
+	open_latest(f);
+	pthread_barrier_init(&go, NULL, GC_THREADS);
+	for (t = 0; t < GC_THREADS; t++) {
+		memset(&a[t], 0, sizeof(a[t]));
+		a[t].st = f->st;
+		a[t].go = &go;
+		a[t].who = t;
+		assert_int_equal(pthread_create(&tid[t], NULL, gc_adder_run,
+		    &a[t]), 0);
+	}
+	for (t = 0; t < GC_THREADS; t++)
+		assert_int_equal(pthread_join(tid[t], NULL), 0);
+	pthread_barrier_destroy(&go);
+	for (t = 0; t < GC_THREADS; t++) {
+		assert_int_equal(a[t].failed_good, 0);
+		assert_int_equal(a[t].bad_ok, 0);
+		good += a[t].ok;
+		for (i = 0; i < GC_CALLS; i++) {
+			snprintf(msgid, sizeof(msgid), "<gc-%d-%d@x>", t, i);
+			if (t == 0 && i % 4 == 1) {
+				assert_int_equal(store_conv_get(f->st, msgid,
+				    key), STORE_NOT_FOUND);
+				continue;
+			}
+			assert_int_equal(store_job_find(f->st, "acme", msgid,
+			    &found), STORE_OK);
+			assert_true(found == a[t].ids[i]);
+			assert_int_equal(store_conv_get(f->st, msgid, key),
+			    STORE_OK);
+		}
+	}
+	assert_int_equal(good, GC_THREADS * GC_CALLS - GC_CALLS / 4);
+	assert_int_equal(store_job_counts(f->st, counts), STORE_OK);
+	assert_true(counts[STORE_QUEUED] == (uint64_t)good);
+	/* every committed call was counted in some transaction */
+	store_group_stats(f->st, &batches, &entries);
+	assert_true(entries == (uint64_t)good);
+	assert_true(batches >= 1 && batches <= entries);
+}
+
 /* Every field survives the round trip. */
 static void
 test_job_get_fields(void **state)
@@ -1475,6 +1569,7 @@ main(void)
 		TP(test_open_error),
 		TP(test_jobs_add),
 		TP(test_jobs_add_atomic),
+		TP(test_jobs_add_group),
 		TP(test_job_get_fields),
 		TP(test_list_and_counts),
 		TP(test_conv),
@@ -1500,6 +1595,7 @@ main(void)
 		T(test_open_error),
 		T(test_jobs_add),
 		T(test_jobs_add_atomic),
+		T(test_jobs_add_group),
 		T(test_job_get_fields),
 		T(test_list_and_counts),
 		T(test_conv),
