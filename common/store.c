@@ -194,6 +194,8 @@ store_open_version(const char *path, int max_version, char *err, size_t errsz)
 	pthread_mutex_init(&st->gc_lock, NULL);
 	pthread_cond_init(&st->gc_cond, NULL);
 	st->gc_tail = &st->gc_head;
+	pthread_mutex_init(&st->rd_lock, NULL);
+	st->max_version = max_version;
 	return st;
 }
 
@@ -208,8 +210,13 @@ store_open(const char *path, char *err, size_t errsz)
 struct store *
 store_close(struct store *st)
 {
+	size_t i;
+
 	if (st == NULL)
 		return NULL;
+	for (i = 0; i < STORE_READERS; i++)
+		st->readers[i] = store_close(st->readers[i]);
+	pthread_mutex_destroy(&st->rd_lock);
 	st->drv->close(st->conn);
 	pthread_mutex_destroy(&st->lock);
 	pthread_mutex_destroy(&st->gc_lock);
@@ -217,6 +224,59 @@ store_close(struct store *st)
 	free(st->target);
 	free(st);
 	return NULL;
+}
+
+/*
+ * A connection for one of end of message's lookups: a reader of ST's own
+ * (opened on first use, at most STORE_READERS, each a handle on the same
+ * target), so the lookup neither waits for the lock a commit holds nor,
+ * on SQLite in WAL mode, for the commit itself; ST when all are busy or
+ * when one failed to open in the last 30 s (the database down: the next
+ * try opens again). Give it back with store_reader_put().
+ */
+static struct store *
+store_reader_get(struct store *st)
+{
+	struct store *r = st;
+	char err[256];
+	size_t i;
+
+	pthread_mutex_lock(&st->rd_lock);
+	for (i = 0; i < STORE_READERS; i++) {
+		if (st->reader_busy[i])
+			continue;
+		if (st->readers[i] == NULL) {
+			time_t now = time(NULL);
+
+			if (now < st->reader_retry)
+				break;
+			st->readers[i] = store_open_version(st->target,
+			    st->max_version, err, sizeof(err));
+			if (st->readers[i] == NULL) {
+				st->reader_retry = now + 30;
+				break;
+			}
+		}
+		st->reader_busy[i] = true;
+		r = st->readers[i];
+		break;
+	}
+	pthread_mutex_unlock(&st->rd_lock);
+	return r;
+}
+
+static void
+store_reader_put(struct store *st, struct store *r)
+{
+	size_t i;
+
+	if (r == st)
+		return;
+	pthread_mutex_lock(&st->rd_lock);
+	for (i = 0; i < STORE_READERS; i++)
+		if (st->readers[i] == r)
+			st->reader_busy[i] = false;
+	pthread_mutex_unlock(&st->rd_lock);
 }
 
 /* Current schema version. */
@@ -537,8 +597,8 @@ store_job_find(struct store *st, const char *tenant, const char *message_id,
 }
 
 /* Find a job by (tenant, Message-ID, dedup key). */
-enum store_status
-store_job_find_key(struct store *st, const char *tenant,
+static enum store_status
+store_job_find_key_on(struct store *st, const char *tenant,
     const char *message_id, const char *dedup_key, int64_t *id)
 {
 	enum store_status rc;
@@ -547,6 +607,19 @@ store_job_find_key(struct store *st, const char *tenant,
 	rc = store_find_locked(st, tenant, message_id,
 	    dedup_key ? dedup_key : "", id);
 	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* (see store.h) On a reader connection: store_reader_get(). */
+enum store_status
+store_job_find_key(struct store *st, const char *tenant,
+    const char *message_id, const char *dedup_key, int64_t *id)
+{
+	struct store *r = store_reader_get(st);
+	enum store_status rc = store_job_find_key_on(r, tenant, message_id,
+	    dedup_key, id);
+
+	store_reader_put(st, r);
 	return rc;
 }
 
@@ -763,8 +836,8 @@ store_job_oldest_queued(struct store *st, time_t *created)
 }
 
 /* Conversation key for a Message-ID. */
-enum store_status
-store_conv_get(struct store *st, const char *message_id, char key[33])
+static enum store_status
+store_conv_get_on(struct store *st, const char *message_id, char key[33])
 {
 	struct store_stmt *stmt;
 	enum store_status rc = STORE_ERROR;
@@ -791,10 +864,21 @@ store_conv_get(struct store *st, const char *message_id, char key[33])
 	return rc;
 }
 
-/* Count a sender's thread-starting jobs since a time. */
+/* (see store.h) On a reader connection: store_reader_get(). */
 enum store_status
-store_sender_creates(struct store *st, const char *tenant, const char *sender,
-    time_t since, unsigned *count)
+store_conv_get(struct store *st, const char *message_id, char key[33])
+{
+	struct store *r = store_reader_get(st);
+	enum store_status rc = store_conv_get_on(r, message_id, key);
+
+	store_reader_put(st, r);
+	return rc;
+}
+
+/* Count a sender's thread-starting jobs since a time. */
+static enum store_status
+store_sender_creates_on(struct store *st, const char *tenant,
+    const char *sender, time_t since, unsigned *count)
 {
 	struct store_stmt *stmt;
 	enum store_status rc = STORE_ERROR;
@@ -814,6 +898,19 @@ store_sender_creates(struct store *st, const char *tenant, const char *sender,
 		sq_finalize(stmt);
 	}
 	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* (see store.h) On a reader connection: store_reader_get(). */
+enum store_status
+store_sender_creates(struct store *st, const char *tenant,
+    const char *sender, time_t since, unsigned *count)
+{
+	struct store *r = store_reader_get(st);
+	enum store_status rc = store_sender_creates_on(r, tenant, sender,
+	    since, count);
+
+	store_reader_put(st, r);
 	return rc;
 }
 
@@ -1675,9 +1772,9 @@ out:
 }
 
 /* Does AGENT hold a usable token in TENANT? */
-enum store_status
-store_agent_enrolled(struct store *st, const char *tenant, const char *agent,
-    bool *enrolled)
+static enum store_status
+store_agent_enrolled_on(struct store *st, const char *tenant,
+    const char *agent, bool *enrolled)
 {
 	int64_t one = 0;
 	enum store_status rc;
@@ -1687,6 +1784,19 @@ store_agent_enrolled(struct store *st, const char *tenant, const char *agent,
 	    &one);
 	*enrolled = rc == STORE_OK;
 	return rc == STORE_ERROR ? STORE_ERROR : STORE_OK;
+}
+
+/* (see store.h) On a reader connection: store_reader_get(). */
+enum store_status
+store_agent_enrolled(struct store *st, const char *tenant,
+    const char *agent, bool *enrolled)
+{
+	struct store *r = store_reader_get(st);
+	enum store_status rc = store_agent_enrolled_on(r, tenant, agent,
+	    enrolled);
+
+	store_reader_put(st, r);
+	return rc;
 }
 
 /* One value store_reseal() replaces. */

@@ -74,6 +74,8 @@ struct store_driver {
 /* The handle: one connection, serialised by LOCK. */
 struct store_gc_entry;
 
+#define STORE_READERS 4
+
 struct store {
 	const struct store_driver *drv;
 	void *conn;
@@ -87,6 +89,14 @@ struct store {
 	bool gc_leader;             /* a leader is writing a batch */
 	uint64_t gc_batches;        /* transactions written (for tests) */
 	uint64_t gc_entries;        /* entries they held */
+	/* connections of their own for end of message's reads (store.c:
+	 * store_reader_get), opened on first use, so a lookup does not wait
+	 * for the lock a commit holds; each is a store handle on TARGET */
+	pthread_mutex_t rd_lock;
+	struct store *readers[STORE_READERS];
+	bool reader_busy[STORE_READERS];
+	time_t reader_retry;        /* one did not open: this handle until */
+	int max_version;            /* what it was opened with */
 	char *target;               /* what it was opened with (a second
 	                               connection for a token lock) */
 };

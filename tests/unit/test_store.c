@@ -405,6 +405,75 @@ test_jobs_add_group(void **state)
 	assert_true(batches >= 1 && batches <= entries);
 }
 
+/* End of message's lookups run on reader connections of their own: they
+ * answer while another thread holds the handle's lock (a commit under
+ * way), and see what was committed. */
+struct rd_lookup {
+	struct store *st;
+	enum store_status conv, find, creates, enrolled;
+	char key[33];
+	unsigned count;
+	bool is_enrolled;
+};
+
+static void *
+rd_lookup_run(void *arg)
+{
+	struct rd_lookup *l = arg;
+	int64_t id;
+
+	l->conv = store_conv_get(l->st, "<rd@x>", l->key);
+	l->find = store_job_find_key(l->st, "acme", "<rd@x>", "", &id);
+	l->creates = store_sender_creates(l->st, "acme",
+	    "alice@customer.example", 0, &l->count);
+	l->enrolled = store_agent_enrolled(l->st, "acme", "nobody@x",
+	    &l->is_enrolled);
+	return NULL;
+}
+
+static void
+test_reader_lookups(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j;
+	enum store_status res;
+	struct rd_lookup l;
+	struct timespec until;
+	pthread_t tid;
+	int64_t id;
+	int rc;
+
+	open_latest(f);
+	j = job_new("acme", "<rd@x>");
+	assert_int_equal(store_jobs_add(f->st, &j, 1, &res, &id, "<rd@x>",
+	    "0123456789abcdef0123456789abcdef"), STORE_OK);
+	memset(&l, 0, sizeof(l));
+	l.st = f->st;
+	pthread_mutex_lock(&f->st->lock);     /* as a commit holds it */
+	assert_int_equal(pthread_create(&tid, NULL, rd_lookup_run, &l), 0);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	rc = pthread_timedjoin_np(tid, NULL, &until);
+	pthread_mutex_unlock(&f->st->lock);
+	if (rc != 0) {
+		pthread_join(tid, NULL);
+		fail_msg("the lookups waited for the handle's lock");
+	}
+	assert_int_equal(l.conv, STORE_OK);
+	assert_string_equal(l.key, "0123456789abcdef0123456789abcdef");
+	assert_int_equal(l.find, STORE_OK);
+	assert_int_equal(l.creates, STORE_OK);
+	assert_int_equal(l.count, 1);
+	assert_int_equal(l.enrolled, STORE_OK);
+	assert_false(l.is_enrolled);
+	/* a row committed after the readers opened is seen by them */
+	j = job_new("acme", "<rd2@x>");
+	assert_int_equal(store_jobs_add(f->st, &j, 1, &res, &id, "<rd2@x>",
+	    "fedcba9876543210fedcba9876543210"), STORE_OK);
+	assert_int_equal(store_conv_get(f->st, "<rd2@x>", l.key), STORE_OK);
+	assert_string_equal(l.key, "fedcba9876543210fedcba9876543210");
+}
+
 /* Every field survives the round trip. */
 static void
 test_job_get_fields(void **state)
@@ -1570,6 +1639,7 @@ main(void)
 		TP(test_jobs_add),
 		TP(test_jobs_add_atomic),
 		TP(test_jobs_add_group),
+		TP(test_reader_lookups),
 		TP(test_job_get_fields),
 		TP(test_list_and_counts),
 		TP(test_conv),
@@ -1596,6 +1666,7 @@ main(void)
 		T(test_jobs_add),
 		T(test_jobs_add_atomic),
 		T(test_jobs_add_group),
+		T(test_reader_lookups),
 		T(test_job_get_fields),
 		T(test_list_and_counts),
 		T(test_conv),
