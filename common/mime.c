@@ -2096,7 +2096,11 @@ mime_extract(const char *path, const struct mime_limits *limits,
 		snprintf(err, errsz, "open %s: %s", path, strerror(errno));
 		return -1;
 	}
-	stream = g_mime_stream_fs_new(fd);     /* owns fd from here */
+	/* owns fd from here; a spool file's trailer is not the message's */
+	stream = limits != NULL && limits->file_len > 0 &&
+	    limits->file_len <= (uint64_t)INT64_MAX ?
+	    g_mime_stream_fs_new_with_bounds(fd, 0, (gint64)limits->file_len) :
+	    g_mime_stream_fs_new(fd);
 	rc = mime_extract_stream(stream, limits, out, err, errsz);
 	g_object_unref(stream);
 	return rc;

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define MIME_DEFAULT_MAX_ATTACHMENT (10u << 20)    /* 10 MiB per file */
 #define MIME_DEFAULT_MAX_TOTAL      (25u << 20)    /* 25 MiB in all */
@@ -30,6 +31,9 @@ struct mime_limits {
 	size_t max_parts;       /* MIME parts looked at */
 	size_t max_depth;       /* multipart / message nesting */
 	size_t max_text;        /* bytes of each body (html, text) kept */
+	uint64_t file_len;      /* mime_extract(): the message is the file's
+	                         * first FILE_LEN bytes (a spool file's trailer
+	                         * follows); 0 = the whole file */
 };
 
 /* Why an attachment's bytes are not at data (the note should say). */

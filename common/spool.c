@@ -135,6 +135,89 @@ spool_write(struct spool_file *sf, const void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * The trailer: after the message's SIZE bytes, the job rows (JSON, written
+ * by spooljob.c), then a footer of fixed length naming the JSON's length.
+ * The file's readers take only its first SIZE bytes (the size the job row
+ * records); start-up recovery reads the trailer of a file no row names.
+ */
+#define SPOOL_FOOTER_TAG    "\nHALO-SPOOL-ROWS "
+#define SPOOL_FOOTER_LEN    (sizeof(SPOOL_FOOTER_TAG) - 1 + 10 + 1)
+
+/* Append the trailer (not counted in the file's size). */
+int
+spool_write_trailer(struct spool_file *sf, const char *json, size_t len)
+{
+	char footer[SPOOL_FOOTER_LEN + 1];
+	uint64_t size;
+	int rc;
+
+	if (len == 0 || len > SPOOL_TRAILER_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(footer, sizeof(footer), "%s%010zu\n", SPOOL_FOOTER_TAG, len);
+	size = sf->size;
+	rc = spool_write(sf, json, len) == 0 &&
+	    spool_write(sf, footer, SPOOL_FOOTER_LEN) == 0 ? 0 : -1;
+	sf->size = size;
+	return rc;
+}
+
+/* Read the trailer of the committed file at PATH (see spool.h). */
+int
+spool_read_trailer(const char *path, uint64_t *msg_size, char **json)
+{
+	char footer[SPOOL_FOOTER_LEN + 1], *end, *buf;
+	unsigned long long len;
+	struct stat sb;
+	ssize_t n;
+	int fd, saved;
+
+	*json = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return -1;
+	if (fstat(fd, &sb) != 0)
+		goto fail;
+	errno = ENOENT;             /* no trailer */
+	if (!S_ISREG(sb.st_mode) || sb.st_size < (off_t)SPOOL_FOOTER_LEN)
+		goto fail;
+	n = pread(fd, footer, SPOOL_FOOTER_LEN, sb.st_size -
+	    (off_t)SPOOL_FOOTER_LEN);
+	if (n != (ssize_t)SPOOL_FOOTER_LEN)
+		goto fail;
+	footer[SPOOL_FOOTER_LEN] = '\0';
+	if (memcmp(footer, SPOOL_FOOTER_TAG, sizeof(SPOOL_FOOTER_TAG) - 1) != 0 ||
+	    footer[SPOOL_FOOTER_LEN - 1] != '\n')
+		goto fail;
+	errno = 0;
+	len = strtoull(footer + sizeof(SPOOL_FOOTER_TAG) - 1, &end, 10);
+	if (errno != 0 || end != footer + SPOOL_FOOTER_LEN - 1 || len == 0 ||
+	    len > SPOOL_TRAILER_MAX || (unsigned long long)sb.st_size <
+	    len + SPOOL_FOOTER_LEN) {
+		errno = EINVAL;
+		goto fail;
+	}
+	if ((buf = malloc(len + 1)) == NULL)
+		goto fail;
+	*msg_size = (uint64_t)sb.st_size - len - SPOOL_FOOTER_LEN;
+	n = pread(fd, buf, len, (off_t)*msg_size);
+	if (n != (ssize_t)len) {
+		free(buf);
+		errno = EIO;
+		goto fail;
+	}
+	buf[len] = '\0';
+	close(fd);
+	*json = buf;
+	return 0;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
 /* fsync a directory. */
 static int
 spool_sync_dir(const char *dir, const char *sub)

@@ -28,6 +28,19 @@ struct spool_file *spool_create(const char *spool_dir);
 /* Append LEN bytes (retrying short writes); -1 with errno on failure. */
 int spool_write(struct spool_file *sf, const void *buf, size_t len);
 
+/*
+ * The job rows of a file, for start-up recovery: spool_write_trailer()
+ * appends JSON (at most SPOOL_TRAILER_MAX bytes) and a footer after the
+ * message, before spool_commit(), without counting them in spool_size():
+ * a reader of a spool file takes its first spool_size() bytes (the size
+ * the job row records). spool_read_trailer() gives back the message's size
+ * and the JSON (malloc'd, NUL-terminated) of the committed file at PATH;
+ * -1 with errno ENOENT when it has no trailer, EINVAL when it is damaged.
+ */
+#define SPOOL_TRAILER_MAX   (256u * 1024)
+int spool_write_trailer(struct spool_file *sf, const char *json, size_t len);
+int spool_read_trailer(const char *path, uint64_t *msg_size, char **json);
+
 /* Make the file durable and move it to msg/; -1 with errno on failure
  * (the temporary file is then removed). */
 int spool_commit(struct spool_file *sf);

@@ -408,7 +408,8 @@ store_file_read(const char *path, uint64_t size)
 	if (size > STORE_MESSAGE_MAX || (fd = open(path, O_RDONLY |
 	    O_CLOEXEC)) < 0)
 		return NULL;
-	if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size != size ||
+	/* the message is the file's first SIZE bytes (spooljob.h) */
+	if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size < size ||
 	    (buf = malloc(size ? (size_t)size : 1)) == NULL) {
 		close(fd);
 		return NULL;
@@ -478,6 +479,20 @@ store_gc_write(struct store *st, struct store_gc_entry *e, time_t now)
 	return 0;
 }
 
+/* Whether every row from HEAD is held by its spool file's trailer. */
+static bool
+store_gc_relaxable(const struct store_gc_entry *head)
+{
+	const struct store_gc_entry *e;
+	size_t i;
+
+	for (e = head; e != NULL; e = e->next)
+		for (i = 0; i < e->n; i++)
+			if (!e->jobs[i].spool_holds_row)
+				return false;
+	return true;
+}
+
 /* Write the entries from HEAD in one transaction; when that fails, each in
  * its own, so one bad entry fails alone. Sets each entry's rc. */
 static void
@@ -485,10 +500,12 @@ store_gc_run(struct store *st, struct store_gc_entry *head)
 {
 	struct store_gc_entry *e;
 	time_t now = time(NULL);
-	bool ok;
+	bool ok, relaxed;
 	uint64_t n = 0;
 
 	pthread_mutex_lock(&st->lock);
+	relaxed = st->drv->relax != NULL && store_gc_relaxable(head) &&
+	    st->drv->relax(st->conn, true) == 0;
 	ok = sq_begin(st) == 0;
 	for (e = head; ok && e != NULL; e = e->next, n++)
 		ok = store_gc_write(st, e, now) == 0;
@@ -497,9 +514,15 @@ store_gc_run(struct store *st, struct store_gc_entry *head)
 			e->rc = STORE_OK;
 		st->gc_batches++;
 		st->gc_entries += n;
+		if (relaxed) {
+			st->gc_relaxed++;
+			st->drv->relax(st->conn, false);
+		}
 		pthread_mutex_unlock(&st->lock);
 		return;
 	}
+	if (relaxed)
+		st->drv->relax(st->conn, false);
 	sq_rollback(st);
 	for (e = head; e != NULL; e = e->next) {
 		if (head->next == NULL || sq_begin(st) != 0) {
@@ -575,11 +598,13 @@ store_jobs_add(struct store *st, const struct store_job_new *jobs, size_t n,
 
 /* Transactions store_jobs_add wrote, and the calls they held. */
 void
-store_group_stats(struct store *st, uint64_t *batches, uint64_t *entries)
+store_group_stats(struct store *st, uint64_t *batches, uint64_t *entries,
+    uint64_t *relaxed)
 {
 	pthread_mutex_lock(&st->lock);
 	*batches = st->gc_batches;
 	*entries = st->gc_entries;
+	*relaxed = st->gc_relaxed;
 	pthread_mutex_unlock(&st->lock);
 }
 

@@ -93,6 +93,9 @@ struct store_job_new {
 	const char *spool_file;     /* the committed spool file's path: a
 	                               shared store copies its bytes in the
 	                               jobs' transaction; NULL: not copied */
+	bool spool_holds_row;       /* the spool file's trailer holds this row
+	                               (spooljob.h): a commit of only such rows
+	                               need not be synced (SQLite) */
 };
 
 /* A job as stored. */
@@ -197,7 +200,8 @@ int store_schema_latest(void);
  * When CONV_MSGID is not NULL, also record CONV_MSGID -> CONV_KEY.
  * Returns STORE_OK unless the transaction failed (then nothing was added).
  * Group commit: calls made at the same time from several threads share one
- * transaction (one sync), each returning once its own rows are committed;
+ * transaction (one sync; none on SQLite when every row in it is
+ * spool_holds_row), each returning once its own rows are committed;
  * when that transaction fails, each call is retried in its own, so one
  * failing call does not fail the others.
  */
@@ -205,10 +209,12 @@ enum store_status store_jobs_add(struct store *st,
     const struct store_job_new *jobs, size_t n, enum store_status *results,
     int64_t *ids, const char *conv_msgid, const char *conv_key);
 
-/* How many transactions store_jobs_add has committed on ST, and how many
- * calls they held (BATCHES <= ENTRIES; equal when nothing was grouped). */
+/* How many transactions store_jobs_add has committed on ST, how many
+ * calls they held (BATCHES <= ENTRIES; equal when nothing was grouped),
+ * and how many of them were not synced (every row spool_holds_row, on a
+ * driver that can relax a commit: SQLite). */
 void store_group_stats(struct store *st, uint64_t *batches,
-    uint64_t *entries);
+    uint64_t *entries, uint64_t *relaxed);
 
 /* The id of the oldest job for (TENANT, MESSAGE_ID), if any. */
 enum store_status store_job_find(struct store *st, const char *tenant,

@@ -45,6 +45,10 @@ struct store_driver {
 	int (*begin)(void *conn);           /* write transaction; 0 = ok */
 	int (*commit)(void *conn);
 	void (*rollback)(void *conn);
+	/* the next transactions' durability: relaxed (not synced at commit;
+	 * another durable record holds the rows) or not; 0 = ok. NULL: every
+	 * commit is synced (PostgreSQL: other nodes read the rows at once) */
+	int (*relax)(void *conn, bool relaxed);
 	/* SQL with ?N placeholders; NULL on error */
 	struct store_stmt *(*prepare)(void *conn, const char *sql);
 	void (*bind_text)(struct store_stmt *s, int idx, const char *v);
@@ -89,6 +93,7 @@ struct store {
 	bool gc_leader;             /* a leader is writing a batch */
 	uint64_t gc_batches;        /* transactions written (for tests) */
 	uint64_t gc_entries;        /* entries they held */
+	uint64_t gc_relaxed;        /* of them, not synced (spool_holds_row) */
 	/* connections of their own for end of message's reads (store.c:
 	 * store_reader_get), opened on first use, so a lookup does not wait
 	 * for the lock a commit holds; each is a store handle on TARGET */

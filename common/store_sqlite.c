@@ -361,6 +361,18 @@ sqlite_rollback(void *conn)
 	    NULL);
 }
 
+/* The next transactions' durability: RELAXED, synchronous = NORMAL (the
+ * commit reaches the WAL but is not synced: a later FULL commit or a
+ * checkpoint syncs it; a power cut may lose it, so only a caller holding
+ * another durable record of the rows asks for it), else FULL. 0 = ok. */
+static int
+sqlite_relax(void *conn, bool relaxed)
+{
+	return sqlite3_exec(((struct sqlite_conn *)conn)->db, relaxed ?
+	    "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", NULL,
+	    NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
 /* The cache slot of SQL in C: its entry, or the empty slot it would take
  * (NULL when the table is full). */
 static struct sqlite_stmt **
@@ -529,6 +541,7 @@ const struct store_driver store_sqlite_driver = {
 	.begin = sqlite_begin,
 	.commit = sqlite_commit,
 	.rollback = sqlite_rollback,
+	.relax = sqlite_relax,
 	.prepare = sqlite_prepare,
 	.bind_text = sqlite_bind_text,
 	.bind_int = sqlite_bind_int,

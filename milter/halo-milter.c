@@ -43,6 +43,7 @@
 #include "log.h"
 #include "oauth.h"
 #include "spool.h"
+#include "spooljob.h"
 #include "store.h"
 #include "version.h"
 #include "web.h"
@@ -479,7 +480,8 @@ main(int argc, char **argv)
 	struct statedir_keys keys;
 	char err[1024];
 	char hostname[256];
-	unsigned tmp_removed = 0, orphans = 0, posting = 0;
+	unsigned tmp_removed = 0, orphans = 0, posting = 0, restored = 0;
+	unsigned damaged = 0;
 	int ch, nerrors = 0, rc = 1, milter_rc = 1;
 
 	if (argc > 1 && strcmp(argv[1], "--help") == 0)
@@ -610,6 +612,16 @@ main(int argc, char **argv)
 		log_warn("cannot create spool %s", sd.spool);
 		goto out;
 	}
+	/* rows a power cut lost come back from their files' trailers */
+	if (spooljob_recover(sd.spool, store, &restored, &damaged) != 0) {
+		log_warn("spool recovery: cannot read %s or the store", sd.spool);
+		goto out;
+	}
+	if (restored || damaged)
+		log_notice("spool recovery: the jobs of %u message%s restored"
+		    " from the spool (their commit was lost), %u file%s"
+		    " unreadable", restored, restored == 1 ? "" : "s", damaged,
+		    damaged == 1 ? "" : "s");
 	if (spool_recover(sd.spool, main_spool_used, store, &tmp_removed,
 	    &orphans) != 0) {
 		log_warn("cannot read spool %s", sd.spool);

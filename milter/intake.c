@@ -18,6 +18,7 @@
 #include "hdr.h"
 #include "log.h"
 #include "spool.h"
+#include "spooljob.h"
 #include "status.h"
 #include "thread.h"
 
@@ -837,6 +838,27 @@ intake_sender_auth(const struct intake_msg *msg, const char *from_addr,
 	    conf->n_authserv_ids);
 }
 
+/* Write ROWS into the spool file's trailer; false when they could not
+ * be (too large, out of memory: the commit is then synced instead). The
+ * file always ends in a trailer of ours, an empty one then, so bytes of
+ * the message that look like one are never read as rows. */
+static bool
+intake_spool_rows(struct intake_msg *msg, const struct store_job_new *rows,
+    size_t n, const char *key)
+{
+	static const char none[] = "{\"v\":1,\"rows\":null}";
+	char *json = spooljob_encode(rows, n, msg->msgid, key);
+	bool ok;
+
+	if (json == NULL) {
+		spool_write_trailer(msg->spool, none, sizeof(none) - 1);
+		return false;
+	}
+	ok = spool_write_trailer(msg->spool, json, strlen(json)) == 0;
+	free(json);
+	return ok;
+}
+
 /* End of message (see intake.h). */
 enum intake_verdict
 intake_msg_eom(struct intake_msg *msg)
@@ -889,18 +911,11 @@ intake_msg_eom(struct intake_msg *msg)
 
 	if (need_spool && (msg->spool_failed || msg->spool == NULL))
 		goto spool_error;
-	if (need_spool) {
-		if (spool_commit(msg->spool) != 0) {
-			msg->spool_errno = errno;
-			goto spool_error;
-		}
-		spooled = true;
-		/* a shared store keeps the bytes too (store_jobs_add) */
-		if (spool_path(msg->in->spool_dir, spool_name(msg->spool),
-		    spool_file, sizeof(spool_file)) != 0) {
-			msg->spool_errno = ENAMETOOLONG;
-			goto store_error;
-		}
+	/* a shared store keeps the bytes too (store_jobs_add) */
+	if (need_spool && spool_path(msg->in->spool_dir,
+	    spool_name(msg->spool), spool_file, sizeof(spool_file)) != 0) {
+		msg->spool_errno = ENAMETOOLONG;
+		goto spool_error;
 	}
 
 	/* one transaction for every tenant's row and the conversation key */
@@ -910,7 +925,7 @@ intake_msg_eom(struct intake_msg *msg)
 	row_job = calloc(msg->n_jobs, sizeof(*row_job));
 	if (rows == NULL || results == NULL || ids == NULL || row_job == NULL) {
 		msg->spool_errno = ENOMEM;
-		goto store_error;
+		goto spool_error;
 	}
 	for (i = 0; i < msg->n_jobs; i++) {
 		struct intake_job *job = &msg->jobs[i];
@@ -930,15 +945,28 @@ intake_msg_eom(struct intake_msg *msg)
 		r->mode = job->outbound ? "outbound" : job->mode == CONF_MODE_INTAKE ?
 		    "intake" : "thread-only";
 		r->conv_key = key;
-		r->spool = spooled ? spool_name(msg->spool) : NULL;
-		r->size = spooled ? spool_size(msg->spool) : 0;
-		r->spool_file = spooled ? spool_file : NULL;
+		r->spool = need_spool ? spool_name(msg->spool) : NULL;
+		r->size = need_spool ? spool_size(msg->spool) : 0;
+		r->spool_file = need_spool ? spool_file : NULL;
 		r->no_create = job->no_create;
 		r->starts_thread = starts;
 		r->dedup_key = dedup;
 		r->sender_auth = authres_sender_name(sender_auth);
 		r->outbound_auth = job->outbound ? job->outbound_auth : NULL;
 		row_job[n_rows++] = i;
+	}
+	if (need_spool) {
+		/* the rows ride in the file, which is synced anyway: their
+		 * commit need not be (spooljob.h) */
+		bool holds = intake_spool_rows(msg, rows, n_rows, key);
+
+		if (spool_commit(msg->spool) != 0) {
+			msg->spool_errno = errno;
+			goto spool_error;
+		}
+		spooled = true;
+		for (i = 0; i < n_rows; i++)
+			rows[i].spool_holds_row = holds;
 	}
 	if (store_jobs_add(msg->in->store, rows, n_rows, results, ids,
 	    msg->msgid, key) != STORE_OK) {

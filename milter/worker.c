@@ -148,10 +148,12 @@ job_check_spool(struct job_ctx *ctx)
 		snprintf(ctx->reason, sizeof(ctx->reason), "store unavailable");
 		return STEP_RETRY;
 	}
-	if (stat(ctx->path, &sb) != 0 || (uint64_t)sb.st_size != job->size) {
+	/* the message is the file's first SIZE bytes: its job rows may
+	 * follow (spooljob.h); a shorter file lost some of it */
+	if (stat(ctx->path, &sb) != 0 || (uint64_t)sb.st_size < job->size) {
 		snprintf(ctx->reason, sizeof(ctx->reason), "spooled message"
 		    " damaged: %s", stat(ctx->path, &sb) != 0 ? strerror(errno) :
-		    "its size differs from what was received");
+		    "it is shorter than what was received");
 		return STEP_FAIL;
 	}
 	return STEP_OK;
@@ -167,7 +169,9 @@ job_read_headers(struct job_ctx *ctx)
 	};
 	char *values[6];
 
-	if (hdr_read_file(ctx->path, WORKER_HEADER_MAX, names, 6, values) != 0) {
+	if (hdr_read_file(ctx->path, ctx->job->size > 0 && ctx->job->size <
+	    WORKER_HEADER_MAX ? (size_t)ctx->job->size : WORKER_HEADER_MAX,
+	    names, 6, values) != 0) {
 		snprintf(ctx->reason, sizeof(ctx->reason), "spooled message"
 		    " unreadable: %s", strerror(errno));
 		return STEP_FAIL;
@@ -271,6 +275,7 @@ job_post(struct job_ctx *ctx)
 	memset(&lim, 0, sizeof(lim));
 	lim.max_attachment = ctx->t->max_attachment_size;
 	lim.max_total = ctx->t->max_attachments_total;
+	lim.file_len = ctx->job->size;
 	if (mime_extract(ctx->path, &lim, &m, err, sizeof(err)) != 0) {
 		if (ctx->posted_before)     /* in Halo already: done as it is */
 			return STEP_OK;
