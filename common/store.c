@@ -1006,14 +1006,20 @@ store_job_claim(struct store *st, time_t now, int lease, struct store_job **out)
 	struct store_stmt *stmt;
 	enum store_status rc = STORE_ERROR;
 	int64_t id = 0;
-	char sql[256];
+	char sql[512];
 	int step;
 
 	*out = NULL;
-	/* several nodes: the row lock skips a job another node is claiming */
+	/* several nodes: the row lock skips a job another node is claiming;
+	 * a conversation's jobs go in order: not while an earlier one of it
+	 * is unfinished (a reply must find the ticket its thread's first mail
+	 * makes, also when both were queued through a Halo outage) */
 	snprintf(sql, sizeof(sql), "SELECT id FROM jobs WHERE"
-	    " (state = 'queued' AND next_attempt <= ?1) OR"
-	    " (state = 'running' AND lease_until <= ?1)"
+	    " ((state = 'queued' AND next_attempt <= ?1) OR"
+	    " (state = 'running' AND lease_until <= ?1)) AND NOT EXISTS"
+	    " (SELECT 1 FROM jobs e WHERE e.tenant = jobs.tenant AND"
+	    " e.conv_key = jobs.conv_key AND e.id < jobs.id AND"
+	    " e.state IN ('queued', 'running'))"
 	    " ORDER BY next_attempt, id LIMIT 1%s", st->drv->claim_lock);
 	pthread_mutex_lock(&st->lock);
 	if (sq_begin(st) != 0)

@@ -26,7 +26,7 @@ struct store_stmt {
 
 /* The schema version this build migrates to (every driver's table of
  * migrations has this many entries). */
-#define STORE_SCHEMA_LATEST 10
+#define STORE_SCHEMA_LATEST 11
 
 /* What store_driver.step() returns. */
 #define STORE_STEP_ROW      1   /* a row is there to read */

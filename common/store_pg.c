@@ -136,6 +136,10 @@ static const char *const pg_migrations[] = {
 	"CREATE INDEX msgid_tickets_ticket ON msgid_tickets (tenant, ticket_id);"
 	"CREATE INDEX jobs_finished ON jobs (updated) WHERE state IN"
 	" ('done', 'skipped', 'failed');",
+	/* 11: a conversation's jobs are claimed in order (store_job_claim):
+	 * its unfinished ones, found by conversation */
+	"CREATE INDEX jobs_conv_open ON jobs (tenant, conv_key, id) WHERE"
+	" state IN ('queued', 'running');",
 };
 #define PG_NMIGRATIONS ((int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])))
 

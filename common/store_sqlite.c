@@ -170,6 +170,10 @@ static const char *const store_migrations[] = {
 	"CREATE INDEX msgid_tickets_ticket ON msgid_tickets (tenant, ticket_id);"
 	"CREATE INDEX jobs_finished ON jobs (updated) WHERE state IN"
 	" ('done', 'skipped', 'failed');",
+	/* 11: a conversation's jobs are claimed in order (store_job_claim):
+	 * its unfinished ones, found by conversation */
+	"CREATE INDEX jobs_conv_open ON jobs (tenant, conv_key, id) WHERE"
+	" state IN ('queued', 'running');",
 };
 #define STORE_NMIGRATIONS ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 

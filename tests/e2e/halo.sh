@@ -524,7 +524,7 @@ check "retention: found by our own Message-ID index, not by asking Halo" \
 sim POST /_sim/faults '{"status_burst": {"status": 503, "count": 100000}}' > /dev/null
 mail "Ann <ann@acme.example>" support@msp.example "Lost in a power cut" "<lost@acme.example>"
 _l_i=0
-while [ $_l_i -lt 100 ] && [ "$(job_field "<lost@acme.example>" state)" != waiting ]; do
+while [ $_l_i -lt 100 ] && [ "$(job_field "<lost@acme.example>" attempts)" != 1 ]; do
 	sleep 0.1
 	_l_i=$((_l_i + 1))
 done
@@ -547,6 +547,29 @@ check "lost commit: the restored job has the mail's sender and routing" \
     eq "$(job_field "<lost@acme.example>" from) $(job_field "<lost@acme.example>" mode)" "ann@acme.example intake"
 check "lost commit: the conversation key came back too" \
     eq "$(sqlite3 "$MILTER_STATE/halo-milter.db" "SELECT count(*) FROM conversations WHERE message_id = '<lost@acme.example>'")" 1
+
+# --- 28. through an outage, a reply waits for its thread's first mail -----
+# Both are queued while Halo answers 503; when it is back, the worker must
+# not take the reply before the first mail has made the ticket (two workers
+# would otherwise run them side by side and the reply would start a second
+# ticket).
+sim POST /_sim/faults '{"status_burst": {"status": 503, "count": 100000}}' > /dev/null
+mail "Ann <ann@acme.example>" support@msp.example "Outage order" "<ord1@acme.example>"
+mail "Ann <ann@acme.example>" support@msp.example "Re: Outage order" "<ord2@acme.example>" \
+    "In-Reply-To: <ord1@acme.example>" "References: <ord1@acme.example>"
+_o_i=0
+while [ $_o_i -lt 100 ] && [ "$(job_field "<ord1@acme.example>" attempts)" != 1 ]; do
+	sleep 0.1
+	_o_i=$((_o_i + 1))
+done
+check "outage: the reply was not tried while its thread's first mail waits" \
+    eq "$(job_field "<ord2@acme.example>" attempts)" 0
+sim POST /_sim/faults '{"status_burst": {"status": 503, "count": 0}}' > /dev/null
+wait_jobs 41
+check "outage: the first mail made one ticket" \
+    eq "$(simq "len([t for t in s['tickets'] if 'Outage order' in (t.get('summary') or '')])")" 1
+check "outage: the reply joined it" \
+    eq "$(job_field "<ord2@acme.example>" ticket)" "$(job_field "<ord1@acme.example>" ticket)"
 
 if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" "$T/daemon.log"; then
 	not_ok "sanitizer report in daemon log"

@@ -475,6 +475,60 @@ test_reader_lookups(void **state)
 	assert_string_equal(l.key, "fedcba9876543210fedcba9876543210");
 }
 
+/* A conversation's jobs are claimed in order: a reply waits while its
+ * thread's earlier job is queued (even not yet due) or running; other
+ * conversations, other tenants and jobs without a key go on. */
+static void
+test_claim_conversation_order(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_new j[4];
+	struct store_job *c = NULL, *d = NULL;
+	enum store_status res[4];
+	int64_t ids[4];
+	time_t now = time(NULL);
+
+	open_latest(f);
+	j[0] = job_new("acme", "<first@x>");
+	j[1] = job_new("acme", "<reply@x>");
+	j[2] = job_new("globex", "<other-tenant@x>");
+	j[3] = job_new("acme", "<other-conv@x>");
+	j[0].conv_key = j[1].conv_key = j[2].conv_key =
+	    "0123456789abcdef0123456789abcdef";
+	j[3].conv_key = "fedcba9876543210fedcba9876543210";
+	assert_int_equal(store_jobs_add(f->st, j, 4, res, ids, NULL, NULL),
+	    STORE_OK);
+	/* the first mail is retrying later: its reply must not overtake it */
+	assert_int_equal(store_job_claim(f->st, now, 300, &c), STORE_OK);
+	assert_int_equal(c->id, ids[0]);
+	assert_int_equal(store_job_retry(f->st, c->id, now + 600, "Halo 503"),
+	    STORE_OK);
+	c = store_job_free(c);
+	assert_int_equal(store_job_claim(f->st, now, 300, &c), STORE_OK);
+	assert_int_equal(c->id, ids[2]);        /* another tenant's: free */
+	assert_int_equal(store_job_finish(f->st, c->id, STORE_SKIPPED, "x"),
+	    STORE_OK);
+	c = store_job_free(c);
+	assert_int_equal(store_job_claim(f->st, now, 300, &c), STORE_OK);
+	assert_int_equal(c->id, ids[3]);        /* another conversation */
+	assert_int_equal(store_job_finish(f->st, c->id, STORE_SKIPPED, "x"),
+	    STORE_OK);
+	c = store_job_free(c);
+	assert_int_equal(store_job_claim(f->st, now, 300, &c), STORE_NOT_FOUND);
+	/* due again: the first goes, and while it runs the reply waits */
+	assert_int_equal(store_job_claim(f->st, now + 600, 300, &c), STORE_OK);
+	assert_int_equal(c->id, ids[0]);
+	assert_int_equal(store_job_claim(f->st, now + 600, 300, &d),
+	    STORE_NOT_FOUND);
+	assert_int_equal(store_job_finish(f->st, c->id, STORE_FAILED, "x"),
+	    STORE_OK);
+	c = store_job_free(c);
+	/* ended (here failed): the reply is free */
+	assert_int_equal(store_job_claim(f->st, now + 600, 300, &d), STORE_OK);
+	assert_int_equal(d->id, ids[1]);
+	store_job_free(d);
+}
+
 /* Every field survives the round trip. */
 static void
 test_job_get_fields(void **state)
@@ -1647,6 +1701,7 @@ main(void)
 		TP(test_sender_creates),
 		TP(test_spool_used),
 		TP(test_claim_and_fenced_posting),
+		TP(test_claim_conversation_order),
 		TP(test_state_names),
 		TP(test_dedup_key),
 		TP(test_requeue),
@@ -1674,6 +1729,7 @@ main(void)
 		T(test_sender_creates),
 		T(test_spool_used),
 		T(test_claim_and_fenced_posting),
+		T(test_claim_conversation_order),
 		T(test_reset_running),
 		T(test_state_names),
 		T(test_dedup_key),
