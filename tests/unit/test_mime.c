@@ -1255,6 +1255,150 @@ test_alternative_as_attachment(void **state)
 	mime_message_free(m);
 }
 
+/* Entries in directory DIR other than . and .. */
+static size_t
+dir_entries(const char *dir)
+{
+	struct dirent *e;
+	size_t n = 0;
+	DIR *d = opendir(dir);
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* spill_dir: every kept attachment is a read-only mapping of an unlinked
+ * file, with the bytes, sizes and skips of the in-memory parse; nothing
+ * is left in the directory; the caps still apply. */
+static void
+test_spill(void **state)
+{
+	struct mime_limits mem = { .max_attachment = 400000, .max_total = 500000 };
+	struct mime_limits disk = mem;
+	struct mime_message *a, *b;
+	unsigned char *raw;
+	const size_t big = 300001;
+	gchar *b64, *msg, *dir;
+	size_t i;
+
+	(void)state;
+	raw = malloc(big);
+	assert_non_null(raw);
+	for (i = 0; i < big; i++)
+		raw[i] = (unsigned char)(i * 131 + (i >> 9));
+	b64 = g_base64_encode(raw, big);
+	msg = g_strdup_printf(
+	    "Subject: spill\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: multipart/mixed; boundary=\"B\"\n"
+	    "\n"
+	    "--B\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "body\n"
+	    "--B\n"
+	    "Content-Type: application/octet-stream; name=\"big.bin\"\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "\n"
+	    "%s\n"
+	    "--B\n"
+	    "Content-Type: application/octet-stream; name=\"empty.bin\"\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "\n"
+	    "--B\n"
+	    "Content-Type: text/csv; name=\"qp.csv\"\n"
+	    "Content-Transfer-Encoding: quoted-printable\n"
+	    "\n"
+	    "a,b=3Dc\n"
+	    "--B\n"
+	    "Content-Type: message/rfc822\n"
+	    "\n"
+	    "Subject: inner\n"
+	    "\n"
+	    "inner body\n"
+	    "--B\n"
+	    "Content-Type: application/octet-stream; name=\"again.bin\"\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "\n"
+	    "%s\n"         /* over max_total */
+	    "--B--\n", b64, b64);
+	dir = g_dir_make_tmp("test_mime_spill.XXXXXX", NULL);
+	assert_non_null(dir);
+	disk.spill_dir = dir;
+	a = extract(msg, &mem);
+	b = extract(msg, &disk);
+	assert_int_equal(dir_entries(dir), 0);      /* unlinked while mapped */
+	assert_int_equal(a->n_attachments, 5);
+	assert_int_equal(b->n_attachments, a->n_attachments);
+	assert_int_equal(b->truncated, a->truncated);
+	for (i = 0; i < a->n_attachments; i++) {
+		const struct mime_attachment *x = &a->attachments[i];
+		const struct mime_attachment *y = &b->attachments[i];
+
+		assert_string_equal(y->filename, x->filename);
+		assert_string_equal(y->content_type, x->content_type);
+		assert_int_equal(y->skip, x->skip);
+		assert_int_equal(y->over_cap, x->over_cap);
+		assert_int_equal(y->original_len, x->original_len);
+		assert_int_equal(y->len, x->len);
+		assert_false(x->mapped);
+		assert_int_equal(y->data == NULL, x->data == NULL);
+		/* kept bytes are mapped; an empty file stays a buffer */
+		assert_int_equal(y->mapped, y->data != NULL && y->len > 0);
+		if (x->data != NULL && x->len > 0)
+			assert_memory_equal(y->data, x->data, x->len);
+	}
+	assert_string_equal(b->attachments[0].filename, "big.bin");
+	assert_int_equal(b->attachments[0].len, big);
+	assert_memory_equal(b->attachments[0].data, raw, big);
+	assert_int_equal(b->attachments[1].len, 0);
+	assert_non_null(b->attachments[1].data);
+	assert_true(b->attachments[3].mapped);     /* the .eml, copied */
+	assert_true(b->attachments[4].over_cap);
+	mime_message_free(a);
+	mime_message_free(b);
+	assert_int_equal(dir_entries(dir), 0);
+	assert_int_equal(rmdir(dir), 0);
+	g_free(dir);
+	g_free(msg);
+	g_free(b64);
+	free(raw);
+}
+
+/* A spill_dir that cannot take the files is an error (-2: may pass
+ * later), never an attachment cut short or dropped; a mail without
+ * attachments does not need it. */
+static void
+test_spill_fails(void **state)
+{
+	struct mime_limits lim = { .spill_dir = "/nonexistent/halo-spill" };
+	struct mime_message *m = NULL;
+	char err[256] = "", *msg;
+	const char *with =
+	    "Subject: x\nMIME-Version: 1.0\n"
+	    "Content-Type: multipart/mixed; boundary=\"B\"\n\n"
+	    "--B\nContent-Type: text/plain\n\nbody\n"
+	    "--B\nContent-Type: application/pdf; name=\"a.pdf\"\n"
+	    "Content-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n"
+	    "--B--\n";
+
+	(void)state;
+	msg = crlf(with);
+	assert_int_equal(mime_extract_mem(msg, strlen(msg), &lim, &m, err,
+	    sizeof(err)), -2);
+	assert_null(m);
+	assert_non_null(strstr(err, "/nonexistent/halo-spill"));
+	free(msg);
+	m = extract("Subject: x\n\nplain body\n", &lim);
+	assert_int_equal(m->n_attachments, 0);
+	assert_string_equal(m->text, "plain body\n");
+	mime_message_free(m);
+}
+
 int
 main(void)
 {
@@ -1282,6 +1426,8 @@ main(void)
 		cmocka_unit_test(test_golden_smaller),
 		cmocka_unit_test(test_duplicate_content_type),
 		cmocka_unit_test(test_alternative_as_attachment),
+		cmocka_unit_test(test_spill),
+		cmocka_unit_test(test_spill_fails),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
