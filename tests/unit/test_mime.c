@@ -920,6 +920,45 @@ check_message(const char *name, const struct mime_message *m)
 	}
 }
 
+/* Entries in directory DIR other than . and .. */
+static size_t
+dir_entries(const char *dir)
+{
+	struct dirent *e;
+	size_t n = 0;
+	DIR *d = opendir(dir);
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* A (in memory) and B (spilled) hold the same attachments, byte for byte. */
+static void
+same_attachments(const char *what, const struct mime_message *a,
+    const struct mime_message *b)
+{
+	size_t i;
+
+	if (b->n_attachments != a->n_attachments ||
+	    b->truncated != a->truncated)
+		fail_msg("%s: spilled: other attachments", what);
+	for (i = 0; i < a->n_attachments; i++) {
+		const struct mime_attachment *x = &a->attachments[i];
+		const struct mime_attachment *y = &b->attachments[i];
+
+		if (strcmp(x->filename, y->filename) != 0 || x->skip != y->skip ||
+		    x->len != y->len || x->original_len != y->original_len ||
+		    (x->data == NULL) != (y->data == NULL) ||
+		    y->mapped != (y->data != NULL && y->len > 0) ||
+		    (x->len > 0 && memcmp(x->data, y->data, x->len) != 0))
+			fail_msg("%s: spilled: attachment %zu differs", what, i);
+	}
+}
+
 /* Every file of the shared mail corpus: no crash, 0 or a clean error. */
 static void
 test_corpus_sweep(void **state)
@@ -928,11 +967,16 @@ test_corpus_sweep(void **state)
 	    "eml/thirdparty", "mimekit", NULL };
 	size_t i, j, ok = 0, failed = 0;
 	char *dir, **files, *path;
-	struct mime_message *m;
+	struct mime_limits spill = { 0 };
+	struct mime_message *m, *s;
 	char err[256];
+	gchar *spill_dir;
 	bool any = false;
 
 	(void)state;
+	spill_dir = g_dir_make_tmp("test_mime_sweep.XXXXXX", NULL);
+	assert_non_null(spill_dir);
+	spill.spill_dir = spill_dir;
 	for (i = 0; subs[i] != NULL; i++) {
 		dir = corpus_dir(subs[i]);
 		if (dir == NULL)
@@ -948,6 +992,13 @@ test_corpus_sweep(void **state)
 			m = NULL;
 			if (mime_extract(path, NULL, &m, err, sizeof(err)) == 0) {
 				check_message(path, m);
+				/* spilled to files: the same attachments */
+				s = NULL;
+				if (mime_extract(path, &spill, &s, err,
+				    sizeof(err)) != 0)
+					fail_msg("%s: with spill_dir: %s", path, err);
+				same_attachments(path, m, s);
+				mime_message_free(s);
 				mime_message_free(m);
 				ok++;
 			} else {
@@ -961,6 +1012,9 @@ test_corpus_sweep(void **state)
 		g_strfreev(files);
 		g_free(dir);
 	}
+	assert_int_equal(dir_entries(spill_dir), 0);
+	assert_int_equal(rmdir(spill_dir), 0);
+	g_free(spill_dir);
 	if (!any) {
 		print_message("skipped: " CORPUS_REL " not found\n");
 		skip();
@@ -1253,22 +1307,6 @@ test_alternative_as_attachment(void **state)
 	assert_string_equal(m->attachments[0].content_type, "text/html");
 	assert_string_equal(m->attachments[0].filename, "attachment-1.html");
 	mime_message_free(m);
-}
-
-/* Entries in directory DIR other than . and .. */
-static size_t
-dir_entries(const char *dir)
-{
-	struct dirent *e;
-	size_t n = 0;
-	DIR *d = opendir(dir);
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
 }
 
 /* spill_dir: every kept attachment is a read-only mapping of an unlinked
