@@ -648,6 +648,45 @@ tnef_attr(GByteArray *buf, uint8_t level, uint32_t id, const void *data,
 	g_byte_array_append(buf, tail, 2);
 }
 
+/* Entries in directory DIR other than . and .. */
+static size_t
+dir_entries(const char *dir)
+{
+	struct dirent *e;
+	size_t n = 0;
+	DIR *d = opendir(dir);
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* A (in memory) and B (spilled) hold the same attachments, byte for byte. */
+static void
+same_attachments(const char *what, const struct mime_message *a,
+    const struct mime_message *b)
+{
+	size_t i;
+
+	if (b->n_attachments != a->n_attachments ||
+	    b->truncated != a->truncated)
+		fail_msg("%s: spilled: other attachments", what);
+	for (i = 0; i < a->n_attachments; i++) {
+		const struct mime_attachment *x = &a->attachments[i];
+		const struct mime_attachment *y = &b->attachments[i];
+
+		if (strcmp(x->filename, y->filename) != 0 || x->skip != y->skip ||
+		    x->len != y->len || x->original_len != y->original_len ||
+		    (x->data == NULL) != (y->data == NULL) ||
+		    y->mapped != (y->data != NULL && y->len > 0) ||
+		    (x->len > 0 && memcmp(x->data, y->data, x->len) != 0))
+			fail_msg("%s: spilled: attachment %zu differs", what, i);
+	}
+}
+
 /* A message: a text body and a winmail.dat of LEN bytes at TNEF, read
  * under LIMITS. */
 static struct mime_message *
@@ -807,13 +846,18 @@ test_tnef_corpus(void **state)
 	char *dir = corpus_dir("tnef"), **files, *path, *list, **lines;
 	size_t i, j, k, full = 0, partial = 0, names_ok = 0, names_missing = 0;
 	gsize len;
-	struct mime_message *m;
+	struct mime_limits spill = { 0 };
+	struct mime_message *m, *s;
+	gchar *spill_dir;
 
 	(void)state;
 	if (dir == NULL) {
 		print_message("skipped: " CORPUS_REL "/tnef not found\n");
 		skip();
 	}
+	spill_dir = g_dir_make_tmp("test_mime_tnef.XXXXXX", NULL);
+	assert_non_null(spill_dir);
+	spill.spill_dir = spill_dir;
 	files = list_dir(dir, ".tnef");
 	for (i = 0; files[i] != NULL; i++) {
 		gchar *data;
@@ -823,6 +867,10 @@ test_tnef_corpus(void **state)
 		assert_true(g_file_get_contents(path, &data, &len, NULL));
 		g_free(path);
 		m = extract_with_tnef((const uint8_t *)data, len, NULL);
+		/* unpacked files spilled too: the same bytes */
+		s = extract_with_tnef((const uint8_t *)data, len, &spill);
+		same_attachments(files[i], m, s);
+		mime_message_free(s);
 		g_free(data);
 		kept = find_att(m, "winmail.dat") != NULL;
 		if (kept)
@@ -871,6 +919,9 @@ test_tnef_corpus(void **state)
 		g_free(list);
 		mime_message_free(m);
 	}
+	assert_int_equal(dir_entries(spill_dir), 0);
+	assert_int_equal(rmdir(spill_dir), 0);
+	g_free(spill_dir);
 	print_message("tnef corpus: %zu files, %zu unpacked whole, %zu with "
 	    "winmail.dat kept; %zu listed names found, %zu not\n",
 	    full + partial, full, partial, names_ok, names_missing);
@@ -917,45 +968,6 @@ check_message(const char *name, const struct mime_message *m)
 		html = html_from_text(m->text, strlen(m->text), true);
 		assert_non_null(html);
 		free(html);
-	}
-}
-
-/* Entries in directory DIR other than . and .. */
-static size_t
-dir_entries(const char *dir)
-{
-	struct dirent *e;
-	size_t n = 0;
-	DIR *d = opendir(dir);
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
-}
-
-/* A (in memory) and B (spilled) hold the same attachments, byte for byte. */
-static void
-same_attachments(const char *what, const struct mime_message *a,
-    const struct mime_message *b)
-{
-	size_t i;
-
-	if (b->n_attachments != a->n_attachments ||
-	    b->truncated != a->truncated)
-		fail_msg("%s: spilled: other attachments", what);
-	for (i = 0; i < a->n_attachments; i++) {
-		const struct mime_attachment *x = &a->attachments[i];
-		const struct mime_attachment *y = &b->attachments[i];
-
-		if (strcmp(x->filename, y->filename) != 0 || x->skip != y->skip ||
-		    x->len != y->len || x->original_len != y->original_len ||
-		    (x->data == NULL) != (y->data == NULL) ||
-		    y->mapped != (y->data != NULL && y->len > 0) ||
-		    (x->len > 0 && memcmp(x->data, y->data, x->len) != 0))
-			fail_msg("%s: spilled: attachment %zu differs", what, i);
 	}
 }
 
