@@ -9,10 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "conf.h"
 #include "crypto.h"
@@ -28,6 +31,10 @@
 #define HALO_DOMAIN_MAX     253
 #define HALO_MSGID_MAX      998
 #define HALO_JSON_INT_MAX   9007199254740992.0      /* 2^53 */
+#define HALO_B64_CHUNK      (48 * 1024)     /* file bytes encoded at once
+                                             * (a multiple of 3) */
+
+struct halo_stream;
 
 /* Reset *ERR to "no error". */
 static void
@@ -397,6 +404,234 @@ halo_err_from_response(struct halo_err *err, enum http_result kind,
 		snprintf(err->message, sizeof(err->message), "%s", http_result_name(kind));
 }
 
+/* ---------------------------------------------------------------- streamed bodies */
+
+/*
+ * A request body sent in pieces: the printed JSON, in which the data URI
+ * of attachment I is the placeholder "halo-att-<tag>-<I>" (TAG: random,
+ * new per request), and the attachments, base64-encoded HALO_B64_CHUNK
+ * bytes at a time while libcurl sends. The bytes are those of the JSON
+ * printed with the data URIs in it: cJSON prints a data URI as it is (its
+ * characters need no escaping). A mapped file's pages are dropped once
+ * encoded, so a large mail never sits in the worker's memory.
+ */
+struct halo_stream {
+	const struct halo_attachment *att;
+	size_t n;
+	char tag[33];               /* 32 hex digits */
+	const char *text;           /* the printed JSON (the caller's) */
+	size_t text_len;
+	size_t *cut;                /* 2n: placeholder I at [cut[2I], cut[2I+1]) */
+	size_t body_len;
+	/* the producer's place */
+	enum { HALO_ST_TEXT, HALO_ST_PREFIX, HALO_ST_DATA } phase;
+	size_t i;                   /* text piece I, or attachment I */
+	size_t off;                 /* in the text, the prefix or the file */
+	char prefix[160];           /* "data:<type>;base64," */
+	size_t prefix_len;
+	size_t dropped;             /* bytes of the mapping advised away */
+	char enc[HALO_B64_CHUNK / 3 * 4 + 1];
+	size_t enc_len, enc_off;
+};
+
+static bool halo_inline_att;    /* tests: the old in-memory bodies */
+
+/* Tests only: build attachment bodies in memory (see halo.h). */
+void
+halo_set_inline_attachments(bool inline_body)
+{
+	halo_inline_att = inline_body;
+}
+
+static const char *halo_attach_mime(const struct halo_attachment *a);
+
+/* A stream for the N attachments at ATT; NULL when N is 0, in the tests'
+ * inline mode, or out of memory (*OOM set). */
+static struct halo_stream *
+halo_stream_new(const struct halo_attachment *att, size_t n, bool *oom)
+{
+	struct halo_stream *st;
+	unsigned char rnd[16];
+	size_t i;
+
+	*oom = false;
+	if (n == 0 || att == NULL || halo_inline_att)
+		return NULL;
+	if ((st = calloc(1, sizeof(*st))) == NULL ||
+	    (st->cut = calloc(2 * n, sizeof(*st->cut))) == NULL ||
+	    RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		if (st != NULL)
+			free(st->cut);
+		free(st);
+		*oom = true;
+		return NULL;
+	}
+	for (i = 0; i < sizeof(rnd); i++)
+		snprintf(st->tag + 2 * i, 3, "%02x", rnd[i]);
+	st->att = att;
+	st->n = n;
+	return st;
+}
+
+/* Free ST; NULL is fine. Returns NULL. */
+static struct halo_stream *
+halo_stream_free(struct halo_stream *st)
+{
+	if (st != NULL) {
+		free(st->cut);
+		OPENSSL_cleanse(st->enc, sizeof(st->enc));
+		free(st);
+	}
+	return NULL;
+}
+
+/* The placeholder of attachment I into OUT. */
+static void
+halo_stream_placeholder(const struct halo_stream *st, size_t i, char *out,
+    size_t outsz)
+{
+	snprintf(out, outsz, "halo-att-%s-%zu", st->tag, i);
+}
+
+/* "data:<type>;base64," for A into OUT; its length. */
+static size_t
+halo_stream_prefix(const struct halo_attachment *a, char *out, size_t outsz)
+{
+	int n = snprintf(out, outsz, "data:%s;base64,", halo_attach_mime(a));
+
+	return n > 0 && (size_t)n < outsz ? (size_t)n : 0;
+}
+
+/* Find the placeholders in TEXT (the printed JSON) and work out the body's
+ * length; false when they are not each there exactly once, in order. */
+static bool
+halo_stream_start(struct halo_stream *st, const char *text)
+{
+	char ph[64], prefix[sizeof(st->prefix)];
+	const char *at, *from = text;
+	size_t i, len, total, hits = 0;
+
+	st->text = text;
+	st->text_len = strlen(text);
+	for (at = text; (at = strstr(at, st->tag)) != NULL; at++)
+		hits++;
+	if (hits != st->n)
+		return false;
+	total = st->text_len;
+	for (i = 0; i < st->n; i++) {
+		const struct halo_attachment *a = &st->att[i];
+
+		halo_stream_placeholder(st, i, ph, sizeof(ph));
+		len = strlen(ph);
+		/* a whole JSON string: "<placeholder>" */
+		if ((at = strstr(from, ph)) == NULL || at == text || at[-1] != '"' ||
+		    at[len] != '"')
+			return false;
+		st->cut[2 * i] = (size_t)(at - text);
+		st->cut[2 * i + 1] = st->cut[2 * i] + len;
+		from = at + len;
+		if ((a->data == NULL && a->len > 0) || a->len > (SIZE_MAX / 4 - 1) * 3 ||
+		    halo_stream_prefix(a, prefix, sizeof(prefix)) == 0)
+			return false;
+		total = total - len + strlen(prefix) + (a->len + 2) / 3 * 4;
+	}
+	st->body_len = total;
+	st->phase = HALO_ST_TEXT;
+	st->i = st->off = 0;
+	return true;
+}
+
+/* Drop the pages of A's mapping below UPTO (page-aligned down; all of
+ * it at the end) from memory: the file keeps them. */
+static void
+halo_stream_drop(struct halo_stream *st, const struct halo_attachment *a,
+    size_t upto)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	size_t end;
+
+	if (!a->mapped || a->data == NULL || page <= 0)
+		return;
+	end = upto >= a->len ? a->len : upto / (size_t)page * (size_t)page;
+	if (end > st->dropped) {
+		(void)madvise((void *)(uintptr_t)(a->data + st->dropped),
+		    end - st->dropped, MADV_DONTNEED);
+		st->dropped = end;
+	}
+}
+
+/* http_request.body_read: the next at most MAX bytes of the body. */
+static size_t
+halo_stream_read(char *buf, size_t max, void *arg)
+{
+	struct halo_stream *st = arg;
+	size_t out = 0, k;
+
+	while (out < max) {
+		const struct halo_attachment *a = st->i < st->n ? &st->att[st->i] :
+		    NULL;
+
+		if (st->phase == HALO_ST_TEXT) {
+			size_t end = a != NULL ? st->cut[2 * st->i] : st->text_len;
+
+			k = end - st->off < max - out ? end - st->off : max - out;
+			memcpy(buf + out, st->text + st->off, k);
+			st->off += k;
+			out += k;
+			if (st->off < end || a == NULL)
+				break;
+			st->prefix_len = halo_stream_prefix(a, st->prefix,
+			    sizeof(st->prefix));
+			st->phase = HALO_ST_PREFIX;
+			st->off = 0;
+		} else if (st->phase == HALO_ST_PREFIX) {
+			k = st->prefix_len - st->off < max - out ?
+			    st->prefix_len - st->off : max - out;
+			memcpy(buf + out, st->prefix + st->off, k);
+			st->off += k;
+			out += k;
+			if (st->off < st->prefix_len)
+				break;
+			st->phase = HALO_ST_DATA;
+			st->off = st->dropped = st->enc_len = st->enc_off = 0;
+		} else if (st->enc_off < st->enc_len) {
+			k = st->enc_len - st->enc_off < max - out ?
+			    st->enc_len - st->enc_off : max - out;
+			memcpy(buf + out, st->enc + st->enc_off, k);
+			st->enc_off += k;
+			out += k;
+		} else if (st->off < a->len) {
+			size_t n = a->len - st->off < HALO_B64_CHUNK ?
+			    a->len - st->off : HALO_B64_CHUNK;
+			int w = EVP_EncodeBlock((unsigned char *)st->enc,
+			    a->data + st->off, (int)n);
+
+			if (w < 0)
+				return 0;
+			st->off += n;
+			st->enc_len = (size_t)w;
+			st->enc_off = 0;
+			halo_stream_drop(st, a, st->off);
+		} else {
+			/* this file is sent: on with the text after it */
+			st->off = st->cut[2 * st->i + 1];
+			st->i++;
+			st->phase = HALO_ST_TEXT;
+		}
+	}
+	return out;
+}
+
+/* Make REQ send ST's body (halo_stream_start() done). */
+static void
+halo_stream_request(struct halo_stream *st, struct http_request *req)
+{
+	req->body = NULL;
+	req->body_len = st->body_len;
+	req->body_read = halo_stream_read;
+	req->body_arg = st;
+}
+
 /* ---------------------------------------------------------------- transport */
 
 /* BASE without trailing slashes, as a malloc'd string. */
@@ -442,7 +677,7 @@ halo_auth_base(const struct halo_conf *c)
 static int
 halo_call(const struct halo_conf *c, const char *what, const char *method,
     const char *url, const char *bearer, const char *ctype, const char *body,
-    bool wipe, cJSON **json, struct halo_err *err)
+    struct halo_stream *stream, bool wipe, cJSON **json, struct halo_err *err)
 {
 	struct http_request req = {
 		.method = method, .url = url, .content_type = ctype, .body = body,
@@ -457,6 +692,8 @@ halo_call(const struct halo_conf *c, const char *what, const char *method,
 
 	if (json != NULL)
 		*json = NULL;
+	if (stream != NULL)
+		halo_stream_request(stream, &req);
 	res = http_do(&req, &resp);
 	if (res != HTTP_OK) {
 		halo_err_from_response(err, res, &resp);
@@ -499,15 +736,18 @@ halo_api_get(const struct halo_conf *c, const char *token, const char *what,
 		return -1;
 	}
 	free(base);
-	rc = halo_call(c, what, "GET", url, token, NULL, NULL, false, json, err);
+	rc = halo_call(c, what, "GET", url, token, NULL, NULL, NULL, false, json,
+	    err);
 	free(url);
 	return rc;
 }
 
-/* POST BODY (a JSON value) to halo_url + PATH; parse the answer into *JSON. */
+/* POST BODY (a JSON value) to halo_url + PATH; parse the answer into *JSON.
+ * STREAM (NULL: none) sends the attachments whose placeholders BODY holds. */
 static int
 halo_api_post(const struct halo_conf *c, const char *token, const char *what,
-    const char *path, const cJSON *body, cJSON **json, struct halo_err *err)
+    const char *path, const cJSON *body, struct halo_stream *stream,
+    cJSON **json, struct halo_err *err)
 {
 	char *base = halo_trim_base(c->halo_url), *url = NULL, *text;
 	int rc;
@@ -520,8 +760,14 @@ halo_api_post(const struct halo_conf *c, const char *token, const char *what,
 		return -1;
 	}
 	free(base);
-	rc = halo_call(c, what, "POST", url, token, "application/json", text, false,
-	    json, err);
+	if (stream != NULL && !halo_stream_start(stream, text)) {
+		free(url);
+		cJSON_free(text);
+		halo_err_set(err, HTTP_INTERNAL, 0, "%s: cannot build request", what);
+		return -1;
+	}
+	rc = halo_call(c, what, "POST", url, token, "application/json", text,
+	    stream, false, json, err);
 	free(url);
 	cJSON_free(text);
 	return rc;
@@ -602,7 +848,7 @@ halo_token_post(const struct halo_conf *c, const char *const *pairs,
 		goto out;
 	}
 	if (halo_call(c, "POST /token", "POST", url, NULL,
-	    "application/x-www-form-urlencoded", form, true, &root, err) != 0) {
+	    "application/x-www-form-urlencoded", form, NULL, true, &root, err) != 0) {
 		/* OAuth2 errors are 400 (sometimes 401) with {"error": ...} */
 		if (err != NULL && strncmp(err->message, "invalid_grant", 13) == 0 &&
 		    (err->message[13] == '\0' || err->message[13] == ':')) {
@@ -1550,22 +1796,31 @@ halo_attach_mime(const struct halo_attachment *a)
 	    "application/octet-stream";
 }
 
-/* Fill ITEM with one attachment: filename, data_base64 as a data URI
- * (Halo stores nothing from bare base64), isimage, content_type. */
+/* Fill ITEM with attachment I of ATT: filename, data_base64 as a data URI
+ * (Halo stores nothing from bare base64), isimage, content_type. With ST
+ * the data URI is ST's placeholder, streamed in its place when sent. */
 static bool
-halo_attach_item(cJSON *item, const struct halo_attachment *a)
+halo_attach_item(cJSON *item, const struct halo_attachment *att, size_t i,
+    const struct halo_stream *st)
 {
+	const struct halo_attachment *a = &att[i];
 	const char *mime = halo_attach_mime(a);
-	char *b64, *uri = NULL;
+	char *b64, *uri = NULL, ph[64];
 	bool ok;
 
 	if (a->data == NULL && a->len > 0)
 		return false;
-	b64 = halo_base64(a->data != NULL ? a->data : (const unsigned char *)"",
-	    a->len);
-	if (b64 == NULL || asprintf(&uri, "data:%s;base64,%s", mime, b64) < 0)
-		uri = NULL;
-	free(b64);
+	if (st != NULL) {
+		halo_stream_placeholder(st, i, ph, sizeof(ph));
+		uri = strdup(ph);
+	} else {
+		b64 = halo_base64(a->data != NULL ? a->data :
+		    (const unsigned char *)"", a->len);
+		if (b64 == NULL || asprintf(&uri, "data:%s;base64,%s", mime,
+		    b64) < 0)
+			uri = NULL;
+		free(b64);
+	}
 	ok = uri != NULL &&
 	    halo_json_add_str(item, "filename",
 	    a->filename != NULL && *a->filename != '\0' ? a->filename :
@@ -1577,9 +1832,11 @@ halo_attach_item(cJSON *item, const struct halo_attachment *a)
 	return ok;
 }
 
-/* Add "attachments":[{filename, data_base64, isimage, content_type}] to OBJ. */
+/* Add "attachments":[{filename, data_base64, isimage, content_type}] to OBJ
+ * (placeholders for ST's data URIs when ST is set). */
 static bool
-halo_add_attachments(cJSON *obj, const struct halo_attachment *att, size_t n)
+halo_add_attachments(cJSON *obj, const struct halo_attachment *att, size_t n,
+    const struct halo_stream *st)
 {
 	cJSON *arr;
 	size_t i;
@@ -1593,7 +1850,7 @@ halo_add_attachments(cJSON *obj, const struct halo_attachment *att, size_t n)
 
 		if (item == NULL || !cJSON_AddItemToArray(arr, item))
 			return false;
-		if (!halo_attach_item(item, &att[i]))
+		if (!halo_attach_item(item, att, i, st))
 			return false;
 	}
 	return true;
@@ -1666,7 +1923,8 @@ halo_attachment_upload(const struct halo_conf *c, const char *token,
     struct halo_attach_result *res, struct halo_err *err)
 {
 	cJSON *arr = NULL, *obj, *root = NULL;
-	bool ok;
+	struct halo_stream *st = NULL;
+	bool ok, oom = false;
 	int rc = -1;
 
 	if (res != NULL)
@@ -1677,22 +1935,23 @@ halo_attachment_upload(const struct halo_conf *c, const char *token,
 		halo_err_set(err, HTTP_INTERNAL, 0, "attachment: bad arguments");
 		return -1;
 	}
+	st = halo_stream_new(a, 1, &oom);
 	arr = cJSON_CreateArray();
 	obj = cJSON_CreateObject();
 	ok = arr != NULL && obj != NULL && cJSON_AddItemToArray(arr, obj);
 	if (!ok)
 		cJSON_Delete(obj);
-	ok = ok &&
+	ok = ok && !oom &&
 	    cJSON_AddNumberToObject(obj, "ticket_id", (double)ticket_id) != NULL &&
 	    (action_id <= 0 || cJSON_AddNumberToObject(obj, "action_id",
 	    (double)action_id) != NULL) &&
-	    halo_attach_item(obj, a);
+	    halo_attach_item(obj, a, 0, st);
 	if (!ok) {
 		halo_err_set(err, HTTP_INTERNAL, 0, "attachment: cannot build request");
 		goto out;
 	}
 	if (halo_api_post(c, token, "POST /api/Attachment", "/api/Attachment", arr,
-	    &root, err) != 0)
+	    st, &root, err) != 0)
 		goto out;
 	obj = (cJSON *)halo_json_object(root);
 	if (obj == NULL) {
@@ -1719,6 +1978,7 @@ halo_attachment_upload(const struct halo_conf *c, const char *token,
 		}
 	}
 out:
+	halo_stream_free(st);
 	cJSON_Delete(arr);
 	cJSON_Delete(root);
 	return rc;
@@ -1842,7 +2102,8 @@ halo_action_create(const struct halo_conf *c, const char *token,
     const struct halo_action_new *a, int64_t *action_id, struct halo_err *err)
 {
 	cJSON *arr = NULL, *obj, *root = NULL;
-	bool ok, email;
+	struct halo_stream *st = NULL;
+	bool ok, email, oom = false;
 	int rc = -1;
 
 	if (action_id != NULL)
@@ -1855,12 +2116,13 @@ halo_action_create(const struct halo_conf *c, const char *token,
 	}
 	email = a->email_from != NULL || a->email_to != NULL || a->email_cc != NULL ||
 	    a->email_subject != NULL;
+	st = halo_stream_new(a->attachments, a->n_attachments, &oom);
 	arr = cJSON_CreateArray();
 	obj = cJSON_CreateObject();
 	ok = arr != NULL && obj != NULL && cJSON_AddItemToArray(arr, obj);
 	if (!ok)
 		cJSON_Delete(obj);
-	ok = ok &&
+	ok = ok && !oom &&
 	    cJSON_AddNumberToObject(obj, "ticket_id", (double)a->ticket_id) != NULL &&
 	    halo_add_opt(obj, "outcome", a->outcome, true) &&
 	    halo_add_opt(obj, "note_html", a->note_html, false) &&
@@ -1876,18 +2138,20 @@ halo_action_create(const struct halo_conf *c, const char *token,
 	    halo_add_opt(obj, "internet_message_id", a->internet_message_id, true) &&
 	    (a->new_status <= 0 || cJSON_AddNumberToObject(obj, "new_status",
 	    (double)a->new_status) != NULL) &&
-	    halo_add_attachments(obj, a->attachments, a->n_attachments);
+	    halo_add_attachments(obj, a->attachments, a->n_attachments, st);
 	if (!ok) {
 		halo_err_set(err, HTTP_INTERNAL, 0, "action: cannot build request");
 		goto out;
 	}
-	if (halo_api_post(c, token, "POST /api/Actions", "/api/Actions", arr, &root, err) != 0)
+	if (halo_api_post(c, token, "POST /api/Actions", "/api/Actions", arr, st,
+	    &root, err) != 0)
 		goto out;
 	rc = halo_created_id(root, "POST /api/Actions", action_id, err);
 	if (rc == 0 && a->att_results != NULL)
 		(void)halo_attach_check(halo_json_object(root), a->n_attachments,
 		    a->att_results);
 out:
+	halo_stream_free(st);
 	cJSON_Delete(arr);
 	cJSON_Delete(root);
 	return rc;
@@ -1899,9 +2163,10 @@ halo_ticket_create(const struct halo_conf *c, const char *token,
     const struct halo_ticket_new *t, int64_t *ticket_id, struct halo_err *err)
 {
 	cJSON *arr = NULL, *obj, *root = NULL, *cfs;
+	struct halo_stream *st = NULL;
 	char *summary = NULL;
 	size_t i;
-	bool ok;
+	bool ok, oom = false;
 	int rc = -1;
 
 	if (ticket_id != NULL)
@@ -1917,9 +2182,11 @@ halo_ticket_create(const struct halo_conf *c, const char *token,
 		free(summary);
 		summary = strdup("(no subject)");
 	}
+	st = halo_stream_new(t->attachments, t->n_attachments, &oom);
 	arr = cJSON_CreateArray();
 	obj = cJSON_CreateObject();
-	ok = summary != NULL && arr != NULL && obj != NULL && cJSON_AddItemToArray(arr, obj);
+	ok = summary != NULL && !oom && arr != NULL && obj != NULL &&
+	    cJSON_AddItemToArray(arr, obj);
 	if (!ok)
 		cJSON_Delete(obj);
 	ok = ok &&
@@ -1947,7 +2214,7 @@ halo_ticket_create(const struct halo_conf *c, const char *token,
 	    halo_add_opt(obj, "action_outcome", t->action_outcome, true) &&
 	    halo_add_opt(obj, "internet_message_id", t->internet_message_id, true) &&
 	    cJSON_AddBoolToObject(obj, "dont_do_rules", t->dont_do_rules) != NULL &&
-	    halo_add_attachments(obj, t->attachments, t->n_attachments);
+	    halo_add_attachments(obj, t->attachments, t->n_attachments, st);
 	if (ok && t->n_customfields > 0) {
 		ok = (cfs = cJSON_AddArrayToObject(obj, "customfields")) != NULL;
 		for (i = 0; ok && i < t->n_customfields; i++) {
@@ -1963,13 +2230,15 @@ halo_ticket_create(const struct halo_conf *c, const char *token,
 		halo_err_set(err, HTTP_INTERNAL, 0, "ticket: cannot build request");
 		goto out;
 	}
-	if (halo_api_post(c, token, "POST /api/Tickets", "/api/Tickets", arr, &root, err) != 0)
+	if (halo_api_post(c, token, "POST /api/Tickets", "/api/Tickets", arr, st,
+	    &root, err) != 0)
 		goto out;
 	rc = halo_created_id(root, "POST /api/Tickets", ticket_id, err);
 	if (rc == 0 && t->att_results != NULL)
 		(void)halo_attach_check(halo_json_object(root), t->n_attachments,
 		    t->att_results);
 out:
+	halo_stream_free(st);
 	free(summary);
 	cJSON_Delete(arr);
 	cJSON_Delete(root);
@@ -2148,7 +2417,7 @@ halo_user_create(const struct halo_conf *c, const char *token,
 		halo_err_set(err, HTTP_INTERNAL, 0, "user: cannot build request");
 		goto out;
 	}
-	if (halo_api_post(c, token, "POST /api/Users", "/api/Users", arr, &root,
+	if (halo_api_post(c, token, "POST /api/Users", "/api/Users", arr, NULL, &root,
 	    err) != 0)
 		goto out;
 	rc = halo_created_id(root, "POST /api/Users", user_id, err);
@@ -2367,7 +2636,7 @@ halo_pane_post(const struct halo_conf *c, const char *token, const char *what,
 	*json = NULL;
 	if (!halo_args_ok(c, token, err))
 		return -1;
-	return halo_api_post(c, token, what, path, body, json, err);
+	return halo_api_post(c, token, what, path, body, NULL, json, err);
 }
 
 void

@@ -169,7 +169,19 @@ struct halo_attachment {
 	const unsigned char *data;
 	size_t len;
 	bool is_image;
+	bool mapped;                /* data is a read-only shared file mapping
+	                             * (mime.h's spill_dir): its pages are
+	                             * dropped from memory once sent */
 };
+
+/*
+ * A request that carries attachments is streamed: its JSON is printed with
+ * a placeholder for each data URI, and each file is base64-encoded a chunk
+ * at a time while libcurl sends it (no copy of a file in memory). Tests
+ * only: INLINE true builds the whole body in memory instead, as before
+ * (the bytes sent are the same). Not thread-safe; set it before requests.
+ */
+void halo_set_inline_attachments(bool inline_body);
 
 /* What Halo did with one attachment of a create (or an upload). */
 struct halo_attach_result {

@@ -48,11 +48,15 @@ static pthread_key_t http_handle_key;   /* this thread's reusable easy handle */
 static bool http_key_ok;
 static char *http_ca_file;              /* CA bundle instead of the system's */
 
-/* A request body handed to libcurl by the read callback, never rewound. */
+/* A request body handed to libcurl by the read callback, never rewound:
+ * bytes at DATA, or from the caller's producer READ. */
 struct http_body {
 	const char *data;
 	size_t len;
 	size_t off;
+	size_t (*read)(char *buf, size_t max, void *arg);
+	void *arg;
+	bool failed;            /* the producer gave nothing */
 };
 
 /* Growing response buffer with a hard cap. */
@@ -158,7 +162,19 @@ http_read_cb(char *buf, size_t size, size_t nitems, void *userdata)
 
 	if (n > b->len - b->off)
 		n = b->len - b->off;
-	memcpy(buf, b->data + b->off, n);
+	if (n == 0)
+		return 0;
+	if (b->read != NULL) {
+		size_t got = b->read(buf, n, b->arg);
+
+		if (got == 0 || got > n) {
+			b->failed = true;
+			return CURL_READFUNC_ABORT;
+		}
+		n = got;
+	} else {
+		memcpy(buf, b->data + b->off, n);
+	}
 	b->off += n;
 	return n;
 }
@@ -477,6 +493,7 @@ http_perform(const struct http_request *req, struct http_response *resp)
 	CURL *h = NULL;
 	long connect_ms, total_ms, status = 0;
 	long req_size = 0, req_size_long = 0;
+	bool has_body;
 
 	if (http_transport != NULL) {
 		memset(resp, 0, sizeof(*resp));
@@ -495,12 +512,13 @@ http_perform(const struct http_request *req, struct http_response *resp)
 		return HTTP_INTERNAL;
 	}
 	method = req->method;
+	has_body = req->body != NULL || req->body_read != NULL;
 	if (method == NULL)
-		method = req->body != NULL ? "POST" : "GET";
+		method = has_body ? "POST" : "GET";
 	if (!http_header_safe(method, false) ||
 	    (req->bearer != NULL && !http_header_safe(req->bearer, false)) ||
 	    (req->content_type != NULL && !http_header_safe(req->content_type, true)) ||
-	    (strcmp(method, "GET") == 0 && req->body != NULL)) {
+	    (strcmp(method, "GET") == 0 && has_body)) {
 		http_set_error(resp->error, sizeof(resp->error), "bad request arguments");
 		return HTTP_INTERNAL;
 	}
@@ -581,9 +599,13 @@ http_perform(const struct http_request *req, struct http_response *resp)
 	} else {
 		if (strcmp(method, "POST") != 0)
 			HTTP_SETOPT(h, CURLOPT_CUSTOMREQUEST, method, &rc);
-		if (req->body != NULL || strcmp(method, "POST") == 0) {
+		if (has_body || strcmp(method, "POST") == 0) {
 			body.data = req->body != NULL ? req->body : "";
-			body.len = req->body != NULL ? req->body_len : 0;
+			body.len = has_body ? req->body_len : 0;
+			if (req->body_read != NULL) {
+				body.read = req->body_read;
+				body.arg = req->body_arg;
+			}
 			HTTP_SETOPT(h, CURLOPT_POST, 1L, &rc);
 			HTTP_SETOPT(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body.len, &rc);
 			HTTP_SETOPT(h, CURLOPT_READFUNCTION, http_read_cb, &rc);
@@ -624,6 +646,11 @@ http_perform(const struct http_request *req, struct http_response *resp)
 	} else if (buf.u.oom) {
 		res = HTTP_INTERNAL;
 		http_set_error(resp->error, sizeof(resp->error), "out of memory");
+	} else if (body.failed) {
+		/* cut short: with Content-Length unmet, nothing is applied */
+		res = HTTP_INTERNAL;
+		http_set_error(resp->error, sizeof(resp->error),
+		    "request body could not be produced");
 	} else {
 		res = http_classify_curl(prc, req_size > 0);
 		http_set_error(resp->error, sizeof(resp->error),

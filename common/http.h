@@ -40,6 +40,12 @@ enum http_result {
  * One request. METHOD NULL means GET without a body, POST with one.
  * CONTENT_TYPE and BEARER must not contain control characters.
  * Zero timeouts and MAX_RESPONSE take the defaults above.
+ * The body is BODY_LEN bytes, sent with Content-Length: either at BODY,
+ * or (BODY_READ set; BODY is then ignored) produced while it is sent:
+ * BODY_READ(buf, max, BODY_ARG) puts the next 1..MAX bytes at BUF and
+ * returns their count (0: it failed; the request ends HTTP_INTERNAL). It
+ * is called for exactly BODY_LEN bytes in order, at most once each: a
+ * body is never rewound (see http.c).
  */
 struct http_request {
 	const char *method;
@@ -47,6 +53,8 @@ struct http_request {
 	const char *content_type;
 	const char *body;
 	size_t body_len;
+	size_t (*body_read)(char *buf, size_t max, void *arg);
+	void *body_arg;
 	const char *bearer;
 	long connect_timeout_ms;
 	long total_timeout_ms;

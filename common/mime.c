@@ -7,6 +7,11 @@
  * winmail.dat is first re-framed (only whole attributes with good
  * checksums are passed on) and then read by libytnef, which is not
  * robust against hostile lengths on its own.
+ *
+ * With spill_dir set, an attachment's decoded bytes go to an unlinked file
+ * as they are decoded and the attachment's data is a mapping of it: the
+ * worker then holds none of a large mail's files in memory, and the
+ * sender reads the mapping a chunk at a time (halo.c).
  */
 #include "mime.h"
 
@@ -18,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <gmime/gmime.h>
@@ -45,7 +51,8 @@ struct mime_ctx {
 	size_t parts;           /* MIME parts looked at */
 	size_t listed;          /* parts past the limit listed */
 	size_t total;           /* attachment bytes kept */
-	bool oom;
+	bool oom;               /* out of memory, or spill_errno: stop */
+	int spill_errno;        /* writing or mapping a spill file failed */
 };
 
 /* How a part may be used: as the body, or only as an attachment. */
@@ -73,6 +80,7 @@ mime_limits_default(struct mime_limits *limits)
 	limits->max_parts = MIME_DEFAULT_MAX_PARTS;
 	limits->max_depth = MIME_DEFAULT_MAX_DEPTH;
 	limits->max_text = MIME_DEFAULT_MAX_TEXT;
+	limits->spill_dir = NULL;
 }
 
 /* Why an attachment was not uploaded. */
@@ -96,7 +104,10 @@ mime_attachment_clear(struct mime_attachment *att)
 	free(att->filename);
 	free(att->content_type);
 	free(att->content_id);
-	free(att->data);
+	if (att->mapped)
+		(void)munmap(att->data, att->len);
+	else
+		free(att->data);
 	memset(att, 0, sizeof(*att));
 }
 
@@ -281,25 +292,49 @@ mime_dec_finish(struct mime_dec *d, unsigned char *out)
  * mime_part_read). */
 struct mime_sink {
 	struct util_buf u;      /* what is kept (u.max = KEEP); u.oom: ENOMEM */
+	int fd;                 /* >= 0: kept bytes go to this file instead */
+	size_t kept;            /* bytes written to fd */
+	int werr;               /* errno of a failed write to fd */
 	size_t keep, total;
 	bool prefix, keeping;
 };
+
+/* Bytes kept so far. */
+static size_t
+mime_sink_kept(const struct mime_sink *k)
+{
+	return k->fd >= 0 ? k->kept : k->u.len;
+}
+
+/* Keep N bytes at P (in memory or in the file); false on failure. */
+static bool
+mime_sink_store(struct mime_sink *k, const unsigned char *p, size_t n)
+{
+	if (k->fd < 0)
+		return util_buf_add(&k->u, p, n);
+	if (util_write_full(k->fd, p, n) != 0) {
+		k->werr = errno != 0 ? errno : EIO;
+		return false;
+	}
+	k->kept += n;
+	return true;
+}
 
 /* Take LEN decoded bytes at P; false when reading may stop. */
 static bool
 mime_sink_take(struct mime_sink *k, const unsigned char *p, size_t got)
 {
-	size_t take = 0;
+	size_t take = 0, kept = mime_sink_kept(k);
 
 	if (k->keeping) {
-		take = got <= k->keep - k->u.len ? got :
-		    k->prefix ? k->keep - k->u.len : 0;
-		if (!k->prefix && got > k->keep - k->u.len) {
+		take = got <= k->keep - kept ? got :
+		    k->prefix ? k->keep - kept : 0;
+		if (!k->prefix && got > k->keep - kept) {
 			util_buf_clear(&k->u);
 			k->keeping = false;
 		}
 	}
-	if (take > 0 && !util_buf_add(&k->u, p, take))
+	if (take > 0 && !mime_sink_store(k, p, take))
 		return false;
 	k->total += got;
 	return !(k->prefix && k->total > k->keep);
@@ -310,11 +345,14 @@ mime_sink_take(struct mime_sink *k, const unsigned char *p, size_t got)
  * most KEEP bytes, else NULL, and *TOTAL is the whole decoded size. With
  * PREFIX: *DATA gets at most the first KEEP bytes, reading stops there,
  * and *TOTAL > KEEP says that more followed. *DATA is malloc'd and
- * NUL-terminated, also when empty. *DAMAGED (may be NULL) says that the
- * base64 or uuencode could not be decoded faithfully. False on ENOMEM.
+ * NUL-terminated, also when empty. SPILL_FD >= 0: what *DATA would get is
+ * written to that file instead (it then holds all of it exactly when
+ * *TOTAL <= KEEP) and *DATA stays NULL. *DAMAGED (may be NULL) says that
+ * the base64 or uuencode could not be decoded faithfully. False with errno
+ * set on failure: ENOMEM, or the write's error.
  */
 static bool
-mime_part_read(GMimePart *part, size_t keep, bool prefix,
+mime_part_read(GMimePart *part, size_t keep, bool prefix, int spill_fd,
     unsigned char **data, size_t *total, bool *damaged)
 {
 	GMimeDataWrapper *content;
@@ -331,6 +369,7 @@ mime_part_read(GMimePart *part, size_t keep, bool prefix,
 	if (damaged != NULL)
 		*damaged = false;
 	memset(&sink, 0, sizeof(sink));
+	sink.fd = spill_fd;
 	sink.keep = keep;
 	sink.u.max = keep;
 	sink.prefix = prefix;
@@ -347,6 +386,7 @@ mime_part_read(GMimePart *part, size_t keep, bool prefix,
 			dec = calloc(1, sizeof(*dec));
 			if (dec == NULL) {
 				g_object_unref(filtered);
+				errno = ENOMEM;
 				return false;
 			}
 			dec->enc = encoding;
@@ -378,7 +418,7 @@ mime_part_read(GMimePart *part, size_t keep, bool prefix,
 			if (dec == NULL)
 				more = mime_sink_take(&sink, chunk, (size_t)n);
 		}
-		if (dec != NULL && more && !sink.u.oom) {
+		if (dec != NULL && more && !sink.u.oom && sink.werr == 0) {
 			(void)mime_sink_take(&sink, out, mime_dec_finish(dec, out));
 			if (damaged != NULL)
 				*damaged = dec->damaged;
@@ -387,16 +427,72 @@ mime_part_read(GMimePart *part, size_t keep, bool prefix,
 		g_object_unref(filtered);
 	}
 	*total = sink.total;
-	if (sink.u.oom) {
-		util_buf_clear(&sink.u);
+	if (sink.werr != 0) {
+		errno = sink.werr;
 		return false;
 	}
-	if (!sink.keeping)
-		return true;
-	if (!util_buf_reserve(&sink.u, 0))
+	if (sink.u.oom) {
+		util_buf_clear(&sink.u);
+		errno = ENOMEM;
 		return false;
+	}
+	if (!sink.keeping || spill_fd >= 0)
+		return true;
+	if (!util_buf_reserve(&sink.u, 0)) {
+		errno = ENOMEM;
+		return false;
+	}
 	*data = (unsigned char *)sink.u.s;
 	return true;
+}
+
+/* --- spill files ------------------------------------------------------ */
+
+/* A new unlinked file (0600) in DIR for one attachment's bytes; -1 with
+ * errno set. O_TMPFILE where the file system has it, else mkstemp and
+ * unlink (a crash in between leaves a file spool_recover() removes when
+ * DIR is the spool's tmp/). */
+static int
+mime_spill_open(const char *dir)
+{
+	char path[PATH_MAX];
+	int fd, saved;
+
+#ifdef O_TMPFILE
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return -1;
+#endif
+	if (snprintf(path, sizeof(path), "%s/mime-spill.XXXXXX", dir) >=
+	    (int)sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (unlink(path) != 0) {
+		saved = errno;
+		(void)close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/* Note that spilling failed with ERRNUM: the parse stops, an error. */
+static void
+mime_spill_failed(struct mime_ctx *ctx, int errnum)
+{
+	if (errnum == ENOMEM) {
+		ctx->oom = true;
+		return;
+	}
+	if (ctx->spill_errno == 0)
+		ctx->spill_errno = errnum != 0 ? errnum : EIO;
+	ctx->oom = true;
 }
 
 /* Append an empty attachment slot; NULL on ENOMEM. */
@@ -453,13 +549,57 @@ mime_att_set_data(struct mime_ctx *ctx, struct mime_attachment *att,
 	ctx->total += original;
 }
 
-/* Copy LEN bytes at DATA into ATT when the caps allow. */
+/* Give ATT the ORIGINAL decoded bytes held by the spill file FD (which
+ * holds them all when they fit the caps) as a read-only mapping; FD stays
+ * the caller's. */
+static void
+mime_att_set_file(struct mime_ctx *ctx, struct mime_attachment *att, int fd,
+    size_t original)
+{
+	unsigned char *empty;
+	void *map;
+
+	if (original > mime_att_room(ctx)) {
+		mime_att_set_data(ctx, att, NULL, original);
+		return;
+	}
+	if (original == 0) {
+		/* as in memory: an empty, NUL-terminated buffer */
+		if ((empty = calloc(1, 1)) == NULL) {
+			ctx->oom = true;
+			return;
+		}
+		mime_att_set_data(ctx, att, empty, 0);
+		return;
+	}
+	map = mmap(NULL, original, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		mime_spill_failed(ctx, errno);
+		return;
+	}
+	att->mapped = true;
+	mime_att_set_data(ctx, att, map, original);
+}
+
+/* Copy LEN bytes at DATA into ATT when the caps allow (into a spill file
+ * when spill_dir is set). */
 static void
 mime_att_copy_data(struct mime_ctx *ctx, struct mime_attachment *att,
     const unsigned char *data, size_t len)
 {
 	unsigned char *copy = NULL;
+	int fd;
 
+	if (ctx->lim.spill_dir != NULL && len > 0 && len <= mime_att_room(ctx)) {
+		if ((fd = mime_spill_open(ctx->lim.spill_dir)) < 0 ||
+		    util_write_full(fd, data, len) != 0)
+			mime_spill_failed(ctx, errno);
+		else
+			mime_att_set_file(ctx, att, fd, len);
+		if (fd >= 0)
+			(void)close(fd);
+		return;
+	}
 	if (len <= mime_att_room(ctx)) {
 		copy = malloc(len + 1);
 		if (copy == NULL) {
@@ -855,7 +995,7 @@ mime_body_text(struct mime_ctx *ctx, GMimePart *part)
 	char *text;
 	size_t total;
 
-	if (!mime_part_read(part, ctx->lim.max_text, true, &raw, &total,
+	if (!mime_part_read(part, ctx->lim.max_text, true, -1, &raw, &total,
 	    NULL)) {
 		ctx->oom = true;
 		return NULL;
@@ -958,14 +1098,22 @@ mime_add_part(struct mime_ctx *ctx, GMimePart *part)
 	unsigned char *data;
 	size_t total, size;
 	bool damaged;
+	int fd = -1;
 
 	att = mime_att_new(ctx);
 	if (att == NULL)
 		return;
 	mime_att_describe(ctx, att, part);
-	if (!mime_part_read(part, mime_att_room(ctx), false, &data, &total,
+	if (ctx->lim.spill_dir != NULL &&
+	    (fd = mime_spill_open(ctx->lim.spill_dir)) < 0) {
+		mime_spill_failed(ctx, errno);
+		return;
+	}
+	if (!mime_part_read(part, mime_att_room(ctx), false, fd, &data, &total,
 	    &damaged)) {
-		ctx->oom = true;
+		mime_spill_failed(ctx, errno);
+		if (fd >= 0)
+			(void)close(fd);
 		return;
 	}
 	enc = g_mime_part_get_content_encoding(part);
@@ -975,8 +1123,15 @@ mime_add_part(struct mime_ctx *ctx, GMimePart *part)
 		damaged = true;     /* cut short on the way */
 	if (damaged) {
 		free(data);
+		if (fd >= 0)
+			(void)close(fd);
 		att->original_len = total;
 		att->skip = MIME_SKIP_UNDECODABLE;
+		return;
+	}
+	if (fd >= 0) {
+		mime_att_set_file(ctx, att, fd, total);
+		(void)close(fd);
 		return;
 	}
 	mime_att_set_data(ctx, att, data, total);
@@ -1611,7 +1766,7 @@ mime_add_tnef(struct mime_ctx *ctx, GMimePart *part)
 
 	/* at most max_attachment bytes: a longer one is unpacked as far as
 	 * that goes, and kept (over the cap) as well */
-	if (!mime_part_read(part, ctx->lim.max_attachment, true, &data,
+	if (!mime_part_read(part, ctx->lim.max_attachment, true, -1, &data,
 	    &total, NULL)) {
 		ctx->oom = true;
 		return;
@@ -1942,6 +2097,7 @@ mime_limits_resolve(const struct mime_limits *limits, struct mime_limits *out)
 		out->max_depth = limits->max_depth;
 	if (limits->max_text != 0)
 		out->max_text = limits->max_text;
+	out->spill_dir = limits->spill_dir;
 }
 
 /* Is LINE (LEN bytes, no line end) a header field "name:" or "name :"? */
@@ -2065,7 +2221,7 @@ mime_extract_stream(GMimeStream *stream, const struct mime_limits *limits,
 	if (ctx.msg == NULL) {
 		g_object_unref(message);
 		snprintf(err, errsz, "out of memory");
-		return -1;
+		return -2;
 	}
 	ctx.msg->no_separator = split > 0;
 	mime_walk(&ctx, g_mime_message_get_mime_part(message), 0,
@@ -2073,8 +2229,12 @@ mime_extract_stream(GMimeStream *stream, const struct mime_limits *limits,
 	g_object_unref(message);
 	if (ctx.oom) {
 		mime_message_free(ctx.msg);
-		snprintf(err, errsz, "out of memory");
-		return -1;
+		if (ctx.spill_errno != 0)
+			snprintf(err, errsz, "cannot keep an attachment in %s: %s",
+			    ctx.lim.spill_dir, strerror(ctx.spill_errno));
+		else
+			snprintf(err, errsz, "out of memory");
+		return -2;
 	}
 	mime_mark_inline(ctx.msg);
 	*out = ctx.msg;

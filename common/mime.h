@@ -34,6 +34,11 @@ struct mime_limits {
 	uint64_t file_len;      /* mime_extract(): the message is the file's
 	                         * first FILE_LEN bytes (a spool file's trailer
 	                         * follows); 0 = the whole file */
+	const char *spill_dir;  /* NULL: attachments are kept in memory. Else
+	                         * each one is written, as it is decoded, to an
+	                         * unlinked file in this directory (O_TMPFILE,
+	                         * or mkstemp and unlink; 0600) and its data is
+	                         * a read-only mapping of that file (mapped) */
 };
 
 /* Why an attachment's bytes are not at data (the note should say). */
@@ -57,8 +62,14 @@ struct mime_attachment {
 	char *content_id;       /* without <>, NULL when none */
 	bool is_inline;         /* referenced as cid: from the HTML body, or
 	                         * an image with Content-Disposition inline */
-	unsigned char *data;    /* decoded bytes; NULL when skip is set */
+	unsigned char *data;    /* decoded bytes; NULL when skip is set.
+	                         * Read-only when mapped; NUL-terminated
+	                         * only when not */
 	size_t len;             /* bytes at data (0 when data is NULL) */
+	bool mapped;            /* data is a read-only MAP_SHARED mapping of
+	                         * an unlinked file (spill_dir): pages may be
+	                         * dropped (MADV_DONTNEED) once read, the
+	                         * file still holds them */
 	bool over_cap;          /* too big for max_attachment / max_total */
 	size_t original_len;    /* decoded size, also when over the cap or
 	                         * undecodable; 0 for MIME_SKIP_LIMIT (not
@@ -113,8 +124,10 @@ void mime_limits_default(struct mime_limits *limits);
  * blank line were there.
  *
  * On success returns 0 and *OUT is a new message the caller frees with
- * mime_message_free(). On failure (file unreadable, not a message, out of
- * memory) returns -1, *OUT is NULL and ERR (ERRSZ bytes) says why.
+ * mime_message_free(). On failure returns -1 (file unreadable, not a
+ * message) or -2 (a local failure that may pass: out of memory, or an
+ * attachment could not be written to spill_dir, ENOSPC...); *OUT is then
+ * NULL and ERR (ERRSZ bytes) says why. No attachment is ever cut short.
  */
 int mime_extract(const char *path, const struct mime_limits *limits,
     struct mime_message **out, char *err, size_t errsz);

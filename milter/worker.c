@@ -269,19 +269,29 @@ job_post(struct job_ctx *ctx)
 {
 	struct mime_message *m = NULL;
 	struct mime_limits lim;
-	char err[256];
+	char err[256], spill[PATH_MAX];
 	enum step step;
+	int rc;
 
 	memset(&lim, 0, sizeof(lim));
 	lim.max_attachment = ctx->t->max_attachment_size;
 	lim.max_total = ctx->t->max_attachments_total;
 	lim.file_len = ctx->job->size;
-	if (mime_extract(ctx->path, &lim, &m, err, sizeof(err)) != 0) {
-		if (ctx->posted_before)     /* in Halo already: done as it is */
+	/* attachments go to unlinked files beside the spool's own, not into
+	 * memory: a worker logging a 50 MB mail stays small (issue 16) */
+	if (snprintf(spill, sizeof(spill), "%s/tmp", ctx->w->spool_dir) >=
+	    (int)sizeof(spill)) {
+		snprintf(ctx->reason, sizeof(ctx->reason), "spool path too long");
+		return STEP_FAIL;
+	}
+	lim.spill_dir = spill;
+	if ((rc = mime_extract(ctx->path, &lim, &m, err, sizeof(err))) != 0) {
+		if (ctx->posted_before && rc != -2)  /* in Halo: done as it is */
 			return STEP_OK;
 		snprintf(ctx->reason, sizeof(ctx->reason), "cannot read message:"
 		    " %s", err);
-		return STEP_FAIL;
+		/* no memory or no room for the attachments: may pass later */
+		return rc == -2 ? STEP_RETRY : STEP_FAIL;
 	}
 	if (ctx->posted_before) {
 		step = post_attachments_again(ctx, m);

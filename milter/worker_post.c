@@ -269,6 +269,7 @@ post_attachments(struct job_ctx *ctx, const struct mime_message *m, size_t *n)
 		a[*n].content_type = ma->content_type;
 		a[*n].data = ma->data;
 		a[*n].len = ma->len;
+		a[*n].mapped = ma->mapped;
 		a[*n].is_image = ma->content_type != NULL &&
 		    strncasecmp(ma->content_type, "image/", 6) == 0;
 		(*n)++;

@@ -15,13 +15,17 @@ that time, as they are for Postfix.
 Sub-commands (JSON on stdout):
   eom  SOCKET SIZE COUNT [CONC]  messages of SIZE bytes, CONC sessions at a
                             time (default 1): EOM latencies
-  logrss SOCKET PID SIZE CTL [RCPT] one mail of SIZE bytes with two attachments,
-                            until the workers logged it (CTL: "halo-milterctl
-                            -c CONF"): the daemon's peak RSS
+  logrss SOCKET PID SIZE CTL [RCPT [SIM]] one mail of SIZE bytes with
+                            attachments of at most 4 MiB each, until the
+                            workers logged it (CTL: "halo-milterctl -c
+                            CONF"): the daemon's peak RSS; with SIM (the
+                            Halo simulator's base URL) whether Halo holds
+                            every attachment, byte for byte
   rss  SOCKET PID SIZE N     N concurrent sessions with SIZE-byte bodies;
                              VmHWM/VmRSS of PID before and after
 """
 import base64
+import hashlib
 import json
 import os
 import shlex
@@ -31,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 # commands (MTA -> milter)
 SMFIC_ABORT, SMFIC_BODY, SMFIC_CONNECT, SMFIC_MACRO = b"A", b"B", b"C", b"D"
@@ -341,36 +346,61 @@ def cmd_rss(spec, pid, size, n):
             "eom_max_ms": max(lat) if lat else None}
 
 
+ATT_MAX = 4 << 20      # decoded bytes per attachment: each fits a 10 MiB request
+
+
 def attachment_message(size, i):
-    """Headers and body of a multipart mail of about SIZE bytes: a short text
-    part and two base64 attachments sharing the rest."""
+    """Headers, body chunks and the attachments ({filename: (size, sha256)})
+    of a multipart mail of about SIZE bytes: a short text part and as many
+    base64 attachments as the rest needs at ATT_MAX decoded bytes each (at
+    least one), so that each fits one Halo request (10 MiB) and all of them
+    are uploaded."""
     boundary = "bench-boundary-%d" % i
-    raw = max(1, (size * 3 // 4 - 1024) // 2)
-    blob = os.urandom(min(raw, 1 << 20))
-    blob = (blob * (raw // len(blob) + 1))[:raw]
-    b64 = base64.encodebytes(blob).replace(b"\n", b"\r\n")
+    raw = max(1, size * 3 // 4 - 1024)
+    count = max(1, -(-raw // ATT_MAX))
+    each = [raw // count + (1 if k < raw % count else 0) for k in range(count)]
+    seed = os.urandom(1 << 20)
     parts = [b"--" + boundary.encode() + b"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-             b"Please find the two files attached.\r\n"]
-    for n in (1, 2):
+             b"Please find the %d files attached.\r\n" % count]
+    atts = {}
+    for n, length in enumerate(each, 1):
+        # a different file each: rotated random bytes
+        blob = (seed[n:] + seed[:n]) * (length // len(seed) + 1)
+        blob = blob[:length]
+        name = "log%d-%d-%d.bin" % (size, i, n)
+        atts[name] = (length, hashlib.sha256(blob).hexdigest())
+        b64 = base64.encodebytes(blob).replace(b"\n", b"\r\n")
         parts.append(b"--" + boundary.encode() +
                      b"\r\nContent-Type: application/octet-stream\r\n"
                      b"Content-Transfer-Encoding: base64\r\n"
-                     b"Content-Disposition: attachment; filename=\"file%d.bin\"\r\n\r\n" % n + b64)
+                     b"Content-Disposition: attachment; filename=\"" + name.encode() +
+                     b"\"\r\n\r\n" + b64)
     parts.append(b"--" + boundary.encode() + b"--\r\n")
     body = b"".join(parts)
     hdrs = [h for h in headers_for(i, "log%d" % size)
             if h[0] not in ("Content-Type", "From")]
     hdrs.append(("From", "Ann <ann@acme.example>"))
     hdrs.append(("Content-Type", 'multipart/mixed; boundary="%s"' % boundary))
-    return hdrs, [body[k:k + CHUNK] for k in range(0, len(body), CHUNK)]
+    return hdrs, [body[k:k + CHUNK] for k in range(0, len(body), CHUNK)], atts
 
 
-def cmd_logrss(spec, pid, size, ctl, rcpt=RCPT, timeout=300):
-    """One mail of SIZE bytes with two attachments through the milter, then
+def sim_attachments(sim, atts):
+    """How many of ATTS ({filename: (size, sha256)}) the simulator holds
+    with that size and content (GET /_sim/state)."""
+    with urllib.request.urlopen(sim + "/_sim/state", timeout=60) as r:
+        state = json.loads(r.read().decode())
+    held = {(a.get("filename"), a.get("size"), a.get("sha256"))
+            for a in state.get("attachments", [])}
+    return sum(1 for name, (size, sha) in atts.items() if (name, size, sha) in held)
+
+
+def cmd_logrss(spec, pid, size, ctl, rcpt=RCPT, sim=None, timeout=300):
+    """One mail of SIZE bytes with attachments through the milter, then
     wait until its job is final (the workers logged it into Halo, or gave
-    up); the daemon's peak RSS (VmHWM) over all of it."""
+    up); the daemon's peak RSS (VmHWM) over all of it, and (SIM set)
+    whether Halo got every attachment whole."""
     before = vm(pid, "VmHWM")
-    hdrs, chunks = attachment_message(size, os.getpid())
+    hdrs, chunks, atts = attachment_message(size, os.getpid())
     m = Milter(spec, timeout=600)
     try:
         m.negotiate()
@@ -396,11 +426,17 @@ def cmd_logrss(spec, pid, size, ctl, rcpt=RCPT, timeout=300):
                 st.get("queued", 0) == 0 and st.get("running", 0) == 0:
             break
         time.sleep(0.2)
-    return {"size": size, "mail_bytes": sum(len(c) for c in chunks),
-            "skipped": st.get("skipped", 0),
-            "before_hwm_mb": before, "hwm_mb": vm(pid, "VmHWM"),
-            "logged": st.get("done", 0) >= 1, "failed": st.get("failed", 0),
-            "seconds_to_final": time.monotonic() - t0}
+    out = {"size": size, "mail_bytes": sum(len(c) for c in chunks),
+           "skipped": st.get("skipped", 0),
+           "before_hwm_mb": before, "hwm_mb": vm(pid, "VmHWM"),
+           "logged": st.get("done", 0) >= 1, "failed": st.get("failed", 0),
+           "seconds_to_final": time.monotonic() - t0,
+           "attachments": len(atts),
+           "attachment_bytes": sum(n for n, _ in atts.values())}
+    if sim:
+        out["attachments_in_halo"] = sim_attachments(sim, atts)
+        out["all_attachments_in_halo"] = out["attachments_in_halo"] == len(atts)
+    return out
 
 
 def main(argv):
@@ -409,7 +445,7 @@ def main(argv):
                       int(argv[4]) if len(argv) >= 5 else 1)
     elif len(argv) >= 5 and argv[0] == "logrss":
         out = cmd_logrss(argv[1], int(argv[2]), int(argv[3]), argv[4],
-                         *(argv[5:6]))
+                         *(argv[5:7]))
     elif len(argv) >= 5 and argv[0] == "rss":
         out = cmd_rss(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))
     else:

@@ -135,9 +135,15 @@ def main(argv):
                        ("logrss_52428800", "50MB")):
         xs = by.get(key, [])
         if xs:
+            # logged: the job is done and Halo holds every attachment
+            # whole (the simulator said so)
             logrss[label] = {"peak": r(med(x["hwm_mb"] for x in xs), 1),
                              "before": r(med(x["before_hwm_mb"] for x in xs), 1),
-                             "logged": all(x["logged"] for x in xs),
+                             "logged": all(x["logged"] and x.get("all_attachments_in_halo")
+                                           for x in xs),
+                             "attachments": xs[0].get("attachments"),
+                             "attachments_in_halo": min(x.get("attachments_in_halo", 0)
+                                                        for x in xs),
                              "seconds_to_final": r(med(x["seconds_to_final"] for x in xs), 1),
                              "per_run": xs}
 
@@ -193,7 +199,7 @@ def main(argv):
         "eom_p99_100KB_1_session_ms": goal("< 2", e1, e1 is not None and e1 < 2),
         "eom_p99_100KB_20_sessions_ms": goal("< 10", e20, e20 is not None and e20 < 10),
         # only a mail that was logged counts: a refused one never went whole
-        "rss_logging_50MB_mb": goal("< 64, mail logged", l50, l50 is not None and l50 < 64
+        "rss_logging_50MB_mb": goal("< 64, mail logged with all attachments", l50, l50 is not None and l50 < 64
                                     and logrss["50MB"]["logged"]),
         "rss_logging_50MB_vs_1MB": goal("within 10 % of the 1 MB figure, both logged",
                                         r(l50 / l1, 3) if l1 and l50 else None,
@@ -319,13 +325,14 @@ def main(argv):
         p("   burst of %s at once: p50 %s ms   p99 %s ms   max %s ms" % (
             b["messages"], f(b["p50"], "%.0f"), f(b["p99"], "%.0f"), f(b["max"], "%.0f")))
     p("   burst p99: %s" % g("end_to_action_burst_p99_ms"))
-    p("6. peak RSS (VmHWM) of the daemon while its workers log one mail with two attachments")
+    p("6. peak RSS (VmHWM) of the daemon while its workers log one mail with attachments")
     for label, x in logrss.items():
-        p("   %-5s mail: %6s MB peak (%s MB before), %s, final after %s s" % (
-            label, f(x["peak"]), f(x["before"]),
-            "logged" if x["logged"] else "NOT logged (%s)" % ", ".join(
-                "%s %s" % (k, x["per_run"][0].get(k)) for k in ("failed", "skipped")),
-            f(x["seconds_to_final"])))
+        p("   %-5s mail: %6s MB peak (%s MB before), %s, %s of %s attachments in Halo,"
+          " final after %s s" % (
+              label, f(x["peak"]), f(x["before"]),
+              "logged" if x["logged"] else "NOT logged (%s)" % ", ".join(
+                  "%s %s" % (k, x["per_run"][0].get(k)) for k in ("failed", "skipped")),
+              x["attachments_in_halo"], x["attachments"], f(x["seconds_to_final"])))
     p("   50 MB: %s;  50 MB vs 1 MB: %s" % (g("rss_logging_50MB_mb"), g("rss_logging_50MB_vs_1MB")))
     p("7. the PostgreSQL store (a local server, Unix socket, fsync on; workers = 0)")
     p("   end of message, 100 KB (ms)        %9s %9s %9s" % ("p50", "p99", "max"))

@@ -20,8 +20,11 @@
 #   5. end-to-action  end of message to the action in Halo, simulator adding
 #                   50 ms per request: steady 5 msg/s (the goal), and a burst
 #   6. log rss      daemon peak RSS (VmHWM) while its workers log one mail
-#                   with two attachments into the simulator: 1, 20, 50 MB
-#                   (fresh daemon each)
+#                   with attachments into the simulator: 1, 20, 50 MB
+#                   (fresh daemon each), at most 4 MiB decoded per
+#                   attachment (1, 4 and 10 of them), max_attachments_total
+#                   raised so that every one is uploaded, which the
+#                   simulator confirms (name, size, SHA-256)
 #   7. postgresql   the PostgreSQL store (a private local server, scripts/pg.sh,
 #                   Unix socket, fsync on): end-of-message latency at 100 KB
 #                   with 1 and 20 concurrent sessions, and the throughput
@@ -30,7 +33,8 @@
 # Environment: BENCH_RUNS (default 3; 1 with BENCH_QUICK=1), BENCH_QUICK=1
 # (one run, smaller counts, under 3 minutes), BENCH_OUT (default bench/results.json),
 # BENCH_ONLY=pg (only section 7, with the Postfix-alone and SQLite passes of
-# 1 at 20 connections beside it), BENCH_PG=0 (no section 7),
+# 1 at 20 connections beside it), BENCH_ONLY=rss (only section 6),
+# BENCH_PG=0 (no section 7),
 # BUILD. Needs root (it runs a private Postfix, like tests/e2e).
 # shellcheck disable=SC2119  # daemon_stop takes an optional signal
 PYTHONDONTWRITEBYTECODE=1          # no __pycache__ in tests/bench
@@ -61,11 +65,12 @@ LOGRSS_SIZES="1048576 20971520 52428800"
 EOM_CONC=20
 ONLY=${BENCH_ONLY:-}
 case $ONLY in
-""|pg) ;;
-*) echo "bench: BENCH_ONLY is pg or unset" >&2; exit 2 ;;
+""|pg|rss) ;;
+*) echo "bench: BENCH_ONLY is pg, rss or unset" >&2; exit 2 ;;
 esac
 BENCH_PG=${BENCH_PG:-1}
 [ "$ONLY" = pg ] && BENCH_PG=1
+[ "$ONLY" = rss ] && BENCH_PG=0
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench: needs root (runs a private Postfix, like the e2e tests)" >&2
@@ -252,15 +257,17 @@ json.dump({"nproc": os.cpu_count(), "cpu_model": model, "ram_gib": round(mem, 1)
           open(out, "w"))
 EOP
 
-say "generating $TP_N messages (seeded)"
-python3 "$HERE/mailgen.py" "$T/mail" "$TP_N" > "$T/mailgen.json" || die "mailgen failed"
-record mailgen 0 "$(cat "$T/mailgen.json")"
-python3 "$HERE/mailgen.py" "$T/mail1" "$TP1_N" 7 > "$T/mailgen1.json" || die "mailgen failed"
-record mailgen1 0 "$(cat "$T/mailgen1.json")"
+if [ "$ONLY" != rss ]; then
+	say "generating $TP_N messages (seeded)"
+	python3 "$HERE/mailgen.py" "$T/mail" "$TP_N" > "$T/mailgen.json" || die "mailgen failed"
+	record mailgen 0 "$(cat "$T/mailgen.json")"
+	python3 "$HERE/mailgen.py" "$T/mail1" "$TP1_N" 7 > "$T/mailgen1.json" || die "mailgen failed"
+	record mailgen1 0 "$(cat "$T/mailgen1.json")"
 
-cc -O2 -Wall -o "$T/nullmilter" "$HERE/nullmilter.c" -lmilter -pthread ||
-	die "cannot build tests/bench/nullmilter.c"
-bench_sink_start || die "smtp-sink did not start"
+	cc -O2 -Wall -o "$T/nullmilter" "$HERE/nullmilter.c" -lmilter -pthread ||
+		die "cannot build tests/bench/nullmilter.c"
+	bench_sink_start || die "smtp-sink did not start"
+fi
 if [ "$BENCH_PG" = 1 ]; then
 	# fsync on, as a deployment runs it (the tests' server runs without)
 	PG=$(PG_FSYNC=on sh "$TOP/scripts/pg.sh" start "$T/pg") ||
@@ -322,12 +329,112 @@ store = $PG"
 	MILTER_CONF='' MILTER_PORT=''
 }
 
+# sim_section_start: the Halo simulator (behind tlsproxy.py with BENCH_TLS=1)
+# and a daemon configuration (MILTER_CONF, MILTER_STATE) that logs into it,
+# for sections 4, 5 and 6
+sim_section_start() {
+	rm -f "$T/sim.json"          # sim_start waits for a fresh one
+	sim_start || die "simulator"
+	# counting, not pacing: Halo's and our own rate budgets are out of the way
+	sim POST /_sim/faults '{"rate_limit": {"limit": 0, "window": 300}}' > /dev/null
+	HALO_URL=$SIM AUTH_URL=http://127.0.0.1:$SIM_AUTH/auth CA_LINE=
+	if [ "$TLS" = 1 ]; then
+		# https as in production: a self-signed certificate made now, and
+		# tlsproxy.py in front of both of the simulator's ports
+		mkdir -p "$T/tls"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		    -keyout "$T/tls/key.pem" -out "$T/tls/cert.pem" -days 2 \
+		    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		    2> "$T/tls/openssl.log" || die "openssl: $(cat "$T/tls/openssl.log")"
+		rm -f "$T/tls/stats.json"
+		python3 "$HERE/tlsproxy.py" "$T/tls/cert.pem" "$T/tls/key.pem" \
+		    "$T/tls/stats.json" "0:$SIM_PORT" "0:$SIM_AUTH" 2> "$T/tls/proxy.log" &
+		PROXY_PID=$!
+		_b_i=0
+		while [ ! -s "$T/tls/stats.json" ] && [ $_b_i -lt 100 ]; do
+			sleep 0.1
+			_b_i=$((_b_i + 1))
+		done
+		[ -s "$T/tls/stats.json" ] || die "tlsproxy.py did not start"
+		_px=$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["ports"]; print(p[sys.argv[2]], p[sys.argv[3]])' \
+		    "$T/tls/stats.json" "$SIM_PORT" "$SIM_AUTH")
+		HALO_URL=https://127.0.0.1:${_px% *}
+		AUTH_URL=https://127.0.0.1:${_px#* }/auth
+		CA_LINE="halo_ca_file = $T/tls/cert.pem"
+	fi
+	MILTER_PORT=$(pf_free_port)
+	MILTER_CONF=$T/halo-milter-sim.conf
+	MILTER_STATE=$T/state-sim
+	rm -rf "$MILTER_STATE"
+	cat > "$MILTER_CONF" <<EOC
+# generated by tests/bench/run.sh
+socket = inet:$MILTER_PORT@127.0.0.1
+state_dir = $MILTER_STATE
+insecure_http = yes
+retry_base = 1
+workers = 2
+web_listen = 127.0.0.1:$(pf_free_port)
+max_message_size = 64M
+$CA_LINE
+
+[tenant sim]
+halo_url = $HALO_URL
+auth_url = $AUTH_URL
+client_id = halo-milter-native
+ticket_type_id = 1
+cf_message_id = CFMilterKey
+halo_senders = notify@msp.example
+rate_limit = 100000
+rate_window = 300
+loop_max_creates = 1000
+route = support@msp.example intake agent=alice@msp.example
+EOC
+}
+
+# sim_section_stop: the simulator and its proxy go; the throughput set-up
+# uses daemon.sh's configuration again
+sim_section_stop() {
+	proxy_stop
+	sim_stop
+	rm -rf "$MILTER_STATE"
+	MILTER_STATE=$T/state
+}
+
+# logrss_section: 6. peak RSS while the workers log one mail with
+# attachments into the simulator (sim_section_start done)
+logrss_section() {
+	sim POST /_sim/faults '{"latency_ms": 0}' > /dev/null
+	# every attachment of the 50 MB mail (10 x 4 MiB) is uploaded: the
+	# default max_attachments_total (25M) would leave some out; the
+	# tenant's section is the last of the file
+	echo "max_attachments_total = 64M" >> "$MILTER_CONF"
+	for size in $LOGRSS_SIZES; do
+		fresh_daemon unix
+		token_for alice@msp.example | ctl token import alice@msp.example sim > /dev/null ||
+			die "token import"
+		sleep 0.5
+		say "peak rss while the workers log one $size-byte mail with attachments"
+		python3 "$HERE/milterclient.py" logrss "$MSPEC" "$MILTER_PID" "$size" \
+		    "$CTL -c $MILTER_CONF" support@msp.example "$SIM" > "$T/logrss.json" ||
+			die "logrss client failed"
+		record "logrss_$size" $run "$(cat "$T/logrss.json")"
+		daemon_stop
+		rm -rf "$MILTER_STATE"
+	done
+}
+
 run=0
 while [ $run -lt "$RUNS" ]; do
 	run=$((run + 1))
 	say "run $run of $RUNS"
 	if [ "$ONLY" = pg ]; then
 		pg_section
+		continue
+	fi
+	if [ "$ONLY" = rss ]; then
+		sim_section_start
+		logrss_section
+		sim_section_stop
 		continue
 	fi
 
@@ -388,62 +495,7 @@ while [ $run -lt "$RUNS" ]; do
 	done
 
 	# -------------------------------------------- 4 + 5. into the simulator
-	rm -f "$T/sim.json"          # sim_start waits for a fresh one
-	sim_start || die "simulator"
-	# counting, not pacing: Halo's and our own rate budgets are out of the way
-	sim POST /_sim/faults '{"rate_limit": {"limit": 0, "window": 300}}' > /dev/null
-	HALO_URL=$SIM AUTH_URL=http://127.0.0.1:$SIM_AUTH/auth CA_LINE=
-	if [ "$TLS" = 1 ]; then
-		# https as in production: a self-signed certificate made now, and
-		# tlsproxy.py in front of both of the simulator's ports
-		mkdir -p "$T/tls"
-		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		    -keyout "$T/tls/key.pem" -out "$T/tls/cert.pem" -days 2 \
-		    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-		    2> "$T/tls/openssl.log" || die "openssl: $(cat "$T/tls/openssl.log")"
-		rm -f "$T/tls/stats.json"
-		python3 "$HERE/tlsproxy.py" "$T/tls/cert.pem" "$T/tls/key.pem" \
-		    "$T/tls/stats.json" "0:$SIM_PORT" "0:$SIM_AUTH" 2> "$T/tls/proxy.log" &
-		PROXY_PID=$!
-		_b_i=0
-		while [ ! -s "$T/tls/stats.json" ] && [ $_b_i -lt 100 ]; do
-			sleep 0.1
-			_b_i=$((_b_i + 1))
-		done
-		[ -s "$T/tls/stats.json" ] || die "tlsproxy.py did not start"
-		_px=$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["ports"]; print(p[sys.argv[2]], p[sys.argv[3]])' \
-		    "$T/tls/stats.json" "$SIM_PORT" "$SIM_AUTH")
-		HALO_URL=https://127.0.0.1:${_px% *}
-		AUTH_URL=https://127.0.0.1:${_px#* }/auth
-		CA_LINE="halo_ca_file = $T/tls/cert.pem"
-	fi
-	MILTER_PORT=$(pf_free_port)
-	MILTER_CONF=$T/halo-milter-sim.conf
-	MILTER_STATE=$T/state-sim
-	rm -rf "$MILTER_STATE"
-	cat > "$MILTER_CONF" <<EOC
-# generated by tests/bench/run.sh
-socket = inet:$MILTER_PORT@127.0.0.1
-state_dir = $MILTER_STATE
-insecure_http = yes
-retry_base = 1
-workers = 2
-web_listen = 127.0.0.1:$(pf_free_port)
-max_message_size = 64M
-$CA_LINE
-
-[tenant sim]
-halo_url = $HALO_URL
-auth_url = $AUTH_URL
-client_id = halo-milter-native
-ticket_type_id = 1
-cf_message_id = CFMilterKey
-halo_senders = notify@msp.example
-rate_limit = 100000
-rate_window = 300
-loop_max_creates = 1000
-route = support@msp.example intake agent=alice@msp.example
-EOC
+	sim_section_start
 	fresh_daemon unix
 	pf_start "$PSPEC" tempfail || die "postfix"
 	token_for alice@msp.example | ctl token import alice@msp.example sim > /dev/null ||
@@ -475,25 +527,8 @@ EOC
 	pf_stop
 
 	# -------------------------------------------- 6. peak RSS while logging
-	sim POST /_sim/faults '{"latency_ms": 0}' > /dev/null
-	for size in $LOGRSS_SIZES; do
-		fresh_daemon unix
-		token_for alice@msp.example | ctl token import alice@msp.example sim > /dev/null ||
-			die "token import"
-		sleep 0.5
-		say "peak rss while the workers log one $size-byte mail with attachments"
-		python3 "$HERE/milterclient.py" logrss "$MSPEC" "$MILTER_PID" "$size" \
-		    "$CTL -c $MILTER_CONF" support@msp.example > "$T/logrss.json" ||
-			die "logrss client failed"
-		record "logrss_$size" $run "$(cat "$T/logrss.json")"
-		daemon_stop
-		rm -rf "$MILTER_STATE"
-	done
-	proxy_stop
-	sim_stop
-	rm -rf "$MILTER_STATE"
-	# the throughput set-up uses daemon.sh's configuration again
-	MILTER_STATE=$T/state
+	logrss_section
+	sim_section_stop
 
 	# -------------------------------------------- 7. the PostgreSQL store
 	[ -n "$PG" ] && pg_section

@@ -73,8 +73,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct halo_ticket_new tn;
 	enum halo_match match;
 	static const struct halo_attachment att[2] = {
-		{ "a.txt", "text/plain", (const unsigned char *)"a", 1, false },
-		{ "b.png", "image/png;x", (const unsigned char *)"b", 1, true },
+		{ "a.txt", "text/plain", (const unsigned char *)"a", 1, false, false },
+		{ "b.png", "image/png;x", (const unsigned char *)"b", 1, true, false },
 	};
 	struct halo_attach_result res[2];
 	struct halo_stored *stored;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -740,10 +741,10 @@ test_action_create(void **state)
 	static const unsigned char bin[] = { 0x00, 0xff, 0x10, 0x80, 0x7f };
 	unsigned char *big = malloc(100000);
 	struct halo_attachment att[] = {
-		{ "hello.txt", "text/plain", (const unsigned char *)"hi", 2, false },
-		{ "blob.bin", NULL, bin, sizeof(bin), false },
-		{ "pic.png", "image/png", NULL, 0, true },
-		{ "big.bin", "application/octet-stream", NULL, 100000, false },
+		{ "hello.txt", "text/plain", (const unsigned char *)"hi", 2, false, false },
+		{ "blob.bin", NULL, bin, sizeof(bin), false, false },
+		{ "pic.png", "image/png", NULL, 0, true, false },
+		{ "big.bin", "application/octet-stream", NULL, 100000, false, false },
 	};
 	struct halo_action_new a = {
 		.ticket_id = 501, .outcome = "Email Received",
@@ -892,7 +893,7 @@ test_ticket_create(void **state)
 		{ "CFOutlookConversationId", "00112233445566778899aabbccddeeff" },
 	};
 	static const struct halo_attachment att[] = {
-		{ "note.txt", "text/plain", (const unsigned char *)"abc", 3, false },
+		{ "note.txt", "text/plain", (const unsigned char *)"abc", 3, false, false },
 	};
 	char summary[1200];
 	struct halo_ticket_new t = {
@@ -1200,8 +1201,8 @@ test_attachment_fate(void **state)
 {
 	struct fx *f = *state;
 	static const struct halo_attachment att[] = {
-		{ "one.txt", "text/plain", (const unsigned char *)"one", 3, false },
-		{ "two.txt", "text/plain", (const unsigned char *)"two!", 4, false },
+		{ "one.txt", "text/plain", (const unsigned char *)"one", 3, false, false },
+		{ "two.txt", "text/plain", (const unsigned char *)"two!", 4, false, false },
 	};
 	struct halo_attach_result res[2];
 	struct halo_action_new a = {
@@ -1447,6 +1448,204 @@ test_ticket_by_field(void **state)
 	    &found, &err), 1);
 }
 
+/* ---------------------------------------------------------- streamed bodies */
+
+/* What the capturing transport saw of the last request. */
+static struct {
+	char *body;
+	size_t len;
+	bool streamed;
+	int requests;
+} cap;
+
+/* A transport that reads the body as libcurl would (in pieces of varying
+ * size, never past body_len) and answers 201 {"id": 7}. */
+static enum http_result
+capture_transport(const struct http_request *req, struct http_response *resp)
+{
+	static const size_t pieces[] = { 1, 7, 65536, 4093, 16384, 3 };
+	size_t got = 0, k = 0;
+
+	free(cap.body);
+	cap.body = malloc(req->body_len + 1);
+	assert_non_null(cap.body);
+	cap.streamed = req->body_read != NULL;
+	if (req->body_read != NULL) {
+		while (got < req->body_len) {
+			size_t want = pieces[k++ % 6], n;
+
+			if (want > req->body_len - got)
+				want = req->body_len - got;
+			n = req->body_read(cap.body + got, want, req->body_arg);
+			assert_true(n > 0 && n <= want);
+			got += n;
+		}
+	} else {
+		assert_non_null(req->body);
+		memcpy(cap.body, req->body, req->body_len);
+		got = req->body_len;
+	}
+	cap.len = got;
+	cap.body[got] = '\0';
+	cap.requests++;
+	resp->status = 201;
+	resp->body = strdup("{\"id\": 7}");
+	assert_non_null(resp->body);
+	resp->body_len = strlen(resp->body);
+	return HTTP_OK;
+}
+
+/* Which request the comparison sends. */
+enum stream_call { SC_TICKET, SC_ACTION, SC_UPLOAD };
+
+/* Send CALL with attachments ATT[0..N-1] in memory and streamed; the
+ * bytes must be the same, and the streamed one must have streamed. */
+static void
+compare_bodies(enum stream_call call, const struct halo_attachment *att,
+    size_t n)
+{
+	static const struct halo_customfield cfs[] = {
+		{ "CFMilterKey", "<abc@example>" }, { "CFOther", "x\"y" },
+	};
+	struct halo_conf conf = { .halo_url = "https://halo.example" };
+	struct halo_ticket_new tn = {
+		.summary = "Summary \xe2\x82\xac", .details_html = "<p>hi</p>",
+		.tickettype_id = 1, .client_id = 12, .site_id = 3, .user_id = 4,
+		.user_email = "ann@acme.example", .customfields = cfs,
+		.n_customfields = 2, .dont_do_rules = true,
+	};
+	struct halo_action_new an = {
+		.ticket_id = 9, .outcome = "Email", .note_html = "<p>note</p>",
+		.email_from = "a@b.example", .email_subject = "Re: x",
+		.internet_message_id = "<m@x>",
+	};
+	struct halo_attach_result res;
+	struct halo_err err;
+	char *body[2];
+	size_t len[2];
+	int64_t id;
+	int pass, rc;
+
+	tn.attachments = an.attachments = att;
+	tn.n_attachments = an.n_attachments = n;
+	for (pass = 0; pass < 2; pass++) {
+		halo_set_inline_attachments(pass == 0);
+		if (call == SC_TICKET)
+			rc = halo_ticket_create(&conf, "tok", &tn, &id, &err);
+		else if (call == SC_ACTION)
+			rc = halo_action_create(&conf, "tok", &an, &id, &err);
+		else
+			rc = halo_attachment_upload(&conf, "tok", 9, 5, att, &res,
+			    &err);
+		if (rc != 0)
+			fail_msg("request %d: %s", pass, err.message);
+		assert_int_equal(cap.streamed, pass == 1 && (call == SC_UPLOAD ||
+		    n > 0));
+		body[pass] = cap.body;
+		len[pass] = cap.len;
+		cap.body = NULL;
+	}
+	halo_set_inline_attachments(false);
+	assert_int_equal(len[1], len[0]);
+	assert_memory_equal(body[1], body[0], len[0]);
+	if (n > 0 || call == SC_UPLOAD)
+		assert_non_null(strstr(body[0], "\"data_base64\":\"data:"));
+	free(body[0]);
+	free(body[1]);
+}
+
+/* A streamed request carries the bytes the in-memory one did: files of
+ * 0, 1, 2, 3 bytes and of 1 MiB (+1, so not a multiple of 3; one of them
+ * a file mapping, sent twice: dropping its pages loses nothing), several
+ * in one request, names and types needing JSON escaping or replacing. */
+static void
+test_streamed_bodies(void **state)
+{
+	unsigned char *big, *map;
+	const size_t big_len = (1u << 20) + 1;
+	char path[] = "/tmp/test_halo_map.XXXXXX";
+	struct halo_attachment one[1], many[7];
+	size_t i;
+	int fd;
+
+	(void)state;
+	big = malloc(big_len);
+	assert_non_null(big);
+	for (i = 0; i < big_len; i++)
+		big[i] = (unsigned char)(i * 151 + (i >> 11));
+	http_set_transport(capture_transport);
+	memset(one, 0, sizeof(one));
+	one[0].filename = "empty.txt";
+	one[0].content_type = "text/plain";
+	one[0].data = (const unsigned char *)"";
+	compare_bodies(SC_TICKET, one, 1);
+	compare_bodies(SC_ACTION, one, 1);
+	compare_bodies(SC_UPLOAD, one, 1);
+	for (i = 1; i <= 3; i++) {
+		one[0].data = (const unsigned char *)"\xff\x00\x7f";
+		one[0].len = i;
+		compare_bodies(SC_ACTION, one, 1);
+		compare_bodies(SC_UPLOAD, one, 1);
+	}
+	one[0].data = big;
+	one[0].len = big_len;
+	one[0].content_type = "application/pdf";
+	compare_bodies(SC_TICKET, one, 1);
+	compare_bodies(SC_TICKET, one, 0);          /* none: not streamed */
+	memset(many, 0, sizeof(many));
+	many[0].filename = "a\"b\\c\n\t\xe2\x82\xac.txt";
+	many[0].content_type = "text/plain; charset=utf-8";    /* replaced */
+	many[0].data = big;
+	many[0].len = 2;
+	many[1].filename = "</script><b>.html";
+	many[1].content_type = NULL;
+	many[1].data = big + 5;
+	many[1].len = 100000;
+	many[2].filename = NULL;                    /* "attachment" */
+	many[2].content_type = "image/png";
+	many[2].is_image = true;
+	many[2].data = NULL;
+	many[2].len = 0;
+	many[3].filename = "halo-att-lookalike";
+	many[3].content_type = "application/vnd.ms-excel";
+	many[3].data = big;
+	many[3].len = big_len;
+	many[4].filename = "\x01\x7f.bin";
+	many[4].data = big + 1;
+	many[4].len = 3;
+	many[5].filename = "";
+	many[5].content_type = "/bad";
+	many[5].data = big;
+	many[5].len = 1;
+	many[6].filename = "last.bin";
+	many[6].content_type = "application/octet-stream";
+	many[6].data = big + 7;
+	many[6].len = 49152 + 1;                    /* a chunk and a byte */
+	compare_bodies(SC_TICKET, many, 7);
+	compare_bodies(SC_ACTION, many, 7);
+	/* a file mapping, as the worker's attachments are */
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(write(fd, big, big_len), (ssize_t)big_len);
+	map = mmap(NULL, big_len, PROT_READ, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	close(fd);
+	memset(one, 0, sizeof(one));
+	one[0].filename = "mapped.bin";
+	one[0].data = map;
+	one[0].len = big_len;
+	one[0].mapped = true;
+	compare_bodies(SC_UPLOAD, one, 1);
+	compare_bodies(SC_ACTION, one, 1);
+	assert_memory_equal(map, big, big_len);
+	munmap(map, big_len);
+	http_set_transport(NULL);
+	free(cap.body);
+	cap.body = NULL;
+	free(big);
+}
+
 int
 main(void)
 {
@@ -1483,6 +1682,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_user_create, setup, teardown),
 		cmocka_unit_test(test_conv_matches),
 		cmocka_unit_test_setup_teardown(test_ticket_by_field, setup, teardown),
+		cmocka_unit_test(test_streamed_bodies),
 	};
 
 	return cmocka_run_group_tests(tests, sim_group_setup, sim_group_teardown);

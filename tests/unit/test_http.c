@@ -527,17 +527,23 @@ struct raw_server {
 	int requests;
 	int posts;
 	bool stop;
+	char *body;             /* the last request's body (malloc'd) */
+	size_t body_len;
 };
 
-/* Read one request (head and Content-Length body) from FD; 1 ok, 0 EOF, -1 error. */
+/* Read one request (head and Content-Length body) from FD into *BODY
+ * (malloc'd, *BODY_LEN bytes); 1 ok, 0 EOF, -1 error. */
 static int
-raw_read_request(int fd, bool *is_post)
+raw_read_request(int fd, bool *is_post, char **out, size_t *out_len)
 {
 	char buf[8192];
-	size_t len = 0;
+	size_t len = 0, have, got = 0;
 	char *end, *cl;
 	long body = 0;
 	ssize_t n;
+
+	*out = NULL;
+	*out_len = 0;
 
 	for (;;) {
 		if (len > 0 && (end = memmem(buf, len, "\r\n\r\n", 4)) != NULL)
@@ -554,13 +560,21 @@ raw_read_request(int fd, bool *is_post)
 	*is_post = strncmp(buf, "POST ", 5) == 0;
 	if ((cl = strcasestr(buf, "\r\nContent-Length:")) != NULL)
 		body = strtol(cl + 17, NULL, 10);
-	body -= (long)(len - (size_t)(end + 4 - buf));
-	while (body > 0) {
-		n = read(fd, buf, sizeof(buf));
-		if (n <= 0)
+	if (body < 0 || (*out = malloc((size_t)body + 1)) == NULL)
+		return -1;
+	have = len - (size_t)(end + 4 - buf);
+	memcpy(*out, end + 4, have);
+	got = have;
+	while (got < (size_t)body) {
+		n = read(fd, *out + got, (size_t)body - got);
+		if (n <= 0) {
+			free(*out);
+			*out = NULL;
 			return -1;
-		body -= n;
+		}
+		got += (size_t)n;
 	}
+	*out_len = got;
 	return 1;
 }
 
@@ -573,6 +587,8 @@ raw_server_main(void *arg)
 	struct raw_server *rs = arg;
 	enum raw_action act;
 	bool post;
+	char *body;
+	size_t body_len;
 	int fd, k;
 
 	for (;;) {
@@ -586,11 +602,14 @@ raw_server_main(void *arg)
 		}
 		rs->accepts++;
 		pthread_mutex_unlock(&rs->lock);
-		while (raw_read_request(fd, &post) == 1) {
+		while (raw_read_request(fd, &post, &body, &body_len) == 1) {
 			pthread_mutex_lock(&rs->lock);
 			k = rs->requests++;
 			if (post)
 				rs->posts++;
+			free(rs->body);
+			rs->body = body;
+			rs->body_len = body_len;
 			act = k < rs->nscript ? rs->script[k] : RAW_ANSWER;
 			pthread_mutex_unlock(&rs->lock);
 			if (act == RAW_DROP)
@@ -651,6 +670,8 @@ raw_server_stop(struct raw_server *rs)
 	pthread_join(rs->thread, NULL);
 	close(rs->lfd);
 	pthread_mutex_destroy(&rs->lock);
+	free(rs->body);
+	rs->body = NULL;
 }
 
 /* One request to RS: METHOD with BODY (or NULL). */
@@ -668,6 +689,54 @@ raw_req(struct raw_server *rs, const char *method, const char *body)
 	req.body = body;
 	req.body_len = body != NULL ? strlen(body) : 0;
 	req.content_type = body != NULL ? "application/json" : NULL;
+	req.total_timeout_ms = 5000;
+	r = http_do(&req, &resp);
+	http_response_clear(&resp);
+	return r;
+}
+
+/* A streamed body: LEN bytes of DATA in pieces of at most PIECE bytes;
+ * FAIL_AT > 0: the producer fails once that many were given. */
+struct stream_src {
+	const char *data;
+	size_t len, off, piece, fail_at;
+	int calls;
+};
+
+/* http_request.body_read over a struct stream_src. */
+static size_t
+stream_read(char *buf, size_t max, void *arg)
+{
+	struct stream_src *src = arg;
+	size_t n = max < src->piece ? max : src->piece;
+
+	src->calls++;
+	if (src->fail_at > 0 && src->off >= src->fail_at)
+		return 0;
+	if (n > src->len - src->off)
+		n = src->len - src->off;
+	memcpy(buf, src->data + src->off, n);
+	src->off += n;
+	return n;
+}
+
+/* One POST to RS with its body produced by SRC. */
+static enum http_result
+raw_req_stream(struct raw_server *rs, struct stream_src *src)
+{
+	struct http_request req = { 0 };
+	struct http_response resp;
+	enum http_result r;
+	char url[128];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/Tickets", rs->port);
+	req.method = "POST";
+	req.url = url;
+	req.body = "ignored";
+	req.body_len = src->len;
+	req.body_read = stream_read;
+	req.body_arg = src;
+	req.content_type = "application/json";
 	req.total_timeout_ms = 5000;
 	r = http_do(&req, &resp);
 	http_response_clear(&resp);
@@ -731,6 +800,66 @@ test_post_on_dead_reuse_not_resent(void **state)
 	raw_server_stop(&rs);
 }
 
+/* A body from a producer arrives whole (Content-Length, in order); a
+ * producer that fails ends the request HTTP_INTERNAL. */
+static void
+test_streamed_body(void **state)
+{
+	struct raw_server rs;
+	struct stream_src src = { 0 };
+	char *data;
+	size_t i, len = 300007;
+
+	(void)state;
+	http_allow_loopback_http(true);
+	data = malloc(len);
+	assert_non_null(data);
+	for (i = 0; i < len; i++)
+		data[i] = (char)('a' + (i * 7 + i / 1000) % 26);
+	raw_server_start(&rs, NULL, 0);
+	src.data = data;
+	src.len = len;
+	src.piece = 777;
+	assert_int_equal(raw_req_stream(&rs, &src), HTTP_OK);
+	assert_int_equal(src.off, len);
+	pthread_mutex_lock(&rs.lock);
+	assert_int_equal(rs.body_len, len);
+	assert_memory_equal(rs.body, data, len);
+	pthread_mutex_unlock(&rs.lock);
+	memset(&src, 0, sizeof(src));
+	src.data = data;
+	src.len = len;
+	src.piece = 4096;
+	src.fail_at = 10000;
+	assert_int_equal(raw_req_stream(&rs, &src), HTTP_INTERNAL);
+	assert_int_equal(raw_count(&rs, &rs.posts), 1);
+	raw_server_stop(&rs);
+	free(data);
+}
+
+/* The rule of test_post_on_dead_reuse_not_resent holds for a streamed
+ * body: read once, never re-sent on a fresh connection. */
+static void
+test_streamed_on_dead_reuse_not_resent(void **state)
+{
+	static const enum raw_action acts[] = { RAW_ANSWER, RAW_DROP };
+	static const char body[] = "{\"summary\":\"streamed once\"}";
+	struct raw_server rs;
+	struct stream_src src = { .data = body, .len = sizeof(body) - 1,
+	    .piece = 5 };
+
+	(void)state;
+	http_allow_loopback_http(true);
+	raw_server_start(&rs, acts, 2);
+	assert_int_equal(raw_req(&rs, "GET", NULL), HTTP_OK);
+	assert_int_equal(raw_req_stream(&rs, &src), HTTP_UNCERTAIN);
+	usleep(100 * 1000);
+	assert_int_equal(src.off, src.len);     /* never rewound */
+	assert_int_equal(raw_count(&rs, &rs.posts), 1);
+	assert_int_equal(raw_count(&rs, &rs.requests), 2);
+	raw_server_stop(&rs);
+}
+
 /* A server that closed the idle connection: the next GET and POST go on a
  * fresh connection and succeed. */
 static void
@@ -774,6 +903,8 @@ main(void)
 		cmocka_unit_test(test_keepalive_reuse),
 		cmocka_unit_test(test_post_on_dead_reuse_not_resent),
 		cmocka_unit_test(test_idle_closed_by_server),
+		cmocka_unit_test(test_streamed_body),
+		cmocka_unit_test(test_streamed_on_dead_reuse_not_resent),
 	};
 
 	return cmocka_run_group_tests(tests, sim_group_setup, sim_group_teardown);

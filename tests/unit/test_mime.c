@@ -648,6 +648,45 @@ tnef_attr(GByteArray *buf, uint8_t level, uint32_t id, const void *data,
 	g_byte_array_append(buf, tail, 2);
 }
 
+/* Entries in directory DIR other than . and .. */
+static size_t
+dir_entries(const char *dir)
+{
+	struct dirent *e;
+	size_t n = 0;
+	DIR *d = opendir(dir);
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* A (in memory) and B (spilled) hold the same attachments, byte for byte. */
+static void
+same_attachments(const char *what, const struct mime_message *a,
+    const struct mime_message *b)
+{
+	size_t i;
+
+	if (b->n_attachments != a->n_attachments ||
+	    b->truncated != a->truncated)
+		fail_msg("%s: spilled: other attachments", what);
+	for (i = 0; i < a->n_attachments; i++) {
+		const struct mime_attachment *x = &a->attachments[i];
+		const struct mime_attachment *y = &b->attachments[i];
+
+		if (strcmp(x->filename, y->filename) != 0 || x->skip != y->skip ||
+		    x->len != y->len || x->original_len != y->original_len ||
+		    (x->data == NULL) != (y->data == NULL) ||
+		    y->mapped != (y->data != NULL && y->len > 0) ||
+		    (x->len > 0 && memcmp(x->data, y->data, x->len) != 0))
+			fail_msg("%s: spilled: attachment %zu differs", what, i);
+	}
+}
+
 /* A message: a text body and a winmail.dat of LEN bytes at TNEF, read
  * under LIMITS. */
 static struct mime_message *
@@ -807,13 +846,18 @@ test_tnef_corpus(void **state)
 	char *dir = corpus_dir("tnef"), **files, *path, *list, **lines;
 	size_t i, j, k, full = 0, partial = 0, names_ok = 0, names_missing = 0;
 	gsize len;
-	struct mime_message *m;
+	struct mime_limits spill = { 0 };
+	struct mime_message *m, *s;
+	gchar *spill_dir;
 
 	(void)state;
 	if (dir == NULL) {
 		print_message("skipped: " CORPUS_REL "/tnef not found\n");
 		skip();
 	}
+	spill_dir = g_dir_make_tmp("test_mime_tnef.XXXXXX", NULL);
+	assert_non_null(spill_dir);
+	spill.spill_dir = spill_dir;
 	files = list_dir(dir, ".tnef");
 	for (i = 0; files[i] != NULL; i++) {
 		gchar *data;
@@ -823,6 +867,10 @@ test_tnef_corpus(void **state)
 		assert_true(g_file_get_contents(path, &data, &len, NULL));
 		g_free(path);
 		m = extract_with_tnef((const uint8_t *)data, len, NULL);
+		/* unpacked files spilled too: the same bytes */
+		s = extract_with_tnef((const uint8_t *)data, len, &spill);
+		same_attachments(files[i], m, s);
+		mime_message_free(s);
 		g_free(data);
 		kept = find_att(m, "winmail.dat") != NULL;
 		if (kept)
@@ -871,6 +919,9 @@ test_tnef_corpus(void **state)
 		g_free(list);
 		mime_message_free(m);
 	}
+	assert_int_equal(dir_entries(spill_dir), 0);
+	assert_int_equal(rmdir(spill_dir), 0);
+	g_free(spill_dir);
 	print_message("tnef corpus: %zu files, %zu unpacked whole, %zu with "
 	    "winmail.dat kept; %zu listed names found, %zu not\n",
 	    full + partial, full, partial, names_ok, names_missing);
@@ -928,11 +979,16 @@ test_corpus_sweep(void **state)
 	    "eml/thirdparty", "mimekit", NULL };
 	size_t i, j, ok = 0, failed = 0;
 	char *dir, **files, *path;
-	struct mime_message *m;
+	struct mime_limits spill = { 0 };
+	struct mime_message *m, *s;
 	char err[256];
+	gchar *spill_dir;
 	bool any = false;
 
 	(void)state;
+	spill_dir = g_dir_make_tmp("test_mime_sweep.XXXXXX", NULL);
+	assert_non_null(spill_dir);
+	spill.spill_dir = spill_dir;
 	for (i = 0; subs[i] != NULL; i++) {
 		dir = corpus_dir(subs[i]);
 		if (dir == NULL)
@@ -948,6 +1004,13 @@ test_corpus_sweep(void **state)
 			m = NULL;
 			if (mime_extract(path, NULL, &m, err, sizeof(err)) == 0) {
 				check_message(path, m);
+				/* spilled to files: the same attachments */
+				s = NULL;
+				if (mime_extract(path, &spill, &s, err,
+				    sizeof(err)) != 0)
+					fail_msg("%s: with spill_dir: %s", path, err);
+				same_attachments(path, m, s);
+				mime_message_free(s);
 				mime_message_free(m);
 				ok++;
 			} else {
@@ -961,6 +1024,9 @@ test_corpus_sweep(void **state)
 		g_strfreev(files);
 		g_free(dir);
 	}
+	assert_int_equal(dir_entries(spill_dir), 0);
+	assert_int_equal(rmdir(spill_dir), 0);
+	g_free(spill_dir);
 	if (!any) {
 		print_message("skipped: " CORPUS_REL " not found\n");
 		skip();
@@ -1255,6 +1321,134 @@ test_alternative_as_attachment(void **state)
 	mime_message_free(m);
 }
 
+/* spill_dir: every kept attachment is a read-only mapping of an unlinked
+ * file, with the bytes, sizes and skips of the in-memory parse; nothing
+ * is left in the directory; the caps still apply. */
+static void
+test_spill(void **state)
+{
+	struct mime_limits mem = { .max_attachment = 400000, .max_total = 500000 };
+	struct mime_limits disk = mem;
+	struct mime_message *a, *b;
+	unsigned char *raw;
+	const size_t big = 300001;
+	gchar *b64, *msg, *dir;
+	size_t i;
+
+	(void)state;
+	raw = malloc(big);
+	assert_non_null(raw);
+	for (i = 0; i < big; i++)
+		raw[i] = (unsigned char)(i * 131 + (i >> 9));
+	b64 = g_base64_encode(raw, big);
+	msg = g_strdup_printf(
+	    "Subject: spill\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: multipart/mixed; boundary=\"B\"\n"
+	    "\n"
+	    "--B\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "body\n"
+	    "--B\n"
+	    "Content-Type: application/octet-stream; name=\"big.bin\"\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "\n"
+	    "%s\n"
+	    "--B\n"
+	    "Content-Type: application/octet-stream; name=\"empty.bin\"\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "\n"
+	    "--B\n"
+	    "Content-Type: text/csv; name=\"qp.csv\"\n"
+	    "Content-Transfer-Encoding: quoted-printable\n"
+	    "\n"
+	    "a,b=3Dc\n"
+	    "--B\n"
+	    "Content-Type: message/rfc822\n"
+	    "\n"
+	    "Subject: inner\n"
+	    "\n"
+	    "inner body\n"
+	    "--B\n"
+	    "Content-Type: application/octet-stream; name=\"again.bin\"\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "\n"
+	    "%s\n"         /* over max_total */
+	    "--B--\n", b64, b64);
+	dir = g_dir_make_tmp("test_mime_spill.XXXXXX", NULL);
+	assert_non_null(dir);
+	disk.spill_dir = dir;
+	a = extract(msg, &mem);
+	b = extract(msg, &disk);
+	assert_int_equal(dir_entries(dir), 0);      /* unlinked while mapped */
+	assert_int_equal(a->n_attachments, 5);
+	assert_int_equal(b->n_attachments, a->n_attachments);
+	assert_int_equal(b->truncated, a->truncated);
+	for (i = 0; i < a->n_attachments; i++) {
+		const struct mime_attachment *x = &a->attachments[i];
+		const struct mime_attachment *y = &b->attachments[i];
+
+		assert_string_equal(y->filename, x->filename);
+		assert_string_equal(y->content_type, x->content_type);
+		assert_int_equal(y->skip, x->skip);
+		assert_int_equal(y->over_cap, x->over_cap);
+		assert_int_equal(y->original_len, x->original_len);
+		assert_int_equal(y->len, x->len);
+		assert_false(x->mapped);
+		assert_int_equal(y->data == NULL, x->data == NULL);
+		/* kept bytes are mapped; an empty file stays a buffer */
+		assert_int_equal(y->mapped, y->data != NULL && y->len > 0);
+		if (x->data != NULL && x->len > 0)
+			assert_memory_equal(y->data, x->data, x->len);
+	}
+	assert_string_equal(b->attachments[0].filename, "big.bin");
+	assert_int_equal(b->attachments[0].len, big);
+	assert_memory_equal(b->attachments[0].data, raw, big);
+	assert_int_equal(b->attachments[1].len, 0);
+	assert_non_null(b->attachments[1].data);
+	assert_true(b->attachments[3].mapped);     /* the .eml, copied */
+	assert_true(b->attachments[4].over_cap);
+	mime_message_free(a);
+	mime_message_free(b);
+	assert_int_equal(dir_entries(dir), 0);
+	assert_int_equal(rmdir(dir), 0);
+	g_free(dir);
+	g_free(msg);
+	g_free(b64);
+	free(raw);
+}
+
+/* A spill_dir that cannot take the files is an error (-2: may pass
+ * later), never an attachment cut short or dropped; a mail without
+ * attachments does not need it. */
+static void
+test_spill_fails(void **state)
+{
+	struct mime_limits lim = { .spill_dir = "/nonexistent/halo-spill" };
+	struct mime_message *m = NULL;
+	char err[256] = "", *msg;
+	const char *with =
+	    "Subject: x\nMIME-Version: 1.0\n"
+	    "Content-Type: multipart/mixed; boundary=\"B\"\n\n"
+	    "--B\nContent-Type: text/plain\n\nbody\n"
+	    "--B\nContent-Type: application/pdf; name=\"a.pdf\"\n"
+	    "Content-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n"
+	    "--B--\n";
+
+	(void)state;
+	msg = crlf(with);
+	assert_int_equal(mime_extract_mem(msg, strlen(msg), &lim, &m, err,
+	    sizeof(err)), -2);
+	assert_null(m);
+	assert_non_null(strstr(err, "/nonexistent/halo-spill"));
+	free(msg);
+	m = extract("Subject: x\n\nplain body\n", &lim);
+	assert_int_equal(m->n_attachments, 0);
+	assert_string_equal(m->text, "plain body\n");
+	mime_message_free(m);
+}
+
 int
 main(void)
 {
@@ -1282,6 +1476,8 @@ main(void)
 		cmocka_unit_test(test_golden_smaller),
 		cmocka_unit_test(test_duplicate_content_type),
 		cmocka_unit_test(test_alternative_as_attachment),
+		cmocka_unit_test(test_spill),
+		cmocka_unit_test(test_spill_fails),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -513,7 +513,7 @@ test_attachments_again(void **state)
 	struct mime_attachment att[2];
 	struct mime_message m;
 	struct halo_attachment one = { "a.txt", "text/plain",
-	    (const unsigned char *)"aaa", 3, false };
+	    (const unsigned char *)"aaa", 3, false, false };
 	struct halo_attach_result res;
 	struct halo_action_new act = {
 		.ticket_id = 501, .outcome = "Email Received", .note_html = "<p>x</p>",
