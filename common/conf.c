@@ -2047,7 +2047,7 @@ struct conf *conf_load(const char *path, FILE *errs, int *nerrors)
 	p.conf->max_message_size = DEFAULT_MAX_SIZE;
 	p.conf->add_thread_index = false;
 	p.conf->log_level = LOG_INFO;
-	p.conf->workers = 2;
+	p.conf->workers = 8;
 	p.conf->retry_base = 15;
 	p.conf->job_retention = 30;
 	p.conf->job_lease = 300;

@@ -14,7 +14,7 @@
 #   3. rss          daemon peak RSS (VmHWM), 50 concurrent sessions of 20 MB,
 #                   then of 5 MB (fresh daemon each)
 #   4. requests     Halo requests per logged message over a realistic mix
-#                   (mix.py: Postfix -> milter, workers = 2 -> Halo simulator,
+#                   (mix.py: Postfix -> milter, workers = 8 -> Halo simulator,
 #                   reached over https through tlsproxy.py, which counts the
 #                   TLS handshakes; BENCH_TLS=0: plain http)
 #   5. end-to-action  end of message to the action in Halo, simulator adding
@@ -34,7 +34,8 @@
 # (one run, smaller counts, under 3 minutes), BENCH_OUT (default bench/results.json),
 # BENCH_ONLY=pg (only section 7, with the Postfix-alone and SQLite passes of
 # 1 at 20 connections beside it), BENCH_ONLY=rss (only section 6),
-# BENCH_PG=0 (no section 7),
+# BENCH_ONLY=mix (only sections 4 and 5), BENCH_WORKERS (the daemon's
+# workers in sections 4 to 6, default 8 as the daemon), BENCH_PG=0 (no section 7),
 # BUILD. Needs root (it runs a private Postfix, like tests/e2e).
 # shellcheck disable=SC2119  # daemon_stop takes an optional signal
 PYTHONDONTWRITEBYTECODE=1          # no __pycache__ in tests/bench
@@ -65,12 +66,14 @@ LOGRSS_SIZES="1048576 20971520 52428800"
 EOM_CONC=20
 ONLY=${BENCH_ONLY:-}
 case $ONLY in
-""|pg|rss) ;;
-*) echo "bench: BENCH_ONLY is pg, rss or unset" >&2; exit 2 ;;
+""|pg|rss|mix) ;;
+*) echo "bench: BENCH_ONLY is pg, rss, mix or unset" >&2; exit 2 ;;
 esac
 BENCH_PG=${BENCH_PG:-1}
 [ "$ONLY" = pg ] && BENCH_PG=1
 [ "$ONLY" = rss ] && BENCH_PG=0
+[ "$ONLY" = mix ] && BENCH_PG=0
+WORKERS=${BENCH_WORKERS:-8}     # the daemon's workers in sections 4 to 6 (its default)
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench: needs root (runs a private Postfix, like the e2e tests)" >&2
@@ -372,7 +375,7 @@ socket = inet:$MILTER_PORT@127.0.0.1
 state_dir = $MILTER_STATE
 insecure_http = yes
 retry_base = 1
-workers = 2
+workers = $WORKERS
 web_listen = 127.0.0.1:$(pf_free_port)
 max_message_size = 64M
 $CA_LINE
@@ -423,6 +426,40 @@ logrss_section() {
 	done
 }
 
+# mix_section: 4 + 5. the mail mix into the simulator (sim_section_start
+# done): Halo requests per logged mail, TLS handshakes, end to action
+mix_section() {
+	fresh_daemon unix
+	pf_start "$PSPEC" tempfail || die "postfix"
+	token_for alice@msp.example | ctl token import alice@msp.example sim > /dev/null ||
+		die "token import"
+	say "requests per message: $MIX_N messages in $MIX_WAVES waves"
+	[ "$TLS" = 1 ] && { hs0=$(tls_stat handshakes); rs0=$(tls_stat resumed); }
+	python3 "$HERE/mix.py" count "$PF_PORT" "$SIM" "$CTL -c $MILTER_CONF" \
+	    "$MIX_N" "$MIX_WAVES" "$run" "$T/threads.json" > "$T/mix.json" ||
+		die "mix count failed"
+	record requests $run "$(cat "$T/mix.json")"
+	if [ "$TLS" = 1 ]; then
+		record tls $run "$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(json.dumps({"handshakes": int(sys.argv[2]), "resumed": int(sys.argv[3]), "requests": m["api_requests"] + m["auth_requests"], "workers": int(sys.argv[4])}))' \
+		    "$T/mix.json" $(( $(tls_stat handshakes) - hs0 )) $(( $(tls_stat resumed) - rs0 )) "$WORKERS")"
+	fi
+	sim POST /_sim/faults "{\"latency_ms\": $SIM_LATENCY_MS}" > /dev/null
+	say "end to action: $LAT_M messages at $LAT_RATE/s, Halo +${SIM_LATENCY_MS} ms per request"
+	python3 "$HERE/mix.py" latency "$PF_PORT" "$SIM" "$CTL -c $MILTER_CONF" \
+	    "$LAT_M" "$LAT_RATE" "$run" "$T/threads.json" > "$T/lat.json" ||
+		die "mix latency failed"
+	record end_to_action $run "$(cat "$T/lat.json")"
+	say "end to action, burst: $LAT_M messages at once"
+	python3 "$HERE/mix.py" latency "$PF_PORT" "$SIM" "$CTL -c $MILTER_CONF" \
+	    "$LAT_M" 0 "$run" "$T/threads.json" > "$T/lat.json" ||
+		die "mix burst failed"
+	record end_to_action_burst $run "$(cat "$T/lat.json")"
+	failed=$(ctl queue -s failed | grep -c '^[0-9]')
+	[ "$failed" -eq 0 ] || say "warning: $failed failed job(s): $(ctl queue -s failed | head -3)"
+	daemon_stop
+	pf_stop
+}
+
 run=0
 while [ $run -lt "$RUNS" ]; do
 	run=$((run + 1))
@@ -434,6 +471,12 @@ while [ $run -lt "$RUNS" ]; do
 	if [ "$ONLY" = rss ]; then
 		sim_section_start
 		logrss_section
+		sim_section_stop
+		continue
+	fi
+	if [ "$ONLY" = mix ]; then
+		sim_section_start
+		mix_section
 		sim_section_stop
 		continue
 	fi
@@ -496,35 +539,7 @@ while [ $run -lt "$RUNS" ]; do
 
 	# -------------------------------------------- 4 + 5. into the simulator
 	sim_section_start
-	fresh_daemon unix
-	pf_start "$PSPEC" tempfail || die "postfix"
-	token_for alice@msp.example | ctl token import alice@msp.example sim > /dev/null ||
-		die "token import"
-	say "requests per message: $MIX_N messages in $MIX_WAVES waves"
-	[ "$TLS" = 1 ] && { hs0=$(tls_stat handshakes); rs0=$(tls_stat resumed); }
-	python3 "$HERE/mix.py" count "$PF_PORT" "$SIM" "$CTL -c $MILTER_CONF" \
-	    "$MIX_N" "$MIX_WAVES" "$run" "$T/threads.json" > "$T/mix.json" ||
-		die "mix count failed"
-	record requests $run "$(cat "$T/mix.json")"
-	if [ "$TLS" = 1 ]; then
-		record tls $run "$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(json.dumps({"handshakes": int(sys.argv[2]), "resumed": int(sys.argv[3]), "requests": m["api_requests"] + m["auth_requests"], "workers": 2}))' \
-		    "$T/mix.json" $(( $(tls_stat handshakes) - hs0 )) $(( $(tls_stat resumed) - rs0 )))"
-	fi
-	sim POST /_sim/faults "{\"latency_ms\": $SIM_LATENCY_MS}" > /dev/null
-	say "end to action: $LAT_M messages at $LAT_RATE/s, Halo +${SIM_LATENCY_MS} ms per request"
-	python3 "$HERE/mix.py" latency "$PF_PORT" "$SIM" "$CTL -c $MILTER_CONF" \
-	    "$LAT_M" "$LAT_RATE" "$run" "$T/threads.json" > "$T/lat.json" ||
-		die "mix latency failed"
-	record end_to_action $run "$(cat "$T/lat.json")"
-	say "end to action, burst: $LAT_M messages at once"
-	python3 "$HERE/mix.py" latency "$PF_PORT" "$SIM" "$CTL -c $MILTER_CONF" \
-	    "$LAT_M" 0 "$run" "$T/threads.json" > "$T/lat.json" ||
-		die "mix burst failed"
-	record end_to_action_burst $run "$(cat "$T/lat.json")"
-	failed=$(ctl queue -s failed | grep -c '^[0-9]')
-	[ "$failed" -eq 0 ] || say "warning: $failed failed job(s): $(ctl queue -s failed | head -3)"
-	daemon_stop
-	pf_stop
+	mix_section
 
 	# -------------------------------------------- 6. peak RSS while logging
 	logrss_section

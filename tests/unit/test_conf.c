@@ -585,7 +585,7 @@ static void test_tenant_defaults(void **state)
 	assert_int_equal(t->closed_tickets, CONF_CLOSED_REOPEN);
 	assert_int_equal(t->reopen_status_id, 0);
 	assert_int_equal(t->ticket_status_ttl, 300);
-	assert_int_equal(l.conf->workers, 2);
+	assert_int_equal(l.conf->workers, 8);
 	assert_int_equal(l.conf->retry_base, 15);
 	assert_int_equal(l.conf->job_lease, 300);
 	assert_int_equal(l.conf->job_retention, 30);
