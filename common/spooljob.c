@@ -23,6 +23,7 @@
 #define SPOOLJOB_VERSION    1
 #define SPOOLJOB_ROWS_MAX   64      /* tenants a message can have rows in */
 #define SPOOLJOB_TEXT_MAX   (64u * 1024)
+#define SPOOLJOB_PRINT_GUESS 4096
 
 /* Add KEY: V (a string, or null) to OBJ. */
 static bool
@@ -85,7 +86,12 @@ spooljob_encode(const struct store_job_new *rows, size_t n,
 			cJSON_Delete(o);
 			goto out;
 		}
-	out = cJSON_PrintUnformatted(root);
+	/* most fit 4 KiB: printed once, without growing a buffer */
+	if ((out = malloc(SPOOLJOB_PRINT_GUESS)) != NULL &&
+	    !cJSON_PrintPreallocated(root, out, SPOOLJOB_PRINT_GUESS, false)) {
+		free(out);
+		out = cJSON_PrintUnformatted(root);
+	}
 	if (out != NULL && strlen(out) > SPOOL_TRAILER_MAX) {
 		free(out);              /* the caller commits without one */
 		out = NULL;
