@@ -1711,6 +1711,25 @@ store_purge_exec(struct store *st, const char *sql, time_t before,
 	return step == STORE_STEP_DONE;
 }
 
+/* A shared store's message bytes older than BEFORE that no job names (a
+ * duplicate's copy: the bytes go in with the rows, whose insert then finds
+ * the job already there); lock and transaction held. */
+static bool
+store_purge_orphans(struct store *st, time_t before)
+{
+	struct store_stmt *stmt;
+	int step;
+
+	if ((stmt = sq_prepare(st, "DELETE FROM messages WHERE created < ?1"
+	    " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.spool ="
+	    " messages.name)")) == NULL)
+		return false;
+	sq_int(stmt, 1, (int64_t)before);
+	step = sq_step(stmt);
+	sq_finalize(stmt);
+	return step == STORE_STEP_DONE;
+}
+
 /* Delete a batch of finished jobs (store.h). */
 enum store_status
 store_jobs_purge(struct store *st, time_t before, unsigned batch, unsigned *n,
@@ -1785,6 +1804,8 @@ store_jobs_purge(struct store *st, time_t before, unsigned batch, unsigned *n,
 		goto out;
 	if (!store_purge_exec(st, "DELETE FROM jobs WHERE " STORE_PURGE_WHERE,
 	    before, last, &changes))
+		goto out;
+	if (st->drv->shared && !store_purge_orphans(st, before))
 		goto out;
 	ok = sq_commit(st) == 0;
 out:

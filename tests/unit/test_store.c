@@ -1614,7 +1614,9 @@ test_purge(void **state)
 	    " '<done-new@x>'");
 	if (f->pg)
 		exec_sql(f->db, "INSERT INTO messages (name, size, created, data)"
-		    " VALUES ('c.eml', 1, 1, 'c'), ('shared.eml', 1, 1, 's')");
+		    " VALUES ('c.eml', 1, 1, 'c'), ('shared.eml', 1, 1, 's'),"
+		    " ('orphan.eml', 1, 1, 'o'), ('fresh-orphan.eml', 1, 5000,"
+		    " 'f')");
 
 	assert_int_equal(store_jobs_purge(f->st, 1000, 0, &n, NULL, NULL),
 	    STORE_OK);
@@ -1677,6 +1679,12 @@ test_purge(void **state)
 		    STORE_NOT_FOUND);
 		assert_int_equal(store_message_fetch(f->st, "shared.eml", path),
 		    STORE_OK);
+		/* bytes no job ever named go once older than the cut-off
+		 * (an end of message that failed after writing them) */
+		assert_int_equal(store_message_fetch(f->st, "orphan.eml", path),
+		    STORE_NOT_FOUND);
+		assert_int_equal(store_message_fetch(f->st, "fresh-orphan.eml",
+		    path), STORE_OK);
 	}
 }
 
