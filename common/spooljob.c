@@ -10,7 +10,6 @@
 #include "spooljob.h"
 
 #include <cJSON.h>
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -238,8 +237,8 @@ spooljob_free(struct spooljob *sj)
 }
 
 /* Restore the rows of one file NAME no job names: 1 when restored, 0 when
- * left (no trailer, or the message already has a ticket), -1 when the
- * trailer is damaged, -2 when the store failed. */
+ * not (no trailer, the message already has a ticket, or only duplicates),
+ * -1 when the trailer is damaged, -2 when the store failed. */
 static int
 spooljob_restore(const char *spool_dir, struct store *st, const char *name)
 {
@@ -260,9 +259,15 @@ spooljob_restore(const char *spool_dir, struct store *st, const char *name)
 	for (i = 0; i < sj->n; i++) {
 		/* a job purged once done keeps its ticket in the thread
 		 * index: that message is in Halo, never log it again */
-		if (store_ticket_by_msgid(st, sj->rows[i].tenant,
-		    sj->rows[i].message_id, &ticket) == STORE_OK) {
+		switch (store_ticket_by_msgid(st, sj->rows[i].tenant,
+		    sj->rows[i].message_id, &ticket)) {
+		case STORE_OK:
 			rc = 0;
+			goto out;
+		case STORE_NOT_FOUND:
+			break;
+		default:
+			rc = -2;
 			goto out;
 		}
 		sj->rows[i].spool = name;
@@ -274,7 +279,11 @@ spooljob_restore(const char *spool_dir, struct store *st, const char *name)
 	rc = -2;
 	if (res != NULL && ids != NULL && store_jobs_add(st, sj->rows, sj->n,
 	    res, ids, sj->conv_msgid, sj->conv_key) == STORE_OK)
-		rc = 1;
+		/* all duplicates: a job of another copy is there (this copy's
+		 * file was to go), so the file is an orphan */
+		for (rc = 0, i = 0; i < sj->n; i++)
+			if (res[i] == STORE_OK)
+				rc = 1;
 out:
 	free(res);
 	free(ids);
@@ -283,49 +292,52 @@ out:
 	return rc;
 }
 
-/* Start-up: restore the rows of committed files no job names. */
+/* spool_recover()'s question for one committed file, NAME: keep it? Yes
+ * when a job names it, when its trailer's rows were restored, or on doubt
+ * (the store failing: R->failed, and the daemon does not start). */
+static bool
+spooljob_keep(const char *name, void *arg)
+{
+	struct spooljob_recovery *r = arg;
+	bool used = true;
+
+	if (store_spool_used(r->st, name, &used) != STORE_OK) {
+		r->failed = true;
+		return true;
+	}
+	if (used)
+		return true;
+	switch (spooljob_restore(r->spool_dir, r->st, name)) {
+	case 1:
+		r->restored++;
+		return true;
+	case -1:
+		r->damaged++;
+		log_warnx("spool recovery: %s has no usable job rows;"
+		    " it is removed as an orphan", name);
+		return false;
+	case -2:
+		r->failed = true;
+		return true;
+	default:
+		return false;           /* no rows, or in Halo already */
+	}
+}
+
+/* Start-up recovery of the spool (see spooljob.h). */
 int
 spooljob_recover(const char *spool_dir, struct store *st,
-    unsigned *restored, unsigned *damaged)
+    struct spooljob_recovery *out)
 {
-	char dir[PATH_MAX];
-	struct dirent *de;
-	DIR *d;
-	bool used;
-	int r;
-
-	*restored = 0;
-	*damaged = 0;
-	if (snprintf(dir, sizeof(dir), "%s/msg", spool_dir) >= (int)sizeof(dir)) {
-		errno = ENAMETOOLONG;
+	memset(out, 0, sizeof(*out));
+	out->st = st;
+	out->spool_dir = spool_dir;
+	if (spool_recover(spool_dir, spooljob_keep, out, &out->tmp_removed,
+	    &out->orphans) != 0)
+		return -1;
+	if (out->failed) {
+		errno = EIO;
 		return -1;
 	}
-	if ((d = opendir(dir)) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (store_spool_used(st, de->d_name, &used) != STORE_OK) {
-			closedir(d);
-			errno = EIO;
-			return -1;
-		}
-		if (used)
-			continue;
-		r = spooljob_restore(spool_dir, st, de->d_name);
-		if (r == -2) {
-			closedir(d);
-			errno = EIO;
-			return -1;
-		}
-		if (r > 0)
-			(*restored)++;
-		else if (r < 0) {
-			(*damaged)++;
-			log_warnx("spool recovery: %s has no usable job rows;"
-			    " it is removed as an orphan", de->d_name);
-		}
-	}
-	closedir(d);
 	return 0;
 }

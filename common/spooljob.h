@@ -38,14 +38,24 @@ struct spooljob *spooljob_decode(const char *json, size_t len);
 struct spooljob *spooljob_free(struct spooljob *sj);
 
 /*
- * Before spool_recover(): for each committed file in SPOOL_DIR no job
- * names, add the rows of its trailer to ST. *RESTORED counts the files
- * whose rows were added, *DAMAGED those whose trailer could not be read
- * (logged; spool_recover() then removes them as orphans). A file without
- * a trailer is left alone. -1 with errno when the directory cannot be read
- * or the store fails (the daemon must not start and remove the files).
+ * Start-up recovery of the spool at SPOOL_DIR, for the daemon, before any
+ * mail: spool_recover() with this rule for each committed file: kept when
+ * a job names it, or when its trailer's rows could be added to ST (they
+ * are not when the message already has a ticket); else removed as an
+ * orphan, as is everything in tmp/. OUT gets the counts: files whose rows
+ * were restored, whose trailer could not be read (logged), and what
+ * spool_recover() removed. -1 with errno when the spool cannot be read or
+ * the store fails (then the daemon must not start; no file the store
+ * could not answer for is removed).
  */
+struct spooljob_recovery {
+	unsigned restored, damaged, tmp_removed, orphans;
+	/* the sweep's own */
+	struct store *st;
+	const char *spool_dir;
+	bool failed;
+};
 int spooljob_recover(const char *spool_dir, struct store *st,
-    unsigned *restored, unsigned *damaged);
+    struct spooljob_recovery *out);
 
 #endif

@@ -66,17 +66,6 @@ usage(FILE *out, int status)
 	exit(status);
 }
 
-/* Spool recovery callback: keep a file when a job uses it (or on doubt). */
-static bool
-main_spool_used(const char *name, void *arg)
-{
-	bool used = true;
-
-	if (store_spool_used((struct store *)arg, name, &used) != STORE_OK)
-		return true;
-	return used;
-}
-
 /* Create DIR (mode 0750) when missing; chown to UID/GID when given. */
 static int
 main_mkdir(const char *dir, uid_t uid, gid_t gid, bool chown_it)
@@ -480,8 +469,8 @@ main(int argc, char **argv)
 	struct statedir_keys keys;
 	char err[1024];
 	char hostname[256];
-	unsigned tmp_removed = 0, orphans = 0, posting = 0, restored = 0;
-	unsigned damaged = 0;
+	unsigned requeued = 0, posting = 0;
+	struct spooljob_recovery rec;
 	int ch, nerrors = 0, rc = 1, milter_rc = 1;
 
 	if (argc > 1 && strcmp(argv[1], "--help") == 0)
@@ -612,28 +601,24 @@ main(int argc, char **argv)
 		log_warn("cannot create spool %s", sd.spool);
 		goto out;
 	}
-	/* rows a power cut lost come back from their files' trailers */
-	if (spooljob_recover(sd.spool, store, &restored, &damaged) != 0) {
+	/* rows a power cut lost come back from their files' trailers; then
+	 * unfinished and orphaned files go */
+	if (spooljob_recover(sd.spool, store, &rec) != 0) {
 		log_warn("spool recovery: cannot read %s or the store", sd.spool);
 		goto out;
 	}
-	if (restored || damaged)
+	if (rec.restored || rec.damaged)
 		log_notice("spool recovery: the jobs of %u message%s restored"
 		    " from the spool (their commit was lost), %u file%s"
-		    " unreadable", restored, restored == 1 ? "" : "s", damaged,
-		    damaged == 1 ? "" : "s");
-	if (spool_recover(sd.spool, main_spool_used, store, &tmp_removed,
-	    &orphans) != 0) {
-		log_warn("cannot read spool %s", sd.spool);
-		goto out;
-	}
-	if (tmp_removed || orphans)
+		    " unreadable", rec.restored, rec.restored == 1 ? "" : "s",
+		    rec.damaged, rec.damaged == 1 ? "" : "s");
+	if (rec.tmp_removed || rec.orphans)
 		log_notice("spool recovery: removed %u unfinished and %u orphaned"
-		    " files", tmp_removed, orphans);
-	if (store_jobs_reset_running(store, WORKER_POST_GRACE, &tmp_removed,
-	    &posting) == STORE_OK && tmp_removed > 0)
+		    " files", rec.tmp_removed, rec.orphans);
+	if (store_jobs_reset_running(store, WORKER_POST_GRACE, &requeued,
+	    &posting) == STORE_OK && requeued > 0)
 		log_notice("recovery: %u job%s interrupted by a stop queued again",
-		    tmp_removed, tmp_removed == 1 ? "" : "s");
+		    requeued, requeued == 1 ? "" : "s");
 	if (posting > 0)
 		log_notice("recovery: %u of them %s posting: checked in Halo %d s"
 		    " after it began (a request may still be in flight)", posting,

@@ -265,15 +265,15 @@ test_recover(void **state)
 	enum store_status res;
 	struct store_job *got;
 	char name[SPOOL_NAME_MAX], name2[SPOOL_NAME_MAX], key[33];
-	unsigned restored, damaged, tmp;
+	struct spooljob_recovery rec;
+	unsigned tmp;
 	int64_t id, id2;
 
 	rows_make(r);
 	spool_with_rows(f, r, 2, name);
-	assert_int_equal(spooljob_recover(f->spool, f->st, &restored,
-	    &damaged), 0);
-	assert_int_equal(restored, 1);
-	assert_int_equal(damaged, 0);
+	assert_int_equal(spooljob_recover(f->spool, f->st, &rec), 0);
+	assert_int_equal(rec.restored, 1);
+	assert_int_equal(rec.damaged, 0);
 	assert_int_equal(store_job_find(f->st, "acme", "<sj@acme.example>",
 	    &id), STORE_OK);
 	assert_int_equal(store_job_get(f->st, id, &got), STORE_OK);
@@ -291,9 +291,16 @@ test_recover(void **state)
 
 	/* a second start finds the rows there: nothing to do, and the
 	 * orphan sweep keeps the file */
-	assert_int_equal(spooljob_recover(f->spool, f->st, &restored,
-	    &damaged), 0);
-	assert_int_equal(restored, 0);
+	assert_int_equal(spooljob_recover(f->spool, f->st, &rec), 0);
+	assert_int_equal(rec.restored, 0);
+	assert_int_equal(rec.orphans, 0);
+
+	/* another copy's file whose rows are all there already (a
+	 * duplicate whose file was to go): nothing restored, it goes */
+	spool_with_rows(f, r, 2, name2);
+	assert_int_equal(spooljob_recover(f->spool, f->st, &rec), 0);
+	assert_int_equal(rec.restored, 0);
+	assert_int_equal(rec.orphans, 1);
 
 	/* a message already logged, whose job retention deleted: never
 	 * again (its ticket is in the thread index) */
@@ -311,20 +318,21 @@ test_recover(void **state)
 	    &id), STORE_NOT_FOUND);
 	r[0].message_id = "<purged@acme.example>";
 	spool_with_rows(f, r, 1, name2);
-	assert_int_equal(spooljob_recover(f->spool, f->st, &restored,
-	    &damaged), 0);
-	assert_int_equal(restored, 0);
+	assert_int_equal(spooljob_recover(f->spool, f->st, &rec), 0);
+	assert_int_equal(rec.restored, 0);
 	assert_int_equal(store_job_find(f->st, "acme", "<purged@acme.example>",
 	    &id), STORE_NOT_FOUND);
+	assert_int_equal(rec.orphans, 1);       /* its file goes */
 }
 
-/* A damaged trailer is reported and its file left to the orphan sweep. */
+/* A damaged trailer is reported and its file removed as an orphan, as is
+ * a file from before trailers that no job names. */
 static void
 test_recover_damaged(void **state)
 {
 	struct fixture *f = *state;
 	struct spool_file *sf;
-	unsigned restored, damaged;
+	struct spooljob_recovery rec;
 	const char *junk = "{\"v\":1,\"rows\":[]}";
 
 	sf = spool_create(f->spool);
@@ -333,16 +341,16 @@ test_recover_damaged(void **state)
 	assert_int_equal(spool_write_trailer(sf, junk, strlen(junk)), 0);
 	assert_int_equal(spool_commit(sf), 0);
 	spool_close(sf);
-	/* and a file from before trailers: no rows, left alone */
+	/* and a file from before trailers: no rows to restore */
 	sf = spool_create(f->spool);
 	assert_non_null(sf);
 	assert_int_equal(spool_write(sf, MSG, sizeof(MSG) - 1), 0);
 	assert_int_equal(spool_commit(sf), 0);
 	spool_close(sf);
-	assert_int_equal(spooljob_recover(f->spool, f->st, &restored,
-	    &damaged), 0);
-	assert_int_equal(restored, 0);
-	assert_int_equal(damaged, 1);
+	assert_int_equal(spooljob_recover(f->spool, f->st, &rec), 0);
+	assert_int_equal(rec.restored, 0);
+	assert_int_equal(rec.damaged, 1);
+	assert_int_equal(rec.orphans, 2);       /* both go */
 }
 
 /* Rows a spool file holds are committed without a sync on SQLite. */
