@@ -33,6 +33,19 @@ spool_mkdir(const char *path)
 	return -1;
 }
 
+/* The directory of unfinished files (see spool.h). */
+int
+spool_tmp_dir(const char *spool_dir, char *out, size_t outsz)
+{
+	int n = snprintf(out, outsz, "%s/tmp", spool_dir);
+
+	if (n < 0 || (size_t)n >= outsz) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
 /* Create the spool tree. */
 int
 spool_init(const char *spool_dir)
@@ -41,7 +54,7 @@ spool_init(const char *spool_dir)
 
 	if (spool_mkdir(spool_dir) != 0)
 		return -1;
-	if (snprintf(path, sizeof(path), "%s/tmp", spool_dir) >= (int)sizeof(path) ||
+	if (spool_tmp_dir(spool_dir, path, sizeof(path)) != 0 ||
 	    spool_mkdir(path) != 0)
 		return -1;
 	if (snprintf(path, sizeof(path), "%s/msg", spool_dir) >= (int)sizeof(path) ||

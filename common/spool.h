@@ -62,6 +62,12 @@ int spool_remove(const char *spool_dir, const char *name);
 const char *spool_name(const struct spool_file *sf);
 uint64_t spool_size(const struct spool_file *sf);
 
+/* The directory of unfinished files (tmp/) into OUT, where other files
+ * that must not outlive a restart may go too (the worker's spilled
+ * attachments: unlinked, and swept by spool_recover() if not). -1 with
+ * ENAMETOOLONG when it does not fit. */
+int spool_tmp_dir(const char *spool_dir, char *out, size_t outsz);
+
 /* Full path of a committed file NAME into OUT. -1 when it does not fit. */
 int spool_path(const char *spool_dir, const char *name, char *out, size_t outsz);
 

@@ -279,8 +279,7 @@ job_post(struct job_ctx *ctx)
 	lim.file_len = ctx->job->size;
 	/* attachments go to unlinked files beside the spool's own, not into
 	 * memory: a worker logging a 50 MB mail stays small (issue 16) */
-	if (snprintf(spill, sizeof(spill), "%s/tmp", ctx->w->spool_dir) >=
-	    (int)sizeof(spill)) {
+	if (spool_tmp_dir(ctx->w->spool_dir, spill, sizeof(spill)) != 0) {
 		snprintf(ctx->reason, sizeof(ctx->reason), "spool path too long");
 		return STEP_FAIL;
 	}
