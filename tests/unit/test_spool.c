@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -382,6 +383,106 @@ test_path_too_long(void **state)
 	assert_int_equal(errno, ENAMETOOLONG);
 }
 
+/* Commits from several threads at once: every file is in msg/ with its
+ * bytes, every commit counted by the grouped directory fsync, which never
+ * runs more fsyncs than commits; then a second spool takes the group over
+ * once it is idle. */
+#define GROUP_THREADS 6
+#define GROUP_FILES   25
+
+struct committer {
+	const char *spool;
+	pthread_barrier_t *go;
+	int who, failed;
+	char names[GROUP_FILES][SPOOL_NAME_MAX];
+};
+
+static void *
+committer_run(void *arg)
+{
+	struct committer *c = arg;
+	char body[64];
+	int i;
+
+	pthread_barrier_wait(c->go);
+	for (i = 0; i < GROUP_FILES; i++) {
+		struct spool_file *sf = spool_create(c->spool);
+
+		snprintf(body, sizeof(body), "Subject: %d-%d\r\n\r\nx\r\n", c->who, i);
+		if (sf == NULL || spool_write(sf, body, strlen(body)) != 0 ||
+		    spool_commit(sf) != 0) {
+			c->failed++;
+			spool_close(sf);
+			continue;
+		}
+		snprintf(c->names[i], SPOOL_NAME_MAX, "%s", spool_name(sf));
+		spool_close(sf);
+	}
+	return NULL;
+}
+
+static void
+test_group_dir_sync(void **state)
+{
+	struct fixture *f = *state;
+	struct committer c[GROUP_THREADS];
+	pthread_t tid[GROUP_THREADS];
+	pthread_barrier_t go;
+	uint64_t syncs0, calls0, syncs, calls;
+	char path[PATH_MAX * 2], want[64], other[PATH_MAX * 2], *got;
+	size_t len;
+	int t, i;
+	struct spool_file *sf;
+
+	assert_int_equal(spool_init(f->spool), 0);
+	spool_sync_stats(&syncs0, &calls0);
+	pthread_barrier_init(&go, NULL, GROUP_THREADS);
+	for (t = 0; t < GROUP_THREADS; t++) {
+		memset(&c[t], 0, sizeof(c[t]));
+		c[t].spool = f->spool;
+		c[t].go = &go;
+		c[t].who = t;
+		assert_int_equal(pthread_create(&tid[t], NULL, committer_run,
+		    &c[t]), 0);
+	}
+	for (t = 0; t < GROUP_THREADS; t++)
+		assert_int_equal(pthread_join(tid[t], NULL), 0);
+	pthread_barrier_destroy(&go);
+	for (t = 0; t < GROUP_THREADS; t++) {
+		assert_int_equal(c[t].failed, 0);
+		for (i = 0; i < GROUP_FILES; i++) {
+			assert_int_equal(spool_path(f->spool, c[t].names[i], path,
+			    sizeof(path)), 0);
+			got = slurp(path, &len);
+			assert_non_null(got);
+			snprintf(want, sizeof(want), "Subject: %d-%d\r\n\r\nx\r\n",
+			    t, i);
+			assert_string_equal(got, want);
+			free(got);
+		}
+	}
+	assert_int_equal(count_files(f->spool, "msg"),
+	    GROUP_THREADS * GROUP_FILES);
+	assert_int_equal(count_files(f->spool, "tmp"), 0);
+	spool_sync_stats(&syncs, &calls);
+	assert_true(calls - calls0 == GROUP_THREADS * GROUP_FILES);
+	assert_true(syncs - syncs0 >= 1 && syncs - syncs0 <= calls - calls0);
+
+	/* another spool: the group follows it */
+	snprintf(other, sizeof(other), "%s/other", f->root);
+	assert_int_equal(spool_init(other), 0);
+	sf = spool_create(other);
+	assert_non_null(sf);
+	assert_int_equal(spool_write(sf, "a", 1), 0);
+	assert_int_equal(spool_commit(sf), 0);
+	assert_int_equal(spool_path(other, spool_name(sf), path, sizeof(path)),
+	    0);
+	assert_true(exists(path));
+	spool_close(sf);
+	spool_sync_stats(&syncs, &calls);
+	assert_true(calls - calls0 == GROUP_THREADS * GROUP_FILES + 1);
+}
+
 int
 main(void)
 {
@@ -395,6 +496,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_create_without_init, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_dir_sync, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_path_too_long, setup, teardown),
 	};
 
