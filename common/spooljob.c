@@ -300,6 +300,7 @@ spooljob_keep(const char *name, void *arg)
 {
 	struct spooljob_recovery *r = arg;
 	bool used = true;
+	char safe[SPOOL_NAME_MAX * 4];
 
 	if (store_spool_used(r->st, name, &used) != STORE_OK) {
 		r->failed = true;
@@ -314,7 +315,8 @@ spooljob_keep(const char *name, void *arg)
 	case -1:
 		r->damaged++;
 		log_warnx("spool recovery: %s has no usable job rows;"
-		    " it is removed as an orphan", name);
+		    " it is removed as an orphan", log_safe(name, safe,
+		    sizeof(safe)));
 		return false;
 	case -2:
 		r->failed = true;
